@@ -1,0 +1,139 @@
+# nnc — a compiler from .nn programs to standalone C.
+#
+#   make            build ./nnc
+#   make demo       install what is missing, build, train mnist_cnn on Fashion-MNIST
+#   make check      install what is missing, build, run every test
+#   make generated  regenerate generated/ from dsl-examples/
+#   make asan-check the tests with nnc and generated code under ASan/UBSan
+#   make install PREFIX=/usr/local DESTDIR=
+#   make deps       install the Debian packages the project needs
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -std=c11 -Wall -Wextra -Werror
+BUILD   ?= build
+PREFIX  ?= /usr/local
+SAN     ?=
+ifeq ($(SAN),1)
+  BUILD := build-asan
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) -Icompiler -I$(BUILD)
+NNC     := $(BUILD)/nnc
+
+COMPILER_SRCS := arena diag ast ir shape train autodiff optim fuse plan lower emit_c emit_main
+COMPILER_OBJS := $(COMPILER_SRCS:%=$(BUILD)/%.o) $(BUILD)/parser.o $(BUILD)/lexer.o \
+                 $(BUILD)/runtime_blob.o
+RUNTIME_CORE  := runtime/nnc_rt.h runtime/rt_rng.c runtime/rt_safetensors.c
+RUNTIME_TRAIN := runtime/rt_data.c runtime/rt_progress.c runtime/rt_trainer.c
+CHECK_LIBS     = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck) -lz -lm
+
+EXAMPLES := $(basename $(notdir $(wildcard dsl-examples/*.nn)))
+
+# Debian packages: to build, to run the demo, to run every test.
+DEPS_BUILD := gcc make flex bison pkg-config check zlib1g-dev
+DEPS_DEMO  := dataset-fashion-mnist
+DEPS_TEST  := python3 python3-numpy python3-torch valgrind
+
+.PHONY: all demo check test deps deps-build deps-demo deps-test generated \
+        check-generated asan-check install clean
+
+all: nnc
+
+nnc: $(NNC)
+	cp $(NNC) nnc
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+$(BUILD)/parser.c $(BUILD)/parser.h: compiler/parser.y | $(BUILD)
+	bison -Wall -Werror -d -o $(BUILD)/parser.c compiler/parser.y
+
+$(BUILD)/lexer.c $(BUILD)/lexer.h: compiler/lexer.l | $(BUILD)
+	flex --header-file=$(BUILD)/lexer.h -o $(BUILD)/lexer.c compiler/lexer.l
+
+$(BUILD)/embed: compiler/embed.c | $(BUILD)
+	$(CC) $(WARN) -O2 -o $@ $<
+
+$(BUILD)/runtime_blob.c: $(BUILD)/embed $(RUNTIME_CORE) $(RUNTIME_TRAIN)
+	( $(BUILD)/embed nnc_runtime_core $(RUNTIME_CORE) && \
+	  $(BUILD)/embed nnc_runtime_train $(RUNTIME_TRAIN) ) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/parser.o: $(BUILD)/parser.c $(BUILD)/lexer.h compiler/nnc.h
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+$(BUILD)/lexer.o: $(BUILD)/lexer.c $(BUILD)/parser.h compiler/nnc.h
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+$(BUILD)/runtime_blob.o: $(BUILD)/runtime_blob.c
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+$(BUILD)/%.o: compiler/%.c compiler/nnc.h compiler/ops.def $(BUILD)/parser.h $(BUILD)/lexer.h
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(NNC): $(COMPILER_OBJS) $(BUILD)/main.o
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lm
+
+# ---- tests ----------------------------------------------------------------
+
+TEST_OBJS := $(BUILD)/check_main.o $(BUILD)/check_frontend.o $(BUILD)/check_compiler.o \
+             $(BUILD)/check_runtime.o $(BUILD)/rt_rng.o $(BUILD)/rt_safetensors.o \
+             $(BUILD)/rt_data.o $(BUILD)/rt_progress.o
+
+$(BUILD)/check_%.o: tests/check_%.c compiler/nnc.h $(BUILD)/parser.h
+	$(CC) $(ALL_CFLAGS) -D_POSIX_C_SOURCE=200809L -Iruntime -c -o $@ $<
+$(BUILD)/rt_%.o: runtime/rt_%.c runtime/nnc_rt.h | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -D_POSIX_C_SOURCE=200809L -Iruntime -c -o $@ $<
+
+$(BUILD)/unit_tests: $(TEST_OBJS) $(COMPILER_OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CHECK_LIBS)
+
+# `make test` runs everything with what is installed; `make check` first
+# installs what is missing.
+test: $(NNC) $(BUILD)/unit_tests
+	NNC=$(NNC) BUILD=$(BUILD) SANFLAGS="$(SANFLAGS)" tests/run_all.sh
+
+check: deps-build deps-test deps-demo
+	$(MAKE) test
+
+asan-check: deps-build deps-test
+	$(MAKE) SAN=1 test
+
+# ---- examples and generated code -------------------------------------------
+
+generated: $(NNC)
+	@for e in $(EXAMPLES); do \
+	  $(NNC) --main dsl-examples/$$e.nn -o generated/$$e.c || exit 1; \
+	done
+	@echo "generated/ is up to date with dsl-examples/ ($(words $(EXAMPLES)) examples)"
+
+demo: deps-build deps-demo
+	$(MAKE) $(NNC)
+	$(NNC) --main dsl-examples/mnist_cnn.nn -o $(BUILD)/mnist_cnn.c
+	$(CC) -O2 -march=native -fopenmp $(WARN) -o $(BUILD)/mnist_cnn $(BUILD)/mnist_cnn.c -lz -lm
+	$(BUILD)/mnist_cnn
+
+# ---- set-up ---------------------------------------------------------------
+
+deps: deps-build deps-demo deps-test
+
+# Installs only what is missing, so a set-up machine does not touch apt.
+define install_missing
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+endef
+
+deps-build:
+	$(call install_missing,$(DEPS_BUILD))
+deps-demo:
+	$(call install_missing,$(DEPS_DEMO))
+deps-test:
+	$(call install_missing,$(DEPS_TEST))
+
+install: $(NNC)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(NNC) $(DESTDIR)$(PREFIX)/bin/nnc
+
+clean:
+	rm -rf build build-asan nnc

@@ -1,0 +1,603 @@
+/* lower.c — each kernel becomes a C function with a literal loop nest.
+ *
+ * requires: kernels formed, memory planned.
+ * guarantees: one static function per kernel, named after it, whose
+ * loop bounds, strides and shapes are all literals; the reductions run
+ * in a fixed order (no atomics), so a given thread count always gives
+ * the same bits. OpenMP pragmas only appear where a loop has enough
+ * work to pay for waking the threads.
+ *
+ * A kernel's arguments are its buffers, inputs first, then its result;
+ * update kernels also take the learning rate and step-dependent scalars. */
+#include "nnc.h"
+
+#include <string.h>
+
+enum { PARALLEL_WORK = 1 << 15 }; /* multiply-adds worth a parallel region */
+
+/* Names a kernel uses for its inputs and its result, chosen per op so the
+ * generated code reads like the maths: dx = dy * (x > 0). */
+typedef struct Roles {
+    const char *in[4];
+    const char *out;
+} Roles;
+
+static Roles op_roles(OpKind op)
+{
+    switch (op) {
+    case OP_MATMUL: return (Roles){{"A", "B"}, "C"};
+    case OP_BIAS_ADD: return (Roles){{"x", "bias"}, "y"};
+    case OP_RELU_GRAD:
+    case OP_LEAKY_RELU_GRAD: return (Roles){{"dy", "x"}, "dx"};
+    case OP_SIGMOID_GRAD:
+    case OP_TANH_GRAD:
+    case OP_SOFTMAX_GRAD: return (Roles){{"dy", "y"}, "dx"};
+    case OP_BIAS_GRAD: return (Roles){{"dy"}, "dbias"};
+    case OP_MSE:
+    case OP_BCE:
+    case OP_BCE_LOGITS:
+    case OP_SOFTMAX_XENT:
+    case OP_XENT_PROBS: return (Roles){{"pred", "target"}, "loss"};
+    case OP_MSE_GRAD:
+    case OP_BCE_GRAD:
+    case OP_BCE_LOGITS_GRAD:
+    case OP_SOFTMAX_XENT_GRAD:
+    case OP_XENT_PROBS_GRAD: return (Roles){{"pred", "target", "dloss"}, "dpred"};
+    case OP_SGD_UPDATE: return (Roles){{"w", "g", "v"}, NULL};
+    case OP_ADAM_UPDATE: return (Roles){{"w", "g", "m", "v"}, NULL};
+    case OP_FILL: return (Roles){{NULL}, "out"};
+    default: return (Roles){{"x", "y"}, "out"};
+    }
+}
+
+static const char *idx_type(long n)
+{
+    return n < (1L << 31) ? "int" : "long";
+}
+
+static void parallel_for(Emitter *e, long work)
+{
+    if (work >= PARALLEL_WORK)
+        emit(e, "#pragma omp parallel for schedule(static)");
+}
+
+/* ---------------------------------------------------------------- */
+/* signatures and calls                                              */
+
+static void kernel_comment(Emitter *e, const Graph *g, const Kernel *k)
+{
+    const IrOp *o = &g->ops[k->ops[0]];
+    char shape[96];
+    static const char *const phase[] = {"forward", "backward", "update"};
+    emit(e, "/* %s: %s %s -> %s  (%s:%d, %s) */", k->name, op_names[o->op],
+         o->label ? o->label : "", shape_str(&o->shape, shape, sizeof shape),
+         e->o->source, o->loc.line, phase[o->phase]);
+}
+
+static void kernel_params(const Graph *g, const IrOp *o, char *buf, size_t len,
+                          const char *real)
+{
+    Roles r = op_roles(o->op);
+    size_t at = 0;
+    bool update = op_class[o->op] == OC_UPDATE;
+    for (int i = 0; i < o->nin; i++) {
+        const IrOp *in = &g->ops[o->in[i]];
+        bool written = update && i != 1; /* params and state are updated */
+        at += (size_t)snprintf(buf + at, len - at, "%s%s%s *restrict %s",
+                               i ? ", " : "", written ? "" : "const ",
+                               in->dtype == DT_I32 ? "int32_t" : real,
+                               r.in[i]);
+    }
+    if (r.out)
+        at += (size_t)snprintf(buf + at, len - at, "%s%s *restrict %s",
+                               o->nin ? ", " : "", real, r.out);
+    if (o->op == OP_SGD_UPDATE)
+        snprintf(buf + at, len - at, ", double lr, int first_step");
+    else if (o->op == OP_ADAM_UPDATE)
+        snprintf(buf + at, len - at, ", double lr, double bias1, double bias2");
+}
+
+/* Where value v lives, as a C expression in a program function. */
+static void buffer_expr(const Graph *g, const Plan *p, int v, char *buf,
+                        size_t len)
+{
+    int root = v;
+    while (g->ops[root].storage == SG_VIEW)
+        root = g->ops[root].in[0];
+    const IrOp *o = &g->ops[root];
+    switch (o->storage) {
+    case SG_ARENA: snprintf(buf, len, "m->arena + %ld", p->offset[root]); break;
+    case SG_PARAM: snprintf(buf, len, "m->params + %ld", o->offset); break;
+    case SG_GRAD: snprintf(buf, len, "m->grads + %ld", o->offset); break;
+    case SG_STATE: snprintf(buf, len, "m->state + %ld", o->offset); break;
+    case SG_INPUT: snprintf(buf, len, "x"); break;
+    case SG_LABEL: snprintf(buf, len, "y"); break;
+    default: snprintf(buf, len, "NULL"); break;
+    }
+}
+
+void lower_call(Emitter *e, const Graph *g, const Kernel *k, const Plan *p)
+{
+    const IrOp *o = &g->ops[k->ops[0]];
+    char args[1024], one[96];
+    size_t at = 0;
+    args[0] = '\0';
+    for (int i = 0; i < o->nin; i++) {
+        buffer_expr(g, p, o->in[i], one, sizeof one);
+        at += (size_t)snprintf(args + at, sizeof args - at, "%s%s",
+                               i ? ", " : "", one);
+    }
+    if (op_roles(o->op).out) {
+        buffer_expr(g, p, k->ops[0], one, sizeof one);
+        at += (size_t)snprintf(args + at, sizeof args - at, "%s%s",
+                               o->nin ? ", " : "", one);
+    }
+    char b1[48], b2[48];
+    if (o->op == OP_SGD_UPDATE)
+        snprintf(args + at, sizeof args - at, ", m->lr, m->step == 1");
+    else if (o->op == OP_ADAM_UPDATE)
+        snprintf(args + at, sizeof args - at,
+                 ", m->lr, 1.0 - pow(%s, (double)m->step), "
+                 "1.0 - pow(%s, (double)m->step)",
+                 emit_lit(&(Emitter){.real = "double"}, o->attr.opt.beta1, b1,
+                          sizeof b1),
+                 emit_lit(&(Emitter){.real = "double"}, o->attr.opt.beta2, b2,
+                          sizeof b2));
+    emit(e, "%s(%s);", k->name, args);
+}
+
+/* ---------------------------------------------------------------- */
+/* elementwise                                                       */
+
+/* The value of one element of op o's result, given its operands' element
+ * expressions. Kept separate from the loop so fused kernels can nest it. */
+static void ewise_expr(Emitter *e, const IrOp *o, const char *a, const char *b,
+                       char *buf, size_t len)
+{
+    char l1[48], l2[48];
+    const char *zero = e->o->f64 ? "0.0" : "0.0f";
+    const char *one = e->o->f64 ? "1.0" : "1.0f";
+    const char *fn_exp = e->o->f64 ? "exp" : "expf";
+    const char *fn_tanh = e->o->f64 ? "tanh" : "tanhf";
+    const char *fn_log = e->o->f64 ? "log" : "logf";
+    switch (o->op) {
+    case OP_COPY: snprintf(buf, len, "%s", a); break;
+    case OP_ADD: snprintf(buf, len, "%s + %s", a, b); break;
+    case OP_SUB: snprintf(buf, len, "%s - %s", a, b); break;
+    case OP_MUL: snprintf(buf, len, "%s * %s", a, b); break;
+    case OP_DIV: snprintf(buf, len, "%s / %s", a, b); break;
+    case OP_NEG: snprintf(buf, len, "-%s", a); break;
+    case OP_SCALE:
+        snprintf(buf, len, "%s * %s", a, emit_lit(e, o->attr.scale, l1, sizeof l1));
+        break;
+    case OP_RELU: snprintf(buf, len, "%s > %s ? %s : %s", a, zero, a, zero); break;
+    case OP_LEAKY_RELU:
+        snprintf(buf, len, "%s > %s ? %s : %s * %s", a, zero, a,
+                 emit_lit(e, o->attr.alpha, l1, sizeof l1), a);
+        break;
+    case OP_SIGMOID: snprintf(buf, len, "%s / (%s + %s(-%s))", one, one, fn_exp, a); break;
+    case OP_TANH: snprintf(buf, len, "%s(%s)", fn_tanh, a); break;
+    case OP_EXP: snprintf(buf, len, "%s(%s)", fn_exp, a); break;
+    case OP_LOG: snprintf(buf, len, "%s(%s)", fn_log, a); break;
+    case OP_RELU_GRAD: snprintf(buf, len, "%s > %s ? %s : %s", b, zero, a, zero); break;
+    case OP_LEAKY_RELU_GRAD:
+        snprintf(buf, len, "%s > %s ? %s : %s * %s", b, zero, a,
+                 emit_lit(e, o->attr.alpha, l1, sizeof l1), a);
+        break;
+    case OP_SIGMOID_GRAD:
+        snprintf(buf, len, "%s * %s * (%s - %s)", a, b, one, b);
+        break;
+    case OP_TANH_GRAD:
+        snprintf(buf, len, "%s * (%s - %s * %s)", a, one, b, b);
+        break;
+    case OP_FILL:
+        snprintf(buf, len, "%s", emit_lit(e, o->attr.fill, l2, sizeof l2));
+        break;
+    default:
+        snprintf(buf, len, "/* no elementwise form for %s */", op_names[o->op]);
+        break;
+    }
+}
+
+static void lower_ewise(Emitter *e, const IrOp *o, const Roles *r)
+{
+    long n = shape_elems(&o->shape);
+    char a[32], b[32], expr[256];
+    snprintf(a, sizeof a, "%s[i]", r->in[0] ? r->in[0] : "");
+    snprintf(b, sizeof b, "%s[i]", r->in[1] ? r->in[1] : "");
+    ewise_expr(e, o, a, b, expr, sizeof expr);
+    parallel_for(e, n * 4);
+    emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
+    emit(e, "%s[i] = %s;", r->out, expr);
+    emit_close(e, NULL);
+}
+
+/* x[n, c, inner] + bias[c] */
+static void lower_bias_add(Emitter *e, const IrOp *o)
+{
+    int rows = o->shape.dim[0], ch = o->shape.dim[1];
+    long inner = shape_elems(&o->shape) / rows / ch;
+    parallel_for(e, shape_elems(&o->shape) * 4);
+    emit_open(e, "for (int n = 0; n < %d; n++)", rows);
+    emit_open(e, "for (int c = 0; c < %d; c++)", ch);
+    if (inner == 1) {
+        emit(e, "y[n * %d + c] = x[n * %d + c] + bias[c];", ch, ch);
+    } else {
+        emit(e, "const long base = ((long)n * %d + c) * %ld;", ch, inner);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", inner);
+        emit(e, "y[base + j] = x[base + j] + bias[c];");
+        emit_close(e, NULL);
+    }
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* dbias[c] = sum over n and inner of dy[n, c, inner], in a fixed order */
+static void lower_bias_grad(Emitter *e, const Graph *g, const IrOp *o)
+{
+    const IrOp *dy = &g->ops[o->in[0]];
+    int rows = dy->shape.dim[0], ch = dy->shape.dim[1];
+    long inner = shape_elems(&dy->shape) / rows / ch;
+    parallel_for(e, shape_elems(&dy->shape));
+    emit_open(e, "for (int c = 0; c < %d; c++)", ch);
+    emit(e, "%s acc = 0;", e->real);
+    emit_open(e, "for (int n = 0; n < %d; n++)", rows);
+    if (inner == 1) {
+        emit(e, "acc += dy[n * %d + c];", ch);
+    } else {
+        emit(e, "const %s *row = dy + ((long)n * %d + c) * %ld;", e->real, ch,
+             inner);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", inner);
+        emit(e, "acc += row[j];");
+        emit_close(e, NULL);
+    }
+    emit_close(e, NULL);
+    emit(e, "dbias[c] = acc;");
+    emit_close(e, NULL);
+}
+
+static void lower_sum(Emitter *e, const Graph *g, const IrOp *o)
+{
+    long n = shape_elems(&g->ops[o->in[0]].shape);
+    emit(e, "double acc = 0;");
+    emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
+    emit(e, "acc += x[i];");
+    emit_close(e, NULL);
+    emit(e, "out[0] = (%s)acc;", e->real);
+}
+
+/* ---------------------------------------------------------------- */
+/* matrix products                                                   */
+
+/* C[M,N] = op(A)[M,K] op(B)[K,N]. Rows of C are independent, so they are
+ * the parallel dimension; each element is summed over k in order. */
+static void lower_matmul(Emitter *e, const Graph *g, const IrOp *o)
+{
+    const IrOp *A = &g->ops[o->in[0]], *B = &g->ops[o->in[1]];
+    bool ta = o->attr.mm.ta, tb = o->attr.mm.tb;
+    long arows = A->shape.dim[0], acols = shape_elems(&A->shape) / arows;
+    long brows = B->shape.dim[0], bcols = shape_elems(&B->shape) / brows;
+    long M = ta ? acols : arows, K = ta ? arows : acols;
+    long N = tb ? brows : bcols;
+    char aik[64];
+    if (ta)
+        snprintf(aik, sizeof aik, "A[(long)k * %ld + i]", M);
+    else
+        snprintf(aik, sizeof aik, "A[(long)i * %ld + k]", K);
+    emit(e, "/* C[%ld, %ld] = %s[%ld, %ld] * %s[%ld, %ld] */", M, N,
+         ta ? "A^T" : "A", M, K, tb ? "B^T" : "B", K, N);
+    parallel_for(e, M * N * K);
+    emit_open(e, "for (int i = 0; i < %ld; i++)", M);
+    if (!tb) {
+        emit(e, "%s *restrict c = C + (long)i * %ld;", e->real, N);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
+        emit(e, "c[j] = 0;");
+        emit_close(e, NULL);
+        emit_open(e, "for (int k = 0; k < %ld; k++)", K);
+        emit(e, "const %s a = %s;", e->real, aik);
+        emit(e, "const %s *restrict b = B + (long)k * %ld;", e->real, N);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
+        emit(e, "c[j] += a * b[j];");
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+    } else {
+        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
+        emit(e, "const %s *restrict b = B + (long)j * %ld;", e->real, K);
+        emit(e, "%s acc = 0;", e->real);
+        emit_open(e, "for (int k = 0; k < %ld; k++)", K);
+        emit(e, "acc += %s * b[k];", aik);
+        emit_close(e, NULL);
+        emit(e, "C[(long)i * %ld + j] = acc;", N);
+        emit_close(e, NULL);
+    }
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
+/* rows: softmax                                                     */
+
+static void row_loop(Emitter *e, const IrOp *o, long *rows, long *width)
+{
+    *width = o->shape.dim[o->shape.rank - 1];
+    *rows = shape_elems(&o->shape) / *width;
+    parallel_for(e, *rows * *width * 8);
+    emit_open(e, "for (int r = 0; r < %ld; r++)", *rows);
+}
+
+static void lower_softmax(Emitter *e, const IrOp *o)
+{
+    long rows, w;
+    const char *fexp = e->o->f64 ? "exp" : "expf";
+    row_loop(e, o, &rows, &w);
+    emit(e, "const %s *row = x + (long)r * %ld;", e->real, w);
+    emit(e, "%s *res = out + (long)r * %ld;", e->real, w);
+    emit(e, "%s max = row[0];", e->real);
+    emit_open(e, "for (int j = 1; j < %ld; j++)", w);
+    emit(e, "max = row[j] > max ? row[j] : max;");
+    emit_close(e, NULL);
+    emit(e, "%s sum = 0;", e->real);
+    emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+    emit(e, "res[j] = %s(row[j] - max);", fexp);
+    emit(e, "sum += res[j];");
+    emit_close(e, NULL);
+    emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+    emit(e, "res[j] /= sum;");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* dx = y * (dy - sum(dy * y)) per row */
+static void lower_softmax_grad(Emitter *e, const IrOp *o)
+{
+    long rows, w;
+    row_loop(e, o, &rows, &w);
+    emit(e, "const long base = (long)r * %ld;", w);
+    emit(e, "%s dot = 0;", e->real);
+    emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+    emit(e, "dot += dy[base + j] * y[base + j];");
+    emit_close(e, NULL);
+    emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+    emit(e, "dx[base + j] = y[base + j] * (dy[base + j] - dot);");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
+/* losses (means, as PyTorch's default reduction)                     */
+
+static const char *fn(Emitter *e, const char *name)
+{
+    /* the float variants of libm, under --dtype f64 the double ones */
+    static const char *const f32[][2] = {{"exp", "expf"}, {"log", "logf"},
+        {"fmax", "fmaxf"}, {"log1p", "log1pf"}, {"fabs", "fabsf"}};
+    for (size_t i = 0; i < sizeof f32 / sizeof f32[0]; i++)
+        if (strcmp(f32[i][0], name) == 0)
+            return e->o->f64 ? f32[i][0] : f32[i][1];
+    return name;
+}
+
+/* Per-row log-sum-exp of the scores: the stable way to a softmax. */
+static void emit_row_lse(Emitter *e, long w)
+{
+    emit(e, "const %s *z = pred + (long)r * %ld;", e->real, w);
+    emit(e, "%s max = z[0];", e->real);
+    emit_open(e, "for (int j = 1; j < %ld; j++)", w);
+    emit(e, "max = z[j] > max ? z[j] : max;");
+    emit_close(e, NULL);
+    emit(e, "double sum = 0;");
+    emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+    emit(e, "sum += exp((double)(z[j] - max));");
+    emit_close(e, NULL);
+    emit(e, "const double lse = (double)max + log(sum);");
+}
+
+static void lower_xent(Emitter *e, const Graph *g, const IrOp *o)
+{
+    const IrOp *p = &g->ops[o->in[0]];
+    long w = p->shape.dim[p->shape.rank - 1], rows = shape_elems(&p->shape) / w;
+    bool soft = o->attr.loss.soft, probs = o->op == OP_XENT_PROBS;
+    emit(e, "double total = 0;");
+    emit_open(e, "for (int r = 0; r < %ld; r++)", rows);
+    if (probs) {
+        /* probabilities are clipped as Keras does, so log never sees 0 */
+        emit(e, "const %s *q = pred + (long)r * %ld;", e->real, w);
+        if (soft) {
+            emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+            emit(e, "total -= (double)target[(long)r * %ld + j] * "
+                 "log(fmax((double)q[j], 1e-7));", w);
+            emit_close(e, NULL);
+        } else {
+            emit(e, "total -= log(fmax((double)q[target[r]], 1e-7));");
+        }
+    } else {
+        emit_row_lse(e, w);
+        if (soft) {
+            emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+            emit(e, "total += (double)target[(long)r * %ld + j] * (lse - z[j]);",
+                 w);
+            emit_close(e, NULL);
+        } else {
+            emit(e, "total += lse - (double)z[target[r]];");
+        }
+    }
+    emit_close(e, NULL);
+    emit(e, "loss[0] = (%s)(total / %ld);", e->real, rows);
+}
+
+static void lower_xent_grad(Emitter *e, const Graph *g, const IrOp *o)
+{
+    const IrOp *p = &g->ops[o->in[0]];
+    long w = p->shape.dim[p->shape.rank - 1], rows = shape_elems(&p->shape) / w;
+    bool soft = o->attr.loss.soft, probs = o->op == OP_XENT_PROBS_GRAD;
+    char lit[48];
+    emit(e, "const %s scale = dloss[0] / %s;", e->real,
+         emit_lit(e, (double)rows, lit, sizeof lit));
+    parallel_for(e, rows * w * 8);
+    emit_open(e, "for (int r = 0; r < %ld; r++)", rows);
+    emit(e, "%s *d = dpred + (long)r * %ld;", e->real, w);
+    if (probs) {
+        emit(e, "const %s *q = pred + (long)r * %ld;", e->real, w);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+        if (soft)
+            emit(e, "d[j] = q[j] > 1e-7 ? -scale * target[(long)r * %ld + j] / "
+                 "q[j] : 0;", w);
+        else
+            emit(e, "d[j] = j == target[r] && q[j] > 1e-7 ? -scale / q[j] : 0;");
+        emit_close(e, NULL);
+    } else {
+        emit_row_lse(e, w);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+        emit(e, "const %s p = (%s)exp((double)z[j] - lse);", e->real, e->real);
+        if (soft)
+            emit(e, "d[j] = scale * (p - target[(long)r * %ld + j]);", w);
+        else
+            emit(e, "d[j] = scale * (p - (j == target[r]));");
+        emit_close(e, NULL);
+    }
+    emit_close(e, NULL);
+}
+
+static void lower_pointwise_loss(Emitter *e, const Graph *g, const IrOp *o)
+{
+    long n = shape_elems(&g->ops[o->in[0]].shape);
+    emit(e, "double total = 0;");
+    emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
+    emit(e, "const double p = pred[i], t = target[i];");
+    switch (o->op) {
+    case OP_MSE:
+        emit(e, "total += (p - t) * (p - t);");
+        break;
+    case OP_BCE:
+        /* PyTorch clamps each log at -100 so p = 0 or 1 stays finite */
+        emit(e, "total -= t * fmax(log(p), -100.0) + (1 - t) * "
+             "fmax(log(1 - p), -100.0);");
+        break;
+    default: /* BCE_LOGITS, in the form that never overflows */
+        emit(e, "total += fmax(p, 0.0) - p * t + log1p(exp(-fabs(p)));");
+        break;
+    }
+    emit_close(e, NULL);
+    emit(e, "loss[0] = (%s)(total / %ld);", e->real, n);
+}
+
+static void lower_pointwise_loss_grad(Emitter *e, const IrOp *o)
+{
+    long n = shape_elems(&o->shape);
+    char lit[48];
+    emit(e, "const %s scale = dloss[0] / %s;", e->real,
+         emit_lit(e, (double)n, lit, sizeof lit));
+    parallel_for(e, n * 8);
+    emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
+    emit(e, "const %s p = pred[i], t = target[i];", e->real);
+    switch (o->op) {
+    case OP_MSE_GRAD:
+        emit(e, "dpred[i] = scale * 2 * (p - t);");
+        break;
+    case OP_BCE_GRAD:
+        emit(e, "dpred[i] = scale * (p - t) / %s((1 - p) * p, %s);",
+             fn(e, "fmax"), e->o->f64 ? "1e-12" : "1e-12f");
+        break;
+    default:
+        emit(e, "dpred[i] = scale * (1 / (1 + %s(-p)) - t);", fn(e, "exp"));
+        break;
+    }
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
+/* optimizer updates, PyTorch's formulas                             */
+
+static void lower_sgd(Emitter *e, const IrOp *o)
+{
+    const OptimSpec *s = &o->attr.opt;
+    long n = shape_elems(&o->shape);
+    char l1[48], l2[48];
+    if (s->momentum == 0)
+        emit(e, "(void)first_step; /* no momentum buffer to start */");
+    parallel_for(e, n * 4);
+    emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
+    emit(e, "double d = g[i];");
+    if (s->weight_decay != 0)
+        emit(e, "d += %s * w[i];", emit_lit(&(Emitter){.real = "double", .o = e->o},
+                                            s->weight_decay, l1, sizeof l1));
+    if (s->momentum != 0) {
+        Emitter de = {.real = "double", .o = e->o};
+        emit(e, "v[i] = first_step ? (%s)d : (%s)(%s * v[i] + %s * d);",
+             e->real, e->real, emit_lit(&de, s->momentum, l1, sizeof l1),
+             emit_lit(&de, 1 - s->dampening, l2, sizeof l2));
+        if (s->nesterov)
+            emit(e, "d += %s * v[i];", l1);
+        else
+            emit(e, "d = v[i];");
+    }
+    emit(e, "w[i] -= (%s)(lr * d);", e->real);
+    emit_close(e, NULL);
+}
+
+static void lower_adam(Emitter *e, const IrOp *o)
+{
+    const OptimSpec *s = &o->attr.opt;
+    long n = shape_elems(&o->shape);
+    Emitter de = {.real = "double", .o = e->o};
+    char b1[48], b2[48], c1[48], c2[48], eps[48], wd[48];
+    emit_lit(&de, s->beta1, b1, sizeof b1);
+    emit_lit(&de, s->beta2, b2, sizeof b2);
+    emit_lit(&de, 1 - s->beta1, c1, sizeof c1);
+    emit_lit(&de, 1 - s->beta2, c2, sizeof c2);
+    emit_lit(&de, s->eps, eps, sizeof eps);
+    emit_lit(&de, s->weight_decay, wd, sizeof wd);
+    emit(e, "const double step_size = lr / bias1, root_bias2 = sqrt(bias2);");
+    parallel_for(e, n * 8);
+    emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
+    emit(e, "double d = g[i];");
+    if (s->weight_decay != 0 && s->decoupled)
+        emit(e, "w[i] *= (%s)(1 - lr * %s);", e->real, wd);
+    else if (s->weight_decay != 0)
+        emit(e, "d += %s * w[i];", wd);
+    emit(e, "m[i] = (%s)(%s * m[i] + %s * d);", e->real, b1, c1);
+    emit(e, "v[i] = (%s)(%s * v[i] + %s * d * d);", e->real, b2, c2);
+    emit(e, "w[i] -= (%s)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 "
+         "+ %s));", e->real, eps);
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
+
+static void lower_body(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Roles r = op_roles(o->op);
+    switch (o->op) {
+    case OP_MATMUL: lower_matmul(e, g, o); break;
+    case OP_BIAS_ADD: lower_bias_add(e, o); break;
+    case OP_BIAS_GRAD: lower_bias_grad(e, g, o); break;
+    case OP_SUM: lower_sum(e, g, o); break;
+    case OP_SOFTMAX: lower_softmax(e, o); break;
+    case OP_SOFTMAX_GRAD: lower_softmax_grad(e, o); break;
+    case OP_SOFTMAX_XENT:
+    case OP_XENT_PROBS: lower_xent(e, g, o); break;
+    case OP_SOFTMAX_XENT_GRAD:
+    case OP_XENT_PROBS_GRAD: lower_xent_grad(e, g, o); break;
+    case OP_MSE:
+    case OP_BCE:
+    case OP_BCE_LOGITS: lower_pointwise_loss(e, g, o); break;
+    case OP_MSE_GRAD:
+    case OP_BCE_GRAD:
+    case OP_BCE_LOGITS_GRAD: lower_pointwise_loss_grad(e, o); break;
+    case OP_SGD_UPDATE: lower_sgd(e, o); break;
+    case OP_ADAM_UPDATE: lower_adam(e, o); break;
+    default: lower_ewise(e, o, &r); break;
+    }
+}
+
+void lower_kernel(Emitter *e, const Graph *g, const Kernel *k)
+{
+    const IrOp *o = &g->ops[k->ops[0]];
+    char params[1024];
+    kernel_params(g, o, params, sizeof params, e->real);
+    kernel_comment(e, g, k);
+    emit(e, "static void %s(%s)", k->name, params);
+    emit_open(e, "%s", "");
+    lower_body(e, g, o);
+    emit_close(e, NULL);
+    emit_blank(e);
+}

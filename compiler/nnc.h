@@ -1,0 +1,492 @@
+/* nnc.h — the one internal header of the nnc compiler.
+ *
+ * One banner section per pipeline stage, in pipeline order:
+ *   arena -> diag -> ast (lexer.l, parser.y) -> shape -> ir -> autodiff
+ *   -> optim -> fuse -> plan -> emit_c -> main
+ * Data structures first, then the functions each stage exports.
+ */
+#ifndef NNC_H
+#define NNC_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ===================================================================
+ * arena.c — bump allocation; everything in a compilation lives in one
+ * arena that is freed at exit, so LeakSanitizer stays meaningful.
+ * =================================================================== */
+
+typedef struct ArenaBlock ArenaBlock;
+typedef struct Arena {
+    ArenaBlock *head; /* newest block first */
+} Arena;
+
+void *arena_alloc(Arena *a, size_t size);           /* zeroed, 16-aligned */
+char *arena_strdup(Arena *a, const char *s);
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_printf(Arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void arena_free(Arena *a);
+#define ARENA_NEW(a, T) ((T *)arena_alloc((a), sizeof(T)))
+#define ARENA_ARRAY(a, T, n) ((T *)arena_alloc((a), sizeof(T) * (size_t)(n)))
+
+/* ===================================================================
+ * diag.c — gcc-style diagnostics: "file:line:col: error: msg", then the
+ * source line and a caret under the column.
+ * =================================================================== */
+
+typedef struct Loc {
+    int line; /* 1-based; 0 means "no position" */
+    int col;  /* 1-based byte column */
+} Loc;
+
+typedef struct Source {
+    const char *path; /* as given on the command line */
+    const char *text; /* whole file, NUL-terminated */
+    size_t len;
+} Source;
+
+typedef struct Diag {
+    const Source *src;
+    FILE *out;      /* where messages go (stderr in nnc, a memstream in tests) */
+    int nerrors;
+    int max_errors; /* stop reporting (not counting) after this many; 0 = 20 */
+} Diag;
+
+void diag_init(Diag *d, const Source *src, FILE *out);
+void diag_error(Diag *d, Loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void diag_note(Diag *d, Loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ===================================================================
+ * ast — what lexer.l and parser.y build. Pipes are desugared by the
+ * parser: `a |> f(b, k = 1)` becomes the call f(a, b, k = 1) and
+ * `a |> relu` becomes relu(a). All lists are singly linked through
+ * `next`, in source order.
+ * =================================================================== */
+
+typedef enum ExprKind {
+    EX_NUM,    /* 3, 0.001, 1e-3 */
+    EX_STRING, /* "path" (escapes \" \\ \n \t resolved) */
+    EX_IDENT,  /* x, relu, true */
+    EX_CALL,   /* f(args) */
+    EX_LIST,   /* [a, b, c] — shapes and inline data tables */
+    EX_BINARY, /* a + b, a - b, a * b, a / b */
+    EX_NEG,    /* -a */
+} ExprKind;
+
+typedef struct Expr Expr;
+typedef struct Arg Arg;
+
+struct Arg {
+    const char *name; /* keyword name, or NULL for a positional argument */
+    Loc loc;          /* of the name if keyword, else of the value */
+    Expr *value;
+    Arg *next;
+};
+
+struct Expr {
+    ExprKind kind;
+    Loc loc; /* first character of the expression (operator for EX_BINARY) */
+    Expr *next; /* sibling in an EX_LIST */
+    union {
+        struct {
+            double value;
+            bool is_int; /* written without '.', 'e' */
+        } num;
+        const char *str;   /* EX_STRING */
+        const char *ident; /* EX_IDENT */
+        struct {
+            const char *callee;
+            Loc callee_loc;
+            Arg *args;  /* positional and keyword, in source order */
+            bool piped; /* first argument came from the left of |> */
+        } call;
+        struct {
+            Expr *items;
+            int count;
+        } list;
+        struct {
+            char op; /* '+', '-', '*', '/' */
+            Expr *lhs, *rhs;
+        } bin;
+        Expr *operand; /* EX_NEG */
+    } u;
+};
+
+typedef enum StmtKind {
+    ST_INPUT,  /* input NAME : TYPE */
+    ST_LABEL,  /* label NAME : TYPE */
+    ST_PARAM,  /* param NAME : [shape] (, init = ...)?  a free trainable tensor */
+    ST_LET,    /* NAME = EXPR */
+    ST_OUTPUT, /* output NAME = EXPR   |   output NAME */
+    ST_LOSS,   /* loss EXPR */
+} StmtKind;
+
+/* The type after ':' in input/label/param: a shape `[1, 28, 28]` or
+ * `class(10)` (an integer label in [0, 10)). */
+typedef struct TypeExpr {
+    Loc loc;
+    bool is_class;
+    Expr *dims;     /* EX_LIST of the shape, when !is_class */
+    Expr *nclasses; /* when is_class */
+} TypeExpr;
+
+typedef struct Stmt Stmt;
+struct Stmt {
+    StmtKind kind;
+    Loc loc;          /* of the statement's first token */
+    const char *name; /* NULL for ST_LOSS */
+    Loc name_loc;
+    TypeExpr *type;   /* ST_INPUT, ST_LABEL, ST_PARAM */
+    Arg *options;     /* ST_PARAM: keyword options after the type */
+    Expr *value;      /* ST_LET, ST_OUTPUT (may be NULL), ST_LOSS */
+    Stmt *next;
+};
+
+typedef struct Model Model;
+struct Model {
+    const char *name;
+    Loc loc; /* of the keyword `model` */
+    Loc name_loc;
+    Stmt *stmts;
+    Model *next;
+};
+
+/* One line of a train block: `KEY VALUE`, e.g. `epochs 5`,
+ * `optimizer adam(lr = 0.001)`, `data idx("/dir", scale = 1/255)`.
+ * A setting may carry a nested block instead of or after its value,
+ * e.g. `step d_step { loss d_loss  update discriminator }` (for
+ * multi-step training such as GANs). */
+typedef struct Setting Setting;
+struct Setting {
+    const char *key;
+    Loc loc;
+    Expr *value;    /* may be NULL when a body is given */
+    Setting *body;  /* nested settings of `KEY [VALUE] { ... }`, or NULL */
+    bool has_body;  /* distinguishes `k {}` (empty body) from `k v` */
+    Setting *next;
+};
+
+typedef struct Train Train;
+struct Train {
+    const char *model; /* the model it trains */
+    Loc loc;
+    Loc model_loc;
+    Setting *settings;
+    Train *next;
+};
+
+typedef struct Program {
+    const Source *src;
+    Model *models;
+    Train *trains;
+} Program;
+
+/* parser.y: parse a whole source. Reports every syntax error it can
+ * recover from through `d`; returns NULL if any error was reported.
+ * Never exits, never crashes on any input (huge, deep, binary). */
+Program *parse_program(Arena *a, Diag *d, const Source *src);
+
+/* ast.c: print the AST in a stable, indented text form (--emit=ast). */
+void ast_print(FILE *out, const Program *p);
+
+
+/* ===================================================================
+ * ir.c — the tensor graph. One op produces one value; values are
+ * referred to by integer id (the op's index in Graph.ops). Ops are
+ * appended in topological order, so the array order is a valid
+ * schedule. Forward, backward and update ops share the one graph.
+ * =================================================================== */
+
+#define NNC_MAX_RANK 6
+
+typedef enum OpKind {
+#define OP(id, name, nin, kind) OP_##id,
+#include "ops.def"
+#undef OP
+    OP__COUNT
+} OpKind;
+
+typedef enum OpClass {
+    OC_SOURCE, OC_VIEW, OC_EWISE, OC_MATMUL, OC_REDUCE, OC_ROWWISE,
+    OC_LOSS, OC_UPDATE,
+} OpClass;
+
+extern const char *const op_names[OP__COUNT];
+extern const int op_arity[OP__COUNT];
+extern const OpClass op_class[OP__COUNT];
+
+typedef struct Shape {
+    int rank;
+    int dim[NNC_MAX_RANK];
+} Shape;
+
+typedef enum DType {
+    DT_REAL, /* float, or double under --dtype f64 */
+    DT_I32,  /* class labels */
+} DType;
+
+typedef enum Phase {
+    PH_FORWARD,  /* computes the loss and the outputs */
+    PH_BACKWARD, /* gradients */
+    PH_UPDATE,   /* optimizer */
+} Phase;
+
+/* Where a value lives at run time. */
+typedef enum Storage {
+    SG_ARENA, /* activations and temporaries: offset chosen by plan */
+    SG_PARAM, /* the parameter block */
+    SG_GRAD,  /* the gradient block, parallel to the parameter block */
+    SG_STATE, /* optimizer state block */
+    SG_INPUT, /* the caller's input batch */
+    SG_LABEL, /* the caller's label batch */
+    SG_VIEW,  /* same memory as its input */
+    SG_NONE,  /* update ops: no value of their own */
+} Storage;
+
+typedef enum InitKind {
+    INIT_ZEROS, INIT_ONES, INIT_CONSTANT, INIT_UNIFORM, INIT_NORMAL,
+    INIT_XAVIER_UNIFORM, INIT_XAVIER_NORMAL,
+    INIT_KAIMING_UNIFORM, INIT_KAIMING_NORMAL,
+    INIT_TORCH_DEFAULT, /* PyTorch's nn.Linear default: U(+-1/sqrt(fan_in)) */
+} InitKind;
+
+typedef struct Init {
+    InitKind kind;
+    double a;      /* uniform: bound; constant: value; normal: mean */
+    double std;    /* normal: standard deviation */
+    int fan_in, fan_out;
+} Init;
+
+typedef enum OptimKind { OPT_SGD, OPT_ADAM } OptimKind;
+
+typedef struct OptimSpec {
+    OptimKind kind;
+    double lr;
+    double momentum, dampening, weight_decay;
+    bool nesterov;
+    double beta1, beta2, eps;
+    bool decoupled; /* AdamW */
+} OptimSpec;
+
+typedef struct IrOp {
+    OpKind op;
+    Shape shape;      /* of the value it produces (rank 0: a scalar) */
+    DType dtype;
+    int in[4];        /* input value ids */
+    int nin;
+    Phase phase;
+    bool batched;     /* dim 0 is the batch (per-sample values) */
+    Storage storage;
+    int param;        /* SG_PARAM/SG_GRAD/SG_STATE: index into Graph.params */
+    const char *name; /* the user's name for the value, or NULL */
+    const char *label;/* short tag for kernel names ("fc1", "h", "loss") */
+    Loc loc;          /* the .nn line it came from */
+    union {
+        struct { bool ta, tb; } mm;  /* MATMUL: transpose A / B */
+        double alpha;                /* LEAKY_RELU(_GRAD) */
+        double scale;                /* SCALE */
+        double fill;                 /* FILL */
+        struct { bool soft; } loss;  /* losses: one-hot targets, not classes */
+        OptimSpec opt;               /* *_UPDATE */
+    } attr;
+    int kernel;       /* fuse: the kernel this op belongs to, -1 if none */
+    long offset;      /* plan: element offset in its storage block */
+} IrOp;
+
+/* A named trainable tensor, in declaration order: the checkpoint's
+ * tensors, in the order PyTorch's state_dict would list them. */
+typedef struct Param {
+    const char *name; /* "fc1.weight" */
+    int value;        /* its PARAM op */
+    Shape shape;
+    Init init;
+    long offset;      /* element offset in the parameter block */
+    long size;
+    int grad;         /* value holding its gradient after backward, or -1 */
+    int state[2];     /* optimizer state values, or -1 */
+} Param;
+
+typedef struct Graph {
+    Arena *arena;
+    IrOp *ops;
+    int nops, cap;
+    Param *params;
+    int nparams, param_cap;
+    long param_elems; /* size of the parameter (and of the gradient) block */
+    long state_elems; /* size of the optimizer-state block */
+    int batch;        /* the batch size every per-sample value carries */
+    int input;        /* INPUT op */
+    int label;        /* LABEL op, or -1 */
+    int loss;         /* scalar loss value */
+    int output;       /* the model's output value */
+    const char *output_name;
+    int nclasses;     /* class(N) label: N; else 0 */
+    bool loss_from_probs_output; /* metric helpers */
+} Graph;
+
+Graph *ir_new(Arena *a, int batch);
+int ir_add(Graph *g, OpKind op, Shape shape, const int *in, int nin, Loc loc,
+           const char *label);
+IrOp *ir_op(Graph *g, int id);
+long shape_elems(const Shape *s);
+bool shape_eq(const Shape *a, const Shape *b);
+Shape shape_make(int rank, const int *dims);
+Shape shape_scalar(void);
+/* "[64, 5, 5]" into buf; returns buf */
+const char *shape_str(const Shape *s, char *buf, size_t len);
+void ir_print(FILE *out, const Graph *g);
+/* Floating-point operations of op v (a multiply-add counts 2), and of
+ * the ops marked in `runs` (all when NULL). */
+long long op_flops(const Graph *g, int v);
+long long ir_flops(const Graph *g, const bool *runs);
+/* Checks the graph's invariants (topological order, arity, shapes of
+ * every op agree with its rule). Returns false and prints why. */
+bool ir_verify(const Graph *g, FILE *err);
+
+/* ===================================================================
+ * shape.c — names, constants and shapes: turns the AST of one model
+ * into the forward graph. Every layer's shape rule lives here, with
+ * the diagnostics that name both shapes. Nothing is emitted unless the
+ * whole model checks.
+ * =================================================================== */
+
+Graph *shape_check(Arena *a, Diag *d, const Program *prog, const Model *m,
+                   int batch);
+
+/* ===================================================================
+ * train.c — the train block: optimizer, batch, epochs, data, ...
+ * =================================================================== */
+
+typedef enum DataKind { DATA_NONE, DATA_TABLE, DATA_IDX, DATA_CSV } DataKind;
+
+typedef struct TrainSpec {
+    const Train *ast;        /* NULL if the program has no train block */
+    OptimSpec opt;
+    int batch;
+    int epochs;
+    bool shuffle;
+    uint64_t seed;
+    bool metric_accuracy;
+    int log_every;           /* epochs between loss lines (tables); 0 = every */
+    DataKind data;
+    const char *data_path;   /* IDX dir or CSV file */
+    const char *test_path;   /* CSV test file, or NULL */
+    double scale, shift;     /* value = raw * scale + shift */
+    bool csv_header;
+    int csv_label_col;
+    /* DATA_TABLE */
+    int table_rows;
+    int table_nx, table_ny;  /* numbers in x and in y */
+    double *table_x;         /* rows * input elems */
+    double *table_y;         /* rows * label elems (class index for class labels) */
+    Loc table_loc_x, table_loc_y;
+} TrainSpec;
+
+/* Reads the train block for model `m` (or defaults when there is none;
+ * a model needs a train block only for --main). Returns false on error. */
+bool train_check(Arena *a, Diag *d, const Program *prog, const Model *m,
+                 TrainSpec *out);
+bool train_check_data(Diag *d, TrainSpec *t, const Graph *g);
+
+/* ===================================================================
+ * autodiff.c — reverse mode: appends the backward graph of g->loss.
+ * optim.c — appends the optimizer's update ops.
+ * =================================================================== */
+
+void autodiff(Graph *g);
+void optim_lower(Graph *g, const OptimSpec *opt);
+
+/* ===================================================================
+ * fuse.c — groups ops into kernels.
+ * =================================================================== */
+
+typedef enum Program_ {
+    PROG_PREDICT, /* outputs from inputs, evaluation mode */
+    PROG_EVAL,    /* outputs and loss, evaluation mode */
+    PROG_TRAIN,   /* loss, outputs, gradients, update */
+    PROG__COUNT
+} ProgKind;
+
+typedef struct Kernel {
+    int first;        /* ops of the kernel, in order */
+    int *ops;
+    int nops;
+    const char *name; /* k07_conv1_bias_relu */
+} Kernel;
+
+typedef struct Kernels {
+    Kernel *k;
+    int n;
+} Kernels;
+
+Kernels *fuse(Graph *g, bool enabled);
+
+/* ===================================================================
+ * plan.c — the memory plan of one program: which ops run, and the
+ * arena offset of every SG_ARENA value, reusing memory by liveness.
+ * =================================================================== */
+
+typedef struct Plan {
+    ProgKind kind;
+    bool *runs;       /* per op: part of this program */
+    long *offset;     /* per op: element offset in the arena (SG_ARENA) */
+    long arena_elems; /* this program's arena high-water mark */
+} Plan;
+
+Plan *plan_program(Arena *a, const Graph *g, const Kernels *ks, ProgKind kind);
+
+/* ===================================================================
+ * emit_c.c / lower.c — C emission.
+ * =================================================================== */
+
+typedef struct EmitOptions {
+    const char *prefix;     /* "mnist_cnn" */
+    const char *source;     /* the .nn path, for comments */
+    const char *header;     /* the header's file name, for #include */
+    bool f64;               /* double instead of float */
+    bool main;              /* also a trainer main() */
+    bool fused;
+} EmitOptions;
+
+/* The writer every emitting function goes through: it owns indentation,
+ * so no code counts spaces by hand. */
+typedef struct Emitter {
+    FILE *out;
+    int indent;
+    const EmitOptions *o;
+    const char *real;   /* "float" or "double" */
+} Emitter;
+
+void emit(Emitter *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void emit_open(Emitter *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void emit_close(Emitter *e, const char *after);
+void emit_blank(Emitter *e);
+/* A real literal that round-trips: "0.100000001f" / "0.10000000000000001" */
+const char *emit_lit(Emitter *e, double v, char *buf, size_t len);
+
+/* lower.c: the static C function of one kernel, and the call to it. */
+void lower_kernel(Emitter *e, const Graph *g, const Kernel *k);
+void lower_call(Emitter *e, const Graph *g, const Kernel *k, const Plan *p);
+
+int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
+           Plan *const plans[PROG__COUNT], const TrainSpec *t,
+           const EmitOptions *o);
+
+/* emit_main.c: the trainer, main() of the train block. */
+void emit_trainer_macros(Emitter *e, const Graph *g, const char *prefix,
+                         const char *upper, const char *label_t);
+void emit_main(Emitter *e, const Graph *g, const TrainSpec *t,
+               const char *prefix, const char *upper, const char *label_t);
+
+/* runtime_blob.c (generated from runtime/ by the Makefile) */
+extern const char nnc_runtime_core[];  /* header + model-side runtime */
+extern const char nnc_runtime_train[]; /* trainer-side runtime */
+
+#endif /* NNC_H */

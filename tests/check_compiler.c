@@ -1,0 +1,449 @@
+/* check_compiler.c — unit tests of the middle of the pipeline: shape
+ * checking, IR, autodiff, optimizer lowering, fusion and memory plans.
+ * Programs are compiled from strings; diagnostics go to a memstream. */
+#include "nnc.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Compiled {
+    Arena arena;
+    Source src;
+    Diag diag;
+    char *messages;
+    size_t messages_len;
+    FILE *mem;
+    Program *prog;
+    TrainSpec train;
+    Graph *g;
+    Kernels *ks;
+    Plan *plans[PROG__COUNT];
+} Compiled;
+
+/* Runs the pipeline up to `upto` ("shape", "autodiff", "plan") on text;
+ * returns the number of errors. */
+static int compile_to(Compiled *c, const char *text, const char *upto)
+{
+    memset(c, 0, sizeof *c);
+    c->src = (Source){"t.nn", text, strlen(text)};
+    c->mem = open_memstream(&c->messages, &c->messages_len);
+    diag_init(&c->diag, &c->src, c->mem);
+    c->prog = parse_program(&c->arena, &c->diag, &c->src);
+    if (c->prog && c->prog->models &&
+        train_check(&c->arena, &c->diag, c->prog, c->prog->models, &c->train))
+        c->g = shape_check(&c->arena, &c->diag, c->prog, c->prog->models,
+                           c->train.batch);
+    if (c->g && strcmp(upto, "shape") != 0) {
+        autodiff(c->g);
+        optim_lower(c->g, &c->train.opt);
+        if (strcmp(upto, "autodiff") != 0) {
+            c->ks = fuse(c->g, false);
+            for (int p = 0; p < PROG__COUNT; p++)
+                c->plans[p] = plan_program(&c->arena, c->g, c->ks, (ProgKind)p);
+        }
+    }
+    fflush(c->mem);
+    return c->diag.nerrors;
+}
+
+static void compiled_free(Compiled *c)
+{
+    fclose(c->mem);
+    free(c->messages);
+    arena_free(&c->arena);
+}
+
+#define MLP_HEAD                                                             \
+    "model m {\n"                                                            \
+    "    input x : [6]\n"                                                    \
+    "    label y : class(3)\n"
+
+static const char *const mlp =
+    MLP_HEAD
+    "    h = dense(x, 5) |> relu\n"
+    "    logits = dense(h, 3)\n"
+    "    output p = softmax(logits)\n"
+    "    loss cross_entropy(logits, y)\n"
+    "}\n"
+    "train m { optimizer adam(lr = 0.01) batch 4 }\n";
+
+/* ---------------------------------------------------------------- */
+/* ops.def tables                                                    */
+
+START_TEST(op_tables_are_complete)
+{
+    for (int i = 0; i < OP__COUNT; i++) {
+        ck_assert_ptr_nonnull(op_names[i]);
+        for (int j = 0; j < i; j++)
+            ck_assert_str_ne(op_names[i], op_names[j]);
+    }
+    ck_assert_int_eq(op_arity[OP_MATMUL], 2);
+    ck_assert_int_eq(op_class[OP_RELU], OC_EWISE);
+    ck_assert_int_eq(op_class[OP_ADAM_UPDATE], OC_UPDATE);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
+/* shape                                                             */
+
+START_TEST(shape_dense_stack)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_to(&c, mlp, "shape"), 0);
+    Graph *g = c.g;
+    ck_assert_int_eq(g->nparams, 4);
+    ck_assert_str_eq(g->params[0].name, "fc1.weight");
+    ck_assert_str_eq(g->params[1].name, "fc1.bias");
+    ck_assert_str_eq(g->params[2].name, "logits.weight");
+    /* PyTorch's layout: dense weight is [out, in] */
+    ck_assert_int_eq(g->params[0].shape.dim[0], 5);
+    ck_assert_int_eq(g->params[0].shape.dim[1], 6);
+    ck_assert_int_eq(g->param_elems, 5 * 6 + 5 + 3 * 5 + 3);
+    ck_assert_int_eq(g->ops[g->output].shape.rank, 2);
+    ck_assert_int_eq(g->ops[g->output].shape.dim[0], 4);
+    ck_assert_int_eq(g->ops[g->output].shape.dim[1], 3);
+    ck_assert_int_eq(g->ops[g->loss].shape.rank, 0);
+    ck_assert(ir_verify(g, stderr));
+    compiled_free(&c);
+}
+END_TEST
+
+static void expect_error(const char *text, const char *message)
+{
+    Compiled c;
+    ck_assert_int_gt(compile_to(&c, text, "shape"), 0);
+    if (!strstr(c.messages, message))
+        ck_abort_msg("expected \"%s\" in:\n%s", message, c.messages);
+    compiled_free(&c);
+}
+
+START_TEST(shape_dense_needs_rank_one)
+{
+    expect_error("model m { input x : [3, 5, 5] label y : class(2)\n"
+                 "  z = dense(x, 2)\n output z\n loss cross_entropy(z, y) }\n",
+                 "t.nn:2:13: error: dense expects a rank-1 input, got [3, 5, 5]; "
+                 "insert flatten");
+}
+END_TEST
+
+START_TEST(shape_unknown_name)
+{
+    expect_error(MLP_HEAD "  z = dense(q, 3)\n output z\n"
+                 " loss cross_entropy(z, y) }\n",
+                 "t.nn:4:13: error: unknown name 'q'");
+}
+END_TEST
+
+START_TEST(shape_unknown_operation)
+{
+    expect_error(MLP_HEAD "  z = densse(x, 3)\n output z\n"
+                 " loss cross_entropy(z, y) }\n",
+                 "t.nn:4:7: error: unknown operation 'densse'");
+}
+END_TEST
+
+START_TEST(shape_class_count_mismatch)
+{
+    expect_error(MLP_HEAD "  z = dense(x, 4)\n output z\n"
+                 " loss cross_entropy(z, y) }\n",
+                 "cross_entropy: the scores have 4 classes but the label is "
+                 "class(3)");
+}
+END_TEST
+
+START_TEST(shape_operand_shapes_named)
+{
+    expect_error(MLP_HEAD "  a = dense(x, 4)\n b = dense(x, 3)\n c = a + b\n"
+                 " output c\n loss cross_entropy(b, y) }\n",
+                 "'+' needs operands of the same shape, got [4] and [3]");
+}
+END_TEST
+
+START_TEST(shape_duplicate_parameter)
+{
+    expect_error(MLP_HEAD "  a = dense(x, 3, name = \"fc\")\n"
+                 " b = dense(a, 3, name = \"fc\")\n output b\n"
+                 " loss cross_entropy(b, y) }\n",
+                 "duplicate parameter name 'fc.weight'");
+}
+END_TEST
+
+START_TEST(shape_duplicate_input)
+{
+    expect_error("model m { input x : [2]\n input x : [3]\n}\n",
+                 "t.nn:2:2: error: a model has one input; 'x' is a second one");
+}
+END_TEST
+
+START_TEST(shape_missing_loss)
+{
+    expect_error(MLP_HEAD "  z = dense(x, 3)\n output z\n}\n",
+                 "model 'm' has no loss");
+}
+END_TEST
+
+START_TEST(shape_loss_must_be_scalar)
+{
+    expect_error(MLP_HEAD "  z = dense(x, 3)\n output z\n loss z }\n",
+                 "the loss must be a scalar, got a tensor of shape [3]");
+}
+END_TEST
+
+START_TEST(shape_bad_dimension)
+{
+    expect_error("model m { input x : [0] }\n",
+                 "a dimension must be a positive integer, got 0");
+    expect_error("model m { input x : [2.5] }\n",
+                 "a dimension must be an integer, got 2.5");
+}
+END_TEST
+
+START_TEST(shape_wrong_argument_count)
+{
+    expect_error(MLP_HEAD "  z = dense(x, 3, 4, 5, 6, 7, 8)\n output z\n"
+                 " loss cross_entropy(z, y) }\n",
+                 "too many arguments to 'dense'");
+    expect_error(MLP_HEAD "  z = dense(x)\n output z\n"
+                 " loss cross_entropy(z, y) }\n",
+                 "'dense' needs its argument 'units'");
+}
+END_TEST
+
+START_TEST(shape_several_errors_in_one_run)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_to(&c, MLP_HEAD "  a = dense(q, 3)\n"
+                                "  b = dense(r, 3)\n output b\n"
+                                " loss cross_entropy(b, y) }\n", "shape"), 2);
+    ck_assert_ptr_nonnull(strstr(c.messages, "unknown name 'q'"));
+    ck_assert_ptr_nonnull(strstr(c.messages, "unknown name 'r'"));
+    compiled_free(&c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
+/* train block                                                       */
+
+START_TEST(train_missing_optimizer)
+{
+    expect_error("model m { input x : [2] label y : [1]\n z = dense(x, 1)\n"
+                 " output z\n loss mse(z, y) }\ntrain m { batch 2 }\n",
+                 "train block for 'm' has no optimizer");
+}
+END_TEST
+
+START_TEST(train_unknown_setting_and_duplicate)
+{
+    Compiled c;
+    compile_to(&c, "model m { input x : [2] label y : [1]\n z = dense(x, 1)\n"
+               " output z\n loss mse(z, y) }\n"
+               "train m { optimizer sgd(lr = 0.1)\n epochz 3\n batch 2\n"
+               " batch 3 }\n", "shape");
+    ck_assert_ptr_nonnull(strstr(c.messages, "unknown train setting 'epochz'"));
+    ck_assert_ptr_nonnull(strstr(c.messages, "'batch' is set twice"));
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(train_optimizer_settings)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_to(&c, "model m { input x : [2] label y : [1]\n"
+                                " z = dense(x, 1)\n output z\n loss mse(z, y) }\n"
+                                "train m { optimizer adam(lr = 0.002, betas = "
+                                "[0.8, 0.99], eps = 1e-7) batch 2 epochs 3 }\n",
+                                "shape"), 0);
+    ck_assert_int_eq(c.train.opt.kind, OPT_ADAM);
+    ck_assert_double_eq_tol(c.train.opt.lr, 0.002, 1e-15);
+    ck_assert_double_eq_tol(c.train.opt.beta1, 0.8, 1e-15);
+    ck_assert_double_eq_tol(c.train.opt.beta2, 0.99, 1e-15);
+    ck_assert_double_eq_tol(c.train.opt.eps, 1e-7, 1e-20);
+    ck_assert_int_eq(c.train.batch, 2);
+    ck_assert_int_eq(c.train.epochs, 3);
+    compiled_free(&c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
+/* autodiff and optimizer                                            */
+
+START_TEST(autodiff_every_param_gets_its_gradient)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_to(&c, mlp, "autodiff"), 0);
+    Graph *g = c.g;
+    ck_assert(ir_verify(g, stderr));
+    for (int i = 0; i < g->nparams; i++) {
+        const Param *p = &g->params[i];
+        ck_assert_int_ge(p->grad, 0);
+        const IrOp *o = &g->ops[p->grad];
+        ck_assert_int_eq(o->storage, SG_GRAD);
+        ck_assert_int_eq(o->phase, PH_BACKWARD);
+        ck_assert(shape_eq(&o->shape, &p->shape));
+        ck_assert_int_eq(o->offset, p->offset);
+    }
+    /* dense weight gradient: dW = dy^T x, a matmul with A transposed */
+    const IrOp *dw = &g->ops[g->params[0].grad];
+    ck_assert_int_eq(dw->op, OP_MATMUL);
+    ck_assert(dw->attr.mm.ta);
+    ck_assert(!dw->attr.mm.tb);
+    ck_assert_int_eq(g->ops[g->params[1].grad].op, OP_BIAS_GRAD);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(autodiff_sums_contributions)
+{
+    /* h feeds two branches: its gradient is the sum of both */
+    Compiled c;
+    ck_assert_int_eq(compile_to(&c, MLP_HEAD "  h = dense(x, 3)\n"
+                                " z = relu(h) + sigmoid(h)\n output z\n"
+                                " loss cross_entropy(z, y) }\n"
+                                "train m { optimizer sgd(lr = 0.1) batch 2 }\n",
+                                "autodiff"), 0);
+    int adds = 0;
+    for (int i = 0; i < c.g->nops; i++)
+        adds += c.g->ops[i].phase == PH_BACKWARD && c.g->ops[i].op == OP_ADD;
+    ck_assert_int_eq(adds, 1);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(optim_adam_state)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_to(&c, mlp, "autodiff"), 0);
+    ck_assert_int_eq(c.g->state_elems, 2 * c.g->param_elems);
+    int updates = 0;
+    for (int i = 0; i < c.g->nops; i++)
+        updates += c.g->ops[i].op == OP_ADAM_UPDATE;
+    ck_assert_int_eq(updates, c.g->nparams);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(optim_sgd_without_momentum_has_no_state)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_to(&c, "model m { input x : [2] label y : [1]\n"
+                                " z = dense(x, 1)\n output z\n loss mse(z, y) }\n"
+                                "train m { optimizer sgd(lr = 0.1) batch 2 }\n",
+                                "autodiff"), 0);
+    ck_assert_int_eq(c.g->state_elems, 0);
+    compiled_free(&c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
+/* fuse and plan                                                     */
+
+START_TEST(fuse_every_computing_op_in_one_kernel)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_to(&c, mlp, "plan"), 0);
+    for (int i = 0; i < c.g->nops; i++) {
+        const IrOp *o = &c.g->ops[i];
+        bool computes = op_class[o->op] != OC_SOURCE || o->op == OP_FILL;
+        bool viewish = op_class[o->op] == OC_VIEW;
+        if (computes && !viewish) {
+            ck_assert_int_ge(o->kernel, 0);
+            ck_assert_int_lt(o->kernel, c.ks->n);
+        } else {
+            ck_assert_int_eq(o->kernel, -1);
+        }
+    }
+    ck_assert_ptr_nonnull(strstr(c.ks->k[0].name, "k00_"));
+    compiled_free(&c);
+}
+END_TEST
+
+/* No two arena values that are alive at the same time overlap. */
+static void check_plan_sound(const Graph *g, const Plan *p)
+{
+    int n = g->nops;
+    int *last = calloc((size_t)n, sizeof *last);
+    for (int i = 0; i < n; i++)
+        last[i] = i;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; p->runs[i] && j < g->ops[i].nin; j++) {
+            int r = g->ops[i].in[j];
+            while (g->ops[r].storage == SG_VIEW)
+                r = g->ops[r].in[0];
+            if (last[r] < i)
+                last[r] = i;
+        }
+    for (int a = 0; a < n; a++) {
+        if (!p->runs[a] || g->ops[a].storage != SG_ARENA)
+            continue;
+        long as = p->offset[a], ae = as + shape_elems(&g->ops[a].shape);
+        ck_assert_int_le(ae, p->arena_elems);
+        for (int b = a + 1; b < n; b++) {
+            if (!p->runs[b] || g->ops[b].storage != SG_ARENA || b > last[a])
+                continue;
+            long bs = p->offset[b], be = bs + shape_elems(&g->ops[b].shape);
+            if (as < be && bs < ae)
+                ck_abort_msg("%%%d and %%%d overlap while both alive", a, b);
+        }
+    }
+    free(last);
+}
+
+START_TEST(plan_lifetimes_do_not_overlap)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_to(&c, mlp, "plan"), 0);
+    long total = 0;
+    for (int i = 0; i < c.g->nops; i++)
+        if (c.plans[PROG_TRAIN]->runs[i] && c.g->ops[i].storage == SG_ARENA)
+            total += shape_elems(&c.g->ops[i].shape);
+    for (int p = 0; p < PROG__COUNT; p++)
+        check_plan_sound(c.g, c.plans[p]);
+    /* reuse makes the arena smaller than all values side by side */
+    ck_assert_int_lt(c.plans[PROG_TRAIN]->arena_elems, total + 16 * c.g->nops);
+    /* predict runs no backward op */
+    for (int i = 0; i < c.g->nops; i++)
+        if (c.plans[PROG_PREDICT]->runs[i])
+            ck_assert_int_eq(c.g->ops[i].phase, PH_FORWARD);
+    compiled_free(&c);
+}
+END_TEST
+
+Suite *compiler_suite(void)
+{
+    Suite *s = suite_create("compiler");
+    TCase *t = tcase_create("ir");
+    tcase_add_test(t, op_tables_are_complete);
+    suite_add_tcase(s, t);
+    t = tcase_create("shape");
+    tcase_add_test(t, shape_dense_stack);
+    tcase_add_test(t, shape_dense_needs_rank_one);
+    tcase_add_test(t, shape_unknown_name);
+    tcase_add_test(t, shape_unknown_operation);
+    tcase_add_test(t, shape_class_count_mismatch);
+    tcase_add_test(t, shape_operand_shapes_named);
+    tcase_add_test(t, shape_duplicate_parameter);
+    tcase_add_test(t, shape_duplicate_input);
+    tcase_add_test(t, shape_missing_loss);
+    tcase_add_test(t, shape_loss_must_be_scalar);
+    tcase_add_test(t, shape_bad_dimension);
+    tcase_add_test(t, shape_wrong_argument_count);
+    tcase_add_test(t, shape_several_errors_in_one_run);
+    suite_add_tcase(s, t);
+    t = tcase_create("train");
+    tcase_add_test(t, train_missing_optimizer);
+    tcase_add_test(t, train_unknown_setting_and_duplicate);
+    tcase_add_test(t, train_optimizer_settings);
+    suite_add_tcase(s, t);
+    t = tcase_create("autodiff");
+    tcase_add_test(t, autodiff_every_param_gets_its_gradient);
+    tcase_add_test(t, autodiff_sums_contributions);
+    tcase_add_test(t, optim_adam_state);
+    tcase_add_test(t, optim_sgd_without_momentum_has_no_state);
+    suite_add_tcase(s, t);
+    t = tcase_create("plan");
+    tcase_add_test(t, fuse_every_computing_op_in_one_kernel);
+    tcase_add_test(t, plan_lifetimes_do_not_overlap);
+    suite_add_tcase(s, t);
+    return s;
+}

@@ -1,0 +1,108 @@
+#!/bin/sh
+# e2e.sh — every example compiles with nnc, its C compiles warning-free
+# (with and without OpenMP), and the small ones train to their targets.
+# Set E2E_FULL=1 to also train mnist_mlp for its 5 epochs (slow).
+set -u
+NNC=${NNC:-build/nnc}
+SANFLAGS=${SANFLAGS:-}
+CFLAGS_GEN="-std=c11 -O2 -Wall -Wextra -Werror $SANFLAGS"
+out=${BUILD:-build}/e2e
+mkdir -p "$out"
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+
+# value KEY FILE: the value of KEY=... on the final: line
+value() { grep '^final:' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+# below A B: A < B as numbers
+below() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
+
+for nn in dsl-examples/*.nn; do
+    name=$(basename "$nn" .nn)
+    if ! "$NNC" --main "$nn" -o "$out/$name.c"; then
+        fail "$nn: nnc failed"; continue
+    fi
+    ok
+    if gcc $CFLAGS_GEN -fopenmp -o "$out/$name" "$out/$name.c" -lz -lm; then ok
+    else fail "$name.c does not compile with -fopenmp"; fi
+    if gcc $CFLAGS_GEN -Wno-unknown-pragmas -o "$out/$name.noomp" "$out/$name.c" -lz -lm
+    then ok; else fail "$name.c does not compile without OpenMP"; fi
+    "$NNC" "$nn" -o "$out/${name}_lib.c" &&
+        gcc $CFLAGS_GEN -fopenmp -c -o "$out/${name}_lib.o" "$out/${name}_lib.c" &&
+        ok || fail "$name: library form (no --main) does not compile"
+    "$NNC" --dtype f64 "$nn" -o "$out/${name}_f64.c" &&
+        gcc $CFLAGS_GEN -c -o "$out/${name}_f64.o" "$out/${name}_f64.c" &&
+        ok || fail "$name: --dtype f64 output does not compile"
+done
+
+# XOR (the seed's SimpleNet): all four points right, final loss < 0.05.
+if "$out/xor" --quiet > "$out/xor.log" 2>&1; then
+    loss=$(value loss "$out/xor.log"); acc=$(value train_accuracy "$out/xor.log")
+    if below "$loss" 0.05 && [ "$acc" = "1.0000" ]; then ok
+    else fail "xor: loss=$loss train_accuracy=$acc (want < 0.05 and 1.0000)"; fi
+else fail "xor trainer failed: $(tail -3 "$out/xor.log")"; fi
+
+# The same run without OpenMP gives the same final line (determinism).
+"$out/xor.noomp" --quiet > "$out/xor.noomp.log" 2>&1
+if [ "$(grep final: "$out/xor.log" | sed 's/ seconds=.*//')" = \
+     "$(grep final: "$out/xor.noomp.log" | sed 's/ seconds=.*//')" ]; then ok
+else fail "xor: results differ with and without OpenMP"; fi
+
+# A single layer cannot learn XOR: accuracy stays at or below 0.75.
+if "$out/single_layer" --quiet > "$out/single.log" 2>&1; then
+    acc=$(value train_accuracy "$out/single.log")
+    if below "$acc" 0.76; then ok
+    else fail "single_layer learnt XOR?! train_accuracy=$acc"; fi
+else fail "single_layer trainer failed"; fi
+
+# Keras' XOR with Adam trains and reports accuracy.
+if "$out/xor_keras" --quiet > "$out/keras.log" 2>&1 &&
+   [ -n "$(value train_accuracy "$out/keras.log")" ]; then ok
+else fail "xor_keras trainer failed"; fi
+
+# Checkpoints: --save then --load --eval reproduces the evaluation.
+if "$out/xor" --quiet --save "$out/xor.safetensors" > /dev/null 2>&1 &&
+   "$out/xor" --quiet --load "$out/xor.safetensors" --eval > "$out/xor.eval" 2>&1
+then
+    a=$(value eval_train_loss "$out/xor.log"); b=$(value eval_train_loss "$out/xor.eval")
+    if [ "$a" = "$b" ]; then ok; else fail "xor: loaded model evaluates $b, saved $a"; fi
+else fail "xor: --save/--load failed"; fi
+
+# A corrupt checkpoint is refused with a message naming the file.
+printf 'garbage' > "$out/bad.safetensors"
+if "$out/xor" --load "$out/bad.safetensors" --eval > "$out/bad.log" 2>&1; then
+    fail "xor accepted a corrupt checkpoint"
+elif grep -q "bad.safetensors" "$out/bad.log"; then ok
+else fail "xor: corrupt checkpoint message does not name the file"; fi
+
+# Bad options are usage errors (status 2).
+"$out/xor" --epochs banana > /dev/null 2>&1
+if [ $? -eq 2 ]; then ok; else fail "xor --epochs banana is not a usage error"; fi
+
+# --bench prints the contract line.
+if "$out/xor" --bench 100 | grep -Eq '^bench: steps=100 ms_per_step=[0-9.]+ samples_per_s=[0-9]+$'
+then ok; else fail "xor --bench output"; fi
+
+# Two models in one program: no clashing symbols, no shared state.
+if gcc $CFLAGS_GEN -fopenmp -I"$out" -o "$out/two_models" tests/two_models.c \
+       "$out/xor_lib.c" "$out/mnist_mlp_lib.c" -lm && "$out/two_models"; then ok
+else fail "two models in one program"; fi
+
+# Fashion-MNIST, one epoch of the MLP (the full 5 with E2E_FULL=1).
+data=/usr/share/datasets/fashion-mnist
+if [ -e "$data/train-images-idx3-ubyte.gz" ]; then
+    epochs=1; want=0.80
+    if [ "${E2E_FULL:-0}" = 1 ]; then epochs=5; want=0.86; fi
+    if "$out/mnist_mlp" --quiet --epochs $epochs > "$out/mlp.log" 2>&1; then
+        acc=$(value test_accuracy "$out/mlp.log")
+        if below "$want" "$acc"; then ok
+        else fail "mnist_mlp: test_accuracy=$acc after $epochs epochs (want > $want)"; fi
+    else fail "mnist_mlp trainer failed: $(tail -3 "$out/mlp.log")"; fi
+    cat "$out/mlp.log"
+else
+    echo "skip: $data not installed (apt-get install dataset-fashion-mnist)"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

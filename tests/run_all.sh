@@ -1,0 +1,50 @@
+#!/bin/sh
+# run_all.sh — every test of the project, one summary line at the end.
+#
+# Environment: NNC (the compiler), BUILD (build directory), SANFLAGS
+# (sanitizer flags for generated code, empty for a normal run).
+# Each step prints its own results; the last line is
+# "N passed, N failed" over all of them.
+set -u
+NNC=${NNC:-build/nnc}
+BUILD=${BUILD:-build}
+export NNC BUILD SANFLAGS="${SANFLAGS:-}"
+passed=0
+failed=0
+
+# step NAME COMMAND...: the command prints "N passed, N failed" last
+step() {
+    name=$1; shift
+    echo "== $name"
+    out=$("$@" 2>&1); status=$?
+    printf '%s\n' "$out"
+    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
+    if [ -n "$line" ]; then
+        p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
+    else
+        p=0; f=1
+    fi
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+}
+
+unit() {
+    out=$("$BUILD/unit_tests" 2>&1); status=$?
+    printf '%s\n' "$out"
+    summary=$(printf '%s\n' "$out" | grep -E 'Checks: [0-9]+' | tail -1)
+    n=$(printf '%s' "$summary" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
+    f=$(printf '%s' "$summary" | sed -E 's/.*Failures: ([0-9]+).*/\1/')
+    e=$(printf '%s' "$summary" | sed -E 's/.*Errors: ([0-9]+).*/\1/')
+    if [ -z "$summary" ]; then echo "0 passed, 1 failed"; return 1; fi
+    echo "$((n - f - e)) passed, $((f + e)) failed"
+    return $status
+}
+
+step "unit tests (Check)" unit
+step "diagnostics (golden files)" tests/golden.sh
+step "examples end to end" tests/e2e.sh
+step "gradient checks (f64, central differences)" tests/gradcheck.sh
+step "generated/ is up to date" tests/generated_fresh.sh
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
