@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Lines longer than twice this are shown as a window around the column:
- * quoting a megabyte line would bury the message. */
-enum { LINE_WINDOW = 256 };
+/* Lines wider than WIDE_LINE columns are shown as a window around the
+ * caret: quoting a megabyte line would bury the message. */
+enum { WIDE_LINE = 240, HALF_WINDOW = 100 };
 
 void diag_init(Diag *d, const Source *src, FILE *out)
 {
@@ -160,23 +160,48 @@ static void put_caret_space(FILE *out, const unsigned char *s, Glyph g)
         fprintf(out, "%*s", g.width, "");
 }
 
-/* Chooses which bytes [*start, *end) of a long line to show. */
+/* Chooses which bytes [*start, *end) of the line to show: all of it, or
+ * for a very wide line (minified, binary) about HALF_WINDOW columns on
+ * either side of the caret. Both ends fall on character boundaries. */
 static void choose_window(const unsigned char *line, size_t len, size_t caret,
                           size_t *start, size_t *end)
 {
-    *start = 0;
-    *end = len;
-    if (len <= 2 * LINE_WINDOW)
-        return;
-    if (caret > LINE_WINDOW)
-        *start = caret - LINE_WINDOW;
-    while (*start > 0 && *start < len && (line[*start] & 0xc0) == 0x80)
-        (*start)++; /* do not begin inside a UTF-8 sequence */
-    if (*start > caret)
-        *start = caret;
-    *end = *start + 2 * LINE_WINDOW;
-    if (*end > len)
+    size_t width = 0;
+    for (size_t i = 0; i < len && width <= WIDE_LINE;) {
+        Glyph g = glyph_at(line + i, len - i);
+        width += (size_t)g.width;
+        i += g.bytes;
+    }
+    if (width <= WIDE_LINE) {
+        *start = 0;
         *end = len;
+        return;
+    }
+    /* Walk to the caret, dragging the start along behind it. */
+    size_t s = 0, i = 0;
+    width = 0;
+    while (i < caret) {
+        Glyph g = glyph_at(line + i, len - i);
+        if (i + g.bytes > caret)
+            break;
+        width += (size_t)g.width;
+        i += g.bytes;
+        while (width > HALF_WINDOW) {
+            Glyph h = glyph_at(line + s, len - s);
+            width -= (size_t)h.width;
+            s += h.bytes;
+        }
+    }
+    *start = s;
+    width = 0;
+    while (i < len) {
+        Glyph g = glyph_at(line + i, len - i);
+        if (width + (size_t)g.width > HALF_WINDOW)
+            break;
+        width += (size_t)g.width;
+        i += g.bytes;
+    }
+    *end = i;
 }
 
 static void put_source_line(FILE *out, const unsigned char *line, size_t len,
@@ -191,7 +216,7 @@ static void put_source_line(FILE *out, const unsigned char *line, size_t len,
     if (start > 0)
         fputs("...", out);
     for (size_t i = start; i < end;) {
-        Glyph g = glyph_at(line + i, end - i);
+        Glyph g = glyph_at(line + i, len - i);
         put_glyph(out, line + i, g);
         i += g.bytes;
     }
@@ -202,7 +227,7 @@ static void put_source_line(FILE *out, const unsigned char *line, size_t len,
     if (start > 0)
         fputs("   ", out);
     for (size_t i = start; i < caret;) {
-        Glyph g = glyph_at(line + i, end - i);
+        Glyph g = glyph_at(line + i, len - i);
         if (i + g.bytes > caret)
             break; /* the column points inside this character */
         put_caret_space(out, line + i, g);

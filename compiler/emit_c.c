@@ -653,6 +653,19 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
     emit(&e, "#include <stdlib.h>");
     emit(&e, "#include <string.h>");
     emit_blank(&e);
+    emit(&e, "/* Loops with enough work run on all threads; without OpenMP the "
+         "pragma");
+    emit(&e, " * disappears, so the file builds warning-free either way. */");
+    emit(&e, "#ifdef _OPENMP");
+    emit(&e, "#define NNC_PARALLEL_FOR _Pragma(\"omp parallel for "
+         "schedule(static)\")");
+    emit(&e, "/* a dot product in vector lanes: fixed order for a given build */");
+    emit(&e, "#define NNC_SIMD_SUM _Pragma(\"omp simd reduction(+:acc)\")");
+    emit(&e, "#else");
+    emit(&e, "#define NNC_PARALLEL_FOR");
+    emit(&e, "#define NNC_SIMD_SUM");
+    emit(&e, "#endif");
+    emit_blank(&e);
     emit_runtime(&e, g, &n);
     emit_struct(&e, g, &n, plans);
     emit_kernels(&e, g, ks, plans);

@@ -58,7 +58,7 @@ static const char *idx_type(long n)
 static void parallel_for(Emitter *e, long work)
 {
     if (work >= PARALLEL_WORK)
-        emit(e, "#pragma omp parallel for schedule(static)");
+        emit(e, "NNC_PARALLEL_FOR");
 }
 
 /* ---------------------------------------------------------------- */
@@ -304,6 +304,7 @@ static void lower_matmul(Emitter *e, const Graph *g, const IrOp *o)
         emit_open(e, "for (int j = 0; j < %ld; j++)", N);
         emit(e, "const %s *restrict b = B + (long)j * %ld;", e->real, K);
         emit(e, "%s acc = 0;", e->real);
+        emit(e, "NNC_SIMD_SUM");
         emit_open(e, "for (int k = 0; k < %ld; k++)", K);
         emit(e, "acc += %s * b[k];", aik);
         emit_close(e, NULL);
@@ -446,10 +447,18 @@ static void lower_xent_grad(Emitter *e, const Graph *g, const IrOp *o)
         emit_close(e, NULL);
     } else {
         emit_row_lse(e, w);
+        if (soft) {
+            /* targets need not sum to one: d/dz_j = p_j * sum(t) - t_j */
+            emit(e, "const %s *t = target + (long)r * %ld;", e->real, w);
+            emit(e, "%s mass = 0;", e->real);
+            emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+            emit(e, "mass += t[j];");
+            emit_close(e, NULL);
+        }
         emit_open(e, "for (int j = 0; j < %ld; j++)", w);
         emit(e, "const %s p = (%s)exp((double)z[j] - lse);", e->real, e->real);
         if (soft)
-            emit(e, "d[j] = scale * (p - target[(long)r * %ld + j]);", w);
+            emit(e, "d[j] = scale * (p * mass - t[j]);");
         else
             emit(e, "d[j] = scale * (p - (j == target[r]));");
         emit_close(e, NULL);

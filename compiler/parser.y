@@ -107,8 +107,8 @@ static void add_train(ParseState *ps, Loc loc, const char *model,
 %precedence UMINUS
 
 %type <expr> expr primary
-%type <exprs> dims list_items items
-%type <args> call_args args param_options
+%type <exprs> dims items
+%type <args> arguments args param_options
 %type <stmt> stmt
 %type <stmts> model_body
 %type <type> type
@@ -221,7 +221,7 @@ key
 
 expr
     : expr "|>" IDENT       { $$ = new_pipe(ps, $1, $3, loc_of(@3), (ArgList){0}); CHECKED($$); }
-    | expr "|>" IDENT "(" call_args ")" { $$ = new_pipe(ps, $1, $3, loc_of(@3), $5); CHECKED($$); }
+    | expr "|>" IDENT arguments { $$ = new_pipe(ps, $1, $3, loc_of(@3), $4); CHECKED($$); }
     | expr "+" expr         { $$ = new_binary(ps, loc_of(@2), '+', $1, $3); CHECKED($$); }
     | expr "-" expr         { $$ = new_binary(ps, loc_of(@2), '-', $1, $3); CHECKED($$); }
     | expr "*" expr         { $$ = new_binary(ps, loc_of(@2), '*', $1, $3); CHECKED($$); }
@@ -234,15 +234,20 @@ primary
     : NUMBER                { $$ = new_number(ps, loc_of(@1), $1); }
     | STRING                { $$ = new_string(ps, loc_of(@1), $1); }
     | IDENT                 { $$ = new_ident(ps, loc_of(@1), $1); }
-    | IDENT "(" call_args ")" { $$ = new_call(ps, $1, loc_of(@1), $3, false); CHECKED($$); }
-    | "[" list_items "]"    { $$ = new_list(ps, loc_of(@1), $2); CHECKED($$); }
+    | IDENT arguments       { $$ = new_call(ps, $1, loc_of(@1), $2, false); CHECKED($$); }
+    | "[" "]"               { $$ = new_list(ps, loc_of(@1), (ExprList){0}); }
+    | "[" items "]"         { $$ = new_list(ps, loc_of(@1), $2); CHECKED($$); }
+    | "[" items "," "]"     { $$ = new_list(ps, loc_of(@1), $2); CHECKED($$); }
     | "(" expr ")"          { $$ = $2; }
     ;
 
-call_args
-    : %empty                { $$ = (ArgList){NULL, NULL, 0}; }
-    | args                  { $$ = $1; }
-    | args ","              { $$ = $1; }
+/* The optional trailing comma is spelt out in each rule rather than
+ * reduced away early, so that after a ',' the parser still knows that
+ * both another item and the closing bracket may follow, and says so. */
+arguments
+    : "(" ")"               { $$ = (ArgList){NULL, NULL, 0}; }
+    | "(" args ")"          { $$ = $2; }
+    | "(" args "," ")"      { $$ = $2; }
     ;
 
 args
@@ -250,12 +255,6 @@ args
     | IDENT "=" expr        { $$ = arg_list_add(ps, (ArgList){0}, $1, loc_of(@1), $3); }
     | args "," expr         { $$ = arg_list_add(ps, $1, NULL, loc_of(@3), $3); }
     | args "," IDENT "=" expr { $$ = arg_list_add(ps, $1, $3, loc_of(@3), $5); }
-    ;
-
-list_items
-    : %empty                { $$ = (ExprList){0}; }
-    | items                 { $$ = $1; }
-    | items ","             { $$ = $1; }
     ;
 
 items
@@ -663,6 +662,8 @@ static void describe_expected(TokenSet set, yysymbol_kind_t top, char *buf,
     }
     if (n > 0 || (set & ~CONTINUATIONS) != 0)
         set &= ~CONTINUATIONS;
+    if (n > 0 || (set & ~BIT(YYSYMBOL_YYEOF)) != 0)
+        set &= ~BIT(YYSYMBOL_YYEOF);
     for (int sym = 0; sym < YYNTOKENS; sym++)
         if (set & BIT(sym))
             phrases[n++] = token_name((yysymbol_kind_t)sym, top);
@@ -729,8 +730,12 @@ static bool report_unclosed(ParseState *ps, yysymbol_kind_t got, Loc loc,
     const Bracket *open = open_bracket_before_lookahead(ps);
     if (!open || !(set & BIT(closer_of(open->open))))
         return false;
+    /* End of file, or a block that starts only at top level, means the
+     * bracket was never closed, whatever else might have come here. */
+    bool cannot_be_inside = got == YYSYMBOL_YYEOF || got == YYSYMBOL_KW_MODEL ||
+                            got == YYSYMBOL_KW_TRAIN;
     TokenSet rest = set & ~BIT(closer_of(open->open));
-    if (got != YYSYMBOL_YYEOF && (rest & ~(CONTINUATIONS | BIT(YYSYMBOL_COMMA))))
+    if (!cannot_be_inside && (rest & ~(CONTINUATIONS | BIT(YYSYMBOL_COMMA))))
         return false;
     diag_error(ps->diag, loc, "unexpected %s, expected '%c' to close '%c' at %d:%d",
                unexpected, closer_char(open->open), open->open, open->loc.line,
@@ -821,7 +826,7 @@ Program *parse_program(Arena *a, Diag *d, const Source *src)
         return NULL;
     }
     if (setjmp(ps->fatal) == 0) {
-        yy_scan_bytes(src->text, (int)src->len, scanner);
+        yy_scan_bytes(src->text ? src->text : "", (int)src->len, scanner);
         yyparse(scanner, ps);
     }
     yylex_destroy(scanner);

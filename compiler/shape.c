@@ -714,7 +714,7 @@ static int eval_ident(Checker *c, const Expr *e)
 {
     Binding *b = find_binding(c, e->u.ident);
     if (b)
-        return b->value;
+        return b->value; /* -1 for a value that failed: already reported */
     if (find_layer(e->u.ident))
         diag_error(c->d, e->loc, "'%s' is an operation; call it, as in %s(x), "
                    "or pipe into it: x |> %s", e->u.ident, e->u.ident,
@@ -970,8 +970,12 @@ static void stmt_let(Checker *c, const Stmt *s)
     if (!check_new_name(c, s))
         return;
     int v = eval_rhs(c, s);
-    if (v < 0)
+    if (v < 0) {
+        /* bound anyway, to a failed value, so later uses stay quiet
+         * instead of repeating "unknown name" for one mistake */
+        bind(c, s->name, s->name_loc, ST_LET, -1);
         return;
+    }
     if (!c->g->ops[v].name && c->g->ops[v].storage == SG_ARENA)
         c->g->ops[v].name = s->name;
     bind(c, s->name, s->name_loc, ST_LET, v);

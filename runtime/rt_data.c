@@ -513,7 +513,7 @@ NNC_RT int nnc__data_csv_row(const nnc__data_csv *c, size_t line, const char *s,
         size_t flen = 0;
         while (flen < len && s[flen] != ',')
             flen++;
-        double v;
+        double v = 0; /* set by the parse below; gcc cannot always see that */
         if (nnc__data_csv_number(c, line, k + 1, s, flen, &v, err, errlen))
             return -1;
         if (c->nclasses && k == c->label) {
@@ -544,6 +544,9 @@ NNC_RT int nnc__data_csv_lines(const nnc__data_csv *c, const char *text, size_t 
 {
     size_t line = 0, pos = 0;
     *rows = 0;
+    /* Spreadsheets often start their CSV with a UTF-8 byte order mark. */
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+        pos = 3;
     while (pos < len) {
         const char *s = text + pos;
         const char *nl = memchr(s, '\n', len - pos);

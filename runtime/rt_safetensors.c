@@ -568,7 +568,7 @@ NNC_RT size_t nnc__st_jfail(nnc__st_json *j, size_t pos, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(what, sizeof what, fmt, ap);
         va_end(ap);
-        snprintf(j->msg, sizeof j->msg, "invalid header JSON at byte %zu: %s", pos, what);
+        snprintf(j->msg, sizeof j->msg, "invalid JSON at header byte %zu: %s", pos, what);
         j->failed = 1;
     }
     return NNC__ST_NONE;

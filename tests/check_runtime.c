@@ -367,6 +367,11 @@ START_TEST(st_scalar_empty_and_odd_names)
     ck_assert_int_eq(nnc_st_save(in_dir(p, "odd.safetensors"), t, 3, w, 4, NULL, err, sizeof err), 0);
     ck_assert_int_eq(nnc_st_load(p, t, 3, back, 4, 0, err, sizeof err), 0);
     ck_assert_mem_eq(w, back, sizeof w);
+
+    /* A model without parameters still has a valid (empty) file. */
+    ck_assert_int_eq(nnc_st_save(in_dir(p, "none.safetensors"), NULL, 0, NULL, 4, NULL, err, sizeof err), 0);
+    ck_assert_int_eq(nnc_st_load(p, NULL, 0, NULL, 4, 0, err, sizeof err), 0);
+    expect_refused(p, k_model, 2, 0, "tensor fc1.weight is missing");
 }
 END_TEST
 
@@ -542,8 +547,8 @@ START_TEST(st_refuses_malformed_json)
         const char *header;
         const char *want;
     } cases[] = {
-        {"{\"a\":1.5}", "at byte 5: only integers"},
-        {"{\"a\":1,}", "at byte 7: expected a string key"},
+        {"{\"a\":1.5}", "header byte 5: only integers"},
+        {"{\"a\":1,}", "header byte 7: expected a string key"},
         {"{\"a\" 1}", "expected ':' after object key"},
         {"{\"a\":[1 2]}", "expected ',' or ']' in array"},
         {"{\"a\":\"x", "unterminated string"},
@@ -555,8 +560,8 @@ START_TEST(st_refuses_malformed_json)
         {"{\"a\":01}", "leading zero"},
         {"{\"a\":99999999999999999999}", "integer too large"},
         {"{\"a\":1,\"a\":2}", "duplicate key \"a\""},
-        {"{} x", "at byte 3: unexpected data after the JSON object"},
-        {"{\"\xc3\x28\":1}", "at byte 2: invalid UTF-8"},
+        {"{} x", "header byte 3: unexpected data after the JSON object"},
+        {"{\"\xc3\x28\":1}", "header byte 2: invalid UTF-8"},
         {"", "unexpected end of header"},
         {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", "nested too deeply"},
         {"[1]", "the header must be a JSON object"},
@@ -568,7 +573,7 @@ START_TEST(st_refuses_malformed_json)
         expect_refused(p, k_model, 2, 0, cases[i].want);
     }
     craft_st(p, "{\"a\":1.5}", NULL, 0);
-    expect_refused(p, k_model, 2, 0, "bad.safetensors: invalid header JSON at byte 5: only integers");
+    expect_refused(p, k_model, 2, 0, "bad.safetensors: invalid JSON at header byte 5: only integers");
 }
 END_TEST
 
@@ -777,6 +782,7 @@ START_TEST(idx_refuses_missing_and_bad_headers)
     expect_idx_refused(img, img, 4, "nope: not an IDX label file: magic 0x00000803, expected 0x00000801");
     make_images(img, 1, 0x0000080d, 3, 2, 2, 12);
     expect_idx_refused(img, lab, 4, "magic 0x0000080d");
+    expect_idx_refused(g_dir, lab, 4, "not a regular file");
 }
 END_TEST
 
@@ -932,7 +938,7 @@ static void expect_csv_refused(const char *text, int nclasses, size_t y_size, in
 START_TEST(csv_good_with_header)
 {
     char p[512], err[256] = "";
-    const char *text = "a,b,c,label\n1,2,3,0\r\n\n  4 , 5.5,\"6\",2\n-1e1,0,0,1";
+    const char *text = "\xef\xbb\xbf" "a,b,c,label\n1,2,3,0\r\n\n  4 , 5.5,\"6\",2\n-1e1,0,0,1";
     write_bytes(in_dir(p, "data.csv"), text, strlen(text));
     nnc_dataset d;
     ck_assert_int_eq(nnc_csv_load(p, 3, -1, 3, 0, 1, 2.0f, 1.0f, &d, err, sizeof err), 0);
@@ -949,7 +955,7 @@ START_TEST(csv_good_with_header)
     nnc_dataset_free(&d);
 
     /* Label in the first column, gzip-compressed, no header. */
-    const char *first = "2,1,2,3\n0.0,4,5,6\n";
+    const char *first = "\xef\xbb\xbf" "2,1,2,3\n0.0,4,5,6\n";
     write_gz(in_dir(p, "first.csv.gz"), first, strlen(first));
     ck_assert_int_eq(nnc_csv_load(p, 3, 0, 3, 0, 0, 1.0f, 0.0f, &d, err, sizeof err), 0);
     ck_assert_uint_eq(d.n, 2);

@@ -26,7 +26,7 @@ for nn in dsl-examples/*.nn; do
     ok
     if gcc $CFLAGS_GEN -fopenmp -o "$out/$name" "$out/$name.c" -lz -lm; then ok
     else fail "$name.c does not compile with -fopenmp"; fi
-    if gcc $CFLAGS_GEN -Wno-unknown-pragmas -o "$out/$name.noomp" "$out/$name.c" -lz -lm
+    if gcc $CFLAGS_GEN -o "$out/$name.noomp" "$out/$name.c" -lz -lm
     then ok; else fail "$name.c does not compile without OpenMP"; fi
     "$NNC" "$nn" -o "$out/${name}_lib.c" &&
         gcc $CFLAGS_GEN -fopenmp -c -o "$out/${name}_lib.o" "$out/${name}_lib.c" &&
