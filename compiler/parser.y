@@ -41,6 +41,12 @@ static void yyerror(const YYLTYPE *lloc, yyscan_t scanner, ParseState *ps,
 #define YYSTACK_ALLOC_MAXIMUM ((size_t)1 << 30)
 
 static Loc loc_of(YYLTYPE lloc);
+/* Whether the token just shifted is the first on its line. */
+static bool begins_line(const ParseState *ps)
+{
+    return ps->cur.loc.line > ps->prev.loc.line;
+}
+
 static Expr *new_number(ParseState *ps, Loc loc, NumberValue num);
 static Expr *new_string(ParseState *ps, Loc loc, const char *str);
 static Expr *new_ident(ParseState *ps, Loc loc, const char *name);
@@ -52,6 +58,7 @@ static Expr *new_list(ParseState *ps, Loc loc, ExprList items);
 static Expr *new_binary(ParseState *ps, Loc loc, char op, Expr *lhs, Expr *rhs);
 static Expr *new_neg(ParseState *ps, Loc loc, Expr *operand);
 static bool nesting_ok(ParseState *ps, const Expr *e);
+static bool begins_line(const ParseState *ps);
 static ExprList expr_list_add(ExprList list, Expr *e);
 static ArgList arg_list_add(ParseState *ps, ArgList list, const char *name,
                             Loc loc, Expr *value);
@@ -114,7 +121,7 @@ static void add_train(ParseState *ps, Loc loc, const char *model,
 %type <type> type
 %type <setting> setting
 %type <settings> settings
-%type <str> key
+%type <str> key key_token
 
 %%
 
@@ -126,7 +133,9 @@ program
     ;
 
 model
-    : "model" IDENT "{" model_body "}"  { add_model(ps, loc_of(@1), $2, loc_of(@2), $4); }
+    : "model" resync IDENT "{" model_body "}" {
+        add_model(ps, loc_of(@1), $3, loc_of(@3), $5);
+    }
     ;
 
 model_body
@@ -137,34 +146,44 @@ model_body
     ;
 
 stmt
-    : "input" IDENT ":" type {
-        $$ = new_stmt(ps, ST_INPUT, loc_of(@1), $2, loc_of(@2));
-        $$->type = $4;
+    : "input" resync IDENT ":" type {
+        $$ = new_stmt(ps, ST_INPUT, loc_of(@1), $3, loc_of(@3));
+        $$->type = $5;
     }
-    | "label" IDENT ":" type {
-        $$ = new_stmt(ps, ST_LABEL, loc_of(@1), $2, loc_of(@2));
-        $$->type = $4;
+    | "label" resync IDENT ":" type {
+        $$ = new_stmt(ps, ST_LABEL, loc_of(@1), $3, loc_of(@3));
+        $$->type = $5;
     }
-    | "param" IDENT ":" type param_options {
-        $$ = new_stmt(ps, ST_PARAM, loc_of(@1), $2, loc_of(@2));
-        $$->type = $4;
-        $$->options = $5.head;
+    | "param" resync IDENT ":" type param_options {
+        $$ = new_stmt(ps, ST_PARAM, loc_of(@1), $3, loc_of(@3));
+        $$->type = $5;
+        $$->options = $6.head;
     }
-    | IDENT "=" expr {
+    | IDENT resync "=" expr {
         $$ = new_stmt(ps, ST_LET, loc_of(@1), $1, loc_of(@1));
-        $$->value = $3;
-    }
-    | "output" IDENT {
-        $$ = new_stmt(ps, ST_OUTPUT, loc_of(@1), $2, loc_of(@2));
-    }
-    | "output" IDENT "=" expr {
-        $$ = new_stmt(ps, ST_OUTPUT, loc_of(@1), $2, loc_of(@2));
         $$->value = $4;
     }
-    | "loss" expr {
-        $$ = new_stmt(ps, ST_LOSS, loc_of(@1), NULL, (Loc){0, 0});
-        $$->value = $2;
+    | "output" resync IDENT {
+        $$ = new_stmt(ps, ST_OUTPUT, loc_of(@1), $3, loc_of(@3));
     }
+    | "output" resync IDENT "=" expr {
+        $$ = new_stmt(ps, ST_OUTPUT, loc_of(@1), $3, loc_of(@3));
+        $$->value = $5;
+    }
+    | "loss" resync expr {
+        $$ = new_stmt(ps, ST_LOSS, loc_of(@1), NULL, (Loc){0, 0});
+        $$->value = $3;
+    }
+    ;
+
+/* After a syntax error Bison reports nothing more until three tokens
+ * have been shifted, so that one mistake does not cascade; but that
+ * also hides a real error on the very next line. A statement or block
+ * whose first token begins a line is a trustworthy fresh start, so
+ * errors are reported again from there. `resync` follows that first
+ * token, where its reduction needs no lookahead. */
+resync
+    : %empty                { if (begins_line(ps)) yyerrok; }
     ;
 
 param_options
@@ -183,7 +202,9 @@ dims
     ;
 
 train
-    : "train" IDENT "{" settings "}" { add_train(ps, loc_of(@1), $2, loc_of(@2), $4); }
+    : "train" resync IDENT "{" settings "}" {
+        add_train(ps, loc_of(@1), $3, loc_of(@3), $5);
+    }
     ;
 
 settings
@@ -210,6 +231,10 @@ setting
 /* Keywords other than model/train may name a setting, so that
  * `loss d_loss` and `output probs` read naturally in a train block. */
 key
+    : key_token resync      { $$ = $1; }
+    ;
+
+key_token
     : IDENT                 { $$ = $1; }
     | "input"               { $$ = "input"; }
     | "label"               { $$ = "label"; }
@@ -514,15 +539,19 @@ static bool has_all(TokenSet set, TokenSet group)
     return (set & group) == group;
 }
 
-/* The symbol `k` states below the top of the parser's stack, or
+/* The symbol `k` places below the top of the parser's stack, or
  * YYSYMBOL_YYEMPTY when the stack is not that deep. */
 static yysymbol_kind_t stack_symbol(const yypcontext_t *ctx, int k)
 {
-    const yy_state_t *s = ctx->yyssp;
-    for (int i = 0; i < k; i++, s--)
-        if (*s == 0)
-            return YYSYMBOL_YYEMPTY; /* state 0 is the bottom of the stack */
-    return *s == 0 ? YYSYMBOL_YYEMPTY : YY_ACCESSING_SYMBOL(*s);
+    /* state 0 is the bottom of the stack; `resync` carries no meaning */
+    for (const yy_state_t *s = ctx->yyssp; *s != 0; s--) {
+        yysymbol_kind_t sym = YY_ACCESSING_SYMBOL(*s);
+        if (sym == YYSYMBOL_resync)
+            continue;
+        if (k-- == 0)
+            return sym;
+    }
+    return YYSYMBOL_YYEMPTY;
 }
 
 static const char *token_text(const ParseState *ps, const Token *t,
