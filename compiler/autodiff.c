@@ -162,10 +162,12 @@ static void grad_rule(Tape *t, int v, int dy)
                                      1, y));
         break;
     case OP_RELU:
-        accumulate(t, x, binary(t, OP_RELU_GRAD, dy, x, x));
+        /* from the output: y > 0 exactly when x > 0, and reading y lets
+         * fusion keep x inside the forward kernel */
+        accumulate(t, x, binary(t, OP_RELU_GRAD, dy, v, x));
         break;
     case OP_LEAKY_RELU: {
-        int g = binary(t, OP_LEAKY_RELU_GRAD, dy, x, x);
+        int g = binary(t, OP_LEAKY_RELU_GRAD, dy, v, x); /* alpha >= 0 */
         t->g->ops[g].attr.alpha = o->attr.alpha;
         accumulate(t, x, g);
         break;

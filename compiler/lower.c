@@ -28,7 +28,7 @@ static Roles op_roles(OpKind op)
     case OP_MATMUL: return (Roles){{"A", "B"}, "C"};
     case OP_BIAS_ADD: return (Roles){{"x", "bias"}, "y"};
     case OP_RELU_GRAD:
-    case OP_LEAKY_RELU_GRAD: return (Roles){{"dy", "x"}, "dx"};
+    case OP_LEAKY_RELU_GRAD:
     case OP_SIGMOID_GRAD:
     case OP_TANH_GRAD:
     case OP_SOFTMAX_GRAD: return (Roles){{"dy", "y"}, "dx"};

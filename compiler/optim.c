@@ -8,6 +8,9 @@
  * are read at run time from the model, so schedules can change them. */
 #include "nnc.h"
 
+/* State `which` of every parameter forms one block the size of the
+ * parameter block (Adam: all first moments, then all second moments),
+ * so a fused update can sweep params, grads and state in one loop. */
 static int add_state(Graph *g, int param, int which)
 {
     Param *p = &g->params[param];
@@ -17,8 +20,9 @@ static int add_state(Graph *g, int param, int which)
     o->phase = PH_UPDATE;
     o->storage = SG_STATE;
     o->param = param;
-    o->offset = g->state_elems;
-    g->state_elems += p->size;
+    o->offset = which * g->param_elems + p->offset;
+    if (g->state_elems < (which + 1) * g->param_elems)
+        g->state_elems = (which + 1) * g->param_elems;
     p->state[which] = v;
     return v;
 }

@@ -501,6 +501,12 @@ static int layer_leaky_relu(Checker *c, const Expr *call, Expr **args)
     double alpha = 0.01;
     if (args[1] && !const_eval(c, args[1], &alpha))
         return -1;
+    if (alpha < 0 || alpha >= 1) {
+        /* the gradient is taken from the output, which needs y > 0 <=> x > 0 */
+        diag_error(c->d, args[1]->loc, "leaky_relu alpha must be in [0, 1), "
+                   "got %.9g", alpha);
+        return -1;
+    }
     int y = unary_layer(c, call, args, OP_LEAKY_RELU);
     if (y >= 0)
         c->g->ops[y].attr.alpha = alpha;
