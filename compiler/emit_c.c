@@ -265,29 +265,24 @@ static void emit_struct(Emitter *e, const Graph *g, const Names *n,
     emit_blank(e);
 }
 
-static void emit_kernels(Emitter *e, const Graph *g, const Kernels *ks,
-                         Plan *const plans[PROG__COUNT])
+static void emit_kernels(Emitter *e, const Graph *g, const Kernels *ks)
 {
     emit(e, "/* ---- kernels: one per fused group, in schedule order ---- */");
     emit_blank(e);
-    for (int i = 0; i < ks->n; i++) {
-        bool used = false;
-        for (int p = 0; p < PROG__COUNT; p++)
-            used = used || plans[p]->runs[ks->k[i].ops[0]];
-        if (used)
-            lower_kernel(e, g, &ks->k[i]);
-    }
+    for (int i = 0; i < ks->n; i++)
+        lower_kernel(e, g, &ks->k[i]);
 }
 
-/* The straight-line body of one program: a kernel call per kernel whose
- * ops the program runs, in schedule order, restricted to `phase`. */
+/* The straight-line body of one program: its kernel calls in schedule
+ * order, restricted to kernels whose first op is in `phase` (-1: all). */
 static void emit_calls(Emitter *e, const Graph *g, const Kernels *ks,
                        const Plan *p, int phase)
 {
-    for (int i = 0; i < ks->n; i++) {
-        const IrOp *o = &g->ops[ks->k[i].ops[0]];
-        if (p->runs[ks->k[i].ops[0]] && (phase < 0 || (int)o->phase == phase))
-            lower_call(e, g, &ks->k[i], p);
+    for (int t = 0; t < ks->nsched[p->kind]; t++) {
+        const Kernel *k = &ks->k[ks->sched[p->kind][t]];
+        const IrOp *o = &g->ops[k->ops[0]];
+        if (phase < 0 || (int)o->phase == phase)
+            lower_call(e, g, k, p);
     }
 }
 
@@ -668,7 +663,7 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
     emit_blank(&e);
     emit_runtime(&e, g, &n);
     emit_struct(&e, g, &n, plans);
-    emit_kernels(&e, g, ks, plans);
+    emit_kernels(&e, g, ks);
     emit_programs(&e, g, ks, plans, &n);
     emit_init_helpers(&e, g);
     emit_api_lifecycle(&e, g, &n, t);

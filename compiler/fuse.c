@@ -1,15 +1,41 @@
-/* fuse.c — groups ops into kernels.
+/* fuse.c — groups ops into kernels, program by program.
  *
- * requires: the complete graph (forward, backward, update), verified.
- * guarantees: every op that computes something belongs to exactly one
- * kernel (IrOp.kernel); sources and views belong to none; kernels are
- * numbered in schedule order and named after the ops they hold.
+ * requires: the complete graph (forward, backward, update), verified;
+ * activation gradients read the activation's output (autodiff.c), the
+ * optimizer state is laid out parallel to the parameters (optim.c).
+ * guarantees: for every program, each op it runs that computes something
+ * belongs to exactly one kernel of its schedule; a kernel executes where
+ * its first op stood, and every member reads only values computed before
+ * that point or inside the kernel, so the schedule stays topological.
+ * A member's result is stored only if something outside the kernel (in
+ * that program) reads it, or it is the program's result.
  *
- * With fusion off every computing op is a kernel of its own and every
- * intermediate is materialised; that is the baseline --no-fuse shows. */
+ * The rules, tried in this order at each op that starts a kernel:
+ *   update_sweep      consecutive optimizer updates with the same settings
+ *                     over adjacent parameters -> one loop over the block
+ *   softmax_xent      softmax + the cross-entropy that reads it -> one
+ *                     pass per row (forward)
+ *   softmax_xent_grad the cross-entropy gradient + the softmax gradient
+ *                     -> (p * sum(t) - t) * dloss / rows, per row
+ *   matmul_epilogue   matmul + bias + elementwise chain applied to each
+ *                     result as it is stored (dense + bias + relu forward;
+ *                     dx = dy W^T with the activation's gradient mask)
+ *   ewise_chain       elementwise ops, each feeding the next -> one loop
+ * With fusion off (--no-fuse) every op is a kernel of its own and every
+ * intermediate is stored: the baseline the fused code is measured by. */
 #include "nnc.h"
 
 #include <string.h>
+
+typedef struct Fuser {
+    Graph *g;
+    Kernels *ks;
+    bool *runs;       /* ops of the program being fused */
+    int *assigned;    /* op -> kernel index in this program, or -1 */
+    int **users;      /* op -> ops of this program that read it */
+    int *nusers;
+    int result[2];    /* values the program must leave in memory */
+} Fuser;
 
 static bool computes(const IrOp *o)
 {
@@ -17,15 +43,223 @@ static bool computes(const IrOp *o)
     return (c != OC_SOURCE && c != OC_VIEW) || o->op == OP_FILL;
 }
 
-static const char *kernel_name(Graph *g, int index, const int *ops, int n)
+static bool is_pointwise_loss_grad(OpKind op)
 {
-    const IrOp *first = &g->ops[ops[0]];
+    return op == OP_MSE_GRAD || op == OP_BCE_GRAD || op == OP_BCE_LOGITS_GRAD;
+}
+
+/* Elementwise in the sense fused loops need: out[i] depends on in[i]
+ * (bias: on bias[channel]) only. */
+static bool is_chainable(const IrOp *o)
+{
+    return (op_class[o->op] == OC_EWISE && o->op != OP_FILL) ||
+           is_pointwise_loss_grad(o->op);
+}
+
+static void find_users(Fuser *f)
+{
+    Graph *g = f->g;
+    f->nusers = ARENA_ARRAY(g->arena, int, g->nops);
+    f->users = ARENA_ARRAY(g->arena, int *, g->nops);
+    for (int i = 0; i < g->nops; i++)
+        for (int j = 0; f->runs[i] && j < g->ops[i].nin; j++)
+            f->nusers[g->ops[i].in[j]]++;
+    for (int i = 0; i < g->nops; i++) {
+        f->users[i] = ARENA_ARRAY(g->arena, int, f->nusers[i] + 1);
+        f->nusers[i] = 0;
+    }
+    for (int i = 0; i < g->nops; i++)
+        for (int j = 0; f->runs[i] && j < g->ops[i].nin; j++) {
+            int v = g->ops[i].in[j];
+            f->users[v][f->nusers[v]++] = i;
+        }
+}
+
+static bool in_group(const int *ops, int n, int v)
+{
+    for (int i = 0; i < n; i++)
+        if (ops[i] == v)
+            return true;
+    return false;
+}
+
+/* Member `cand` may join a kernel starting at op `first` if all its
+ * inputs exist by then or come from the kernel itself. */
+static bool inputs_ready(const Fuser *f, const int *ops, int n, int cand)
+{
+    const Graph *g = f->g;
+    const IrOp *o = &g->ops[cand];
+    for (int i = 0; i < o->nin; i++) {
+        int root = o->in[i];
+        while (g->ops[root].storage == SG_VIEW)
+            root = g->ops[root].in[0];
+        bool given = op_class[g->ops[root].op] == OC_SOURCE &&
+                     g->ops[root].op != OP_FILL; /* params, inputs, labels */
+        if (o->in[i] >= ops[0] && !given && !in_group(ops, n, o->in[i]))
+            return false;
+    }
+    return true;
+}
+
+/* The one user of `v` that can extend an elementwise chain, or -1. The
+ * chain continues through the value as the user's first operand, with the
+ * same shape, so element i of one is element i of the other. */
+static int chain_successor(const Fuser *f, const int *ops, int n, int v,
+                           bool allow_bias)
+{
+    const Graph *g = f->g;
+    int found = -1;
+    for (int u = 0; u < f->nusers[v]; u++) {
+        int c = f->users[v][u];
+        const IrOp *o = &g->ops[c];
+        if (f->assigned[c] >= 0 || !is_chainable(o) || o->in[0] != v ||
+            o->phase != g->ops[v].phase ||
+            is_pointwise_loss_grad(o->op) ||
+            !shape_eq(&o->shape, &g->ops[v].shape) ||
+            (o->op == OP_BIAS_ADD && !allow_bias) ||
+            !inputs_ready(f, ops, n, c))
+            continue;
+        if (found >= 0)
+            return -1; /* two ways to go: keep it simple and stop */
+        found = c;
+    }
+    return found;
+}
+
+static int grow_chain(const Fuser *f, int *ops, int n, bool allow_bias)
+{
+    for (;;) {
+        int next = chain_successor(f, ops, n, ops[n - 1], allow_bias);
+        if (next < 0)
+            return n;
+        ops[n++] = next;
+        allow_bias = false; /* one bias, right after the product */
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* the rules                                                         */
+
+static bool same_update(const IrOp *a, const IrOp *b)
+{
+    return a->op == b->op && a->nin == b->nin &&
+           memcmp(&a->attr.opt, &b->attr.opt, sizeof a->attr.opt) == 0;
+}
+
+static int rule_update_sweep(const Fuser *f, int first, int *ops)
+{
+    const Graph *g = f->g;
+    const IrOp *o = &g->ops[first];
+    int n = 0;
+    ops[n++] = first;
+    long next_offset = g->params[o->param].offset + g->params[o->param].size;
+    for (int i = first + 1; i < g->nops; i++) {
+        const IrOp *c = &g->ops[i];
+        if (!f->runs[i] || op_class[c->op] != OC_UPDATE)
+            continue;
+        if (!same_update(o, c) || g->params[c->param].offset != next_offset)
+            break;
+        ops[n++] = i;
+        next_offset += g->params[c->param].size;
+    }
+    return n;
+}
+
+static int rule_softmax_xent(const Fuser *f, int first, int *ops)
+{
+    for (int u = 0; u < f->nusers[first]; u++) {
+        int c = f->users[first][u];
+        const IrOp *o = &f->g->ops[c];
+        if (o->op == OP_XENT_PROBS && o->in[0] == first &&
+            f->assigned[c] < 0 && inputs_ready(f, &first, 1, c)) {
+            ops[0] = first;
+            ops[1] = c;
+            return 2;
+        }
+    }
+    return 1;
+}
+
+/* XENT_PROBS_GRAD(p, t, dl) followed by SOFTMAX_GRAD(that, p): the
+ * softmax Jacobian cancels the 1/p of the loss gradient. */
+static int rule_softmax_xent_grad(const Fuser *f, int first, int *ops)
+{
+    const IrOp *x = &f->g->ops[first];
+    if (f->nusers[first] != 1)
+        return 1;
+    int c = f->users[first][0];
+    const IrOp *o = &f->g->ops[c];
+    if (o->op != OP_SOFTMAX_GRAD || o->in[0] != first || o->in[1] != x->in[0] ||
+        f->g->ops[x->in[0]].op != OP_SOFTMAX || f->assigned[c] >= 0)
+        return 1;
+    ops[0] = first;
+    ops[1] = c;
+    return 2;
+}
+
+static KernelKind form_kernel(const Fuser *f, int first, int *ops, int *n,
+                              const char **rule)
+{
+    const IrOp *o = &f->g->ops[first];
+    *n = 1;
+    ops[0] = first;
+    *rule = NULL;
+    if (op_class[o->op] == OC_UPDATE) {
+        *n = rule_update_sweep(f, first, ops);
+        *rule = "update_sweep";
+        return KK_UPDATE;
+    }
+    if (o->op == OP_SOFTMAX && (*n = rule_softmax_xent(f, first, ops)) > 1) {
+        *rule = "softmax_xent";
+        return KK_SOFTMAX_XENT;
+    }
+    if (o->op == OP_XENT_PROBS_GRAD &&
+        (*n = rule_softmax_xent_grad(f, first, ops)) > 1) {
+        *rule = "softmax_xent_grad";
+        return KK_SOFTMAX_XENT_GRAD;
+    }
+    /* the axpy form of a matmul sums a row on the stack: keep it small */
+    bool row_fits = o->attr.mm.tb || o->shape.dim[1] <= 16384;
+    if (o->op == OP_MATMUL && o->shape.rank == 2 && row_fits &&
+        (*n = grow_chain(f, ops, 1, true)) > 1) {
+        *rule = "matmul_epilogue";
+        return KK_EPILOGUE;
+    }
+    if (is_chainable(o) && (*n = grow_chain(f, ops, 1, false)) > 1) {
+        *rule = "ewise_chain";
+        return KK_EWISE;
+    }
+    *n = 1;
+    return KK_SINGLE;
+}
+
+/* ---------------------------------------------------------------- */
+/* kernels: storing, naming, sharing between programs                */
+
+static bool must_store(const Fuser *f, const int *ops, int n, int v)
+{
+    const IrOp *o = &f->g->ops[v];
+    if (o->storage != SG_ARENA || v == f->result[0] || v == f->result[1])
+        return true;
+    for (int u = 0; u < f->nusers[v]; u++)
+        if (!in_group(ops, n, f->users[v][u]))
+            return true;
+    return false;
+}
+
+static const char *kernel_name(Graph *g, int index, const Kernel *k)
+{
+    const IrOp *first = &g->ops[k->ops[0]];
     char buf[256];
     size_t at = (size_t)snprintf(buf, sizeof buf, "k%02d_%s", index,
                                  first->label ? first->label : "t");
-    for (int i = 0; i < n && at < sizeof buf; i++)
-        at += (size_t)snprintf(buf + at, sizeof buf - at, "_%s",
-                               op_names[g->ops[ops[i]].op]);
+    if (k->kind == KK_UPDATE)
+        snprintf(buf, sizeof buf, "k%02d_%s_%s", index, k->nops > 1 ? "params"
+                 : first->label, op_names[first->op]);
+    else
+        for (int i = 0; i < k->nops && at < sizeof buf; i++)
+            at += (size_t)snprintf(buf + at, sizeof buf - at, "_%s",
+                                   op_names[g->ops[k->ops[i]].op]);
     /* labels come from user names and parameter names: keep C identifiers */
     for (char *p = buf; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
@@ -34,22 +268,79 @@ static const char *kernel_name(Graph *g, int index, const int *ops, int n)
     return arena_strdup(g->arena, buf);
 }
 
+static bool same_kernel(const Kernel *a, const Kernel *b)
+{
+    return a->nops == b->nops && a->train_mode == b->train_mode &&
+           memcmp(a->ops, b->ops, sizeof(int) * (size_t)a->nops) == 0 &&
+           memcmp(a->stored, b->stored, sizeof(bool) * (size_t)a->nops) == 0;
+}
+
+/* Adds the kernel unless an identical one exists; returns its index. */
+static int intern_kernel(Kernels *ks, const Kernel *k)
+{
+    for (int i = 0; i < ks->n; i++)
+        if (same_kernel(&ks->k[i], k))
+            return i;
+    ks->k[ks->n] = *k;
+    return ks->n++;
+}
+
+static void fuse_program(Fuser *f, ProgKind kind, bool enabled)
+{
+    Graph *g = f->g;
+    Kernels *ks = f->ks;
+    f->result[0] = g->output;
+    f->result[1] = kind == PROG_PREDICT ? -1 : g->loss;
+    find_users(f);
+    for (int i = 0; i < g->nops; i++)
+        f->assigned[i] = -1;
+    int *sched = ARENA_ARRAY(g->arena, int, g->nops);
+    int nsched = 0;
+    int *ops = ARENA_ARRAY(g->arena, int, g->nops);
+    for (int i = 0; i < g->nops; i++) {
+        if (!f->runs[i] || !computes(&g->ops[i]) || f->assigned[i] >= 0)
+            continue;
+        Kernel k = {.kind = KK_SINGLE};
+        int n = 1;
+        ops[0] = i;
+        if (enabled)
+            k.kind = form_kernel(f, i, ops, &n, &k.rule);
+        k.nops = n;
+        for (int m = 0; m < n; m++)
+            k.train_mode = k.train_mode ||
+                           (kind == PROG_TRAIN && op_depends_on_mode(g->ops[ops[m]].op));
+        k.ops = ARENA_ARRAY(g->arena, int, n);
+        k.stored = ARENA_ARRAY(g->arena, bool, n);
+        memcpy(k.ops, ops, sizeof(int) * (size_t)n);
+        for (int m = 0; m < n; m++)
+            k.stored[m] = !enabled || must_store(f, ops, n, ops[m]);
+        int index = intern_kernel(ks, &k);
+        for (int m = 0; m < n; m++)
+            f->assigned[ops[m]] = index;
+        sched[nsched++] = index;
+    }
+    ks->sched[kind] = sched;
+    ks->nsched[kind] = nsched;
+}
+
 Kernels *fuse(Graph *g, bool enabled)
 {
-    (void)enabled; /* fusion rules arrive with the fusion pass proper */
     Kernels *ks = ARENA_NEW(g->arena, Kernels);
-    ks->k = ARENA_ARRAY(g->arena, Kernel, g->nops);
-    for (int i = 0; i < g->nops; i++) {
-        IrOp *o = &g->ops[i];
-        if (!computes(o))
-            continue;
-        Kernel *k = &ks->k[ks->n];
-        k->ops = ARENA_ARRAY(g->arena, int, 1);
-        k->ops[0] = i;
-        k->nops = 1;
-        k->first = i;
-        k->name = kernel_name(g, ks->n, k->ops, 1);
-        o->kernel = ks->n++;
+    ks->k = ARENA_ARRAY(g->arena, Kernel, g->nops * PROG__COUNT);
+    Fuser f = {.g = g, .ks = ks};
+    f.runs = ARENA_ARRAY(g->arena, bool, g->nops);
+    f.assigned = ARENA_ARRAY(g->arena, int, g->nops);
+    /* training first, so kernel numbers follow the training step */
+    static const ProgKind order[] = {PROG_TRAIN, PROG_EVAL, PROG_PREDICT};
+    for (int p = 0; p < PROG__COUNT; p++) {
+        memset(f.runs, 0, sizeof(bool) * (size_t)g->nops);
+        program_ops(g, order[p], f.runs);
+        fuse_program(&f, order[p], enabled);
+        if (order[p] == PROG_TRAIN)
+            for (int i = 0; i < g->nops; i++)
+                g->ops[i].kernel = f.assigned[i];
     }
+    for (int i = 0; i < ks->n; i++)
+        ks->k[i].name = kernel_name(g, i, &ks->k[i]);
     return ks;
 }

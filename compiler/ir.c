@@ -259,3 +259,11 @@ long long ir_flops(const Graph *g, const bool *runs)
             total += op_flops(g, i);
     return total;
 }
+
+bool op_depends_on_mode(OpKind op)
+{
+    switch (op) {
+    default:
+        return false;
+    }
+}

@@ -55,7 +55,7 @@ static const char *idx_type(long n)
     return n < (1L << 31) ? "int" : "long";
 }
 
-static void parallel_for(Emitter *e, long work)
+void lower_parallel_for(Emitter *e, long work)
 {
     if (work >= PARALLEL_WORK)
         emit(e, "NNC_PARALLEL_FOR");
@@ -98,8 +98,8 @@ static void kernel_params(const Graph *g, const IrOp *o, char *buf, size_t len,
 }
 
 /* Where value v lives, as a C expression in a program function. */
-static void buffer_expr(const Graph *g, const Plan *p, int v, char *buf,
-                        size_t len)
+void lower_buffer_expr(const Graph *g, const Plan *p, int v, char *buf,
+                       size_t len)
 {
     int root = v;
     while (g->ops[root].storage == SG_VIEW)
@@ -118,17 +118,21 @@ static void buffer_expr(const Graph *g, const Plan *p, int v, char *buf,
 
 void lower_call(Emitter *e, const Graph *g, const Kernel *k, const Plan *p)
 {
+    if (k->kind != KK_SINGLE) {
+        lower_fused_call(e, g, k, p);
+        return;
+    }
     const IrOp *o = &g->ops[k->ops[0]];
     char args[1024], one[96];
     size_t at = 0;
     args[0] = '\0';
     for (int i = 0; i < o->nin; i++) {
-        buffer_expr(g, p, o->in[i], one, sizeof one);
+        lower_buffer_expr(g, p, o->in[i], one, sizeof one);
         at += (size_t)snprintf(args + at, sizeof args - at, "%s%s",
                                i ? ", " : "", one);
     }
     if (op_roles(o->op).out) {
-        buffer_expr(g, p, k->ops[0], one, sizeof one);
+        lower_buffer_expr(g, p, k->ops[0], one, sizeof one);
         at += (size_t)snprintf(args + at, sizeof args - at, "%s%s",
                                o->nin ? ", " : "", one);
     }
@@ -151,7 +155,7 @@ void lower_call(Emitter *e, const Graph *g, const Kernel *k, const Plan *p)
 
 /* The value of one element of op o's result, given its operands' element
  * expressions. Kept separate from the loop so fused kernels can nest it. */
-static void ewise_expr(Emitter *e, const IrOp *o, const char *a, const char *b,
+void lower_ewise_expr(Emitter *e, const IrOp *o, const char *a, const char *b,
                        char *buf, size_t len)
 {
     char l1[48], l2[48];
@@ -205,8 +209,8 @@ static void lower_ewise(Emitter *e, const IrOp *o, const Roles *r)
     char a[32], b[32], expr[256];
     snprintf(a, sizeof a, "%s[i]", r->in[0] ? r->in[0] : "");
     snprintf(b, sizeof b, "%s[i]", r->in[1] ? r->in[1] : "");
-    ewise_expr(e, o, a, b, expr, sizeof expr);
-    parallel_for(e, n * 4);
+    lower_ewise_expr(e, o, a, b, expr, sizeof expr);
+    lower_parallel_for(e, n * 4);
     emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
     emit(e, "%s[i] = %s;", r->out, expr);
     emit_close(e, NULL);
@@ -217,7 +221,7 @@ static void lower_bias_add(Emitter *e, const IrOp *o)
 {
     int rows = o->shape.dim[0], ch = o->shape.dim[1];
     long inner = shape_elems(&o->shape) / rows / ch;
-    parallel_for(e, shape_elems(&o->shape) * 4);
+    lower_parallel_for(e, shape_elems(&o->shape) * 4);
     emit_open(e, "for (int n = 0; n < %d; n++)", rows);
     emit_open(e, "for (int c = 0; c < %d; c++)", ch);
     if (inner == 1) {
@@ -238,7 +242,7 @@ static void lower_bias_grad(Emitter *e, const Graph *g, const IrOp *o)
     const IrOp *dy = &g->ops[o->in[0]];
     int rows = dy->shape.dim[0], ch = dy->shape.dim[1];
     long inner = shape_elems(&dy->shape) / rows / ch;
-    parallel_for(e, shape_elems(&dy->shape));
+    lower_parallel_for(e, shape_elems(&dy->shape));
     emit_open(e, "for (int c = 0; c < %d; c++)", ch);
     emit(e, "%s acc = 0;", e->real);
     emit_open(e, "for (int n = 0; n < %d; n++)", rows);
@@ -286,7 +290,7 @@ static void lower_matmul(Emitter *e, const Graph *g, const IrOp *o)
         snprintf(aik, sizeof aik, "A[(long)i * %ld + k]", K);
     emit(e, "/* C[%ld, %ld] = %s[%ld, %ld] * %s[%ld, %ld] */", M, N,
          ta ? "A^T" : "A", M, K, tb ? "B^T" : "B", K, N);
-    parallel_for(e, M * N * K);
+    lower_parallel_for(e, M * N * K);
     emit_open(e, "for (int i = 0; i < %ld; i++)", M);
     if (!tb) {
         emit(e, "%s *restrict c = C + (long)i * %ld;", e->real, N);
@@ -321,7 +325,7 @@ static void row_loop(Emitter *e, const IrOp *o, long *rows, long *width)
 {
     *width = o->shape.dim[o->shape.rank - 1];
     *rows = shape_elems(&o->shape) / *width;
-    parallel_for(e, *rows * *width * 8);
+    lower_parallel_for(e, *rows * *width * 8);
     emit_open(e, "for (int r = 0; r < %ld; r++)", *rows);
 }
 
@@ -366,7 +370,7 @@ static void lower_softmax_grad(Emitter *e, const IrOp *o)
 /* ---------------------------------------------------------------- */
 /* losses (means, as PyTorch's default reduction)                     */
 
-static const char *fn(Emitter *e, const char *name)
+const char *lower_libm(Emitter *e, const char *name)
 {
     /* the float variants of libm, under --dtype f64 the double ones */
     static const char *const f32[][2] = {{"exp", "expf"}, {"log", "logf"},
@@ -433,7 +437,7 @@ static void lower_xent_grad(Emitter *e, const Graph *g, const IrOp *o)
     char lit[48];
     emit(e, "const %s scale = dloss[0] / %s;", e->real,
          emit_lit(e, (double)rows, lit, sizeof lit));
-    parallel_for(e, rows * w * 8);
+    lower_parallel_for(e, rows * w * 8);
     emit_open(e, "for (int r = 0; r < %ld; r++)", rows);
     emit(e, "%s *d = dpred + (long)r * %ld;", e->real, w);
     if (probs) {
@@ -495,7 +499,7 @@ static void lower_pointwise_loss_grad(Emitter *e, const IrOp *o)
     char lit[48];
     emit(e, "const %s scale = dloss[0] / %s;", e->real,
          emit_lit(e, (double)n, lit, sizeof lit));
-    parallel_for(e, n * 8);
+    lower_parallel_for(e, n * 8);
     emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
     emit(e, "const %s p = pred[i], t = target[i];", e->real);
     switch (o->op) {
@@ -504,10 +508,10 @@ static void lower_pointwise_loss_grad(Emitter *e, const IrOp *o)
         break;
     case OP_BCE_GRAD:
         emit(e, "dpred[i] = scale * (p - t) / %s((1 - p) * p, %s);",
-             fn(e, "fmax"), e->o->f64 ? "1e-12" : "1e-12f");
+             lower_libm(e, "fmax"), e->o->f64 ? "1e-12" : "1e-12f");
         break;
     default:
-        emit(e, "dpred[i] = scale * (1 / (1 + %s(-p)) - t);", fn(e, "exp"));
+        emit(e, "dpred[i] = scale * (1 / (1 + %s(-p)) - t);", lower_libm(e, "exp"));
         break;
     }
     emit_close(e, NULL);
@@ -516,14 +520,13 @@ static void lower_pointwise_loss_grad(Emitter *e, const IrOp *o)
 /* ---------------------------------------------------------------- */
 /* optimizer updates, PyTorch's formulas                             */
 
-static void lower_sgd(Emitter *e, const IrOp *o)
+void lower_sgd(Emitter *e, const IrOp *o, long n)
 {
     const OptimSpec *s = &o->attr.opt;
-    long n = shape_elems(&o->shape);
     char l1[48], l2[48];
     if (s->momentum == 0)
         emit(e, "(void)first_step; /* no momentum buffer to start */");
-    parallel_for(e, n * 4);
+    lower_parallel_for(e, n * 4);
     emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
     emit(e, "double d = g[i];");
     if (s->weight_decay != 0)
@@ -543,10 +546,9 @@ static void lower_sgd(Emitter *e, const IrOp *o)
     emit_close(e, NULL);
 }
 
-static void lower_adam(Emitter *e, const IrOp *o)
+void lower_adam(Emitter *e, const IrOp *o, long n)
 {
     const OptimSpec *s = &o->attr.opt;
-    long n = shape_elems(&o->shape);
     Emitter de = {.real = "double", .o = e->o};
     char b1[48], b2[48], c1[48], c2[48], eps[48], wd[48];
     emit_lit(&de, s->beta1, b1, sizeof b1);
@@ -556,7 +558,7 @@ static void lower_adam(Emitter *e, const IrOp *o)
     emit_lit(&de, s->eps, eps, sizeof eps);
     emit_lit(&de, s->weight_decay, wd, sizeof wd);
     emit(e, "const double step_size = lr / bias1, root_bias2 = sqrt(bias2);");
-    parallel_for(e, n * 8);
+    lower_parallel_for(e, n * 8);
     emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
     emit(e, "double d = g[i];");
     if (s->weight_decay != 0 && s->decoupled)
@@ -592,14 +594,18 @@ static void lower_body(Emitter *e, const Graph *g, const IrOp *o)
     case OP_MSE_GRAD:
     case OP_BCE_GRAD:
     case OP_BCE_LOGITS_GRAD: lower_pointwise_loss_grad(e, o); break;
-    case OP_SGD_UPDATE: lower_sgd(e, o); break;
-    case OP_ADAM_UPDATE: lower_adam(e, o); break;
+    case OP_SGD_UPDATE: lower_sgd(e, o, shape_elems(&o->shape)); break;
+    case OP_ADAM_UPDATE: lower_adam(e, o, shape_elems(&o->shape)); break;
     default: lower_ewise(e, o, &r); break;
     }
 }
 
 void lower_kernel(Emitter *e, const Graph *g, const Kernel *k)
 {
+    if (k->kind != KK_SINGLE) {
+        lower_fused_kernel(e, g, k);
+        return;
+    }
     const IrOp *o = &g->ops[k->ops[0]];
     char params[1024];
     kernel_params(g, o, params, sizeof params, e->real);

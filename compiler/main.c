@@ -19,10 +19,22 @@ typedef struct Options {
     const char *input;
     const char *output;   /* model.c; the header goes next to it */
     const char *model;    /* --model NAME when a file holds several */
+    const char *prefix;   /* --prefix NAME for the generated names */
     const char *emit;     /* c, ir, ast */
     const char *dump_after;
     bool main, fused, f64, stats, check_only;
 } Options;
+
+static bool is_c_identifier(const char *s)
+{
+    if (!*s || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
 
 static void usage(FILE *out)
 {
@@ -32,6 +44,8 @@ static void usage(FILE *out)
           "  --no-fuse           one kernel per IR op, every intermediate kept\n"
           "  --dtype f32|f64     element type of the generated code (f32)\n"
           "  --model NAME        the model to compile when the file has several\n"
+          "  --prefix NAME       name the generated type and functions NAME_*\n"
+          "                      instead of after the model\n"
           "  --emit=c|ir|ast     what to write (c); ir and ast go to stdout\n"
           "  --dump-after=PASS   print the IR after PASS (shape, autodiff, optim,\n"
           "                      fuse, plan) to stdout\n"
@@ -47,7 +61,8 @@ static int parse_options(int argc, char **argv, Options *o)
     *o = (Options){.emit = "c", .fused = true};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-o") || !strcmp(a, "--model") || !strcmp(a, "--dtype")) {
+        if (!strcmp(a, "-o") || !strcmp(a, "--model") || !strcmp(a, "--dtype") ||
+            !strcmp(a, "--prefix")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "nnc: %s needs a value\n", a);
                 return 2;
@@ -57,6 +72,14 @@ static int parse_options(int argc, char **argv, Options *o)
                 o->output = v;
             else if (!strcmp(a, "--model"))
                 o->model = v;
+            else if (!strcmp(a, "--prefix")) {
+                if (!is_c_identifier(v)) {
+                    fprintf(stderr, "nnc: --prefix needs a C identifier, not "
+                            "'%s'\n", v);
+                    return 2;
+                }
+                o->prefix = v;
+            }
             else if (!strcmp(v, "f64") || !strcmp(v, "f32"))
                 o->f64 = !strcmp(v, "f64");
             else {
@@ -260,7 +283,7 @@ static int write_outputs(Arena *a, const Options *o, const Model *m,
             fclose(h), remove(h_tmp);
         return 2;
     }
-    EmitOptions eo = {.prefix = m->name, .source = o->input, .header = h_name,
+    EmitOptions eo = {.prefix = o->prefix ? o->prefix : m->name, .source = o->input, .header = h_name,
                       .f64 = o->f64, .main = o->main, .fused = o->fused};
     int bad = emit_c(c, h, g, ks, plans, t, &eo);
     bad |= fclose(c) != 0;

@@ -344,6 +344,9 @@ void ir_print(FILE *out, const Graph *g);
 /* Floating-point operations of op v (a multiply-add counts 2), and of
  * the ops marked in `runs` (all when NULL). */
 long long op_flops(const Graph *g, int v);
+/* Whether an op computes differently in training and in evaluation
+ * (dropout, batch statistics): its kernels then exist in two modes. */
+bool op_depends_on_mode(OpKind op);
 long long ir_flops(const Graph *g, const bool *runs);
 /* Checks the graph's invariants (topological order, arity, shapes of
  * every op agree with its rule). Returns false and prints why. */
@@ -406,24 +409,46 @@ void optim_lower(Graph *g, const OptimSpec *opt);
  * fuse.c — groups ops into kernels.
  * =================================================================== */
 
-typedef enum Program_ {
+typedef enum ProgKind {
     PROG_PREDICT, /* outputs from inputs, evaluation mode */
     PROG_EVAL,    /* outputs and loss, evaluation mode */
     PROG_TRAIN,   /* loss, outputs, gradients, update */
     PROG__COUNT
 } ProgKind;
 
+/* How a kernel is lowered: one op, or the shape a fusion rule made. */
+typedef enum KernelKind {
+    KK_SINGLE,          /* one op, every input and output in memory */
+    KK_EPILOGUE,        /* matmul, then bias/activation/... on each result */
+    KK_EWISE,           /* a chain of elementwise ops in one loop */
+    KK_SOFTMAX_XENT,    /* softmax rows and the cross-entropy on them */
+    KK_SOFTMAX_XENT_GRAD, /* d(cross-entropy(softmax(z)))/dz in one pass */
+    KK_UPDATE,          /* the optimizer over a contiguous run of params */
+} KernelKind;
+
 typedef struct Kernel {
-    int first;        /* ops of the kernel, in order */
-    int *ops;
+    KernelKind kind;
+    const char *rule; /* the fusion rule that formed it, NULL for KK_SINGLE */
+    int *ops;         /* member ops, in schedule order */
     int nops;
+    bool *stored;     /* per member: its result is written to memory
+                       * (read outside the kernel, or a program result) */
+    bool train_mode;  /* runs in the training program (mode-dependent ops) */
     const char *name; /* k07_conv1_bias_relu */
 } Kernel;
 
+/* Every program is fused on its own (a value internal to a kernel in
+ * one program may be needed in memory by another); identical kernels
+ * are shared, so a kernel function is emitted once. */
 typedef struct Kernels {
     Kernel *k;
     int n;
+    int *sched[PROG__COUNT];  /* per program: kernel indices, in order */
+    int nsched[PROG__COUNT];
 } Kernels;
+
+/* plan.c: marks in runs[] the ops program `kind` executes. */
+void program_ops(const Graph *g, ProgKind kind, bool *runs);
 
 Kernels *fuse(Graph *g, bool enabled);
 
@@ -474,6 +499,20 @@ const char *emit_lit(Emitter *e, double v, char *buf, size_t len);
 /* lower.c: the static C function of one kernel, and the call to it. */
 void lower_kernel(Emitter *e, const Graph *g, const Kernel *k);
 void lower_call(Emitter *e, const Graph *g, const Kernel *k, const Plan *p);
+/* pieces lower_fused.c shares with lower.c */
+void lower_parallel_for(Emitter *e, long work);
+void lower_ewise_expr(Emitter *e, const IrOp *o, const char *a, const char *b,
+                      char *buf, size_t len);
+const char *lower_libm(Emitter *e, const char *name); /* "exp" -> "expf" */
+void lower_sgd(Emitter *e, const IrOp *o, long n);
+void lower_adam(Emitter *e, const IrOp *o, long n);
+/* where value v lives in program p, as a C expression */
+void lower_buffer_expr(const Graph *g, const Plan *p, int v, char *buf,
+                       size_t len);
+/* lower_fused.c: kernels made by fusion rules */
+void lower_fused_kernel(Emitter *e, const Graph *g, const Kernel *k);
+void lower_fused_call(Emitter *e, const Graph *g, const Kernel *k,
+                      const Plan *p);
 
 int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
            Plan *const plans[PROG__COUNT], const TrainSpec *t,

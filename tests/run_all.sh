@@ -45,6 +45,7 @@ step "diagnostics (golden files)" tests/golden.sh
 step "runtime embedded, safetensors in Python" tests/runtime_extra.sh
 step "examples end to end" tests/e2e.sh
 step "gradient checks (f64, central differences)" tests/gradcheck.sh
+step "fused and unfused train alike" tests/fusecheck.sh
 step "generated/ is up to date" tests/generated_fresh.sh
 
 echo "$passed passed, $failed failed"

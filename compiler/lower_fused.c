@@ -1,0 +1,496 @@
+/* lower_fused.c — C for the kernels fusion rules made (fuse.c).
+ *
+ * requires: a kernel of kind other than KK_SINGLE, its members in
+ * schedule order, stored[] telling which results go to memory.
+ * guarantees: one static function per kernel computing all its members
+ * in one pass over the data; values that stay inside the kernel live in
+ * registers (locals t0, t1, ... named after the member's position);
+ * arguments are the kernel's external inputs, then its stored results,
+ * each named after the value it holds.
+ *
+ * Arithmetic is the same as the single-op kernels' (same expressions, same
+ * order of summation), so fused and unfused programs agree to rounding;
+ * the one exception is softmax_xent_grad, which computes p - t directly
+ * instead of through 1/p (see that function). */
+#include "nnc.h"
+
+#include <string.h>
+
+enum { MAX_ARGS = 64 };
+
+typedef struct Args {
+    int value[MAX_ARGS];
+    const char *name[MAX_ARGS];
+    bool written[MAX_ARGS];
+    int n;
+} Args;
+
+static int member_index(const Kernel *k, int v)
+{
+    for (int m = 0; m < k->nops; m++)
+        if (k->ops[m] == v)
+            return m;
+    return -1;
+}
+
+/* A C name for the buffer of value v: a parameter's name, the user's
+ * name, or the op that made it. */
+static const char *value_cname(const Graph *g, int v)
+{
+    const IrOp *o = &g->ops[v];
+    while (o->storage == SG_VIEW)
+        o = &g->ops[o->in[0]];
+    const char *base;
+    switch (o->storage) {
+    case SG_PARAM: base = g->params[o->param].name; break;
+    case SG_GRAD: base = arena_printf(g->arena, "d%s", g->params[o->param].name); break;
+    case SG_INPUT: base = "x"; break;
+    case SG_LABEL: base = "y"; break;
+    default:
+        base = o->name ? o->name
+                       : arena_printf(g->arena, "%s_%s", o->label ? o->label : "t",
+                                      op_names[o->op]);
+    }
+    char *s = arena_strdup(g->arena, base);
+    for (char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '_'))
+            *p = '_';
+    return s;
+}
+
+/* Names the kernel bodies use for their own locals: an argument named
+ * like one gets its value id appended. */
+static bool is_reserved(const char *name)
+{
+    static const char *const locals[] = {"i", "j", "k", "r", "c", "at", "row",
+        "acc", "aik", "b", "scale", "total", "max", "sum", "zr", "pr", "d",
+        "mass", "tr", "lr", "first_step", "bias1", "bias2", "step_size",
+        "root_bias2", "w", "g", "m", "v", "NNC_PARALLEL_FOR", "NNC_SIMD_SUM"};
+    for (size_t i = 0; i < sizeof locals / sizeof *locals; i++)
+        if (!strcmp(locals[i], name))
+            return true;
+    if (name[0] != 't' || !name[1])
+        return false;
+    for (const char *p = name + 1; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return true; /* t0, t1, ...: the members' locals */
+}
+
+static void add_arg(const Graph *g, Args *a, int v, bool written)
+{
+    for (int i = 0; i < a->n; i++)
+        if (a->value[i] == v)
+            return;
+    if (a->n == MAX_ARGS)
+        return;
+    const char *name = value_cname(g, v);
+    bool taken = is_reserved(name);
+    for (int i = 0; i < a->n; i++)
+        taken = taken || !strcmp(a->name[i], name);
+    if (taken)
+        name = arena_printf(g->arena, "%s_%d", name, v);
+    a->value[a->n] = v;
+    a->name[a->n] = name;
+    a->written[a->n] = written;
+    a->n++;
+}
+
+/* Inputs from outside the kernel, then the results it stores. */
+static void collect_args(const Graph *g, const Kernel *k, Args *a)
+{
+    a->n = 0;
+    for (int m = 0; m < k->nops; m++) {
+        const IrOp *o = &g->ops[k->ops[m]];
+        for (int j = 0; j < o->nin; j++)
+            if (member_index(k, o->in[j]) < 0)
+                add_arg(g, a, o->in[j], false);
+    }
+    for (int m = 0; m < k->nops; m++)
+        if (k->stored[m] && g->ops[k->ops[m]].storage != SG_NONE)
+            add_arg(g, a, k->ops[m], true);
+}
+
+static const char *arg_name(const Args *a, int v)
+{
+    for (int i = 0; i < a->n; i++)
+        if (a->value[i] == v)
+            return a->name[i];
+    return "?";
+}
+
+static void signature(Emitter *e, const Graph *g, const Kernel *k,
+                      const Args *a, char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < a->n && at < len; i++) {
+        const IrOp *o = &g->ops[a->value[i]];
+        bool i32 = o->dtype == DT_I32;
+        at += (size_t)snprintf(buf + at, len - at, "%s%s%s *restrict %s",
+                               i ? ", " : "", a->written[i] ? "" : "const ",
+                               i32 ? "int32_t" : e->real, a->name[i]);
+    }
+    if (k->kind != KK_UPDATE || at >= len)
+        return;
+    if (g->ops[k->ops[0]].op == OP_SGD_UPDATE)
+        snprintf(buf + at, len - at, ", double lr, int first_step");
+    else
+        snprintf(buf + at, len - at, ", double lr, double bias1, double bias2");
+}
+
+static void kernel_comment(Emitter *e, const Graph *g, const Kernel *k)
+{
+    emit(e, "/* %s: fused by rule %s (%s), %s", k->name, k->rule,
+         e->o->source, k->train_mode ? "training mode" : "any mode");
+    for (int m = 0; m < k->nops; m++) {
+        const IrOp *o = &g->ops[k->ops[m]];
+        char shape[96];
+        emit(e, " *   %-16s %-12s %s  line %d%s", op_names[o->op],
+             o->label ? o->label : "", shape_str(&o->shape, shape, sizeof shape),
+             o->loc.line, k->stored[m] ? "" : "  (kept in registers)");
+    }
+    emit(e, " */");
+}
+
+/* ---------------------------------------------------------------- */
+/* elementwise members                                               */
+
+/* The expression operand j of member `o` reads: a local of an earlier
+ * member, or element `idx` of an argument (bias: element `col`). */
+static void operand(const Kernel *k, const Args *a, const IrOp *o, int j,
+                    const char *idx, const char *col, char *buf, size_t len)
+{
+    int v = o->in[j];
+    int m = member_index(k, v);
+    if (m >= 0)
+        snprintf(buf, len, "t%d", m);
+    else if (o->op == OP_BIAS_ADD && j == 1)
+        snprintf(buf, len, "%s[%s]", arg_name(a, v), col);
+    else
+        snprintf(buf, len, "%s[%s]", arg_name(a, v), idx);
+}
+
+static void pointwise_loss_grad_expr(Emitter *e, const IrOp *o, const char *p,
+                                     const char *t, char *buf, size_t len)
+{
+    switch (o->op) {
+    case OP_MSE_GRAD:
+        snprintf(buf, len, "scale * 2 * (%s - %s)", p, t);
+        break;
+    case OP_BCE_GRAD:
+        snprintf(buf, len, "scale * (%s - %s) / %s((1 - %s) * %s, %s)", p, t,
+                 lower_libm(e, "fmax"), p, p, e->o->f64 ? "1e-12" : "1e-12f");
+        break;
+    default:
+        snprintf(buf, len, "scale * (1 / (1 + %s(-%s)) - %s)",
+                 lower_libm(e, "exp"), p, t);
+        break;
+    }
+}
+
+/* Members from `from` on, each into its local t<m>, stored if needed. */
+static void emit_members(Emitter *e, const Graph *g, const Kernel *k,
+                         const Args *a, int from, const char *idx,
+                         const char *col)
+{
+    for (int m = from; m < k->nops; m++) {
+        const IrOp *o = &g->ops[k->ops[m]];
+        char x[96], y[96], expr[512];
+        operand(k, a, o, 0, idx, col, x, sizeof x);
+        if (o->nin > 1)
+            operand(k, a, o, 1, idx, col, y, sizeof y);
+        else
+            y[0] = '\0';
+        if (op_class[o->op] == OC_LOSS)
+            pointwise_loss_grad_expr(e, o, x, y, expr, sizeof expr);
+        else if (o->op == OP_BIAS_ADD)
+            snprintf(expr, sizeof expr, "%s + %s", x, y);
+        else
+            lower_ewise_expr(e, o, x, y, expr, sizeof expr);
+        emit(e, "const %s t%d = %s; /* %s %s */", e->real, m, expr,
+             o->label ? o->label : "", op_names[o->op]);
+        if (k->stored[m])
+            emit(e, "%s[%s] = t%d;", arg_name(a, k->ops[m]), idx, m);
+    }
+}
+
+/* The scalar `scale` a pointwise loss gradient at the head needs. */
+static void emit_loss_scale(Emitter *e, const Graph *g, const Kernel *k,
+                            const Args *a)
+{
+    const IrOp *head = &g->ops[k->ops[0]];
+    if (op_class[head->op] != OC_LOSS)
+        return;
+    char n[48];
+    emit(e, "const %s scale = %s[0] / %s;", e->real, arg_name(a, head->in[2]),
+         emit_lit(e, (double)shape_elems(&head->shape), n, sizeof n));
+}
+
+static void lower_ewise_chain(Emitter *e, const Graph *g, const Kernel *k,
+                              const Args *a)
+{
+    const IrOp *head = &g->ops[k->ops[0]];
+    long n = shape_elems(&head->shape);
+    emit_loss_scale(e, g, k, a);
+    lower_parallel_for(e, n * k->nops);
+    if (head->op != OP_BIAS_ADD) {
+        emit_open(e, "for (long i = 0; i < %ld; i++)", n);
+        emit_members(e, g, k, a, 0, "i", NULL);
+        emit_close(e, NULL);
+        return;
+    }
+    /* a bias: walk [rows, channels, inner] so the channel is a loop index */
+    int rows = head->shape.dim[0], ch = head->shape.dim[1];
+    long inner = n / rows / ch;
+    emit_open(e, "for (int r = 0; r < %d; r++)", rows);
+    emit_open(e, "for (int c = 0; c < %d; c++)", ch);
+    emit_open(e, "for (long j = 0; j < %ld; j++)", inner);
+    emit(e, "const long i = ((long)r * %d + c) * %ld + j;", ch, inner);
+    emit_members(e, g, k, a, 0, "i", "c");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
+/* matmul with an epilogue                                           */
+
+static void lower_epilogue(Emitter *e, const Graph *g, const Kernel *k,
+                           const Args *a)
+{
+    const IrOp *o = &g->ops[k->ops[0]];
+    const IrOp *A = &g->ops[o->in[0]], *B = &g->ops[o->in[1]];
+    bool ta = o->attr.mm.ta, tb = o->attr.mm.tb;
+    long arows = A->shape.dim[0], acols = shape_elems(&A->shape) / arows;
+    long brows = B->shape.dim[0], bcols = shape_elems(&B->shape) / brows;
+    long M = ta ? acols : arows, K = ta ? arows : acols, N = tb ? brows : bcols;
+    const char *an = arg_name(a, o->in[0]), *bn = arg_name(a, o->in[1]);
+    char aik[96];
+    if (ta)
+        snprintf(aik, sizeof aik, "%s[(long)k * %ld + i]", an, M);
+    else
+        snprintf(aik, sizeof aik, "%s[(long)i * %ld + k]", an, K);
+    emit(e, "/* [%ld, %ld] = %s[%ld, %ld] * %s[%ld, %ld], then the epilogue on "
+         "each element */", M, N, ta ? "A^T" : "A", M, K, tb ? "B^T" : "B", K, N);
+    lower_parallel_for(e, M * N * K);
+    emit_open(e, "for (int i = 0; i < %ld; i++)", M);
+    if (!tb) {
+        /* rows of B stream through a row of sums: vectorises over j */
+        emit(e, "%s row[%ld];", e->real, N);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
+        emit(e, "row[j] = 0;");
+        emit_close(e, NULL);
+        emit_open(e, "for (int k = 0; k < %ld; k++)", K);
+        emit(e, "const %s aik = %s;", e->real, aik);
+        emit(e, "const %s *restrict b = %s + (long)k * %ld;", e->real, bn, N);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
+        emit(e, "row[j] += aik * b[j];");
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
+        emit(e, "const long at = (long)i * %ld + j;", N);
+        emit(e, "const %s t0 = row[j]; /* %s matmul */", e->real,
+             o->label ? o->label : "");
+    } else {
+        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
+        emit(e, "const %s *restrict b = %s + (long)j * %ld;", e->real, bn, K);
+        emit(e, "%s acc = 0;", e->real);
+        emit(e, "NNC_SIMD_SUM");
+        emit_open(e, "for (int k = 0; k < %ld; k++)", K);
+        emit(e, "acc += %s * b[k];", aik);
+        emit_close(e, NULL);
+        emit(e, "const long at = (long)i * %ld + j;", N);
+        emit(e, "const %s t0 = acc; /* %s matmul */", e->real,
+             o->label ? o->label : "");
+    }
+    if (k->stored[0])
+        emit(e, "%s[at] = t0;", arg_name(a, k->ops[0]));
+    emit_members(e, g, k, a, 1, "at", "j");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
+/* softmax and cross-entropy                                         */
+
+static void lower_softmax_xent(Emitter *e, const Graph *g, const Kernel *k,
+                               const Args *a)
+{
+    const IrOp *sm = &g->ops[k->ops[0]], *xe = &g->ops[k->ops[1]];
+    long w = sm->shape.dim[sm->shape.rank - 1];
+    long rows = shape_elems(&sm->shape) / w;
+    const char *z = arg_name(a, sm->in[0]), *t = arg_name(a, xe->in[1]);
+    const char *p = arg_name(a, k->ops[0]), *loss = arg_name(a, k->ops[1]);
+    bool soft = xe->attr.loss.soft;
+    emit(e, "double total = 0;");
+    emit_open(e, "for (int r = 0; r < %ld; r++)", rows);
+    emit(e, "const %s *zr = %s + (long)r * %ld;", e->real, z, w);
+    emit(e, "%s *pr = %s + (long)r * %ld;", e->real, p, w);
+    emit(e, "%s max = zr[0];", e->real);
+    emit_open(e, "for (int j = 1; j < %ld; j++)", w);
+    emit(e, "max = zr[j] > max ? zr[j] : max;");
+    emit_close(e, NULL);
+    emit(e, "%s sum = 0;", e->real);
+    emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+    emit(e, "pr[j] = %s(zr[j] - max);", lower_libm(e, "exp"));
+    emit(e, "sum += pr[j];");
+    emit_close(e, NULL);
+    emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+    emit(e, "pr[j] /= sum;");
+    emit_close(e, NULL);
+    /* the probabilities are clipped as Keras does, as the unfused loss */
+    if (soft) {
+        emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+        emit(e, "total -= (double)%s[(long)r * %ld + j] * log(fmax((double)pr[j],"
+             " 1e-7));", t, w);
+        emit_close(e, NULL);
+    } else {
+        emit(e, "total -= log(fmax((double)pr[%s[r]], 1e-7));", t);
+    }
+    emit_close(e, NULL);
+    emit(e, "%s[0] = (%s)(total / %ld);", loss, e->real, rows);
+}
+
+/* d/dz of -sum(t log softmax(z)) = p * sum(t) - t: the 1/p of the loss
+ * gradient and the p of the softmax Jacobian cancel, so this is exact
+ * and stable even where p underflows (the unfused pair clips p at 1e-7
+ * and differs from this only there). */
+static void lower_softmax_xent_grad(Emitter *e, const Graph *g,
+                                    const Kernel *k, const Args *a)
+{
+    const IrOp *xg = &g->ops[k->ops[0]];
+    const IrOp *sg = &g->ops[k->ops[1]];
+    long w = sg->shape.dim[sg->shape.rank - 1];
+    long rows = shape_elems(&sg->shape) / w;
+    const char *p = arg_name(a, xg->in[0]), *t = arg_name(a, xg->in[1]);
+    const char *dl = arg_name(a, xg->in[2]), *dz = arg_name(a, k->ops[1]);
+    bool soft = xg->attr.loss.soft;
+    char n[48];
+    emit(e, "const %s scale = %s[0] / %s;", e->real, dl,
+         emit_lit(e, (double)rows, n, sizeof n));
+    lower_parallel_for(e, rows * w * 4);
+    emit_open(e, "for (int r = 0; r < %ld; r++)", rows);
+    emit(e, "const %s *pr = %s + (long)r * %ld;", e->real, p, w);
+    emit(e, "%s *d = %s + (long)r * %ld;", e->real, dz, w);
+    if (soft) {
+        emit(e, "const %s *tr = %s + (long)r * %ld;", e->real, t, w);
+        emit(e, "%s mass = 0;", e->real);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+        emit(e, "mass += tr[j];");
+        emit_close(e, NULL);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+        emit(e, "d[j] = scale * (pr[j] * mass - tr[j]);");
+        emit_close(e, NULL);
+    } else {
+        emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+        emit(e, "d[j] = scale * (pr[j] - (j == %s[r]));", t);
+        emit_close(e, NULL);
+    }
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
+/* the optimizer over a run of parameters                            */
+
+static long sweep_elems(const Graph *g, const Kernel *k)
+{
+    long n = 0;
+    for (int m = 0; m < k->nops; m++)
+        n += g->params[g->ops[k->ops[m]].param].size;
+    return n;
+}
+
+static void lower_update_sweep(Emitter *e, const Graph *g, const Kernel *k)
+{
+    const IrOp *o = &g->ops[k->ops[0]];
+    emit(e, "/* parameters %s .. %s: contiguous in params, grads and state */",
+         g->params[o->param].name,
+         g->params[g->ops[k->ops[k->nops - 1]].param].name);
+    if (o->op == OP_SGD_UPDATE)
+        lower_sgd(e, o, sweep_elems(g, k));
+    else
+        lower_adam(e, o, sweep_elems(g, k));
+}
+
+/* ---------------------------------------------------------------- */
+
+void lower_fused_kernel(Emitter *e, const Graph *g, const Kernel *k)
+{
+    Args a;
+    char sig[2048];
+    kernel_comment(e, g, k);
+    if (k->kind == KK_UPDATE) {
+        /* the same names as a single update kernel, over the whole run */
+        const IrOp *o = &g->ops[k->ops[0]];
+        bool adam = o->op == OP_ADAM_UPDATE, momentum = o->nin > 2;
+        const char *R = e->real;
+        const char *state =
+            adam       ? arena_printf(g->arena, ", %s *restrict m, %s *restrict v", R, R)
+            : momentum ? arena_printf(g->arena, ", %s *restrict v", R)
+                       : "";
+        emit(e, "static void %s(%s *restrict w, const %s *restrict g%s, "
+             "double lr, %s)", k->name, R, R, state,
+             adam ? "double bias1, double bias2" : "int first_step");
+        emit_open(e, "%s", "");
+        lower_update_sweep(e, g, k);
+        emit_close(e, NULL);
+        emit_blank(e);
+        return;
+    }
+    collect_args(g, k, &a);
+    signature(e, g, k, &a, sig, sizeof sig);
+    emit(e, "static void %s(%s)", k->name, sig);
+    emit_open(e, "%s", "");
+    switch (k->kind) {
+    case KK_EPILOGUE: lower_epilogue(e, g, k, &a); break;
+    case KK_EWISE: lower_ewise_chain(e, g, k, &a); break;
+    case KK_SOFTMAX_XENT: lower_softmax_xent(e, g, k, &a); break;
+    default: lower_softmax_xent_grad(e, g, k, &a); break;
+    }
+    emit_close(e, NULL);
+    emit_blank(e);
+}
+
+static void update_call(Emitter *e, const Graph *g, const Kernel *k,
+                        const Plan *p)
+{
+    const IrOp *o = &g->ops[k->ops[0]];
+    const Param *first = &g->params[o->param];
+    char w[64], gr[64], lit1[48], lit2[48];
+    lower_buffer_expr(g, p, o->in[0], w, sizeof w);
+    lower_buffer_expr(g, p, o->in[1], gr, sizeof gr);
+    Emitter de = {.real = "double", .o = e->o};
+    if (o->op == OP_ADAM_UPDATE)
+        emit(e, "%s(%s, %s, m->state + %ld, m->state + %ld, m->lr, "
+             "1.0 - pow(%s, (double)m->step), 1.0 - pow(%s, (double)m->step));",
+             k->name, w, gr, first->offset, g->param_elems + first->offset,
+             emit_lit(&de, o->attr.opt.beta1, lit1, sizeof lit1),
+             emit_lit(&de, o->attr.opt.beta2, lit2, sizeof lit2));
+    else if (o->nin > 2)
+        emit(e, "%s(%s, %s, m->state + %ld, m->lr, m->step == 1);", k->name, w,
+             gr, first->offset);
+    else
+        emit(e, "%s(%s, %s, m->lr, m->step == 1);", k->name, w, gr);
+}
+
+void lower_fused_call(Emitter *e, const Graph *g, const Kernel *k,
+                      const Plan *p)
+{
+    if (k->kind == KK_UPDATE) {
+        update_call(e, g, k, p);
+        return;
+    }
+    Args a;
+    collect_args(g, k, &a);
+    char args[2048], one[96];
+    size_t at = 0;
+    args[0] = '\0';
+    for (int i = 0; i < a.n && at < sizeof args; i++) {
+        lower_buffer_expr(g, p, a.value[i], one, sizeof one);
+        at += (size_t)snprintf(args + at, sizeof args - at, "%s%s",
+                               i ? ", " : "", one);
+    }
+    emit(e, "%s(%s);", k->name, args);
+}
