@@ -344,3 +344,21 @@ Kernels *fuse(Graph *g, bool enabled)
         ks->k[i].name = kernel_name(g, i, &ks->k[i]);
     return ks;
 }
+
+static const char *const prog_names[PROG__COUNT] = {"predict", "eval", "train"};
+
+void fuse_print(FILE *out, const Graph *g, const Kernels *ks)
+{
+    for (int p = PROG__COUNT - 1; p >= 0; p--) {
+        fprintf(out, "# program %s: %d kernels\n", prog_names[p], ks->nsched[p]);
+        for (int t = 0; t < ks->nsched[p]; t++) {
+            const Kernel *k = &ks->k[ks->sched[p][t]];
+            fprintf(out, "  %-40s %-18s", k->name, k->rule ? k->rule : "-");
+            for (int m = 0; m < k->nops; m++)
+                fprintf(out, " %%%d%s", k->ops[m], k->stored[m] ? "" : "*");
+            fputc('\n', out);
+        }
+    }
+    (void)g;
+    fputs("# (* = kept inside the kernel, never stored)\n", out);
+}

@@ -46,7 +46,9 @@ static void usage(FILE *out)
           "  --model NAME        the model to compile when the file has several\n"
           "  --prefix NAME       name the generated type and functions NAME_*\n"
           "                      instead of after the model\n"
-          "  --emit=c|ir|ast     what to write (c); ir and ast go to stdout\n"
+          "  --emit=c|ir|dot|ast what to write (c); the others go to stdout:\n"
+          "                      the IR with kernel schedules, the training\n"
+          "                      graph for Graphviz, the syntax tree\n"
           "  --dump-after=PASS   print the IR after PASS (shape, autodiff, optim,\n"
           "                      fuse, plan) to stdout\n"
           "  --stats             print kernels=, arena_bytes=, param_bytes=,\n"
@@ -97,8 +99,8 @@ static int parse_options(int argc, char **argv, Options *o)
         } else if (!strncmp(a, "--emit=", 7)) {
             o->emit = a + 7;
             if (strcmp(o->emit, "c") && strcmp(o->emit, "ir") &&
-                strcmp(o->emit, "ast")) {
-                fprintf(stderr, "nnc: --emit is c, ir or ast, not '%s'\n",
+                strcmp(o->emit, "ast") && strcmp(o->emit, "dot")) {
+                fprintf(stderr, "nnc: --emit is c, ir, dot or ast, not '%s'\n",
                         o->emit);
                 return 2;
             }
@@ -350,6 +352,11 @@ static int compile(Arena *a, const Options *o, Diag *d)
 
     if (!strcmp(o->emit, "ir")) {
         ir_print(stdout, g);
+        fuse_print(stdout, g, ks);
+        return 0;
+    }
+    if (!strcmp(o->emit, "dot")) {
+        dot_print(stdout, g, ks);
         return 0;
     }
     if (o->stats) {

@@ -447,6 +447,11 @@ typedef struct Kernels {
     int nsched[PROG__COUNT];
 } Kernels;
 
+/* fuse.c: each program's kernel schedule, for --emit=ir. */
+void fuse_print(FILE *out, const Graph *g, const Kernels *ks);
+/* dot.c: the training program as Graphviz, kernels as clusters. */
+void dot_print(FILE *out, const Graph *g, const Kernels *ks);
+
 /* plan.c: marks in runs[] the ops program `kind` executes. */
 void program_ops(const Graph *g, ProgKind kind, bool *runs);
 
