@@ -340,8 +340,11 @@ Kernels *fuse(Graph *g, bool enabled)
             for (int i = 0; i < g->nops; i++)
                 g->ops[i].kernel = f.assigned[i];
     }
-    for (int i = 0; i < ks->n; i++)
+    for (int i = 0; i < ks->n; i++) {
         ks->k[i].name = kernel_name(g, i, &ks->k[i]);
+        ks->k[i].index = i;
+        ks->k[i].scratch = gemm_scratch_elems(g, &ks->k[i]);
+    }
     return ks;
 }
 

@@ -95,6 +95,8 @@ static void kernel_params(const Graph *g, const IrOp *o, char *buf, size_t len,
         snprintf(buf + at, len - at, ", double lr, int first_step");
     else if (o->op == OP_ADAM_UPDATE)
         snprintf(buf + at, len - at, ", double lr, double bias1, double bias2");
+    else if (o->op == OP_MATMUL && o->attr.mm.tb)
+        snprintf(buf + at, len - at, ", %s *restrict packed", real);
 }
 
 /* Where value v lives, as a C expression in a program function. */
@@ -137,6 +139,9 @@ void lower_call(Emitter *e, const Graph *g, const Kernel *k, const Plan *p)
                                o->nin ? ", " : "", one);
     }
     char b1[48], b2[48];
+    if (k->scratch > 0)
+        at += (size_t)snprintf(args + at, sizeof args - at, ", m->arena + %ld",
+                               p->scratch[k->index]);
     if (o->op == OP_SGD_UPDATE)
         snprintf(args + at, sizeof args - at, ", m->lr, m->step == 1");
     else if (o->op == OP_ADAM_UPDATE)
@@ -273,49 +278,17 @@ static void lower_sum(Emitter *e, const Graph *g, const IrOp *o)
 /* ---------------------------------------------------------------- */
 /* matrix products                                                   */
 
-/* C[M,N] = op(A)[M,K] op(B)[K,N]. Rows of C are independent, so they are
- * the parallel dimension; each element is summed over k in order. */
+static void store_c(Emitter *e, const void *ctx)
+{
+    (void)ctx;
+    emit(e, "C[at] = t0;");
+}
+
 static void lower_matmul(Emitter *e, const Graph *g, const IrOp *o)
 {
-    const IrOp *A = &g->ops[o->in[0]], *B = &g->ops[o->in[1]];
-    bool ta = o->attr.mm.ta, tb = o->attr.mm.tb;
-    long arows = A->shape.dim[0], acols = shape_elems(&A->shape) / arows;
-    long brows = B->shape.dim[0], bcols = shape_elems(&B->shape) / brows;
-    long M = ta ? acols : arows, K = ta ? arows : acols;
-    long N = tb ? brows : bcols;
-    char aik[64];
-    if (ta)
-        snprintf(aik, sizeof aik, "A[(long)k * %ld + i]", M);
-    else
-        snprintf(aik, sizeof aik, "A[(long)i * %ld + k]", K);
-    emit(e, "/* C[%ld, %ld] = %s[%ld, %ld] * %s[%ld, %ld] */", M, N,
-         ta ? "A^T" : "A", M, K, tb ? "B^T" : "B", K, N);
-    lower_parallel_for(e, M * N * K);
-    emit_open(e, "for (int i = 0; i < %ld; i++)", M);
-    if (!tb) {
-        emit(e, "%s *restrict c = C + (long)i * %ld;", e->real, N);
-        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
-        emit(e, "c[j] = 0;");
-        emit_close(e, NULL);
-        emit_open(e, "for (int k = 0; k < %ld; k++)", K);
-        emit(e, "const %s a = %s;", e->real, aik);
-        emit(e, "const %s *restrict b = B + (long)k * %ld;", e->real, N);
-        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
-        emit(e, "c[j] += a * b[j];");
-        emit_close(e, NULL);
-        emit_close(e, NULL);
-    } else {
-        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
-        emit(e, "const %s *restrict b = B + (long)j * %ld;", e->real, K);
-        emit(e, "%s acc = 0;", e->real);
-        emit(e, "NNC_SIMD_SUM");
-        emit_open(e, "for (int k = 0; k < %ld; k++)", K);
-        emit(e, "acc += %s * b[k];", aik);
-        emit_close(e, NULL);
-        emit(e, "C[(long)i * %ld + j] = acc;", N);
-        emit_close(e, NULL);
-    }
-    emit_close(e, NULL);
+    Gemm m = {.a = "A", .b = "B", .packed = "packed", .epilogue = store_c};
+    gemm_from_op(g, o, &m);
+    lower_gemm(e, &m);
 }
 
 /* ---------------------------------------------------------------- */

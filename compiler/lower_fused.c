@@ -64,7 +64,7 @@ static const char *value_cname(const Graph *g, int v)
 static bool is_reserved(const char *name)
 {
     static const char *const locals[] = {"i", "j", "k", "r", "c", "at", "row",
-        "acc", "aik", "b", "scale", "total", "max", "sum", "zr", "pr", "d",
+        "acc", "aik", "b", "brow", "a", "band", "i0", "j0", "packed", "scale", "total", "max", "sum", "zr", "pr", "d",
         "mass", "tr", "lr", "first_step", "bias1", "bias2", "step_size",
         "root_bias2", "w", "g", "m", "v", "NNC_PARALLEL_FOR", "NNC_SIMD_SUM"};
     for (size_t i = 0; i < sizeof locals / sizeof *locals; i++)
@@ -132,6 +132,9 @@ static void signature(Emitter *e, const Graph *g, const Kernel *k,
                                i ? ", " : "", a->written[i] ? "" : "const ",
                                i32 ? "int32_t" : e->real, a->name[i]);
     }
+    if (k->scratch > 0 && at < len)
+        at += (size_t)snprintf(buf + at, len - at, ", %s *restrict packed",
+                               e->real);
     if (k->kind != KK_UPDATE || at >= len)
         return;
     if (g->ops[k->ops[0]].op == OP_SGD_UPDATE)
@@ -257,59 +260,32 @@ static void lower_ewise_chain(Emitter *e, const Graph *g, const Kernel *k,
 /* ---------------------------------------------------------------- */
 /* matmul with an epilogue                                           */
 
+typedef struct EpilogueCtx {
+    const Graph *g;
+    const Kernel *k;
+    const Args *a;
+} EpilogueCtx;
+
+/* The matmul's value arrives in t0; the chain continues from member 1. */
+static void chain_epilogue(Emitter *e, const void *ctx)
+{
+    const EpilogueCtx *c = ctx;
+    if (c->k->stored[0])
+        emit(e, "%s[at] = t0;", arg_name(c->a, c->k->ops[0]));
+    emit_members(e, c->g, c->k, c->a, 1, "at", "j");
+}
+
 static void lower_epilogue(Emitter *e, const Graph *g, const Kernel *k,
                            const Args *a)
 {
     const IrOp *o = &g->ops[k->ops[0]];
-    const IrOp *A = &g->ops[o->in[0]], *B = &g->ops[o->in[1]];
-    bool ta = o->attr.mm.ta, tb = o->attr.mm.tb;
-    long arows = A->shape.dim[0], acols = shape_elems(&A->shape) / arows;
-    long brows = B->shape.dim[0], bcols = shape_elems(&B->shape) / brows;
-    long M = ta ? acols : arows, K = ta ? arows : acols, N = tb ? brows : bcols;
-    const char *an = arg_name(a, o->in[0]), *bn = arg_name(a, o->in[1]);
-    char aik[96];
-    if (ta)
-        snprintf(aik, sizeof aik, "%s[(long)k * %ld + i]", an, M);
-    else
-        snprintf(aik, sizeof aik, "%s[(long)i * %ld + k]", an, K);
-    emit(e, "/* [%ld, %ld] = %s[%ld, %ld] * %s[%ld, %ld], then the epilogue on "
-         "each element */", M, N, ta ? "A^T" : "A", M, K, tb ? "B^T" : "B", K, N);
-    lower_parallel_for(e, M * N * K);
-    emit_open(e, "for (int i = 0; i < %ld; i++)", M);
-    if (!tb) {
-        /* rows of B stream through a row of sums: vectorises over j */
-        emit(e, "%s row[%ld];", e->real, N);
-        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
-        emit(e, "row[j] = 0;");
-        emit_close(e, NULL);
-        emit_open(e, "for (int k = 0; k < %ld; k++)", K);
-        emit(e, "const %s aik = %s;", e->real, aik);
-        emit(e, "const %s *restrict b = %s + (long)k * %ld;", e->real, bn, N);
-        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
-        emit(e, "row[j] += aik * b[j];");
-        emit_close(e, NULL);
-        emit_close(e, NULL);
-        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
-        emit(e, "const long at = (long)i * %ld + j;", N);
-        emit(e, "const %s t0 = row[j]; /* %s matmul */", e->real,
-             o->label ? o->label : "");
-    } else {
-        emit_open(e, "for (int j = 0; j < %ld; j++)", N);
-        emit(e, "const %s *restrict b = %s + (long)j * %ld;", e->real, bn, K);
-        emit(e, "%s acc = 0;", e->real);
-        emit(e, "NNC_SIMD_SUM");
-        emit_open(e, "for (int k = 0; k < %ld; k++)", K);
-        emit(e, "acc += %s * b[k];", aik);
-        emit_close(e, NULL);
-        emit(e, "const long at = (long)i * %ld + j;", N);
-        emit(e, "const %s t0 = acc; /* %s matmul */", e->real,
-             o->label ? o->label : "");
-    }
-    if (k->stored[0])
-        emit(e, "%s[at] = t0;", arg_name(a, k->ops[0]));
-    emit_members(e, g, k, a, 1, "at", "j");
-    emit_close(e, NULL);
-    emit_close(e, NULL);
+    EpilogueCtx ctx = {g, k, a};
+    Gemm m = {.a = arg_name(a, o->in[0]), .b = arg_name(a, o->in[1]),
+              .packed = "packed", .epilogue = chain_epilogue, .ctx = &ctx};
+    gemm_from_op(g, o, &m);
+    for (int i = 1; i < k->nops; i++)
+        m.uses_col = m.uses_col || g->ops[k->ops[i]].op == OP_BIAS_ADD;
+    lower_gemm(e, &m);
 }
 
 /* ---------------------------------------------------------------- */
@@ -492,5 +468,8 @@ void lower_fused_call(Emitter *e, const Graph *g, const Kernel *k,
         at += (size_t)snprintf(args + at, sizeof args - at, "%s%s",
                                i ? ", " : "", one);
     }
+    if (k->scratch > 0 && at < sizeof args)
+        snprintf(args + at, sizeof args - at, ", m->arena + %ld",
+                 p->scratch[k->index]);
     emit(e, "%s(%s);", k->name, args);
 }

@@ -435,6 +435,8 @@ typedef struct Kernel {
                        * (read outside the kernel, or a program result) */
     bool train_mode;  /* runs in the training program (mode-dependent ops) */
     const char *name; /* k07_conv1_bias_relu */
+    int index;        /* in Kernels.k */
+    long scratch;     /* elements of scratch memory it needs while it runs */
 } Kernel;
 
 /* Every program is fused on its own (a value internal to a kernel in
@@ -466,6 +468,7 @@ typedef struct Plan {
     ProgKind kind;
     bool *runs;       /* per op: part of this program */
     long *offset;     /* per op: element offset in the arena (SG_ARENA) */
+    long *scratch;    /* per kernel: offset of its scratch memory, or -1 */
     long arena_elems; /* this program's arena high-water mark */
 } Plan;
 
@@ -514,6 +517,22 @@ void lower_adam(Emitter *e, const IrOp *o, long n);
 /* where value v lives in program p, as a C expression */
 void lower_buffer_expr(const Graph *g, const Plan *p, int v, char *buf,
                        size_t len);
+/* lower_gemm.c: every matrix product's loop nest. The epilogue emits the
+ * statements that consume one finished element: its value is in local
+ * `t0`, its flat index in `at`, its column in `j` (when uses_col). */
+typedef struct Gemm {
+    long M, N, K;
+    bool ta, tb;
+    const char *a, *b;   /* argument names of A and B */
+    const char *packed;  /* scratch for B laid out [K, N], when tb */
+    bool uses_col;
+    void (*epilogue)(Emitter *e, const void *ctx);
+    const void *ctx;
+} Gemm;
+void gemm_from_op(const Graph *g, const IrOp *o, Gemm *m);
+void lower_gemm(Emitter *e, const Gemm *m);
+/* scratch elements kernel k needs while it runs (a packed B), or 0 */
+long gemm_scratch_elems(const Graph *g, const Kernel *k);
 /* lower_fused.c: kernels made by fusion rules */
 void lower_fused_kernel(Emitter *e, const Graph *g, const Kernel *k);
 void lower_fused_call(Emitter *e, const Graph *g, const Kernel *k,

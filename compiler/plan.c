@@ -110,8 +110,11 @@ Plan *plan_program(Arena *a, const Graph *g, const Kernels *ks, ProgKind kind)
     p->kind = kind;
     p->runs = ARENA_ARRAY(a, bool, g->nops);
     p->offset = ARENA_ARRAY(a, long, g->nops);
+    p->scratch = ARENA_ARRAY(a, long, ks->n);
     for (int i = 0; i < g->nops; i++)
         p->offset[i] = -1;
+    for (int i = 0; i < ks->n; i++)
+        p->scratch[i] = -1;
     program_ops(g, kind, p->runs);
     int *last = last_uses(a, g, ks, kind);
 
@@ -134,6 +137,15 @@ Plan *plan_program(Arena *a, const Graph *g, const Kernels *ks, ProgKind kind)
             long at = first_fit(live, nlive, size);
             live[nlive++] = (Block){at, size, last[v] < t ? t : last[v]};
             p->offset[v] = at;
+            if (at + size > p->arena_elems)
+                p->arena_elems = at + size;
+        }
+        if (k->scratch > 0) {
+            /* alive only while the kernel runs: free again at t + 1 */
+            long size = round_up(k->scratch);
+            long at = first_fit(live, nlive, size);
+            live[nlive++] = (Block){at, size, t};
+            p->scratch[k->index] = at;
             if (at + size > p->arena_elems)
                 p->arena_elems = at + size;
         }
