@@ -6,6 +6,7 @@
 #   make generated  regenerate generated/ from dsl-examples/
 #   make asan-check the tests with nnc and generated code under ASan/UBSan
 #   make install PREFIX=/usr/local DESTDIR=
+#   make fuzz       libFuzzer on the front end for FUZZ_SECONDS (60)
 #   make deps       install the Debian packages the project needs
 
 CC      ?= cc
@@ -34,8 +35,9 @@ EXAMPLES := $(basename $(notdir $(wildcard dsl-examples/*.nn)))
 DEPS_BUILD := gcc make flex bison pkg-config check zlib1g-dev
 DEPS_DEMO  := dataset-fashion-mnist
 DEPS_TEST  := python3 python3-numpy python3-torch valgrind
+DEPS_FUZZ  := clang libclang-rt-14-dev
 
-.PHONY: all demo check test deps deps-build deps-demo deps-test generated \
+.PHONY: all demo check test deps deps-build deps-demo deps-test deps-fuzz fuzz generated \
         check-generated asan-check install clean
 
 all: nnc
@@ -96,6 +98,22 @@ check: deps-build deps-test deps-demo
 asan-check: deps-build deps-test
 	$(MAKE) SAN=1 test
 
+# libFuzzer over the front end, shape checker, passes and emitter, with
+# ASan/UBSan; the corpus starts from every example.
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS = $(filter-out compiler/main.c compiler/embed.c,$(wildcard compiler/*.c))
+$(BUILD)/fuzz_frontend: tests/fuzz_frontend.c $(FUZZ_SRCS) compiler/nnc.h $(BUILD)/parser.c $(BUILD)/lexer.c $(BUILD)/runtime_blob.c
+	clang -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -Icompiler -I$(BUILD) -o $@ tests/fuzz_frontend.c $(FUZZ_SRCS) \
+	  $(BUILD)/parser.c $(BUILD)/lexer.c $(BUILD)/runtime_blob.c -lm
+
+fuzz: deps-fuzz
+	$(MAKE) $(BUILD)/fuzz_frontend
+	mkdir -p $(BUILD)/fuzz-corpus
+	cp dsl-examples/*.nn tests/gradcheck/*.nn tests/bad/*.nn $(BUILD)/fuzz-corpus/ 2>/dev/null || true
+	cd $(BUILD) && ./fuzz_frontend -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	  -print_final_stats=1 fuzz-corpus
+
 # ---- examples and generated code -------------------------------------------
 
 generated: $(NNC)
@@ -130,6 +148,8 @@ deps-demo:
 	$(call install_missing,$(DEPS_DEMO))
 deps-test:
 	$(call install_missing,$(DEPS_TEST))
+deps-fuzz:
+	$(call install_missing,$(DEPS_FUZZ))
 
 install: $(NNC)
 	install -d $(DESTDIR)$(PREFIX)/bin

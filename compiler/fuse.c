@@ -218,9 +218,7 @@ static KernelKind form_kernel(const Fuser *f, int first, int *ops, int *n,
         *rule = "softmax_xent_grad";
         return KK_SOFTMAX_XENT_GRAD;
     }
-    /* the axpy form of a matmul sums a row on the stack: keep it small */
-    bool row_fits = o->attr.mm.tb || o->shape.dim[1] <= 16384;
-    if (o->op == OP_MATMUL && o->shape.rank == 2 && row_fits &&
+    if (o->op == OP_MATMUL && o->shape.rank == 2 &&
         (*n = grow_chain(f, ops, 1, true)) > 1) {
         *rule = "matmul_epilogue";
         return KK_EPILOGUE;

@@ -1019,6 +1019,8 @@ static void stmt_output(Checker *c, const Stmt *s)
     }
     g->output = v;
     g->output_name = s->name;
+    if (!g->ops[v].name && g->ops[v].storage == SG_ARENA)
+        g->ops[v].name = s->name;
 }
 
 static void stmt_loss(Checker *c, const Stmt *s)
