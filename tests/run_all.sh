@@ -47,6 +47,10 @@ step "examples end to end" tests/e2e.sh
 step "gradient checks (f64, central differences)" tests/gradcheck.sh
 step "fused and unfused train alike" tests/fusecheck.sh
 step "generated/ is up to date" tests/generated_fresh.sh
+# valgrind cannot run a binary built with ASan: the sanitizer run skips it
+if [ -z "$SANFLAGS" ]; then
+    step "nnc under valgrind: no leaks, no invalid accesses" tests/valgrind.sh
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
