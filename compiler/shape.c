@@ -882,8 +882,12 @@ static void stmt_input(Checker *c, const Stmt *s)
         return;
     }
     Shape sample;
-    if (!check_new_name(c, s) || !eval_dims(c, s->type, &sample))
+    if (!check_new_name(c, s))
         return;
+    if (!eval_dims(c, s->type, &sample)) {
+        bind(c, s->name, s->name_loc, ST_INPUT, -1); /* quiet later uses */
+        return;
+    }
     Shape full = {.rank = sample.rank + 1, .dim = {g->batch}};
     memcpy(full.dim + 1, sample.dim, sizeof(int) * (size_t)sample.rank);
     int v = add_op(c, OP_INPUT, full, NULL, 0, s->loc, s->name);
@@ -1000,8 +1004,7 @@ static void stmt_output(Checker *c, const Stmt *s)
         if (!check_new_name(c, s))
             return;
         v = eval_rhs(c, s);
-        if (v >= 0)
-            bind(c, s->name, s->name_loc, ST_OUTPUT, v);
+        bind(c, s->name, s->name_loc, ST_OUTPUT, v); /* -1 quiets later uses */
     } else {
         Binding *b = find_binding(c, s->name);
         if (!b) {
