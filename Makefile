@@ -22,7 +22,7 @@ endif
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) -Icompiler -I$(BUILD)
 NNC     := $(BUILD)/nnc
 
-COMPILER_SRCS := arena diag ast ir shape train autodiff optim fuse plan lower lower_gemm lower_fused emit_c emit_main dot
+COMPILER_SRCS := arena diag ast ir shape train autodiff optim fuse plan lower lower_gemm lower_fused lower_conv emit_c emit_main dot
 COMPILER_OBJS := $(COMPILER_SRCS:%=$(BUILD)/%.o) $(BUILD)/parser.o $(BUILD)/lexer.o \
                  $(BUILD)/runtime_blob.o
 RUNTIME_CORE  := runtime/nnc_rt.h runtime/rt_rng.c runtime/rt_safetensors.c
@@ -38,7 +38,7 @@ DEPS_TEST  := python3 python3-numpy python3-torch valgrind
 DEPS_FUZZ  := clang libclang-rt-14-dev
 
 .PHONY: all demo check test deps deps-build deps-demo deps-test deps-fuzz fuzz generated \
-        check-generated asan-check install clean
+        asan-check install clean
 
 all: nnc
 
@@ -76,6 +76,7 @@ $(NNC): $(COMPILER_OBJS) $(BUILD)/main.o
 # ---- tests ----------------------------------------------------------------
 
 TEST_OBJS := $(BUILD)/check_main.o $(BUILD)/check_frontend.o $(BUILD)/check_compiler.o \
+             $(BUILD)/check_cnn.o \
              $(BUILD)/check_runtime.o $(BUILD)/rt_rng.o $(BUILD)/rt_safetensors.o \
              $(BUILD)/rt_data.o $(BUILD)/rt_progress.o
 

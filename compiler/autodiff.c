@@ -6,7 +6,9 @@
  * every parameter the loss depends on; each such gradient is a value of
  * its own with storage SG_GRAD at the parameter's offset (a COPY is
  * inserted where the gradient would otherwise share memory), recorded
- * in Param.grad. Parameters the loss does not reach keep grad = -1.
+ * in Param.grad. Parameters the loss does not reach, and buffers (batch
+ * norm's running statistics), keep grad = -1. Then come the training
+ * mode's running-statistics updates (BN_RUNNING_UPDATE), last.
  *
  * Every op's backward rule is one case of grad_rule(); a rule receives
  * the gradient of the op's output and contributes gradients to those
@@ -95,6 +97,52 @@ static void grad_matmul(Tape *t, const IrOp *o, int dy)
     if (t->needs_grad[b])
         accumulate(t, b, tb ? matmul(t, dy, true, a, ta, b)
                             : matmul(t, a, !ta, dy, false, b));
+}
+
+/* A gradient op that keeps the forward op's window (conv, pooling). */
+static int window_grad(Tape *t, OpKind op, const IrOp *o, int a, int b,
+                       int of_value)
+{
+    int in[2] = {a, b};
+    int id = emit_op(t, op, t->g->ops[of_value].shape, in, b < 0 ? 1 : 2,
+                     of_value);
+    t->g->ops[id].attr.win = o->attr.win;
+    return id;
+}
+
+/* y = conv(x, w):  dx = CONV2D_GRAD_INPUT(dy, w),  dw = CONV2D_GRAD_WEIGHT(dy, x) */
+static void grad_conv2d(Tape *t, const IrOp *o, int dy)
+{
+    int x = o->in[0], w = o->in[1];
+    if (t->needs_grad[x])
+        accumulate(t, x, window_grad(t, OP_CONV2D_GRAD_INPUT, o, dy, w, x));
+    if (t->needs_grad[w])
+        accumulate(t, w, window_grad(t, OP_CONV2D_GRAD_WEIGHT, o, dy, x, w));
+}
+
+/* y = gamma * (x - mean) / sqrt(var + eps) + beta with the batch's mean
+ * and variance: dx also flows through the statistics, which is why the
+ * statistics op itself has no rule of its own. */
+static void grad_batchnorm(Tape *t, const IrOp *o, int dy)
+{
+    int x = o->in[0], stats = o->in[1], gamma = o->in[2], beta = o->in[3];
+    if (t->needs_grad[x]) {
+        int in[4] = {dy, x, stats, gamma};
+        int dx = emit_op(t, OP_BATCHNORM_GRAD_INPUT, t->g->ops[x].shape, in, 4,
+                         x);
+        t->g->ops[dx].attr.bn = o->attr.bn;
+        accumulate(t, x, dx);
+    }
+    if (t->needs_grad[gamma]) {
+        int in[3] = {dy, x, stats};
+        int dg = emit_op(t, OP_BATCHNORM_GRAD_GAMMA, t->g->ops[gamma].shape,
+                         in, 3, gamma);
+        t->g->ops[dg].attr.bn = o->attr.bn;
+        accumulate(t, gamma, dg);
+    }
+    if (t->needs_grad[beta])
+        accumulate(t, beta, emit_op(t, OP_BIAS_GRAD, t->g->ops[beta].shape,
+                                    &dy, 1, beta));
 }
 
 static int loss_grad(Tape *t, OpKind op, const IrOp *o, int dl)
@@ -205,6 +253,22 @@ static void grad_rule(Tape *t, int v, int dy)
     case OP_XENT_PROBS:
         accumulate(t, x, loss_grad(t, OP_XENT_PROBS_GRAD, o, dy));
         break;
+    case OP_CONV2D:
+        grad_conv2d(t, o, dy);
+        break;
+    case OP_MAXPOOL2D:
+        /* recomputes each window's first maximum from x */
+        accumulate(t, x, window_grad(t, OP_MAXPOOL2D_GRAD, o, dy, x, x));
+        break;
+    case OP_AVGPOOL2D:
+        accumulate(t, x, window_grad(t, OP_AVGPOOL2D_GRAD, o, dy, -1, x));
+        break;
+    case OP_BATCHNORM:
+        grad_batchnorm(t, o, dy);
+        break;
+    case OP_BN_STATS:     /* folded into BATCHNORM_GRAD_INPUT */
+    case OP_DROPOUT_MASK: /* random, not a function of anything */
+        break;
     default:
         /* Backward-only ops never appear in a forward graph. */
         fprintf(stderr, "nnc: internal error: no gradient rule for %s\n",
@@ -218,7 +282,7 @@ static void mark_needs_grad(Tape *t)
     Graph *g = t->g;
     for (int v = 0; v < t->nforward; v++) {
         const IrOp *o = &g->ops[v];
-        bool need = o->op == OP_PARAM;
+        bool need = o->op == OP_PARAM && !g->params[o->param].buffer;
         for (int i = 0; i < o->nin; i++)
             need = need || t->needs_grad[o->in[i]];
         t->needs_grad[v] = need;
@@ -258,7 +322,9 @@ static void bind_param_grads(Tape *t)
     }
 }
 
-void autodiff(Graph *g)
+/* The backward graph of g->loss: gradients of every trainable
+ * parameter the loss depends on. */
+static void differentiate(Graph *g)
 {
     Tape t = {.g = g, .nforward = g->nops};
     t.grad = ARENA_ARRAY(g->arena, int, g->nops);
@@ -277,4 +343,30 @@ void autodiff(Graph *g)
         if (t.grad[v] >= 0 && t.needs_grad[v])
             grad_rule(&t, v, t.grad[v]);
     bind_param_grads(&t);
+}
+
+/* Training mode also moves batch norm's running statistics towards the
+ * batch's, as PyTorch does in a training-mode forward pass. The updates
+ * come last in the backward phase: only the training program runs them,
+ * and the batch statistics they read stay alive until then. */
+static void append_running_updates(Graph *g, int nforward)
+{
+    for (int v = 0; v < nforward; v++) {
+        if (g->ops[v].op != OP_BN_STATS)
+            continue;
+        const IrOp *s = &g->ops[v];
+        int in[3] = {s->in[1], s->in[2], v};
+        int u = ir_add(g, OP_BN_RUNNING_UPDATE, g->ops[s->in[1]].shape, in, 3,
+                       s->loc, s->label);
+        g->ops[u].phase = PH_BACKWARD;
+        g->ops[u].storage = SG_NONE;
+        g->ops[u].attr.bn = g->ops[v].attr.bn;
+    }
+}
+
+void autodiff(Graph *g)
+{
+    int nforward = g->nops;
+    differentiate(g);
+    append_running_updates(g, nforward);
 }

@@ -93,6 +93,14 @@ static void make_names(Names *n, const Graph *g, const EmitOptions *o,
                                                                    : real;
 }
 
+static bool has_dropout(const Graph *g)
+{
+    for (int i = 0; i < g->nops; i++)
+        if (g->ops[i].op == OP_DROPOUT_MASK)
+            return true;
+    return false;
+}
+
 static long per_sample(const Graph *g, int v)
 {
     return shape_elems(&g->ops[v].shape) / g->batch;
@@ -243,6 +251,10 @@ static void emit_struct(Emitter *e, const Graph *g, const Names *n,
     emit(e, "%s *arena;   /* ARENA_ELEMS */", R);
     emit(e, "%s *staging; /* STAGING_ELEMS */", R);
     emit(e, "long step;      /* optimizer steps taken */");
+    if (has_dropout(g)) {
+        emit(e, "nnc_rng rng;    /* dropout's masks, reseeded every step */");
+        emit(e, "uint64_t dropout_seed;");
+    }
     emit(e, "double lr;      /* current learning rate */");
     emit(e, "char error[512];");
     emit_close(e, ";");
@@ -315,6 +327,13 @@ static void emit_programs(Emitter *e, const Graph *g, const Kernels *ks,
               p, R, L);
     if (!program_reads_label(g, plans[PROG_TRAIN]))
         emit(e, "(void)y;");
+    if (has_dropout(g)) {
+        emit(e, "/* the masks depend on the model's seed and the step only: "
+             "computing the");
+        emit(e, " * gradients twice at one step sees the same masks */");
+        emit(e, "nnc_rng_seed(&m->rng, m->dropout_seed ^ (uint64_t)m->step * "
+             "0x9E3779B97F4A7C15u);");
+    }
     emit_calls(e, g, ks, plans[PROG_TRAIN], PH_FORWARD);
     emit_calls(e, g, ks, plans[PROG_TRAIN], PH_BACKWARD);
     emit_close(e, NULL);
@@ -471,10 +490,13 @@ static void emit_api_lifecycle(Emitter *e, const Graph *g, const Names *n,
     emit(e, "nnc_rng_seed(&rng, seed);");
     for (int i = 0; i < g->nparams; i++) {
         const Param *pp = &g->params[i];
-        emit(e, "/* %s %s: %s */", pp->name,
-             shape_str(&pp->shape, shape, sizeof shape), init_word(pp->init.kind));
+        emit(e, "/* %s %s: %s%s */", pp->name,
+             shape_str(&pp->shape, shape, sizeof shape), init_word(pp->init.kind),
+             pp->buffer ? " (a buffer: saved, never trained)" : "");
         emit_param_init(e, pp);
     }
+    if (has_dropout(g))
+        emit(e, "m->dropout_seed = nnc_rng_next(&rng);");
     emit(e, "return m;");
     emit_close(e, NULL);
     emit_blank(e);

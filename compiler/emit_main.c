@@ -59,12 +59,55 @@ static void emit_c_string(Emitter *e, const char *field, const char *s)
     emit(e, ".%s = \"%s\",", field, buf);
 }
 
+/* classes [...] of the train block, for per-class reports */
+static void emit_class_names(Emitter *e, const TrainSpec *t)
+{
+    emit_open(e, "static const char *const class_names[%d] =",
+              t->nclass_names);
+    for (int i = 0; i < t->nclass_names; i++) {
+        char buf[256];
+        size_t at = 0;
+        for (const char *p = t->class_names[i]; *p && at < sizeof buf - 8; p++) {
+            if (*p == '"' || *p == '\\')
+                buf[at++] = '\\';
+            if (*p == '\n') {
+                buf[at++] = '\\';
+                buf[at++] = 'n';
+                continue;
+            }
+            buf[at++] = *p;
+        }
+        buf[at] = '\0';
+        emit(e, "\"%s\",", buf);
+    }
+    emit_close(e, ";");
+    emit_blank(e);
+}
+
+/* .norm_mean = {...}, .norm_std = {...}: per-channel (CIFAR-10) */
+static void emit_normalisation(Emitter *e, const TrainSpec *t)
+{
+    Emitter fe = {.out = e->out, .real = "float", .o = e->o};
+    char mean[1024], std[1024], lit[48];
+    size_t a = 0, b = 0;
+    for (int i = 0; i < t->nnorm; i++) {
+        a += (size_t)snprintf(mean + a, sizeof mean - a, "%s%s", i ? ", " : "",
+                              emit_lit(&fe, t->norm_mean[i], lit, sizeof lit));
+        b += (size_t)snprintf(std + b, sizeof std - b, "%s%s", i ? ", " : "",
+                              emit_lit(&fe, t->norm_std[i], lit, sizeof lit));
+    }
+    emit(e, ".norm_channels = %d,", t->nnorm);
+    emit(e, ".norm_mean = {%s},", mean);
+    emit(e, ".norm_std = {%s},", std);
+}
+
 void emit_main(Emitter *e, const Graph *g, const TrainSpec *t,
                const char *prefix, const char *upper, const char *label_t)
 {
     (void)label_t;
     static const char *const kinds[] = {"NNC_DATA_NONE", "NNC_DATA_TABLE",
-                                        "NNC_DATA_IDX", "NNC_DATA_CSV"};
+                                        "NNC_DATA_IDX", "NNC_DATA_CSV",
+                                        "NNC_DATA_CIFAR10"};
     char lit[48];
     Emitter fe = {.out = e->out, .real = "float", .o = e->o};
     emit_blank(e);
@@ -77,6 +120,8 @@ void emit_main(Emitter *e, const Graph *g, const TrainSpec *t,
         emit_float_array(e, "table_y", t->table_y, t->table_ny, (int)yin);
         emit_blank(e);
     }
+    if (t->nclass_names)
+        emit_class_names(e, t);
     emit_open(e, "int %s_main(int argc, char **argv)", prefix);
     emit_open(e, "static const nnc_train_config config =");
     emit_c_string(e, "model", prefix);
@@ -92,6 +137,12 @@ void emit_main(Emitter *e, const Graph *g, const TrainSpec *t,
     emit(e, ".shift = %s,", emit_lit(&fe, t->shift, lit, sizeof lit));
     emit(e, ".csv_header = %d,", t->csv_header);
     emit(e, ".csv_label_col = %d,", t->csv_label_col);
+    if (t->nnorm)
+        emit_normalisation(e, t);
+    if (t->metric_per_class)
+        emit(e, ".per_class = 1,");
+    if (t->nclass_names)
+        emit(e, ".class_names = class_names,");
     if (t->data == DATA_TABLE) {
         emit(e, ".table_x = table_x,");
         emit(e, ".table_y = table_y,");

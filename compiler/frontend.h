@@ -60,6 +60,19 @@ typedef struct ParseState {
     int depth, depth_before_cur;
     int expr_nesting, block_nesting;
 
+    /* `model` or `train` inside a block means blocks were left open: the
+     * scanner hands the parser UNCLOSED_BLOCK (an error), then as many
+     * '}' as are missing, then the keyword again, so the next block
+     * parses normally. */
+    int pending_braces;
+    int replay_kind;   /* the keyword to hand over again, or 0 */
+    Token replay, replay_prev;
+
+    /* After an error, further syntax errors are not reported until a
+     * statement, setting or block begins a line: they are most likely
+     * the same mistake seen again. */
+    bool quiet;
+
     bool stopped;      /* give up: too many errors or nesting too deep */
     int errors_before; /* diag->nerrors when parsing began */
 

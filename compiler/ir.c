@@ -158,7 +158,22 @@ static void print_attrs(FILE *out, const IrOp *o)
         fprintf(out, " lr=%.9g beta1=%.9g beta2=%.9g eps=%.9g", o->attr.opt.lr,
                 o->attr.opt.beta1, o->attr.opt.beta2, o->attr.opt.eps);
         break;
+    case OP_BN_STATS:
+    case OP_BATCHNORM:
+    case OP_BATCHNORM_GRAD_INPUT:
+    case OP_BATCHNORM_GRAD_GAMMA:
+    case OP_BN_RUNNING_UPDATE:
+        fprintf(out, " momentum=%.9g eps=%.9g", o->attr.bn.momentum,
+                o->attr.bn.eps);
+        break;
+    case OP_DROPOUT_MASK:
+        fprintf(out, " p=%.9g", o->attr.drop_p);
+        break;
     default:
+        if (op_class[o->op] == OC_WINDOW)
+            fprintf(out, " kernel=%dx%d stride=%dx%d pad=%dx%d", o->attr.win.kh,
+                    o->attr.win.kw, o->attr.win.sh, o->attr.win.sw,
+                    o->attr.win.ph, o->attr.win.pw);
         if (op_class[o->op] == OC_LOSS && o->attr.loss.soft)
             fprintf(out, " soft");
         break;
@@ -247,6 +262,27 @@ long long op_flops(const Graph *g, int v)
         return (o->op == OP_ADAM_UPDATE ? 12 : 4) * n;
     case OC_EWISE:
         return n;
+    case OC_WINDOW: {
+        /* a multiply-add per window element, for every output of the
+         * forward op; the gradients do the same work as their forward */
+        long long window = (long long)o->attr.win.kh * o->attr.win.kw;
+        if (o->op == OP_CONV2D)
+            return 2 * n * window * g->ops[o->in[0]].shape.dim[1];
+        if (o->op == OP_CONV2D_GRAD_INPUT)
+            return 2 * shape_elems(&g->ops[o->in[0]].shape) * window *
+                   o->shape.dim[1];
+        if (o->op == OP_CONV2D_GRAD_WEIGHT)
+            return 2 * shape_elems(&g->ops[o->in[0]].shape) * window *
+                   o->shape.dim[1];
+        if (o->op == OP_MAXPOOL2D || o->op == OP_AVGPOOL2D)
+            return n * window;
+        return shape_elems(&g->ops[o->in[0]].shape) * window;
+    }
+    case OC_CHANNEL:
+        return 4 * shape_elems(&g->ops[o->in[0]].shape);
+    case OC_MODAL:
+        return o->op == OP_BN_STATS ? 3 * shape_elems(&g->ops[o->in[0]].shape)
+                                    : n;
     }
     return 0;
 }
@@ -262,8 +298,5 @@ long long ir_flops(const Graph *g, const bool *runs)
 
 bool op_depends_on_mode(OpKind op)
 {
-    switch (op) {
-    default:
-        return false;
-    }
+    return op_class[op] == OC_MODAL;
 }

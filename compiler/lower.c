@@ -46,6 +46,20 @@ static Roles op_roles(OpKind op)
     case OP_SGD_UPDATE: return (Roles){{"w", "g", "v"}, NULL};
     case OP_ADAM_UPDATE: return (Roles){{"w", "g", "m", "v"}, NULL};
     case OP_FILL: return (Roles){{NULL}, "out"};
+    case OP_CONV2D: return (Roles){{"x", "w"}, "y"};
+    case OP_CONV2D_GRAD_INPUT: return (Roles){{"dy", "w"}, "dx"};
+    case OP_CONV2D_GRAD_WEIGHT: return (Roles){{"dy", "x"}, "dw"};
+    case OP_MAXPOOL2D:
+    case OP_AVGPOOL2D: return (Roles){{"x"}, "y"};
+    case OP_MAXPOOL2D_GRAD: return (Roles){{"dy", "x"}, "dx"};
+    case OP_AVGPOOL2D_GRAD: return (Roles){{"dy"}, "dx"};
+    case OP_BN_STATS: return (Roles){{"x", "running_mean", "running_var"}, "stats"};
+    case OP_BATCHNORM: return (Roles){{"x", "stats", "gamma", "beta"}, "y"};
+    case OP_BATCHNORM_GRAD_INPUT: return (Roles){{"dy", "x", "stats", "gamma"}, "dx"};
+    case OP_BATCHNORM_GRAD_GAMMA: return (Roles){{"dy", "x", "stats"}, "dgamma"};
+    case OP_BN_RUNNING_UPDATE:
+        return (Roles){{"running_mean", "running_var", "stats"}, NULL};
+    case OP_DROPOUT_MASK: return (Roles){{NULL}, "mask"};
     default: return (Roles){{"x", "y"}, "out"};
     }
 }
@@ -69,9 +83,12 @@ static void kernel_comment(Emitter *e, const Graph *g, const Kernel *k)
     const IrOp *o = &g->ops[k->ops[0]];
     char shape[96];
     static const char *const phase[] = {"forward", "backward", "update"};
-    emit(e, "/* %s: %s %s -> %s  (%s:%d, %s) */", k->name, op_names[o->op],
+    const char *mode = !op_depends_on_mode(o->op) ? ""
+                     : k->train_mode               ? ", training mode"
+                                                   : ", evaluation mode";
+    emit(e, "/* %s: %s %s -> %s  (%s:%d, %s%s) */", k->name, op_names[o->op],
          o->label ? o->label : "", shape_str(&o->shape, shape, sizeof shape),
-         e->o->source, o->loc.line, phase[o->phase]);
+         e->o->source, o->loc.line, phase[o->phase], mode);
 }
 
 static void kernel_params(const Graph *g, const IrOp *o, char *buf, size_t len,
@@ -82,7 +99,9 @@ static void kernel_params(const Graph *g, const IrOp *o, char *buf, size_t len,
     bool update = op_class[o->op] == OC_UPDATE;
     for (int i = 0; i < o->nin; i++) {
         const IrOp *in = &g->ops[o->in[i]];
-        bool written = update && i != 1; /* params and state are updated */
+        /* params and state are updated, and so are running statistics */
+        bool written = (update && i != 1) ||
+                       (o->op == OP_BN_RUNNING_UPDATE && i < 2);
         at += (size_t)snprintf(buf + at, len - at, "%s%s%s *restrict %s",
                                i ? ", " : "", written ? "" : "const ",
                                in->dtype == DT_I32 ? "int32_t" : real,
@@ -97,6 +116,8 @@ static void kernel_params(const Graph *g, const IrOp *o, char *buf, size_t len,
         snprintf(buf + at, len - at, ", double lr, double bias1, double bias2");
     else if (o->op == OP_MATMUL && o->attr.mm.tb)
         snprintf(buf + at, len - at, ", %s *restrict packed", real);
+    else if (o->op == OP_DROPOUT_MASK)
+        snprintf(buf + at, len - at, ", nnc_rng *rng");
 }
 
 /* Where value v lives, as a C expression in a program function. */
@@ -142,7 +163,9 @@ void lower_call(Emitter *e, const Graph *g, const Kernel *k, const Plan *p)
     if (k->scratch > 0)
         at += (size_t)snprintf(args + at, sizeof args - at, ", m->arena + %ld",
                                p->scratch[k->index]);
-    if (o->op == OP_SGD_UPDATE)
+    if (o->op == OP_DROPOUT_MASK)
+        snprintf(args + at, sizeof args - at, ", &m->rng");
+    else if (o->op == OP_SGD_UPDATE)
         snprintf(args + at, sizeof args - at, ", m->lr, m->step == 1");
     else if (o->op == OP_ADAM_UPDATE)
         snprintf(args + at, sizeof args - at,
@@ -585,7 +608,8 @@ void lower_kernel(Emitter *e, const Graph *g, const Kernel *k)
     kernel_comment(e, g, k);
     emit(e, "static void %s(%s)", k->name, params);
     emit_open(e, "%s", "");
-    lower_body(e, g, o);
+    if (!lower_conv_body(e, g, o, k->train_mode))
+        lower_body(e, g, o);
     emit_close(e, NULL);
     emit_blank(e);
 }

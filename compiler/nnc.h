@@ -215,6 +215,9 @@ typedef enum OpKind {
 typedef enum OpClass {
     OC_SOURCE, OC_VIEW, OC_EWISE, OC_MATMUL, OC_REDUCE, OC_ROWWISE,
     OC_LOSS, OC_UPDATE,
+    OC_WINDOW,  /* sliding windows over [N, C, H, W]: convolution, pooling */
+    OC_CHANNEL, /* per-channel statistics and normalisation (batch norm) */
+    OC_MODAL,   /* differs between training and evaluation mode */
 } OpClass;
 
 extern const char *const op_names[OP__COUNT];
@@ -294,13 +297,20 @@ typedef struct IrOp {
         double fill;                 /* FILL */
         struct { bool soft; } loss;  /* losses: one-hot targets, not classes */
         OptimSpec opt;               /* *_UPDATE */
+        /* CONV2D*, *POOL2D*: window, stride, and the zero padding before
+         * the first row and column (after the last: what the output
+         * shape leaves over) */
+        struct { int kh, kw, sh, sw, ph, pw; } win;
+        struct { double momentum, eps; } bn; /* BN_*, BATCHNORM* */
+        double drop_p;               /* DROPOUT_MASK: probability of a zero */
     } attr;
     int kernel;       /* fuse: the kernel this op belongs to, -1 if none */
     long offset;      /* plan: element offset in its storage block */
 } IrOp;
 
-/* A named trainable tensor, in declaration order: the checkpoint's
- * tensors, in the order PyTorch's state_dict would list them. */
+/* A named tensor of the parameter block, in declaration order: the
+ * checkpoint's tensors, in the order PyTorch's state_dict would list
+ * them. Trainable unless it is a buffer. */
 typedef struct Param {
     const char *name; /* "fc1.weight" */
     int value;        /* its PARAM op */
@@ -308,6 +318,9 @@ typedef struct Param {
     Init init;
     long offset;      /* element offset in the parameter block */
     long size;
+    bool buffer;      /* state such as batch norm's running statistics:
+                       * saved and loaded, never differentiated or updated
+                       * by the optimizer */
     int grad;         /* value holding its gradient after backward, or -1 */
     int state[2];     /* optimizer state values, or -1 */
 } Param;
@@ -366,7 +379,11 @@ Graph *shape_check(Arena *a, Diag *d, const Program *prog, const Model *m,
  * train.c — the train block: optimizer, batch, epochs, data, ...
  * =================================================================== */
 
-typedef enum DataKind { DATA_NONE, DATA_TABLE, DATA_IDX, DATA_CSV } DataKind;
+typedef enum DataKind {
+    DATA_NONE, DATA_TABLE, DATA_IDX, DATA_CSV, DATA_CIFAR10,
+} DataKind;
+
+enum { NNC_MAX_NORM_CHANNELS = 16 };
 
 typedef struct TrainSpec {
     const Train *ast;        /* NULL if the program has no train block */
@@ -376,11 +393,21 @@ typedef struct TrainSpec {
     bool shuffle;
     uint64_t seed;
     bool metric_accuracy;
+    bool metric_per_class;   /* accuracy of every class after training */
+    const char **class_names; /* `classes [...]`, nclass_names of them */
+    int nclass_names;
+    Loc classes_loc;
     int log_every;           /* epochs between loss lines (tables); 0 = every */
     DataKind data;
-    const char *data_path;   /* IDX dir or CSV file */
+    Loc data_loc;
+    const char *data_path;   /* IDX dir, CSV file or CIFAR-10 batches dir */
     const char *test_path;   /* CSV test file, or NULL */
     double scale, shift;     /* value = raw * scale + shift */
+    /* per-channel normalisation after scaling: (value - mean[c]) / std[c];
+     * nnorm == 0 when not asked for */
+    int nnorm;
+    double norm_mean[NNC_MAX_NORM_CHANNELS], norm_std[NNC_MAX_NORM_CHANNELS];
+    Loc norm_loc;
     bool csv_header;
     int csv_label_col;
     /* DATA_TABLE */
@@ -503,6 +530,11 @@ void emit_close(Emitter *e, const char *after);
 void emit_blank(Emitter *e);
 /* A real literal that round-trips: "0.100000001f" / "0.10000000000000001" */
 const char *emit_lit(Emitter *e, double v, char *buf, size_t len);
+
+/* lower_conv.c: kernels of convolution, pooling, batch norm and dropout
+ * (OC_WINDOW, OC_CHANNEL, OC_MODAL ops); false for any other op. */
+bool lower_conv_body(Emitter *e, const Graph *g, const IrOp *o,
+                     bool train_mode);
 
 /* lower.c: the static C function of one kernel, and the call to it. */
 void lower_kernel(Emitter *e, const Graph *g, const Kernel *k);

@@ -41,12 +41,6 @@ static void yyerror(const YYLTYPE *lloc, yyscan_t scanner, ParseState *ps,
 #define YYSTACK_ALLOC_MAXIMUM ((size_t)1 << 30)
 
 static Loc loc_of(YYLTYPE lloc);
-/* Whether the token just shifted is the first on its line. */
-static bool begins_line(const ParseState *ps)
-{
-    return ps->cur.loc.line > ps->prev.loc.line;
-}
-
 static Expr *new_number(ParseState *ps, Loc loc, NumberValue num);
 static Expr *new_string(ParseState *ps, Loc loc, const char *str);
 static Expr *new_ident(ParseState *ps, Loc loc, const char *name);
@@ -107,6 +101,8 @@ static void add_train(ParseState *ps, Loc loc, const char *model,
 %token LBRACE "{" RBRACE "}" LPAREN "(" RPAREN ")" LBRACKET "[" RBRACKET "]"
        COMMA "," COLON ":" SEMI ";" ASSIGN "=" PLUS "+" MINUS "-" STAR "*"
        SLASH "/" PIPE "|>"
+/* from the scanner: `model` or `train` inside a block (see ParseState) */
+%token UNCLOSED_BLOCK "block keyword inside a block"
 
 %precedence "|>"
 %left "+" "-"
@@ -183,7 +179,7 @@ stmt
  * errors are reported again from there. `resync` follows that first
  * token, where its reduction needs no lookahead. */
 resync
-    : %empty                { if (begins_line(ps)) yyerrok; }
+    : %empty                { if (begins_line(ps)) { yyerrok; ps->quiet = false; } }
     ;
 
 param_options
@@ -332,6 +328,12 @@ static bool nesting_ok(ParseState *ps, const Expr *e)
                NEST_LIMIT);
     ps->stopped = true;
     return false;
+}
+
+/* Whether the token just shifted is the first on its line. */
+static bool begins_line(const ParseState *ps)
+{
+    return ps->cur.loc.line > ps->prev.loc.line;
 }
 
 static Expr *new_number(ParseState *ps, Loc loc, NumberValue num)
@@ -613,6 +615,9 @@ static void describe_lookahead(const ParseState *ps, yysymbol_kind_t sym,
     case YYSYMBOL_STRING:
         snprintf(buf, size, "string %s", token_text(ps, &ps->cur, text));
         return;
+    case YYSYMBOL_UNCLOSED_BLOCK:
+        snprintf(buf, size, "keyword '%s'", token_text(ps, &ps->cur, text));
+        return;
     default:
         break;
     }
@@ -693,6 +698,11 @@ static void describe_expected(TokenSet set, yysymbol_kind_t top, char *buf,
         set &= ~CONTINUATIONS;
     if (n > 0 || (set & ~BIT(YYSYMBOL_YYEOF)) != 0)
         set &= ~BIT(YYSYMBOL_YYEOF);
+    /* "',' or ')'" reads as "more, or the end" */
+    if (set & BIT(YYSYMBOL_COMMA)) {
+        phrases[n++] = "','";
+        set &= ~BIT(YYSYMBOL_COMMA);
+    }
     for (int sym = 0; sym < YYNTOKENS; sym++)
         if (set & BIT(sym))
             phrases[n++] = token_name((yysymbol_kind_t)sym, top);
@@ -752,7 +762,8 @@ static const Bracket *open_bracket_before_lookahead(const ParseState *ps)
 }
 
 /* When the innermost bracket may be closed here and nothing but its
- * closer (or more of the same list) is telling, say which bracket. */
+ * closer is telling, say which bracket: "expected ')' to close '(' at
+ * 3:14". */
 static bool report_unclosed(ParseState *ps, yysymbol_kind_t got, Loc loc,
                             const char *unexpected, TokenSet set)
 {
@@ -761,10 +772,13 @@ static bool report_unclosed(ParseState *ps, yysymbol_kind_t got, Loc loc,
         return false;
     /* End of file, or a block that starts only at top level, means the
      * bracket was never closed, whatever else might have come here. */
-    bool cannot_be_inside = got == YYSYMBOL_YYEOF || got == YYSYMBOL_KW_MODEL ||
-                            got == YYSYMBOL_KW_TRAIN;
+    bool cannot_be_inside = got == YYSYMBOL_YYEOF || got == YYSYMBOL_UNCLOSED_BLOCK;
     TokenSet rest = set & ~BIT(closer_of(open->open));
     if (!cannot_be_inside && (rest & ~(CONTINUATIONS | BIT(YYSYMBOL_COMMA))))
+        return false;
+    /* On the same line a list goes on: more likely a ',' is missing. */
+    if (!cannot_be_inside && (rest & BIT(YYSYMBOL_COMMA)) &&
+        ps->cur.loc.line == ps->prev.loc.line)
         return false;
     diag_error(ps->diag, loc, "unexpected %s, expected '%c' to close '%c' at %d:%d",
                unexpected, closer_char(open->open), open->open, open->loc.line,
@@ -776,8 +790,9 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
                                  ParseState *ps)
 {
     (void)scanner;
-    if (ps->stopped)
+    if (ps->stopped || ps->quiet)
         return 0;
+    ps->quiet = true;
     yysymbol_kind_t got = yypcontext_token(ctx);
     Loc loc = loc_of(*yypcontext_location(ctx));
     char unexpected[QUOTE_BUF + 32];

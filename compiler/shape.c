@@ -39,12 +39,14 @@ typedef struct Checker {
 typedef struct LayerDef LayerDef;
 typedef int (*LayerFn)(Checker *c, const Expr *call, Expr **args);
 
+enum { MAX_LAYER_ARGS = 12 };
+
 /* What a layer accepts: positional names first, in order, then keyword
  * only ones. A name with a leading '?' is optional. */
 struct LayerDef {
     const char *name;
     LayerFn fn;
-    const char *params[8];
+    const char *params[MAX_LAYER_ARGS];
 };
 
 /* ---------------------------------------------------------------- */
@@ -200,7 +202,7 @@ static bool const_int(Checker *c, const Expr *e, const char *what, long min,
 static int spec_count(const LayerDef *def)
 {
     int n = 0;
-    while (n < 8 && def->params[n])
+    while (n < MAX_LAYER_ARGS && def->params[n])
         n++;
     return n;
 }
@@ -364,7 +366,7 @@ static bool eval_init(Checker *c, const Expr *e, Init *out)
         diag_error(c->d, e->loc, "unknown initializer '%s'", name);
         return false;
     }
-    Expr *args[8] = {0};
+    Expr *args[MAX_LAYER_ARGS] = {0};
     if (e->kind == EX_CALL && !bind_args(c, def, e, args))
         return false;
     if (e->kind == EX_IDENT && def == &constant) {
@@ -400,7 +402,7 @@ static bool eval_bool(Checker *c, const Expr *e, bool *out)
 /* ---------------------------------------------------------------- */
 /* layers                                                            */
 
-enum { FAM_FC, FAM_CONV, FAM_BN };
+enum { FAM_FC, FAM_CONV, FAM_BN, FAM_DROP };
 
 static int layer_dense(Checker *c, const Expr *call, Expr **args)
 {
@@ -582,6 +584,349 @@ static int layer_mul(Checker *c, const Expr *call, Expr **args)
 }
 
 /* ---------------------------------------------------------------- */
+/* convolutional layers: per sample [C, H, W], NCHW as PyTorch        */
+
+/* A per-sample [C, H, W] input; reports (naming the shape) otherwise. */
+static bool image_input(Checker *c, int x, const Expr *arg, const char *layer,
+                        int chw[3])
+{
+    char buf[96];
+    if (!c->g->ops[x].batched || sample_rank(c, x) != 3 ||
+        c->g->ops[x].dtype != DT_REAL) {
+        diag_error(c->d, arg->loc, "%s expects [channels, height, width] per "
+                   "sample, got %s%s", layer,
+                   c->g->ops[x].batched ? sample_shape(c, x, buf, sizeof buf)
+                                        : "a parameter",
+                   c->g->ops[x].batched && sample_rank(c, x) == 2
+                       ? "; add a channel dimension, as in [1, 28, 28]" : "");
+        return false;
+    }
+    for (int i = 0; i < 3; i++)
+        chw[i] = c->g->ops[x].shape.dim[i + 1];
+    return true;
+}
+
+/* `3` or `[3, 5]`: a (height, width) pair of integers in [min, max]. */
+static bool eval_pair(Checker *c, const Expr *e, const char *what, long min,
+                      long max, int out[2])
+{
+    long v[2];
+    if (e->kind != EX_LIST) {
+        if (!const_int(c, e, what, min, max, &v[0]))
+            return false;
+        out[0] = out[1] = (int)v[0];
+        return true;
+    }
+    if (e->u.list.count != 2) {
+        diag_error(c->d, e->loc, "%s is a number or a pair [height, width], "
+                   "got a list of %d", what, e->u.list.count);
+        return false;
+    }
+    if (!const_int(c, e->u.list.items, what, min, max, &v[0]) ||
+        !const_int(c, e->u.list.items->next, what, min, max, &v[1]))
+        return false;
+    out[0] = (int)v[0];
+    out[1] = (int)v[1];
+    return true;
+}
+
+/* Zero padding of one spatial dimension: before and after. */
+typedef struct Pad {
+    int before[2], after[2];
+} Pad;
+
+/* padding = valid | same | N | [N, M]. `same` keeps ceil(size / stride)
+ * outputs, the odd pixel of padding going after, as PyTorch (stride 1)
+ * and TensorFlow do. */
+static bool eval_padding(Checker *c, const Expr *e, const int in[2],
+                         const int k[2], const int s[2], Pad *pad)
+{
+    *pad = (Pad){{0, 0}, {0, 0}};
+    if (!e || (e->kind == EX_IDENT && strcmp(e->u.ident, "valid") == 0))
+        return true;
+    if (e->kind == EX_IDENT && strcmp(e->u.ident, "same") == 0) {
+        for (int i = 0; i < 2; i++) {
+            int out = (in[i] + s[i] - 1) / s[i];
+            int total = (out - 1) * s[i] + k[i] - in[i];
+            total = total > 0 ? total : 0;
+            pad->before[i] = total / 2;
+            pad->after[i] = total - total / 2;
+        }
+        return true;
+    }
+    if (e->kind == EX_IDENT || e->kind == EX_STRING) {
+        diag_error(c->d, e->loc, "padding is valid, same, or a number of "
+                   "pixels such as 1 or [1, 2]");
+        return false;
+    }
+    int n[2];
+    if (!eval_pair(c, e, "padding", 0, 1 << 12, n))
+        return false;
+    for (int i = 0; i < 2; i++)
+        pad->before[i] = pad->after[i] = n[i];
+    return true;
+}
+
+/* Output size of a window sliding over [H, W]; reports when the window
+ * does not fit even once (the output would be empty). PyTorch's floor
+ * rule: positions past the last whole window are dropped, silently. */
+static bool window_output(Checker *c, Loc loc, const char *layer,
+                          const char *what, int x, const int chw[3],
+                          const int k[2], const int s[2], const Pad *pad,
+                          int out[2])
+{
+    char buf[96], padded[64] = "";
+    for (int i = 0; i < 2; i++) {
+        int span = chw[i + 1] + pad->before[i] + pad->after[i];
+        if (span < k[i]) {
+            if (pad->before[0] || pad->before[1] || pad->after[0] ||
+                pad->after[1])
+                snprintf(padded, sizeof padded, " padded to %dx%d",
+                         chw[1] + pad->before[0] + pad->after[0],
+                         chw[2] + pad->before[1] + pad->after[1]);
+            diag_error(c->d, loc, "%s %s %dx%d does not fit the input %s%s",
+                       layer, what, k[0], k[1],
+                       sample_shape(c, x, buf, sizeof buf), padded);
+            return false;
+        }
+        out[i] = (span - k[i]) / s[i] + 1;
+    }
+    return true;
+}
+
+static void set_window(IrOp *o, const int k[2], const int s[2], const Pad *pad)
+{
+    o->attr.win.kh = k[0];
+    o->attr.win.kw = k[1];
+    o->attr.win.sh = s[0];
+    o->attr.win.sw = s[1];
+    o->attr.win.ph = pad->before[0];
+    o->attr.win.pw = pad->before[1];
+}
+
+static bool too_large(Checker *c, Loc loc, const char *what, const int *dims,
+                      int rank)
+{
+    long total = 1;
+    for (int i = 0; i < rank; i++)
+        total *= dims[i];
+    if (total <= (1L << 26))
+        return false;
+    Shape s = shape_make(rank, dims);
+    char buf[96];
+    diag_error(c->d, loc, "%s %s is too large", what,
+               shape_str(&s, buf, sizeof buf));
+    return true;
+}
+
+static int layer_conv2d(Checker *c, const Expr *call, Expr **args)
+{
+    /* args: x, filters, kernel, stride, padding, bias, init, bias_init, name */
+    int x = eval_tensor(c, args[0]);
+    long filters = 0;
+    int k[2] = {3, 3}, s[2] = {1, 1}, chw[3], out[2];
+    Init winit = {.kind = INIT_TORCH_DEFAULT};
+    Init binit = {.kind = INIT_TORCH_DEFAULT};
+    bool use_bias = true;
+    bool ok = const_int(c, args[1], "conv2d filters", 1, 1 << 16, &filters);
+    if (args[2] && !eval_pair(c, args[2], "conv2d kernel", 1, 1 << 12, k))
+        ok = false;
+    if (args[3] && !eval_pair(c, args[3], "conv2d stride", 1, 1 << 12, s))
+        ok = false;
+    if (args[5] && !eval_bool(c, args[5], &use_bias))
+        ok = false;
+    if (args[6] && !eval_init(c, args[6], &winit))
+        ok = false;
+    if (args[7] && !eval_init(c, args[7], &binit))
+        ok = false;
+    if (x < 0 || !ok || !image_input(c, x, args[0], "conv2d", chw))
+        return -1;
+    Pad pad;
+    Loc loc = call->u.call.callee_loc;
+    if (!eval_padding(c, args[4], chw + 1, k, s, &pad) ||
+        !window_output(c, loc, "conv2d", "kernel", x, chw, k, s, &pad, out))
+        return -1;
+    int wd[4] = {(int)filters, chw[0], k[0], k[1]};
+    int yd[4] = {c->g->batch, (int)filters, out[0], out[1]};
+    if (too_large(c, loc, "conv2d weight", wd, 4) ||
+        too_large(c, loc, "conv2d output", yd + 1, 3))
+        return -1;
+    const char *name = layer_name(c, call, args[8], "conv", FAM_CONV);
+    if (!name)
+        return -1;
+    const char *wname = arena_printf(c->a, "%s.weight", name);
+    const char *bname = arena_printf(c->a, "%s.bias", name);
+    if (param_name_taken(c, wname, loc) ||
+        (use_bias && param_name_taken(c, bname, loc)))
+        return -1;
+    /* fans as PyTorch and Keras count them: the receptive field times the
+     * channels in, or times the filters out */
+    winit.fan_in = binit.fan_in = chw[0] * k[0] * k[1];
+    winit.fan_out = binit.fan_out = (int)filters * k[0] * k[1];
+    int w = add_param(c, wname, shape_make(4, wd), winit, loc, name);
+    int in[2] = {x, w};
+    int y = add_op(c, OP_CONV2D, shape_make(4, yd), in, 2, loc, name);
+    set_window(&c->g->ops[y], k, s, &pad);
+    if (!use_bias)
+        return y;
+    int b = add_param(c, bname, shape_make(1, wd), binit, loc, name);
+    int ba[2] = {y, b};
+    return add_op(c, OP_BIAS_ADD, c->g->ops[y].shape, ba, 2, loc, name);
+}
+
+/* maxpool2d / avgpool2d (x, size, stride = size), no padding. */
+static int pool_layer(Checker *c, const Expr *call, Expr **args, OpKind op)
+{
+    const char *layer = call->u.call.callee;
+    int x = eval_tensor(c, args[0]);
+    int k[2], s[2], chw[3], out[2];
+    bool ok = eval_pair(c, args[1], "pool size", 1, 1 << 12, k);
+    s[0] = k[0];
+    s[1] = k[1];
+    if (args[2] && !eval_pair(c, args[2], "pool stride", 1, 1 << 12, s))
+        ok = false;
+    if (x < 0 || !ok || !image_input(c, x, args[0], layer, chw))
+        return -1;
+    Pad none = {{0, 0}, {0, 0}};
+    Loc loc = call->u.call.callee_loc;
+    if (!window_output(c, loc, layer, "window", x, chw, k, s, &none, out))
+        return -1;
+    int yd[4] = {c->g->batch, chw[0], out[0], out[1]};
+    int y = add_op(c, op, shape_make(4, yd), &x, 1, loc, c->let_name);
+    set_window(&c->g->ops[y], k, s, &none);
+    return y;
+}
+
+static int layer_maxpool2d(Checker *c, const Expr *call, Expr **args)
+{
+    return pool_layer(c, call, args, OP_MAXPOOL2D);
+}
+
+static int layer_avgpool2d(Checker *c, const Expr *call, Expr **args)
+{
+    return pool_layer(c, call, args, OP_AVGPOOL2D);
+}
+
+/* [C, H, W] -> [C]: an average pool whose window is the whole plane,
+ * seen as [N, C]. */
+static int layer_global_avgpool(Checker *c, const Expr *call, Expr **args)
+{
+    int x = eval_tensor(c, args[0]);
+    int chw[3];
+    if (x < 0 || !image_input(c, x, args[0], "global_avgpool", chw))
+        return -1;
+    Loc loc = call->u.call.callee_loc;
+    int k[2] = {chw[1], chw[2]};
+    Pad none = {{0, 0}, {0, 0}};
+    int pd[4] = {c->g->batch, chw[0], 1, 1};
+    int p = add_op(c, OP_AVGPOOL2D, shape_make(4, pd), &x, 1, loc, c->let_name);
+    set_window(&c->g->ops[p], k, k, &none);
+    int yd[2] = {c->g->batch, chw[0]};
+    return add_op(c, OP_RESHAPE, shape_make(2, yd), &p, 1, loc, c->let_name);
+}
+
+/* batchnorm(x, momentum = 0.1, eps = 1e-5): PyTorch's BatchNorm1d on [C]
+ * or [C, L], BatchNorm2d on [C, H, W]. Statistics are per channel (dim
+ * 1 of the batch) over the batch and every position. */
+static int layer_batchnorm(Checker *c, const Expr *call, Expr **args)
+{
+    int x = eval_tensor(c, args[0]);
+    double momentum = 0.1, eps = 1e-5;
+    bool ok = true;
+    if (args[1] && !const_eval(c, args[1], &momentum)) {
+        ok = false;
+    } else if (!(momentum >= 0 && momentum <= 1)) {
+        diag_error(c->d, args[1]->loc, "batchnorm momentum must be in [0, 1], "
+                   "got %.9g", momentum);
+        ok = false;
+    }
+    if (args[2] && !const_eval(c, args[2], &eps)) {
+        ok = false;
+    } else if (!(eps > 0)) {
+        diag_error(c->d, args[2]->loc, "batchnorm eps must be positive, got "
+                   "%.9g", eps);
+        ok = false;
+    }
+    if (x < 0 || !ok)
+        return -1;
+    char buf[96];
+    const IrOp *xo = &c->g->ops[x];
+    int rank = sample_rank(c, x);
+    if (!xo->batched || rank < 1 || rank > 3 || xo->dtype != DT_REAL) {
+        diag_error(c->d, args[0]->loc, "batchnorm expects [C], [C, L] or "
+                   "[C, H, W] per sample, got %s",
+                   xo->batched ? sample_shape(c, x, buf, sizeof buf)
+                               : "a parameter");
+        return -1;
+    }
+    int channels = xo->shape.dim[1];
+    long count = shape_elems(&xo->shape) / channels;
+    Loc loc = call->u.call.callee_loc;
+    if (count < 2) {
+        diag_error(c->d, loc, "batchnorm needs more than one value per channel "
+                   "in a batch to estimate a variance; batch %d with input %s "
+                   "has one", c->g->batch, sample_shape(c, x, buf, sizeof buf));
+        return -1;
+    }
+    const char *name = layer_name(c, call, args[3], "bn", FAM_BN);
+    if (!name)
+        return -1;
+    static const char *const suffix[4] = {"weight", "bias", "running_mean",
+                                          "running_var"};
+    static const InitKind init[4] = {INIT_ONES, INIT_ZEROS, INIT_ZEROS,
+                                     INIT_ONES};
+    int v[4];
+    Shape cs = shape_make(1, &channels);
+    for (int i = 0; i < 4; i++) {
+        const char *pname = arena_printf(c->a, "%s.%s", name, suffix[i]);
+        if (param_name_taken(c, pname, loc))
+            return -1;
+        v[i] = add_param(c, pname, cs, (Init){.kind = init[i]}, loc, name);
+        c->g->params[c->g->ops[v[i]].param].buffer = i >= 2;
+    }
+    int sd[2] = {2, channels};
+    int sin[3] = {x, v[2], v[3]};
+    int stats = add_op(c, OP_BN_STATS, shape_make(2, sd), sin, 3, loc, name);
+    c->g->ops[stats].batched = false;
+    c->g->ops[stats].attr.bn.momentum = momentum;
+    c->g->ops[stats].attr.bn.eps = eps;
+    int in[4] = {x, stats, v[0], v[1]};
+    int y = add_op(c, OP_BATCHNORM, c->g->ops[x].shape, in, 4, loc, name);
+    c->g->ops[y].attr.bn = c->g->ops[stats].attr.bn;
+    return y;
+}
+
+/* dropout(x, p = 0.5): x times a mask that is 0 with probability p and
+ * 1/(1-p) otherwise in training (inverted dropout), and 1 in evaluation. */
+static int layer_dropout(Checker *c, const Expr *call, Expr **args)
+{
+    int x = eval_tensor(c, args[0]);
+    double p = 0.5;
+    if (args[1] && !const_eval(c, args[1], &p))
+        return -1;
+    if (args[1] && !(p >= 0 && p < 1)) {
+        diag_error(c->d, args[1]->loc, "dropout probability must be in [0, 1), "
+                   "got %.9g", p);
+        return -1;
+    }
+    if (x < 0)
+        return -1;
+    if (!c->g->ops[x].batched || c->g->ops[x].dtype != DT_REAL) {
+        diag_error(c->d, args[0]->loc, "dropout works on per-sample values, "
+                   "not on parameters or labels");
+        return -1;
+    }
+    Loc loc = call->u.call.callee_loc;
+    const char *label = layer_name(c, call, NULL, "drop", FAM_DROP);
+    int mask = add_op(c, OP_DROPOUT_MASK, c->g->ops[x].shape, NULL, 0, loc,
+                      label);
+    c->g->ops[mask].batched = true;
+    c->g->ops[mask].attr.drop_p = p;
+    int in[2] = {x, mask};
+    return add_op(c, OP_MUL, c->g->ops[x].shape, in, 2, loc, label);
+}
+
+/* ---------------------------------------------------------------- */
 /* losses                                                            */
 
 static int scalar_loss(Checker *c, const Expr *call, OpKind op, int x, int t)
@@ -689,6 +1034,13 @@ static const LayerDef layers[] = {
     {"binary_cross_entropy", layer_bce, {"prediction", "target"}},
     {"bce_with_logits", layer_bce_logits, {"logits", "target"}},
     {"cross_entropy", layer_cross_entropy, {"scores", "target", "?from_logits"}},
+    {"conv2d", layer_conv2d, {"x", "filters", "?kernel", "?stride", "?padding",
+                              "?bias", "?init", "?bias_init", "?name"}},
+    {"maxpool2d", layer_maxpool2d, {"x", "size", "?stride"}},
+    {"avgpool2d", layer_avgpool2d, {"x", "size", "?stride"}},
+    {"global_avgpool", layer_global_avgpool, {"x"}},
+    {"batchnorm", layer_batchnorm, {"x", "?momentum", "?eps", "?name"}},
+    {"dropout", layer_dropout, {"x", "?p"}},
 };
 
 /* ---------------------------------------------------------------- */
@@ -710,7 +1062,7 @@ static int eval_call(Checker *c, const Expr *e)
                    e->u.call.callee);
         return -1;
     }
-    Expr *args[8];
+    Expr *args[MAX_LAYER_ARGS];
     if (!bind_args(c, def, e, args))
         return -1;
     return def->fn(c, e, args);

@@ -18,7 +18,7 @@ typedef struct TrainChecker {
 
 static const char *const known_keys[] = {
     "optimizer", "batch", "epochs", "shuffle", "seed", "metric", "data",
-    "log_every",
+    "log_every", "classes",
 };
 enum { NKEYS = sizeof known_keys / sizeof known_keys[0] };
 
@@ -258,12 +258,58 @@ static bool set_table(TrainChecker *c, const Expr *e)
     return true;
 }
 
+/* mean = [..], std = [..]: per-channel normalisation after scaling, as
+ * torchvision's Normalize(mean, std); both lists the same length, the
+ * number of channels (checked against the input in train_check_data). */
+static bool set_normalize(TrainChecker *c, const Expr *call, const Expr *mean,
+                          const Expr *std)
+{
+    if (!mean && !std)
+        return true;
+    if (!mean || !std) {
+        diag_error(c->d, (mean ? mean : std)->loc, "normalisation needs both "
+                   "mean = [...] and std = [...], one number per channel");
+        return false;
+    }
+    const Expr *lists[2] = {mean, std};
+    double *out[2] = {c->t->norm_mean, c->t->norm_std};
+    for (int l = 0; l < 2; l++) {
+        const Expr *e = lists[l];
+        if (e->kind != EX_LIST || e->u.list.count < 1 ||
+            e->u.list.count > NNC_MAX_NORM_CHANNELS) {
+            diag_error(c->d, e->loc, "%s is a list of 1 to %d numbers, one per "
+                       "channel: %s = [0.5, 0.5, 0.5]", l ? "std" : "mean",
+                       NNC_MAX_NORM_CHANNELS, l ? "std" : "mean");
+            return false;
+        }
+        int i = 0;
+        for (const Expr *v = e->u.list.items; v; v = v->next, i++)
+            if (!num_value(c, v, &out[l][i]))
+                return false;
+        if (l == 1)
+            for (int j = 0; j < i; j++)
+                if (!(out[l][j] > 0)) {
+                    diag_error(c->d, e->loc, "std must be positive, got %.9g "
+                               "for channel %d", out[l][j], j);
+                    return false;
+                }
+    }
+    if (mean->u.list.count != std->u.list.count) {
+        diag_error(c->d, std->loc, "mean has %d numbers but std has %d",
+                   mean->u.list.count, std->u.list.count);
+        return false;
+    }
+    c->t->nnorm = mean->u.list.count;
+    c->t->norm_loc = call->loc;
+    return true;
+}
+
 static bool set_idx(TrainChecker *c, const Expr *e)
 {
-    static const char *const keys[] = {"scale", "shift"};
-    const Expr *kw[2];
+    static const char *const keys[] = {"scale", "shift", "mean", "std"};
+    const Expr *kw[4];
     CallArgs pos;
-    if (!split_args(c, e, 1, keys, 2, kw, &pos))
+    if (!split_args(c, e, 1, keys, 4, kw, &pos))
         return false;
     if (pos.npos != 1) {
         diag_error(c->d, e->loc, "idx needs the directory of the IDX files: "
@@ -273,7 +319,50 @@ static bool set_idx(TrainChecker *c, const Expr *e)
     c->t->data = DATA_IDX;
     return string_value(c, pos.pos[0], &c->t->data_path) &&
            (!kw[0] || num_value(c, kw[0], &c->t->scale)) &&
-           (!kw[1] || num_value(c, kw[1], &c->t->shift));
+           (!kw[1] || num_value(c, kw[1], &c->t->shift)) &&
+           set_normalize(c, e, kw[2], kw[3]);
+}
+
+/* cifar10("dir", scale = 1/255, mean = [...], std = [...]): the binary
+ * batches data_batch_1.bin .. data_batch_5.bin and test_batch.bin. */
+static bool set_cifar10(TrainChecker *c, const Expr *e)
+{
+    static const char *const keys[] = {"scale", "mean", "std"};
+    const Expr *kw[3];
+    CallArgs pos;
+    if (!split_args(c, e, 1, keys, 3, kw, &pos))
+        return false;
+    if (pos.npos != 1) {
+        diag_error(c->d, e->loc, "cifar10 needs the directory of the binary "
+                   "batches: cifar10(\"data/cifar-10-batches-bin\")");
+        return false;
+    }
+    c->t->data = DATA_CIFAR10;
+    return string_value(c, pos.pos[0], &c->t->data_path) &&
+           (!kw[0] || num_value(c, kw[0], &c->t->scale)) &&
+           set_normalize(c, e, kw[1], kw[2]);
+}
+
+/* classes ["plane", "car", ...]: names for per-class reports */
+static bool set_classes(TrainChecker *c, const Expr *e)
+{
+    if (e->kind != EX_LIST || e->u.list.count == 0) {
+        diag_error(c->d, e->loc, "classes is a list of names: "
+                   "classes [\"plane\", \"car\", ...]");
+        return false;
+    }
+    TrainSpec *t = c->t;
+    t->class_names = ARENA_ARRAY(c->a, const char *, e->u.list.count);
+    for (const Expr *v = e->u.list.items; v; v = v->next) {
+        if (v->kind != EX_STRING) {
+            diag_error(c->d, v->loc, "a class name is a string, as in "
+                       "\"plane\"");
+            return false;
+        }
+        t->class_names[t->nclass_names++] = v->u.str;
+    }
+    t->classes_loc = e->loc;
+    return true;
 }
 
 static bool set_csv(TrainChecker *c, const Expr *e)
@@ -310,8 +399,10 @@ static bool set_data(TrainChecker *c, const Expr *e)
         return set_idx(c, e);
     if (name && strcmp(name, "csv") == 0)
         return set_csv(c, e);
-    diag_error(c->d, e->loc, "expected data: idx(\"dir\"), csv(\"file\") or "
-               "table(x = [...], y = [...])");
+    if (name && strcmp(name, "cifar10") == 0)
+        return set_cifar10(c, e);
+    diag_error(c->d, e->loc, "expected data: idx(\"dir\"), cifar10(\"dir\"), "
+               "csv(\"file\") or table(x = [...], y = [...])");
     return false;
 }
 
@@ -344,14 +435,23 @@ static bool apply_setting(TrainChecker *c, const Setting *s, int key)
         t->seed = (uint64_t)v;
         return true;
     case 5:
-        if (s->value->kind != EX_IDENT || strcmp(s->value->u.ident, "accuracy")) {
-            diag_error(c->d, s->value->loc, "unknown metric (known: accuracy)");
+        /* per_class_accuracy reports the overall accuracy too */
+        if (s->value->kind == EX_IDENT &&
+            strcmp(s->value->u.ident, "per_class_accuracy") == 0)
+            t->metric_per_class = true;
+        else if (s->value->kind != EX_IDENT ||
+                 strcmp(s->value->u.ident, "accuracy")) {
+            diag_error(c->d, s->value->loc, "unknown metric (known: accuracy, "
+                       "per_class_accuracy)");
             return false;
         }
         t->metric_accuracy = true;
         return true;
     case 6:
+        t->data_loc = s->value->loc;
         return set_data(c, s->value);
+    case 8:
+        return set_classes(c, s->value);
     default:
         if (!int_value(c, s->value, "log_every", 1, 1e9, &v))
             return false;
@@ -403,8 +503,8 @@ bool train_check(Arena *a, Diag *d, const Program *prog, const Model *m,
                 key = k;
         if (key < 0) {
             diag_error(d, s->loc, "unknown train setting '%s' (known: optimizer, "
-                       "data, batch, epochs, shuffle, seed, metric, log_every)",
-                       s->key);
+                       "data, batch, epochs, shuffle, seed, metric, classes, "
+                       "log_every)", s->key);
             continue;
         }
         if (c.seen[key]) {
@@ -428,10 +528,8 @@ bool train_check(Arena *a, Diag *d, const Program *prog, const Model *m,
 }
 
 /* The table's rows must fit the model's input and label. */
-bool train_check_data(Diag *d, TrainSpec *t, const Graph *g)
+static bool check_table(Diag *d, TrainSpec *t, const Graph *g)
 {
-    if (t->data != DATA_TABLE)
-        return true;
     long xin = shape_elems(&g->ops[g->input].shape) / g->batch;
     if (t->table_nx != t->table_rows * xin) {
         diag_error(d, t->table_loc_x, "table x has %d numbers in %d rows; the "
@@ -461,4 +559,90 @@ bool train_check_data(Diag *d, TrainSpec *t, const Graph *g)
         }
     }
     return true;
+}
+
+static const char *input_shape(const Graph *g, char *buf, size_t len)
+{
+    Shape s = g->ops[g->input].shape;
+    s.rank--;
+    memmove(s.dim, s.dim + 1, sizeof(int) * (size_t)s.rank);
+    return shape_str(&s, buf, len);
+}
+
+/* CIFAR-10 records are 3x32x32 images of 10 classes. */
+static bool check_cifar10(Diag *d, const TrainSpec *t, const Graph *g)
+{
+    const Shape *s = &g->ops[g->input].shape;
+    char buf[96];
+    if (s->rank != 4 || s->dim[1] != 3 || s->dim[2] != 32 || s->dim[3] != 32) {
+        diag_error(d, t->data_loc, "cifar10 images are [3, 32, 32] but the "
+                   "model's input is %s", input_shape(g, buf, sizeof buf));
+        return false;
+    }
+    if (g->nclasses != 10) {
+        diag_error(d, t->data_loc, "cifar10 has 10 classes; the model's label "
+                   "must be class(10)");
+        return false;
+    }
+    return true;
+}
+
+/* One mean and std per input channel (dim 0 of a sample). IDX images
+ * have one channel, so their normalisation folds into scale and shift:
+ * (raw * scale + shift - mean) / std. */
+static bool check_normalize(Diag *d, TrainSpec *t, const Graph *g)
+{
+    if (t->nnorm == 0)
+        return true;
+    int channels = g->ops[g->input].shape.dim[1];
+    char buf[96];
+    if (t->nnorm != channels) {
+        diag_error(d, t->norm_loc, "mean and std have %d numbers but the "
+                   "model's input %s has %d channels", t->nnorm,
+                   input_shape(g, buf, sizeof buf), channels);
+        return false;
+    }
+    if (t->data == DATA_IDX) {
+        if (channels != 1) {
+            diag_error(d, t->norm_loc, "IDX images have one channel, but the "
+                       "model's input is %s", input_shape(g, buf, sizeof buf));
+            return false;
+        }
+        t->scale /= t->norm_std[0];
+        t->shift = (t->shift - t->norm_mean[0]) / t->norm_std[0];
+        t->nnorm = 0;
+    }
+    return true;
+}
+
+static bool check_classes(Diag *d, const TrainSpec *t, const Graph *g)
+{
+    if (t->metric_per_class && !g->nclasses) {
+        diag_error(d, t->ast->loc, "per_class_accuracy needs a class label, "
+                   "such as label y : class(10)");
+        return false;
+    }
+    if (t->nclass_names && t->nclass_names != g->nclasses) {
+        diag_error(d, t->classes_loc, "classes names %d classes but the "
+                   "model's label is class(%d)", t->nclass_names, g->nclasses);
+        return false;
+    }
+    return true;
+}
+
+/* The data must fit the model's input and label. */
+bool train_check_data(Diag *d, TrainSpec *t, const Graph *g)
+{
+    if (!check_classes(d, t, g))
+        return false;
+    switch (t->data) {
+    case DATA_TABLE:
+        return check_table(d, t, g);
+    case DATA_CIFAR10:
+        return check_cifar10(d, t, g) && check_normalize(d, t, g);
+    case DATA_IDX:
+        return check_normalize(d, t, g);
+    default:
+        return true;
+    }
 }

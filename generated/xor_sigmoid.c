@@ -2448,7 +2448,10 @@ NNC_RT void nnc_progress_end(nnc_progress *p)
 #include <stdlib.h>
 #include <string.h>
 
-enum { NNC_DATA_NONE, NNC_DATA_TABLE, NNC_DATA_IDX, NNC_DATA_CSV };
+enum { NNC_DATA_NONE, NNC_DATA_TABLE, NNC_DATA_IDX, NNC_DATA_CSV,
+       NNC_DATA_CIFAR10 };
+
+enum { NNC_MAX_NORM = 16 };
 
 typedef struct nnc_train_config {
     const char *model;     /* for messages */
@@ -2458,9 +2461,13 @@ typedef struct nnc_train_config {
     int metric_accuracy;
     int log_every;         /* epochs between progress lines; 0: every one */
     int data_kind;
-    const char *data_path; /* IDX directory or CSV file */
+    const char *data_path; /* IDX or CIFAR-10 directory, or CSV file */
     const char *test_path; /* CSV test file or NULL */
     float scale, shift;
+    int norm_channels;     /* CIFAR-10: (value - mean[c]) / std[c]; 0: none */
+    float norm_mean[NNC_MAX_NORM], norm_std[NNC_MAX_NORM];
+    int per_class;         /* report every class's accuracy at the end */
+    const char *const *class_names; /* NNC_T_CLASSES names, or NULL */
     int csv_header, csv_label_col;
     const float *table_x, *table_y;
     int table_rows;
@@ -2587,6 +2594,34 @@ NNC_RT int nnc__table_dataset(const nnc_train_config *cfg, nnc_dataset *d,
     return 0;
 }
 
+/* CIFAR-10's binary batches in `dir`: data_batch_1..5.bin to train,
+ * test_batch.bin to test. */
+NNC_RT int nnc__cifar10_dataset(const nnc_train_config *cfg, const char *dir,
+                                nnc_dataset *train, nnc_dataset *test,
+                                char *err, size_t errlen)
+{
+    char names[6][4096];
+    const char *paths[6];
+    for (int i = 0; i < 6; i++) {
+        if (i < 5)
+            snprintf(names[i], sizeof names[i], "%s/data_batch_%d.bin", dir,
+                     i + 1);
+        else
+            snprintf(names[i], sizeof names[i], "%s/test_batch.bin", dir);
+        paths[i] = names[i];
+    }
+    const float *mean = cfg->norm_channels ? cfg->norm_mean : NULL;
+    const float *std = cfg->norm_channels ? cfg->norm_std : NULL;
+    if (nnc_cifar_load(paths, 5, cfg->scale, mean, std, train, err, errlen))
+        return -1;
+    if (nnc_cifar_load(paths + 5, 1, cfg->scale, mean, std, test, err,
+                       errlen)) {
+        nnc_dataset_free(train);
+        return -1;
+    }
+    return 0;
+}
+
 /* Loads the training set and, where there is one, the test set. */
 NNC_RT int nnc__load_data(const nnc_train_config *cfg, const char *path,
                           nnc_dataset *train, nnc_dataset *test, int *has_test,
@@ -2605,6 +2640,11 @@ NNC_RT int nnc__load_data(const nnc_train_config *cfg, const char *path,
             nnc_dataset_free(train);
             return -1;
         }
+        *has_test = 1;
+        return 0;
+    case NNC_DATA_CIFAR10:
+        if (nnc__cifar10_dataset(cfg, path, train, test, err, errlen))
+            return -1;
         *has_test = 1;
         return 0;
     case NNC_DATA_CSV:
@@ -2656,18 +2696,29 @@ NNC_RT int nnc__argmax(const NNC_T_REAL *v, int n)
     return best;
 }
 
+/* Per class: samples seen and samples right (class labels only). */
+typedef struct nnc_class_tally {
+    long total[NNC_T_CLASSES + 1], correct[NNC_T_CLASSES + 1];
+} nnc_class_tally;
+
 /* How many of the first `rows` samples the outputs get right: the arg max
- * for classes and one-hot targets, a 0.5 threshold for one output. */
+ * for classes and one-hot targets, a 0.5 threshold for one output. Class
+ * labels are also tallied per class when `tally` is given. */
 NNC_RT int nnc__count_correct(const NNC_T_REAL *out, const NNC_T_LABEL *y,
-                              int rows)
+                              int rows, nnc_class_tally *tally)
 {
     int correct = 0;
     for (int b = 0; b < rows; b++) {
         const NNC_T_REAL *o = out + (size_t)b * NNC_T_OUTPUT;
         const NNC_T_LABEL *t = y + (size_t)b * NNC_T_LABEL_SIZE;
-        if (NNC_T_CLASSES)
-            correct += nnc__argmax(o, NNC_T_OUTPUT) == (int)t[0];
-        else if (NNC_T_OUTPUT == 1)
+        if (NNC_T_CLASSES) {
+            int label = (int)t[0], right = nnc__argmax(o, NNC_T_OUTPUT) == label;
+            correct += right;
+            if (tally && label >= 0 && label < NNC_T_CLASSES) {
+                tally->total[label]++;
+                tally->correct[label] += right;
+            }
+        } else if (NNC_T_OUTPUT == 1)
             correct += (o[0] >= 0.5) == (t[0] >= 0.5);
         else
             correct += nnc__argmax(o, NNC_T_OUTPUT) ==
@@ -2700,10 +2751,14 @@ NNC_RT void nnc__buffers_free(nnc_buffers *b)
     free(b->order);
 }
 
-/* Evaluation-mode mean loss and accuracy over a whole dataset. */
+/* Evaluation-mode mean loss and accuracy over a whole dataset; per
+ * class into `tally` unless it is NULL. */
 NNC_RT int nnc__evaluate(NNC_T_MODEL *m, const nnc_dataset *d, nnc_buffers *b,
-                         double *loss, double *accuracy)
+                         double *loss, double *accuracy,
+                         nnc_class_tally *tally)
 {
+    if (tally)
+        memset(tally, 0, sizeof *tally);
     double total = 0;
     long correct = 0, batches = 0;
     for (size_t at = 0; at < d->n; at += NNC_T_BATCH) {
@@ -2716,7 +2771,7 @@ NNC_RT int nnc__evaluate(NNC_T_MODEL *m, const nnc_dataset *d, nnc_buffers *b,
             return -1;
         total += (double)l;
         batches++;
-        correct += nnc__count_correct(b->out, b->y, rows);
+        correct += nnc__count_correct(b->out, b->y, rows, tally);
     }
     *loss = batches ? total / (double)batches : 0;
     *accuracy = d->n ? (double)correct / (double)d->n : 0;
@@ -2811,7 +2866,7 @@ NNC_RT int nnc__train_epoch(nnc_run *r, int epoch, nnc_rng *rng)
         }
         if (r->cfg->metric_accuracy)
             correct += nnc__count_correct(NNC_T_FN(train_output)(r->m), r->b.y,
-                                          NNC_T_BATCH);
+                                          NNC_T_BATCH, NULL);
         nnc_progress_step(p, s + 1, (double)loss);
     }
     nnc_progress_end(p);
@@ -2825,7 +2880,7 @@ NNC_RT int nnc__train_epoch(nnc_run *r, int epoch, nnc_rng *rng)
         printf("  train_accuracy %.4f", r->last_accuracy);
     if (r->has_test) {
         double tl, ta;
-        if (nnc__evaluate(r->m, &r->test, &r->b, &tl, &ta) == 0) {
+        if (nnc__evaluate(r->m, &r->test, &r->b, &tl, &ta, NULL) == 0) {
             printf("  test_loss %.4f", tl);
             if (r->cfg->metric_accuracy)
                 printf("  test_accuracy %.4f", ta);
@@ -2836,12 +2891,34 @@ NNC_RT int nnc__train_epoch(nnc_run *r, int epoch, nnc_rng *rng)
     return 0;
 }
 
+/* Each class's accuracy, as the seed's CIFAR-10 tutorial prints it. */
+NNC_RT void nnc__print_per_class(const nnc_train_config *cfg,
+                                 const nnc_class_tally *tally, const char *set)
+{
+    printf("per-class %s accuracy:\n", set);
+    for (int c = 0; c < NNC_T_CLASSES; c++) {
+        char number[16];
+        snprintf(number, sizeof number, "%d", c);
+        const char *name = cfg->class_names ? cfg->class_names[c] : number;
+        double acc = tally->total[c] ? (double)tally->correct[c] /
+                                           (double)tally->total[c]
+                                     : 0;
+        printf("  %-12s %.4f  (%ld/%ld)\n", name, acc, tally->correct[c],
+               tally->total[c]);
+    }
+}
+
 NNC_RT int nnc__final_report(nnc_run *r, int trained, double seconds)
 {
     double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0;
-    if (nnc__evaluate(r->m, &r->train, &r->b, &train_loss, &train_acc) ||
-        (r->has_test &&
-         nnc__evaluate(r->m, &r->test, &r->b, &test_loss, &test_acc))) {
+    nnc_class_tally tally;
+    int per_class = r->cfg->per_class && NNC_T_CLASSES && !r->args->quiet;
+    nnc_class_tally *train_tally = per_class && !r->has_test ? &tally : NULL;
+    nnc_class_tally *test_tally = per_class && r->has_test ? &tally : NULL;
+    if (nnc__evaluate(r->m, &r->train, &r->b, &train_loss, &train_acc,
+                      train_tally) ||
+        (r->has_test && nnc__evaluate(r->m, &r->test, &r->b, &test_loss,
+                                      &test_acc, test_tally))) {
         fprintf(stderr, "error: evaluation produced NaN: %s\n",
                 NNC_T_FN(error)(r->m));
         return -1;
@@ -2849,6 +2926,8 @@ NNC_RT int nnc__final_report(nnc_run *r, int trained, double seconds)
     if (r->cfg->data_kind == NNC_DATA_TABLE && r->train.n <= 16 &&
         !r->args->quiet)
         nnc__print_table_predictions(r->m, &r->train);
+    if (per_class)
+        nnc__print_per_class(r->cfg, &tally, r->has_test ? "test" : "train");
     printf("final: loss=%.4f", trained ? r->last_loss : train_loss);
     if (r->cfg->metric_accuracy)
         printf(" train_accuracy=%.4f", train_acc);
@@ -3011,7 +3090,7 @@ static void k00_fc1_matmul_bias_add_sigmoid(const float *restrict x, const float
  *   bias_add         o            [4, 1]  line 14  (kept in registers)
  *   sigmoid          p            [4, 1]  line 16
  */
-static void k01_o_matmul_bias_add_sigmoid(const float *restrict h, const float *restrict o_weight, const float *restrict o_bias, float *restrict p_sigmoid, float *restrict packed)
+static void k01_o_matmul_bias_add_sigmoid(const float *restrict h, const float *restrict o_weight, const float *restrict o_bias, float *restrict p, float *restrict packed)
 {
     /* [4, 1] = A[4, 4] * B^T[4, 1], in 4x32 tiles */
     /* B is used transposed: lay it out as [4, 1] first, so the inner loop reads it contiguously */
@@ -3040,7 +3119,7 @@ static void k01_o_matmul_bias_add_sigmoid(const float *restrict h, const float *
                     const float t0 = acc[r][c];
                     const float t1 = t0 + o_bias[j]; /* o bias_add */
                     const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
-                    p_sigmoid[at] = t2;
+                    p[at] = t2;
                 }
             }
         }
@@ -3070,12 +3149,12 @@ static void k03_dloss_fill(float *restrict out)
  *   bce_grad         dp           [4, 1]  line 16  (kept in registers)
  *   sigmoid_grad     do           [4, 1]  line 14
  */
-static void k04_dp_bce_grad_sigmoid_grad(const float *restrict p_sigmoid, const float *restrict y, const float *restrict dloss_fill, float *restrict do_sigmoid_grad)
+static void k04_dp_bce_grad_sigmoid_grad(const float *restrict p, const float *restrict y, const float *restrict dloss_fill, float *restrict do_sigmoid_grad)
 {
     const float scale = dloss_fill[0] / 4.0f;
     for (long i = 0; i < 4; i++) {
-        const float t0 = scale * (p_sigmoid[i] - y[i]) / fmaxf((1 - p_sigmoid[i]) * p_sigmoid[i], 1e-12f); /* dp bce_grad */
-        const float t1 = t0 * p_sigmoid[i] * (1.0f - p_sigmoid[i]); /* do sigmoid_grad */
+        const float t0 = scale * (p[i] - y[i]) / fmaxf((1 - p[i]) * p[i], 1e-12f); /* dp bce_grad */
+        const float t1 = t0 * p[i] * (1.0f - p[i]); /* do sigmoid_grad */
         do_sigmoid_grad[i] = t1;
     }
 }

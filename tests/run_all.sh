@@ -46,6 +46,7 @@ step "runtime embedded, safetensors in Python" tests/runtime_extra.sh
 step "examples end to end" tests/e2e.sh
 step "gradient checks (f64, central differences)" tests/gradcheck.sh
 step "fused and unfused train alike" tests/fusecheck.sh
+step "CNN ops agree with PyTorch (f64)" tests/cnn_torch_check.sh
 step "generated/ is up to date" tests/generated_fresh.sh
 # valgrind cannot run a binary built with ASan: the sanitizer run skips it
 if [ -z "$SANFLAGS" ]; then

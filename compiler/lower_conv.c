@@ -1,0 +1,742 @@
+/* lower_conv.c — kernels of the convolutional ops: convolution and its
+ * two gradients, max and average pooling, batch normalisation, dropout.
+ *
+ * requires: one op per kernel; tensors in NCHW order (per sample
+ * [C, H, W]), convolution weights [F, C, KH, KW] as PyTorch lays them out.
+ * guarantees: loop nests with literal bounds; the outer loop runs over
+ * independent planes or channels under OpenMP; every sum runs in a fixed
+ * order (weight gradients and batch statistics over the batch in sample
+ * order, each result owned by one thread), so a given thread count
+ * always gives the same bits. No atomics and no allocation: scratch rows
+ * live on the stack, bounded by WIDE_MAX elements.
+ *
+ * Convolutions come in two loop shapes:
+ *   - "wide rows" (stride 1, no padding): an output plane is computed as
+ *     if it were W wide like the input instead of OW, so that output p
+ *     and input p + i*W + j line up for every window offset (i, j) and
+ *     the innermost loop is one long contiguous, vectorisable run; the
+ *     KW-1 surplus columns per row are computed and dropped.
+ *   - "rows" (any stride and padding): one output row at a time over the
+ *     rows and columns whose window lies inside the input, ranges worked
+ *     out at compile time (padding adds zeros, so those terms are simply
+ *     not summed).
+ * Long sums (weight gradients, batch statistics) are kept in LANES
+ * partial sums added up in lane order at the end: vectorisable without
+ * -ffast-math, and still one fixed order. */
+#include "nnc.h"
+
+#include <string.h>
+
+enum {
+    WIDE_MAX = 8192, /* elements of a stack row buffer (64 KiB in f64) */
+};
+
+typedef struct Dims {
+    int n, c, h, w;
+} Dims;
+
+static Dims nchw(const Shape *s)
+{
+    return (Dims){s->dim[0], s->dim[1], s->dim[2], s->dim[3]};
+}
+
+/* partial sums per reduction: one 512-bit vector of the element type */
+static int lanes(const Emitter *e)
+{
+    return e->o->f64 ? 8 : 16;
+}
+
+/* tmpl with every '#' replaced by idx */
+static void subst(char *buf, size_t len, const char *tmpl, const char *idx)
+{
+    size_t at = 0;
+    for (const char *t = tmpl; *t && at + 1 < len; t++) {
+        if (*t == '#')
+            at += (size_t)snprintf(buf + at, len - at, "%s", idx);
+        else
+            buf[at++] = *t;
+        if (at >= len)
+            at = len - 1;
+    }
+    buf[at] = '\0';
+}
+
+/* ---------------------------------------------------------------- */
+/* shared pieces                                                     */
+
+/* `stmt` for p in [0, count) as loops whose trip counts are multiples of
+ * 16, 8 and 4, then the rest: gcc -O2 vectorises a loop only when its
+ * trip count is a multiple of the vector length (its cheap cost model
+ * allows no remainder loop), so each piece gets the widest vectors that
+ * divide it. */
+static void emit_vector_loop(Emitter *e, long count, const char *stmt)
+{
+    static const int runs[] = {16, 8, 4, 1};
+    long at = 0;
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        long end = at + (count - at) / runs[r] * runs[r];
+        if (end == at)
+            continue;
+        emit_open(e, "for (int p = %ld; p < %ld; p++)", at, end);
+        emit(e, "%s", stmt);
+        emit_close(e, NULL);
+        at = end;
+    }
+}
+
+/* lanes[p % LANES] += EXPR(p) for p in [0, count): whole rows of LANES
+ * first, then the remainder in vectorisable pieces. */
+static void emit_lane_loops(Emitter *e, const char *lanes_name, long count,
+                            const char *expr_tmpl)
+{
+    int L = lanes(e);
+    long full = count / L * L;
+    char expr[256], stmt[320];
+    if (full > 0) {
+        subst(expr, sizeof expr, expr_tmpl, "p0 + q");
+        emit_open(e, "for (int p0 = 0; p0 < %ld; p0 += %d)", full, L);
+        emit_open(e, "for (int q = 0; q < %d; q++)", L);
+        emit(e, "%s[q] += %s;", lanes_name, expr);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+    }
+    if (full < count) {
+        char idx[48];
+        snprintf(idx, sizeof idx, "%ld + p", full);
+        subst(expr, sizeof expr, expr_tmpl, idx);
+        snprintf(stmt, sizeof stmt, "%s[p] += %s;", lanes_name, expr);
+        emit_vector_loop(e, count - full, stmt);
+    }
+}
+
+/* Opens a block with `type name[LANES] = {0}` partial sums ... */
+static void emit_lanes_open(Emitter *e, const char *type, const char *name)
+{
+    emit_open(e, "%s", "");
+    emit(e, "%s %s[%d] = {0};", type, name, lanes(e));
+}
+
+/* ... and closes it with `acc += ` their sum, in lane order. */
+static void emit_lanes_close(Emitter *e, const char *name, const char *acc)
+{
+    emit_open(e, "for (int q = 0; q < %d; q++)", lanes(e));
+    emit(e, "%s += %s[q];", acc, name);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* Output positions o in [lo, hi) whose window offset k lands inside an
+ * input of size `in`: 0 <= o * stride + k - pad < in. */
+static void valid_range(int k, int pad, int stride, int in, int out, int *lo,
+                        int *hi)
+{
+    *lo = k >= pad ? 0 : (pad - k + stride - 1) / stride;
+    int last = in - 1 + pad - k; /* o * stride <= last */
+    *hi = last < 0 ? 0 : last / stride + 1;
+    if (*hi > out)
+        *hi = out;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* static const int NAME[n] = {...}; the lower (hi = false) or upper ends
+ * of valid_range for every offset, 16 to a line */
+static void emit_range_table(Emitter *e, const char *name, bool hi, int n,
+                             int pad, int stride, int in, int out)
+{
+    emit_open(e, "static const int %s[%d] =", name, n);
+    for (int k0 = 0; k0 < n; k0 += 16) {
+        char line[256];
+        size_t at = 0;
+        for (int k = k0; k < n && k < k0 + 16; k++) {
+            int l, h;
+            valid_range(k, pad, stride, in, out, &l, &h);
+            at += (size_t)snprintf(line + at, sizeof line - at, "%d,%s",
+                                   hi ? h : l,
+                                   k + 1 < n && k + 1 < k0 + 16 ? " " : "");
+        }
+        emit(e, "%s", line);
+    }
+    emit_close(e, ";");
+}
+
+/* The ranges of output rows and columns each window offset reaches. */
+static void emit_window_tables(Emitter *e, const IrOp *o, Dims in, Dims out)
+{
+    emit(e, "/* output rows (columns) whose window row i (column j) falls "
+         "inside the input, not in its padding */");
+    static const char *const names[2][2] = {{"oh_lo", "oh_hi"},
+                                            {"ow_lo", "ow_hi"}};
+    int k[2] = {o->attr.win.kh, o->attr.win.kw};
+    int pad[2] = {o->attr.win.ph, o->attr.win.pw};
+    int stride[2] = {o->attr.win.sh, o->attr.win.sw};
+    int size_in[2] = {in.h, in.w}, size_out[2] = {out.h, out.w};
+    for (int d = 0; d < 2; d++)
+        for (int hi = 0; hi < 2; hi++)
+            emit_range_table(e, names[d][hi], hi, k[d], pad[d], stride[d],
+                             size_in[d], size_out[d]);
+}
+
+/* Elements of a wide plane: OH rows W apart, the last one OW long. */
+static long wide_size(Dims in, Dims out)
+{
+    return (long)(out.h - 1) * in.w + out.w;
+}
+
+static bool use_wide_rows(const IrOp *o, Dims in, Dims out)
+{
+    return o->attr.win.sh == 1 && o->attr.win.sw == 1 && o->attr.win.ph == 0 &&
+           o->attr.win.pw == 0 && wide_size(in, out) <= WIDE_MAX;
+}
+
+/* dst[oh * dst_row + ow] = src[oh * src_row + ow] over an [OH, OW] plane */
+static void emit_plane_copy(Emitter *e, const char *dst, int dst_row,
+                            const char *src, int src_row, Dims out)
+{
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", out.h);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", out.w);
+    emit(e, "%s[oh * %d + ow] = %s[oh * %d + ow];", dst, dst_row, src,
+         src_row);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+static void emit_zero(Emitter *e, const char *name, long n)
+{
+    char stmt[64];
+    snprintf(stmt, sizeof stmt, "%s[p] = 0;", name);
+    emit_vector_loop(e, n, stmt);
+}
+
+/* ---------------------------------------------------------------- */
+/* convolution                                                       */
+
+/* y[n, f] = sum over c, i, j of w[f, c, i, j] * x[n, c, oh*SH+i-PH, ow*SW+j-PW];
+ * one (sample, filter) plane per iteration of the parallel loop. */
+static void lower_conv2d(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Dims x = nchw(&g->ops[o->in[0]].shape), y = nchw(&o->shape);
+    int KH = o->attr.win.kh, KW = o->attr.win.kw;
+    long plane = (long)x.h * x.w, oplane = (long)y.h * y.w;
+    bool wide = use_wide_rows(o, x, y);
+    const char *R = e->real;
+    if (!wide)
+        emit_window_tables(e, o, x, y);
+    lower_parallel_for(e, 2L * y.n * y.c * oplane * x.c * KH * KW);
+    emit_open(e, "for (int nf = 0; nf < %d; nf++)", y.n * y.c);
+    emit(e, "const int n = nf / %d, f = nf %% %d;", y.c, y.c);
+    emit(e, "const %s *xn = x + (long)n * %ld;", R, x.c * plane);
+    emit(e, "const %s *wf = w + (long)f * %d;", R, x.c * KH * KW);
+    emit(e, "%s *yp = y + (long)nf * %ld;", R, oplane);
+    if (wide) {
+        emit(e, "/* the plane %d wide like the input: output p reads input "
+             "p + i * %d + j */", x.w, x.w);
+        emit(e, "%s acc[%ld];", R, wide_size(x, y));
+        emit_zero(e, "acc", wide_size(x, y));
+    } else {
+        emit_zero(e, "yp", oplane);
+    }
+    emit_open(e, "for (int c = 0; c < %d; c++)", x.c);
+    emit(e, "const %s *xc = xn + (long)c * %ld;", R, plane);
+    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
+    emit_open(e, "for (int j = 0; j < %d; j++)", KW);
+    emit(e, "const %s wv = wf[(c * %d + i) * %d + j];", R, KH, KW);
+    if (wide) {
+        emit(e, "const %s *xs = xc + i * %d + j;", R, x.w);
+        emit_vector_loop(e, wide_size(x, y), "acc[p] += wv * xs[p];");
+    } else {
+        emit_open(e, "for (int oh = oh_lo[i]; oh < oh_hi[i]; oh++)");
+        emit(e, "const int base = (oh * %d + i - %d) * %d + j - %d;",
+             o->attr.win.sh, o->attr.win.ph, x.w, o->attr.win.pw);
+        emit(e, "%s *yr = yp + oh * %d;", R, y.w);
+        emit_open(e, "for (int ow = ow_lo[j]; ow < ow_hi[j]; ow++)");
+        emit(e, "yr[ow] += wv * xc[base + ow * %d];", o->attr.win.sw);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+    }
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    if (wide)
+        emit_plane_copy(e, "yp", y.w, "acc", x.w, y);
+    emit_close(e, NULL);
+}
+
+/* dx[n, c] = sum over f, i, j of w[f, c, i, j] times dy[n, f] shifted
+ * by (i, j): the transpose of the forward convolution, one (sample,
+ * channel) plane of dx per iteration, so every element has one writer.
+ * Stride 1 without padding gathers: dx[q] reads dy at q - i*W - j from a
+ * copy with rows W apart and zeros before, between and after the rows,
+ * so every read is in bounds and the writes stay aligned. */
+static void lower_conv2d_grad_input(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Dims dy = nchw(&g->ops[o->in[0]].shape), x = nchw(&o->shape);
+    int KH = o->attr.win.kh, KW = o->attr.win.kw;
+    long plane = (long)x.h * x.w, oplane = (long)dy.h * dy.w;
+    long lead = (long)(KH - 1) * x.w + (KW - 1); /* zeros before row 0 */
+    bool gather = use_wide_rows(o, x, dy) && lead + plane <= WIDE_MAX;
+    const char *R = e->real;
+    if (!gather)
+        emit_window_tables(e, o, x, dy);
+    lower_parallel_for(e, 2L * dy.n * dy.c * oplane * x.c * KH * KW);
+    emit_open(e, "for (int nc = 0; nc < %d; nc++)", x.n * x.c);
+    emit(e, "const int n = nc / %d, c = nc %% %d;", x.c, x.c);
+    emit(e, "%s *dxp = dx + (long)nc * %ld;", R, plane);
+    if (gather) {
+        emit(e, "%s acc[%ld];", R, plane);
+        emit_zero(e, "acc", plane);
+        emit(e, "/* dy[n, f] at %ld + oh * %d + ow, zeros elsewhere */", lead,
+             x.w);
+        emit(e, "%s dyz[%ld];", R, lead + plane);
+        emit_zero(e, "dyz", lead + plane);
+    } else {
+        emit_zero(e, "dxp", plane);
+    }
+    emit_open(e, "for (int f = 0; f < %d; f++)", dy.c);
+    emit(e, "const %s *dyf = dy + ((long)n * %d + f) * %ld;", R, dy.c, oplane);
+    if (gather) {
+        char dst[48];
+        snprintf(dst, sizeof dst, "(dyz + %ld)", lead);
+        emit_plane_copy(e, dst, x.w, "dyf", dy.w, dy);
+    }
+    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
+    emit_open(e, "for (int j = 0; j < %d; j++)", KW);
+    emit(e, "const %s wv = w[((f * %d + c) * %d + i) * %d + j];", R, x.c, KH,
+         KW);
+    if (gather) {
+        emit(e, "const %s *d = dyz + %ld - i * %d - j;", R, lead, x.w);
+        emit_vector_loop(e, plane, "acc[p] += wv * d[p];");
+    } else {
+        emit_open(e, "for (int oh = oh_lo[i]; oh < oh_hi[i]; oh++)");
+        emit(e, "const int base = (oh * %d + i - %d) * %d + j - %d;",
+             o->attr.win.sh, o->attr.win.ph, x.w, o->attr.win.pw);
+        emit(e, "const %s *dyr = dyf + oh * %d;", R, dy.w);
+        emit_open(e, "for (int ow = ow_lo[j]; ow < ow_hi[j]; ow++)");
+        emit(e, "dxp[base + ow * %d] += wv * dyr[ow];", o->attr.win.sw);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+    }
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    if (gather)
+        emit_vector_loop(e, plane, "dxp[p] = acc[p];");
+    emit_close(e, NULL);
+}
+
+/* dw[f, c, i, j] = sum over n, oh, ow of dy[n, f, oh, ow] * x[n, c, ...]:
+ * one (filter, channel) pair per iteration, the batch summed in sample
+ * order. In the wide-rows form each of the KH*KW sums keeps LANES
+ * partial sums over the whole batch, added up in lane order at the end. */
+static void lower_conv2d_grad_weight(Emitter *e, const Graph *g,
+                                     const IrOp *o)
+{
+    Dims dy = nchw(&g->ops[o->in[0]].shape), x = nchw(&g->ops[o->in[1]].shape);
+    int KH = o->attr.win.kh, KW = o->attr.win.kw, F = o->shape.dim[0];
+    long plane = (long)x.h * x.w, oplane = (long)dy.h * dy.w;
+    bool wide = use_wide_rows(o, x, dy);
+    long width = wide_size(x, dy);
+    int L = lanes(e);
+    const char *R = e->real;
+    if (!wide)
+        emit_window_tables(e, o, x, dy);
+    lower_parallel_for(e, 2L * dy.n * dy.c * oplane * x.c * KH * KW);
+    emit_open(e, "for (int fc = 0; fc < %d; fc++)", F * x.c);
+    emit(e, "const int f = fc / %d, c = fc %% %d;", x.c, x.c);
+    if (wide) {
+        emit(e, "%s lane[%d][%d];", R, KH * KW, L);
+        emit_open(e, "for (int t = 0; t < %d; t++)", KH * KW);
+        emit_open(e, "for (int q = 0; q < %d; q++)", L);
+        emit(e, "lane[t][q] = 0;");
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+        emit(e, "/* dy[n, f] with rows %d apart, like the input; the gaps "
+             "stay 0 */", x.w);
+        emit(e, "%s dyw[%ld];", R, width);
+        emit_zero(e, "dyw", width);
+    } else {
+        emit(e, "%s acc[%d];", R, KH * KW);
+        emit_zero(e, "acc", KH * KW);
+    }
+    emit_open(e, "for (int n = 0; n < %d; n++)", x.n);
+    emit(e, "const %s *dyf = dy + ((long)n * %d + f) * %ld;", R, dy.c, oplane);
+    emit(e, "const %s *xc = x + ((long)n * %d + c) * %ld;", R, x.c, plane);
+    if (wide)
+        emit_plane_copy(e, "dyw", x.w, "dyf", dy.w, dy);
+    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
+    emit_open(e, "for (int j = 0; j < %d; j++)", KW);
+    if (wide) {
+        emit(e, "const %s *xs = xc + i * %d + j;", R, x.w);
+        emit(e, "%s *ln = lane[i * %d + j];", R, KW);
+        emit_lane_loops(e, "ln", width, "dyw[#] * xs[#]");
+    } else {
+        emit(e, "%s s = 0;", R);
+        emit_open(e, "for (int oh = oh_lo[i]; oh < oh_hi[i]; oh++)");
+        emit(e, "const int base = (oh * %d + i - %d) * %d + j - %d;",
+             o->attr.win.sh, o->attr.win.ph, x.w, o->attr.win.pw);
+        emit(e, "const %s *dyr = dyf + oh * %d;", R, dy.w);
+        emit_open(e, "for (int ow = ow_lo[j]; ow < ow_hi[j]; ow++)");
+        emit(e, "s += dyr[ow] * xc[base + ow * %d];", o->attr.win.sw);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+        emit(e, "acc[i * %d + j] += s;", KW);
+    }
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_open(e, "for (int t = 0; t < %d; t++)", KH * KW);
+    if (wide) {
+        emit(e, "%s s = 0;", R);
+        emit_open(e, "for (int q = 0; q < %d; q++)", L);
+        emit(e, "s += lane[t][q];");
+        emit_close(e, NULL);
+        emit(e, "dw[(long)fc * %d + t] = s;", KH * KW);
+    } else {
+        emit(e, "dw[(long)fc * %d + t] = acc[t];", KH * KW);
+    }
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
+/* pooling: windows inside the input (no padding), one plane per task */
+
+static void pool_plane_loop(Emitter *e, const char *in_name, Dims in,
+                            const char *out_name, Dims out, long work)
+{
+    const char *R = e->real;
+    lower_parallel_for(e, work);
+    emit_open(e, "for (int nc = 0; nc < %d; nc++)", in.n * in.c);
+    emit(e, "const %s *%sp = %s + (long)nc * %ld;", R, in_name, in_name,
+         (long)in.h * in.w);
+    emit(e, "%s *%sp = %s + (long)nc * %ld;", R, out_name, out_name,
+         (long)out.h * out.w);
+}
+
+/* The first maximum of the window at (oh, ow), scanning rows then
+ * columns: `best` its index in the plane. A NaN wins, as in PyTorch.
+ * Selects, not branches: which element wins is data, and branches on it
+ * mispredict. */
+static void emit_window_argmax(Emitter *e, const IrOp *o, Dims in)
+{
+    emit(e, "const int first = oh * %d + ow * %d;", o->attr.win.sh * in.w,
+         o->attr.win.sw);
+    emit(e, "int best = first;");
+    emit(e, "%s top = xp[first];", e->real);
+    emit_open(e, "for (int i = 0; i < %d; i++)", o->attr.win.kh);
+    emit_open(e, "for (int j = 0; j < %d; j++)", o->attr.win.kw);
+    emit(e, "const int at = first + i * %d + j;", in.w);
+    emit(e, "const %s v = xp[at];", e->real);
+    emit(e, "const int take = v > top || v != v;");
+    emit(e, "best = take ? at : best;");
+    emit(e, "top = take ? v : top;");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* One output row at a time, the window's elements in scan order, each
+ * a vectorisable pass over the row: the first maximum, NaN winning. */
+static void lower_maxpool2d(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Dims x = nchw(&g->ops[o->in[0]].shape), y = nchw(&o->shape);
+    long window = (long)o->attr.win.kh * o->attr.win.kw;
+    char stmt[256];
+    pool_plane_loop(e, "x", x, "y", y, (long)y.n * y.c * y.h * y.w * window);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", y.h);
+    emit(e, "%s *yr = yp + oh * %d;", e->real, y.w);
+    emit(e, "const %s *xr = xp + oh * %d;", e->real, o->attr.win.sh * x.w);
+    snprintf(stmt, sizeof stmt, "yr[p] = xr[p * %d];", o->attr.win.sw);
+    emit_vector_loop(e, y.w, stmt);
+    emit_open(e, "for (int i = 0; i < %d; i++)", o->attr.win.kh);
+    emit_open(e, "for (int j = 0; j < %d; j++)", o->attr.win.kw);
+    emit(e, "const %s *xs = xr + i * %d + j;", e->real, x.w);
+    snprintf(stmt, sizeof stmt, "yr[p] = xs[p * %d] > yr[p] || xs[p * %d] != "
+             "xs[p * %d] ? xs[p * %d] : yr[p];", o->attr.win.sw,
+             o->attr.win.sw, o->attr.win.sw, o->attr.win.sw);
+    emit_vector_loop(e, y.w, stmt);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* The gradient goes to the first maximum of each window, recomputed
+ * from x; overlapping windows add up in window order. */
+static void lower_maxpool2d_grad(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Dims dy = nchw(&g->ops[o->in[0]].shape), x = nchw(&o->shape);
+    long window = (long)o->attr.win.kh * o->attr.win.kw;
+    lower_parallel_for(e, (long)dy.n * dy.c * dy.h * dy.w * window);
+    emit_open(e, "for (int nc = 0; nc < %d; nc++)", x.n * x.c);
+    emit(e, "const %s *xp = x + (long)nc * %ld;", e->real, (long)x.h * x.w);
+    emit(e, "const %s *dyp = dy + (long)nc * %ld;", e->real, (long)dy.h * dy.w);
+    emit(e, "%s *dxp = dx + (long)nc * %ld;", e->real, (long)x.h * x.w);
+    emit_zero(e, "dxp", (long)x.h * x.w);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", dy.h);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", dy.w);
+    emit_window_argmax(e, o, x);
+    emit(e, "dxp[best] += dyp[oh * %d + ow];", dy.w);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* The mean of each window (PyTorch divides by the whole window). */
+static void lower_avgpool2d(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Dims x = nchw(&g->ops[o->in[0]].shape), y = nchw(&o->shape);
+    long window = (long)o->attr.win.kh * o->attr.win.kw;
+    char lit[48];
+    pool_plane_loop(e, "x", x, "y", y, (long)y.n * y.c * y.h * y.w * window);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", y.h);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", y.w);
+    emit(e, "%s s = 0;", e->real);
+    emit_open(e, "for (int i = 0; i < %d; i++)", o->attr.win.kh);
+    emit_open(e, "for (int j = 0; j < %d; j++)", o->attr.win.kw);
+    emit(e, "s += xp[(oh * %d + i) * %d + ow * %d + j];", o->attr.win.sh, x.w,
+         o->attr.win.sw);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit(e, "yp[oh * %d + ow] = s / %s;", y.w,
+         emit_lit(e, (double)window, lit, sizeof lit));
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+static void lower_avgpool2d_grad(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Dims dy = nchw(&g->ops[o->in[0]].shape), x = nchw(&o->shape);
+    long window = (long)o->attr.win.kh * o->attr.win.kw;
+    char lit[48];
+    pool_plane_loop(e, "dy", dy, "dx", x, (long)dy.n * dy.c * dy.h * dy.w *
+                                              window);
+    emit_zero(e, "dxp", (long)x.h * x.w);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", dy.h);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", dy.w);
+    emit(e, "const %s d = dyp[oh * %d + ow] / %s;", e->real, dy.w,
+         emit_lit(e, (double)window, lit, sizeof lit));
+    emit_open(e, "for (int i = 0; i < %d; i++)", o->attr.win.kh);
+    emit_open(e, "for (int j = 0; j < %d; j++)", o->attr.win.kw);
+    emit(e, "dxp[(oh * %d + i) * %d + ow * %d + j] += d;", o->attr.win.sh, x.w,
+         o->attr.win.sw);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
+/* batch normalisation: channel c is dim 1; its values are the batch    */
+/* times `inner` positions, rows of x[n, c, ...] `inner` long          */
+
+typedef struct Channels {
+    int n, c;
+    long inner;
+} Channels;
+
+static Channels channels_of(const Shape *s)
+{
+    long inner = shape_elems(s) / s->dim[0] / s->dim[1];
+    return (Channels){s->dim[0], s->dim[1], inner};
+}
+
+/* One loop over channels; each body sees `row(n)` of the channel. */
+static void channel_loop(Emitter *e, Channels ch, long work)
+{
+    lower_parallel_for(e, work);
+    emit_open(e, "for (int c = 0; c < %d; c++)", ch.c);
+}
+
+/* acc += sum over channel c of EXPR, in which `xr` and `dyr` are the rows
+ * x[n, c, ...] and dy[n, c, ...] and '#' the position in them; lane
+ * partial sums in double over the whole batch. */
+static void emit_channel_sum(Emitter *e, Channels ch, const char *acc,
+                             const char *expr_tmpl)
+{
+    emit_lanes_open(e, "double", "lane");
+    emit_open(e, "for (int n = 0; n < %d; n++)", ch.n);
+    if (strstr(expr_tmpl, "xr["))
+        emit(e, "const %s *xr = x + ((long)n * %d + c) * %ld;", e->real, ch.c,
+             ch.inner);
+    if (strstr(expr_tmpl, "dyr["))
+        emit(e, "const %s *dyr = dy + ((long)n * %d + c) * %ld;", e->real,
+             ch.c, ch.inner);
+    emit_lane_loops(e, "lane", ch.inner, expr_tmpl);
+    emit_close(e, NULL);
+    emit_lanes_close(e, "lane", acc);
+}
+
+/* Training: the batch's mean and biased variance (two passes, in double);
+ * evaluation: the running statistics. */
+static void lower_bn_stats(Emitter *e, const Graph *g, const IrOp *o,
+                           bool train_mode)
+{
+    Channels ch = channels_of(&g->ops[o->in[0]].shape);
+    long count = (long)ch.n * ch.inner;
+    if (!train_mode) {
+        emit(e, "(void)x; /* evaluation mode: the running statistics */");
+        emit_open(e, "for (int c = 0; c < %d; c++)", ch.c);
+        emit(e, "stats[c] = running_mean[c];");
+        emit(e, "stats[%d + c] = running_var[c];", ch.c);
+        emit_close(e, NULL);
+        return;
+    }
+    emit(e, "(void)running_mean; /* training mode: the batch's statistics */");
+    emit(e, "(void)running_var;");
+    channel_loop(e, ch, 3 * count * ch.c);
+    emit(e, "double sum = 0, squares = 0;");
+    emit_channel_sum(e, ch, "sum", "xr[#]");
+    emit(e, "const double mean = sum / %ld;", count);
+    emit_channel_sum(e, ch, "squares",
+                     "((double)xr[#] - mean) * ((double)xr[#] - mean)");
+    emit(e, "stats[c] = (%s)mean;", e->real);
+    emit(e, "stats[%d + c] = (%s)(squares / %ld);", ch.c, e->real, count);
+    emit_close(e, NULL);
+}
+
+/* 1 / sqrt(var + eps) of channel c, from stats */
+static void emit_inv_std(Emitter *e, const IrOp *o, Channels ch)
+{
+    char eps[48];
+    emit(e, "const %s mean = stats[c];", e->real);
+    emit(e, "const %s inv_std = (%s)(1.0 / sqrt((double)stats[%d + c] + %s));",
+         e->real, e->real, ch.c,
+         emit_lit(&(Emitter){.real = "double", .o = e->o}, o->attr.bn.eps, eps,
+                  sizeof eps));
+}
+
+/* y = (x - mean) * inv_std * gamma + beta, one row per iteration */
+static void lower_batchnorm(Emitter *e, const IrOp *o)
+{
+    Channels ch = channels_of(&o->shape);
+    lower_parallel_for(e, 2L * ch.n * ch.c * ch.inner);
+    emit_open(e, "for (int nc = 0; nc < %d; nc++)", ch.n * ch.c);
+    emit(e, "const int c = nc %% %d;", ch.c);
+    emit_inv_std(e, o, ch);
+    emit(e, "const %s scale = inv_std * gamma[c];", e->real);
+    emit(e, "const %s *xr = x + (long)nc * %ld;", e->real, ch.inner);
+    emit(e, "%s *yr = y + (long)nc * %ld;", e->real, ch.inner);
+    emit_open(e, "for (int j = 0; j < %ld; j++)", ch.inner);
+    emit(e, "yr[j] = (xr[j] - mean) * scale + beta[c];");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* Sums over channel c of dy and of dy * (x - mean), in double. */
+static void emit_dy_sums(Emitter *e, Channels ch, bool with_plain_sum)
+{
+    if (with_plain_sum) {
+        emit(e, "double sum_dy = 0;");
+        emit_channel_sum(e, ch, "sum_dy", "dyr[#]");
+    }
+    emit(e, "double sum_dy_xc = 0;");
+    emit_channel_sum(e, ch, "sum_dy_xc",
+                     "(double)dyr[#] * ((double)xr[#] - mean)");
+}
+
+/* Training-mode gradient, through the batch statistics:
+ *   dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)) */
+static void lower_batchnorm_grad_input(Emitter *e, const IrOp *o)
+{
+    Channels ch = channels_of(&o->shape);
+    long count = (long)ch.n * ch.inner;
+    channel_loop(e, ch, 6 * count * ch.c);
+    emit_inv_std(e, o, ch);
+    emit_dy_sums(e, ch, true);
+    emit(e, "const %s mean_dy = (%s)(sum_dy / %ld);", e->real, e->real, count);
+    emit(e, "const %s mean_dy_xhat = (%s)(sum_dy_xc * inv_std / %ld);", e->real,
+         e->real, count);
+    emit(e, "const %s k = gamma[c] * inv_std;", e->real);
+    emit_open(e, "for (int n = 0; n < %d; n++)", ch.n);
+    emit(e, "const long base = ((long)n * %d + c) * %ld;", ch.c, ch.inner);
+    emit_open(e, "for (int j = 0; j < %ld; j++)", ch.inner);
+    emit(e, "const %s xhat = (x[base + j] - mean) * inv_std;", e->real);
+    emit(e, "dx[base + j] = k * (dy[base + j] - mean_dy - xhat * "
+         "mean_dy_xhat);");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* dgamma[c] = sum of dy * xhat over channel c */
+static void lower_batchnorm_grad_gamma(Emitter *e, const IrOp *o,
+                                       const Graph *g)
+{
+    Channels ch = channels_of(&g->ops[o->in[0]].shape);
+    channel_loop(e, ch, 3L * ch.n * ch.inner * ch.c);
+    emit_inv_std(e, o, ch);
+    emit_dy_sums(e, ch, false);
+    emit(e, "dgamma[c] = (%s)(sum_dy_xc * inv_std);", e->real);
+    emit_close(e, NULL);
+}
+
+/* running = (1 - momentum) * running + momentum * batch, the variance
+ * unbiased (count / (count - 1)) as PyTorch keeps it. */
+static void lower_bn_running_update(Emitter *e, const Graph *g, const IrOp *o)
+{
+    const IrOp *stats = &g->ops[o->in[2]];
+    Channels ch = channels_of(&g->ops[stats->in[0]].shape);
+    long count = (long)ch.n * ch.inner;
+    Emitter de = {.real = "double", .o = e->o};
+    char m[48], keep[48], unbias[48];
+    emit_lit(&de, o->attr.bn.momentum, m, sizeof m);
+    emit_lit(&de, 1 - o->attr.bn.momentum, keep, sizeof keep);
+    emit_lit(&de, (double)count / (double)(count - 1), unbias, sizeof unbias);
+    emit_open(e, "for (int c = 0; c < %d; c++)", ch.c);
+    emit(e, "running_mean[c] = (%s)(%s * running_mean[c] + %s * stats[c]);",
+         e->real, keep, m);
+    emit(e, "running_var[c] = (%s)(%s * running_var[c] + %s * stats[%d + c] "
+         "* %s);", e->real, keep, m, ch.c, unbias);
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
+/* dropout                                                           */
+
+/* Training: 0 with probability p, else 1 / (1 - p) (inverted dropout, so
+ * evaluation needs no rescaling), drawn in order from the model's RNG.
+ * Evaluation: 1, so x * mask is x. */
+static void lower_dropout_mask(Emitter *e, const IrOp *o, bool train_mode)
+{
+    long n = shape_elems(&o->shape);
+    char p[48], keep[48];
+    if (!train_mode) {
+        emit(e, "(void)rng; /* evaluation mode: dropout keeps everything */");
+        emit_open(e, "for (long i = 0; i < %ld; i++)", n);
+        emit(e, "mask[i] = 1;");
+        emit_close(e, NULL);
+        return;
+    }
+    emit_lit(&(Emitter){.real = "double", .o = e->o}, o->attr.drop_p, p,
+             sizeof p);
+    emit_lit(e, 1 / (1 - o->attr.drop_p), keep, sizeof keep);
+    emit_open(e, "for (long i = 0; i < %ld; i++)", n);
+    emit(e, "mask[i] = nnc_rng_uniform(rng) < %s ? 0 : %s;", p, keep);
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
+
+bool lower_conv_body(Emitter *e, const Graph *g, const IrOp *o,
+                     bool train_mode)
+{
+    switch (o->op) {
+    case OP_CONV2D: lower_conv2d(e, g, o); break;
+    case OP_CONV2D_GRAD_INPUT: lower_conv2d_grad_input(e, g, o); break;
+    case OP_CONV2D_GRAD_WEIGHT: lower_conv2d_grad_weight(e, g, o); break;
+    case OP_MAXPOOL2D: lower_maxpool2d(e, g, o); break;
+    case OP_MAXPOOL2D_GRAD: lower_maxpool2d_grad(e, g, o); break;
+    case OP_AVGPOOL2D: lower_avgpool2d(e, g, o); break;
+    case OP_AVGPOOL2D_GRAD: lower_avgpool2d_grad(e, g, o); break;
+    case OP_BN_STATS: lower_bn_stats(e, g, o, train_mode); break;
+    case OP_BATCHNORM: lower_batchnorm(e, o); break;
+    case OP_BATCHNORM_GRAD_INPUT: lower_batchnorm_grad_input(e, o); break;
+    case OP_BATCHNORM_GRAD_GAMMA: lower_batchnorm_grad_gamma(e, o, g); break;
+    case OP_BN_RUNNING_UPDATE: lower_bn_running_update(e, g, o); break;
+    case OP_DROPOUT_MASK: lower_dropout_mask(e, o, train_mode); break;
+    default: return false;
+    }
+    return true;
+}

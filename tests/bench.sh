@@ -1,0 +1,359 @@
+#!/bin/sh
+# bench.sh — how fast nnc's generated trainers run (`make bench`; not a test).
+#
+#  1. every dsl-examples/*.nn, fused against --no-fuse: ms per step, arena,
+#     kernels, and how long nnc and gcc take to compile it;
+#  2. references measured in the same run: OpenBLAS SGEMM (the machine's
+#     ceiling), PyTorch on the same models, 1 thread against 2;
+#  3. the project's speed targets, each marked met or missed.
+#
+# The machine is shared and noisy: a number from one run means little next
+# to a number from another. So contenders run alternately (A B A B ...),
+# ROUNDS times each, and only medians of one run are compared, as ratios.
+#
+# Environment: NNC (build/nnc), BUILD (build), BENCH_ROUNDS (5),
+# BENCH_TARGET_MS (1000: length of one timed run), BENCH_THREADS (2).
+# Output: aligned tables on stdout (progress on stderr), the same tables
+# in Markdown in $BUILD/bench.md. Exits non-zero only on a real error (a
+# build or a run that fails), never because a speed target is missed.
+set -u
+
+NNC=${NNC:-build/nnc}
+BUILD=${BUILD:-build}
+ROUNDS=${BENCH_ROUNDS:-5}
+TARGET_MS=${BENCH_TARGET_MS:-1000}
+THREADS=${BENCH_THREADS:-2}
+PY=/usr/bin/python3 # Debian's, which has python3-torch; PATH's may not
+GEN_CFLAGS="-std=c11 -O2 -march=native -fopenmp -Wall -Wextra -Werror"
+REF_MODELS="xor mnist_mlp mnist_cnn cifar_cnn"
+XOR_STEPS=10000 # the seed trains XOR for 10000 steps: compare exactly that
+SGEMM_N=2048
+out=$BUILD/bench
+md=$BUILD/bench.md
+
+# ---- small helpers ---------------------------------------------------------
+
+# err TEXT: a real failure. Kept in a file, not a variable, because many
+# callers run in a $(...) subshell whose variables are lost.
+err() { echo "bench.sh: error: $*" >&2; echo "$*" >> "$out/errors"; }
+say() { echo "$*" >&2; }
+# note TEXT: a remark printed under the tables (a skipped column, say)
+note() { say "note: $*"; echo "$*" >> "$out/notes"; }
+
+now_ns() { date +%s%N; }
+# seconds_since T0: wall seconds since now_ns printed T0
+seconds_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.4f\n", (b - a) / 1e9 }'; }
+# calc EXPR: floating-point arithmetic (a comparison prints 1 or 0)
+# (parenthesised: a bare > in awk's printf would redirect to a file)
+calc() { awk "BEGIN { printf \"%.6g\n\", ($1) }"; }
+calc_int() { awk "BEGIN { printf \"%d\n\", ($1) }"; }
+# median: of the numbers on stdin, one per line
+median() {
+    sort -g | awk '{ v[NR] = $1 }
+        END { if (NR == 0) exit 1
+              if (NR % 2) print v[(NR + 1) / 2]
+              else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# fmt X: three significant digits, without exponent for ordinary sizes
+fmt() {
+    case $1 in '' | -) echo -; return ;; esac
+    awk -v x="$1" 'BEGIN { if (x >= 1000) printf "%.0f\n", x; else printf "%.3g\n", x }'
+}
+# statval KEY FILE: a value from a saved `nnc --stats` output
+statval() { sed -n "s/^$1=//p" "$2"; }
+# row FILE FIELD...: append one tab-separated table row
+row() { f=$1; shift; (IFS='	'; echo "$*") >> "$f"; }
+
+# text_table TSV: aligned columns, the header row underlined
+text_table() {
+    awk -F'\t' '{ for (i = 1; i <= NF; i++) { c[NR, i] = $i
+                      if (length($i) > w[i]) w[i] = length($i) }
+                  if (NF > nf) nf = NF }
+        END { for (r = 1; r <= NR; r++) {
+                  s = ""
+                  for (i = 1; i <= nf; i++)
+                      s = s sprintf(i == 1 ? "%-" w[i] "s" : "  %" w[i] "s", c[r, i])
+                  print s
+                  if (r == 1) { gsub(/./, "-", s); print s } } }' "$1"
+}
+# md_table TSV: the same as a Markdown table, numbers right-aligned
+md_table() {
+    awk -F'\t' '{ s = "|"; for (i = 1; i <= NF; i++) s = s " " $i " |"; print s
+                  if (NR == 1) { s = "|"
+                      for (i = 1; i <= NF; i++) s = s (i == 1 ? " --- |" : " ---: |")
+                      print s } }' "$1"
+}
+
+# ---- measuring ---------------------------------------------------------------
+
+# nnc_ms BIN STEPS BATCH THREADS: ms per step of one `BIN --bench STEPS`.
+# The trainer prints ms_per_step with 4 decimals, too coarse for XOR's
+# sub-microsecond steps, so it is recomputed from samples_per_s when that
+# figure carries more digits.
+nnc_ms() {
+    line=$(OMP_NUM_THREADS=$4 "$1" --bench "$2" 2> "$out/last.err" | grep '^bench:') || {
+        err "$1 --bench $2 failed: $(tail -2 "$out/last.err")"; return 1; }
+    echo "$line" | awk -v batch="$3" '{
+        for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        if (v["samples_per_s"] + 0 >= 10000) printf "%.6g\n", batch * 1000 / v["samples_per_s"]
+        else printf "%.6g\n", v["ms_per_step"] }'
+}
+
+# torch_ms MODEL THREADS [ARGS]: ms per step of the PyTorch reference
+torch_ms() {
+    m=$1; t=$2; shift 2
+    line=$("$PY" tests/bench_torch.py "$m" --threads "$t" "$@" 2> "$out/last.err" |
+           grep '^torch:') || { err "bench_torch.py $m failed: $(tail -2 "$out/last.err")"; return 1; }
+    echo "$line" | sed -n 's/.*ms_per_step=\([0-9.eE+-]*\).*/\1/p'
+}
+
+# sgemm_gflops: one SGEMM measurement. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
+# may be set on this workplace for old OpenBLAS builds; they can select a
+# slower kernel, so they are unset for this command only.
+sgemm_gflops() {
+    line=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS="$THREADS" \
+           "$out/bench_sgemm" "$SGEMM_N" 5 2> "$out/last.err") || {
+        err "bench_sgemm failed: $(tail -2 "$out/last.err")"; return 1; }
+    echo "$line" > "$out/sgemm.last"
+    echo "$line" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p'
+}
+
+# steps_for BIN BATCH: a step count that makes one timed run last about
+# TARGET_MS, from short runs grown tenfold until one lasts 50 ms
+steps_for() {
+    s=1
+    while :; do
+        ms=$(nnc_ms "$1" "$s" "$2" "$THREADS") || return 1
+        [ "$(calc "$ms * $s >= 50")" = 1 ] || [ "$s" -ge 10000000 ] && break
+        s=$((s * 10))
+    done
+    calc_int "$TARGET_MS / $ms < 5 ? 5 : $TARGET_MS / $ms"
+}
+
+# build_example NAME: the fused and unfused trainers with their --stats,
+# how long gcc took on each and (median of 3) how long nnc --main took
+build_example() {
+    n=$1
+    src=dsl-examples/$n.nn
+    for v in fused unfused; do
+        flag=
+        [ "$v" = unfused ] && flag=--no-fuse
+        "$NNC" --stats $flag "$src" > "$out/$n.$v.stats" &&
+            "$NNC" --main $flag "$src" -o "$out/$n.$v.c" || {
+            err "nnc --main $flag $src failed"; return 1; }
+        t0=$(now_ns)
+        gcc $GEN_CFLAGS -o "$out/$n.$v" "$out/$n.$v.c" -lz -lm || {
+            err "gcc failed on nnc's output for $src ($v)"; return 1; }
+        seconds_since "$t0" > "$out/$n.$v.gcc_s"
+    done
+    # nnc takes milliseconds: one run is at the mercy of the scheduler
+    for _ in 1 2 3; do
+        t0=$(now_ns)
+        "$NNC" --main "$src" -o "$out/$n.time.c" || return 1
+        seconds_since "$t0"
+    done | median > "$out/$n.nnc_s"
+}
+
+# ---- set-up ----------------------------------------------------------------
+
+mkdir -p "$out" || exit 1
+rm -f "$out"/*.ms "$out"/*.steps "$out"/notes "$out"/errors "$out"/*.tsv "$out"/sgemm.*
+[ -x "$NNC" ] || { echo "bench.sh: no compiler at $NNC (make nnc)" >&2; exit 1; }
+
+have_sgemm=1
+if ! gcc -std=c11 -O2 -march=native -Wall -Wextra -Werror -o "$out/bench_sgemm" \
+        tests/bench_sgemm.c -lopenblas 2> "$out/sgemm.build.err"; then
+    have_sgemm=0
+    note "no SGEMM reference: tests/bench_sgemm.c does not build against OpenBLAS" \
+         "($(head -1 "$out/sgemm.build.err"); make deps-bench installs libopenblas-dev)"
+fi
+have_torch=1
+torch_version=$("$PY" -c 'import torch; print(torch.__version__)' 2> /dev/null) || {
+    have_torch=0
+    note "no PyTorch columns: $PY cannot import torch (make deps-bench installs python3-torch)"
+}
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- 1. fused against unfused, every example ---------------------------------
+
+T1=$out/fusion.tsv
+row "$T1" example "fused ms/step" "unfused ms/step" "speedup" "fused samples/s" \
+    "arena fused" "arena unfused" "arena f/u" "kernels f/u" "steps/run" "nnc ms" "gcc s f/u"
+built=""
+for nn in dsl-examples/*.nn; do
+    n=$(basename "$nn" .nn)
+    say "== $n: building"
+    build_example "$n" || continue
+    batch=$(statval batch "$out/$n.fused.stats")
+    steps=$(steps_for "$out/$n.fused" "$batch") || continue
+    echo "$steps" > "$out/$n.steps"
+    say "== $n: $ROUNDS rounds of $steps steps, fused and unfused alternately"
+    r=1
+    while [ "$r" -le "$ROUNDS" ]; do
+        nnc_ms "$out/$n.fused" "$steps" "$batch" "$THREADS" >> "$out/$n.fused.ms"
+        nnc_ms "$out/$n.unfused" "$steps" "$batch" "$THREADS" >> "$out/$n.unfused.ms"
+        r=$((r + 1))
+    done
+    f=$(median < "$out/$n.fused.ms") && u=$(median < "$out/$n.unfused.ms") || {
+        err "$n: no timing"; continue; }
+    built="$built $n"
+    fa=$(statval arena_bytes "$out/$n.fused.stats")
+    ua=$(statval arena_bytes "$out/$n.unfused.stats")
+    calc "$u / $f" > "$out/$n.speedup"
+    row "$T1" "$n" "$(fmt "$f")" "$(fmt "$u")" "$(fmt "$(calc "$u / $f")")x" \
+        "$(fmt "$(calc "$batch * 1000 / $f")")" "$fa" "$ua" "$(fmt "$(calc "$fa / $ua")")" \
+        "$(statval kernels "$out/$n.fused.stats")/$(statval kernels "$out/$n.unfused.stats")" \
+        "$steps" "$(fmt "$(calc "$(cat "$out/$n.nnc_s") * 1000")")" \
+        "$(fmt "$(cat "$out/$n.fused.gcc_s")")/$(fmt "$(cat "$out/$n.unfused.gcc_s")")"
+done
+
+# ---- 2. references: SGEMM, PyTorch, 1 thread against 2 ------------------------
+
+refs=""
+for m in $REF_MODELS; do
+    case " $built " in
+        *" $m "*) refs="$refs $m" ;;
+        *) note "$m: no reference row (dsl-examples/$m.nn missing or not built)" ;;
+    esac
+done
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+    say "== references, round $r of $ROUNDS:$refs"
+    for m in $refs; do
+        batch=$(statval batch "$out/$m.fused.stats")
+        steps=$(cat "$out/$m.steps")
+        targs="--target-ms $TARGET_MS"
+        if [ "$m" = xor ]; then steps=$XOR_STEPS; targs="--steps $XOR_STEPS"; fi
+        nnc_ms "$out/$m.fused" "$steps" "$batch" "$THREADS" >> "$out/$m.ref.ms"
+        [ "$have_torch" = 1 ] && torch_ms "$m" "$THREADS" $targs >> "$out/$m.torch.ms"
+        nnc_ms "$out/$m.fused" "$steps" "$batch" 1 >> "$out/$m.t1.ms"
+    done
+    [ "$have_sgemm" = 1 ] && sgemm_gflops >> "$out/sgemm.gflops"
+    r=$((r + 1))
+done
+sgemm=$( [ "$have_sgemm" = 1 ] && median < "$out/sgemm.gflops") || sgemm=
+corename=$(sed -n 's/.*core=\([^ ]*\).*/\1/p' "$out/sgemm.last" 2> /dev/null)
+
+T2=$out/refs.tsv
+row "$T2" model batch "nnc ms/step" "PyTorch ms/step" "PyTorch/nnc" "nnc GFLOP/s" \
+    "of SGEMM" "nnc 1T ms/step" "2T speedup"
+for m in $refs; do
+    batch=$(statval batch "$out/$m.fused.stats")
+    flops=$(statval flops_per_step "$out/$m.fused.stats")
+    ms=$(median < "$out/$m.ref.ms") || { err "$m: no reference timing"; continue; }
+    t1=$(median < "$out/$m.t1.ms") || t1=
+    tt=$( [ "$have_torch" = 1 ] && median < "$out/$m.torch.ms") || tt=
+    gf=$(calc "$flops / ($ms / 1000) / 1e9")
+    echo "$gf" > "$out/$m.gflops"
+    ratio=-; [ -n "$tt" ] && ratio="$(fmt "$(calc "$tt / $ms")")x" && calc "$tt / $ms" > "$out/$m.vs_torch"
+    share=-; [ -n "$sgemm" ] && share="$(calc_int "100 * $gf / $sgemm")%"
+    scale=-; [ -n "$t1" ] && scale="$(fmt "$(calc "$t1 / $ms")")x" && calc "$t1 / $ms" > "$out/$m.scale"
+    row "$T2" "$m" "$batch" "$(fmt "$ms")" "$(fmt "$tt")" "$ratio" "$(fmt "$gf")" \
+        "$share" "$(fmt "$t1")" "$scale"
+done
+
+# ---- 3. targets ---------------------------------------------------------------
+
+T3=$out/targets.tsv
+row "$T3" target measured verdict
+# target TEXT MEASURED CONDITION: one row; CONDITION is an awk expression,
+# empty when the number could not be measured
+target() {
+    if [ -z "$3" ]; then v="n/a"
+    elif [ "$(calc "$3")" = 1 ]; then v=met
+    else v=MISSED; fi
+    row "$T3" "$1" "$2" "$v"
+}
+val() { cat "$out/$1" 2> /dev/null; }
+arena_ratio() {
+    [ -f "$out/$1.fused.stats" ] || return 0
+    calc "$(statval arena_bytes "$out/$1.fused.stats") / $(statval arena_bytes "$out/$1.unfused.stats")"
+}
+
+x=$(val mnist_cnn.speedup)
+target "mnist_cnn: fused >= 1.5x faster than unfused" "${x:+$(fmt "$x")x}" "${x:+$x >= 1.5}"
+x=$(arena_ratio mnist_cnn)
+target "mnist_cnn: fused arena >= 30% smaller" \
+    "${x:+$(calc_int "100 - 100 * $x")% smaller}" "${x:+$x <= 0.7}"
+x=$(val mnist_cnn.vs_torch)
+target "mnist_cnn: >= 3x faster than PyTorch" "${x:+$(fmt "$x")x}" "${x:+$x >= 3}"
+x=$(val mnist_cnn.gflops)
+[ -n "$sgemm" ] || x=
+target "mnist_cnn: >= 50% of SGEMM GFLOP/s" "${x:+$(calc_int "100 * $x / $sgemm")%}" \
+    "${x:+$x >= 0.5 * $sgemm}"
+x=$(val mnist_mlp.gflops)
+[ -n "$sgemm" ] || x=
+target "mnist_mlp: >= 60% of SGEMM GFLOP/s" "${x:+$(calc_int "100 * $x / $sgemm")%}" \
+    "${x:+$x >= 0.6 * $sgemm}"
+x=$(val xor.vs_torch)
+xn=$(median < "$out/xor.ref.ms" 2> /dev/null) || xn=
+xt=$(median < "$out/xor.torch.ms" 2> /dev/null) || xt=
+target "xor: $XOR_STEPS steps >= 1000x faster than PyTorch" \
+    "${x:+$(fmt "$x")x ($(fmt "$(calc "$xn * $XOR_STEPS")") ms vs $(fmt "$(calc "$xt * $XOR_STEPS")") ms)}" \
+    "${x:+$x >= 1000}"
+x=$(val mnist_cnn.scale)
+target "mnist_cnn: 2 threads >= 1.8x faster than 1" "${x:+$(fmt "$x")x}" "${x:+$x >= 1.8}"
+x=$(for n in $built; do val "$n.nnc_s"; done | sort -g | tail -1)
+target "nnc --main < 0.2 s on every example (slowest)" "${x:+$(fmt "$x") s}" "${x:+$x < 0.2}"
+x=$(for n in $built; do val "$n.fused.gcc_s"; val "$n.unfused.gcc_s"; done | sort -g | tail -1)
+target "gcc -O2 of nnc's output < 20 s (slowest)" "${x:+$(fmt "$x") s}" "${x:+$x < 20}"
+
+# ---- output ---------------------------------------------------------------------
+
+cpu=$(lscpu 2> /dev/null | sed -n 's/^Model name: *//p' | head -1)
+header() {
+    echo "machine: ${cpu:-unknown CPU}, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')," \
+         "load average at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "command: make bench (NNC=$NNC BUILD=$BUILD tests/bench.sh), $ROUNDS alternating" \
+         "rounds, medians, ~$TARGET_MS ms per timed run, $THREADS threads unless noted;" \
+         "$(gcc --version | head -1)${torch_version:+, PyTorch $torch_version}"
+    if [ -n "$sgemm" ]; then
+        echo "SGEMM ceiling: OpenBLAS cblas_sgemm ${SGEMM_N}x${SGEMM_N}, $THREADS threads," \
+             "core $corename: $(fmt "$sgemm") GFLOP/s (median of $ROUNDS)"
+    fi
+}
+report_text() {
+    header
+    echo
+    echo "fused against --no-fuse (ms per training step; speedup = unfused/fused)"
+    text_table "$T1"
+    echo
+    echo "references (same rounds; GFLOP/s = nnc --stats flops_per_step / time per step)"
+    text_table "$T2"
+    echo
+    echo "targets"
+    text_table "$T3"
+    [ -f "$out/notes" ] && { echo; sed 's/^/note: /' "$out/notes"; }
+    [ -f "$out/errors" ] && { echo; sed 's/^/error: /' "$out/errors"; }
+}
+report_md() {
+    echo "# nnc benchmark"
+    echo
+    header | sed 's/^/- /'
+    echo
+    echo "## Fused against --no-fuse"
+    echo
+    echo "ms per training step, median of $ROUNDS alternating runs; speedup = unfused / fused."
+    echo
+    md_table "$T1"
+    echo
+    echo "## References"
+    echo
+    echo "Measured in the same rounds. nnc GFLOP/s = flops_per_step (nnc --stats) / time per step;"
+    echo "\"of SGEMM\" relates it to the OpenBLAS figure above; 1T = OMP_NUM_THREADS=1."
+    echo
+    md_table "$T2"
+    echo
+    echo "## Targets"
+    echo
+    md_table "$T3"
+    [ -f "$out/notes" ] && { echo; sed 's/^/- note: /' "$out/notes"; }
+    true
+}
+
+echo
+report_text
+report_md > "$md"
+echo
+echo "wrote $md"
+[ ! -f "$out/errors" ]

@@ -1,0 +1,539 @@
+/* check_cnn.c — unit tests of the convolutional layers: shape rules and
+ * their diagnostics (conv2d, pooling, batchnorm, dropout), the IR they
+ * expand into, their backward ops, and the train block's image data
+ * settings (cifar10, mean/std, classes, per_class_accuracy).
+ * Programs are compiled from strings; diagnostics go to a memstream. */
+#include "nnc.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Compiled {
+    Arena arena;
+    Source src;
+    Diag diag;
+    char *messages;
+    size_t messages_len;
+    FILE *mem;
+    Program *prog;
+    TrainSpec train;
+    Graph *g;
+} Compiled;
+
+/* Runs the pipeline as main.c does, through the train block's data
+ * check and, unless upto is "shape", autodiff and the optimizer;
+ * returns the number of errors. */
+static int compile_to(Compiled *c, const char *text, const char *upto)
+{
+    memset(c, 0, sizeof *c);
+    c->src = (Source){"t.nn", text, strlen(text)};
+    c->mem = open_memstream(&c->messages, &c->messages_len);
+    diag_init(&c->diag, &c->src, c->mem);
+    c->prog = parse_program(&c->arena, &c->diag, &c->src);
+    if (c->prog && c->prog->models &&
+        train_check(&c->arena, &c->diag, c->prog, c->prog->models, &c->train))
+        c->g = shape_check(&c->arena, &c->diag, c->prog, c->prog->models,
+                           c->train.batch);
+    if (c->g && !train_check_data(&c->diag, &c->train, c->g))
+        c->g = NULL;
+    if (c->g && strcmp(upto, "shape") != 0) {
+        autodiff(c->g);
+        optim_lower(c->g, &c->train.opt);
+    }
+    fflush(c->mem);
+    return c->diag.nerrors;
+}
+
+static void compiled_free(Compiled *c)
+{
+    fclose(c->mem);
+    free(c->messages);
+    arena_free(&c->arena);
+}
+
+/* A model whose body is `body` on an input of per-sample shape `input`,
+ * with a dense head so it is complete, and a train block with `train`
+ * settings (batch 2 unless they say otherwise). */
+static char *model_text(const char *input, const char *body, const char *train)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    fprintf(f,
+            "model m {\n"
+            "    input x : %s\n"
+            "    label y : class(3)\n"
+            "%s\n"
+            "    z = dense(flatten(h), 3)\n"
+            "    output p = softmax(z)\n"
+            "    loss cross_entropy(z, y)\n"
+            "}\n"
+            "train m { optimizer sgd(lr = 0.1) %s }\n",
+            input, body, train ? train : "batch 2");
+    fclose(f);
+    return text;
+}
+
+static void expect_ok(Compiled *c, const char *input, const char *body,
+                      const char *upto)
+{
+    char *text = model_text(input, body, NULL);
+    int errors = compile_to(c, text, upto);
+    if (errors)
+        ck_abort_msg("unexpected errors for:\n%s\n%s", text, c->messages);
+    free(text);
+}
+
+static void expect_error(const char *input, const char *body,
+                         const char *train, const char *message)
+{
+    Compiled c;
+    char *text = model_text(input, body, train);
+    ck_assert_int_gt(compile_to(&c, text, "shape"), 0);
+    if (!strstr(c.messages, message))
+        ck_abort_msg("expected \"%s\" in:\n%s", message, c.messages);
+    free(text);
+    compiled_free(&c);
+}
+
+/* The last op of kind `op`, or -1. */
+static int find_op(const Graph *g, OpKind op)
+{
+    int found = -1;
+    for (int i = 0; i < g->nops; i++)
+        if (g->ops[i].op == op)
+            found = i;
+    return found;
+}
+
+static int count_ops(const Graph *g, OpKind op)
+{
+    int n = 0;
+    for (int i = 0; i < g->nops; i++)
+        n += g->ops[i].op == op;
+    return n;
+}
+
+static const Param *find_param(const Graph *g, const char *name)
+{
+    for (int i = 0; i < g->nparams; i++)
+        if (strcmp(g->params[i].name, name) == 0)
+            return &g->params[i];
+    return NULL;
+}
+
+static void assert_shape(const Shape *s, int rank, const int *dims)
+{
+    char buf[96];
+    ck_assert_msg(s->rank == rank, "rank of %s is not %d",
+                  shape_str(s, buf, sizeof buf), rank);
+    for (int i = 0; i < rank; i++)
+        ck_assert_msg(s->dim[i] == dims[i], "shape %s differs at dim %d",
+                      shape_str(s, buf, sizeof buf), i);
+}
+
+/* ---------------------------------------------------------------- */
+/* conv2d                                                            */
+
+START_TEST(conv_shapes_names_and_init)
+{
+    Compiled c;
+    expect_ok(&c, "[1, 28, 28]",
+              "    a = conv2d(x, 32, kernel = 3) |> relu\n"
+              "    h = conv2d(a, 8, kernel = [3, 5], bias = false) |> relu\n",
+              "shape");
+    const Graph *g = c.g;
+    const Param *w1 = find_param(g, "conv1.weight");
+    const Param *b1 = find_param(g, "conv1.bias");
+    const Param *w2 = find_param(g, "conv2.weight");
+    ck_assert_ptr_nonnull(w1);
+    ck_assert_ptr_nonnull(b1);
+    ck_assert_ptr_nonnull(w2);
+    ck_assert_ptr_null(find_param(g, "conv2.bias"));
+    assert_shape(&w1->shape, 4, (int[]){32, 1, 3, 3});
+    assert_shape(&b1->shape, 1, (int[]){32});
+    assert_shape(&w2->shape, 4, (int[]){8, 32, 3, 5});
+    /* PyTorch's default: U(+-1/sqrt(fan_in)), fan_in = C * KH * KW */
+    ck_assert_int_eq(w1->init.kind, INIT_TORCH_DEFAULT);
+    ck_assert_int_eq(w1->init.fan_in, 9);
+    ck_assert_int_eq(b1->init.fan_in, 9);
+    ck_assert_int_eq(w2->init.fan_in, 32 * 15);
+    ck_assert_int_eq(w2->init.fan_out, 8 * 15);
+    int conv = find_op(g, OP_CONV2D);
+    assert_shape(&g->ops[conv].shape, 4, (int[]){2, 8, 24, 22});
+    ck_assert_int_eq(count_ops(g, OP_CONV2D), 2);
+    ck_assert_int_eq(count_ops(g, OP_BIAS_ADD), 2); /* conv1 and the dense */
+    ck_assert(ir_verify(g, stderr));
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(conv_same_padding_and_stride)
+{
+    Compiled c;
+    expect_ok(&c, "[3, 7, 6]",
+              "    h = conv2d(x, 4, kernel = 3, stride = 2, padding = same)\n",
+              "shape");
+    const IrOp *o = &c.g->ops[find_op(c.g, OP_CONV2D)];
+    /* ceil(7 / 2) = 4 rows: 2 rows of padding, 1 before; ceil(6 / 2) = 3
+     * columns: 1 column of padding, after */
+    assert_shape(&o->shape, 4, (int[]){2, 4, 4, 3});
+    ck_assert_int_eq(o->attr.win.sh, 2);
+    ck_assert_int_eq(o->attr.win.ph, 1);
+    ck_assert_int_eq(o->attr.win.pw, 0);
+    compiled_free(&c);
+    expect_ok(&c, "[3, 7, 6]",
+              "    h = conv2d(x, 4, kernel = 5, padding = [2, 1])\n", "shape");
+    o = &c.g->ops[find_op(c.g, OP_CONV2D)];
+    assert_shape(&o->shape, 4, (int[]){2, 4, 7, 4});
+    ck_assert_int_eq(o->attr.win.ph, 2);
+    ck_assert_int_eq(o->attr.win.pw, 1);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(conv_named_layers)
+{
+    Compiled c;
+    expect_ok(&c, "[1, 8, 8]",
+              "    first = conv2d(x, 2)\n"
+              "    h = conv2d(first, 2, name = \"features\")\n", "shape");
+    ck_assert_ptr_nonnull(find_param(c.g, "first.weight"));
+    ck_assert_ptr_nonnull(find_param(c.g, "features.weight"));
+    ck_assert_ptr_nonnull(find_param(c.g, "features.bias"));
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(conv_kernel_does_not_fit)
+{
+    expect_error("[1, 3, 3]", "    h = conv2d(x, 4, kernel = 5)\n", NULL,
+                 "t.nn:4:9: error: conv2d kernel 5x5 does not fit the input "
+                 "[1, 3, 3]");
+    expect_error("[1, 3, 3]", "    h = conv2d(x, 4, kernel = 7, padding = 1)\n",
+                 NULL, "conv2d kernel 7x7 does not fit the input [1, 3, 3] "
+                 "padded to 5x5");
+}
+END_TEST
+
+START_TEST(conv_input_rank)
+{
+    expect_error("[784]", "    h = conv2d(x, 4)\n", NULL,
+                 "conv2d expects [channels, height, width] per sample, got "
+                 "[784]");
+    expect_error("[28, 28]", "    h = conv2d(x, 4)\n", NULL,
+                 "got [28, 28]; add a channel dimension, as in [1, 28, 28]");
+}
+END_TEST
+
+START_TEST(conv_bad_arguments)
+{
+    expect_error("[1, 8, 8]", "    h = conv2d(x, 4, stride = 0)\n", NULL,
+                 "conv2d stride must be a positive integer, got 0");
+    expect_error("[1, 8, 8]", "    h = conv2d(x, 4, padding = full)\n", NULL,
+                 "padding is valid, same, or a number of pixels");
+    expect_error("[1, 8, 8]", "    h = conv2d(x, 4, padding = -1)\n", NULL,
+                 "padding must be between 0 and");
+    expect_error("[1, 8, 8]", "    h = conv2d(x, 4, kernel = [3, 3, 3])\n",
+                 NULL, "conv2d kernel is a number or a pair [height, width], "
+                 "got a list of 3");
+    expect_error("[1, 8, 8]", "    h = conv2d(x, 2.5)\n", NULL,
+                 "conv2d filters must be an integer, got 2.5");
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
+/* pooling                                                           */
+
+START_TEST(pool_floor_rule)
+{
+    Compiled c;
+    expect_ok(&c, "[8, 7, 7]",
+              "    a = maxpool2d(x, 2)\n"
+              "    h = avgpool2d(a, 2, stride = 1)\n", "shape");
+    const IrOp *mp = &c.g->ops[find_op(c.g, OP_MAXPOOL2D)];
+    const IrOp *ap = &c.g->ops[find_op(c.g, OP_AVGPOOL2D)];
+    assert_shape(&mp->shape, 4, (int[]){2, 8, 3, 3}); /* 7 / 2, floored */
+    ck_assert_int_eq(mp->attr.win.sh, 2);             /* stride = size */
+    assert_shape(&ap->shape, 4, (int[]){2, 8, 2, 2});
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(pool_empty_output)
+{
+    expect_error("[8, 2, 2]", "    h = maxpool2d(x, 3)\n", NULL,
+                 "maxpool2d window 3x3 does not fit the input [8, 2, 2]");
+    expect_error("[8, 4, 4]", "    h = avgpool2d(x, [2, 5])\n", NULL,
+                 "avgpool2d window 2x5 does not fit the input [8, 4, 4]");
+    expect_error("[16]", "    h = maxpool2d(x, 2)\n", NULL,
+                 "maxpool2d expects [channels, height, width] per sample, "
+                 "got [16]");
+}
+END_TEST
+
+START_TEST(global_avgpool_gives_channels)
+{
+    Compiled c;
+    expect_ok(&c, "[5, 6, 4]", "    h = global_avgpool(x)\n", "shape");
+    const IrOp *ap = &c.g->ops[find_op(c.g, OP_AVGPOOL2D)];
+    ck_assert_int_eq(ap->attr.win.kh, 6);
+    ck_assert_int_eq(ap->attr.win.kw, 4);
+    int r = find_op(c.g, OP_RESHAPE); /* global_avgpool's view, then flatten */
+    ck_assert_int_ge(r, 0);
+    const IrOp *mm = &c.g->ops[find_op(c.g, OP_MATMUL)];
+    assert_shape(&c.g->ops[mm->in[0]].shape, 2, (int[]){2, 5});
+    compiled_free(&c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
+/* batch norm and dropout                                            */
+
+START_TEST(batchnorm_params_and_buffers)
+{
+    Compiled c;
+    expect_ok(&c, "[3, 4, 4]",
+              "    a = conv2d(x, 6, bias = false) |> batchnorm |> relu\n"
+              "    h = batchnorm(flatten(a), momentum = 0.2, eps = 0.001)\n",
+              "autodiff");
+    const Graph *g = c.g;
+    static const char *const names[] = {"bn1.weight", "bn1.bias",
+                                        "bn1.running_mean", "bn1.running_var"};
+    for (int i = 0; i < 4; i++) {
+        const Param *p = find_param(g, names[i]);
+        ck_assert_ptr_nonnull(p);
+        assert_shape(&p->shape, 1, (int[]){6});
+        ck_assert_int_eq(p->buffer, i >= 2);
+        /* buffers get no gradient, hence no optimizer update */
+        ck_assert_int_eq(p->grad < 0, i >= 2);
+    }
+    ck_assert_int_eq(find_param(g, "bn1.running_var")->init.kind, INIT_ONES);
+    ck_assert_int_eq(find_param(g, "bn1.weight")->init.kind, INIT_ONES);
+    ck_assert_ptr_nonnull(find_param(g, "h.running_mean")); /* named by its let */
+    ck_assert_int_eq(count_ops(g, OP_BN_STATS), 2);
+    ck_assert_int_eq(count_ops(g, OP_BATCHNORM_GRAD_INPUT), 2);
+    ck_assert_int_eq(count_ops(g, OP_BATCHNORM_GRAD_GAMMA), 2);
+    /* conv, two (gamma, beta), the dense head: never the running stats */
+    ck_assert_int_eq(count_ops(g, OP_SGD_UPDATE), 7);
+    /* running statistics: updated after everything else of the backward
+     * pass, reading the batch's statistics */
+    int u = find_op(g, OP_BN_RUNNING_UPDATE);
+    ck_assert_int_eq(count_ops(g, OP_BN_RUNNING_UPDATE), 2);
+    ck_assert_int_eq(g->ops[u].phase, PH_BACKWARD);
+    ck_assert_int_eq(g->ops[g->ops[u].in[2]].op, OP_BN_STATS);
+    ck_assert(fabs(g->ops[u].attr.bn.momentum - 0.2) < 1e-12);
+    for (int i = u + 1; i < g->nops; i++)
+        ck_assert_int_ne(g->ops[i].phase, PH_BACKWARD);
+    ck_assert(op_depends_on_mode(OP_BN_STATS));
+    ck_assert(!op_depends_on_mode(OP_BATCHNORM));
+    ck_assert(ir_verify(g, stderr));
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(batchnorm_of_the_input)
+{
+    Compiled c;
+    expect_ok(&c, "[4]", "    h = batchnorm(x) |> dense(3)\n", "autodiff");
+    /* the input needs no gradient: gamma's and beta's only */
+    ck_assert_int_eq(count_ops(c.g, OP_BATCHNORM_GRAD_INPUT), 0);
+    ck_assert_int_eq(count_ops(c.g, OP_BATCHNORM_GRAD_GAMMA), 1);
+    ck_assert_int_ge(find_param(c.g, "bn1.bias")->grad, 0);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(batchnorm_diagnostics)
+{
+    expect_error("[2, 3, 4, 5]", "    h = batchnorm(x)\n", NULL,
+                 "batchnorm expects [C], [C, L] or [C, H, W] per sample, got "
+                 "[2, 3, 4, 5]");
+    expect_error("[4]", "    h = batchnorm(x)\n", "batch 1",
+                 "batchnorm needs more than one value per channel in a batch "
+                 "to estimate a variance; batch 1 with input [4] has one");
+    expect_error("[4]", "    h = batchnorm(x, momentum = 2)\n", NULL,
+                 "batchnorm momentum must be in [0, 1], got 2");
+    expect_error("[4]", "    h = batchnorm(x, eps = 0)\n", NULL,
+                 "batchnorm eps must be positive, got 0");
+}
+END_TEST
+
+START_TEST(dropout_is_a_mask)
+{
+    Compiled c;
+    expect_ok(&c, "[6]", "    h = dense(x, 4) |> dropout(0.25)\n", "autodiff");
+    const Graph *g = c.g;
+    int m = find_op(g, OP_DROPOUT_MASK);
+    ck_assert_int_ge(m, 0);
+    ck_assert(fabs(g->ops[m].attr.drop_p - 0.25) < 1e-12);
+    ck_assert(op_depends_on_mode(OP_DROPOUT_MASK));
+    /* x * mask forward, dy * mask backward */
+    int uses = 0;
+    for (int i = 0; i < g->nops; i++)
+        for (int j = 0; j < g->ops[i].nin; j++)
+            if (g->ops[i].in[j] == m) {
+                ck_assert_int_eq(g->ops[i].op, OP_MUL);
+                uses++;
+            }
+    ck_assert_int_eq(uses, 2);
+    compiled_free(&c);
+    expect_error("[6]", "    h = dropout(x, 1)\n", NULL,
+                 "dropout probability must be in [0, 1), got 1");
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
+/* backward                                                          */
+
+START_TEST(conv_pool_backward_ops)
+{
+    Compiled c;
+    expect_ok(&c, "[2, 9, 9]",
+              "    a = conv2d(x, 3, stride = 2, padding = same) |> relu\n"
+              "    b = maxpool2d(a, 2)\n"
+              "    h = avgpool2d(conv2d(b, 2, kernel = 1), 2, stride = 1)\n",
+              "autodiff");
+    const Graph *g = c.g;
+    /* the first conv reads the input: no input gradient for it */
+    ck_assert_int_eq(count_ops(g, OP_CONV2D_GRAD_INPUT), 1);
+    ck_assert_int_eq(count_ops(g, OP_CONV2D_GRAD_WEIGHT), 2);
+    ck_assert_int_eq(count_ops(g, OP_MAXPOOL2D_GRAD), 1);
+    ck_assert_int_eq(count_ops(g, OP_AVGPOOL2D_GRAD), 1);
+    const Param *w1 = find_param(g, "conv1.weight");
+    const IrOp *dw = &g->ops[w1->grad];
+    ck_assert_int_eq(dw->op, OP_CONV2D_GRAD_WEIGHT);
+    ck_assert_int_eq(dw->storage, SG_GRAD);
+    ck_assert_int_eq(dw->attr.win.sh, 2); /* the forward op's window */
+    ck_assert(shape_eq(&dw->shape, &w1->shape));
+    int conv = find_op(g, OP_CONV2D);
+    ck_assert_int_gt(op_flops(g, conv), 0);
+    ck_assert(ir_verify(g, stderr));
+    compiled_free(&c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
+/* the train block: image data                                        */
+
+static const char *const cifar_model =
+    "model m {\n"
+    "    input x : [3, 32, 32]\n"
+    "    label y : class(10)\n"
+    "    h = conv2d(x, 4) |> relu |> maxpool2d(2)\n"
+    "    z = dense(flatten(h), 10)\n"
+    "    output p = softmax(z)\n"
+    "    loss cross_entropy(z, y)\n"
+    "}\n";
+
+static int compile_train(Compiled *c, const char *model, const char *train)
+{
+    char text[4096];
+    snprintf(text, sizeof text, "%strain m { optimizer sgd(lr = 0.1) %s }\n",
+             model, train);
+    return compile_to(c, text, "shape");
+}
+
+START_TEST(train_cifar10)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_train(&c, cifar_model,
+        "data cifar10(\"d\", scale = 1/255, mean = [0.5, 0.5, 0.5],"
+        " std = [0.25, 0.5, 0.5])\n"
+        "metric per_class_accuracy\n"
+        "classes [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\","
+        " \"i\", \"j\"]"), 0);
+    ck_assert_int_eq(c.train.data, DATA_CIFAR10);
+    ck_assert_str_eq(c.train.data_path, "d");
+    ck_assert_int_eq(c.train.nnorm, 3);
+    ck_assert(fabs(c.train.norm_std[0] - 0.25) < 1e-12);
+    ck_assert(c.train.metric_per_class && c.train.metric_accuracy);
+    ck_assert_int_eq(c.train.nclass_names, 10);
+    ck_assert_str_eq(c.train.class_names[9], "j");
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(train_image_diagnostics)
+{
+    Compiled c;
+    ck_assert_int_gt(compile_train(&c, cifar_model,
+        "data cifar10(\"d\", mean = [0.5], std = [0.5])"), 0);
+    ck_assert_ptr_nonnull(strstr(c.messages, "mean and std have 1 numbers but "
+                                 "the model's input [3, 32, 32] has 3 channels"));
+    compiled_free(&c);
+    ck_assert_int_gt(compile_train(&c, cifar_model,
+        "data cifar10(\"d\")\nclasses [\"plane\", \"car\"]"), 0);
+    ck_assert_ptr_nonnull(strstr(c.messages, "classes names 2 classes but the "
+                                 "model's label is class(10)"));
+    compiled_free(&c);
+    ck_assert_int_gt(compile_train(&c, cifar_model,
+        "data cifar10(\"d\", mean = [0.5, 0.5, 0.5])"), 0);
+    ck_assert_ptr_nonnull(strstr(c.messages, "normalisation needs both"));
+    compiled_free(&c);
+    char *gray = model_text("[1, 28, 28]", "    h = conv2d(x, 2)\n",
+                            "data cifar10(\"d\")");
+    ck_assert_int_gt(compile_to(&c, gray, "shape"), 0);
+    ck_assert_ptr_nonnull(strstr(c.messages, "cifar10 images are [3, 32, 32] "
+                                 "but the model's input is [1, 28, 28]"));
+    free(gray);
+    compiled_free(&c);
+    char *mlp = model_text("[4]", "    h = dense(x, 3)\n",
+                           "metric per_class_accuracy");
+    ck_assert_int_eq(compile_to(&c, mlp, "shape"), 0); /* class(3) label */
+    free(mlp);
+    compiled_free(&c);
+}
+END_TEST
+
+/* IDX images have one channel: (raw * scale - mean) / std folds into the
+ * scale and shift the loader already applies. */
+START_TEST(train_idx_normalisation_folds)
+{
+    Compiled c;
+    char *text = model_text("[1, 4, 4]", "    h = conv2d(x, 2)\n",
+                            "data idx(\"d\", scale = 0.5, mean = [0.25], "
+                            "std = [2])");
+    ck_assert_int_eq(compile_to(&c, text, "shape"), 0);
+    ck_assert_int_eq(c.train.nnorm, 0);
+    ck_assert(fabs(c.train.scale - 0.25) < 1e-12);
+    ck_assert(fabs(c.train.shift + 0.125) < 1e-12);
+    free(text);
+    compiled_free(&c);
+}
+END_TEST
+
+Suite *cnn_suite(void)
+{
+    Suite *s = suite_create("cnn");
+    TCase *t = tcase_create("conv2d");
+    tcase_add_test(t, conv_shapes_names_and_init);
+    tcase_add_test(t, conv_same_padding_and_stride);
+    tcase_add_test(t, conv_named_layers);
+    tcase_add_test(t, conv_kernel_does_not_fit);
+    tcase_add_test(t, conv_input_rank);
+    tcase_add_test(t, conv_bad_arguments);
+    suite_add_tcase(s, t);
+    t = tcase_create("pooling");
+    tcase_add_test(t, pool_floor_rule);
+    tcase_add_test(t, pool_empty_output);
+    tcase_add_test(t, global_avgpool_gives_channels);
+    suite_add_tcase(s, t);
+    t = tcase_create("batchnorm_dropout");
+    tcase_add_test(t, batchnorm_params_and_buffers);
+    tcase_add_test(t, batchnorm_of_the_input);
+    tcase_add_test(t, batchnorm_diagnostics);
+    tcase_add_test(t, dropout_is_a_mask);
+    suite_add_tcase(s, t);
+    t = tcase_create("backward");
+    tcase_add_test(t, conv_pool_backward_ops);
+    suite_add_tcase(s, t);
+    t = tcase_create("train_data");
+    tcase_add_test(t, train_cifar10);
+    tcase_add_test(t, train_image_diagnostics);
+    tcase_add_test(t, train_idx_normalisation_folds);
+    suite_add_tcase(s, t);
+    return s;
+}
