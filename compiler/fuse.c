@@ -17,6 +17,9 @@
  *                     pass per row (forward)
  *   softmax_xent_grad the cross-entropy gradient + the softmax gradient
  *                     -> (p * sum(t) - t) * dloss / rows, per row
+ *   maxpool_relu_grad maxpool's gradient routed straight through relu's
+ *                     mask, one plane at a time, so the result can take the
+ *                     memory of the relu output it reads (in place)
  *   matmul_epilogue   matmul + bias + elementwise chain applied to each
  *                     result as it is stored (dense + bias + relu forward;
  *                     dx = dy W^T with the activation's gradient mask)
@@ -197,6 +200,29 @@ static int rule_softmax_xent_grad(const Fuser *f, int first, int *ops)
     return 2;
 }
 
+enum { MAX_POOL_PLANE = 16384 }; /* the plane is copied to the stack */
+
+/* MAXPOOL2D_GRAD(dy, y) followed by RELU_GRAD(that, y) where y is the
+ * relu's output that the pool read. */
+static int rule_maxpool_relu_grad(const Fuser *f, int first, int *ops)
+{
+    const Graph *g = f->g;
+    const IrOp *pg = &g->ops[first];
+    int y = pg->in[1];
+    long plane = (long)pg->shape.dim[2] * pg->shape.dim[3];
+    if (f->nusers[first] != 1 || g->ops[y].op != OP_RELU ||
+        plane > MAX_POOL_PLANE)
+        return 1;
+    int c = f->users[first][0];
+    const IrOp *rg = &g->ops[c];
+    if (rg->op != OP_RELU_GRAD || rg->in[0] != first || rg->in[1] != y ||
+        f->assigned[c] >= 0)
+        return 1;
+    ops[0] = first;
+    ops[1] = c;
+    return 2;
+}
+
 static KernelKind form_kernel(const Fuser *f, int first, int *ops, int *n,
                               const char **rule)
 {
@@ -217,6 +243,11 @@ static KernelKind form_kernel(const Fuser *f, int first, int *ops, int *n,
         (*n = rule_softmax_xent_grad(f, first, ops)) > 1) {
         *rule = "softmax_xent_grad";
         return KK_SOFTMAX_XENT_GRAD;
+    }
+    if (o->op == OP_MAXPOOL2D_GRAD &&
+        (*n = rule_maxpool_relu_grad(f, first, ops)) > 1) {
+        *rule = "maxpool_relu_grad";
+        return KK_POOL_RELU_GRAD;
     }
     if (o->op == OP_MATMUL && o->shape.rank == 2 &&
         (*n = grow_chain(f, ops, 1, true)) > 1) {
@@ -326,6 +357,7 @@ Kernels *fuse(Graph *g, bool enabled)
     Kernels *ks = ARENA_NEW(g->arena, Kernels);
     ks->k = ARENA_ARRAY(g->arena, Kernel, g->nops * PROG__COUNT);
     Fuser f = {.g = g, .ks = ks};
+    ks->fused = enabled;
     f.runs = ARENA_ARRAY(g->arena, bool, g->nops);
     f.assigned = ARENA_ARRAY(g->arena, int, g->nops);
     /* training first, so kernel numbers follow the training step */
@@ -362,4 +394,13 @@ void fuse_print(FILE *out, const Graph *g, const Kernels *ks)
     }
     (void)g;
     fputs("# (* = kept inside the kernel, never stored)\n", out);
+}
+
+bool kernel_in_place_ok(const Graph *g, const Kernel *k)
+{
+    const IrOp *o = &g->ops[k->ops[0]];
+    if (k->kind == KK_EWISE || k->kind == KK_POOL_RELU_GRAD)
+        return true; /* the pool gradient copies each plane before writing */
+    return k->kind == KK_SINGLE && op_class[o->op] == OC_EWISE &&
+           o->op != OP_FILL;
 }

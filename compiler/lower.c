@@ -92,9 +92,12 @@ static void kernel_comment(Emitter *e, const Graph *g, const Kernel *k)
 }
 
 static void kernel_params(const Graph *g, const IrOp *o, char *buf, size_t len,
-                          const char *real)
+                          const char *real, bool in_place)
 {
     Roles r = op_roles(o->op);
+    /* the plan may give an elementwise kernel's result the memory of an
+     * input (same element read, then written): no restrict then */
+    const char *restrict_kw = in_place ? "" : "restrict ";
     size_t at = 0;
     bool update = op_class[o->op] == OC_UPDATE;
     for (int i = 0; i < o->nin; i++) {
@@ -102,14 +105,14 @@ static void kernel_params(const Graph *g, const IrOp *o, char *buf, size_t len,
         /* params and state are updated, and so are running statistics */
         bool written = (update && i != 1) ||
                        (o->op == OP_BN_RUNNING_UPDATE && i < 2);
-        at += (size_t)snprintf(buf + at, len - at, "%s%s%s *restrict %s",
+        at += (size_t)snprintf(buf + at, len - at, "%s%s%s *%s%s",
                                i ? ", " : "", written ? "" : "const ",
                                in->dtype == DT_I32 ? "int32_t" : real,
-                               r.in[i]);
+                               restrict_kw, r.in[i]);
     }
     if (r.out)
-        at += (size_t)snprintf(buf + at, len - at, "%s%s *restrict %s",
-                               o->nin ? ", " : "", real, r.out);
+        at += (size_t)snprintf(buf + at, len - at, "%s%s *%s%s",
+                               o->nin ? ", " : "", real, restrict_kw, r.out);
     if (o->op == OP_SGD_UPDATE)
         snprintf(buf + at, len - at, ", double lr, int first_step");
     else if (o->op == OP_ADAM_UPDATE)
@@ -604,7 +607,8 @@ void lower_kernel(Emitter *e, const Graph *g, const Kernel *k)
     }
     const IrOp *o = &g->ops[k->ops[0]];
     char params[1024];
-    kernel_params(g, o, params, sizeof params, e->real);
+    kernel_params(g, o, params, sizeof params, e->real,
+                  kernel_in_place_ok(g, k));
     kernel_comment(e, g, k);
     emit(e, "static void %s(%s)", k->name, params);
     emit_open(e, "%s", "");

@@ -66,7 +66,8 @@ static bool is_reserved(const char *name)
     static const char *const locals[] = {"i", "j", "k", "r", "c", "at", "row",
         "acc", "aik", "b", "brow", "a", "band", "i0", "j0", "packed", "scale", "total", "max", "sum", "zr", "pr", "d",
         "mass", "tr", "lr", "first_step", "bias1", "bias2", "step_size",
-        "root_bias2", "w", "g", "m", "v", "NNC_PARALLEL_FOR", "NNC_SIMD_SUM"};
+        "root_bias2", "w", "g", "m", "v", "yp", "dyp", "dxp", "nc", "oh", "ow",
+        "first", "best", "top", "take", "NNC_PARALLEL_FOR", "NNC_SIMD_SUM"};
     for (size_t i = 0; i < sizeof locals / sizeof *locals; i++)
         if (!strcmp(locals[i], name))
             return true;
@@ -128,9 +129,11 @@ static void signature(Emitter *e, const Graph *g, const Kernel *k,
     for (int i = 0; i < a->n && at < len; i++) {
         const IrOp *o = &g->ops[a->value[i]];
         bool i32 = o->dtype == DT_I32;
-        at += (size_t)snprintf(buf + at, len - at, "%s%s%s *restrict %s",
+        at += (size_t)snprintf(buf + at, len - at, "%s%s%s *%s%s",
                                i ? ", " : "", a->written[i] ? "" : "const ",
-                               i32 ? "int32_t" : e->real, a->name[i]);
+                               i32 ? "int32_t" : e->real,
+                               kernel_in_place_ok(g, k) ? "" : "restrict ",
+                               a->name[i]);
     }
     if (k->scratch > 0 && at < len)
         at += (size_t)snprintf(buf + at, len - at, ", %s *restrict packed",
@@ -368,6 +371,54 @@ static void lower_softmax_xent_grad(Emitter *e, const Graph *g,
 }
 
 /* ---------------------------------------------------------------- */
+/* maxpool's gradient through relu's mask                            */
+
+/* dx = (y > 0) * (dy routed to the first maximum of each window of y).
+ * Each plane of y is copied to the stack first, so dx may be written
+ * over y (the plan does that: y is read for the last time here). */
+static void lower_pool_relu_grad(Emitter *e, const Graph *g, const Kernel *k,
+                                 const Args *a)
+{
+    const IrOp *pg = &g->ops[k->ops[0]];
+    const IrOp *dyo = &g->ops[pg->in[0]];
+    int H = pg->shape.dim[2], W = pg->shape.dim[3];
+    int OH = dyo->shape.dim[2], OW = dyo->shape.dim[3];
+    long planes = (long)pg->shape.dim[0] * pg->shape.dim[1], hw = (long)H * W;
+    const char *R = e->real, *dy = arg_name(a, pg->in[0]);
+    const char *y = arg_name(a, pg->in[1]), *dx = arg_name(a, k->ops[1]);
+    lower_parallel_for(e, planes * hw * 4);
+    emit_open(e, "for (long nc = 0; nc < %ld; nc++)", planes);
+    emit(e, "%s yp[%ld]; /* this plane of %s, before dx overwrites it */", R,
+         hw, y);
+    emit(e, "memcpy(yp, %s + nc * %ld, sizeof yp);", y, hw);
+    emit(e, "const %s *dyp = %s + nc * %ld;", R, dy, (long)OH * OW);
+    emit(e, "%s *dxp = %s + nc * %ld;", R, dx, hw);
+    emit(e, "memset(dxp, 0, sizeof yp);");
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", OH);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", OW);
+    emit(e, "const int first = oh * %d + ow * %d;", pg->attr.win.sh * W,
+         pg->attr.win.sw);
+    emit(e, "int best = first;");
+    emit(e, "%s top = yp[first];", R);
+    emit_open(e, "for (int i = 0; i < %d; i++)", pg->attr.win.kh);
+    emit_open(e, "for (int j = 0; j < %d; j++)", pg->attr.win.kw);
+    emit(e, "const int at = first + i * %d + j;", W);
+    emit(e, "const int take = yp[at] > top || yp[at] != yp[at];");
+    emit(e, "best = take ? at : best;");
+    emit(e, "top = take ? yp[at] : top;");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit(e, "dxp[best] += dyp[oh * %d + ow];", OW);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit(e, "/* relu's mask, from its output */");
+    emit_open(e, "for (long i = 0; i < %ld; i++)", hw);
+    emit(e, "dxp[i] = yp[i] > 0 ? dxp[i] : 0;");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
 /* the optimizer over a run of parameters                            */
 
 static long sweep_elems(const Graph *g, const Kernel *k)
@@ -423,6 +474,7 @@ void lower_fused_kernel(Emitter *e, const Graph *g, const Kernel *k)
     case KK_EPILOGUE: lower_epilogue(e, g, k, &a); break;
     case KK_EWISE: lower_ewise_chain(e, g, k, &a); break;
     case KK_SOFTMAX_XENT: lower_softmax_xent(e, g, k, &a); break;
+    case KK_POOL_RELU_GRAD: lower_pool_relu_grad(e, g, k, &a); break;
     default: lower_softmax_xent_grad(e, g, k, &a); break;
     }
     emit_close(e, NULL);

@@ -450,6 +450,7 @@ typedef enum KernelKind {
     KK_EWISE,           /* a chain of elementwise ops in one loop */
     KK_SOFTMAX_XENT,    /* softmax rows and the cross-entropy on them */
     KK_SOFTMAX_XENT_GRAD, /* d(cross-entropy(softmax(z)))/dz in one pass */
+    KK_POOL_RELU_GRAD,  /* maxpool's gradient, then relu's, plane by plane */
     KK_UPDATE,          /* the optimizer over a contiguous run of params */
 } KernelKind;
 
@@ -472,10 +473,15 @@ typedef struct Kernel {
 typedef struct Kernels {
     Kernel *k;
     int n;
+    bool fused;               /* fusion rules and in-place results on */
     int *sched[PROG__COUNT];  /* per program: kernel indices, in order */
     int nsched[PROG__COUNT];
 } Kernels;
 
+/* fuse.c: whether kernel k reads element i of each input only to write
+ * element i of its result, so the plan may put the result over an input
+ * whose last reader it is. */
+bool kernel_in_place_ok(const Graph *g, const Kernel *k);
 /* fuse.c: each program's kernel schedule, for --emit=ir. */
 void fuse_print(FILE *out, const Graph *g, const Kernels *ks);
 /* dot.c: the training program as Graphviz, kernels as clusters. */

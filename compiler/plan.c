@@ -10,11 +10,14 @@
  * inside a fused kernel take no memory at all. Offsets are multiples of
  * 16 elements, so rows start 64-byte aligned.
  *
- * Placement is first-fit in schedule order: simple, deterministic, and
- * close to optimal for the chain-shaped lifetimes of a training step. */
+ * An elementwise kernel's result may take the memory of an input it is
+ * the last reader of (in place). Placement is greedy by size: largest
+ * blocks first, each at the lowest offset that is free for its whole
+ * lifetime; deterministic (ties broken by schedule position). */
 #include "nnc.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { ALIGN_ELEMS = 16 };
@@ -57,30 +60,9 @@ void program_ops(const Graph *g, ProgKind kind, bool *runs)
             mark_needed(g, runs, i);
 }
 
-typedef struct Block {
-    long offset, size;
-    int last_use;
-} Block;
-
 static long round_up(long n)
 {
     return (n + ALIGN_ELEMS - 1) / ALIGN_ELEMS * ALIGN_ELEMS;
-}
-
-/* Lowest offset where `size` elements fit between the live blocks. */
-static long first_fit(const Block *live, int nlive, long size)
-{
-    long at = 0;
-    for (;;) {
-        bool moved = false;
-        for (int i = 0; i < nlive; i++)
-            if (live[i].offset < at + size && at < live[i].offset + live[i].size) {
-                at = live[i].offset + live[i].size;
-                moved = true;
-            }
-        if (!moved)
-            return at;
-    }
 }
 
 /* last_use[v]: the last schedule position whose kernel reads v. */
@@ -104,6 +86,109 @@ static int *last_uses(Arena *a, const Graph *g, const Kernels *ks,
     return last;
 }
 
+/* A piece of arena memory: one stored value, or several when results
+ * were put over inputs (in place), or a kernel's scratch. */
+typedef struct Block {
+    long size;
+    int first, last; /* schedule positions: written at first, last read */
+    long offset;
+} Block;
+
+static bool lifetimes_overlap(const Block *a, const Block *b)
+{
+    return a->first <= b->last && b->first <= a->last;
+}
+
+static int by_size(const void *pa, const void *pb)
+{
+    const Block *a = *(const Block *const *)pa, *b = *(const Block *const *)pb;
+    if (a->size != b->size)
+        return a->size < b->size ? 1 : -1;
+    return (a->first > b->first) - (a->first < b->first);
+}
+
+static int by_offset(const void *pa, const void *pb)
+{
+    const Block *a = *(const Block *const *)pa, *b = *(const Block *const *)pb;
+    return (a->offset > b->offset) - (a->offset < b->offset);
+}
+
+/* Blocks in the given order, each at the lowest offset clear of every
+ * block placed before it that is alive at the same time. Largest first
+ * is TensorFlow Lite's greedy-by-size: near-optimal for these lifetimes. */
+static int by_start(const void *pa, const void *pb)
+{
+    const Block *a = *(const Block *const *)pa, *b = *(const Block *const *)pb;
+    if (a->first != b->first)
+        return (a->first > b->first) - (a->first < b->first);
+    return (a->size < b->size) - (a->size > b->size);
+}
+
+static long place_in_order(Arena *a, Block **blocks, int n,
+                           int (*order)(const void *, const void *))
+{
+    qsort(blocks, (size_t)n, sizeof *blocks, order);
+    Block **clash = ARENA_ARRAY(a, Block *, n + 1);
+    long high = 0;
+    for (int i = 0; i < n; i++) {
+        int nc = 0;
+        for (int j = 0; j < i; j++)
+            if (lifetimes_overlap(blocks[i], blocks[j]))
+                clash[nc++] = blocks[j];
+        qsort(clash, (size_t)nc, sizeof *clash, by_offset);
+        long at = 0;
+        for (int j = 0; j < nc; j++) {
+            if (clash[j]->offset >= at + blocks[i]->size)
+                break;
+            long end = clash[j]->offset + clash[j]->size;
+            at = end > at ? end : at;
+        }
+        blocks[i]->offset = at;
+        if (at + blocks[i]->size > high)
+            high = at + blocks[i]->size;
+    }
+    return high;
+}
+
+/* Two greedy orders, keep the smaller arena: largest first is usually
+ * best, schedule order sometimes wins on small graphs. */
+static long place_blocks(Arena *a, Block **blocks, int n)
+{
+    long *by_first = ARENA_ARRAY(a, long, n + 1);
+    long high_first = place_in_order(a, blocks, n, by_start);
+    for (int i = 0; i < n; i++)
+        by_first[i] = blocks[i]->offset;
+    long high_size = place_in_order(a, blocks, n, by_size);
+    if (high_size <= high_first)
+        return high_size;
+    qsort(blocks, (size_t)n, sizeof *blocks, by_start);
+    for (int i = 0; i < n; i++)
+        blocks[i]->offset = by_first[i];
+    return high_first;
+}
+
+/* The input whose memory kernel k's result may take: read last by this
+ * kernel, in the arena, the same size, not already given away. */
+static int donor_input(const Graph *g, const Kernel *k, int result,
+                       const int *last, Block *const *block_of, int t)
+{
+    long n = shape_elems(&g->ops[result].shape);
+    for (int m = 0; m < k->nops; m++) {
+        const IrOp *o = &g->ops[k->ops[m]];
+        for (int j = 0; j < o->nin; j++) {
+            int in = storage_root(g, o->in[j]);
+            bool inside = false;
+            for (int q = 0; q < k->nops; q++)
+                inside = inside || k->ops[q] == in;
+            if (!inside && g->ops[in].storage == SG_ARENA && block_of[in] &&
+                last[in] == t && block_of[in]->last == t &&
+                shape_elems(&g->ops[in].shape) == n)
+                return in;
+        }
+    }
+    return -1;
+}
+
 Plan *plan_program(Arena *a, const Graph *g, const Kernels *ks, ProgKind kind)
 {
     Plan *p = ARENA_NEW(a, Plan);
@@ -118,38 +203,48 @@ Plan *plan_program(Arena *a, const Graph *g, const Kernels *ks, ProgKind kind)
     program_ops(g, kind, p->runs);
     int *last = last_uses(a, g, ks, kind);
 
-    Block *live = ARENA_ARRAY(a, Block, g->nops);
-    int nlive = 0;
+    int cap = g->nops + ks->nsched[kind] + 1, nblocks = 0;
+    Block **blocks = ARENA_ARRAY(a, Block *, cap);
+    Block **block_of = ARENA_ARRAY(a, Block *, g->nops);
+    Block **scratch_of = ARENA_ARRAY(a, Block *, ks->n);
     for (int t = 0; t < ks->nsched[kind]; t++) {
-        /* memory read for the last time before this kernel is free again;
-         * inputs of this kernel stay taken, so no output overwrites them */
-        int keep = 0;
-        for (int j = 0; j < nlive; j++)
-            if (live[j].last_use >= t)
-                live[keep++] = live[j];
-        nlive = keep;
         const Kernel *k = &ks->k[ks->sched[kind][t]];
+        int final = -1;
+        for (int m = 0; m < k->nops; m++)
+            if (k->stored[m] && g->ops[k->ops[m]].storage == SG_ARENA)
+                final = k->ops[m];
         for (int m = 0; m < k->nops; m++) {
             int v = k->ops[m];
             if (!k->stored[m] || g->ops[v].storage != SG_ARENA)
                 continue;
-            long size = round_up(shape_elems(&g->ops[v].shape));
-            long at = first_fit(live, nlive, size);
-            live[nlive++] = (Block){at, size, last[v] < t ? t : last[v]};
-            p->offset[v] = at;
-            if (at + size > p->arena_elems)
-                p->arena_elems = at + size;
+            int lastv = last[v] < t ? t : last[v];
+            /* --no-fuse keeps every intermediate in memory of its own */
+            int donor = ks->fused && v == final && kernel_in_place_ok(g, k)
+                            ? donor_input(g, k, v, last, block_of, t)
+                            : -1;
+            if (donor >= 0) {
+                /* in place: the result takes over the input's memory */
+                block_of[v] = block_of[donor];
+                block_of[v]->last = lastv;
+                continue;
+            }
+            Block *b = ARENA_NEW(a, Block);
+            *b = (Block){round_up(shape_elems(&g->ops[v].shape)), t, lastv, 0};
+            block_of[v] = blocks[nblocks++] = b;
         }
         if (k->scratch > 0) {
-            /* alive only while the kernel runs: free again at t + 1 */
-            long size = round_up(k->scratch);
-            long at = first_fit(live, nlive, size);
-            live[nlive++] = (Block){at, size, t};
-            p->scratch[k->index] = at;
-            if (at + size > p->arena_elems)
-                p->arena_elems = at + size;
+            Block *b = ARENA_NEW(a, Block);
+            *b = (Block){round_up(k->scratch), t, t, 0};
+            scratch_of[k->index] = blocks[nblocks++] = b;
         }
     }
+    p->arena_elems = place_blocks(a, blocks, nblocks);
+    for (int i = 0; i < g->nops; i++)
+        if (block_of[i])
+            p->offset[i] = block_of[i]->offset;
+    for (int i = 0; i < ks->n; i++)
+        if (scratch_of[i])
+            p->scratch[i] = scratch_of[i]->offset;
     for (int i = 0; i < g->nops; i++)
         if (p->runs[i] && g->ops[i].storage == SG_VIEW)
             p->offset[i] = p->offset[storage_root(g, i)];

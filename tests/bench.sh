@@ -84,6 +84,27 @@ md_table() {
                       print s } }' "$1"
 }
 
+# cpu_busy_s: CPU seconds all processes on the machine have used since boot
+cpu_busy_s() {
+    awk -v hz="$(getconf CLK_TCK)" '/^cpu / { print ($2 + $3 + $4 + $7 + $8) / hz }' /proc/stat
+}
+# our_cpu_s: CPU seconds used by this script's finished children (times'
+# second line, e.g. "4m54.3s 0m6.1s"). `times` must run in the main shell:
+# in a pipe or $(...) it would report a fresh subshell's zeros.
+our_cpu_s() {
+    times > "$out/times"
+    awk 'NR == 2 { t = 0
+        for (i = 1; i <= 2; i++) { split($i, p, "m"); sub(/s$/, "", p[2]); t += p[1] * 60 + p[2] }
+        print t }' "$out/times"
+}
+# other_load OURS: cores that other processes kept busy, on average, while
+# this script ran (OURS: our_cpu_s): how far to trust the 2-thread figures
+other_load() {
+    awk -v b0="$busy_start" -v b1="$(cpu_busy_s)" -v ours="$1" \
+        -v wall="$(seconds_since "$t_start")" \
+        'BEGIN { x = (b1 - b0 - ours) / wall; printf "%.2f\n", x < 0 ? 0 : x }'
+}
+
 # ---- measuring ---------------------------------------------------------------
 
 # nnc_ms BIN STEPS BATCH THREADS: ms per step of one `BIN --bench STEPS`.
@@ -173,6 +194,8 @@ torch_version=$("$PY" -c 'import torch; print(torch.__version__)' 2> /dev/null) 
     note "no PyTorch columns: $PY cannot import torch (make deps-bench installs python3-torch)"
 }
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+busy_start=$(cpu_busy_s)
+t_start=$(now_ns)
 
 # ---- 1. fused against unfused, every example ---------------------------------
 
@@ -225,8 +248,12 @@ while [ "$r" -le "$ROUNDS" ]; do
         targs="--target-ms $TARGET_MS"
         if [ "$m" = xor ]; then steps=$XOR_STEPS; targs="--steps $XOR_STEPS"; fi
         nnc_ms "$out/$m.fused" "$steps" "$batch" "$THREADS" >> "$out/$m.ref.ms"
+        # $targs is split into its two words on purpose
         [ "$have_torch" = 1 ] && torch_ms "$m" "$THREADS" $targs >> "$out/$m.torch.ms"
         nnc_ms "$out/$m.fused" "$steps" "$batch" 1 >> "$out/$m.t1.ms"
+        # 1 thread each: a comparison that another tenant busy on one of
+        # the two cores distorts far less than the 2-thread one
+        [ "$have_torch" = 1 ] && torch_ms "$m" 1 $targs >> "$out/$m.torch1.ms"
     done
     [ "$have_sgemm" = 1 ] && sgemm_gflops >> "$out/sgemm.gflops"
     r=$((r + 1))
@@ -236,20 +263,22 @@ corename=$(sed -n 's/.*core=\([^ ]*\).*/\1/p' "$out/sgemm.last" 2> /dev/null)
 
 T2=$out/refs.tsv
 row "$T2" model batch "nnc ms/step" "PyTorch ms/step" "PyTorch/nnc" "nnc GFLOP/s" \
-    "of SGEMM" "nnc 1T ms/step" "2T speedup"
+    "of SGEMM" "nnc 1T ms/step" "2T speedup" "PyTorch 1T ms/step" "PyTorch/nnc 1T"
 for m in $refs; do
     batch=$(statval batch "$out/$m.fused.stats")
     flops=$(statval flops_per_step "$out/$m.fused.stats")
     ms=$(median < "$out/$m.ref.ms") || { err "$m: no reference timing"; continue; }
     t1=$(median < "$out/$m.t1.ms") || t1=
     tt=$( [ "$have_torch" = 1 ] && median < "$out/$m.torch.ms") || tt=
+    tt1=$( [ "$have_torch" = 1 ] && median < "$out/$m.torch1.ms") || tt1=
     gf=$(calc "$flops / ($ms / 1000) / 1e9")
     echo "$gf" > "$out/$m.gflops"
     ratio=-; [ -n "$tt" ] && ratio="$(fmt "$(calc "$tt / $ms")")x" && calc "$tt / $ms" > "$out/$m.vs_torch"
     share=-; [ -n "$sgemm" ] && share="$(calc_int "100 * $gf / $sgemm")%"
     scale=-; [ -n "$t1" ] && scale="$(fmt "$(calc "$t1 / $ms")")x" && calc "$t1 / $ms" > "$out/$m.scale"
+    ratio1=-; [ -n "$tt1" ] && [ -n "$t1" ] && ratio1="$(fmt "$(calc "$tt1 / $t1")")x"
     row "$T2" "$m" "$batch" "$(fmt "$ms")" "$(fmt "$tt")" "$ratio" "$(fmt "$gf")" \
-        "$share" "$(fmt "$t1")" "$scale"
+        "$share" "$(fmt "$t1")" "$scale" "$(fmt "$tt1")" "$ratio1"
 done
 
 # ---- 3. targets ---------------------------------------------------------------
@@ -301,9 +330,13 @@ target "gcc -O2 of nnc's output < 20 s (slowest)" "${x:+$(fmt "$x") s}" "${x:+$x
 # ---- output ---------------------------------------------------------------------
 
 cpu=$(lscpu 2> /dev/null | sed -n 's/^Model name: *//p' | head -1)
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+our_cpu_s > "$out/ours"
+other=$(other_load "$(cat "$out/ours")")
 header() {
     echo "machine: ${cpu:-unknown CPU}, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')," \
-         "load average at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+         "load average at start $load_start, at end $load_end;" \
+         "other processes kept $other cores of $(nproc) busy on average during the run"
     echo "command: make bench (NNC=$NNC BUILD=$BUILD tests/bench.sh), $ROUNDS alternating" \
          "rounds, medians, ~$TARGET_MS ms per timed run, $THREADS threads unless noted;" \
          "$(gcc --version | head -1)${torch_version:+, PyTorch $torch_version}"

@@ -18,9 +18,13 @@ evaluation mode (predict, evaluate) uses the running statistics. The
 running statistics are checkpoint tensors (buffers: no gradient; nnc keeps
 them in its parameter block, after bn1.bias) and are compared after the
 20 steps like the weights. nnc does not save
-num_batches_tracked (it only counts steps, which BatchNorm1d uses only
-when momentum=None), so the reference supplies it as 0 before
-load_state_dict(strict=True).
+num_batches_tracked (BatchNorm1d reads it only when momentum=None), so
+the reference supplies it as 0 before load_state_dict(strict=True).
+
+bn1 subtracts the batch mean of fc1's output, and with it fc1.bias: that
+gradient is 0 in exact arithmetic and rounding noise (about 1e-8) on both
+sides, so it is checked to be below 1e-4 of fc1.weight's largest gradient
+instead of being compared element by element.
 
 Usage: /usr/bin/python3 tests/torch_ref/bn_net.py OUTDIR
 """
@@ -70,4 +74,9 @@ agree.run(agree.Reference(
     zero_grads={"fc1.bias": "fc1.weight"},
     extra_state={"bn1.num_batches_tracked": torch.tensor(0)},
     make_optimizer=lambda model: optim.Adam(model.parameters(), lr=0.01),  # train bn_net: adam(lr = 0.01)
+    free_running=("fc1.bias's gradient is rounding noise (0 in exact arithmetic), which Adam turns into "
+                  "steps of up to lr in either direction, so fc1.bias, bn1.running_mean and the "
+                  "evaluation outputs follow the noise: after 20 steps torch in float32 and in float64 "
+                  "differ by 5.9e-2 (relative) in fc1.bias, nnc and torch float64 by 5.8e-2; "
+                  "the replay compares these steps"),
 ))
