@@ -409,6 +409,145 @@ START_TEST(plan_lifetimes_do_not_overlap)
 }
 END_TEST
 
+
+/* ---------------------------------------------------------------- */
+/* fusion rules: each forms its kernel where legal, and only there    */
+
+static const Kernel *train_kernel_of(const Compiled *c, OpKind first_op)
+{
+    for (int t = 0; t < c->ks->nsched[PROG_TRAIN]; t++) {
+        const Kernel *k = &c->ks->k[c->ks->sched[PROG_TRAIN][t]];
+        if (c->g->ops[k->ops[0]].op == first_op)
+            return k;
+    }
+    return NULL;
+}
+
+static int compile_fused(Compiled *c, const char *text)
+{
+    int errors = compile_to(c, text, "autodiff");
+    if (errors == 0) {
+        c->ks = fuse(c->g, true);
+        for (int p = 0; p < PROG__COUNT; p++)
+            c->plans[p] = plan_program(&c->arena, c->g, c->ks, (ProgKind)p);
+    }
+    return errors;
+}
+
+START_TEST(rule_matmul_epilogue)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, mlp), 0);
+    const Kernel *k = train_kernel_of(&c, OP_MATMUL);
+    ck_assert_int_eq(k->kind, KK_EPILOGUE);
+    ck_assert_str_eq(k->rule, "matmul_epilogue");
+    /* matmul, bias_add, relu: the first two never reach memory */
+    ck_assert_int_eq(k->nops, 3);
+    ck_assert(!k->stored[0] && !k->stored[1] && k->stored[2]);
+    ck_assert_int_eq(c.g->ops[k->ops[2]].op, OP_RELU);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_matmul_epilogue_stores_what_others_read)
+{
+    /* h's pre-activation is also an output: it must be stored */
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, MLP_HEAD "  z = dense(x, 3)\n"
+                                   " output z\n h = relu(z)\n"
+                                   " loss cross_entropy(h, y) }\n"
+                                   "train m { optimizer sgd(lr = 0.1) batch 2 }\n"),
+                     0);
+    const Kernel *k = train_kernel_of(&c, OP_MATMUL);
+    ck_assert_int_eq(k->kind, KK_EPILOGUE);
+    ck_assert(k->stored[1]); /* bias_add = z, the output */
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_update_sweep)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, mlp), 0);
+    const Kernel *k = train_kernel_of(&c, OP_ADAM_UPDATE);
+    ck_assert_int_eq(k->kind, KK_UPDATE);
+    ck_assert_int_eq(k->nops, c.g->nparams); /* all four in one sweep */
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_softmax_xent_pair)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, MLP_HEAD "  z = dense(x, 3)\n"
+                                   " output p = softmax(z)\n"
+                                   " loss cross_entropy(p, y, from_logits = false) }\n"
+                                   "train m { optimizer sgd(lr = 0.1) batch 2 }\n"),
+                     0);
+    const Kernel *fwd = train_kernel_of(&c, OP_SOFTMAX);
+    ck_assert_int_eq(fwd->kind, KK_SOFTMAX_XENT);
+    ck_assert(fwd->stored[0] && fwd->stored[1]); /* probs and loss */
+    const Kernel *bwd = train_kernel_of(&c, OP_XENT_PROBS_GRAD);
+    ck_assert_int_eq(bwd->kind, KK_SOFTMAX_XENT_GRAD);
+    ck_assert(!bwd->stored[0]); /* d(loss)/d(probs) never stored */
+    /* predict runs the softmax alone: it never computes the loss */
+    for (int t = 0; t < c.ks->nsched[PROG_PREDICT]; t++)
+        ck_assert_int_ne(c.ks->k[c.ks->sched[PROG_PREDICT][t]].kind,
+                         KK_SOFTMAX_XENT);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_ewise_chain)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, "model m { input x : [2] label y : [1]\n"
+                                   " z = dense(x, 1)\n output p = sigmoid(z)\n"
+                                   " loss bce(p, y) }\n"
+                                   "train m { optimizer sgd(lr = 0.1) batch 2 }\n"),
+                     0);
+    /* bce_grad then sigmoid_grad: one loop, the first result in a register */
+    const Kernel *k = train_kernel_of(&c, OP_BCE_GRAD);
+    ck_assert_int_eq(k->kind, KK_EWISE);
+    ck_assert_int_eq(k->nops, 2);
+    ck_assert(!k->stored[0] && k->stored[1]);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_maxpool_relu_grad_and_in_place)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, "model n { input x : [1, 6, 6] label y : class(2)\n"
+                                   " a = conv2d(x, 2, kernel = 3, padding = same) |> relu\n"
+                                   " b = maxpool2d(a, 2)\n z = dense(flatten(b), 2)\n"
+                                   " output p = softmax(z)\n loss cross_entropy(z, y) }\n"
+                                   "train n { optimizer sgd(lr = 0.1) batch 2 }\n"),
+                     0);
+    const Kernel *k = train_kernel_of(&c, OP_MAXPOOL2D_GRAD);
+    ck_assert_int_eq(k->kind, KK_POOL_RELU_GRAD);
+    ck_assert(kernel_in_place_ok(c.g, k));
+    /* the result is written over the relu output it read last */
+    int relu_out = c.g->ops[k->ops[0]].in[1];
+    ck_assert_int_eq(c.plans[PROG_TRAIN]->offset[k->ops[1]],
+                     c.plans[PROG_TRAIN]->offset[relu_out]);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rules_off_with_no_fuse)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_to(&c, mlp, "plan"), 0); /* fuse(g, false) */
+    for (int i = 0; i < c.ks->n; i++) {
+        ck_assert_int_eq(c.ks->k[i].kind, KK_SINGLE);
+        ck_assert_int_eq(c.ks->k[i].nops, 1);
+        ck_assert(c.ks->k[i].stored[0]);
+    }
+    compiled_free(&c);
+}
+END_TEST
+
 Suite *compiler_suite(void)
 {
     Suite *s = suite_create("compiler");
@@ -444,6 +583,15 @@ Suite *compiler_suite(void)
     t = tcase_create("plan");
     tcase_add_test(t, fuse_every_computing_op_in_one_kernel);
     tcase_add_test(t, plan_lifetimes_do_not_overlap);
+    suite_add_tcase(s, t);
+    t = tcase_create("fusion rules");
+    tcase_add_test(t, rule_matmul_epilogue);
+    tcase_add_test(t, rule_matmul_epilogue_stores_what_others_read);
+    tcase_add_test(t, rule_update_sweep);
+    tcase_add_test(t, rule_softmax_xent_pair);
+    tcase_add_test(t, rule_ewise_chain);
+    tcase_add_test(t, rule_maxpool_relu_grad_and_in_place);
+    tcase_add_test(t, rules_off_with_no_fuse);
     suite_add_tcase(s, t);
     return s;
 }
