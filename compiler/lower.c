@@ -13,7 +13,9 @@
 
 #include <string.h>
 
-enum { PARALLEL_WORK = 1 << 15 }; /* multiply-adds worth a parallel region */
+enum { PARALLEL_WORK = 1 << 18 }; /* operations worth waking the threads for: a
+                                     * region costs microseconds, more on a
+                                     * busy machine */
 
 /* Names a kernel uses for its inputs and its result, chosen per op so the
  * generated code reads like the maths: dx = dy * (x > 0). */
@@ -45,6 +47,7 @@ static Roles op_roles(OpKind op)
     case OP_XENT_PROBS_GRAD: return (Roles){{"pred", "target", "dloss"}, "dpred"};
     case OP_SGD_UPDATE: return (Roles){{"w", "g", "v"}, NULL};
     case OP_ADAM_UPDATE: return (Roles){{"w", "g", "m", "v"}, NULL};
+    case OP_RMSPROP_UPDATE: return (Roles){{"w", "g", "v"}, NULL};
     case OP_FILL: return (Roles){{NULL}, "out"};
     case OP_CONV2D: return (Roles){{"x", "w"}, "y"};
     case OP_CONV2D_GRAD_INPUT: return (Roles){{"dy", "w"}, "dx"};
@@ -113,7 +116,7 @@ static void kernel_params(const Graph *g, const IrOp *o, char *buf, size_t len,
     if (r.out)
         at += (size_t)snprintf(buf + at, len - at, "%s%s *%s%s",
                                o->nin ? ", " : "", real, restrict_kw, r.out);
-    if (o->op == OP_SGD_UPDATE)
+    if (o->op == OP_SGD_UPDATE || o->op == OP_RMSPROP_UPDATE)
         snprintf(buf + at, len - at, ", double lr, int first_step");
     else if (o->op == OP_ADAM_UPDATE)
         snprintf(buf + at, len - at, ", double lr, double bias1, double bias2");
@@ -168,7 +171,7 @@ void lower_call(Emitter *e, const Graph *g, const Kernel *k, const Plan *p)
                                p->scratch[k->index]);
     if (o->op == OP_DROPOUT_MASK)
         snprintf(args + at, sizeof args - at, ", &m->rng");
-    else if (o->op == OP_SGD_UPDATE)
+    else if (o->op == OP_SGD_UPDATE || o->op == OP_RMSPROP_UPDATE)
         snprintf(args + at, sizeof args - at, ", m->lr, m->step == 1");
     else if (o->op == OP_ADAM_UPDATE)
         snprintf(args + at, sizeof args - at,
@@ -548,6 +551,11 @@ void lower_sgd(Emitter *e, const IrOp *o, long n)
 void lower_adam(Emitter *e, const IrOp *o, long n)
 {
     const OptimSpec *s = &o->attr.opt;
+    if (o->op == OP_RMSPROP_UPDATE) {
+        /* a fused update sweep lowers every non-SGD update through here */
+        lower_rmsprop(e, o, n);
+        return;
+    }
     Emitter de = {.real = "double", .o = e->o};
     char b1[48], b2[48], c1[48], c2[48], eps[48], wd[48];
     emit_lit(&de, s->beta1, b1, sizeof b1);
@@ -568,6 +576,47 @@ void lower_adam(Emitter *e, const IrOp *o, long n)
     emit(e, "v[i] = (%s)(%s * v[i] + %s * d * d);", e->real, b2, c2);
     emit(e, "w[i] -= (%s)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 "
          "+ %s));", e->real, eps);
+    emit_close(e, NULL);
+}
+
+/* torch.optim.RMSprop. The state pointer v is square_avg; the momentum
+ * buffer and grad_avg (centered) follow at state_stride, in that order
+ * (optim_state_names), so the same code serves a single update and a
+ * fused sweep over several parameters. */
+void lower_rmsprop(Emitter *e, const IrOp *o, long n)
+{
+    const OptimSpec *s = &o->attr.opt;
+    Emitter de = {.real = "double", .o = e->o};
+    char a[48], c[48], eps[48], wd[48], mu[48];
+    emit_lit(&de, s->alpha, a, sizeof a);
+    emit_lit(&de, 1 - s->alpha, c, sizeof c);
+    emit_lit(&de, s->eps, eps, sizeof eps);
+    emit_lit(&de, s->weight_decay, wd, sizeof wd);
+    emit_lit(&de, s->momentum, mu, sizeof mu);
+    long buf = s->state_stride, avg = s->state_stride * (s->momentum > 0 ? 2 : 1);
+    emit(e, "(void)first_step; /* the buffers start at zero */");
+    lower_parallel_for(e, n * 8);
+    emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
+    emit(e, "double d = g[i];");
+    if (s->weight_decay != 0)
+        emit(e, "d += %s * w[i];", wd);
+    emit(e, "const double sq = %s * v[i] + %s * d * d;", a, c);
+    emit(e, "v[i] = (%s)sq;", e->real);
+    if (s->centered) {
+        emit(e, "const double ga = %s * v[i + %ld] + %s * d;", a, avg, c);
+        emit(e, "v[i + %ld] = (%s)ga;", avg, e->real);
+        emit(e, "const double avg = sqrt((double)v[i] - (double)v[i + %ld] * "
+             "v[i + %ld]) + %s;", avg, avg, eps);
+    } else {
+        emit(e, "const double avg = sqrt((double)v[i]) + %s;", eps);
+    }
+    if (s->momentum > 0) {
+        emit(e, "v[i + %ld] = (%s)(%s * v[i + %ld] + d / avg);", buf, e->real,
+             mu, buf);
+        emit(e, "w[i] -= (%s)(lr * v[i + %ld]);", e->real, buf);
+    } else {
+        emit(e, "w[i] -= (%s)(lr * d / avg);", e->real);
+    }
     emit_close(e, NULL);
 }
 
@@ -595,6 +644,7 @@ static void lower_body(Emitter *e, const Graph *g, const IrOp *o)
     case OP_BCE_LOGITS_GRAD: lower_pointwise_loss_grad(e, o); break;
     case OP_SGD_UPDATE: lower_sgd(e, o, shape_elems(&o->shape)); break;
     case OP_ADAM_UPDATE: lower_adam(e, o, shape_elems(&o->shape)); break;
+    case OP_RMSPROP_UPDATE: lower_rmsprop(e, o, shape_elems(&o->shape)); break;
     default: lower_ewise(e, o, &r); break;
     }
 }

@@ -89,6 +89,29 @@ if gcc $CFLAGS_GEN -fopenmp -I"$out" -o "$out/two_models" tests/two_models.c \
        "$out/xor_lib.c" "$out/mnist_mlp_lib.c" -lm && "$out/two_models"; then ok
 else fail "two models in one program"; fi
 
+# Training vs evaluation mode: dropout and batch norm.
+for name in dropout_net bn_net; do
+    d="$out/modes_$name"; mkdir -p "$d"
+    if "$NNC" --prefix md "dsl-examples/$name.nn" -o "$d/md.c" &&
+       gcc $CFLAGS_GEN -fopenmp -I"$d" -DMD_NAME="\"$name\"" -o "$d/modes" \
+           tests/modes.c "$d/md.c" -lm && "$d/modes"; then ok
+    else fail "$name: evaluation mode is not deterministic or equals training mode"; fi
+done
+
+# CIFAR-10's binary format, on a small set made here (CIFAR-10 itself is
+# not in Debian): trains, reports per-class accuracy with class names.
+cifar="$out/cifar-bin"
+if /usr/bin/python3 tests/make_cifar.py "$cifar" 40 &&
+   "$out/cifar_cnn" --quiet --epochs 1 --data "$cifar" > "$out/cifar.log" 2>&1 &&
+   grep -q "plane" "$out/cifar.log" && grep -q '^final:.*test_accuracy=' "$out/cifar.log"
+then ok; else fail "cifar_cnn on CIFAR-format data: $(tail -3 "$out/cifar.log")"; fi
+# A truncated batch is refused with the file's name.
+head -c 5000 "$cifar/data_batch_2.bin" > "$out/trunc.bin" && mv "$out/trunc.bin" "$cifar/data_batch_2.bin"
+if "$out/cifar_cnn" --quiet --epochs 1 --data "$cifar" > "$out/cifar_bad.log" 2>&1; then
+    fail "cifar_cnn accepted a truncated data_batch_2.bin"
+elif grep -q "data_batch_2.bin" "$out/cifar_bad.log"; then ok
+else fail "truncated CIFAR file: message does not name it: $(cat "$out/cifar_bad.log")"; fi
+
 # Fashion-MNIST, one epoch of the MLP (the full 5 with E2E_FULL=1).
 data=/usr/share/datasets/fashion-mnist
 if [ -e "$data/train-images-idx3-ubyte.gz" ]; then

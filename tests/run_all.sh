@@ -9,6 +9,9 @@ set -u
 NNC=${NNC:-build/nnc}
 BUILD=${BUILD:-build}
 export NNC BUILD SANFLAGS="${SANFLAGS:-}"
+# Check's 4 s default per test is too tight on a loaded 2-core machine or
+# under ASan; a hung test still ends, just later
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
 passed=0
 failed=0
 
@@ -29,9 +32,7 @@ step() {
 }
 
 unit() {
-    # Check's 4 s default is too tight on a loaded 2-core machine or under
-    # ASan; a hung test still ends, just later
-    out=$(CK_DEFAULT_TIMEOUT=120 "$BUILD/unit_tests" 2>&1); status=$?
+    out=$("$BUILD/unit_tests" 2>&1); status=$?
     printf '%s\n' "$out"
     summary=$(printf '%s\n' "$out" | grep -E 'Checks: [0-9]+' | tail -1)
     n=$(printf '%s' "$summary" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
