@@ -12,23 +12,35 @@ out=${BUILD:-build}/gradcheck
 mkdir -p "$out"
 passed=0
 failed=0
-for nn in tests/gradcheck/*.nn dsl-examples/xor*.nn dsl-examples/single_layer.nn \
-          dsl-examples/mnist_mlp.nn; do
+# check NN FLAGS: one model, compiled with extra nnc FLAGS (e.g. --no-fuse)
+check() {
+    nn=$1; flags=$2
     name=$(sed -n 's/^model \([A-Za-z0-9_]*\).*/\1/p' "$nn" | head -1)
     upper=$(printf '%s' "$name" | tr a-z A-Z)
-    if ! "$NNC" --dtype f64 "$nn" -o "$out/$name.c"; then
-        echo "FAIL $nn: nnc --dtype f64 failed"; failed=$((failed + 1)); continue
+    dir="$out/${flags:+unfused/}"
+    mkdir -p "$dir"
+    if ! "$NNC" --dtype f64 $flags "$nn" -o "$dir/$name.c"; then
+        echo "FAIL $nn $flags: nnc --dtype f64 failed"; failed=$((failed + 1)); return
     fi
     classes=""
-    grep -q "define ${upper}_CLASSES" "$out/$name.h" && classes=-DGC_CLASSES
-    if ! gcc -std=c11 -O1 -Wall -Wextra -Werror $SANFLAGS -I"$out" \
-            -DGC_PREFIX="$name" -DGC_UPPER="$upper" -DGC_NAME="\"$name\"" \
+    grep -q "define ${upper}_CLASSES" "$dir/$name.h" && classes=-DGC_CLASSES
+    if ! gcc -std=c11 -O1 -Wall -Wextra -Werror $SANFLAGS -I"$dir" \
+            -DGC_PREFIX="$name" -DGC_UPPER="$upper" -DGC_NAME="\"$name $flags\"" \
             -DGC_HEADER="\"$name.h\"" $classes \
-            -o "$out/$name" tests/gradcheck.c "$out/$name.c" -lm; then
-        echo "FAIL $nn: harness does not compile"; failed=$((failed + 1)); continue
+            -o "$dir/$name" tests/gradcheck.c "$dir/$name.c" -lm; then
+        echo "FAIL $nn $flags: harness does not compile"; failed=$((failed + 1)); return
     fi
-    if "$out/$name"; then passed=$((passed + 1))
-    else echo "FAIL $nn: gradients differ from finite differences"; failed=$((failed + 1)); fi
+    if "$dir/$name"; then passed=$((passed + 1))
+    else echo "FAIL $nn $flags: gradients differ from finite differences"; failed=$((failed + 1)); fi
+}
+
+# every op and every fusion rule, fused and unfused
+for nn in tests/gradcheck/*.nn; do
+    check "$nn" ""
+    check "$nn" --no-fuse
+done
+for nn in dsl-examples/xor*.nn dsl-examples/single_layer.nn dsl-examples/mnist_mlp.nn; do
+    check "$nn" ""
 done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
