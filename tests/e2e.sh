@@ -69,6 +69,12 @@ then
     if [ "$a" = "$b" ]; then ok; else fail "xor: loaded model evaluates $b, saved $a"; fi
 else fail "xor: --save/--load failed"; fi
 
+# SIGKILL in the middle of checkpoint writes never leaves a broken file.
+d="$out/kill_save"; rm -rf "$d"; mkdir -p "$d"
+if "$NNC" --prefix ks dsl-examples/mnist_mlp.nn -o "$d/ks.c" &&
+   gcc $CFLAGS_GEN -I"$d" -o "$d/kill" tests/kill_save.c "$d/ks.c" -lm && "$d/kill" "$d"
+then ok; else fail "checkpoint writes are not atomic under SIGKILL"; fi
+
 # A corrupt checkpoint is refused with a message naming the file.
 printf 'garbage' > "$out/bad.safetensors"
 if "$out/xor" --load "$out/bad.safetensors" --eval > "$out/bad.log" 2>&1; then
