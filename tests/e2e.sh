@@ -69,6 +69,14 @@ then
     if [ "$a" = "$b" ]; then ok; else fail "xor: loaded model evaluates $b, saved $a"; fi
 else fail "xor: --save/--load failed"; fi
 
+# Logits of +-1000 through every score-taking loss, fused and unfused.
+for flags in "" --no-fuse; do
+    d="$out/stable$flags"; mkdir -p "$d"
+    if "$NNC" $flags --prefix st tests/stable/stable.nn -o "$d/st.c" &&
+       gcc $CFLAGS_GEN -I"$d" -o "$d/s" tests/stable.c "$d/st.c" -lm && "$d/s"
+    then ok; else fail "losses overflow for logits of +-1000 ($flags)"; fi
+done
+
 # SIGKILL in the middle of checkpoint writes never leaves a broken file.
 d="$out/kill_save"; rm -rf "$d"; mkdir -p "$d"
 if "$NNC" --prefix ks dsl-examples/mnist_mlp.nn -o "$d/ks.c" &&
