@@ -116,7 +116,7 @@ done
 # not in Debian): trains, reports per-class accuracy with class names.
 cifar="$out/cifar-bin"
 if /usr/bin/python3 tests/make_cifar.py "$cifar" 40 &&
-   "$out/cifar_cnn" --quiet --epochs 1 --data "$cifar" > "$out/cifar.log" 2>&1 &&
+   "$out/cifar_cnn" --epochs 1 --data "$cifar" > "$out/cifar.log" 2>&1 &&
    grep -q "plane" "$out/cifar.log" && grep -q '^final:.*test_accuracy=' "$out/cifar.log"
 then ok; else fail "cifar_cnn on CIFAR-format data: $(tail -3 "$out/cifar.log")"; fi
 # A truncated batch is refused with the file's name.
