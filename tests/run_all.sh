@@ -50,9 +50,13 @@ step "examples end to end" tests/e2e.sh
 step "gradient checks (f64, central differences)" tests/gradcheck.sh
 step "fused and unfused train alike" tests/fusecheck.sh
 step "CNN ops agree with PyTorch (f64)" tests/cnn_torch_check.sh
+step "train block: optimizers, schedules, checkpoints, resume" tests/train_features.sh
 step "generated/ is up to date" tests/generated_fresh.sh
-# valgrind cannot run a binary built with ASan: the sanitizer run skips it
+# valgrind cannot run a binary built with ASan, and the PyTorch agreement
+# run (minutes of training steps) adds nothing under the sanitizers that
+# the other steps do not: the sanitizer run skips both
 if [ -z "$SANFLAGS" ]; then
+    step "agreement with PyTorch (seed models)" tests/torch_agree.sh
     step "nnc under valgrind: no leaks, no invalid accesses" tests/valgrind.sh
 fi
 

@@ -10,7 +10,8 @@
 #
 # PyTorch is Debian's python3-torch, so the interpreter is /usr/bin/python3
 # (PYTHON overrides it). Without torch or numpy the test is skipped.
-# Environment: NNC, BUILD, SANFLAGS as in tests/run_all.sh.
+# Environment: NNC, BUILD, SANFLAGS as in tests/run_all.sh; TORCH_AGREE_MODELS
+# (e.g. "xor mnist_mlp") limits the run to those models.
 # Last line: "N passed, N failed"; exit status 0 when nothing failed.
 set -u
 NNC=${NNC:-build/nnc}
@@ -65,6 +66,7 @@ agree() {
 for ref in tests/torch_ref/*.py; do
     name=$(basename "$ref" .py)
     [ "$name" = agree ] && continue          # the shared machinery
+    case " ${TORCH_AGREE_MODELS:-$name} " in *" $name "*) ;; *) continue ;; esac
     nn=dsl-examples/$name.nn
     if [ ! -f "$nn" ]; then
         echo "skip $name: $nn does not exist"
@@ -80,6 +82,7 @@ done
 while read -r name variant script; do
     nn=dsl-examples/$name.nn
     [ -f "$nn" ] || continue
+    case " ${TORCH_AGREE_MODELS:-$name} " in *" $name "*) ;; *) continue ;; esac
     mkdir -p "$out/variants"
     v="$out/variants/$name-$variant.nn"
     sed "$script" "$nn" > "$v"

@@ -9,7 +9,10 @@ batches and compares, in float32 on both sides:
 
  1. one step (batch 0, from the initial weights)
       predict (evaluation mode), evaluate's loss (evaluation mode),
-      compute_gradients' loss and outputs (training mode), every gradient
+      compute_gradients' loss and outputs (training mode), every gradient;
+      and predict (evaluation mode) with nnc's own weights after its 20
+      training steps, which tests evaluation mode with trained batch-norm
+      statistics whatever happened in training
  2. 20 steps, teacher-forced ("replay"): torch starts from nnc's initial
       weights and at every step computes its own loss, outputs and
       gradients at its current weights, compares them with nnc's for that
@@ -455,6 +458,17 @@ def _run(ref, d, c):
     c.compare("predict batch 0 (eval)", read_f32(d, "predict0.f32", [B, nout]),
               out.reshape(B, nout).numpy(), TOL_ONE_STEP)
     c.compare("evaluate loss batch 0 (eval)", read_f32(d, "evalloss0.f32"), [loss.item()], TOL_ONE_STEP)
+    # the same with nnc's weights after its 20 steps: trained running statistics,
+    # and no dependence on how training went (dropout masks, rounding)
+    final = read_safetensors(os.path.join(d, "final.safetensors"))
+    nnc_predict20 = read_f32(d, "predict20.f32", [B, nout])
+    trained = ref.make_model()
+    trained.load_state_dict(to_torch_state(ref, final, trained), strict=True)
+    trained.eval()
+    with torch.no_grad():
+        out, _ = ref.forward(trained, x0, y0)
+    c.compare("predict batch 0 (eval) with nnc's weights after 20 steps", nnc_predict20,
+              out.reshape(B, nout).numpy(), TOL_ONE_STEP)
 
     if ref.skip_training:
         print(f"skip {c.model_name}: training-mode comparisons: {ref.skip_training}")
@@ -548,8 +562,6 @@ def _run(ref, d, c):
     nnc_losses = read_f32(d, "losses.f32")
     nnc_outs = read_f32(d, "trainouts.f32", [steps, B, nout])
     stepgrads = np.memmap(os.path.join(d, "stepgrads.f32"), dtype="<f4", mode="r", shape=(steps, count))
-    final = read_safetensors(os.path.join(d, "final.safetensors"))
-    nnc_predict20 = read_f32(d, "predict20.f32", [B, nout])
 
     # -- 2. 20 steps replayed with nnc's gradients
     model = fresh_model()

@@ -15,9 +15,10 @@ nnc's layer names (conv1, bn1, ..., fc1, bn4, logits): no mapping.
 The model as it is (variant none): nnc draws dropout masks from its own
 generator, which torch cannot reproduce, and with 64 units per sample the
 mask cannot be recovered from the outputs as for dropout_net (2^64
-candidates). So only evaluation mode is compared (predict and evaluate on
-the initial weights: dropout off, batch norm on its initial running
-statistics); training mode is skipped.
+candidates). So only evaluation mode is compared: predict and evaluate on
+the initial weights (batch norm on its initial running statistics), and
+predict with nnc's weights and running statistics after its 20 training
+steps; training mode is skipped.
 
 Variant "nodropout": tests/torch_agree.sh compiles the same file with its
 dropout line deleted, and this reference leaves the dropout out too; then
