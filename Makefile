@@ -7,6 +7,7 @@
 #   make asan-check the tests with nnc and generated code under ASan/UBSan
 #   make install PREFIX=/usr/local DESTDIR=
 #   make fuzz       libFuzzer on the front end for FUZZ_SECONDS (60)
+#   make bench      time every example, fused and unfused, against SGEMM and PyTorch
 #   make deps       install the Debian packages the project needs
 
 CC      ?= cc
@@ -36,8 +37,9 @@ DEPS_BUILD := gcc make flex bison pkg-config check zlib1g-dev
 DEPS_DEMO  := dataset-fashion-mnist
 DEPS_TEST  := python3 python3-numpy python3-torch valgrind
 DEPS_FUZZ  := clang libclang-rt-14-dev
+DEPS_BENCH := libopenblas-dev python3-torch python3-numpy
 
-.PHONY: all demo check test deps deps-build deps-demo deps-test deps-fuzz fuzz generated \
+.PHONY: all demo check test deps deps-build deps-demo deps-test deps-fuzz fuzz generated bench deps-bench \
         asan-check install clean
 
 all: nnc
@@ -115,6 +117,11 @@ fuzz: deps-fuzz
 	cd $(BUILD) && ./fuzz_frontend -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 	  -print_final_stats=1 fuzz-corpus
 
+# Not a test: timings on a shared machine, fused vs unfused, SGEMM, PyTorch;
+# tables on stdout and in $(BUILD)/bench.md (docs/performance.md).
+bench: $(NNC)
+	NNC=$(NNC) BUILD=$(BUILD) tests/bench.sh
+
 # ---- examples and generated code -------------------------------------------
 
 generated: $(NNC)
@@ -151,6 +158,8 @@ deps-test:
 	$(call install_missing,$(DEPS_TEST))
 deps-fuzz:
 	$(call install_missing,$(DEPS_FUZZ))
+deps-bench:
+	$(call install_missing,$(DEPS_BENCH))
 
 install: $(NNC)
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -187,6 +187,23 @@ static void emit_header(Emitter *e, const Graph *g, const Names *n)
     emit(e, " * Both return 0, or -1 with the reason in %s_error(). */", p);
     emit(e, "int %s_save(%s *m, const char *path);", p, p);
     emit(e, "int %s_load(%s *m, const char *path);", p, p);
+    emit(e, "/* Training state, to resume as if never stopped: the weights, "
+         "the optimizer");
+    emit(e, " * state (tensors __opt__.SLOT.PARAM, as torch.optim names its "
+         "state), the");
+    emit(e, " * step count and the learning rate, plus the caller's metadata "
+         "`meta`");
+    emit(e, " * (NULL or a NULL-terminated key, value, ... list). _load "
+         "reads the weights");
+    emit(e, " * of such a file too. */");
+    emit(e, "int %s_save_training(%s *m, const char *path, "
+         "const char *const *meta);", p, p);
+    emit(e, "int %s_load_training(%s *m, const char *path);", p, p);
+    emit(e, "/* Transfer learning: loads the file's tensors that have a "
+         "parameter's name");
+    emit(e, " * (shapes must match) and leaves the other parameters as they "
+         "are. */");
+    emit(e, "int %s_load_matching(%s *m, const char *path);", p, p);
     if (e->o->main) {
         emit_blank(e);
         emit(e, "/* The trainer generated from the train block. */");
@@ -629,9 +646,49 @@ static void emit_api_compute(Emitter *e, const Graph *g, const Names *n,
     emit_blank(e);
 }
 
-static void emit_api_checkpoint(Emitter *e, const Names *n)
+/* The training-state tensors: the parameters, then every optimizer
+ * state slot of every updated parameter, offsets from m->params (the
+ * state block starts 2 * PARAM_ELEMS in). */
+static int emit_train_tensors(Emitter *e, const Graph *g, const Names *n,
+                              const TrainSpec *t)
+{
+    const char *slots[3];
+    int nslots = optim_state_names(&t->opt, slots), count = g->nparams;
+    emit(e, "/* Training state: the parameters, then the optimizer's state. */");
+    emit_open(e, "static const nnc_st_tensor %s_train_tensors[] =", n->p);
+    for (int k = 0; k <= nslots; k++)
+        for (int i = 0; i < g->nparams; i++) {
+            const Param *p = &g->params[i];
+            if (k > 0 && !optim_updates(g, i))
+                continue;
+            char dims[128];
+            size_t at = 0;
+            dims[0] = '\0';
+            for (int d = 0; d < p->shape.rank; d++)
+                at += (size_t)snprintf(dims + at, sizeof dims - at, "%s%d",
+                                       d ? ", " : "", p->shape.dim[d]);
+            if (k == 0) {
+                emit(e, "{\"%s\", %d, {%s}, %ld},", p->name, p->shape.rank,
+                     dims, p->offset);
+                continue;
+            }
+            emit(e, "{\"__opt__.%s.%s\", %d, {%s}, 2 * PARAM_ELEMS + %ld},",
+                 slots[k - 1], p->name, p->shape.rank, dims,
+                 (long)(k - 1) * g->param_elems + p->offset);
+            count++;
+        }
+    emit_close(e, ";");
+    emit(e, "enum { NTRAIN_TENSORS = %d };", count);
+    emit_blank(e);
+    return count;
+}
+
+static void emit_api_checkpoint(Emitter *e, const Graph *g, const Names *n,
+                                const TrainSpec *t)
 {
     const char *R = e->real, *p = n->p;
+    const char *slots[3];
+    int nslots = optim_state_names(&t->opt, slots);
     emit_open(e, "int %s_save(%s *m, const char *path)", p, p);
     emit(e, "char step[32];");
     emit(e, "snprintf(step, sizeof step, \"%%ld\", m->step);");
@@ -641,9 +698,127 @@ static void emit_api_checkpoint(Emitter *e, const Names *n)
          "sizeof(%s), meta, m->error, sizeof m->error) ? -1 : 0;", p, R);
     emit_close(e, NULL);
     emit_blank(e);
+    emit_train_tensors(e, g, n, t);
+    emit(e, "/* Whether the file holds a training state (_save_training). */");
+    emit_open(e, "static int is_training_state(const char *path)");
+    emit(e, "char value[128], err[8];");
+    emit(e, "return nnc_st_get_meta(path, \"nnc_train_state\", value, "
+         "sizeof value, err, sizeof err) == 0;");
+    emit_close(e, NULL);
+    emit_blank(e);
     emit_open(e, "int %s_load(%s *m, const char *path)", p, p);
+    emit_open(e, "if (is_training_state(path))");
+    emit(e, "/* the weights of a training state: the whole state is checked, "
+         "then only");
+    emit(e, " * the parameters are kept */");
+    emit(e, "%s *copy = calloc(2 * PARAM_ELEMS + STATE_ELEMS, sizeof(%s));",
+         R, R);
+    emit_open(e, "if (!copy)");
+    emit(e, "snprintf(m->error, sizeof m->error, \"%%s: out of memory\", "
+         "path);");
+    emit(e, "return -1;");
+    emit_close(e, NULL);
+    emit(e, "int rc = nnc_st_load(path, %s_train_tensors, NTRAIN_TENSORS, copy, "
+         "sizeof(%s), 0, m->error, sizeof m->error);", p, R);
+    emit_open(e, "if (rc == 0)");
+    emit(e, "memcpy(m->params, copy, sizeof(%s) * PARAM_ELEMS);", R);
+    emit_close(e, NULL);
+    emit(e, "free(copy);");
+    emit(e, "return rc ? -1 : 0;");
+    emit_close(e, NULL);
     emit(e, "return nnc_st_load(path, %s_tensors, NTENSORS, m->params, "
          "sizeof(%s), 0, m->error, sizeof m->error) ? -1 : 0;", p, R);
+    emit_close(e, NULL);
+    emit_blank(e);
+    emit_open(e, "int %s_load_matching(%s *m, const char *path)", p, p);
+    emit(e, "return nnc_st_load(path, %s_tensors, NTENSORS, m->params, "
+         "sizeof(%s), NNC_ST_PARTIAL, m->error, sizeof m->error) ? -1 : 0;", p,
+         R);
+    emit_close(e, NULL);
+    emit_blank(e);
+
+    emit_open(e, "int %s_save_training(%s *m, const char *path, "
+              "const char *const *meta)", p, p);
+    emit(e, "enum { MAX_META = 64 };");
+    emit(e, "char step[32], lr[40], slots[64];");
+    emit(e, "snprintf(step, sizeof step, \"%%ld\", m->step);");
+    emit(e, "snprintf(lr, sizeof lr, \"%%.17g\", m->lr);");
+    /* "adam exp_avg exp_avg_sq": which optimizer state the file holds */
+    static const char *const kinds[] = {"sgd", "adam", "rmsprop"};
+    char list[64];
+    snprintf(list, sizeof list, "%s", kinds[t->opt.kind]);
+    for (int k = 0; k < nslots; k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), " %s",
+                 slots[k]);
+    emit(e, "snprintf(slots, sizeof slots, \"%%s\", \"%s\");", list);
+    emit(e, "const char *all[2 * MAX_META + 1] = {\"nnc_model\", \"%s\", "
+         "\"nnc_train_state\", slots, \"nnc_step\", step, \"nnc_lr\", lr};", p);
+    emit(e, "int at = 8;");
+    if (has_dropout(g)) {
+        emit(e, "char dropout[24];");
+        emit(e, "snprintf(dropout, sizeof dropout, \"%%016llx\", "
+             "(unsigned long long)m->dropout_seed);");
+        emit(e, "all[at++] = \"nnc_dropout_seed\";");
+        emit(e, "all[at++] = dropout;");
+    }
+    emit_open(e, "for (int i = 0; meta && meta[i] && meta[i + 1]; i += 2)");
+    emit_open(e, "if (at + 2 > 2 * MAX_META)");
+    emit(e, "snprintf(m->error, sizeof m->error, \"cannot save %%s: too much "
+         "metadata\", path);");
+    emit(e, "return -1;");
+    emit_close(e, NULL);
+    emit(e, "all[at++] = meta[i];");
+    emit(e, "all[at++] = meta[i + 1];");
+    emit_close(e, NULL);
+    emit(e, "all[at] = NULL;");
+    emit(e, "return nnc_st_save(path, %s_train_tensors, NTRAIN_TENSORS, "
+         "m->params, sizeof(%s), all, m->error, sizeof m->error) ? -1 : 0;", p,
+         R);
+    emit_close(e, NULL);
+    emit_blank(e);
+
+    emit_open(e, "int %s_load_training(%s *m, const char *path)", p, p);
+    emit(e, "char value[128], err[8];");
+    emit(e, "int found = nnc_st_get_meta(path, \"nnc_train_state\", value, "
+         "sizeof value, m->error, sizeof m->error);");
+    emit_open(e, "if (found != 0)");
+    emit_open(e, "if (found > 0)");
+    emit(e, "snprintf(m->error, sizeof m->error, \"%%s: holds weights only, "
+         "not a training state to resume from\", path);");
+    emit_close(e, NULL);
+    emit(e, "return -1;");
+    emit_close(e, NULL);
+    emit_open(e, "if (strcmp(value, \"%s\") != 0)", list);
+    emit(e, "snprintf(m->error, sizeof m->error, \"%%s: optimizer state "
+         "'%%s', but this model's optimizer keeps '%s'\", path, value);", list);
+    emit(e, "return -1;");
+    emit_close(e, NULL);
+    emit(e, "char step[32] = \"\", lr[40] = \"\";");
+    emit_open(e, "if (nnc_st_get_meta(path, \"nnc_step\", step, sizeof step, "
+              "err, sizeof err) || nnc_st_get_meta(path, \"nnc_lr\", lr, "
+              "sizeof lr, err, sizeof err))");
+    emit(e, "snprintf(m->error, sizeof m->error, \"%%s: training state without"
+         " nnc_step or nnc_lr\", path);");
+    emit(e, "return -1;");
+    emit_close(e, NULL);
+    if (has_dropout(g)) {
+        emit(e, "char dropout[24] = \"\";");
+        emit_open(e, "if (nnc_st_get_meta(path, \"nnc_dropout_seed\", dropout, "
+                  "sizeof dropout, err, sizeof err))");
+        emit(e, "snprintf(m->error, sizeof m->error, \"%%s: training state "
+             "without nnc_dropout_seed\", path);");
+        emit(e, "return -1;");
+        emit_close(e, NULL);
+    }
+    emit_open(e, "if (nnc_st_load(path, %s_train_tensors, NTRAIN_TENSORS, "
+              "m->params, sizeof(%s), 0, m->error, sizeof m->error))", p, R);
+    emit(e, "return -1;");
+    emit_close(e, NULL);
+    emit(e, "m->step = strtol(step, NULL, 10);");
+    emit(e, "m->lr = strtod(lr, NULL);");
+    if (has_dropout(g))
+        emit(e, "m->dropout_seed = (uint64_t)strtoull(dropout, NULL, 16);");
+    emit(e, "return 0;");
     emit_close(e, NULL);
 }
 
@@ -690,7 +865,7 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
     emit_init_helpers(&e, g);
     emit_api_lifecycle(&e, g, &n, t);
     emit_api_compute(&e, g, &n, plans);
-    emit_api_checkpoint(&e, &n);
+    emit_api_checkpoint(&e, g, &n, t);
     if (o->main)
         emit_main(&e, g, t, o->prefix, n.upper, n.label_t);
     return ferror(c) || ferror(h) ? -1 : 0;

@@ -266,7 +266,22 @@ typedef struct Init {
     int fan_in, fan_out;
 } Init;
 
-typedef enum OptimKind { OPT_SGD, OPT_ADAM } OptimKind;
+typedef enum OptimKind { OPT_SGD, OPT_ADAM, OPT_RMSPROP } OptimKind;
+
+/* Picks parameters by name for freezing and weight-decay groups (train.c):
+ * a parameter ("conv1.weight"), a layer ("conv1": all its parameters), or
+ * a class of them. */
+typedef enum ParamSelKind {
+    PSEL_NAME,  /* a parameter or a layer */
+    PSEL_BIAS,  /* every parameter whose name ends in ".bias" */
+    PSEL_NORM,  /* every normalisation scale and shift (batch norm) */
+} ParamSelKind;
+
+typedef struct ParamSel {
+    ParamSelKind kind;
+    const char *name; /* PSEL_NAME */
+    Loc loc;
+} ParamSel;
 
 typedef struct OptimSpec {
     OptimKind kind;
@@ -275,6 +290,16 @@ typedef struct OptimSpec {
     bool nesterov;
     double beta1, beta2, eps;
     bool decoupled; /* AdamW */
+    double alpha;   /* RMSprop's smoothing constant */
+    bool centered;  /* RMSprop: divide by the centred second moment */
+    /* On update ops (optim.c): elements between two state slots of one
+     * parameter (the parameter block's size); RMSprop's extra buffers
+     * live at state + k * state_stride. */
+    long state_stride;
+    /* Parameter groups of the train block (NULL on update ops): no update
+     * at all for `freeze`, weight_decay 0 for `no_decay`. */
+    const ParamSel *freeze, *no_decay;
+    int nfreeze, nno_decay;
 } OptimSpec;
 
 typedef struct IrOp {
@@ -383,7 +408,39 @@ typedef enum DataKind {
     DATA_NONE, DATA_TABLE, DATA_IDX, DATA_CSV, DATA_CIFAR10,
 } DataKind;
 
-enum { NNC_MAX_NORM_CHANNELS = 16 };
+enum { NNC_MAX_NORM_CHANNELS = 16, NNC_MAX_MILESTONES = 32 };
+
+/* What early stopping, the best checkpoint and reduce_on_plateau watch:
+ * the epoch's figures, by their names on the epoch line. */
+typedef enum Watch {
+    W_LOSS, W_TRAIN_ACCURACY, W_VAL_LOSS, W_VAL_ACCURACY, W_TEST_LOSS,
+    W_TEST_ACCURACY,
+} Watch;
+
+typedef enum SchedKind {
+    SCHED_NONE, SCHED_STEP, SCHED_MULTI_STEP, SCHED_EXPONENTIAL, SCHED_COSINE,
+    SCHED_PLATEAU,
+} SchedKind;
+
+/* A learning-rate schedule, as torch.optim.lr_scheduler computes it. */
+typedef struct ScheduleSpec {
+    SchedKind kind;
+    Loc loc;
+    int step_size;                  /* step */
+    double gamma;                   /* step, multi_step, exponential */
+    int milestones[NNC_MAX_MILESTONES], nmilestones; /* multi_step */
+    int t_max;                      /* cosine */
+    double eta_min;                 /* cosine */
+    Watch metric;                   /* reduce_on_plateau */
+    bool mode_max, threshold_abs;
+    double factor, threshold, min_lr, eps;
+    int patience, cooldown;
+    /* linear warm-up before the schedule: over epochs (SequentialLR of a
+     * LinearLR and the schedule) or over the first optimizer steps */
+    int warmup_epochs, warmup_steps;
+    double warmup_start;            /* LinearLR's start_factor */
+    Loc warmup_loc;
+} ScheduleSpec;
 
 typedef struct TrainSpec {
     const Train *ast;        /* NULL if the program has no train block */
@@ -416,6 +473,29 @@ typedef struct TrainSpec {
     double *table_x;         /* rows * input elems */
     double *table_y;         /* rows * label elems (class index for class labels) */
     Loc table_loc_x, table_loc_y;
+    /* schedules, evaluation, checkpoints, regularisation (docs/language.md) */
+    ScheduleSpec sched;
+    double val_fraction;     /* validation held out of the training set */
+    const char *val_path;    /* or a CSV file of its own */
+    Loc val_loc;
+    bool metric_confusion;   /* confusion matrix after training */
+    const char *log_csv;     /* per-epoch figures, or NULL */
+    bool early_stop;
+    Watch es_metric;
+    int es_patience;
+    double es_min_delta;
+    Loc es_loc;
+    const char *best_path;   /* checkpoint best(...): weights at the best epoch */
+    Watch best_metric;
+    Loc best_loc;
+    const char *every_path;  /* checkpoint every(...): resumable state */
+    int every_epochs;
+    double clip_norm, clip_value; /* 0: off */
+    const char *init_from;   /* weights loaded by name before training */
+    bool aug_crop;           /* random crop of the input size after padding */
+    int aug_padding;
+    double aug_flip;         /* probability of a horizontal flip; 0: off */
+    Loc aug_loc;
 } TrainSpec;
 
 /* Reads the train block for model `m` (or defaults when there is none;
@@ -431,6 +511,13 @@ bool train_check_data(Diag *d, TrainSpec *t, const Graph *g);
 
 void autodiff(Graph *g);
 void optim_lower(Graph *g, const OptimSpec *opt);
+/* Names of the optimizer's state slots, in state-block order, as PyTorch's
+ * optimizer state_dict calls them ("exp_avg"); returns how many. */
+int optim_state_names(const OptimSpec *opt, const char *names[3]);
+/* Whether parameter i of g has an update op (trainable, not frozen). */
+bool optim_updates(const Graph *g, int param);
+/* Whether selector s picks parameter i of g. */
+bool optim_selects(const Graph *g, const ParamSel *s, int param);
 
 /* ===================================================================
  * fuse.c — groups ops into kernels.
@@ -552,6 +639,7 @@ void lower_ewise_expr(Emitter *e, const IrOp *o, const char *a, const char *b,
 const char *lower_libm(Emitter *e, const char *name); /* "exp" -> "expf" */
 void lower_sgd(Emitter *e, const IrOp *o, long n);
 void lower_adam(Emitter *e, const IrOp *o, long n);
+void lower_rmsprop(Emitter *e, const IrOp *o, long n);
 /* where value v lives in program p, as a C expression */
 void lower_buffer_expr(const Graph *g, const Plan *p, int v, char *buf,
                        size_t len);

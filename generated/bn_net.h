@@ -44,6 +44,16 @@ long bn_net_steps(const bn_net *m);
  * Both return 0, or -1 with the reason in bn_net_error(). */
 int bn_net_save(bn_net *m, const char *path);
 int bn_net_load(bn_net *m, const char *path);
+/* Training state, to resume as if never stopped: the weights, the optimizer
+ * state (tensors __opt__.SLOT.PARAM, as torch.optim names its state), the
+ * step count and the learning rate, plus the caller's metadata `meta`
+ * (NULL or a NULL-terminated key, value, ... list). _load reads the weights
+ * of such a file too. */
+int bn_net_save_training(bn_net *m, const char *path, const char *const *meta);
+int bn_net_load_training(bn_net *m, const char *path);
+/* Transfer learning: loads the file's tensors that have a parameter's name
+ * (shapes must match) and leaves the other parameters as they are. */
+int bn_net_load_matching(bn_net *m, const char *path);
 
 /* The trainer generated from the train block. */
 int bn_net_main(int argc, char **argv);

@@ -45,6 +45,16 @@ long cifar_cnn_steps(const cifar_cnn *m);
  * Both return 0, or -1 with the reason in cifar_cnn_error(). */
 int cifar_cnn_save(cifar_cnn *m, const char *path);
 int cifar_cnn_load(cifar_cnn *m, const char *path);
+/* Training state, to resume as if never stopped: the weights, the optimizer
+ * state (tensors __opt__.SLOT.PARAM, as torch.optim names its state), the
+ * step count and the learning rate, plus the caller's metadata `meta`
+ * (NULL or a NULL-terminated key, value, ... list). _load reads the weights
+ * of such a file too. */
+int cifar_cnn_save_training(cifar_cnn *m, const char *path, const char *const *meta);
+int cifar_cnn_load_training(cifar_cnn *m, const char *path);
+/* Transfer learning: loads the file's tensors that have a parameter's name
+ * (shapes must match) and leaves the other parameters as they are. */
+int cifar_cnn_load_matching(cifar_cnn *m, const char *path);
 
 /* The trainer generated from the train block. */
 int cifar_cnn_main(int argc, char **argv);

@@ -44,6 +44,16 @@ long dropout_net_steps(const dropout_net *m);
  * Both return 0, or -1 with the reason in dropout_net_error(). */
 int dropout_net_save(dropout_net *m, const char *path);
 int dropout_net_load(dropout_net *m, const char *path);
+/* Training state, to resume as if never stopped: the weights, the optimizer
+ * state (tensors __opt__.SLOT.PARAM, as torch.optim names its state), the
+ * step count and the learning rate, plus the caller's metadata `meta`
+ * (NULL or a NULL-terminated key, value, ... list). _load reads the weights
+ * of such a file too. */
+int dropout_net_save_training(dropout_net *m, const char *path, const char *const *meta);
+int dropout_net_load_training(dropout_net *m, const char *path);
+/* Transfer learning: loads the file's tensors that have a parameter's name
+ * (shapes must match) and leaves the other parameters as they are. */
+int dropout_net_load_matching(dropout_net *m, const char *path);
 
 /* The trainer generated from the train block. */
 int dropout_net_main(int argc, char **argv);

@@ -45,6 +45,16 @@ long mnist_cnn_steps(const mnist_cnn *m);
  * Both return 0, or -1 with the reason in mnist_cnn_error(). */
 int mnist_cnn_save(mnist_cnn *m, const char *path);
 int mnist_cnn_load(mnist_cnn *m, const char *path);
+/* Training state, to resume as if never stopped: the weights, the optimizer
+ * state (tensors __opt__.SLOT.PARAM, as torch.optim names its state), the
+ * step count and the learning rate, plus the caller's metadata `meta`
+ * (NULL or a NULL-terminated key, value, ... list). _load reads the weights
+ * of such a file too. */
+int mnist_cnn_save_training(mnist_cnn *m, const char *path, const char *const *meta);
+int mnist_cnn_load_training(mnist_cnn *m, const char *path);
+/* Transfer learning: loads the file's tensors that have a parameter's name
+ * (shapes must match) and leaves the other parameters as they are. */
+int mnist_cnn_load_matching(mnist_cnn *m, const char *path);
 
 /* The trainer generated from the train block. */
 int mnist_cnn_main(int argc, char **argv);

@@ -45,6 +45,16 @@ long mnist_mlp_steps(const mnist_mlp *m);
  * Both return 0, or -1 with the reason in mnist_mlp_error(). */
 int mnist_mlp_save(mnist_mlp *m, const char *path);
 int mnist_mlp_load(mnist_mlp *m, const char *path);
+/* Training state, to resume as if never stopped: the weights, the optimizer
+ * state (tensors __opt__.SLOT.PARAM, as torch.optim names its state), the
+ * step count and the learning rate, plus the caller's metadata `meta`
+ * (NULL or a NULL-terminated key, value, ... list). _load reads the weights
+ * of such a file too. */
+int mnist_mlp_save_training(mnist_mlp *m, const char *path, const char *const *meta);
+int mnist_mlp_load_training(mnist_mlp *m, const char *path);
+/* Transfer learning: loads the file's tensors that have a parameter's name
+ * (shapes must match) and leaves the other parameters as they are. */
+int mnist_mlp_load_matching(mnist_mlp *m, const char *path);
 
 /* The trainer generated from the train block. */
 int mnist_mlp_main(int argc, char **argv);

@@ -44,6 +44,16 @@ long single_layer_steps(const single_layer *m);
  * Both return 0, or -1 with the reason in single_layer_error(). */
 int single_layer_save(single_layer *m, const char *path);
 int single_layer_load(single_layer *m, const char *path);
+/* Training state, to resume as if never stopped: the weights, the optimizer
+ * state (tensors __opt__.SLOT.PARAM, as torch.optim names its state), the
+ * step count and the learning rate, plus the caller's metadata `meta`
+ * (NULL or a NULL-terminated key, value, ... list). _load reads the weights
+ * of such a file too. */
+int single_layer_save_training(single_layer *m, const char *path, const char *const *meta);
+int single_layer_load_training(single_layer *m, const char *path);
+/* Transfer learning: loads the file's tensors that have a parameter's name
+ * (shapes must match) and leaves the other parameters as they are. */
+int single_layer_load_matching(single_layer *m, const char *path);
 
 /* The trainer generated from the train block. */
 int single_layer_main(int argc, char **argv);

@@ -45,6 +45,16 @@ long torch_mnist_cnn_steps(const torch_mnist_cnn *m);
  * Both return 0, or -1 with the reason in torch_mnist_cnn_error(). */
 int torch_mnist_cnn_save(torch_mnist_cnn *m, const char *path);
 int torch_mnist_cnn_load(torch_mnist_cnn *m, const char *path);
+/* Training state, to resume as if never stopped: the weights, the optimizer
+ * state (tensors __opt__.SLOT.PARAM, as torch.optim names its state), the
+ * step count and the learning rate, plus the caller's metadata `meta`
+ * (NULL or a NULL-terminated key, value, ... list). _load reads the weights
+ * of such a file too. */
+int torch_mnist_cnn_save_training(torch_mnist_cnn *m, const char *path, const char *const *meta);
+int torch_mnist_cnn_load_training(torch_mnist_cnn *m, const char *path);
+/* Transfer learning: loads the file's tensors that have a parameter's name
+ * (shapes must match) and leaves the other parameters as they are. */
+int torch_mnist_cnn_load_matching(torch_mnist_cnn *m, const char *path);
 
 /* The trainer generated from the train block. */
 int torch_mnist_cnn_main(int argc, char **argv);

@@ -44,6 +44,16 @@ long xor_keras_steps(const xor_keras *m);
  * Both return 0, or -1 with the reason in xor_keras_error(). */
 int xor_keras_save(xor_keras *m, const char *path);
 int xor_keras_load(xor_keras *m, const char *path);
+/* Training state, to resume as if never stopped: the weights, the optimizer
+ * state (tensors __opt__.SLOT.PARAM, as torch.optim names its state), the
+ * step count and the learning rate, plus the caller's metadata `meta`
+ * (NULL or a NULL-terminated key, value, ... list). _load reads the weights
+ * of such a file too. */
+int xor_keras_save_training(xor_keras *m, const char *path, const char *const *meta);
+int xor_keras_load_training(xor_keras *m, const char *path);
+/* Transfer learning: loads the file's tensors that have a parameter's name
+ * (shapes must match) and leaves the other parameters as they are. */
+int xor_keras_load_matching(xor_keras *m, const char *path);
 
 /* The trainer generated from the train block. */
 int xor_keras_main(int argc, char **argv);

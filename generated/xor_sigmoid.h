@@ -44,6 +44,16 @@ long xor_sigmoid_steps(const xor_sigmoid *m);
  * Both return 0, or -1 with the reason in xor_sigmoid_error(). */
 int xor_sigmoid_save(xor_sigmoid *m, const char *path);
 int xor_sigmoid_load(xor_sigmoid *m, const char *path);
+/* Training state, to resume as if never stopped: the weights, the optimizer
+ * state (tensors __opt__.SLOT.PARAM, as torch.optim names its state), the
+ * step count and the learning rate, plus the caller's metadata `meta`
+ * (NULL or a NULL-terminated key, value, ... list). _load reads the weights
+ * of such a file too. */
+int xor_sigmoid_save_training(xor_sigmoid *m, const char *path, const char *const *meta);
+int xor_sigmoid_load_training(xor_sigmoid *m, const char *path);
+/* Transfer learning: loads the file's tensors that have a parameter's name
+ * (shapes must match) and leaves the other parameters as they are. */
+int xor_sigmoid_load_matching(xor_sigmoid *m, const char *path);
 
 /* The trainer generated from the train block. */
 int xor_sigmoid_main(int argc, char **argv);

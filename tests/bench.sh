@@ -12,7 +12,8 @@
 # ROUNDS times each, and only medians of one run are compared, as ratios.
 #
 # Environment: NNC (build/nnc), BUILD (build), BENCH_ROUNDS (5),
-# BENCH_TARGET_MS (1000: length of one timed run), BENCH_THREADS (2).
+# BENCH_TARGET_MS (1000: length of one timed run), BENCH_THREADS (2),
+# BENCH_PYTHON (/usr/bin/python3).
 # Output: aligned tables on stdout (progress on stderr), the same tables
 # in Markdown in $BUILD/bench.md. Exits non-zero only on a real error (a
 # build or a run that fails), never because a speed target is missed.
@@ -23,7 +24,7 @@ BUILD=${BUILD:-build}
 ROUNDS=${BENCH_ROUNDS:-5}
 TARGET_MS=${BENCH_TARGET_MS:-1000}
 THREADS=${BENCH_THREADS:-2}
-PY=/usr/bin/python3 # Debian's, which has python3-torch; PATH's may not
+PY=${BENCH_PYTHON:-/usr/bin/python3} # Debian's has python3-torch; PATH's may not
 GEN_CFLAGS="-std=c11 -O2 -march=native -fopenmp -Wall -Wextra -Werror"
 REF_MODELS="xor mnist_mlp mnist_cnn cifar_cnn"
 XOR_STEPS=10000 # the seed trains XOR for 10000 steps: compare exactly that
@@ -59,6 +60,8 @@ fmt() {
     case $1 in '' | -) echo -; return ;; esac
     awk -v x="$1" 'BEGIN { if (x >= 1000) printf "%.0f\n", x; else printf "%.3g\n", x }'
 }
+# pct RATIO: a fraction as a percentage, with two significant digits
+pct() { awk "BEGIN { printf \"%.2g%%\n\", 100 * ($1) }"; }
 # statval KEY FILE: a value from a saved `nnc --stats` output
 statval() { sed -n "s/^$1=//p" "$2"; }
 # row FILE FIELD...: append one tab-separated table row
@@ -161,7 +164,7 @@ build_example() {
         [ "$v" = unfused ] && flag=--no-fuse
         "$NNC" --stats $flag "$src" > "$out/$n.$v.stats" &&
             "$NNC" --main $flag "$src" -o "$out/$n.$v.c" || {
-            err "nnc --main $flag $src failed"; return 1; }
+            err "nnc --main${flag:+ $flag} $src failed"; return 1; }
         t0=$(now_ns)
         gcc $GEN_CFLAGS -o "$out/$n.$v" "$out/$n.$v.c" -lz -lm || {
             err "gcc failed on nnc's output for $src ($v)"; return 1; }
@@ -194,6 +197,7 @@ torch_version=$("$PY" -c 'import torch; print(torch.__version__)' 2> /dev/null) 
     note "no PyTorch columns: $PY cannot import torch (make deps-bench installs python3-torch)"
 }
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+date_start=$(date -u '+%Y-%m-%d %H:%M UTC')
 busy_start=$(cpu_busy_s)
 t_start=$(now_ns)
 
@@ -274,7 +278,7 @@ for m in $refs; do
     gf=$(calc "$flops / ($ms / 1000) / 1e9")
     echo "$gf" > "$out/$m.gflops"
     ratio=-; [ -n "$tt" ] && ratio="$(fmt "$(calc "$tt / $ms")")x" && calc "$tt / $ms" > "$out/$m.vs_torch"
-    share=-; [ -n "$sgemm" ] && share="$(calc_int "100 * $gf / $sgemm")%"
+    share=-; [ -n "$sgemm" ] && share="$(pct "$gf / $sgemm")"
     scale=-; [ -n "$t1" ] && scale="$(fmt "$(calc "$t1 / $ms")")x" && calc "$t1 / $ms" > "$out/$m.scale"
     ratio1=-; [ -n "$tt1" ] && [ -n "$t1" ] && ratio1="$(fmt "$(calc "$tt1 / $t1")")x"
     row "$T2" "$m" "$batch" "$(fmt "$ms")" "$(fmt "$tt")" "$ratio" "$(fmt "$gf")" \
@@ -308,11 +312,11 @@ x=$(val mnist_cnn.vs_torch)
 target "mnist_cnn: >= 3x faster than PyTorch" "${x:+$(fmt "$x")x}" "${x:+$x >= 3}"
 x=$(val mnist_cnn.gflops)
 [ -n "$sgemm" ] || x=
-target "mnist_cnn: >= 50% of SGEMM GFLOP/s" "${x:+$(calc_int "100 * $x / $sgemm")%}" \
+target "mnist_cnn: >= 50% of SGEMM GFLOP/s" "${x:+$(pct "$x / $sgemm")}" \
     "${x:+$x >= 0.5 * $sgemm}"
 x=$(val mnist_mlp.gflops)
 [ -n "$sgemm" ] || x=
-target "mnist_mlp: >= 60% of SGEMM GFLOP/s" "${x:+$(calc_int "100 * $x / $sgemm")%}" \
+target "mnist_mlp: >= 60% of SGEMM GFLOP/s" "${x:+$(pct "$x / $sgemm")}" \
     "${x:+$x >= 0.6 * $sgemm}"
 x=$(val xor.vs_torch)
 xn=$(median < "$out/xor.ref.ms" 2> /dev/null) || xn=
@@ -333,8 +337,14 @@ cpu=$(lscpu 2> /dev/null | sed -n 's/^Model name: *//p' | head -1)
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 our_cpu_s > "$out/ours"
 other=$(other_load "$(cat "$out/ours")")
+# A busy neighbour on one of two cores makes every OpenMP barrier wait for
+# a time slice: say so next to the numbers it spoils.
+[ "$(calc "$other > 0.25")" = 1 ] &&
+    note "other processes kept $other cores busy during this run: the 2-thread" \
+         "figures (and the ratios built on them) measure that contention as much" \
+         "as the code; the 1-thread columns are the steadier comparison"
 header() {
-    echo "machine: ${cpu:-unknown CPU}, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')," \
+    echo "machine: ${cpu:-unknown CPU}, $(nproc) cores, $date_start," \
          "load average at start $load_start, at end $load_end;" \
          "other processes kept $other cores of $(nproc) busy on average during the run"
     echo "command: make bench (NNC=$NNC BUILD=$BUILD tests/bench.sh), $ROUNDS alternating" \

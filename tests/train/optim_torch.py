@@ -1,0 +1,93 @@
+"""optim_torch.py — replays tests/train/optim_driver.c in torch.optim.
+
+usage: optim_torch.py MANIFEST
+
+Each line of MANIFEST is "LABEL|OPTIMIZER-SPEC|DRIVER-OUTPUT" (one torch
+import for every case). OPTIMIZER-SPEC is a Python expression over `params` (the model's
+parameters, a dict name -> tensor, in declaration order) and `groups(...)`
+that builds the torch optimizer, e.g. "torch.optim.SGD(list(params.values()),
+lr=0.1)". The parameters are the model of tests/train/opt.nn, laid out as
+nnc lays them out (declaration order, row-major). Compares every value
+after every step with a relative tolerance of 1e-6 (f64); prints one
+line per case, "ok: ..." or "FAIL ...", then "N passed, N failed".
+"""
+import math
+import sys
+
+import torch
+
+torch.set_default_dtype(torch.float64)
+
+SHAPES = [("fc1.weight", (4, 3)), ("fc1.bias", (4,)),
+          ("fc2.weight", (2, 4)), ("fc2.bias", (2,))]
+STEPS = 6
+
+
+def check(spec, path):
+    total = sum(math.prod(s) for _, s in SHAPES)
+    flat = [math.cos(0.7 * i) / 2 for i in range(total)]
+    params, at = {}, 0
+    for name, shape in SHAPES:
+        n = math.prod(shape)
+        params[name] = torch.tensor(flat[at:at + n]).reshape(shape).requires_grad_()
+        at += n
+
+    def named(*names):
+        return [params[n] for n in names]
+
+    opt = eval(spec, {"torch": torch, "params": params, "named": named})
+    got = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if parts[0] == "steps":
+                steps = int(parts[1])
+                continue
+            got[(int(parts[0]), int(parts[1]))] = float(parts[2])
+    if steps != STEPS:
+        return f"driver took {steps} steps, expected {STEPS}"
+    worst = 0.0
+    for s in range(1, STEPS + 1):
+        if s == 4:
+            for g in opt.param_groups:
+                g["lr"] = g["lr"] / 2
+        at = 0
+        for name, shape in SHAPES:
+            n = math.prod(shape)
+            grad = [math.sin(0.37 * (at + i) + 1.3 * s) * (1 + 0.1 * s) for i in range(n)]
+            params[name].grad = torch.tensor(grad).reshape(shape)
+            at += n
+        opt.step()
+        at = 0
+        for name, shape in SHAPES:
+            for i, want in enumerate(params[name].detach().reshape(-1).tolist()):
+                have = got[(s, at + i)]
+                err = abs(have - want) / max(abs(want), 1e-12)
+                worst = max(worst, err)
+                if err > 1e-6:
+                    return f"step {s}: {name}[{i}] nnc {have!r} torch {want!r} (rel {err:.2e})"
+            at += params[name].numel()
+    print(f"ok: {STEPS} steps agree, worst relative difference {worst:.2e}", end="")
+    return None
+
+
+def main():
+    passed = failed = 0
+    for line in open(sys.argv[1]):
+        label, spec, path = line.rstrip("\n").split("|")
+        print(f"{label}: ", end="")
+        try:
+            why = check(spec, path)
+        except Exception as e:  # a missing or malformed driver output
+            why = f"{type(e).__name__}: {e}"
+        if why:
+            print(f"FAIL {why}")
+            failed += 1
+        else:
+            print()
+            passed += 1
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+sys.exit(main())
