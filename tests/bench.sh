@@ -131,11 +131,42 @@ torch_ms() {
     echo "$line" | sed -n 's/.*ms_per_step=\([0-9.eE+-]*\).*/\1/p'
 }
 
-# sgemm_gflops: one SGEMM measurement. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
-# may be set on this workplace for old OpenBLAS builds; they can select a
-# slower kernel, so they are unset for this command only.
+# pick_openblas_core: the fastest OpenBLAS kernel set this CPU runs.
+# OpenBLAS 0.3.21 (Debian 12) does not recognise every CPU it runs on: on a
+# virtual CPU reporting a generic "Intel Xeon" model it falls back to its
+# SSE3 "Prescott" kernels, 4-6x below what the AVX-512 units do. Both
+# references (SGEMM and PyTorch, which uses the same OpenBLAS) would then
+# be slowed alike, flattering nnc. So time a short SGEMM with the detected
+# kernels and with each candidate the CPU's flags allow, and export the
+# fastest as OPENBLAS_CORETYPE for every reference run.
+pick_openblas_core() {
+    flags=$(grep -m1 '^flags' /proc/cpuinfo)
+    candidates=auto
+    case " $flags " in *" avx2 "*) candidates="$candidates Haswell" ;; esac
+    case " $flags " in *" avx512f "*) candidates="$candidates SkylakeX" ;; esac
+    best=; best_gf=0
+    for c in $candidates; do
+        if [ "$c" = auto ]; then set -- env -u OPENBLAS_CORETYPE; else set -- env OPENBLAS_CORETYPE="$c"; fi
+        line=$("$@" OPENBLAS_NUM_THREADS=1 "$out/bench_sgemm" 1024 3 2> /dev/null) || continue
+        gf=$(echo "$line" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
+        core=$(echo "$line" | sed -n 's/.*core=\([^ ]*\).*/\1/p')
+        say "== OpenBLAS kernels $c ($core): $gf GFLOP/s on 1 thread"
+        if [ "$(calc "${gf:-0} > $best_gf")" = 1 ]; then best=$c; best_gf=$gf; best_core=$core; fi
+    done
+    if [ -n "$best" ] && [ "$best" != auto ]; then
+        export OPENBLAS_CORETYPE="$best"
+        note "OpenBLAS detected its kernels poorly on this CPU; OPENBLAS_CORETYPE=$best" \
+             "($best_core, the fastest of: $candidates) is set for SGEMM and PyTorch alike"
+    else
+        unset OPENBLAS_CORETYPE
+    fi
+    unset OPENBLAS_L2_SIZE
+}
+
+# sgemm_gflops: one SGEMM measurement, with the kernels pick_openblas_core
+# chose.
 sgemm_gflops() {
-    line=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS="$THREADS" \
+    line=$(OPENBLAS_NUM_THREADS="$THREADS" \
            "$out/bench_sgemm" "$SGEMM_N" 5 2> "$out/last.err") || {
         err "bench_sgemm failed: $(tail -2 "$out/last.err")"; return 1; }
     echo "$line" > "$out/sgemm.last"
@@ -191,6 +222,7 @@ if ! gcc -std=c11 -O2 -march=native -Wall -Wextra -Werror -o "$out/bench_sgemm" 
     note "no SGEMM reference: tests/bench_sgemm.c does not build against OpenBLAS" \
          "($(head -1 "$out/sgemm.build.err"); make deps-bench installs libopenblas-dev)"
 fi
+[ "$have_sgemm" = 1 ] && pick_openblas_core
 have_torch=1
 torch_version=$("$PY" -c 'import torch; print(torch.__version__)' 2> /dev/null) || {
     have_torch=0
