@@ -176,6 +176,8 @@ static void print_attrs(FILE *out, const IrOp *o)
                     o->attr.win.ph, o->attr.win.pw);
         if (op_class[o->op] == OC_LOSS && o->attr.loss.soft)
             fprintf(out, " soft");
+        if (op_class[o->op] == OC_LOSS && o->attr.loss.smoothing != 0)
+            fprintf(out, " label_smoothing=%.9g", o->attr.loss.smoothing);
         break;
     }
 }

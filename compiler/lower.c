@@ -398,30 +398,59 @@ static void emit_row_lse(Emitter *e, long w)
     emit(e, "const double lse = (double)max + log(sum);");
 }
 
+/* The weight of class j in row r of cross-entropy op o's target, as C
+ * over `r`, `j` and the target array t: a probability target's element,
+ * or, under label smoothing eps, the target PyTorch trains towards,
+ * (1 - eps) t_j + eps / C, with t one-hot for a class label. */
+const char *lower_xent_weight(Emitter *e, const Graph *g, const IrOp *o,
+                              const char *t, char *buf, size_t len)
+{
+    const IrOp *p = &g->ops[o->in[0]];
+    long w = p->shape.dim[p->shape.rank - 1];
+    double eps = o->attr.loss.smoothing;
+    char keep[48], spread[48], hit[48];
+    emit_lit(e, 1 - eps, keep, sizeof keep);
+    emit_lit(e, eps / (double)w, spread, sizeof spread);
+    if (o->attr.loss.soft && eps == 0)
+        snprintf(buf, len, "%s[(long)r * %ld + j]", t, w);
+    else if (o->attr.loss.soft)
+        snprintf(buf, len, "(%s * %s[(long)r * %ld + j] + %s)", keep, t, w,
+                 spread);
+    else
+        snprintf(buf, len, "(j == %s[r] ? %s : %s)", t,
+                 emit_lit(e, 1 - eps + eps / (double)w, hit, sizeof hit),
+                 spread);
+    return buf;
+}
+
+/* -sum_j weight_j log p_j per row, p the softmax of the scores or the
+ * given probabilities (clipped at 1e-7 as Keras does, so log never sees
+ * 0); a class label without smoothing reads its one term only. */
 static void lower_xent(Emitter *e, const Graph *g, const IrOp *o)
 {
     const IrOp *p = &g->ops[o->in[0]];
     long w = p->shape.dim[p->shape.rank - 1], rows = shape_elems(&p->shape) / w;
-    bool soft = o->attr.loss.soft, probs = o->op == OP_XENT_PROBS;
+    bool probs = o->op == OP_XENT_PROBS;
+    bool dense = o->attr.loss.soft || o->attr.loss.smoothing != 0;
+    Emitter de = {.real = "double", .o = e->o};
+    char wt[160];
+    lower_xent_weight(&de, g, o, "target", wt, sizeof wt);
     emit(e, "double total = 0;");
     emit_open(e, "for (int r = 0; r < %ld; r++)", rows);
     if (probs) {
-        /* probabilities are clipped as Keras does, so log never sees 0 */
         emit(e, "const %s *q = pred + (long)r * %ld;", e->real, w);
-        if (soft) {
+        if (dense) {
             emit_open(e, "for (int j = 0; j < %ld; j++)", w);
-            emit(e, "total -= (double)target[(long)r * %ld + j] * "
-                 "log(fmax((double)q[j], 1e-7));", w);
+            emit(e, "total -= (double)%s * log(fmax((double)q[j], 1e-7));", wt);
             emit_close(e, NULL);
         } else {
             emit(e, "total -= log(fmax((double)q[target[r]], 1e-7));");
         }
     } else {
         emit_row_lse(e, w);
-        if (soft) {
+        if (dense) {
             emit_open(e, "for (int j = 0; j < %ld; j++)", w);
-            emit(e, "total += (double)target[(long)r * %ld + j] * (lse - z[j]);",
-                 w);
+            emit(e, "total += (double)%s * (lse - z[j]);", wt);
             emit_close(e, NULL);
         } else {
             emit(e, "total += lse - (double)z[target[r]];");
@@ -431,12 +460,40 @@ static void lower_xent(Emitter *e, const Graph *g, const IrOp *o)
     emit(e, "loss[0] = (%s)(total / %ld);", e->real, rows);
 }
 
+/* d/dz_j of -sum(t log softmax(z)) = p_j * sum(t) - t_j, for weights t
+ * (lower_xent_weight) that need not sum to one; a smoothed class label's
+ * sum to one exactly. Emitted inside a row loop that has `d` (the row's
+ * gradient) and `scale` (dloss / rows); `p_decl` declares p, the row's
+ * probability of class j. Shared with the fused kernel. */
+void lower_xent_logit_grad(Emitter *e, const Graph *g, const IrOp *o,
+                           const char *t, const char *p_decl, long w)
+{
+    char wt[160];
+    lower_xent_weight(e, g, o, t, wt, sizeof wt);
+    if (o->attr.loss.soft) {
+        emit(e, "%s mass = 0;", e->real);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+        emit(e, "mass += %s;", wt);
+        emit_close(e, NULL);
+    }
+    emit_open(e, "for (int j = 0; j < %ld; j++)", w);
+    emit(e, "%s", p_decl);
+    if (o->attr.loss.soft)
+        emit(e, "d[j] = scale * (p * mass - %s);", wt);
+    else if (o->attr.loss.smoothing != 0)
+        emit(e, "d[j] = scale * (p - %s);", wt);
+    else
+        emit(e, "d[j] = scale * (p - (j == %s[r]));", t);
+    emit_close(e, NULL);
+}
+
 static void lower_xent_grad(Emitter *e, const Graph *g, const IrOp *o)
 {
     const IrOp *p = &g->ops[o->in[0]];
     long w = p->shape.dim[p->shape.rank - 1], rows = shape_elems(&p->shape) / w;
-    bool soft = o->attr.loss.soft, probs = o->op == OP_XENT_PROBS_GRAD;
-    char lit[48];
+    bool probs = o->op == OP_XENT_PROBS_GRAD;
+    bool dense = o->attr.loss.soft || o->attr.loss.smoothing != 0;
+    char lit[48], wt[160];
     emit(e, "const %s scale = dloss[0] / %s;", e->real,
          emit_lit(e, (double)rows, lit, sizeof lit));
     lower_parallel_for(e, rows * w * 8);
@@ -445,29 +502,18 @@ static void lower_xent_grad(Emitter *e, const Graph *g, const IrOp *o)
     if (probs) {
         emit(e, "const %s *q = pred + (long)r * %ld;", e->real, w);
         emit_open(e, "for (int j = 0; j < %ld; j++)", w);
-        if (soft)
-            emit(e, "d[j] = q[j] > 1e-7 ? -scale * target[(long)r * %ld + j] / "
-                 "q[j] : 0;", w);
+        if (dense)
+            emit(e, "d[j] = q[j] > 1e-7 ? -scale * %s / q[j] : 0;",
+                 lower_xent_weight(e, g, o, "target", wt, sizeof wt));
         else
             emit(e, "d[j] = j == target[r] && q[j] > 1e-7 ? -scale / q[j] : 0;");
         emit_close(e, NULL);
     } else {
+        char p_decl[96];
+        snprintf(p_decl, sizeof p_decl, "const %s p = (%s)exp((double)z[j] - "
+                 "lse);", e->real, e->real);
         emit_row_lse(e, w);
-        if (soft) {
-            /* targets need not sum to one: d/dz_j = p_j * sum(t) - t_j */
-            emit(e, "const %s *t = target + (long)r * %ld;", e->real, w);
-            emit(e, "%s mass = 0;", e->real);
-            emit_open(e, "for (int j = 0; j < %ld; j++)", w);
-            emit(e, "mass += t[j];");
-            emit_close(e, NULL);
-        }
-        emit_open(e, "for (int j = 0; j < %ld; j++)", w);
-        emit(e, "const %s p = (%s)exp((double)z[j] - lse);", e->real, e->real);
-        if (soft)
-            emit(e, "d[j] = scale * (p * mass - t[j]);");
-        else
-            emit(e, "d[j] = scale * (p - (j == target[r]));");
-        emit_close(e, NULL);
+        lower_xent_logit_grad(e, g, o, "target", p_decl, w);
     }
     emit_close(e, NULL);
 }

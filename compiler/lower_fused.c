@@ -302,7 +302,10 @@ static void lower_softmax_xent(Emitter *e, const Graph *g, const Kernel *k,
     long rows = shape_elems(&sm->shape) / w;
     const char *z = arg_name(a, sm->in[0]), *t = arg_name(a, xe->in[1]);
     const char *p = arg_name(a, k->ops[0]), *loss = arg_name(a, k->ops[1]);
-    bool soft = xe->attr.loss.soft;
+    bool dense = xe->attr.loss.soft || xe->attr.loss.smoothing != 0;
+    Emitter de = {.real = "double", .o = e->o};
+    char wt[160];
+    lower_xent_weight(&de, g, xe, t, wt, sizeof wt);
     emit(e, "double total = 0;");
     emit_open(e, "for (int r = 0; r < %ld; r++)", rows);
     emit(e, "const %s *zr = %s + (long)r * %ld;", e->real, z, w);
@@ -320,10 +323,9 @@ static void lower_softmax_xent(Emitter *e, const Graph *g, const Kernel *k,
     emit(e, "pr[j] /= sum;");
     emit_close(e, NULL);
     /* the probabilities are clipped as Keras does, as the unfused loss */
-    if (soft) {
+    if (dense) {
         emit_open(e, "for (int j = 0; j < %ld; j++)", w);
-        emit(e, "total -= (double)%s[(long)r * %ld + j] * log(fmax((double)pr[j],"
-             " 1e-7));", t, w);
+        emit(e, "total -= (double)%s * log(fmax((double)pr[j], 1e-7));", wt);
         emit_close(e, NULL);
     } else {
         emit(e, "total -= log(fmax((double)pr[%s[r]], 1e-7));", t);
@@ -345,28 +347,15 @@ static void lower_softmax_xent_grad(Emitter *e, const Graph *g,
     long rows = shape_elems(&sg->shape) / w;
     const char *p = arg_name(a, xg->in[0]), *t = arg_name(a, xg->in[1]);
     const char *dl = arg_name(a, xg->in[2]), *dz = arg_name(a, k->ops[1]);
-    bool soft = xg->attr.loss.soft;
-    char n[48];
+    char n[48], p_decl[64];
     emit(e, "const %s scale = %s[0] / %s;", e->real, dl,
          emit_lit(e, (double)rows, n, sizeof n));
     lower_parallel_for(e, rows * w * 4);
     emit_open(e, "for (int r = 0; r < %ld; r++)", rows);
     emit(e, "const %s *pr = %s + (long)r * %ld;", e->real, p, w);
     emit(e, "%s *d = %s + (long)r * %ld;", e->real, dz, w);
-    if (soft) {
-        emit(e, "const %s *tr = %s + (long)r * %ld;", e->real, t, w);
-        emit(e, "%s mass = 0;", e->real);
-        emit_open(e, "for (int j = 0; j < %ld; j++)", w);
-        emit(e, "mass += tr[j];");
-        emit_close(e, NULL);
-        emit_open(e, "for (int j = 0; j < %ld; j++)", w);
-        emit(e, "d[j] = scale * (pr[j] * mass - tr[j]);");
-        emit_close(e, NULL);
-    } else {
-        emit_open(e, "for (int j = 0; j < %ld; j++)", w);
-        emit(e, "d[j] = scale * (pr[j] - (j == %s[r]));", t);
-        emit_close(e, NULL);
-    }
+    snprintf(p_decl, sizeof p_decl, "const %s p = pr[j];", e->real);
+    lower_xent_logit_grad(e, g, xg, t, p_decl, w);
     emit_close(e, NULL);
 }
 

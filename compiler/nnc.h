@@ -320,7 +320,9 @@ typedef struct IrOp {
         double alpha;                /* LEAKY_RELU(_GRAD) */
         double scale;                /* SCALE */
         double fill;                 /* FILL */
-        struct { bool soft; } loss;  /* losses: one-hot targets, not classes */
+        /* losses: one-hot / probability targets, not classes; the
+         * cross-entropies' label smoothing eps (target (1-eps) t + eps/C) */
+        struct { bool soft; double smoothing; } loss;
         OptimSpec opt;               /* *_UPDATE */
         /* CONV2D*, *POOL2D*: window, stride, and the zero padding before
          * the first row and column (after the last: what the output
@@ -637,6 +639,14 @@ void lower_parallel_for(Emitter *e, long work);
 void lower_ewise_expr(Emitter *e, const IrOp *o, const char *a, const char *b,
                       char *buf, size_t len);
 const char *lower_libm(Emitter *e, const char *name); /* "exp" -> "expf" */
+/* the weight cross-entropy op o gives class j of row r: its target,
+ * label-smoothed; as a C expression over `j`, `r` and target array t,
+ * with literals of e's type */
+const char *lower_xent_weight(Emitter *e, const Graph *g, const IrOp *o,
+                              const char *t, char *buf, size_t len);
+/* the loop over a row's classes of a from-logits cross-entropy gradient */
+void lower_xent_logit_grad(Emitter *e, const Graph *g, const IrOp *o,
+                           const char *t, const char *p_decl, long w);
 void lower_sgd(Emitter *e, const IrOp *o, long n);
 void lower_adam(Emitter *e, const IrOp *o, long n);
 void lower_rmsprop(Emitter *e, const IrOp *o, long n);

@@ -977,14 +977,36 @@ static int layer_bce_logits(Checker *c, const Expr *call, Expr **args)
     return elementwise_loss(c, call, args, OP_BCE_LOGITS);
 }
 
-/* cross_entropy(scores, target, from_logits = true): scores [C] per
- * sample; target class(C) or a one-hot / probability vector [C]. */
+/* label_smoothing = eps of cross_entropy: torch's CrossEntropyLoss
+ * takes [0, 1]; eps = 1 would train towards the uniform distribution
+ * whatever the label, so it is refused with the negatives. */
+static bool eval_smoothing(Checker *c, const Expr *arg, double *eps)
+{
+    *eps = 0;
+    if (!arg)
+        return true;
+    if (!const_eval(c, arg, eps))
+        return false;
+    if (!(*eps >= 0 && *eps < 1)) {
+        diag_error(c->d, arg->loc, "label_smoothing must be in [0, 1), got "
+                   "%.9g", *eps);
+        return false;
+    }
+    return true;
+}
+
+/* cross_entropy(scores, target, from_logits = true, label_smoothing = 0):
+ * scores [C] per sample; target class(C) or a one-hot / probability
+ * vector [C]. */
 static int layer_cross_entropy(Checker *c, const Expr *call, Expr **args)
 {
     int x = eval_tensor(c, args[0]);
     int t = eval_tensor(c, args[1]);
     bool from_logits = true;
+    double eps;
     if (args[2] && !eval_bool(c, args[2], &from_logits))
+        return -1;
+    if (!eval_smoothing(c, args[3], &eps))
         return -1;
     if (x < 0 || t < 0)
         return -1;
@@ -1014,6 +1036,7 @@ static int layer_cross_entropy(Checker *c, const Expr *call, Expr **args)
     int y = scalar_loss(c, call, from_logits ? OP_SOFTMAX_XENT : OP_XENT_PROBS,
                         x, t);
     c->g->ops[y].attr.loss.soft = soft;
+    c->g->ops[y].attr.loss.smoothing = eps;
     return y;
 }
 
@@ -1033,7 +1056,8 @@ static const LayerDef layers[] = {
     {"bce", layer_bce, {"prediction", "target"}},
     {"binary_cross_entropy", layer_bce, {"prediction", "target"}},
     {"bce_with_logits", layer_bce_logits, {"logits", "target"}},
-    {"cross_entropy", layer_cross_entropy, {"scores", "target", "?from_logits"}},
+    {"cross_entropy", layer_cross_entropy, {"scores", "target", "?from_logits",
+                                            "?label_smoothing"}},
     {"conv2d", layer_conv2d, {"x", "filters", "?kernel", "?stride", "?padding",
                               "?bias", "?init", "?bias_init", "?name"}},
     {"maxpool2d", layer_maxpool2d, {"x", "size", "?stride"}},

@@ -498,6 +498,27 @@ START_TEST(rule_softmax_xent_pair)
 }
 END_TEST
 
+START_TEST(rule_softmax_xent_keeps_label_smoothing)
+{
+    /* the smoothing reaches the loss, its gradient (autodiff copies the
+     * attribute) and both fused kernels, which read it from those ops */
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, MLP_HEAD "  z = dense(x, 3)\n"
+                                   " output p = softmax(z)\n"
+                                   " loss cross_entropy(p, y, from_logits = false,"
+                                   " label_smoothing = 0.2) }\n"
+                                   "train m { optimizer sgd(lr = 0.1) batch 2 }\n"),
+                     0);
+    const Kernel *fwd = train_kernel_of(&c, OP_SOFTMAX);
+    const Kernel *bwd = train_kernel_of(&c, OP_XENT_PROBS_GRAD);
+    ck_assert_int_eq(fwd->kind, KK_SOFTMAX_XENT);
+    ck_assert_int_eq(bwd->kind, KK_SOFTMAX_XENT_GRAD);
+    ck_assert_double_eq(c.g->ops[fwd->ops[1]].attr.loss.smoothing, 0.2);
+    ck_assert_double_eq(c.g->ops[bwd->ops[0]].attr.loss.smoothing, 0.2);
+    compiled_free(&c);
+}
+END_TEST
+
 START_TEST(rule_ewise_chain)
 {
     Compiled c;
@@ -589,6 +610,7 @@ Suite *compiler_suite(void)
     tcase_add_test(t, rule_matmul_epilogue_stores_what_others_read);
     tcase_add_test(t, rule_update_sweep);
     tcase_add_test(t, rule_softmax_xent_pair);
+    tcase_add_test(t, rule_softmax_xent_keeps_label_smoothing);
     tcase_add_test(t, rule_ewise_chain);
     tcase_add_test(t, rule_maxpool_relu_grad_and_in_place);
     tcase_add_test(t, rules_off_with_no_fuse);

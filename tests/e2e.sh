@@ -1,6 +1,8 @@
 #!/bin/sh
 # e2e.sh — every example compiles with nnc, its C compiles warning-free
-# (with and without OpenMP), and the small ones train to their targets.
+# (with and without OpenMP), the small ones train to their targets, and
+# the train-block examples run briefly on a small Fashion-MNIST
+# (tests/make_idx.py) with their features checked.
 # Set E2E_FULL=1 to also train mnist_mlp for its 5 epochs (slow).
 set -u
 NNC=${NNC:-build/nnc}
@@ -126,6 +128,67 @@ if "$out/cifar_cnn" --quiet --epochs 1 --data "$cifar" > "$out/cifar_bad.log" 2>
 elif grep -q "data_batch_2.bin" "$out/cifar_bad.log"; then ok
 else fail "truncated CIFAR file: message does not name it: $(cat "$out/cifar_bad.log")"; fi
 
+# epoch_lrs LOG: "epoch lr" per epoch line of a trainer's output
+epoch_lrs() {
+    sed -n 's|^epoch \([0-9]*\)/.*  lr \([0-9.e-]*\)  .*|\1 \2|p' "$1"
+}
+
+# train_examples DIR: short runs of the train-block examples on the IDX
+# data in DIR, each in a directory of its own (they write files there)
+train_examples() {
+    d="$(cd "$out" && pwd)/runs"; rm -rf "$d"; mkdir -p "$d"
+    set -- "$(cd "$1" && pwd)"
+    # in DIR, one thread: a few hundred samples per epoch are too little
+    # work for two threads on a busy machine
+    in_runs() { (cd "$d" && OMP_NUM_THREADS=1 "$@"); }
+    # early_stopping: up to 100 epochs, but early stopping ends it; StepLR
+    # gives lr 0.1 for epochs 1-30, then 0.01
+    log="$d/early_stopping.log"
+    if in_runs ../early_stopping --data "$1" > "$log" 2>&1 &&
+       grep -q '^early stopping: val_loss has not improved on [0-9.]* for 5 epochs$' "$log"
+    then
+        n=$(value epochs "$log")
+        bad=$(epoch_lrs "$log" | awk '($1 <= 30 && $2 != 0.1) || ($1 > 30 && $2 != 0.01)')
+        if below "$n" 100 && [ -n "$n" ] && [ -z "$bad" ]; then ok
+        else fail "early_stopping: $n epochs, or lr not StepLR's: $bad"; fi
+    else fail "early_stopping did not stop early: $(tail -2 "$log")"; fi
+    # transfer starts from train_model's best checkpoint: refused before
+    # there is one, then train_model writes it and transfer trains
+    if in_runs ../transfer --epochs 1 --data "$1" > "$d/transfer0.log" 2>&1; then
+        fail "transfer ran without best_model.safetensors"
+    elif grep -q 'best_model.safetensors' "$d/transfer0.log"; then ok
+    else fail "transfer without its checkpoint: $(tail -1 "$d/transfer0.log")"; fi
+    if in_runs ../train_model --epochs 1 --data "$1" > "$d/train_model.log" 2>&1 &&
+       grep -q '^best: epoch 1 val_accuracy [0-9.]*, saved best_model.safetensors$' \
+            "$d/train_model.log" && [ -s "$d/best_model.safetensors" ] &&
+       [ "$(value best_epoch "$d/train_model.log")" = 1 ]; then ok
+    else fail "train_model: $(tail -2 "$d/train_model.log")"; fi
+    if in_runs ../transfer --epochs 1 --data "$1" > "$d/transfer.log" 2>&1 &&
+       [ -n "$(value test_accuracy "$d/transfer.log")" ]; then ok
+    else fail "transfer from train_model's checkpoint: $(tail -2 "$d/transfer.log")"; fi
+    # regularised: 2 epochs, CSV log and reports; then 1 + 1 resumed
+    # epochs end with the same final line
+    log="$d/regularised.log"
+    if in_runs ../regularised --epochs 2 --data "$1" > "$log" 2>&1 &&
+       [ "$(wc -l < "$d/regularised.csv")" = 3 ] &&
+       grep -q '^  Ankle boot  ' "$log" && grep -q '^confusion matrix' "$log"
+    then ok; else fail "regularised: $(tail -2 "$log")"; fi
+    if in_runs ../regularised --quiet --epochs 1 --data "$1" > "$d/r1.log" 2>&1 &&
+       in_runs ../regularised --quiet --epochs 2 --data "$1" \
+            --resume regularised_state.safetensors > "$d/r2.log" 2>&1 &&
+       [ "$(grep final: "$log" | sed 's/ seconds=.*//')" = \
+         "$(grep final: "$d/r2.log" | sed 's/ seconds=.*//')" ]; then ok
+    else fail "regularised: 1 + 1 resumed epochs differ from 2: $(tail -1 "$d/r2.log")"; fi
+    # rmsprop, 6 of its epochs: MultiStepLR's lr 0.001, then 0.0003 from
+    # epoch 5
+    log="$d/rmsprop.log"
+    if in_runs ../rmsprop --epochs 6 --data "$1" > "$log" 2>&1; then
+        lrs=$(epoch_lrs "$log" | awk '{ printf "%s ", $2 }')
+        if [ "$lrs" = "0.001 0.001 0.001 0.001 0.0003 0.0003 " ]; then ok
+        else fail "rmsprop: learning rates $lrs"; fi
+    else fail "rmsprop: $(tail -2 "$log")"; fi
+}
+
 # Fashion-MNIST, one epoch of the MLP (the full 5 with E2E_FULL=1).
 data=/usr/share/datasets/fashion-mnist
 if [ -e "$data/train-images-idx3-ubyte.gz" ]; then
@@ -137,6 +200,15 @@ if [ -e "$data/train-images-idx3-ubyte.gz" ]; then
         else fail "mnist_mlp: test_accuracy=$acc after $epochs epochs (want > $want)"; fi
     else fail "mnist_mlp trainer failed: $(tail -3 "$out/mlp.log")"; fi
     cat "$out/mlp.log"
+
+    # The train-block examples on the first 500 training and 100 test
+    # images: the seed's early stopping and StepLR, its train_model loop,
+    # transfer learning from that loop's best checkpoint, regularisation
+    # and reports, RMSprop with clipping by value.
+    small="$out/fashion-small"; rm -rf "$small"
+    if /usr/bin/python3 tests/make_idx.py "$data" "$small" 500 100; then
+        train_examples "$small"
+    else fail "tests/make_idx.py could not make a small Fashion-MNIST"; fi
 else
     echo "skip: $data not installed (apt-get install dataset-fashion-mnist)"
 fi

@@ -16,6 +16,8 @@ import sys
 
 import torch
 
+from manifest import run
+
 torch.set_default_dtype(torch.float64)
 
 SHAPES = [("fc1.weight", (4, 3)), ("fc1.bias", (4,)),
@@ -71,23 +73,4 @@ def check(spec, path):
     return None
 
 
-def main():
-    passed = failed = 0
-    for line in open(sys.argv[1]):
-        label, spec, path = line.rstrip("\n").split("|")
-        print(f"{label}: ", end="")
-        try:
-            why = check(spec, path)
-        except Exception as e:  # a missing or malformed driver output
-            why = f"{type(e).__name__}: {e}"
-        if why:
-            print(f"FAIL {why}")
-            failed += 1
-        else:
-            print()
-            passed += 1
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-sys.exit(main())
+sys.exit(run(check))

@@ -19,6 +19,8 @@ import warnings
 
 import torch
 
+from manifest import run
+
 warnings.simplefilter("ignore")  # SequentialLR steps its schedulers with an epoch
 
 
@@ -52,23 +54,4 @@ def check(spec, path):
     return None
 
 
-def main():
-    passed = failed = 0
-    for line in open(sys.argv[1]):
-        label, spec, path = line.rstrip("\n").split("|")
-        print(f"{label}: ", end="")
-        try:
-            why = check(spec, path)
-        except Exception as e:  # a missing or malformed log
-            why = f"{type(e).__name__}: {e}"
-        if why:
-            print(f"FAIL {why}")
-            failed += 1
-        else:
-            print()
-            passed += 1
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-sys.exit(main())
+sys.exit(run(check))

@@ -11,15 +11,8 @@ SANFLAGS=${SANFLAGS:-}
 PYTHON=${PYTHON:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
 out=${BUILD:-build}/train/sched
-passed=0
-failed=0
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
-
-if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
-    echo "skip: $PYTHON cannot import torch"
-    echo "0 passed, 0 failed"
-    exit 0
-fi
+. "$here/torch_cases.sh"
+need_torch
 mkdir -p "$out"
 
 # name | train-block lines | scheduler over opt
@@ -58,14 +51,4 @@ while IFS='|' read -r name train spec; do
     printf '%s|%s|%s\n' "$name" "$spec" "$d/metrics.csv" >> "$out/manifest"
 done < "$out/cases"
 
-# one Python for every case: it prints a line each and its own summary
-r=$("$PYTHON" "$here/sched_torch.py" "$out/manifest" 2>&1)
-printf '%s\n' "$r" | grep -v '^[0-9]* passed, [0-9]* failed$'
-line=$(printf '%s\n' "$r" | tail -1)
-case $line in
-*" passed, "*" failed") p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*} ;;
-*) p=0; f=1 ;;
-esac
-passed=$((passed + p)); failed=$((failed + f))
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_manifest "$here/sched_torch.py" "$out/manifest"
