@@ -49,6 +49,7 @@ step "runtime embedded, safetensors in Python" tests/runtime_extra.sh
 step "examples end to end" tests/e2e.sh
 step "gradient checks (f64, central differences)" tests/gradcheck.sh
 step "fused and unfused train alike" tests/fusecheck.sh
+step "non-finite steps: named, stopped, checkpoint kept" tests/nonfinite.sh
 step "CNN ops agree with PyTorch (f64)" tests/cnn_torch_check.sh
 step "train block: optimizers, schedules, checkpoints, resume" tests/train_features.sh
 step "generated/ is up to date" tests/generated_fresh.sh
