@@ -1318,7 +1318,10 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
     } else {
         status = nnc__train_and_report(&r);
     }
-    if (r.csv && fclose(r.csv) && !status) {
+    /* a failed fflush (a full disk) leaves nothing for fclose to fail on:
+     * the stream's error flag remembers it */
+    int csv_bad = r.csv && ferror(r.csv);
+    if (r.csv && (fclose(r.csv) || csv_bad) && !status) {
         fprintf(stderr, "error: cannot write %s\n", a.log_csv);
         status = 1;
     }
