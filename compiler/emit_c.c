@@ -72,6 +72,18 @@ const char *emit_lit(Emitter *e, double v, char *buf, size_t len)
     return buf;
 }
 
+const char *emit_escape(const char *s, char *buf, size_t len)
+{
+    size_t at = 0;
+    for (const char *p = s; *p && at + 3 < len; p++) {
+        if (*p == '"' || *p == '\\')
+            buf[at++] = '\\';
+        buf[at++] = *p;
+    }
+    buf[at] = '\0';
+    return buf;
+}
+
 /* ---------------------------------------------------------------- */
 /* names                                                             */
 
@@ -158,7 +170,10 @@ static void emit_header(Emitter *e, const Graph *g, const Names *n)
          "n * %s_OUTPUT_SIZE. */", n->upper);
     emit(e, "void %s_predict(%s *m, const %s *x, int n, %s *out);", p, p, R, R);
     emit(e, "/* One training step on %s_BATCH samples; returns the batch loss,"
-         " NaN on error. */", n->upper);
+         " NaN on error.", n->upper);
+    emit(e, " * A step whose loss or gradients are not finite is not applied:"
+         " it returns");
+    emit(e, " * NaN and %s_error() names the first non-finite tensor. */", p);
     emit(e, "%s %s_train_step(%s *m, const %s *x, const %s *y);", R, p, p, R, L);
     emit(e, "/* Forward and backward only: fills the gradient block, returns "
          "the loss. */");
@@ -173,6 +188,7 @@ static void emit_header(Emitter *e, const Graph *g, const Names *n)
     emit(e, "/* Outputs of the last train step's batch "
          "(%s_BATCH * %s_OUTPUT_SIZE). */", n->upper, n->upper);
     emit(e, "const %s *%s_train_output(const %s *m);", R, p, p);
+    emit_finite_decls(e, p, L);
     emit_blank(e);
     emit(e, "/* The contiguous parameter and gradient blocks (%s_PARAM_COUNT "
          "each). */", n->upper);
@@ -303,15 +319,23 @@ static void emit_kernels(Emitter *e, const Graph *g, const Kernels *ks)
 }
 
 /* The straight-line body of one program: its kernel calls in schedule
- * order, restricted to kernels whose first op is in `phase` (-1: all). */
+ * order, restricted to kernels whose first op is in `phase` (-1: all).
+ * `checked`: each call is followed by tests of the kernel's results, and
+ * the running-statistics updates are left out, so a checked re-run of a
+ * step changes nothing but the arena and the gradients. */
 static void emit_calls(Emitter *e, const Graph *g, const Kernels *ks,
-                       const Plan *p, int phase)
+                       const Plan *p, int phase, bool checked)
 {
     for (int t = 0; t < ks->nsched[p->kind]; t++) {
         const Kernel *k = &ks->k[ks->sched[p->kind][t]];
         const IrOp *o = &g->ops[k->ops[0]];
-        if (phase < 0 || (int)o->phase == phase)
-            lower_call(e, g, k, p);
+        if (phase >= 0 && (int)o->phase != phase)
+            continue;
+        if (checked && o->op == OP_BN_RUNNING_UPDATE)
+            continue;
+        lower_call(e, g, k, p);
+        if (checked)
+            emit_kernel_checks(e, g, k, p);
     }
 }
 
@@ -320,29 +344,11 @@ static bool program_reads_label(const Graph *g, const Plan *p)
     return g->label >= 0 && p->runs[g->label];
 }
 
-static void emit_programs(Emitter *e, const Graph *g, const Kernels *ks,
-                          Plan *const plans[PROG__COUNT], const Names *n)
+/* The training program's forward and backward calls. */
+static void emit_train_body(Emitter *e, const Graph *g, const Kernels *ks,
+                            const Plan *train, bool checked)
 {
-    const char *R = e->real, *L = n->label_t, *p = n->p;
-    emit(e, "/* ---- programs: straight-line kernel calls ---- */");
-    emit_blank(e);
-    emit(e, "/* Evaluation mode: outputs only. */");
-    emit_open(e, "static void forward_predict(%s *m, const %s *x)", p, R);
-    emit_calls(e, g, ks, plans[PROG_PREDICT], -1);
-    emit_close(e, NULL);
-    emit_blank(e);
-    emit(e, "/* Evaluation mode: outputs and loss. */");
-    emit_open(e, "static void forward_eval(%s *m, const %s *x, const %s *y)", p,
-              R, L);
-    if (!program_reads_label(g, plans[PROG_EVAL]))
-        emit(e, "(void)y;");
-    emit_calls(e, g, ks, plans[PROG_EVAL], -1);
-    emit_close(e, NULL);
-    emit_blank(e);
-    emit(e, "/* Training mode: loss and outputs, then every gradient. */");
-    emit_open(e, "static void forward_backward(%s *m, const %s *x, const %s *y)",
-              p, R, L);
-    if (!program_reads_label(g, plans[PROG_TRAIN]))
+    if (!program_reads_label(g, train))
         emit(e, "(void)y;");
     if (has_dropout(g)) {
         emit(e, "/* the masks depend on the model's seed and the step only: "
@@ -351,14 +357,54 @@ static void emit_programs(Emitter *e, const Graph *g, const Kernels *ks,
         emit(e, "nnc_rng_seed(&m->rng, m->dropout_seed ^ (uint64_t)m->step * "
              "0x9E3779B97F4A7C15u);");
     }
-    emit_calls(e, g, ks, plans[PROG_TRAIN], PH_FORWARD);
-    emit_calls(e, g, ks, plans[PROG_TRAIN], PH_BACKWARD);
+    emit_calls(e, g, ks, train, PH_FORWARD, checked);
+    emit_calls(e, g, ks, train, PH_BACKWARD, checked);
+}
+
+static void emit_programs(Emitter *e, const Graph *g, const Kernels *ks,
+                          Plan *const plans[PROG__COUNT], const Names *n)
+{
+    const char *R = e->real, *L = n->label_t, *p = n->p;
+    emit(e, "/* ---- programs: straight-line kernel calls ---- */");
+    emit_blank(e);
+    emit_finite_helper(e);
+    emit(e, "/* Evaluation mode: outputs only. */");
+    emit_open(e, "static void forward_predict(%s *m, const %s *x)", p, R);
+    emit_calls(e, g, ks, plans[PROG_PREDICT], -1, false);
     emit_close(e, NULL);
     emit_blank(e);
-    emit(e, "/* The optimizer: one update per parameter. */");
+    emit(e, "/* Evaluation mode: outputs and loss. */");
+    emit_open(e, "static void forward_eval(%s *m, const %s *x, const %s *y)", p,
+              R, L);
+    if (!program_reads_label(g, plans[PROG_EVAL]))
+        emit(e, "(void)y;");
+    emit_calls(e, g, ks, plans[PROG_EVAL], -1, false);
+    emit_close(e, NULL);
+    emit_blank(e);
+    emit(e, "/* Training mode: loss and outputs, then every gradient. */");
+    emit_open(e, "static void forward_backward(%s *m, const %s *x, const %s *y)",
+              p, R, L);
+    emit_train_body(e, g, ks, plans[PROG_TRAIN], false);
+    emit_close(e, NULL);
+    emit_blank(e);
+    emit(e, "/* The optimizer: one update per parameter. It runs after "
+         "backward, so a step");
+    emit(e, " * whose loss or gradients are not finite can skip it. */");
     emit_open(e, "static void update(%s *m)", p);
     emit(e, "m->step++;");
-    emit_calls(e, g, ks, plans[PROG_TRAIN], PH_UPDATE);
+    emit_calls(e, g, ks, plans[PROG_TRAIN], PH_UPDATE, false);
+    emit_close(e, NULL);
+    emit_blank(e);
+    emit(e, "/* Checked mode: forward_backward again, testing what each kernel "
+         "stores as");
+    emit(e, " * soon as it is computed; the first tensor that holds a NaN or "
+         "an infinity,");
+    emit(e, " * or NULL. Only run when a step was not finite. */");
+    emit_open(e, "static const char *forward_backward_checked(%s *m, "
+              "const %s *x, const %s *y)", p, R, L);
+    emit_input_checks(e, g);
+    emit_train_body(e, g, ks, plans[PROG_TRAIN], true);
+    emit(e, "return NULL;");
     emit_close(e, NULL);
     emit_blank(e);
 }
@@ -619,11 +665,20 @@ static void emit_api_compute(Emitter *e, const Graph *g, const Names *n,
     emit_blank(e);
     emit_open(e, "%s %s_train_step(%s *m, const %s *x, const %s *y)", R, p, p, R,
               L);
+    emit(e, "m->error[0] = '\\0';");
     emit(e, "const %s loss = %s_compute_gradients(m, x, y);", R, p);
-    emit_open(e, "if (loss == loss)");
+    emit_open(e, "if (loss == loss && %s_gradients_finite(m))", p);
     emit(e, "update(m);");
-    emit_close(e, NULL);
     emit(e, "return loss;");
+    emit_close(e, NULL);
+    emit(e, "/* no update, so the weights stay as they were; say why (unless "
+         "the labels");
+    emit(e, " * were refused already) */");
+    emit_open(e, "if (!m->error[0] && %s_find_nonfinite(m, x, y) == 0)", p);
+    emit(e, "snprintf(m->error, sizeof m->error, \"step %%ld was not "
+         "finite, but its checked re-run was\", m->step + 1);");
+    emit_close(e, NULL);
+    emit(e, "return (%s)NAN;", R);
     emit_close(e, NULL);
     emit_blank(e);
     root = g->output;
@@ -690,6 +745,7 @@ static void emit_api_checkpoint(Emitter *e, const Graph *g, const Names *n,
     const char *slots[3];
     int nslots = optim_state_names(&t->opt, slots);
     emit_open(e, "int %s_save(%s *m, const char *path)", p, p);
+    emit_save_guard(e);
     emit(e, "char step[32];");
     emit(e, "snprintf(step, sizeof step, \"%%ld\", m->step);");
     emit(e, "const char *meta[] = {\"nnc_model\", \"%s\", \"nnc_step\", step, "
@@ -739,6 +795,7 @@ static void emit_api_checkpoint(Emitter *e, const Graph *g, const Names *n,
 
     emit_open(e, "int %s_save_training(%s *m, const char *path, "
               "const char *const *meta)", p, p);
+    emit_save_guard(e);
     emit(e, "enum { MAX_META = 64 };");
     emit(e, "char step[32], lr[40], slots[64];");
     emit(e, "snprintf(step, sizeof step, \"%%ld\", m->step);");
@@ -865,6 +922,7 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
     emit_init_helpers(&e, g);
     emit_api_lifecycle(&e, g, &n, t);
     emit_api_compute(&e, g, &n, plans);
+    emit_finite_api(&e, g, plans[PROG_TRAIN], n.p, n.label_t);
     emit_api_checkpoint(&e, g, &n, t);
     if (o->main)
         emit_main(&e, g, t, o->prefix, n.upper, n.label_t);

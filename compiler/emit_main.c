@@ -49,14 +49,7 @@ static void emit_c_string(Emitter *e, const char *field, const char *s)
         return;
     }
     char buf[1024];
-    size_t at = 0;
-    for (const char *p = s; *p && at < sizeof buf - 8; p++) {
-        if (*p == '"' || *p == '\\')
-            buf[at++] = '\\';
-        buf[at++] = *p;
-    }
-    buf[at] = '\0';
-    emit(e, ".%s = \"%s\",", field, buf);
+    emit(e, ".%s = \"%s\",", field, emit_escape(s, buf, sizeof buf));
 }
 
 /* classes [...] of the train block, for per-class reports */

@@ -625,6 +625,19 @@ void emit_close(Emitter *e, const char *after);
 void emit_blank(Emitter *e);
 /* A real literal that round-trips: "0.100000001f" / "0.10000000000000001" */
 const char *emit_lit(Emitter *e, double v, char *buf, size_t len);
+/* s with '"' and '\\' escaped, for a C string literal; returns buf */
+const char *emit_escape(const char *s, char *buf, size_t len);
+
+/* emit_finite.c: NaN and infinity in the generated code (all_finite, the
+ * checked training program's tests, the API, the save guard). */
+void emit_finite_helper(Emitter *e);
+void emit_kernel_checks(Emitter *e, const Graph *g, const Kernel *k,
+                        const Plan *p);
+void emit_input_checks(Emitter *e, const Graph *g);
+void emit_finite_decls(Emitter *e, const char *p, const char *L);
+void emit_finite_api(Emitter *e, const Graph *g, const Plan *train,
+                     const char *p, const char *L);
+void emit_save_guard(Emitter *e);
 
 /* lower_conv.c: kernels of convolution, pooling, batch norm and dropout
  * (OC_WINDOW, OC_CHANNEL, OC_MODAL ops); false for any other op. */

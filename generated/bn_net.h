@@ -22,7 +22,9 @@ const char *bn_net_error(const bn_net *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * BN_NET_OUTPUT_SIZE. */
 void bn_net_predict(bn_net *m, const float *x, int n, float *out);
-/* One training step on BN_NET_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on BN_NET_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and bn_net_error() names the first non-finite tensor. */
 float bn_net_train_step(bn_net *m, const float *x, const float *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float bn_net_compute_gradients(bn_net *m, const float *x, const float *y);
@@ -32,6 +34,15 @@ void bn_net_apply_update(bn_net *m);
 float bn_net_evaluate(bn_net *m, const float *x, const float *y, float *out);
 /* Outputs of the last train step's batch (BN_NET_BATCH * BN_NET_OUTPUT_SIZE). */
 const float *bn_net_train_output(const bn_net *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in bn_net_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int bn_net_gradients_finite(const bn_net *m);
+int bn_net_find_nonfinite(bn_net *m, const float *x, const float *y);
 
 /* The contiguous parameter and gradient blocks (BN_NET_PARAM_COUNT each). */
 float *bn_net_params(bn_net *m);

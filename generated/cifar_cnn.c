@@ -3219,6 +3219,25 @@ typedef struct nnc_run {
     int best_epoch;
 } nnc_run;
 
+/* A step whose loss or gradients are not finite stops the run before its
+ * update, so the weights and every checkpoint written so far stay as the
+ * last good step left them. The same batch is computed again in checked
+ * mode to name the first tensor that went non-finite. */
+NNC_RT void nnc__report_nonfinite(nnc_run *r, int epoch, long step,
+                                  NNC_T_REAL loss)
+{
+    const char *what = loss != loss       ? "the loss is NaN"
+                       : isinf((double)loss) ? "the loss is infinite"
+                                             : "a gradient is not finite";
+    int found = NNC_T_FN(find_nonfinite)(r->m, r->b.x, r->b.y) != 0;
+    fprintf(stderr, "error: epoch %d, step %ld (optimizer step %ld): %s; %s\n",
+            epoch, step, NNC_T_FN(steps)(r->m) + 1, what,
+            found ? NNC_T_FN(error)(r->m)
+                  : "a checked re-run of the batch was finite");
+    fprintf(stderr, "error: stopped before the update; the weights and "
+            "checkpoints are those of the last finite step\n");
+}
+
 NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
 {
     const nnc_train_config *cfg = r->cfg;
@@ -3241,12 +3260,9 @@ NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
         NNC_T_FN(set_lr)(r->m, nnc__step_lr(&cfg->schedule, &r->sched,
                                             NNC_T_FN(steps)(r->m)));
         NNC_T_REAL loss = NNC_T_FN(compute_gradients)(r->m, r->b.x, r->b.y);
-        if (!isfinite((double)loss)) {
+        if (!isfinite((double)loss) || !NNC_T_FN(gradients_finite)(r->m)) {
             nnc_progress_end(p);
-            fprintf(stderr, "error: the loss became %s at epoch %d, step %ld%s%s"
-                    "\n", loss != loss ? "NaN" : "infinite", epoch, s + 1,
-                    NNC_T_FN(error)(r->m)[0] ? ": " : "",
-                    NNC_T_FN(error)(r->m));
+            nnc__report_nonfinite(r, epoch, s + 1, loss);
             return -1;
         }
         if (clip)
@@ -3728,7 +3744,10 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
     } else {
         status = nnc__train_and_report(&r);
     }
-    if (r.csv && fclose(r.csv) && !status) {
+    /* a failed fflush (a full disk) leaves nothing for fclose to fail on:
+     * the stream's error flag remembers it */
+    int csv_bad = r.csv && ferror(r.csv);
+    if (r.csv && (fclose(r.csv) || csv_bad) && !status) {
         fprintf(stderr, "error: cannot write %s\n", a.log_csv);
         status = 1;
     }
@@ -4841,6 +4860,18 @@ static void k29_params_sgd_update(float *restrict w, const float *restrict g, fl
 
 /* ---- programs: straight-line kernel calls ---- */
 
+/* Whether n values are all finite. x - x is 0 for a finite x and NaN for an
+ * infinity or a NaN, so one sum answers it without a branch in the loop;
+ * the sum is 0 or NaN in any order, so the lanes may add it up. */
+static int all_finite(const float *v, long n) {
+    float acc = 0;
+    NNC_SIMD_SUM
+    for (long i = 0; i < n; i++) {
+        acc += v[i] - v[i];
+    }
+    return acc == 0;
+}
+
 /* Evaluation mode: outputs only. */
 static void forward_predict(cifar_cnn *m, const float *x) {
     k00_conv1_conv2d(x, m->params + 0, m->arena + 0);
@@ -4903,10 +4934,167 @@ static void forward_backward(cifar_cnn *m, const float *x, const int32_t *y) {
     k28_dconv1_weight_conv2d_grad_weight(m->arena + 69120, x, m->grads + 0);
 }
 
-/* The optimizer: one update per parameter. */
+/* The optimizer: one update per parameter. It runs after backward, so a step
+ * whose loss or gradients are not finite can skip it. */
 static void update(cifar_cnn *m) {
     m->step++;
     k29_params_sgd_update(m->params + 0, m->grads + 0, m->state + 0, m->lr, m->step == 1);
+}
+
+/* Checked mode: forward_backward again, testing what each kernel stores as
+ * soon as it is computed; the first tensor that holds a NaN or an infinity,
+ * or NULL. Only run when a step was not finite. */
+static const char *forward_backward_checked(cifar_cnn *m, const float *x, const int32_t *y) {
+    if (!all_finite(m->params + 0, 162)) {
+        return "conv1.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 162, 6)) {
+        return "conv1.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 168, 864)) {
+        return "conv2.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 1032, 16)) {
+        return "conv2.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 1048, 69120)) {
+        return "fc1.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 70168, 120)) {
+        return "fc1.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 70288, 10080)) {
+        return "fc2.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 80368, 84)) {
+        return "fc2.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 80452, 840)) {
+        return "fc3.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 81292, 10)) {
+        return "fc3.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(x, 12288)) {
+        return "the input batch";
+    }
+    k00_conv1_conv2d(x, m->params + 0, m->arena + 69120);
+    if (!all_finite(m->arena + 69120, 21600)) {
+        return "conv1 = conv2d [4, 6, 30, 30] at dsl-examples/cifar_cnn.nn:16 (forward, kernel k00_conv1_conv2d)";
+    }
+    k01_conv1_bias_add_relu(m->arena + 69120, m->params + 162, m->arena + 69120);
+    if (!all_finite(m->arena + 69120, 21600)) {
+        return "x = relu [4, 6, 30, 30] at dsl-examples/cifar_cnn.nn:16 (forward, kernel k01_conv1_bias_add_relu)";
+    }
+    k02_x_maxpool2d(m->arena + 69120, m->arena + 101536);
+    if (!all_finite(m->arena + 101536, 5400)) {
+        return "x = maxpool2d [4, 6, 15, 15] at dsl-examples/cifar_cnn.nn:16 (forward, kernel k02_x_maxpool2d)";
+    }
+    k03_conv2_conv2d(m->arena + 101536, m->params + 168, m->arena + 90720);
+    if (!all_finite(m->arena + 90720, 10816)) {
+        return "conv2 = conv2d [4, 16, 13, 13] at dsl-examples/cifar_cnn.nn:17 (forward, kernel k03_conv2_conv2d)";
+    }
+    k04_conv2_bias_add_relu(m->arena + 90720, m->params + 1032, m->arena + 90720);
+    if (!all_finite(m->arena + 90720, 10816)) {
+        return "x = relu [4, 16, 13, 13] at dsl-examples/cifar_cnn.nn:17 (forward, kernel k04_conv2_bias_add_relu)";
+    }
+    k05_x_maxpool2d(m->arena + 90720, m->arena + 106944);
+    if (!all_finite(m->arena + 106944, 2304)) {
+        return "x = maxpool2d [4, 16, 6, 6] at dsl-examples/cifar_cnn.nn:17 (forward, kernel k05_x_maxpool2d)";
+    }
+    k06_fc1_matmul_bias_add_relu(m->arena + 106944, m->params + 1048, m->params + 70168, m->arena + 109248, m->arena + 0);
+    if (!all_finite(m->arena + 109248, 480)) {
+        return "x = relu [4, 120] at dsl-examples/cifar_cnn.nn:18 (forward, kernel k06_fc1_matmul_bias_add_relu)";
+    }
+    k07_fc2_matmul_bias_add_relu(m->arena + 109248, m->params + 70288, m->params + 80368, m->arena + 10080, m->arena + 0);
+    if (!all_finite(m->arena + 10080, 336)) {
+        return "x = relu [4, 84] at dsl-examples/cifar_cnn.nn:19 (forward, kernel k07_fc2_matmul_bias_add_relu)";
+    }
+    k08_fc3_matmul_bias_add(m->arena + 10080, m->params + 80452, m->params + 81292, m->arena + 848, m->arena + 0);
+    if (!all_finite(m->arena + 848, 40)) {
+        return "logits = bias_add [4, 10] at dsl-examples/cifar_cnn.nn:20 (forward, kernel k08_fc3_matmul_bias_add)";
+    }
+    k09_scores_softmax(m->arena + 848, m->arena + 5408);
+    if (!all_finite(m->arena + 5408, 40)) {
+        return "scores = softmax [4, 10] at dsl-examples/cifar_cnn.nn:22 (forward, kernel k09_scores_softmax)";
+    }
+    k10_loss_softmax_xent(m->arena + 848, y, m->arena + 5456);
+    if (!all_finite(m->arena + 5456, 1)) {
+        return "loss = softmax_xent [] at dsl-examples/cifar_cnn.nn:23 (forward, kernel k10_loss_softmax_xent)";
+    }
+    k11_dloss_fill(m->arena + 0);
+    if (!all_finite(m->arena + 0, 1)) {
+        return "dloss = fill [] at dsl-examples/cifar_cnn.nn:23 (backward, kernel k11_dloss_fill)";
+    }
+    k12_dlogits_softmax_xent_grad(m->arena + 848, y, m->arena + 0, m->arena + 336);
+    if (!all_finite(m->arena + 336, 40)) {
+        return "dlogits = softmax_xent_grad [4, 10] at dsl-examples/cifar_cnn.nn:20 (backward, kernel k12_dlogits_softmax_xent_grad)";
+    }
+    k13_dfc3_bias_bias_grad(m->arena + 336, m->grads + 81292);
+    if (!all_finite(m->grads + 81292, 10)) {
+        return "fc3.bias.grad [10] at dsl-examples/cifar_cnn.nn:20 (backward, kernel k13_dfc3_bias_bias_grad)";
+    }
+    k14_dx_matmul_relu_grad(m->arena + 336, m->params + 80452, m->arena + 10080, m->arena + 0);
+    if (!all_finite(m->arena + 0, 336)) {
+        return "dfc2 = relu_grad [4, 84] at dsl-examples/cifar_cnn.nn:19 (backward, kernel k14_dx_matmul_relu_grad)";
+    }
+    k15_dfc3_weight_matmul(m->arena + 336, m->arena + 10080, m->grads + 80452);
+    if (!all_finite(m->grads + 80452, 840)) {
+        return "fc3.weight.grad [10, 84] at dsl-examples/cifar_cnn.nn:20 (backward, kernel k15_dfc3_weight_matmul)";
+    }
+    k16_dfc2_bias_bias_grad(m->arena + 0, m->grads + 80368);
+    if (!all_finite(m->grads + 80368, 84)) {
+        return "fc2.bias.grad [84] at dsl-examples/cifar_cnn.nn:19 (backward, kernel k16_dfc2_bias_bias_grad)";
+    }
+    k17_dx_matmul_relu_grad(m->arena + 0, m->params + 70288, m->arena + 109248, m->arena + 2304);
+    if (!all_finite(m->arena + 2304, 480)) {
+        return "dfc1 = relu_grad [4, 120] at dsl-examples/cifar_cnn.nn:18 (backward, kernel k17_dx_matmul_relu_grad)";
+    }
+    k18_dfc2_weight_matmul(m->arena + 0, m->arena + 109248, m->grads + 70288);
+    if (!all_finite(m->grads + 70288, 10080)) {
+        return "fc2.weight.grad [84, 120] at dsl-examples/cifar_cnn.nn:19 (backward, kernel k18_dfc2_weight_matmul)";
+    }
+    k19_dfc1_bias_bias_grad(m->arena + 2304, m->grads + 70168);
+    if (!all_finite(m->grads + 70168, 120)) {
+        return "fc1.bias.grad [120] at dsl-examples/cifar_cnn.nn:18 (backward, kernel k19_dfc1_bias_bias_grad)";
+    }
+    k20_dx_matmul(m->arena + 2304, m->params + 1048, m->arena + 0);
+    if (!all_finite(m->arena + 0, 2304)) {
+        return "dx = matmul [4, 576] at dsl-examples/cifar_cnn.nn:18 (backward, kernel k20_dx_matmul)";
+    }
+    k21_dfc1_weight_matmul(m->arena + 2304, m->arena + 106944, m->grads + 1048);
+    if (!all_finite(m->grads + 1048, 69120)) {
+        return "fc1.weight.grad [120, 576] at dsl-examples/cifar_cnn.nn:18 (backward, kernel k21_dfc1_weight_matmul)";
+    }
+    k22_dx_maxpool2d_grad_relu_grad(m->arena + 0, m->arena + 90720, m->arena + 90720);
+    if (!all_finite(m->arena + 90720, 10816)) {
+        return "dconv2 = relu_grad [4, 16, 13, 13] at dsl-examples/cifar_cnn.nn:17 (backward, kernel k22_dx_maxpool2d_grad_relu_grad)";
+    }
+    k23_dconv2_bias_bias_grad(m->arena + 90720, m->grads + 1032);
+    if (!all_finite(m->grads + 1032, 16)) {
+        return "conv2.bias.grad [16] at dsl-examples/cifar_cnn.nn:17 (backward, kernel k23_dconv2_bias_bias_grad)";
+    }
+    k24_dx_conv2d_grad_input(m->arena + 90720, m->params + 168, m->arena + 0);
+    if (!all_finite(m->arena + 0, 5400)) {
+        return "dx = conv2d_grad_input [4, 6, 15, 15] at dsl-examples/cifar_cnn.nn:16 (backward, kernel k24_dx_conv2d_grad_input)";
+    }
+    k25_dconv2_weight_conv2d_grad_weight(m->arena + 90720, m->arena + 101536, m->grads + 168);
+    if (!all_finite(m->grads + 168, 864)) {
+        return "conv2.weight.grad [16, 6, 3, 3] at dsl-examples/cifar_cnn.nn:17 (backward, kernel k25_dconv2_weight_conv2d_grad_weight)";
+    }
+    k26_dx_maxpool2d_grad_relu_grad(m->arena + 0, m->arena + 69120, m->arena + 69120);
+    if (!all_finite(m->arena + 69120, 21600)) {
+        return "dconv1 = relu_grad [4, 6, 30, 30] at dsl-examples/cifar_cnn.nn:16 (backward, kernel k26_dx_maxpool2d_grad_relu_grad)";
+    }
+    k27_dconv1_bias_bias_grad(m->arena + 69120, m->grads + 162);
+    if (!all_finite(m->grads + 162, 6)) {
+        return "conv1.bias.grad [6] at dsl-examples/cifar_cnn.nn:16 (backward, kernel k27_dconv1_bias_bias_grad)";
+    }
+    k28_dconv1_weight_conv2d_grad_weight(m->arena + 69120, x, m->grads + 0);
+    if (!all_finite(m->grads + 0, 162)) {
+        return "conv1.weight.grad [6, 3, 3, 3] at dsl-examples/cifar_cnn.nn:16 (backward, kernel k28_dconv1_weight_conv2d_grad_weight)";
+    }
+    return NULL;
 }
 
 static void init_uniform(float *w, long n, double lo, double hi, nnc_rng *rng) {
@@ -5025,11 +5213,18 @@ void cifar_cnn_apply_update(cifar_cnn *m) {
 }
 
 float cifar_cnn_train_step(cifar_cnn *m, const float *x, const int32_t *y) {
+    m->error[0] = '\0';
     const float loss = cifar_cnn_compute_gradients(m, x, y);
-    if (loss == loss) {
+    if (loss == loss && cifar_cnn_gradients_finite(m)) {
         update(m);
+        return loss;
     }
-    return loss;
+    /* no update, so the weights stay as they were; say why (unless the labels
+     * were refused already) */
+    if (!m->error[0] && cifar_cnn_find_nonfinite(m, x, y) == 0) {
+        snprintf(m->error, sizeof m->error, "step %ld was not finite, but its checked re-run was", m->step + 1);
+    }
+    return (float)NAN;
 }
 
 const float *cifar_cnn_train_output(const cifar_cnn *m) {
@@ -5047,7 +5242,43 @@ float cifar_cnn_evaluate(cifar_cnn *m, const float *x, const int32_t *y, float *
     return m->arena[48];
 }
 
+int cifar_cnn_gradients_finite(const cifar_cnn *m) {
+    return all_finite(m->arena + 5456, 1) && all_finite(m->grads, PARAM_ELEMS);
+}
+
+int cifar_cnn_find_nonfinite(cifar_cnn *m, const float *x, const int32_t *y) {
+    if (labels_invalid(m, y)) {
+        return -1;
+    }
+    const char *culprit = forward_backward_checked(m, x, y);
+    if (!culprit) {
+        m->error[0] = '\0';
+        return 0;
+    }
+    snprintf(m->error, sizeof m->error, "the first non-finite tensor is %s", culprit);
+    return -1;
+}
+
+/* Checkpoints hold the last good state: never a NaN or an infinity. */
+static int refuse_nonfinite(cifar_cnn *m, const char *path) {
+    for (int t = 0; t < NTENSORS; t++) {
+        const nnc_st_tensor *s = &cifar_cnn_tensors[t];
+        long n = 1;
+        for (int d = 0; d < s->ndim; d++) {
+            n *= (long)s->shape[d];
+        }
+        if (!all_finite(m->params + s->offset, n)) {
+            snprintf(m->error, sizeof m->error, "%s: not saved: %s holds a NaN or an infinity", path, s->name);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int cifar_cnn_save(cifar_cnn *m, const char *path) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     char step[32];
     snprintf(step, sizeof step, "%ld", m->step);
     const char *meta[] = {"nnc_model", "cifar_cnn", "nnc_step", step, NULL};
@@ -5109,6 +5340,9 @@ int cifar_cnn_load_matching(cifar_cnn *m, const char *path) {
 }
 
 int cifar_cnn_save_training(cifar_cnn *m, const char *path, const char *const *meta) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     enum { MAX_META = 64 };
     char step[32], lr[40], slots[64];
     snprintf(step, sizeof step, "%ld", m->step);

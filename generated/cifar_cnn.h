@@ -23,7 +23,9 @@ const char *cifar_cnn_error(const cifar_cnn *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * CIFAR_CNN_OUTPUT_SIZE. */
 void cifar_cnn_predict(cifar_cnn *m, const float *x, int n, float *out);
-/* One training step on CIFAR_CNN_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on CIFAR_CNN_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and cifar_cnn_error() names the first non-finite tensor. */
 float cifar_cnn_train_step(cifar_cnn *m, const float *x, const int32_t *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float cifar_cnn_compute_gradients(cifar_cnn *m, const float *x, const int32_t *y);
@@ -33,6 +35,15 @@ void cifar_cnn_apply_update(cifar_cnn *m);
 float cifar_cnn_evaluate(cifar_cnn *m, const float *x, const int32_t *y, float *out);
 /* Outputs of the last train step's batch (CIFAR_CNN_BATCH * CIFAR_CNN_OUTPUT_SIZE). */
 const float *cifar_cnn_train_output(const cifar_cnn *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in cifar_cnn_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int cifar_cnn_gradients_finite(const cifar_cnn *m);
+int cifar_cnn_find_nonfinite(cifar_cnn *m, const float *x, const int32_t *y);
 
 /* The contiguous parameter and gradient blocks (CIFAR_CNN_PARAM_COUNT each). */
 float *cifar_cnn_params(cifar_cnn *m);

@@ -22,7 +22,9 @@ const char *dropout_net_error(const dropout_net *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * DROPOUT_NET_OUTPUT_SIZE. */
 void dropout_net_predict(dropout_net *m, const float *x, int n, float *out);
-/* One training step on DROPOUT_NET_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on DROPOUT_NET_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and dropout_net_error() names the first non-finite tensor. */
 float dropout_net_train_step(dropout_net *m, const float *x, const float *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float dropout_net_compute_gradients(dropout_net *m, const float *x, const float *y);
@@ -32,6 +34,15 @@ void dropout_net_apply_update(dropout_net *m);
 float dropout_net_evaluate(dropout_net *m, const float *x, const float *y, float *out);
 /* Outputs of the last train step's batch (DROPOUT_NET_BATCH * DROPOUT_NET_OUTPUT_SIZE). */
 const float *dropout_net_train_output(const dropout_net *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in dropout_net_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int dropout_net_gradients_finite(const dropout_net *m);
+int dropout_net_find_nonfinite(dropout_net *m, const float *x, const float *y);
 
 /* The contiguous parameter and gradient blocks (DROPOUT_NET_PARAM_COUNT each). */
 float *dropout_net_params(dropout_net *m);

@@ -3219,6 +3219,25 @@ typedef struct nnc_run {
     int best_epoch;
 } nnc_run;
 
+/* A step whose loss or gradients are not finite stops the run before its
+ * update, so the weights and every checkpoint written so far stay as the
+ * last good step left them. The same batch is computed again in checked
+ * mode to name the first tensor that went non-finite. */
+NNC_RT void nnc__report_nonfinite(nnc_run *r, int epoch, long step,
+                                  NNC_T_REAL loss)
+{
+    const char *what = loss != loss       ? "the loss is NaN"
+                       : isinf((double)loss) ? "the loss is infinite"
+                                             : "a gradient is not finite";
+    int found = NNC_T_FN(find_nonfinite)(r->m, r->b.x, r->b.y) != 0;
+    fprintf(stderr, "error: epoch %d, step %ld (optimizer step %ld): %s; %s\n",
+            epoch, step, NNC_T_FN(steps)(r->m) + 1, what,
+            found ? NNC_T_FN(error)(r->m)
+                  : "a checked re-run of the batch was finite");
+    fprintf(stderr, "error: stopped before the update; the weights and "
+            "checkpoints are those of the last finite step\n");
+}
+
 NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
 {
     const nnc_train_config *cfg = r->cfg;
@@ -3241,12 +3260,9 @@ NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
         NNC_T_FN(set_lr)(r->m, nnc__step_lr(&cfg->schedule, &r->sched,
                                             NNC_T_FN(steps)(r->m)));
         NNC_T_REAL loss = NNC_T_FN(compute_gradients)(r->m, r->b.x, r->b.y);
-        if (!isfinite((double)loss)) {
+        if (!isfinite((double)loss) || !NNC_T_FN(gradients_finite)(r->m)) {
             nnc_progress_end(p);
-            fprintf(stderr, "error: the loss became %s at epoch %d, step %ld%s%s"
-                    "\n", loss != loss ? "NaN" : "infinite", epoch, s + 1,
-                    NNC_T_FN(error)(r->m)[0] ? ": " : "",
-                    NNC_T_FN(error)(r->m));
+            nnc__report_nonfinite(r, epoch, s + 1, loss);
             return -1;
         }
         if (clip)
@@ -3728,7 +3744,10 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
     } else {
         status = nnc__train_and_report(&r);
     }
-    if (r.csv && fclose(r.csv) && !status) {
+    /* a failed fflush (a full disk) leaves nothing for fclose to fail on:
+     * the stream's error flag remembers it */
+    int csv_bad = r.csv && ferror(r.csv);
+    if (r.csv && (fclose(r.csv) || csv_bad) && !status) {
         fprintf(stderr, "error: cannot write %s\n", a.log_csv);
         status = 1;
     }
@@ -4827,6 +4846,18 @@ static void k31_params_adam_update(float *restrict w, const float *restrict g, f
 
 /* ---- programs: straight-line kernel calls ---- */
 
+/* Whether n values are all finite. x - x is 0 for a finite x and NaN for an
+ * infinity or a NaN, so one sum answers it without a branch in the loop;
+ * the sum is 0 or NaN in any order, so the lanes may add it up. */
+static int all_finite(const float *v, long n) {
+    float acc = 0;
+    NNC_SIMD_SUM
+    for (long i = 0; i < n; i++) {
+        acc += v[i] - v[i];
+    }
+    return acc == 0;
+}
+
 /* Evaluation mode: outputs only. */
 static void forward_predict(mnist_cnn *m, const float *x) {
     k00_conv1_conv2d(x, m->params + 0, m->arena + 0);
@@ -4893,10 +4924,175 @@ static void forward_backward(mnist_cnn *m, const float *x, const int32_t *y) {
     k30_dconv1_weight_conv2d_grad_weight(m->arena + 0, x, m->grads + 0);
 }
 
-/* The optimizer: one update per parameter. */
+/* The optimizer: one update per parameter. It runs after backward, so a step
+ * whose loss or gradients are not finite can skip it. */
 static void update(mnist_cnn *m) {
     m->step++;
     k31_params_adam_update(m->params + 0, m->grads + 0, m->state + 0, m->state + 93322, m->lr, 1.0 - pow(0.90000000000000002, (double)m->step), 1.0 - pow(0.999, (double)m->step));
+}
+
+/* Checked mode: forward_backward again, testing what each kernel stores as
+ * soon as it is computed; the first tensor that holds a NaN or an infinity,
+ * or NULL. Only run when a step was not finite. */
+static const char *forward_backward_checked(mnist_cnn *m, const float *x, const int32_t *y) {
+    if (!all_finite(m->params + 0, 288)) {
+        return "conv1.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 288, 32)) {
+        return "conv1.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 320, 18432)) {
+        return "conv2.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 18752, 64)) {
+        return "conv2.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 18816, 36864)) {
+        return "conv3.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 55680, 64)) {
+        return "conv3.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 55744, 36864)) {
+        return "fc1.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 92608, 64)) {
+        return "fc1.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 92672, 640)) {
+        return "logits.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 93312, 10)) {
+        return "logits.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(x, 50176)) {
+        return "the input batch";
+    }
+    k00_conv1_conv2d(x, m->params + 0, m->arena + 0);
+    if (!all_finite(m->arena + 0, 1384448)) {
+        return "conv1 = conv2d [64, 32, 26, 26] at dsl-examples/mnist_cnn.nn:19 (forward, kernel k00_conv1_conv2d)";
+    }
+    k01_conv1_bias_add_relu(m->arena + 0, m->params + 288, m->arena + 0);
+    if (!all_finite(m->arena + 0, 1384448)) {
+        return "x = relu [64, 32, 26, 26] at dsl-examples/mnist_cnn.nn:19 (forward, kernel k01_conv1_bias_add_relu)";
+    }
+    k02_x_maxpool2d(m->arena + 0, m->arena + 1880064);
+    if (!all_finite(m->arena + 1880064, 346112)) {
+        return "x = maxpool2d [64, 32, 13, 13] at dsl-examples/mnist_cnn.nn:20 (forward, kernel k02_x_maxpool2d)";
+    }
+    k03_conv2_conv2d(m->arena + 1880064, m->params + 320, m->arena + 1384448);
+    if (!all_finite(m->arena + 1384448, 495616)) {
+        return "conv2 = conv2d [64, 64, 11, 11] at dsl-examples/mnist_cnn.nn:21 (forward, kernel k03_conv2_conv2d)";
+    }
+    k04_conv2_bias_add_relu(m->arena + 1384448, m->params + 18752, m->arena + 1384448);
+    if (!all_finite(m->arena + 1384448, 495616)) {
+        return "x = relu [64, 64, 11, 11] at dsl-examples/mnist_cnn.nn:21 (forward, kernel k04_conv2_bias_add_relu)";
+    }
+    k05_x_maxpool2d(m->arena + 1384448, m->arena + 2226176);
+    if (!all_finite(m->arena + 2226176, 102400)) {
+        return "x = maxpool2d [64, 64, 5, 5] at dsl-examples/mnist_cnn.nn:22 (forward, kernel k05_x_maxpool2d)";
+    }
+    k06_conv3_conv2d(m->arena + 2226176, m->params + 18816, m->arena + 2328576);
+    if (!all_finite(m->arena + 2328576, 36864)) {
+        return "conv3 = conv2d [64, 64, 3, 3] at dsl-examples/mnist_cnn.nn:23 (forward, kernel k06_conv3_conv2d)";
+    }
+    k07_conv3_bias_add_relu(m->arena + 2328576, m->params + 55680, m->arena + 2328576);
+    if (!all_finite(m->arena + 2328576, 36864)) {
+        return "x = relu [64, 64, 3, 3] at dsl-examples/mnist_cnn.nn:23 (forward, kernel k07_conv3_bias_add_relu)";
+    }
+    k08_fc1_matmul_bias_add_relu(m->arena + 2328576, m->params + 55744, m->params + 92608, m->arena + 2402304, m->arena + 2365440);
+    if (!all_finite(m->arena + 2402304, 4096)) {
+        return "x = relu [64, 64] at dsl-examples/mnist_cnn.nn:24 (forward, kernel k08_fc1_matmul_bias_add_relu)";
+    }
+    k09_logits_matmul_bias_add(m->arena + 2402304, m->params + 92672, m->params + 93312, m->arena + 2365440, m->arena + 2366080);
+    if (!all_finite(m->arena + 2365440, 640)) {
+        return "logits = bias_add [64, 10] at dsl-examples/mnist_cnn.nn:25 (forward, kernel k09_logits_matmul_bias_add)";
+    }
+    k10_probs_softmax(m->arena + 2365440, m->arena + 2572288);
+    if (!all_finite(m->arena + 2572288, 640)) {
+        return "probs = softmax [64, 10] at dsl-examples/mnist_cnn.nn:27 (forward, kernel k10_probs_softmax)";
+    }
+    k11_loss_softmax_xent(m->arena + 2365440, y, m->arena + 2572928);
+    if (!all_finite(m->arena + 2572928, 1)) {
+        return "loss = softmax_xent [] at dsl-examples/mnist_cnn.nn:28 (forward, kernel k11_loss_softmax_xent)";
+    }
+    k12_dloss_fill(m->arena + 2366080);
+    if (!all_finite(m->arena + 2366080, 1)) {
+        return "dloss = fill [] at dsl-examples/mnist_cnn.nn:28 (backward, kernel k12_dloss_fill)";
+    }
+    k13_dlogits_softmax_xent_grad(m->arena + 2365440, y, m->arena + 2366080, m->arena + 2369536);
+    if (!all_finite(m->arena + 2369536, 640)) {
+        return "dlogits = softmax_xent_grad [64, 10] at dsl-examples/mnist_cnn.nn:25 (backward, kernel k13_dlogits_softmax_xent_grad)";
+    }
+    k14_dlogits_bias_bias_grad(m->arena + 2369536, m->grads + 93312);
+    if (!all_finite(m->grads + 93312, 10)) {
+        return "logits.bias.grad [10] at dsl-examples/mnist_cnn.nn:25 (backward, kernel k14_dlogits_bias_bias_grad)";
+    }
+    k15_dx_matmul_relu_grad(m->arena + 2369536, m->params + 92672, m->arena + 2402304, m->arena + 2365440);
+    if (!all_finite(m->arena + 2365440, 4096)) {
+        return "dfc1 = relu_grad [64, 64] at dsl-examples/mnist_cnn.nn:24 (backward, kernel k15_dx_matmul_relu_grad)";
+    }
+    k16_dlogits_weight_matmul(m->arena + 2369536, m->arena + 2402304, m->grads + 92672);
+    if (!all_finite(m->grads + 92672, 640)) {
+        return "logits.weight.grad [10, 64] at dsl-examples/mnist_cnn.nn:25 (backward, kernel k16_dlogits_weight_matmul)";
+    }
+    k17_dfc1_bias_bias_grad(m->arena + 2365440, m->grads + 92608);
+    if (!all_finite(m->grads + 92608, 64)) {
+        return "fc1.bias.grad [64] at dsl-examples/mnist_cnn.nn:24 (backward, kernel k17_dfc1_bias_bias_grad)";
+    }
+    k18_dx_matmul(m->arena + 2365440, m->params + 55744, m->arena + 2430976);
+    if (!all_finite(m->arena + 2430976, 36864)) {
+        return "dx = matmul [64, 576] at dsl-examples/mnist_cnn.nn:24 (backward, kernel k18_dx_matmul)";
+    }
+    k19_dfc1_weight_matmul(m->arena + 2365440, m->arena + 2328576, m->grads + 55744);
+    if (!all_finite(m->grads + 55744, 36864)) {
+        return "fc1.weight.grad [64, 576] at dsl-examples/mnist_cnn.nn:24 (backward, kernel k19_dfc1_weight_matmul)";
+    }
+    k20_dconv3_relu_grad(m->arena + 2430976, m->arena + 2328576, m->arena + 2430976);
+    if (!all_finite(m->arena + 2430976, 36864)) {
+        return "dconv3 = relu_grad [64, 64, 3, 3] at dsl-examples/mnist_cnn.nn:23 (backward, kernel k20_dconv3_relu_grad)";
+    }
+    k21_dconv3_bias_bias_grad(m->arena + 2430976, m->grads + 55680);
+    if (!all_finite(m->grads + 55680, 64)) {
+        return "conv3.bias.grad [64] at dsl-examples/mnist_cnn.nn:23 (backward, kernel k21_dconv3_bias_bias_grad)";
+    }
+    k22_dx_conv2d_grad_input(m->arena + 2430976, m->params + 18816, m->arena + 2328576);
+    if (!all_finite(m->arena + 2328576, 102400)) {
+        return "dx = conv2d_grad_input [64, 64, 5, 5] at dsl-examples/mnist_cnn.nn:22 (backward, kernel k22_dx_conv2d_grad_input)";
+    }
+    k23_dconv3_weight_conv2d_grad_weight(m->arena + 2430976, m->arena + 2226176, m->grads + 18816);
+    if (!all_finite(m->grads + 18816, 36864)) {
+        return "conv3.weight.grad [64, 64, 3, 3] at dsl-examples/mnist_cnn.nn:23 (backward, kernel k23_dconv3_weight_conv2d_grad_weight)";
+    }
+    k24_dx_maxpool2d_grad_relu_grad(m->arena + 2328576, m->arena + 1384448, m->arena + 1384448);
+    if (!all_finite(m->arena + 1384448, 495616)) {
+        return "dconv2 = relu_grad [64, 64, 11, 11] at dsl-examples/mnist_cnn.nn:21 (backward, kernel k24_dx_maxpool2d_grad_relu_grad)";
+    }
+    k25_dconv2_bias_bias_grad(m->arena + 1384448, m->grads + 18752);
+    if (!all_finite(m->grads + 18752, 64)) {
+        return "conv2.bias.grad [64] at dsl-examples/mnist_cnn.nn:21 (backward, kernel k25_dconv2_bias_bias_grad)";
+    }
+    k26_dx_conv2d_grad_input(m->arena + 1384448, m->params + 320, m->arena + 2226176);
+    if (!all_finite(m->arena + 2226176, 346112)) {
+        return "dx = conv2d_grad_input [64, 32, 13, 13] at dsl-examples/mnist_cnn.nn:20 (backward, kernel k26_dx_conv2d_grad_input)";
+    }
+    k27_dconv2_weight_conv2d_grad_weight(m->arena + 1384448, m->arena + 1880064, m->grads + 320);
+    if (!all_finite(m->grads + 320, 18432)) {
+        return "conv2.weight.grad [64, 32, 3, 3] at dsl-examples/mnist_cnn.nn:21 (backward, kernel k27_dconv2_weight_conv2d_grad_weight)";
+    }
+    k28_dx_maxpool2d_grad_relu_grad(m->arena + 2226176, m->arena + 0, m->arena + 0);
+    if (!all_finite(m->arena + 0, 1384448)) {
+        return "dconv1 = relu_grad [64, 32, 26, 26] at dsl-examples/mnist_cnn.nn:19 (backward, kernel k28_dx_maxpool2d_grad_relu_grad)";
+    }
+    k29_dconv1_bias_bias_grad(m->arena + 0, m->grads + 288);
+    if (!all_finite(m->grads + 288, 32)) {
+        return "conv1.bias.grad [32] at dsl-examples/mnist_cnn.nn:19 (backward, kernel k29_dconv1_bias_bias_grad)";
+    }
+    k30_dconv1_weight_conv2d_grad_weight(m->arena + 0, x, m->grads + 0);
+    if (!all_finite(m->grads + 0, 288)) {
+        return "conv1.weight.grad [32, 1, 3, 3] at dsl-examples/mnist_cnn.nn:19 (backward, kernel k30_dconv1_weight_conv2d_grad_weight)";
+    }
+    return NULL;
 }
 
 static void init_uniform(float *w, long n, double lo, double hi, nnc_rng *rng) {
@@ -5021,11 +5217,18 @@ void mnist_cnn_apply_update(mnist_cnn *m) {
 }
 
 float mnist_cnn_train_step(mnist_cnn *m, const float *x, const int32_t *y) {
+    m->error[0] = '\0';
     const float loss = mnist_cnn_compute_gradients(m, x, y);
-    if (loss == loss) {
+    if (loss == loss && mnist_cnn_gradients_finite(m)) {
         update(m);
+        return loss;
     }
-    return loss;
+    /* no update, so the weights stay as they were; say why (unless the labels
+     * were refused already) */
+    if (!m->error[0] && mnist_cnn_find_nonfinite(m, x, y) == 0) {
+        snprintf(m->error, sizeof m->error, "step %ld was not finite, but its checked re-run was", m->step + 1);
+    }
+    return (float)NAN;
 }
 
 const float *mnist_cnn_train_output(const mnist_cnn *m) {
@@ -5043,7 +5246,43 @@ float mnist_cnn_evaluate(mnist_cnn *m, const float *x, const int32_t *y, float *
     return m->arena[1280];
 }
 
+int mnist_cnn_gradients_finite(const mnist_cnn *m) {
+    return all_finite(m->arena + 2572928, 1) && all_finite(m->grads, PARAM_ELEMS);
+}
+
+int mnist_cnn_find_nonfinite(mnist_cnn *m, const float *x, const int32_t *y) {
+    if (labels_invalid(m, y)) {
+        return -1;
+    }
+    const char *culprit = forward_backward_checked(m, x, y);
+    if (!culprit) {
+        m->error[0] = '\0';
+        return 0;
+    }
+    snprintf(m->error, sizeof m->error, "the first non-finite tensor is %s", culprit);
+    return -1;
+}
+
+/* Checkpoints hold the last good state: never a NaN or an infinity. */
+static int refuse_nonfinite(mnist_cnn *m, const char *path) {
+    for (int t = 0; t < NTENSORS; t++) {
+        const nnc_st_tensor *s = &mnist_cnn_tensors[t];
+        long n = 1;
+        for (int d = 0; d < s->ndim; d++) {
+            n *= (long)s->shape[d];
+        }
+        if (!all_finite(m->params + s->offset, n)) {
+            snprintf(m->error, sizeof m->error, "%s: not saved: %s holds a NaN or an infinity", path, s->name);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int mnist_cnn_save(mnist_cnn *m, const char *path) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     char step[32];
     snprintf(step, sizeof step, "%ld", m->step);
     const char *meta[] = {"nnc_model", "mnist_cnn", "nnc_step", step, NULL};
@@ -5115,6 +5354,9 @@ int mnist_cnn_load_matching(mnist_cnn *m, const char *path) {
 }
 
 int mnist_cnn_save_training(mnist_cnn *m, const char *path, const char *const *meta) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     enum { MAX_META = 64 };
     char step[32], lr[40], slots[64];
     snprintf(step, sizeof step, "%ld", m->step);

@@ -23,7 +23,9 @@ const char *mnist_cnn_error(const mnist_cnn *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * MNIST_CNN_OUTPUT_SIZE. */
 void mnist_cnn_predict(mnist_cnn *m, const float *x, int n, float *out);
-/* One training step on MNIST_CNN_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on MNIST_CNN_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and mnist_cnn_error() names the first non-finite tensor. */
 float mnist_cnn_train_step(mnist_cnn *m, const float *x, const int32_t *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float mnist_cnn_compute_gradients(mnist_cnn *m, const float *x, const int32_t *y);
@@ -33,6 +35,15 @@ void mnist_cnn_apply_update(mnist_cnn *m);
 float mnist_cnn_evaluate(mnist_cnn *m, const float *x, const int32_t *y, float *out);
 /* Outputs of the last train step's batch (MNIST_CNN_BATCH * MNIST_CNN_OUTPUT_SIZE). */
 const float *mnist_cnn_train_output(const mnist_cnn *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in mnist_cnn_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int mnist_cnn_gradients_finite(const mnist_cnn *m);
+int mnist_cnn_find_nonfinite(mnist_cnn *m, const float *x, const int32_t *y);
 
 /* The contiguous parameter and gradient blocks (MNIST_CNN_PARAM_COUNT each). */
 float *mnist_cnn_params(mnist_cnn *m);

@@ -3219,6 +3219,25 @@ typedef struct nnc_run {
     int best_epoch;
 } nnc_run;
 
+/* A step whose loss or gradients are not finite stops the run before its
+ * update, so the weights and every checkpoint written so far stay as the
+ * last good step left them. The same batch is computed again in checked
+ * mode to name the first tensor that went non-finite. */
+NNC_RT void nnc__report_nonfinite(nnc_run *r, int epoch, long step,
+                                  NNC_T_REAL loss)
+{
+    const char *what = loss != loss       ? "the loss is NaN"
+                       : isinf((double)loss) ? "the loss is infinite"
+                                             : "a gradient is not finite";
+    int found = NNC_T_FN(find_nonfinite)(r->m, r->b.x, r->b.y) != 0;
+    fprintf(stderr, "error: epoch %d, step %ld (optimizer step %ld): %s; %s\n",
+            epoch, step, NNC_T_FN(steps)(r->m) + 1, what,
+            found ? NNC_T_FN(error)(r->m)
+                  : "a checked re-run of the batch was finite");
+    fprintf(stderr, "error: stopped before the update; the weights and "
+            "checkpoints are those of the last finite step\n");
+}
+
 NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
 {
     const nnc_train_config *cfg = r->cfg;
@@ -3241,12 +3260,9 @@ NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
         NNC_T_FN(set_lr)(r->m, nnc__step_lr(&cfg->schedule, &r->sched,
                                             NNC_T_FN(steps)(r->m)));
         NNC_T_REAL loss = NNC_T_FN(compute_gradients)(r->m, r->b.x, r->b.y);
-        if (!isfinite((double)loss)) {
+        if (!isfinite((double)loss) || !NNC_T_FN(gradients_finite)(r->m)) {
             nnc_progress_end(p);
-            fprintf(stderr, "error: the loss became %s at epoch %d, step %ld%s%s"
-                    "\n", loss != loss ? "NaN" : "infinite", epoch, s + 1,
-                    NNC_T_FN(error)(r->m)[0] ? ": " : "",
-                    NNC_T_FN(error)(r->m));
+            nnc__report_nonfinite(r, epoch, s + 1, loss);
             return -1;
         }
         if (clip)
@@ -3728,7 +3744,10 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
     } else {
         status = nnc__train_and_report(&r);
     }
-    if (r.csv && fclose(r.csv) && !status) {
+    /* a failed fflush (a full disk) leaves nothing for fclose to fail on:
+     * the stream's error flag remembers it */
+    int csv_bad = r.csv && ferror(r.csv);
+    if (r.csv && (fclose(r.csv) || csv_bad) && !status) {
         fprintf(stderr, "error: cannot write %s\n", a.log_csv);
         status = 1;
     }
@@ -5556,6 +5575,18 @@ static void k63_x_dropout_mask(float *restrict mask, nnc_rng *rng)
 
 /* ---- programs: straight-line kernel calls ---- */
 
+/* Whether n values are all finite. x - x is 0 for a finite x and NaN for an
+ * infinity or a NaN, so one sum answers it without a branch in the loop;
+ * the sum is 0 or NaN in any order, so the lanes may add it up. */
+static int all_finite(const float *v, long n) {
+    float acc = 0;
+    NNC_SIMD_SUM
+    for (long i = 0; i < n; i++) {
+        acc += v[i] - v[i];
+    }
+    return acc == 0;
+}
+
 /* Evaluation mode: outputs only. */
 static void forward_predict(mnist_cnn_bn *m, const float *x) {
     k00_conv1_conv2d(x, m->params + 0, m->arena + 0);
@@ -5670,7 +5701,8 @@ static void forward_backward(mnist_cnn_bn *m, const float *x, const int32_t *y) 
     k53_bn4_bn_running_update(m->params + 93216, m->params + 93280, m->arena + 4602752);
 }
 
-/* The optimizer: one update per parameter. */
+/* The optimizer: one update per parameter. It runs after backward, so a step
+ * whose loss or gradients are not finite can skip it. */
 static void update(mnist_cnn_bn *m) {
     m->step++;
     k54_params_adam_update(m->params + 0, m->grads + 0, m->state + 0, m->state + 93994, m->lr, 1.0 - pow(0.90000000000000002, (double)m->step), 1.0 - pow(0.999, (double)m->step));
@@ -5678,6 +5710,261 @@ static void update(mnist_cnn_bn *m) {
     k56_params_adam_update(m->params + 19104, m->grads + 19104, m->state + 19104, m->state + 113098, m->lr, 1.0 - pow(0.90000000000000002, (double)m->step), 1.0 - pow(0.999, (double)m->step));
     k57_params_adam_update(m->params + 56224, m->grads + 56224, m->state + 56224, m->state + 150218, m->lr, 1.0 - pow(0.90000000000000002, (double)m->step), 1.0 - pow(0.999, (double)m->step));
     k58_params_adam_update(m->params + 93344, m->grads + 93344, m->state + 93344, m->state + 187338, m->lr, 1.0 - pow(0.90000000000000002, (double)m->step), 1.0 - pow(0.999, (double)m->step));
+}
+
+/* Checked mode: forward_backward again, testing what each kernel stores as
+ * soon as it is computed; the first tensor that holds a NaN or an infinity,
+ * or NULL. Only run when a step was not finite. */
+static const char *forward_backward_checked(mnist_cnn_bn *m, const float *x, const int32_t *y) {
+    if (!all_finite(m->params + 0, 288)) {
+        return "conv1.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 288, 32)) {
+        return "bn1.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 320, 32)) {
+        return "bn1.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 416, 18432)) {
+        return "conv2.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 18848, 64)) {
+        return "bn2.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 18912, 64)) {
+        return "bn2.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 19104, 36864)) {
+        return "conv3.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 55968, 64)) {
+        return "bn3.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 56032, 64)) {
+        return "bn3.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 56224, 36864)) {
+        return "fc1.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 93088, 64)) {
+        return "bn4.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 93152, 64)) {
+        return "bn4.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 93344, 640)) {
+        return "logits.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 93984, 10)) {
+        return "logits.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(x, 50176)) {
+        return "the input batch";
+    }
+    /* the masks depend on the model's seed and the step only: computing the
+     * gradients twice at one step sees the same masks */
+    nnc_rng_seed(&m->rng, m->dropout_seed ^ (uint64_t)m->step * 0x9E3779B97F4A7C15u);
+    k00_conv1_conv2d(x, m->params + 0, m->arena + 0);
+    if (!all_finite(m->arena + 0, 1384448)) {
+        return "conv1 = conv2d [64, 32, 26, 26] at dsl-examples/mnist_cnn_bn.nn:12 (forward, kernel k00_conv1_conv2d)";
+    }
+    k01_bn1_bn_stats(m->arena + 0, m->params + 352, m->params + 384, m->arena + 4602880);
+    if (!all_finite(m->arena + 4602880, 64)) {
+        return "bn1 = bn_stats [2, 32] at dsl-examples/mnist_cnn_bn.nn:12 (forward, kernel k01_bn1_bn_stats)";
+    }
+    k02_bn1_batchnorm(m->arena + 0, m->arena + 4602880, m->params + 288, m->params + 320, m->arena + 1384448);
+    if (!all_finite(m->arena + 1384448, 1384448)) {
+        return "bn1 = batchnorm [64, 32, 26, 26] at dsl-examples/mnist_cnn_bn.nn:12 (forward, kernel k02_bn1_batchnorm)";
+    }
+    k03_x_relu(m->arena + 1384448, m->arena + 1384448);
+    if (!all_finite(m->arena + 1384448, 1384448)) {
+        return "x = relu [64, 32, 26, 26] at dsl-examples/mnist_cnn_bn.nn:12 (forward, kernel k03_x_relu)";
+    }
+    k04_x_maxpool2d(m->arena + 1384448, m->arena + 4255744);
+    if (!all_finite(m->arena + 4255744, 346112)) {
+        return "x = maxpool2d [64, 32, 13, 13] at dsl-examples/mnist_cnn_bn.nn:13 (forward, kernel k04_x_maxpool2d)";
+    }
+    k05_conv2_conv2d(m->arena + 4255744, m->params + 416, m->arena + 2768896);
+    if (!all_finite(m->arena + 2768896, 495616)) {
+        return "conv2 = conv2d [64, 64, 11, 11] at dsl-examples/mnist_cnn_bn.nn:14 (forward, kernel k05_conv2_conv2d)";
+    }
+    k06_bn2_bn_stats(m->arena + 2768896, m->params + 18976, m->params + 19040, m->arena + 4602496);
+    if (!all_finite(m->arena + 4602496, 128)) {
+        return "bn2 = bn_stats [2, 64] at dsl-examples/mnist_cnn_bn.nn:14 (forward, kernel k06_bn2_bn_stats)";
+    }
+    k07_bn2_batchnorm(m->arena + 2768896, m->arena + 4602496, m->params + 18848, m->params + 18912, m->arena + 3264512);
+    if (!all_finite(m->arena + 3264512, 495616)) {
+        return "bn2 = batchnorm [64, 64, 11, 11] at dsl-examples/mnist_cnn_bn.nn:14 (forward, kernel k07_bn2_batchnorm)";
+    }
+    k08_x_relu(m->arena + 3264512, m->arena + 3264512);
+    if (!all_finite(m->arena + 3264512, 495616)) {
+        return "x = relu [64, 64, 11, 11] at dsl-examples/mnist_cnn_bn.nn:14 (forward, kernel k08_x_relu)";
+    }
+    k09_x_maxpool2d(m->arena + 3264512, m->arena + 3760128);
+    if (!all_finite(m->arena + 3760128, 102400)) {
+        return "x = maxpool2d [64, 64, 5, 5] at dsl-examples/mnist_cnn_bn.nn:15 (forward, kernel k09_x_maxpool2d)";
+    }
+    k10_conv3_conv2d(m->arena + 3760128, m->params + 19104, m->arena + 3862528);
+    if (!all_finite(m->arena + 3862528, 36864)) {
+        return "conv3 = conv2d [64, 64, 3, 3] at dsl-examples/mnist_cnn_bn.nn:16 (forward, kernel k10_conv3_conv2d)";
+    }
+    k11_bn3_bn_stats(m->arena + 3862528, m->params + 56096, m->params + 56160, m->arena + 4602624);
+    if (!all_finite(m->arena + 4602624, 128)) {
+        return "bn3 = bn_stats [2, 64] at dsl-examples/mnist_cnn_bn.nn:16 (forward, kernel k11_bn3_bn_stats)";
+    }
+    k12_bn3_batchnorm(m->arena + 3862528, m->arena + 4602624, m->params + 55968, m->params + 56032, m->arena + 3899392);
+    if (!all_finite(m->arena + 3899392, 36864)) {
+        return "bn3 = batchnorm [64, 64, 3, 3] at dsl-examples/mnist_cnn_bn.nn:16 (forward, kernel k12_bn3_batchnorm)";
+    }
+    k13_x_relu(m->arena + 3899392, m->arena + 3899392);
+    if (!all_finite(m->arena + 3899392, 36864)) {
+        return "x = relu [64, 64, 3, 3] at dsl-examples/mnist_cnn_bn.nn:16 (forward, kernel k13_x_relu)";
+    }
+    k14_fc1_matmul(m->arena + 3899392, m->params + 56224, m->arena + 3973120, m->arena + 3936256);
+    if (!all_finite(m->arena + 3973120, 4096)) {
+        return "fc1 = matmul [64, 64] at dsl-examples/mnist_cnn_bn.nn:17 (forward, kernel k14_fc1_matmul)";
+    }
+    k15_bn4_bn_stats(m->arena + 3973120, m->params + 93216, m->params + 93280, m->arena + 4602752);
+    if (!all_finite(m->arena + 4602752, 128)) {
+        return "bn4 = bn_stats [2, 64] at dsl-examples/mnist_cnn_bn.nn:17 (forward, kernel k15_bn4_bn_stats)";
+    }
+    k16_bn4_batchnorm(m->arena + 3973120, m->arena + 4602752, m->params + 93088, m->params + 93152, m->arena + 3936256);
+    if (!all_finite(m->arena + 3936256, 4096)) {
+        return "bn4 = batchnorm [64, 64] at dsl-examples/mnist_cnn_bn.nn:17 (forward, kernel k16_bn4_batchnorm)";
+    }
+    k17_x_relu(m->arena + 3936256, m->arena + 3936256);
+    if (!all_finite(m->arena + 3936256, 4096)) {
+        return "x = relu [64, 64] at dsl-examples/mnist_cnn_bn.nn:17 (forward, kernel k17_x_relu)";
+    }
+    k18_x_dropout_mask(m->arena + 3940352, &m->rng);
+    if (!all_finite(m->arena + 3940352, 4096)) {
+        return "x = dropout_mask [64, 64] at dsl-examples/mnist_cnn_bn.nn:18 (forward, kernel k18_x_dropout_mask)";
+    }
+    k19_x_mul(m->arena + 3936256, m->arena + 3940352, m->arena + 3944448);
+    if (!all_finite(m->arena + 3944448, 4096)) {
+        return "x = mul [64, 64] at dsl-examples/mnist_cnn_bn.nn:18 (forward, kernel k19_x_mul)";
+    }
+    k20_logits_matmul_bias_add(m->arena + 3944448, m->params + 93344, m->params + 93984, m->arena + 3948544, m->arena + 3949184);
+    if (!all_finite(m->arena + 3948544, 640)) {
+        return "logits = bias_add [64, 10] at dsl-examples/mnist_cnn_bn.nn:19 (forward, kernel k20_logits_matmul_bias_add)";
+    }
+    k21_probs_softmax(m->arena + 3948544, m->arena + 4601856);
+    if (!all_finite(m->arena + 4601856, 640)) {
+        return "probs = softmax [64, 10] at dsl-examples/mnist_cnn_bn.nn:21 (forward, kernel k21_probs_softmax)";
+    }
+    k22_loss_softmax_xent(m->arena + 3948544, y, m->arena + 4602944);
+    if (!all_finite(m->arena + 4602944, 1)) {
+        return "loss = softmax_xent [] at dsl-examples/mnist_cnn_bn.nn:22 (forward, kernel k22_loss_softmax_xent)";
+    }
+    k23_dloss_fill(m->arena + 3949184);
+    if (!all_finite(m->arena + 3949184, 1)) {
+        return "dloss = fill [] at dsl-examples/mnist_cnn_bn.nn:22 (backward, kernel k23_dloss_fill)";
+    }
+    k24_dlogits_softmax_xent_grad(m->arena + 3948544, y, m->arena + 3949184, m->arena + 3952640);
+    if (!all_finite(m->arena + 3952640, 640)) {
+        return "dlogits = softmax_xent_grad [64, 10] at dsl-examples/mnist_cnn_bn.nn:19 (backward, kernel k24_dlogits_softmax_xent_grad)";
+    }
+    k25_dlogits_bias_bias_grad(m->arena + 3952640, m->grads + 93984);
+    if (!all_finite(m->grads + 93984, 10)) {
+        return "logits.bias.grad [10] at dsl-examples/mnist_cnn_bn.nn:19 (backward, kernel k25_dlogits_bias_bias_grad)";
+    }
+    k26_dx_matmul_mul_relu_grad(m->arena + 3952640, m->params + 93344, m->arena + 3940352, m->arena + 3936256, m->arena + 3948544);
+    if (!all_finite(m->arena + 3948544, 4096)) {
+        return "dbn4 = relu_grad [64, 64] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k26_dx_matmul_mul_relu_grad)";
+    }
+    k27_dlogits_weight_matmul(m->arena + 3952640, m->arena + 3944448, m->grads + 93344);
+    if (!all_finite(m->grads + 93344, 640)) {
+        return "logits.weight.grad [10, 64] at dsl-examples/mnist_cnn_bn.nn:19 (backward, kernel k27_dlogits_weight_matmul)";
+    }
+    k28_dfc1_batchnorm_grad_input(m->arena + 3948544, m->arena + 3973120, m->arena + 4602752, m->params + 93088, m->arena + 3977216);
+    if (!all_finite(m->arena + 3977216, 4096)) {
+        return "dfc1 = batchnorm_grad_input [64, 64] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k28_dfc1_batchnorm_grad_input)";
+    }
+    k29_dbn4_weight_batchnorm_grad_gamma(m->arena + 3948544, m->arena + 3973120, m->arena + 4602752, m->grads + 93088);
+    if (!all_finite(m->grads + 93088, 64)) {
+        return "bn4.weight.grad [64] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k29_dbn4_weight_batchnorm_grad_gamma)";
+    }
+    k30_dbn4_bias_bias_grad(m->arena + 3948544, m->grads + 93152);
+    if (!all_finite(m->grads + 93152, 64)) {
+        return "bn4.bias.grad [64] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k30_dbn4_bias_bias_grad)";
+    }
+    k31_dx_matmul(m->arena + 3977216, m->params + 56224, m->arena + 3936256);
+    if (!all_finite(m->arena + 3936256, 36864)) {
+        return "dx = matmul [64, 576] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k31_dx_matmul)";
+    }
+    k32_dfc1_weight_matmul(m->arena + 3977216, m->arena + 3899392, m->grads + 56224);
+    if (!all_finite(m->grads + 56224, 36864)) {
+        return "fc1.weight.grad [64, 576] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k32_dfc1_weight_matmul)";
+    }
+    k33_dbn3_relu_grad(m->arena + 3936256, m->arena + 3899392, m->arena + 3936256);
+    if (!all_finite(m->arena + 3936256, 36864)) {
+        return "dbn3 = relu_grad [64, 64, 3, 3] at dsl-examples/mnist_cnn_bn.nn:16 (backward, kernel k33_dbn3_relu_grad)";
+    }
+    k34_dconv3_batchnorm_grad_input(m->arena + 3936256, m->arena + 3862528, m->arena + 4602624, m->params + 55968, m->arena + 3973120);
+    if (!all_finite(m->arena + 3973120, 36864)) {
+        return "dconv3 = batchnorm_grad_input [64, 64, 3, 3] at dsl-examples/mnist_cnn_bn.nn:16 (backward, kernel k34_dconv3_batchnorm_grad_input)";
+    }
+    k35_dbn3_weight_batchnorm_grad_gamma(m->arena + 3936256, m->arena + 3862528, m->arena + 4602624, m->grads + 55968);
+    if (!all_finite(m->grads + 55968, 64)) {
+        return "bn3.weight.grad [64] at dsl-examples/mnist_cnn_bn.nn:16 (backward, kernel k35_dbn3_weight_batchnorm_grad_gamma)";
+    }
+    k36_dbn3_bias_bias_grad(m->arena + 3936256, m->grads + 56032);
+    if (!all_finite(m->grads + 56032, 64)) {
+        return "bn3.bias.grad [64] at dsl-examples/mnist_cnn_bn.nn:16 (backward, kernel k36_dbn3_bias_bias_grad)";
+    }
+    k37_dx_conv2d_grad_input(m->arena + 3973120, m->params + 19104, m->arena + 3862528);
+    if (!all_finite(m->arena + 3862528, 102400)) {
+        return "dx = conv2d_grad_input [64, 64, 5, 5] at dsl-examples/mnist_cnn_bn.nn:15 (backward, kernel k37_dx_conv2d_grad_input)";
+    }
+    k38_dconv3_weight_conv2d_grad_weight(m->arena + 3973120, m->arena + 3760128, m->grads + 19104);
+    if (!all_finite(m->grads + 19104, 36864)) {
+        return "conv3.weight.grad [64, 64, 3, 3] at dsl-examples/mnist_cnn_bn.nn:16 (backward, kernel k38_dconv3_weight_conv2d_grad_weight)";
+    }
+    k39_dx_maxpool2d_grad_relu_grad(m->arena + 3862528, m->arena + 3264512, m->arena + 3264512);
+    if (!all_finite(m->arena + 3264512, 495616)) {
+        return "dbn2 = relu_grad [64, 64, 11, 11] at dsl-examples/mnist_cnn_bn.nn:14 (backward, kernel k39_dx_maxpool2d_grad_relu_grad)";
+    }
+    k40_dconv2_batchnorm_grad_input(m->arena + 3264512, m->arena + 2768896, m->arena + 4602496, m->params + 18848, m->arena + 3760128);
+    if (!all_finite(m->arena + 3760128, 495616)) {
+        return "dconv2 = batchnorm_grad_input [64, 64, 11, 11] at dsl-examples/mnist_cnn_bn.nn:14 (backward, kernel k40_dconv2_batchnorm_grad_input)";
+    }
+    k41_dbn2_weight_batchnorm_grad_gamma(m->arena + 3264512, m->arena + 2768896, m->arena + 4602496, m->grads + 18848);
+    if (!all_finite(m->grads + 18848, 64)) {
+        return "bn2.weight.grad [64] at dsl-examples/mnist_cnn_bn.nn:14 (backward, kernel k41_dbn2_weight_batchnorm_grad_gamma)";
+    }
+    k42_dbn2_bias_bias_grad(m->arena + 3264512, m->grads + 18912);
+    if (!all_finite(m->grads + 18912, 64)) {
+        return "bn2.bias.grad [64] at dsl-examples/mnist_cnn_bn.nn:14 (backward, kernel k42_dbn2_bias_bias_grad)";
+    }
+    k43_dx_conv2d_grad_input(m->arena + 3760128, m->params + 416, m->arena + 2768896);
+    if (!all_finite(m->arena + 2768896, 346112)) {
+        return "dx = conv2d_grad_input [64, 32, 13, 13] at dsl-examples/mnist_cnn_bn.nn:13 (backward, kernel k43_dx_conv2d_grad_input)";
+    }
+    k44_dconv2_weight_conv2d_grad_weight(m->arena + 3760128, m->arena + 4255744, m->grads + 416);
+    if (!all_finite(m->grads + 416, 18432)) {
+        return "conv2.weight.grad [64, 32, 3, 3] at dsl-examples/mnist_cnn_bn.nn:14 (backward, kernel k44_dconv2_weight_conv2d_grad_weight)";
+    }
+    k45_dx_maxpool2d_grad_relu_grad(m->arena + 2768896, m->arena + 1384448, m->arena + 1384448);
+    if (!all_finite(m->arena + 1384448, 1384448)) {
+        return "dbn1 = relu_grad [64, 32, 26, 26] at dsl-examples/mnist_cnn_bn.nn:12 (backward, kernel k45_dx_maxpool2d_grad_relu_grad)";
+    }
+    k46_dconv1_batchnorm_grad_input(m->arena + 1384448, m->arena + 0, m->arena + 4602880, m->params + 288, m->arena + 2768896);
+    if (!all_finite(m->arena + 2768896, 1384448)) {
+        return "dconv1 = batchnorm_grad_input [64, 32, 26, 26] at dsl-examples/mnist_cnn_bn.nn:12 (backward, kernel k46_dconv1_batchnorm_grad_input)";
+    }
+    k47_dbn1_weight_batchnorm_grad_gamma(m->arena + 1384448, m->arena + 0, m->arena + 4602880, m->grads + 288);
+    if (!all_finite(m->grads + 288, 32)) {
+        return "bn1.weight.grad [32] at dsl-examples/mnist_cnn_bn.nn:12 (backward, kernel k47_dbn1_weight_batchnorm_grad_gamma)";
+    }
+    k48_dbn1_bias_bias_grad(m->arena + 1384448, m->grads + 320);
+    if (!all_finite(m->grads + 320, 32)) {
+        return "bn1.bias.grad [32] at dsl-examples/mnist_cnn_bn.nn:12 (backward, kernel k48_dbn1_bias_bias_grad)";
+    }
+    k49_dconv1_weight_conv2d_grad_weight(m->arena + 2768896, x, m->grads + 0);
+    if (!all_finite(m->grads + 0, 288)) {
+        return "conv1.weight.grad [32, 1, 3, 3] at dsl-examples/mnist_cnn_bn.nn:12 (backward, kernel k49_dconv1_weight_conv2d_grad_weight)";
+    }
+    return NULL;
 }
 
 static void init_uniform(float *w, long n, double lo, double hi, nnc_rng *rng) {
@@ -5827,11 +6114,18 @@ void mnist_cnn_bn_apply_update(mnist_cnn_bn *m) {
 }
 
 float mnist_cnn_bn_train_step(mnist_cnn_bn *m, const float *x, const int32_t *y) {
+    m->error[0] = '\0';
     const float loss = mnist_cnn_bn_compute_gradients(m, x, y);
-    if (loss == loss) {
+    if (loss == loss && mnist_cnn_bn_gradients_finite(m)) {
         update(m);
+        return loss;
     }
-    return loss;
+    /* no update, so the weights stay as they were; say why (unless the labels
+     * were refused already) */
+    if (!m->error[0] && mnist_cnn_bn_find_nonfinite(m, x, y) == 0) {
+        snprintf(m->error, sizeof m->error, "step %ld was not finite, but its checked re-run was", m->step + 1);
+    }
+    return (float)NAN;
 }
 
 const float *mnist_cnn_bn_train_output(const mnist_cnn_bn *m) {
@@ -5849,7 +6143,43 @@ float mnist_cnn_bn_evaluate(mnist_cnn_bn *m, const float *x, const int32_t *y, f
     return m->arena[640];
 }
 
+int mnist_cnn_bn_gradients_finite(const mnist_cnn_bn *m) {
+    return all_finite(m->arena + 4602944, 1) && all_finite(m->grads, PARAM_ELEMS);
+}
+
+int mnist_cnn_bn_find_nonfinite(mnist_cnn_bn *m, const float *x, const int32_t *y) {
+    if (labels_invalid(m, y)) {
+        return -1;
+    }
+    const char *culprit = forward_backward_checked(m, x, y);
+    if (!culprit) {
+        m->error[0] = '\0';
+        return 0;
+    }
+    snprintf(m->error, sizeof m->error, "the first non-finite tensor is %s", culprit);
+    return -1;
+}
+
+/* Checkpoints hold the last good state: never a NaN or an infinity. */
+static int refuse_nonfinite(mnist_cnn_bn *m, const char *path) {
+    for (int t = 0; t < NTENSORS; t++) {
+        const nnc_st_tensor *s = &mnist_cnn_bn_tensors[t];
+        long n = 1;
+        for (int d = 0; d < s->ndim; d++) {
+            n *= (long)s->shape[d];
+        }
+        if (!all_finite(m->params + s->offset, n)) {
+            snprintf(m->error, sizeof m->error, "%s: not saved: %s holds a NaN or an infinity", path, s->name);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int mnist_cnn_bn_save(mnist_cnn_bn *m, const char *path) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     char step[32];
     snprintf(step, sizeof step, "%ld", m->step);
     const char *meta[] = {"nnc_model", "mnist_cnn_bn", "nnc_step", step, NULL};
@@ -5941,6 +6271,9 @@ int mnist_cnn_bn_load_matching(mnist_cnn_bn *m, const char *path) {
 }
 
 int mnist_cnn_bn_save_training(mnist_cnn_bn *m, const char *path, const char *const *meta) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     enum { MAX_META = 64 };
     char step[32], lr[40], slots[64];
     snprintf(step, sizeof step, "%ld", m->step);

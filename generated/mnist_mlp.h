@@ -23,7 +23,9 @@ const char *mnist_mlp_error(const mnist_mlp *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * MNIST_MLP_OUTPUT_SIZE. */
 void mnist_mlp_predict(mnist_mlp *m, const float *x, int n, float *out);
-/* One training step on MNIST_MLP_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on MNIST_MLP_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and mnist_mlp_error() names the first non-finite tensor. */
 float mnist_mlp_train_step(mnist_mlp *m, const float *x, const int32_t *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float mnist_mlp_compute_gradients(mnist_mlp *m, const float *x, const int32_t *y);
@@ -33,6 +35,15 @@ void mnist_mlp_apply_update(mnist_mlp *m);
 float mnist_mlp_evaluate(mnist_mlp *m, const float *x, const int32_t *y, float *out);
 /* Outputs of the last train step's batch (MNIST_MLP_BATCH * MNIST_MLP_OUTPUT_SIZE). */
 const float *mnist_mlp_train_output(const mnist_mlp *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in mnist_mlp_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int mnist_mlp_gradients_finite(const mnist_mlp *m);
+int mnist_mlp_find_nonfinite(mnist_mlp *m, const float *x, const int32_t *y);
 
 /* The contiguous parameter and gradient blocks (MNIST_MLP_PARAM_COUNT each). */
 float *mnist_mlp_params(mnist_mlp *m);

@@ -3219,6 +3219,25 @@ typedef struct nnc_run {
     int best_epoch;
 } nnc_run;
 
+/* A step whose loss or gradients are not finite stops the run before its
+ * update, so the weights and every checkpoint written so far stay as the
+ * last good step left them. The same batch is computed again in checked
+ * mode to name the first tensor that went non-finite. */
+NNC_RT void nnc__report_nonfinite(nnc_run *r, int epoch, long step,
+                                  NNC_T_REAL loss)
+{
+    const char *what = loss != loss       ? "the loss is NaN"
+                       : isinf((double)loss) ? "the loss is infinite"
+                                             : "a gradient is not finite";
+    int found = NNC_T_FN(find_nonfinite)(r->m, r->b.x, r->b.y) != 0;
+    fprintf(stderr, "error: epoch %d, step %ld (optimizer step %ld): %s; %s\n",
+            epoch, step, NNC_T_FN(steps)(r->m) + 1, what,
+            found ? NNC_T_FN(error)(r->m)
+                  : "a checked re-run of the batch was finite");
+    fprintf(stderr, "error: stopped before the update; the weights and "
+            "checkpoints are those of the last finite step\n");
+}
+
 NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
 {
     const nnc_train_config *cfg = r->cfg;
@@ -3241,12 +3260,9 @@ NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
         NNC_T_FN(set_lr)(r->m, nnc__step_lr(&cfg->schedule, &r->sched,
                                             NNC_T_FN(steps)(r->m)));
         NNC_T_REAL loss = NNC_T_FN(compute_gradients)(r->m, r->b.x, r->b.y);
-        if (!isfinite((double)loss)) {
+        if (!isfinite((double)loss) || !NNC_T_FN(gradients_finite)(r->m)) {
             nnc_progress_end(p);
-            fprintf(stderr, "error: the loss became %s at epoch %d, step %ld%s%s"
-                    "\n", loss != loss ? "NaN" : "infinite", epoch, s + 1,
-                    NNC_T_FN(error)(r->m)[0] ? ": " : "",
-                    NNC_T_FN(error)(r->m));
+            nnc__report_nonfinite(r, epoch, s + 1, loss);
             return -1;
         }
         if (clip)
@@ -3728,7 +3744,10 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
     } else {
         status = nnc__train_and_report(&r);
     }
-    if (r.csv && fclose(r.csv) && !status) {
+    /* a failed fflush (a full disk) leaves nothing for fclose to fail on:
+     * the stream's error flag remembers it */
+    int csv_bad = r.csv && ferror(r.csv);
+    if (r.csv && (fclose(r.csv) || csv_bad) && !status) {
         fprintf(stderr, "error: cannot write %s\n", a.log_csv);
         status = 1;
     }
@@ -3903,6 +3922,18 @@ static void k06_params_sgd_update(float *restrict w, const float *restrict g, do
 
 /* ---- programs: straight-line kernel calls ---- */
 
+/* Whether n values are all finite. x - x is 0 for a finite x and NaN for an
+ * infinity or a NaN, so one sum answers it without a branch in the loop;
+ * the sum is 0 or NaN in any order, so the lanes may add it up. */
+static int all_finite(const float *v, long n) {
+    float acc = 0;
+    NNC_SIMD_SUM
+    for (long i = 0; i < n; i++) {
+        acc += v[i] - v[i];
+    }
+    return acc == 0;
+}
+
 /* Evaluation mode: outputs only. */
 static void forward_predict(single_layer *m, const float *x) {
     k00_z_matmul_bias_add_sigmoid(x, m->params + 0, m->params + 2, m->arena + 0, m->arena + 16);
@@ -3924,10 +3955,54 @@ static void forward_backward(single_layer *m, const float *x, const float *y) {
     k05_dz_weight_matmul(m->arena + 48, x, m->grads + 0);
 }
 
-/* The optimizer: one update per parameter. */
+/* The optimizer: one update per parameter. It runs after backward, so a step
+ * whose loss or gradients are not finite can skip it. */
 static void update(single_layer *m) {
     m->step++;
     k06_params_sgd_update(m->params + 0, m->grads + 0, m->lr, m->step == 1);
+}
+
+/* Checked mode: forward_backward again, testing what each kernel stores as
+ * soon as it is computed; the first tensor that holds a NaN or an infinity,
+ * or NULL. Only run when a step was not finite. */
+static const char *forward_backward_checked(single_layer *m, const float *x, const float *y) {
+    if (!all_finite(m->params + 0, 2)) {
+        return "z.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 2, 1)) {
+        return "z.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(x, 8)) {
+        return "the input batch";
+    }
+    if (!all_finite(y, 4)) {
+        return "the label batch";
+    }
+    k00_z_matmul_bias_add_sigmoid(x, m->params + 0, m->params + 2, m->arena + 0, m->arena + 16);
+    if (!all_finite(m->arena + 0, 4)) {
+        return "p = sigmoid [4, 1] at dsl-examples/single_layer.nn:15 (forward, kernel k00_z_matmul_bias_add_sigmoid)";
+    }
+    k01_loss_bce(m->arena + 0, y, m->arena + 16);
+    if (!all_finite(m->arena + 16, 1)) {
+        return "loss = bce [] at dsl-examples/single_layer.nn:16 (forward, kernel k01_loss_bce)";
+    }
+    k02_dloss_fill(m->arena + 32);
+    if (!all_finite(m->arena + 32, 1)) {
+        return "dloss = fill [] at dsl-examples/single_layer.nn:16 (backward, kernel k02_dloss_fill)";
+    }
+    k03_dp_bce_grad_sigmoid_grad(m->arena + 0, y, m->arena + 32, m->arena + 48);
+    if (!all_finite(m->arena + 48, 4)) {
+        return "dz = sigmoid_grad [4, 1] at dsl-examples/single_layer.nn:13 (backward, kernel k03_dp_bce_grad_sigmoid_grad)";
+    }
+    k04_dz_bias_bias_grad(m->arena + 48, m->grads + 2);
+    if (!all_finite(m->grads + 2, 1)) {
+        return "z.bias.grad [1] at dsl-examples/single_layer.nn:13 (backward, kernel k04_dz_bias_bias_grad)";
+    }
+    k05_dz_weight_matmul(m->arena + 48, x, m->grads + 0);
+    if (!all_finite(m->grads + 0, 2)) {
+        return "z.weight.grad [1, 2] at dsl-examples/single_layer.nn:13 (backward, kernel k05_dz_weight_matmul)";
+    }
+    return NULL;
 }
 
 static void init_normal(float *w, long n, double mean, double std, nnc_rng *rng) {
@@ -4022,11 +4097,18 @@ void single_layer_apply_update(single_layer *m) {
 }
 
 float single_layer_train_step(single_layer *m, const float *x, const float *y) {
+    m->error[0] = '\0';
     const float loss = single_layer_compute_gradients(m, x, y);
-    if (loss == loss) {
+    if (loss == loss && single_layer_gradients_finite(m)) {
         update(m);
+        return loss;
     }
-    return loss;
+    /* no update, so the weights stay as they were; say why (unless the labels
+     * were refused already) */
+    if (!m->error[0] && single_layer_find_nonfinite(m, x, y) == 0) {
+        snprintf(m->error, sizeof m->error, "step %ld was not finite, but its checked re-run was", m->step + 1);
+    }
+    return (float)NAN;
 }
 
 const float *single_layer_train_output(const single_layer *m) {
@@ -4041,7 +4123,40 @@ float single_layer_evaluate(single_layer *m, const float *x, const float *y, flo
     return m->arena[16];
 }
 
+int single_layer_gradients_finite(const single_layer *m) {
+    return all_finite(m->arena + 16, 1) && all_finite(m->grads, PARAM_ELEMS);
+}
+
+int single_layer_find_nonfinite(single_layer *m, const float *x, const float *y) {
+    const char *culprit = forward_backward_checked(m, x, y);
+    if (!culprit) {
+        m->error[0] = '\0';
+        return 0;
+    }
+    snprintf(m->error, sizeof m->error, "the first non-finite tensor is %s", culprit);
+    return -1;
+}
+
+/* Checkpoints hold the last good state: never a NaN or an infinity. */
+static int refuse_nonfinite(single_layer *m, const char *path) {
+    for (int t = 0; t < NTENSORS; t++) {
+        const nnc_st_tensor *s = &single_layer_tensors[t];
+        long n = 1;
+        for (int d = 0; d < s->ndim; d++) {
+            n *= (long)s->shape[d];
+        }
+        if (!all_finite(m->params + s->offset, n)) {
+            snprintf(m->error, sizeof m->error, "%s: not saved: %s holds a NaN or an infinity", path, s->name);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int single_layer_save(single_layer *m, const char *path) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     char step[32];
     snprintf(step, sizeof step, "%ld", m->step);
     const char *meta[] = {"nnc_model", "single_layer", "nnc_step", step, NULL};
@@ -4085,6 +4200,9 @@ int single_layer_load_matching(single_layer *m, const char *path) {
 }
 
 int single_layer_save_training(single_layer *m, const char *path, const char *const *meta) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     enum { MAX_META = 64 };
     char step[32], lr[40], slots[64];
     snprintf(step, sizeof step, "%ld", m->step);

@@ -22,7 +22,9 @@ const char *single_layer_error(const single_layer *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * SINGLE_LAYER_OUTPUT_SIZE. */
 void single_layer_predict(single_layer *m, const float *x, int n, float *out);
-/* One training step on SINGLE_LAYER_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on SINGLE_LAYER_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and single_layer_error() names the first non-finite tensor. */
 float single_layer_train_step(single_layer *m, const float *x, const float *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float single_layer_compute_gradients(single_layer *m, const float *x, const float *y);
@@ -32,6 +34,15 @@ void single_layer_apply_update(single_layer *m);
 float single_layer_evaluate(single_layer *m, const float *x, const float *y, float *out);
 /* Outputs of the last train step's batch (SINGLE_LAYER_BATCH * SINGLE_LAYER_OUTPUT_SIZE). */
 const float *single_layer_train_output(const single_layer *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in single_layer_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int single_layer_gradients_finite(const single_layer *m);
+int single_layer_find_nonfinite(single_layer *m, const float *x, const float *y);
 
 /* The contiguous parameter and gradient blocks (SINGLE_LAYER_PARAM_COUNT each). */
 float *single_layer_params(single_layer *m);

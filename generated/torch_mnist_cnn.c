@@ -3219,6 +3219,25 @@ typedef struct nnc_run {
     int best_epoch;
 } nnc_run;
 
+/* A step whose loss or gradients are not finite stops the run before its
+ * update, so the weights and every checkpoint written so far stay as the
+ * last good step left them. The same batch is computed again in checked
+ * mode to name the first tensor that went non-finite. */
+NNC_RT void nnc__report_nonfinite(nnc_run *r, int epoch, long step,
+                                  NNC_T_REAL loss)
+{
+    const char *what = loss != loss       ? "the loss is NaN"
+                       : isinf((double)loss) ? "the loss is infinite"
+                                             : "a gradient is not finite";
+    int found = NNC_T_FN(find_nonfinite)(r->m, r->b.x, r->b.y) != 0;
+    fprintf(stderr, "error: epoch %d, step %ld (optimizer step %ld): %s; %s\n",
+            epoch, step, NNC_T_FN(steps)(r->m) + 1, what,
+            found ? NNC_T_FN(error)(r->m)
+                  : "a checked re-run of the batch was finite");
+    fprintf(stderr, "error: stopped before the update; the weights and "
+            "checkpoints are those of the last finite step\n");
+}
+
 NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
 {
     const nnc_train_config *cfg = r->cfg;
@@ -3241,12 +3260,9 @@ NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
         NNC_T_FN(set_lr)(r->m, nnc__step_lr(&cfg->schedule, &r->sched,
                                             NNC_T_FN(steps)(r->m)));
         NNC_T_REAL loss = NNC_T_FN(compute_gradients)(r->m, r->b.x, r->b.y);
-        if (!isfinite((double)loss)) {
+        if (!isfinite((double)loss) || !NNC_T_FN(gradients_finite)(r->m)) {
             nnc_progress_end(p);
-            fprintf(stderr, "error: the loss became %s at epoch %d, step %ld%s%s"
-                    "\n", loss != loss ? "NaN" : "infinite", epoch, s + 1,
-                    NNC_T_FN(error)(r->m)[0] ? ": " : "",
-                    NNC_T_FN(error)(r->m));
+            nnc__report_nonfinite(r, epoch, s + 1, loss);
             return -1;
         }
         if (clip)
@@ -3728,7 +3744,10 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
     } else {
         status = nnc__train_and_report(&r);
     }
-    if (r.csv && fclose(r.csv) && !status) {
+    /* a failed fflush (a full disk) leaves nothing for fclose to fail on:
+     * the stream's error flag remembers it */
+    int csv_bad = r.csv && ferror(r.csv);
+    if (r.csv && (fclose(r.csv) || csv_bad) && !status) {
         fprintf(stderr, "error: cannot write %s\n", a.log_csv);
         status = 1;
     }
@@ -4544,6 +4563,18 @@ static void k24_params_adam_update(float *restrict w, const float *restrict g, f
 
 /* ---- programs: straight-line kernel calls ---- */
 
+/* Whether n values are all finite. x - x is 0 for a finite x and NaN for an
+ * infinity or a NaN, so one sum answers it without a branch in the loop;
+ * the sum is 0 or NaN in any order, so the lanes may add it up. */
+static int all_finite(const float *v, long n) {
+    float acc = 0;
+    NNC_SIMD_SUM
+    for (long i = 0; i < n; i++) {
+        acc += v[i] - v[i];
+    }
+    return acc == 0;
+}
+
 /* Evaluation mode: outputs only. */
 static void forward_predict(torch_mnist_cnn *m, const float *x) {
     k00_conv1_conv2d(x, m->params + 0, m->arena + 2359296);
@@ -4597,10 +4628,141 @@ static void forward_backward(torch_mnist_cnn *m, const float *x, const int32_t *
     k23_dconv1_weight_conv2d_grad_weight(m->arena + 3743744, x, m->grads + 0);
 }
 
-/* The optimizer: one update per parameter. */
+/* The optimizer: one update per parameter. It runs after backward, so a step
+ * whose loss or gradients are not finite can skip it. */
 static void update(torch_mnist_cnn *m) {
     m->step++;
     k24_params_adam_update(m->params + 0, m->grads + 0, m->state + 0, m->state + 1199882, m->lr, 1.0 - pow(0.90000000000000002, (double)m->step), 1.0 - pow(0.999, (double)m->step));
+}
+
+/* Checked mode: forward_backward again, testing what each kernel stores as
+ * soon as it is computed; the first tensor that holds a NaN or an infinity,
+ * or NULL. Only run when a step was not finite. */
+static const char *forward_backward_checked(torch_mnist_cnn *m, const float *x, const int32_t *y) {
+    if (!all_finite(m->params + 0, 288)) {
+        return "conv1.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 288, 32)) {
+        return "conv1.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 320, 18432)) {
+        return "conv2.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 18752, 64)) {
+        return "conv2.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 18816, 1179648)) {
+        return "fc1.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 1198464, 128)) {
+        return "fc1.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 1198592, 1280)) {
+        return "fc2.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 1199872, 10)) {
+        return "fc2.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(x, 50176)) {
+        return "the input batch";
+    }
+    k00_conv1_conv2d(x, m->params + 0, m->arena + 2359296);
+    if (!all_finite(m->arena + 2359296, 1384448)) {
+        return "conv1 = conv2d [64, 32, 26, 26] at dsl-examples/torch_mnist_cnn.nn:15 (forward, kernel k00_conv1_conv2d)";
+    }
+    k01_conv1_bias_add_relu(m->arena + 2359296, m->params + 288, m->arena + 2359296);
+    if (!all_finite(m->arena + 2359296, 1384448)) {
+        return "x = relu [64, 32, 26, 26] at dsl-examples/torch_mnist_cnn.nn:15 (forward, kernel k01_conv1_bias_add_relu)";
+    }
+    k02_conv2_conv2d(m->arena + 2359296, m->params + 320, m->arena + 0);
+    if (!all_finite(m->arena + 0, 2359296)) {
+        return "conv2 = conv2d [64, 64, 24, 24] at dsl-examples/torch_mnist_cnn.nn:16 (forward, kernel k02_conv2_conv2d)";
+    }
+    k03_conv2_bias_add_relu(m->arena + 0, m->params + 18752, m->arena + 0);
+    if (!all_finite(m->arena + 0, 2359296)) {
+        return "x = relu [64, 64, 24, 24] at dsl-examples/torch_mnist_cnn.nn:16 (forward, kernel k03_conv2_bias_add_relu)";
+    }
+    k04_x_maxpool2d(m->arena + 0, m->arena + 4923392);
+    if (!all_finite(m->arena + 4923392, 589824)) {
+        return "x = maxpool2d [64, 64, 12, 12] at dsl-examples/torch_mnist_cnn.nn:17 (forward, kernel k04_x_maxpool2d)";
+    }
+    k05_fc1_matmul_bias_add_relu(m->arena + 4923392, m->params + 18816, m->params + 1198464, m->arena + 5513216, m->arena + 3743744);
+    if (!all_finite(m->arena + 5513216, 8192)) {
+        return "x = relu [64, 128] at dsl-examples/torch_mnist_cnn.nn:18 (forward, kernel k05_fc1_matmul_bias_add_relu)";
+    }
+    k06_fc2_matmul_bias_add(m->arena + 5513216, m->params + 1198592, m->params + 1199872, m->arena + 3745024, m->arena + 3743744);
+    if (!all_finite(m->arena + 3745024, 640)) {
+        return "logits = bias_add [64, 10] at dsl-examples/torch_mnist_cnn.nn:19 (forward, kernel k06_fc2_matmul_bias_add)";
+    }
+    k07_probs_softmax(m->arena + 3745024, m->arena + 5521408);
+    if (!all_finite(m->arena + 5521408, 640)) {
+        return "probs = softmax [64, 10] at dsl-examples/torch_mnist_cnn.nn:21 (forward, kernel k07_probs_softmax)";
+    }
+    k08_loss_softmax_xent(m->arena + 3745024, y, m->arena + 5522048);
+    if (!all_finite(m->arena + 5522048, 1)) {
+        return "loss = softmax_xent [] at dsl-examples/torch_mnist_cnn.nn:22 (forward, kernel k08_loss_softmax_xent)";
+    }
+    k09_dloss_fill(m->arena + 3744384);
+    if (!all_finite(m->arena + 3744384, 1)) {
+        return "dloss = fill [] at dsl-examples/torch_mnist_cnn.nn:22 (backward, kernel k09_dloss_fill)";
+    }
+    k10_dlogits_softmax_xent_grad(m->arena + 3745024, y, m->arena + 3744384, m->arena + 3743744);
+    if (!all_finite(m->arena + 3743744, 640)) {
+        return "dlogits = softmax_xent_grad [64, 10] at dsl-examples/torch_mnist_cnn.nn:19 (backward, kernel k10_dlogits_softmax_xent_grad)";
+    }
+    k11_dfc2_bias_bias_grad(m->arena + 3743744, m->grads + 1199872);
+    if (!all_finite(m->grads + 1199872, 10)) {
+        return "fc2.bias.grad [10] at dsl-examples/torch_mnist_cnn.nn:19 (backward, kernel k11_dfc2_bias_bias_grad)";
+    }
+    k12_dx_matmul_relu_grad(m->arena + 3743744, m->params + 1198592, m->arena + 5513216, m->arena + 4333568);
+    if (!all_finite(m->arena + 4333568, 8192)) {
+        return "dfc1 = relu_grad [64, 128] at dsl-examples/torch_mnist_cnn.nn:18 (backward, kernel k12_dx_matmul_relu_grad)";
+    }
+    k13_dfc2_weight_matmul(m->arena + 3743744, m->arena + 5513216, m->grads + 1198592);
+    if (!all_finite(m->grads + 1198592, 1280)) {
+        return "fc2.weight.grad [10, 128] at dsl-examples/torch_mnist_cnn.nn:19 (backward, kernel k13_dfc2_weight_matmul)";
+    }
+    k14_dfc1_bias_bias_grad(m->arena + 4333568, m->grads + 1198464);
+    if (!all_finite(m->grads + 1198464, 128)) {
+        return "fc1.bias.grad [128] at dsl-examples/torch_mnist_cnn.nn:18 (backward, kernel k14_dfc1_bias_bias_grad)";
+    }
+    k15_dx_matmul(m->arena + 4333568, m->params + 18816, m->arena + 3743744);
+    if (!all_finite(m->arena + 3743744, 589824)) {
+        return "dx = matmul [64, 9216] at dsl-examples/torch_mnist_cnn.nn:18 (backward, kernel k15_dx_matmul)";
+    }
+    k16_dfc1_weight_matmul(m->arena + 4333568, m->arena + 4923392, m->grads + 18816);
+    if (!all_finite(m->grads + 18816, 1179648)) {
+        return "fc1.weight.grad [128, 9216] at dsl-examples/torch_mnist_cnn.nn:18 (backward, kernel k16_dfc1_weight_matmul)";
+    }
+    k17_dx_maxpool2d_grad_relu_grad(m->arena + 3743744, m->arena + 0, m->arena + 0);
+    if (!all_finite(m->arena + 0, 2359296)) {
+        return "dconv2 = relu_grad [64, 64, 24, 24] at dsl-examples/torch_mnist_cnn.nn:16 (backward, kernel k17_dx_maxpool2d_grad_relu_grad)";
+    }
+    k18_dconv2_bias_bias_grad(m->arena + 0, m->grads + 18752);
+    if (!all_finite(m->grads + 18752, 64)) {
+        return "conv2.bias.grad [64] at dsl-examples/torch_mnist_cnn.nn:16 (backward, kernel k18_dconv2_bias_bias_grad)";
+    }
+    k19_dx_conv2d_grad_input(m->arena + 0, m->params + 320, m->arena + 3743744);
+    if (!all_finite(m->arena + 3743744, 1384448)) {
+        return "dx = conv2d_grad_input [64, 32, 26, 26] at dsl-examples/torch_mnist_cnn.nn:15 (backward, kernel k19_dx_conv2d_grad_input)";
+    }
+    k20_dconv2_weight_conv2d_grad_weight(m->arena + 0, m->arena + 2359296, m->grads + 320);
+    if (!all_finite(m->grads + 320, 18432)) {
+        return "conv2.weight.grad [64, 32, 3, 3] at dsl-examples/torch_mnist_cnn.nn:16 (backward, kernel k20_dconv2_weight_conv2d_grad_weight)";
+    }
+    k21_dconv1_relu_grad(m->arena + 3743744, m->arena + 2359296, m->arena + 3743744);
+    if (!all_finite(m->arena + 3743744, 1384448)) {
+        return "dconv1 = relu_grad [64, 32, 26, 26] at dsl-examples/torch_mnist_cnn.nn:15 (backward, kernel k21_dconv1_relu_grad)";
+    }
+    k22_dconv1_bias_bias_grad(m->arena + 3743744, m->grads + 288);
+    if (!all_finite(m->grads + 288, 32)) {
+        return "conv1.bias.grad [32] at dsl-examples/torch_mnist_cnn.nn:15 (backward, kernel k22_dconv1_bias_bias_grad)";
+    }
+    k23_dconv1_weight_conv2d_grad_weight(m->arena + 3743744, x, m->grads + 0);
+    if (!all_finite(m->grads + 0, 288)) {
+        return "conv1.weight.grad [32, 1, 3, 3] at dsl-examples/torch_mnist_cnn.nn:15 (backward, kernel k23_dconv1_weight_conv2d_grad_weight)";
+    }
+    return NULL;
 }
 
 static void init_uniform(float *w, long n, double lo, double hi, nnc_rng *rng) {
@@ -4715,11 +4877,18 @@ void torch_mnist_cnn_apply_update(torch_mnist_cnn *m) {
 }
 
 float torch_mnist_cnn_train_step(torch_mnist_cnn *m, const float *x, const int32_t *y) {
+    m->error[0] = '\0';
     const float loss = torch_mnist_cnn_compute_gradients(m, x, y);
-    if (loss == loss) {
+    if (loss == loss && torch_mnist_cnn_gradients_finite(m)) {
         update(m);
+        return loss;
     }
-    return loss;
+    /* no update, so the weights stay as they were; say why (unless the labels
+     * were refused already) */
+    if (!m->error[0] && torch_mnist_cnn_find_nonfinite(m, x, y) == 0) {
+        snprintf(m->error, sizeof m->error, "step %ld was not finite, but its checked re-run was", m->step + 1);
+    }
+    return (float)NAN;
 }
 
 const float *torch_mnist_cnn_train_output(const torch_mnist_cnn *m) {
@@ -4737,7 +4906,43 @@ float torch_mnist_cnn_evaluate(torch_mnist_cnn *m, const float *x, const int32_t
     return m->arena[640];
 }
 
+int torch_mnist_cnn_gradients_finite(const torch_mnist_cnn *m) {
+    return all_finite(m->arena + 5522048, 1) && all_finite(m->grads, PARAM_ELEMS);
+}
+
+int torch_mnist_cnn_find_nonfinite(torch_mnist_cnn *m, const float *x, const int32_t *y) {
+    if (labels_invalid(m, y)) {
+        return -1;
+    }
+    const char *culprit = forward_backward_checked(m, x, y);
+    if (!culprit) {
+        m->error[0] = '\0';
+        return 0;
+    }
+    snprintf(m->error, sizeof m->error, "the first non-finite tensor is %s", culprit);
+    return -1;
+}
+
+/* Checkpoints hold the last good state: never a NaN or an infinity. */
+static int refuse_nonfinite(torch_mnist_cnn *m, const char *path) {
+    for (int t = 0; t < NTENSORS; t++) {
+        const nnc_st_tensor *s = &torch_mnist_cnn_tensors[t];
+        long n = 1;
+        for (int d = 0; d < s->ndim; d++) {
+            n *= (long)s->shape[d];
+        }
+        if (!all_finite(m->params + s->offset, n)) {
+            snprintf(m->error, sizeof m->error, "%s: not saved: %s holds a NaN or an infinity", path, s->name);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int torch_mnist_cnn_save(torch_mnist_cnn *m, const char *path) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     char step[32];
     snprintf(step, sizeof step, "%ld", m->step);
     const char *meta[] = {"nnc_model", "torch_mnist_cnn", "nnc_step", step, NULL};
@@ -4803,6 +5008,9 @@ int torch_mnist_cnn_load_matching(torch_mnist_cnn *m, const char *path) {
 }
 
 int torch_mnist_cnn_save_training(torch_mnist_cnn *m, const char *path, const char *const *meta) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     enum { MAX_META = 64 };
     char step[32], lr[40], slots[64];
     snprintf(step, sizeof step, "%ld", m->step);

@@ -22,7 +22,9 @@ const char *xor_error(const xor *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * XOR_OUTPUT_SIZE. */
 void xor_predict(xor *m, const float *x, int n, float *out);
-/* One training step on XOR_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on XOR_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and xor_error() names the first non-finite tensor. */
 float xor_train_step(xor *m, const float *x, const float *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float xor_compute_gradients(xor *m, const float *x, const float *y);
@@ -32,6 +34,15 @@ void xor_apply_update(xor *m);
 float xor_evaluate(xor *m, const float *x, const float *y, float *out);
 /* Outputs of the last train step's batch (XOR_BATCH * XOR_OUTPUT_SIZE). */
 const float *xor_train_output(const xor *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in xor_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int xor_gradients_finite(const xor *m);
+int xor_find_nonfinite(xor *m, const float *x, const float *y);
 
 /* The contiguous parameter and gradient blocks (XOR_PARAM_COUNT each). */
 float *xor_params(xor *m);

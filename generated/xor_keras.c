@@ -3219,6 +3219,25 @@ typedef struct nnc_run {
     int best_epoch;
 } nnc_run;
 
+/* A step whose loss or gradients are not finite stops the run before its
+ * update, so the weights and every checkpoint written so far stay as the
+ * last good step left them. The same batch is computed again in checked
+ * mode to name the first tensor that went non-finite. */
+NNC_RT void nnc__report_nonfinite(nnc_run *r, int epoch, long step,
+                                  NNC_T_REAL loss)
+{
+    const char *what = loss != loss       ? "the loss is NaN"
+                       : isinf((double)loss) ? "the loss is infinite"
+                                             : "a gradient is not finite";
+    int found = NNC_T_FN(find_nonfinite)(r->m, r->b.x, r->b.y) != 0;
+    fprintf(stderr, "error: epoch %d, step %ld (optimizer step %ld): %s; %s\n",
+            epoch, step, NNC_T_FN(steps)(r->m) + 1, what,
+            found ? NNC_T_FN(error)(r->m)
+                  : "a checked re-run of the batch was finite");
+    fprintf(stderr, "error: stopped before the update; the weights and "
+            "checkpoints are those of the last finite step\n");
+}
+
 NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
 {
     const nnc_train_config *cfg = r->cfg;
@@ -3241,12 +3260,9 @@ NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
         NNC_T_FN(set_lr)(r->m, nnc__step_lr(&cfg->schedule, &r->sched,
                                             NNC_T_FN(steps)(r->m)));
         NNC_T_REAL loss = NNC_T_FN(compute_gradients)(r->m, r->b.x, r->b.y);
-        if (!isfinite((double)loss)) {
+        if (!isfinite((double)loss) || !NNC_T_FN(gradients_finite)(r->m)) {
             nnc_progress_end(p);
-            fprintf(stderr, "error: the loss became %s at epoch %d, step %ld%s%s"
-                    "\n", loss != loss ? "NaN" : "infinite", epoch, s + 1,
-                    NNC_T_FN(error)(r->m)[0] ? ": " : "",
-                    NNC_T_FN(error)(r->m));
+            nnc__report_nonfinite(r, epoch, s + 1, loss);
             return -1;
         }
         if (clip)
@@ -3728,7 +3744,10 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
     } else {
         status = nnc__train_and_report(&r);
     }
-    if (r.csv && fclose(r.csv) && !status) {
+    /* a failed fflush (a full disk) leaves nothing for fclose to fail on:
+     * the stream's error flag remembers it */
+    int csv_bad = r.csv && ferror(r.csv);
+    if (r.csv && (fclose(r.csv) || csv_bad) && !status) {
         fprintf(stderr, "error: cannot write %s\n", a.log_csv);
         status = 1;
     }
@@ -4022,6 +4041,18 @@ static void k10_params_adam_update(float *restrict w, const float *restrict g, f
 
 /* ---- programs: straight-line kernel calls ---- */
 
+/* Whether n values are all finite. x - x is 0 for a finite x and NaN for an
+ * infinity or a NaN, so one sum answers it without a branch in the loop;
+ * the sum is 0 or NaN in any order, so the lanes may add it up. */
+static int all_finite(const float *v, long n) {
+    float acc = 0;
+    NNC_SIMD_SUM
+    for (long i = 0; i < n; i++) {
+        acc += v[i] - v[i];
+    }
+    return acc == 0;
+}
+
 /* Evaluation mode: outputs only. */
 static void forward_predict(xor_keras *m, const float *x) {
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 8, m->arena + 0, m->arena + 16);
@@ -4049,10 +4080,76 @@ static void forward_backward(xor_keras *m, const float *x, const float *y) {
     k09_dfc1_weight_matmul(m->arena + 48, x, m->grads + 0);
 }
 
-/* The optimizer: one update per parameter. */
+/* The optimizer: one update per parameter. It runs after backward, so a step
+ * whose loss or gradients are not finite can skip it. */
 static void update(xor_keras *m) {
     m->step++;
     k10_params_adam_update(m->params + 0, m->grads + 0, m->state + 0, m->state + 17, m->lr, 1.0 - pow(0.90000000000000002, (double)m->step), 1.0 - pow(0.999, (double)m->step));
+}
+
+/* Checked mode: forward_backward again, testing what each kernel stores as
+ * soon as it is computed; the first tensor that holds a NaN or an infinity,
+ * or NULL. Only run when a step was not finite. */
+static const char *forward_backward_checked(xor_keras *m, const float *x, const float *y) {
+    if (!all_finite(m->params + 0, 8)) {
+        return "fc1.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 8, 4)) {
+        return "fc1.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 12, 4)) {
+        return "z.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 16, 1)) {
+        return "z.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(x, 8)) {
+        return "the input batch";
+    }
+    if (!all_finite(y, 4)) {
+        return "the label batch";
+    }
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 8, m->arena + 0, m->arena + 16);
+    if (!all_finite(m->arena + 0, 16)) {
+        return "h = relu [4, 4] at dsl-examples/xor_keras.nn:9 (forward, kernel k00_fc1_matmul_bias_add_relu)";
+    }
+    k01_z_matmul_bias_add_sigmoid(m->arena + 0, m->params + 12, m->params + 16, m->arena + 16, m->arena + 32);
+    if (!all_finite(m->arena + 16, 4)) {
+        return "p = sigmoid [4, 1] at dsl-examples/xor_keras.nn:12 (forward, kernel k01_z_matmul_bias_add_sigmoid)";
+    }
+    k02_loss_bce(m->arena + 16, y, m->arena + 32);
+    if (!all_finite(m->arena + 32, 1)) {
+        return "loss = bce [] at dsl-examples/xor_keras.nn:13 (forward, kernel k02_loss_bce)";
+    }
+    k03_dloss_fill(m->arena + 48);
+    if (!all_finite(m->arena + 48, 1)) {
+        return "dloss = fill [] at dsl-examples/xor_keras.nn:13 (backward, kernel k03_dloss_fill)";
+    }
+    k04_dp_bce_grad_sigmoid_grad(m->arena + 16, y, m->arena + 48, m->arena + 64);
+    if (!all_finite(m->arena + 64, 4)) {
+        return "dz = sigmoid_grad [4, 1] at dsl-examples/xor_keras.nn:10 (backward, kernel k04_dp_bce_grad_sigmoid_grad)";
+    }
+    k05_dz_bias_bias_grad(m->arena + 64, m->grads + 16);
+    if (!all_finite(m->grads + 16, 1)) {
+        return "z.bias.grad [1] at dsl-examples/xor_keras.nn:10 (backward, kernel k05_dz_bias_bias_grad)";
+    }
+    k06_dh_matmul_relu_grad(m->arena + 64, m->params + 12, m->arena + 0, m->arena + 48);
+    if (!all_finite(m->arena + 48, 16)) {
+        return "dfc1 = relu_grad [4, 4] at dsl-examples/xor_keras.nn:9 (backward, kernel k06_dh_matmul_relu_grad)";
+    }
+    k07_dz_weight_matmul(m->arena + 64, m->arena + 0, m->grads + 12);
+    if (!all_finite(m->grads + 12, 4)) {
+        return "z.weight.grad [1, 4] at dsl-examples/xor_keras.nn:10 (backward, kernel k07_dz_weight_matmul)";
+    }
+    k08_dfc1_bias_bias_grad(m->arena + 48, m->grads + 8);
+    if (!all_finite(m->grads + 8, 4)) {
+        return "fc1.bias.grad [4] at dsl-examples/xor_keras.nn:9 (backward, kernel k08_dfc1_bias_bias_grad)";
+    }
+    k09_dfc1_weight_matmul(m->arena + 48, x, m->grads + 0);
+    if (!all_finite(m->grads + 0, 8)) {
+        return "fc1.weight.grad [4, 2] at dsl-examples/xor_keras.nn:9 (backward, kernel k09_dfc1_weight_matmul)";
+    }
+    return NULL;
 }
 
 static void init_uniform(float *w, long n, double lo, double hi, nnc_rng *rng) {
@@ -4151,11 +4248,18 @@ void xor_keras_apply_update(xor_keras *m) {
 }
 
 float xor_keras_train_step(xor_keras *m, const float *x, const float *y) {
+    m->error[0] = '\0';
     const float loss = xor_keras_compute_gradients(m, x, y);
-    if (loss == loss) {
+    if (loss == loss && xor_keras_gradients_finite(m)) {
         update(m);
+        return loss;
     }
-    return loss;
+    /* no update, so the weights stay as they were; say why (unless the labels
+     * were refused already) */
+    if (!m->error[0] && xor_keras_find_nonfinite(m, x, y) == 0) {
+        snprintf(m->error, sizeof m->error, "step %ld was not finite, but its checked re-run was", m->step + 1);
+    }
+    return (float)NAN;
 }
 
 const float *xor_keras_train_output(const xor_keras *m) {
@@ -4170,7 +4274,40 @@ float xor_keras_evaluate(xor_keras *m, const float *x, const float *y, float *ou
     return m->arena[0];
 }
 
+int xor_keras_gradients_finite(const xor_keras *m) {
+    return all_finite(m->arena + 32, 1) && all_finite(m->grads, PARAM_ELEMS);
+}
+
+int xor_keras_find_nonfinite(xor_keras *m, const float *x, const float *y) {
+    const char *culprit = forward_backward_checked(m, x, y);
+    if (!culprit) {
+        m->error[0] = '\0';
+        return 0;
+    }
+    snprintf(m->error, sizeof m->error, "the first non-finite tensor is %s", culprit);
+    return -1;
+}
+
+/* Checkpoints hold the last good state: never a NaN or an infinity. */
+static int refuse_nonfinite(xor_keras *m, const char *path) {
+    for (int t = 0; t < NTENSORS; t++) {
+        const nnc_st_tensor *s = &xor_keras_tensors[t];
+        long n = 1;
+        for (int d = 0; d < s->ndim; d++) {
+            n *= (long)s->shape[d];
+        }
+        if (!all_finite(m->params + s->offset, n)) {
+            snprintf(m->error, sizeof m->error, "%s: not saved: %s holds a NaN or an infinity", path, s->name);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int xor_keras_save(xor_keras *m, const char *path) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     char step[32];
     snprintf(step, sizeof step, "%ld", m->step);
     const char *meta[] = {"nnc_model", "xor_keras", "nnc_step", step, NULL};
@@ -4224,6 +4361,9 @@ int xor_keras_load_matching(xor_keras *m, const char *path) {
 }
 
 int xor_keras_save_training(xor_keras *m, const char *path, const char *const *meta) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     enum { MAX_META = 64 };
     char step[32], lr[40], slots[64];
     snprintf(step, sizeof step, "%ld", m->step);

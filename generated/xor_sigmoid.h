@@ -22,7 +22,9 @@ const char *xor_sigmoid_error(const xor_sigmoid *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * XOR_SIGMOID_OUTPUT_SIZE. */
 void xor_sigmoid_predict(xor_sigmoid *m, const float *x, int n, float *out);
-/* One training step on XOR_SIGMOID_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on XOR_SIGMOID_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and xor_sigmoid_error() names the first non-finite tensor. */
 float xor_sigmoid_train_step(xor_sigmoid *m, const float *x, const float *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float xor_sigmoid_compute_gradients(xor_sigmoid *m, const float *x, const float *y);
@@ -32,6 +34,15 @@ void xor_sigmoid_apply_update(xor_sigmoid *m);
 float xor_sigmoid_evaluate(xor_sigmoid *m, const float *x, const float *y, float *out);
 /* Outputs of the last train step's batch (XOR_SIGMOID_BATCH * XOR_SIGMOID_OUTPUT_SIZE). */
 const float *xor_sigmoid_train_output(const xor_sigmoid *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in xor_sigmoid_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int xor_sigmoid_gradients_finite(const xor_sigmoid *m);
+int xor_sigmoid_find_nonfinite(xor_sigmoid *m, const float *x, const float *y);
 
 /* The contiguous parameter and gradient blocks (XOR_SIGMOID_PARAM_COUNT each). */
 float *xor_sigmoid_params(xor_sigmoid *m);

@@ -476,6 +476,39 @@ START_TEST(rule_update_sweep)
 }
 END_TEST
 
+/* The generated train_step skips the update of a step whose loss or
+ * gradients are not finite (emit_finite.c): that needs every optimizer
+ * update in kernels of their own, scheduled after every kernel of the
+ * forward and backward passes. */
+static void check_updates_last(const Compiled *c)
+{
+    const Kernels *ks = c->ks;
+    bool seen_update = false;
+    for (int t = 0; t < ks->nsched[PROG_TRAIN]; t++) {
+        const Kernel *k = &ks->k[ks->sched[PROG_TRAIN][t]];
+        int updates = 0;
+        for (int m = 0; m < k->nops; m++)
+            updates += op_class[c->g->ops[k->ops[m]].op] == OC_UPDATE;
+        ck_assert(updates == 0 || updates == k->nops);
+        ck_assert_msg(updates || !seen_update, "%s runs after an update",
+                      k->name);
+        seen_update = seen_update || updates;
+    }
+    ck_assert(seen_update);
+}
+
+START_TEST(update_kernels_come_last)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, mlp), 0);
+    check_updates_last(&c);
+    compiled_free(&c);
+    ck_assert_int_eq(compile_to(&c, mlp, "plan"), 0); /* fuse(g, false) */
+    check_updates_last(&c);
+    compiled_free(&c);
+}
+END_TEST
+
 START_TEST(rule_softmax_xent_pair)
 {
     Compiled c;
@@ -609,6 +642,7 @@ Suite *compiler_suite(void)
     tcase_add_test(t, rule_matmul_epilogue);
     tcase_add_test(t, rule_matmul_epilogue_stores_what_others_read);
     tcase_add_test(t, rule_update_sweep);
+    tcase_add_test(t, update_kernels_come_last);
     tcase_add_test(t, rule_softmax_xent_pair);
     tcase_add_test(t, rule_softmax_xent_keeps_label_smoothing);
     tcase_add_test(t, rule_ewise_chain);

@@ -49,8 +49,11 @@ step "runtime embedded, safetensors in Python" tests/runtime_extra.sh
 step "examples end to end" tests/e2e.sh
 step "gradient checks (f64, central differences)" tests/gradcheck.sh
 step "fused and unfused train alike" tests/fusecheck.sh
+step "fused and unfused agree exactly (every fusion rule)" tests/exactcheck.sh
+step "non-finite steps: named, stopped, checkpoint kept" tests/nonfinite.sh
 step "CNN ops agree with PyTorch (f64)" tests/cnn_torch_check.sh
 step "train block: optimizers, schedules, checkpoints, resume" tests/train_features.sh
+step "checkpoints on a full disk" tests/full_disk.sh
 step "generated/ is up to date" tests/generated_fresh.sh
 # valgrind cannot run a binary built with ASan, and the PyTorch agreement
 # run (minutes of training steps) adds nothing under the sanitizers that

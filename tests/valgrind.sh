@@ -1,6 +1,7 @@
 #!/bin/sh
 # valgrind.sh — nnc itself leaks nothing and touches no invalid memory,
-# on every example (all output forms) and on every bad program.
+# on every example (all output forms) and on every bad program
+# (tests/bad/ and the train-block ones in tests/train/bad/).
 set -u
 NNC=${NNC:-build/nnc}
 out=${BUILD:-build}/valgrind
@@ -23,7 +24,7 @@ for nn in dsl-examples/*.nn; do
     run --no-fuse --stats "$nn"
     run --emit=ir "$nn"
 done
-for nn in tests/bad/*.nn; do
+for nn in tests/bad/*.nn tests/train/bad/*.nn; do
     run --check "$nn"
 done
 echo "$passed passed, $failed failed"
