@@ -61,15 +61,15 @@ static const char *value_cname(const Graph *g, int v)
 
 /* Names the kernel bodies use for their own locals: an argument named
  * like one gets its value id appended. */
-static bool is_reserved(const char *name)
+static bool is_reserved(const char *name, bool conv)
 {
     static const char *const locals[] = {"i", "j", "k", "r", "c", "at", "row",
         "acc", "aik", "b", "brow", "a", "band", "i0", "j0", "packed", "scale", "total", "max", "sum", "zr", "pr", "d",
         "mass", "tr", "lr", "first_step", "bias1", "bias2", "step_size",
         "root_bias2", "w", "g", "m", "v", "yp", "dyp", "dxp", "nc", "oh", "ow",
-        "first", "best", "top", "take", "NNC_PARALLEL_FOR", "NNC_SIMD_SUM",
-        /* the convolution and batch-norm loop nests */
-        "n", "f", "q", "p", "p0", "s", "t", "fc", "xn", "wf", "xc", "wv", "xs",
+        "first", "best", "top", "take", "NNC_PARALLEL_FOR", "NNC_SIMD_SUM"};
+    /* and those of the convolution and batch-norm loop nests */
+    static const char *const conv_locals[] = {"n", "f", "q", "p", "p0", "s", "t", "fc", "xn", "wf", "xc", "wv", "xs",
         "xp", "xr", "yr", "act", "base", "dyz", "dyw", "dyf", "yf", "dyg",
         "yg", "dym", "dyr", "ymr", "ln", "lane", "lane2", "yrow", "oh_lo",
         "oh_hi", "ow_lo", "ow_hi", "batch_mean", "batch_var", "mean",
@@ -78,12 +78,22 @@ static bool is_reserved(const char *name)
     for (size_t i = 0; i < sizeof locals / sizeof *locals; i++)
         if (!strcmp(locals[i], name))
             return true;
+    for (size_t i = 0; conv && i < sizeof conv_locals / sizeof *conv_locals; i++)
+        if (!strcmp(conv_locals[i], name))
+            return true;
     if (name[0] != 't' || !name[1])
         return false;
     for (const char *p = name + 1; *p; p++)
         if (*p < '0' || *p > '9')
             return false;
     return true; /* t0, t1, ...: the members' locals */
+}
+
+/* Kernels built from the loop nests of lower_conv.c */
+static bool has_roles(const Kernel *k)
+{
+    return k->kind == KK_CONV_EPILOGUE || k->kind == KK_CONV_GRAD ||
+           k->kind == KK_BN || k->kind == KK_BN_GRAD;
 }
 
 /* The name the convolution and batch-norm loop nests (lower_conv.c) give
@@ -104,10 +114,7 @@ static const char *role_name(const Kernel *k, const IrOp *o, int j)
         {OP_BATCHNORM_GRAD_INPUT, {"dy", "x", "stats", "gamma"}, "dx"},
         {OP_BATCHNORM_GRAD_GAMMA, {"dy", "x", "stats"}, "dgamma"},
     };
-    if (k->kind != KK_CONV_EPILOGUE && k->kind != KK_CONV_GRAD &&
-        k->kind != KK_BN && k->kind != KK_BN_GRAD)
-        return NULL;
-    if (o == NULL)
+    if (!has_roles(k))
         return NULL;
     for (size_t r = 0; r < sizeof roles / sizeof roles[0]; r++)
         if (roles[r].op == o->op)
@@ -118,8 +125,8 @@ static const char *role_name(const Kernel *k, const IrOp *o, int j)
     return act && j >= 0 ? (const char *[]){"dy", "y"}[j] : NULL;
 }
 
-static void add_arg(const Graph *g, Args *a, int v, bool written,
-                    const char *role)
+static void add_arg(const Graph *g, const Kernel *k, Args *a, int v,
+                    bool written, const char *role)
 {
     for (int i = 0; i < a->n; i++)
         if (a->value[i] == v)
@@ -127,7 +134,7 @@ static void add_arg(const Graph *g, Args *a, int v, bool written,
     if (a->n == MAX_ARGS)
         return;
     const char *name = role ? role : value_cname(g, v);
-    bool taken = !role && is_reserved(name);
+    bool taken = !role && is_reserved(name, has_roles(k));
     for (int i = 0; i < a->n; i++)
         taken = taken || !strcmp(a->name[i], name);
     if (taken)
@@ -146,11 +153,11 @@ static void collect_args(const Graph *g, const Kernel *k, Args *a)
         const IrOp *o = &g->ops[k->ops[m]];
         for (int j = 0; j < o->nin; j++)
             if (member_index(k, o->in[j]) < 0)
-                add_arg(g, a, o->in[j], false, role_name(k, o, j));
+                add_arg(g, k, a, o->in[j], false, role_name(k, o, j));
     }
     for (int m = 0; m < k->nops; m++)
         if (k->stored[m] && g->ops[k->ops[m]].storage != SG_NONE)
-            add_arg(g, a, k->ops[m], true,
+            add_arg(g, k, a, k->ops[m], true,
                     role_name(k, &g->ops[k->ops[m]], -1));
 }
 

@@ -3879,7 +3879,7 @@ static void k01_bn1_bn_stats_batchnorm_relu(const float *restrict x, const float
  *   bias_add         fc2          [4, 1]  line 16
  *   sigmoid          p            [4, 1]  line 18
  */
-static void k02_fc2_matmul_bias_add_sigmoid(const float *restrict fc2_relu, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict fc2, float *restrict p_17, float *restrict packed)
+static void k02_fc2_matmul_bias_add_sigmoid(const float *restrict fc2_relu, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict fc2, float *restrict p, float *restrict packed)
 {
     /* [4, 1] = A[4, 4] * B^T[4, 1], in 4x32 tiles */
     /* B is used transposed: lay it out as [4, 1] first, so the inner loop reads it contiguously */
@@ -3909,7 +3909,7 @@ static void k02_fc2_matmul_bias_add_sigmoid(const float *restrict fc2_relu, cons
                     const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
                     fc2[at] = t1;
                     const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
-                    p_17[at] = t2;
+                    p[at] = t2;
                 }
             }
         }
@@ -4180,7 +4180,7 @@ static void k15_bn1_bn_stats_batchnorm_relu(const float *restrict x, const float
  *   bias_add         fc2          [4, 1]  line 16  (kept in registers)
  *   sigmoid          p            [4, 1]  line 18
  */
-static void k16_fc2_matmul_bias_add_sigmoid(const float *restrict fc2_relu, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict p_17, float *restrict packed)
+static void k16_fc2_matmul_bias_add_sigmoid(const float *restrict fc2_relu, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict p, float *restrict packed)
 {
     /* [4, 1] = A[4, 4] * B^T[4, 1], in 4x32 tiles */
     /* B is used transposed: lay it out as [4, 1] first, so the inner loop reads it contiguously */
@@ -4209,7 +4209,7 @@ static void k16_fc2_matmul_bias_add_sigmoid(const float *restrict fc2_relu, cons
                     const float t0 = acc[r][c];
                     const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
                     const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
-                    p_17[at] = t2;
+                    p[at] = t2;
                 }
             }
         }

@@ -3839,7 +3839,7 @@ static void k02_h_mul(const float *x, const float *y, float *out)
  *   bias_add         fc2          [4, 1]  line 14  (kept in registers)
  *   sigmoid          p            [4, 1]  line 16
  */
-static void k03_fc2_matmul_bias_add_sigmoid(const float *restrict h, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict p_13, float *restrict packed)
+static void k03_fc2_matmul_bias_add_sigmoid(const float *restrict h, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict p, float *restrict packed)
 {
     /* [4, 1] = A[4, 4] * B^T[4, 1], in 4x32 tiles */
     /* B is used transposed: lay it out as [4, 1] first, so the inner loop reads it contiguously */
@@ -3868,7 +3868,7 @@ static void k03_fc2_matmul_bias_add_sigmoid(const float *restrict h, const float
                     const float t0 = acc[r][c];
                     const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
                     const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
-                    p_13[at] = t2;
+                    p[at] = t2;
                 }
             }
         }
@@ -3898,12 +3898,12 @@ static void k05_dloss_fill(float *restrict out)
  *   bce_grad         dp           [4, 1]  line 16  (kept in registers)
  *   sigmoid_grad     dfc2         [4, 1]  line 14
  */
-static void k06_dp_bce_grad_sigmoid_grad(const float *p_13, const float *y, const float *dloss_fill, float *dfc2_sigmoid_grad)
+static void k06_dp_bce_grad_sigmoid_grad(const float *p, const float *y, const float *dloss_fill, float *dfc2_sigmoid_grad)
 {
     const float scale = dloss_fill[0] / 4.0f;
     for (long i = 0; i < 4; i++) {
-        const float t0 = scale * (p_13[i] - y[i]) / fmaxf((1 - p_13[i]) * p_13[i], 1e-12f); /* dp bce_grad */
-        const float t1 = t0 * p_13[i] * (1.0f - p_13[i]); /* dfc2 sigmoid_grad */
+        const float t0 = scale * (p[i] - y[i]) / fmaxf((1 - p[i]) * p[i], 1e-12f); /* dp bce_grad */
+        const float t1 = t0 * p[i] * (1.0f - p[i]); /* dfc2 sigmoid_grad */
         dfc2_sigmoid_grad[i] = t1;
     }
 }

@@ -3778,7 +3778,7 @@ enum { NTENSORS = 2 };
  *   bias_add         z            [4, 1]  line 13  (kept in registers)
  *   sigmoid          p            [4, 1]  line 15
  */
-static void k00_z_matmul_bias_add_sigmoid(const float *restrict x, const float *restrict z_weight, const float *restrict z_bias, float *restrict p_6, float *restrict packed)
+static void k00_z_matmul_bias_add_sigmoid(const float *restrict x, const float *restrict z_weight, const float *restrict z_bias, float *restrict p, float *restrict packed)
 {
     /* [4, 1] = A[4, 2] * B^T[2, 1], in 4x32 tiles */
     /* B is used transposed: lay it out as [2, 1] first, so the inner loop reads it contiguously */
@@ -3807,7 +3807,7 @@ static void k00_z_matmul_bias_add_sigmoid(const float *restrict x, const float *
                     const float t0 = acc[r][c];
                     const float t1 = t0 + z_bias[j]; /* z bias_add */
                     const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
-                    p_6[at] = t2;
+                    p[at] = t2;
                 }
             }
         }
@@ -3837,12 +3837,12 @@ static void k02_dloss_fill(float *restrict out)
  *   bce_grad         dp           [4, 1]  line 15  (kept in registers)
  *   sigmoid_grad     dz           [4, 1]  line 13
  */
-static void k03_dp_bce_grad_sigmoid_grad(const float *p_6, const float *y, const float *dloss_fill, float *dz_sigmoid_grad)
+static void k03_dp_bce_grad_sigmoid_grad(const float *p, const float *y, const float *dloss_fill, float *dz_sigmoid_grad)
 {
     const float scale = dloss_fill[0] / 4.0f;
     for (long i = 0; i < 4; i++) {
-        const float t0 = scale * (p_6[i] - y[i]) / fmaxf((1 - p_6[i]) * p_6[i], 1e-12f); /* dp bce_grad */
-        const float t1 = t0 * p_6[i] * (1.0f - p_6[i]); /* dz sigmoid_grad */
+        const float t0 = scale * (p[i] - y[i]) / fmaxf((1 - p[i]) * p[i], 1e-12f); /* dp bce_grad */
+        const float t1 = t0 * p[i] * (1.0f - p[i]); /* dz sigmoid_grad */
         dz_sigmoid_grad[i] = t1;
     }
 }

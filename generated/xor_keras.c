@@ -3821,7 +3821,7 @@ static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
  *   bias_add         z            [4, 1]  line 10  (kept in registers)
  *   sigmoid          p            [4, 1]  line 12
  */
-static void k01_z_matmul_bias_add_sigmoid(const float *restrict h, const float *restrict z_weight, const float *restrict z_bias, float *restrict p_11, float *restrict packed)
+static void k01_z_matmul_bias_add_sigmoid(const float *restrict h, const float *restrict z_weight, const float *restrict z_bias, float *restrict p, float *restrict packed)
 {
     /* [4, 1] = A[4, 4] * B^T[4, 1], in 4x32 tiles */
     /* B is used transposed: lay it out as [4, 1] first, so the inner loop reads it contiguously */
@@ -3850,7 +3850,7 @@ static void k01_z_matmul_bias_add_sigmoid(const float *restrict h, const float *
                     const float t0 = acc[r][c];
                     const float t1 = t0 + z_bias[j]; /* z bias_add */
                     const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
-                    p_11[at] = t2;
+                    p[at] = t2;
                 }
             }
         }
@@ -3880,12 +3880,12 @@ static void k03_dloss_fill(float *restrict out)
  *   bce_grad         dp           [4, 1]  line 12  (kept in registers)
  *   sigmoid_grad     dz           [4, 1]  line 10
  */
-static void k04_dp_bce_grad_sigmoid_grad(const float *p_11, const float *y, const float *dloss_fill, float *dz_sigmoid_grad)
+static void k04_dp_bce_grad_sigmoid_grad(const float *p, const float *y, const float *dloss_fill, float *dz_sigmoid_grad)
 {
     const float scale = dloss_fill[0] / 4.0f;
     for (long i = 0; i < 4; i++) {
-        const float t0 = scale * (p_11[i] - y[i]) / fmaxf((1 - p_11[i]) * p_11[i], 1e-12f); /* dp bce_grad */
-        const float t1 = t0 * p_11[i] * (1.0f - p_11[i]); /* dz sigmoid_grad */
+        const float t0 = scale * (p[i] - y[i]) / fmaxf((1 - p[i]) * p[i], 1e-12f); /* dp bce_grad */
+        const float t1 = t0 * p[i] * (1.0f - p[i]); /* dz sigmoid_grad */
         dz_sigmoid_grad[i] = t1;
     }
 }

@@ -3821,7 +3821,7 @@ static void k00_fc1_matmul_bias_add_sigmoid(const float *restrict x, const float
  *   bias_add         o            [4, 1]  line 14  (kept in registers)
  *   sigmoid          p            [4, 1]  line 16
  */
-static void k01_o_matmul_bias_add_sigmoid(const float *restrict h, const float *restrict o_weight, const float *restrict o_bias, float *restrict p_11, float *restrict packed)
+static void k01_o_matmul_bias_add_sigmoid(const float *restrict h, const float *restrict o_weight, const float *restrict o_bias, float *restrict p, float *restrict packed)
 {
     /* [4, 1] = A[4, 4] * B^T[4, 1], in 4x32 tiles */
     /* B is used transposed: lay it out as [4, 1] first, so the inner loop reads it contiguously */
@@ -3850,7 +3850,7 @@ static void k01_o_matmul_bias_add_sigmoid(const float *restrict h, const float *
                     const float t0 = acc[r][c];
                     const float t1 = t0 + o_bias[j]; /* o bias_add */
                     const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
-                    p_11[at] = t2;
+                    p[at] = t2;
                 }
             }
         }
@@ -3880,12 +3880,12 @@ static void k03_dloss_fill(float *restrict out)
  *   bce_grad         dp           [4, 1]  line 16  (kept in registers)
  *   sigmoid_grad     do           [4, 1]  line 14
  */
-static void k04_dp_bce_grad_sigmoid_grad(const float *p_11, const float *y, const float *dloss_fill, float *do_sigmoid_grad)
+static void k04_dp_bce_grad_sigmoid_grad(const float *p, const float *y, const float *dloss_fill, float *do_sigmoid_grad)
 {
     const float scale = dloss_fill[0] / 4.0f;
     for (long i = 0; i < 4; i++) {
-        const float t0 = scale * (p_11[i] - y[i]) / fmaxf((1 - p_11[i]) * p_11[i], 1e-12f); /* dp bce_grad */
-        const float t1 = t0 * p_11[i] * (1.0f - p_11[i]); /* do sigmoid_grad */
+        const float t0 = scale * (p[i] - y[i]) / fmaxf((1 - p[i]) * p[i], 1e-12f); /* dp bce_grad */
+        const float t1 = t0 * p[i] * (1.0f - p[i]); /* do sigmoid_grad */
         do_sigmoid_grad[i] = t1;
     }
 }
