@@ -69,7 +69,8 @@ static void subst(char *buf, size_t len, const char *tmpl, const char *idx)
  * trip count is a multiple of the vector length (its cheap cost model
  * allows no remainder loop), so each piece gets the widest vectors that
  * divide it. */
-static void emit_vector_loop(Emitter *e, long count, const char *stmt)
+static void emit_vector_lines(Emitter *e, long count, const char *const *lines,
+                              int nlines)
 {
     static const int runs[] = {16, 8, 4, 1};
     long at = 0;
@@ -78,49 +79,89 @@ static void emit_vector_loop(Emitter *e, long count, const char *stmt)
         if (end == at)
             continue;
         emit_open(e, "for (int p = %ld; p < %ld; p++)", at, end);
-        emit(e, "%s", stmt);
+        for (int l = 0; l < nlines; l++)
+            emit(e, "%s", lines[l]);
         emit_close(e, NULL);
         at = end;
     }
 }
 
-/* "L[at] += EXPR(idx);" for each of n sums into stmt, space-separated */
-static void lane_stmts(char *stmt, size_t len, int n, const char *const *names,
+static void emit_vector_loop(Emitter *e, long count, const char *stmt)
+{
+    emit_vector_lines(e, count, &stmt, 1);
+}
+
+enum { MAX_TAPS = 25 }; /* windows up to 5x5 get their taps unrolled */
+
+/* acc[p] += wt[t] * src[p + shift(t)] for every tap t = i * KW + j of the
+ * window, in order, for p in [0, count): one pass over acc, which holds
+ * each element in a register across all taps, instead of one pass per
+ * tap (a load and a store of acc for every multiply-add). Each element's
+ * sum runs in the same order as tap by tap, so the bits are the same.
+ * shift(t) = base + sign * (i * row + j). */
+static void emit_tap_loop(Emitter *e, long count, int KH, int KW,
+                          const char *src, long base, int sign, int row)
+{
+    char *lines[MAX_TAPS + 2];
+    char buf[MAX_TAPS + 2][96];
+    int n = 0;
+    snprintf(buf[n], sizeof buf[n], "%s a = acc[p];", e->real);
+    lines[n] = buf[n];
+    n++;
+    for (int i = 0; i < KH; i++)
+        for (int j = 0; j < KW; j++, n++) {
+            snprintf(buf[n], sizeof buf[n], "a += wt[%d] * %s[p + %ld];",
+                     i * KW + j, src, base + sign * (long)(i * row + j));
+            lines[n] = buf[n];
+        }
+    snprintf(buf[n], sizeof buf[n], "acc[p] = a;");
+    lines[n] = buf[n];
+    n++;
+    emit_vector_lines(e, count, (const char *const *)lines, n);
+}
+
+enum { MAX_SUMS = 32 }; /* sums one lane loop may carry */
+
+/* lines[s] = "NAMES[s][at] += EXPR_s(idx);" for each of n sums */
+static void lane_stmts(char (*lines)[320], int n, const char *const *names,
                        const char *const *tmpls, const char *at,
                        const char *idx)
 {
-    size_t used = 0;
-    stmt[0] = '\0';
-    for (int s = 0; s < n && used < len; s++) {
-        char expr[320];
+    for (int s = 0; s < n; s++) {
+        char expr[256];
         subst(expr, sizeof expr, tmpls[s], idx);
-        used += (size_t)snprintf(stmt + used, len - used, "%s%s[%s] += %s;",
-                                 s ? " " : "", names[s], at, expr);
+        snprintf(lines[s], sizeof lines[s], "%s[%s] += %s;", names[s], at,
+                 expr);
     }
 }
 
 /* lanes[p % LANES] += EXPR(p) for p in [0, count), for n sums in one
- * loop (each sum's lanes still add up in the same order): whole rows of
- * LANES first, then the remainder in vectorisable pieces. */
+ * loop (each sum's lanes still add up in the same order, so the bits are
+ * those of one loop per sum): whole rows of LANES first, then the
+ * remainder in vectorisable pieces. */
 static void emit_lane_loops_n(Emitter *e, int n, const char *const *names,
                               long count, const char *const *tmpls)
 {
     int L = lanes(e);
     long full = count / L * L;
-    char stmt[768];
+    char lines[MAX_SUMS][320];
+    const char *ptrs[MAX_SUMS];
+    for (int s = 0; s < n; s++)
+        ptrs[s] = lines[s];
     if (full > 0) {
-        lane_stmts(stmt, sizeof stmt, n, names, tmpls, "q", "p0 + q");
+        lane_stmts(lines, n, names, tmpls, "q", "p0 + q");
         emit_open(e, "for (int p0 = 0; p0 < %ld; p0 += %d)", full, L);
         emit_open(e, "for (int q = 0; q < %d; q++)", L);
-        emit(e, "%s", stmt);
+        for (int s = 0; s < n; s++)
+            emit(e, "%s", lines[s]);
         emit_close(e, NULL);
         emit_close(e, NULL);
     }
     if (full < count) {
         char idx[48];
         snprintf(idx, sizeof idx, "%ld + p", full);
-        lane_stmts(stmt, sizeof stmt, n, names, tmpls, "p", idx);
-        emit_vector_loop(e, count - full, stmt);
+        lane_stmts(lines, n, names, tmpls, "p", idx);
+        emit_vector_lines(e, count - full, ptrs, n);
     }
 }
 
@@ -293,6 +334,32 @@ static void emit_conv_epilogue(Emitter *e, const Graph *g,
     emit_close(e, NULL);
 }
 
+/* The forward sums one window tap at a time: i, j, then the plane. */
+static void emit_conv2d_taps(Emitter *e, const IrOp *o, Dims x, Dims y,
+                             bool wide, bool on_stack)
+{
+    int KH = o->attr.win.kh, KW = o->attr.win.kw;
+    const char *R = e->real;
+    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
+    emit_open(e, "for (int j = 0; j < %d; j++)", KW);
+    emit(e, "const %s wv = wf[(c * %d + i) * %d + j];", R, KH, KW);
+    if (wide) {
+        emit(e, "const %s *xs = xc + i * %d + j;", R, x.w);
+        emit_vector_loop(e, wide_size(x, y), "acc[p] += wv * xs[p];");
+    } else {
+        emit_open(e, "for (int oh = oh_lo[i]; oh < oh_hi[i]; oh++)");
+        emit(e, "const int base = (oh * %d + i - %d) * %d + j - %d;",
+             o->attr.win.sh, o->attr.win.ph, x.w, o->attr.win.pw);
+        emit(e, "%s *yr = %s + oh * %d;", R, on_stack ? "acc" : "yp", y.w);
+        emit_open(e, "for (int ow = ow_lo[j]; ow < ow_hi[j]; ow++)");
+        emit(e, "yr[ow] += wv * xc[base + ow * %d];", o->attr.win.sw);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+    }
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
 /* y[n, f] = sum over c, i, j of w[f, c, i, j] * x[n, c, oh*SH+i-PH, ow*SW+j-PW];
  * one (sample, filter) plane per iteration of the parallel loop. With an
  * epilogue (rule conv_epilogue) the plane is summed on the stack and each
@@ -329,24 +396,13 @@ void lower_conv2d_fused(Emitter *e, const Graph *g, const IrOp *o,
     }
     emit_open(e, "for (int c = 0; c < %d; c++)", x.c);
     emit(e, "const %s *xc = xn + (long)c * %ld;", R, plane);
-    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
-    emit_open(e, "for (int j = 0; j < %d; j++)", KW);
-    emit(e, "const %s wv = wf[(c * %d + i) * %d + j];", R, KH, KW);
-    if (wide) {
-        emit(e, "const %s *xs = xc + i * %d + j;", R, x.w);
-        emit_vector_loop(e, wide_size(x, y), "acc[p] += wv * xs[p];");
+    if (wide && KH * KW <= MAX_TAPS) {
+        emit(e, "const %s *wt = wf + c * %d; /* the window's taps */", R,
+             KH * KW);
+        emit_tap_loop(e, wide_size(x, y), KH, KW, "xc", 0, 1, x.w);
     } else {
-        emit_open(e, "for (int oh = oh_lo[i]; oh < oh_hi[i]; oh++)");
-        emit(e, "const int base = (oh * %d + i - %d) * %d + j - %d;",
-             o->attr.win.sh, o->attr.win.ph, x.w, o->attr.win.pw);
-        emit(e, "%s *yr = %s + oh * %d;", R, ep ? "acc" : "yp", y.w);
-        emit_open(e, "for (int ow = ow_lo[j]; ow < ow_hi[j]; ow++)");
-        emit(e, "yr[ow] += wv * xc[base + ow * %d];", o->attr.win.sw);
-        emit_close(e, NULL);
-        emit_close(e, NULL);
+        emit_conv2d_taps(e, o, x, y, wide, ep != NULL);
     }
-    emit_close(e, NULL);
-    emit_close(e, NULL);
     emit_close(e, NULL);
     if (ep)
         emit_conv_epilogue(e, g, ep, y, wide ? x.w : y.w);
@@ -396,6 +452,16 @@ static void lower_conv2d_grad_input(Emitter *e, const Graph *g, const IrOp *o,
     } else {
         emit_dy_plane(e, act, off, dy);
     }
+    if (gather && KH * KW <= MAX_TAPS) {
+        emit(e, "const %s *wt = w + ((long)f * %d + c) * %d; /* the window's "
+             "taps */", R, x.c, KH * KW);
+        emit(e, "/* tap (i, j) reads dy at p - i * %d - j */", x.w);
+        emit_tap_loop(e, plane, KH, KW, "dyz", lead, -1, x.w);
+        emit_close(e, NULL);
+        emit_vector_loop(e, plane, "dxp[p] = acc[p];");
+        emit_close(e, NULL);
+        return;
+    }
     emit_open(e, "for (int i = 0; i < %d; i++)", KH);
     emit_open(e, "for (int j = 0; j < %d; j++)", KW);
     emit(e, "const %s wv = w[((f * %d + c) * %d + i) * %d + j];", R, x.c, KH,
@@ -418,6 +484,43 @@ static void lower_conv2d_grad_input(Emitter *e, const Graph *g, const IrOp *o,
     emit_close(e, NULL);
     if (gather)
         emit_vector_loop(e, plane, "dxp[p] = acc[p];");
+    emit_close(e, NULL);
+}
+
+/* Every tap's lane sums in one pass over the plane: dyw[p] is loaded
+ * once for all KH * KW taps instead of once per tap. */
+static void emit_weight_taps(Emitter *e, int KH, int KW, int row, long width)
+{
+    char names[MAX_TAPS][24], tmpls[MAX_TAPS][48];
+    const char *np[MAX_TAPS], *tp[MAX_TAPS];
+    for (int i = 0; i < KH; i++)
+        for (int j = 0; j < KW; j++) {
+            int t = i * KW + j;
+            snprintf(names[t], sizeof names[t], "lane[%d]", t);
+            snprintf(tmpls[t], sizeof tmpls[t], "dyw[#] * xc[# + %d]",
+                     i * row + j);
+            np[t] = names[t];
+            tp[t] = tmpls[t];
+        }
+    emit(e, "/* every tap (i, j) at once: lane[i * %d + j] sums dy[p] * "
+         "x[p + i * %d + j] */", KW, row);
+    emit_lane_loops_n(e, KH * KW, np, width, tp);
+}
+
+/* dw of the (f, c) pair from its partial sums; closes the pair's loop */
+static void emit_weight_sums(Emitter *e, int taps, bool wide)
+{
+    emit_open(e, "for (int t = 0; t < %d; t++)", taps);
+    if (wide) {
+        emit(e, "%s s = 0;", e->real);
+        emit_open(e, "for (int q = 0; q < %d; q++)", lanes(e));
+        emit(e, "s += lane[t][q];");
+        emit_close(e, NULL);
+        emit(e, "dw[(long)fc * %d + t] = s;", taps);
+    } else {
+        emit(e, "dw[(long)fc * %d + t] = acc[t];", taps);
+    }
+    emit_close(e, NULL);
     emit_close(e, NULL);
 }
 
@@ -463,6 +566,12 @@ static void lower_conv2d_grad_weight(Emitter *e, const Graph *g,
         emit_dy_copy(e, act, "dyf", "yf", "dyw", x.w, off, dy);
     else
         emit_dy_plane(e, act, off, dy);
+    if (wide && KH * KW <= MAX_TAPS) {
+        emit_weight_taps(e, KH, KW, x.w, width);
+        emit_close(e, NULL);
+        emit_weight_sums(e, KH * KW, wide);
+        return;
+    }
     emit_open(e, "for (int i = 0; i < %d; i++)", KH);
     emit_open(e, "for (int j = 0; j < %d; j++)", KW);
     if (wide) {
@@ -484,18 +593,7 @@ static void lower_conv2d_grad_weight(Emitter *e, const Graph *g,
     emit_close(e, NULL);
     emit_close(e, NULL);
     emit_close(e, NULL);
-    emit_open(e, "for (int t = 0; t < %d; t++)", KH * KW);
-    if (wide) {
-        emit(e, "%s s = 0;", R);
-        emit_open(e, "for (int q = 0; q < %d; q++)", L);
-        emit(e, "s += lane[t][q];");
-        emit_close(e, NULL);
-        emit(e, "dw[(long)fc * %d + t] = s;", KH * KW);
-    } else {
-        emit(e, "dw[(long)fc * %d + t] = acc[t];", KH * KW);
-    }
-    emit_close(e, NULL);
-    emit_close(e, NULL);
+    emit_weight_sums(e, KH * KW, wide);
 }
 
 /* Rule conv_grad_mask: one gradient of a convolution (its bias's, its

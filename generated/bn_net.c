@@ -4036,7 +4036,8 @@ static void k09_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(const f
                 const float *xr = x + ((long)n * 4 + c) * 1;
                 const float *dyr = dy + ((long)n * 4 + c) * 1;
                 for (int p = 0; p < 1; p++) {
-                    lane[p] += (double)dyr[0 + p] * ((double)xr[0 + p] - mean); lane2[p] += dyr[0 + p];
+                    lane[p] += (double)dyr[0 + p] * ((double)xr[0 + p] - mean);
+                    lane2[p] += dyr[0 + p];
                 }
             }
             for (int q = 0; q < 16; q++) {

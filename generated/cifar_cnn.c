@@ -3811,23 +3811,58 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         }
         for (int c = 0; c < 3; c++) {
             const float *xc = xn + (long)c * 1024;
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = wf[(c * 3 + i) * 3 + j];
-                    const float *xs = xc + i * 32 + j;
-                    for (int p = 0; p < 944; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 944; p < 952; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 952; p < 956; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 956; p < 958; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                }
+            const float *wt = wf + c * 9; /* the window's taps */
+            for (int p = 0; p < 944; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 32];
+                a += wt[4] * xc[p + 33];
+                a += wt[5] * xc[p + 34];
+                a += wt[6] * xc[p + 64];
+                a += wt[7] * xc[p + 65];
+                a += wt[8] * xc[p + 66];
+                acc[p] = a;
+            }
+            for (int p = 944; p < 952; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 32];
+                a += wt[4] * xc[p + 33];
+                a += wt[5] * xc[p + 34];
+                a += wt[6] * xc[p + 64];
+                a += wt[7] * xc[p + 65];
+                a += wt[8] * xc[p + 66];
+                acc[p] = a;
+            }
+            for (int p = 952; p < 956; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 32];
+                a += wt[4] * xc[p + 33];
+                a += wt[5] * xc[p + 34];
+                a += wt[6] * xc[p + 64];
+                a += wt[7] * xc[p + 65];
+                a += wt[8] * xc[p + 66];
+                acc[p] = a;
+            }
+            for (int p = 956; p < 958; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 32];
+                a += wt[4] * xc[p + 33];
+                a += wt[5] * xc[p + 34];
+                a += wt[6] * xc[p + 64];
+                a += wt[7] * xc[p + 65];
+                a += wt[8] * xc[p + 66];
+                acc[p] = a;
             }
         }
         for (int oh = 0; oh < 30; oh++) {
@@ -3900,17 +3935,32 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         }
         for (int c = 0; c < 6; c++) {
             const float *xc = xn + (long)c * 225;
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = wf[(c * 3 + i) * 3 + j];
-                    const float *xs = xc + i * 15 + j;
-                    for (int p = 0; p < 192; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 192; p < 193; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                }
+            const float *wt = wf + c * 9; /* the window's taps */
+            for (int p = 0; p < 192; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 15];
+                a += wt[4] * xc[p + 16];
+                a += wt[5] * xc[p + 17];
+                a += wt[6] * xc[p + 30];
+                a += wt[7] * xc[p + 31];
+                a += wt[8] * xc[p + 32];
+                acc[p] = a;
+            }
+            for (int p = 192; p < 193; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 15];
+                a += wt[4] * xc[p + 16];
+                a += wt[5] * xc[p + 17];
+                a += wt[6] * xc[p + 30];
+                a += wt[7] * xc[p + 31];
+                a += wt[8] * xc[p + 32];
+                acc[p] = a;
             }
         }
         for (int oh = 0; oh < 13; oh++) {
@@ -4603,17 +4653,33 @@ static void k20_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     (dyz + 32)[oh * 15 + ow] = dyf[oh * 13 + ow];
                 }
             }
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = w[((f * 6 + c) * 3 + i) * 3 + j];
-                    const float *d = dyz + 32 - i * 15 - j;
-                    for (int p = 0; p < 224; p++) {
-                        acc[p] += wv * d[p];
-                    }
-                    for (int p = 224; p < 225; p++) {
-                        acc[p] += wv * d[p];
-                    }
-                }
+            const float *wt = w + ((long)f * 6 + c) * 9; /* the window's taps */
+            /* tap (i, j) reads dy at p - i * 15 - j */
+            for (int p = 0; p < 224; p++) {
+                float a = acc[p];
+                a += wt[0] * dyz[p + 32];
+                a += wt[1] * dyz[p + 31];
+                a += wt[2] * dyz[p + 30];
+                a += wt[3] * dyz[p + 17];
+                a += wt[4] * dyz[p + 16];
+                a += wt[5] * dyz[p + 15];
+                a += wt[6] * dyz[p + 2];
+                a += wt[7] * dyz[p + 1];
+                a += wt[8] * dyz[p + 0];
+                acc[p] = a;
+            }
+            for (int p = 224; p < 225; p++) {
+                float a = acc[p];
+                a += wt[0] * dyz[p + 32];
+                a += wt[1] * dyz[p + 31];
+                a += wt[2] * dyz[p + 30];
+                a += wt[3] * dyz[p + 17];
+                a += wt[4] * dyz[p + 16];
+                a += wt[5] * dyz[p + 15];
+                a += wt[6] * dyz[p + 2];
+                a += wt[7] * dyz[p + 1];
+                a += wt[8] * dyz[p + 0];
+                acc[p] = a;
             }
         }
         for (int p = 0; p < 224; p++) {
@@ -4653,19 +4719,30 @@ static void k21_dconv2_weight_conv2d_grad_weight(const float *restrict dy, const
                     dyw[oh * 15 + ow] = dyf[oh * 13 + ow];
                 }
             }
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float *xs = xc + i * 15 + j;
-                    float *ln = lane[i * 3 + j];
-                    for (int p0 = 0; p0 < 192; p0 += 16) {
-                        for (int q = 0; q < 16; q++) {
-                            ln[q] += dyw[p0 + q] * xs[p0 + q];
-                        }
-                    }
-                    for (int p = 0; p < 1; p++) {
-                        ln[p] += dyw[192 + p] * xs[192 + p];
-                    }
+            /* every tap (i, j) at once: lane[i * 3 + j] sums dy[p] * x[p + i * 15 + j] */
+            for (int p0 = 0; p0 < 192; p0 += 16) {
+                for (int q = 0; q < 16; q++) {
+                    lane[0][q] += dyw[p0 + q] * xc[p0 + q + 0];
+                    lane[1][q] += dyw[p0 + q] * xc[p0 + q + 1];
+                    lane[2][q] += dyw[p0 + q] * xc[p0 + q + 2];
+                    lane[3][q] += dyw[p0 + q] * xc[p0 + q + 15];
+                    lane[4][q] += dyw[p0 + q] * xc[p0 + q + 16];
+                    lane[5][q] += dyw[p0 + q] * xc[p0 + q + 17];
+                    lane[6][q] += dyw[p0 + q] * xc[p0 + q + 30];
+                    lane[7][q] += dyw[p0 + q] * xc[p0 + q + 31];
+                    lane[8][q] += dyw[p0 + q] * xc[p0 + q + 32];
                 }
+            }
+            for (int p = 0; p < 1; p++) {
+                lane[0][p] += dyw[192 + p] * xc[192 + p + 0];
+                lane[1][p] += dyw[192 + p] * xc[192 + p + 1];
+                lane[2][p] += dyw[192 + p] * xc[192 + p + 2];
+                lane[3][p] += dyw[192 + p] * xc[192 + p + 15];
+                lane[4][p] += dyw[192 + p] * xc[192 + p + 16];
+                lane[5][p] += dyw[192 + p] * xc[192 + p + 17];
+                lane[6][p] += dyw[192 + p] * xc[192 + p + 30];
+                lane[7][p] += dyw[192 + p] * xc[192 + p + 31];
+                lane[8][p] += dyw[192 + p] * xc[192 + p + 32];
             }
         }
         for (int t = 0; t < 9; t++) {
@@ -4762,25 +4839,52 @@ static void k24_dconv1_weight_conv2d_grad_weight(const float *restrict dy, const
                     dyw[oh * 32 + ow] = dyf[oh * 30 + ow];
                 }
             }
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float *xs = xc + i * 32 + j;
-                    float *ln = lane[i * 3 + j];
-                    for (int p0 = 0; p0 < 944; p0 += 16) {
-                        for (int q = 0; q < 16; q++) {
-                            ln[q] += dyw[p0 + q] * xs[p0 + q];
-                        }
-                    }
-                    for (int p = 0; p < 8; p++) {
-                        ln[p] += dyw[944 + p] * xs[944 + p];
-                    }
-                    for (int p = 8; p < 12; p++) {
-                        ln[p] += dyw[944 + p] * xs[944 + p];
-                    }
-                    for (int p = 12; p < 14; p++) {
-                        ln[p] += dyw[944 + p] * xs[944 + p];
-                    }
+            /* every tap (i, j) at once: lane[i * 3 + j] sums dy[p] * x[p + i * 32 + j] */
+            for (int p0 = 0; p0 < 944; p0 += 16) {
+                for (int q = 0; q < 16; q++) {
+                    lane[0][q] += dyw[p0 + q] * xc[p0 + q + 0];
+                    lane[1][q] += dyw[p0 + q] * xc[p0 + q + 1];
+                    lane[2][q] += dyw[p0 + q] * xc[p0 + q + 2];
+                    lane[3][q] += dyw[p0 + q] * xc[p0 + q + 32];
+                    lane[4][q] += dyw[p0 + q] * xc[p0 + q + 33];
+                    lane[5][q] += dyw[p0 + q] * xc[p0 + q + 34];
+                    lane[6][q] += dyw[p0 + q] * xc[p0 + q + 64];
+                    lane[7][q] += dyw[p0 + q] * xc[p0 + q + 65];
+                    lane[8][q] += dyw[p0 + q] * xc[p0 + q + 66];
                 }
+            }
+            for (int p = 0; p < 8; p++) {
+                lane[0][p] += dyw[944 + p] * xc[944 + p + 0];
+                lane[1][p] += dyw[944 + p] * xc[944 + p + 1];
+                lane[2][p] += dyw[944 + p] * xc[944 + p + 2];
+                lane[3][p] += dyw[944 + p] * xc[944 + p + 32];
+                lane[4][p] += dyw[944 + p] * xc[944 + p + 33];
+                lane[5][p] += dyw[944 + p] * xc[944 + p + 34];
+                lane[6][p] += dyw[944 + p] * xc[944 + p + 64];
+                lane[7][p] += dyw[944 + p] * xc[944 + p + 65];
+                lane[8][p] += dyw[944 + p] * xc[944 + p + 66];
+            }
+            for (int p = 8; p < 12; p++) {
+                lane[0][p] += dyw[944 + p] * xc[944 + p + 0];
+                lane[1][p] += dyw[944 + p] * xc[944 + p + 1];
+                lane[2][p] += dyw[944 + p] * xc[944 + p + 2];
+                lane[3][p] += dyw[944 + p] * xc[944 + p + 32];
+                lane[4][p] += dyw[944 + p] * xc[944 + p + 33];
+                lane[5][p] += dyw[944 + p] * xc[944 + p + 34];
+                lane[6][p] += dyw[944 + p] * xc[944 + p + 64];
+                lane[7][p] += dyw[944 + p] * xc[944 + p + 65];
+                lane[8][p] += dyw[944 + p] * xc[944 + p + 66];
+            }
+            for (int p = 12; p < 14; p++) {
+                lane[0][p] += dyw[944 + p] * xc[944 + p + 0];
+                lane[1][p] += dyw[944 + p] * xc[944 + p + 1];
+                lane[2][p] += dyw[944 + p] * xc[944 + p + 2];
+                lane[3][p] += dyw[944 + p] * xc[944 + p + 32];
+                lane[4][p] += dyw[944 + p] * xc[944 + p + 33];
+                lane[5][p] += dyw[944 + p] * xc[944 + p + 34];
+                lane[6][p] += dyw[944 + p] * xc[944 + p + 64];
+                lane[7][p] += dyw[944 + p] * xc[944 + p + 65];
+                lane[8][p] += dyw[944 + p] * xc[944 + p + 66];
             }
         }
         for (int t = 0; t < 9; t++) {
@@ -4847,23 +4951,58 @@ static void k26_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         }
         for (int c = 0; c < 3; c++) {
             const float *xc = xn + (long)c * 1024;
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = wf[(c * 3 + i) * 3 + j];
-                    const float *xs = xc + i * 32 + j;
-                    for (int p = 0; p < 944; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 944; p < 952; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 952; p < 956; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 956; p < 958; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                }
+            const float *wt = wf + c * 9; /* the window's taps */
+            for (int p = 0; p < 944; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 32];
+                a += wt[4] * xc[p + 33];
+                a += wt[5] * xc[p + 34];
+                a += wt[6] * xc[p + 64];
+                a += wt[7] * xc[p + 65];
+                a += wt[8] * xc[p + 66];
+                acc[p] = a;
+            }
+            for (int p = 944; p < 952; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 32];
+                a += wt[4] * xc[p + 33];
+                a += wt[5] * xc[p + 34];
+                a += wt[6] * xc[p + 64];
+                a += wt[7] * xc[p + 65];
+                a += wt[8] * xc[p + 66];
+                acc[p] = a;
+            }
+            for (int p = 952; p < 956; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 32];
+                a += wt[4] * xc[p + 33];
+                a += wt[5] * xc[p + 34];
+                a += wt[6] * xc[p + 64];
+                a += wt[7] * xc[p + 65];
+                a += wt[8] * xc[p + 66];
+                acc[p] = a;
+            }
+            for (int p = 956; p < 958; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 32];
+                a += wt[4] * xc[p + 33];
+                a += wt[5] * xc[p + 34];
+                a += wt[6] * xc[p + 64];
+                a += wt[7] * xc[p + 65];
+                a += wt[8] * xc[p + 66];
+                acc[p] = a;
             }
         }
         for (int oh = 0; oh < 30; oh++) {
@@ -4934,17 +5073,32 @@ static void k27_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         }
         for (int c = 0; c < 6; c++) {
             const float *xc = xn + (long)c * 225;
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = wf[(c * 3 + i) * 3 + j];
-                    const float *xs = xc + i * 15 + j;
-                    for (int p = 0; p < 192; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 192; p < 193; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                }
+            const float *wt = wf + c * 9; /* the window's taps */
+            for (int p = 0; p < 192; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 15];
+                a += wt[4] * xc[p + 16];
+                a += wt[5] * xc[p + 17];
+                a += wt[6] * xc[p + 30];
+                a += wt[7] * xc[p + 31];
+                a += wt[8] * xc[p + 32];
+                acc[p] = a;
+            }
+            for (int p = 192; p < 193; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 15];
+                a += wt[4] * xc[p + 16];
+                a += wt[5] * xc[p + 17];
+                a += wt[6] * xc[p + 30];
+                a += wt[7] * xc[p + 31];
+                a += wt[8] * xc[p + 32];
+                acc[p] = a;
             }
         }
         for (int oh = 0; oh < 13; oh++) {

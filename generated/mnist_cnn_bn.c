@@ -3817,20 +3817,45 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
         }
         for (int c = 0; c < 1; c++) {
             const float *xc = xn + (long)c * 784;
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = wf[(c * 3 + i) * 3 + j];
-                    const float *xs = xc + i * 28 + j;
-                    for (int p = 0; p < 720; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 720; p < 724; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 724; p < 726; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                }
+            const float *wt = wf + c * 9; /* the window's taps */
+            for (int p = 0; p < 720; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 28];
+                a += wt[4] * xc[p + 29];
+                a += wt[5] * xc[p + 30];
+                a += wt[6] * xc[p + 56];
+                a += wt[7] * xc[p + 57];
+                a += wt[8] * xc[p + 58];
+                acc[p] = a;
+            }
+            for (int p = 720; p < 724; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 28];
+                a += wt[4] * xc[p + 29];
+                a += wt[5] * xc[p + 30];
+                a += wt[6] * xc[p + 56];
+                a += wt[7] * xc[p + 57];
+                a += wt[8] * xc[p + 58];
+                acc[p] = a;
+            }
+            for (int p = 724; p < 726; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 28];
+                a += wt[4] * xc[p + 29];
+                a += wt[5] * xc[p + 30];
+                a += wt[6] * xc[p + 56];
+                a += wt[7] * xc[p + 57];
+                a += wt[8] * xc[p + 58];
+                acc[p] = a;
             }
         }
         for (int oh = 0; oh < 26; oh++) {
@@ -3970,23 +3995,58 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
         }
         for (int c = 0; c < 32; c++) {
             const float *xc = xn + (long)c * 169;
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = wf[(c * 3 + i) * 3 + j];
-                    const float *xs = xc + i * 13 + j;
-                    for (int p = 0; p < 128; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 128; p < 136; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 136; p < 140; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 140; p < 141; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                }
+            const float *wt = wf + c * 9; /* the window's taps */
+            for (int p = 0; p < 128; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 13];
+                a += wt[4] * xc[p + 14];
+                a += wt[5] * xc[p + 15];
+                a += wt[6] * xc[p + 26];
+                a += wt[7] * xc[p + 27];
+                a += wt[8] * xc[p + 28];
+                acc[p] = a;
+            }
+            for (int p = 128; p < 136; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 13];
+                a += wt[4] * xc[p + 14];
+                a += wt[5] * xc[p + 15];
+                a += wt[6] * xc[p + 26];
+                a += wt[7] * xc[p + 27];
+                a += wt[8] * xc[p + 28];
+                acc[p] = a;
+            }
+            for (int p = 136; p < 140; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 13];
+                a += wt[4] * xc[p + 14];
+                a += wt[5] * xc[p + 15];
+                a += wt[6] * xc[p + 26];
+                a += wt[7] * xc[p + 27];
+                a += wt[8] * xc[p + 28];
+                acc[p] = a;
+            }
+            for (int p = 140; p < 141; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 13];
+                a += wt[4] * xc[p + 14];
+                a += wt[5] * xc[p + 15];
+                a += wt[6] * xc[p + 26];
+                a += wt[7] * xc[p + 27];
+                a += wt[8] * xc[p + 28];
+                acc[p] = a;
             }
         }
         for (int oh = 0; oh < 11; oh++) {
@@ -4123,20 +4183,45 @@ static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, f
         }
         for (int c = 0; c < 64; c++) {
             const float *xc = xn + (long)c * 25;
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = wf[(c * 3 + i) * 3 + j];
-                    const float *xs = xc + i * 5 + j;
-                    for (int p = 0; p < 8; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 8; p < 12; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 12; p < 13; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                }
+            const float *wt = wf + c * 9; /* the window's taps */
+            for (int p = 0; p < 8; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 5];
+                a += wt[4] * xc[p + 6];
+                a += wt[5] * xc[p + 7];
+                a += wt[6] * xc[p + 10];
+                a += wt[7] * xc[p + 11];
+                a += wt[8] * xc[p + 12];
+                acc[p] = a;
+            }
+            for (int p = 8; p < 12; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 5];
+                a += wt[4] * xc[p + 6];
+                a += wt[5] * xc[p + 7];
+                a += wt[6] * xc[p + 10];
+                a += wt[7] * xc[p + 11];
+                a += wt[8] * xc[p + 12];
+                acc[p] = a;
+            }
+            for (int p = 12; p < 13; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 5];
+                a += wt[4] * xc[p + 6];
+                a += wt[5] * xc[p + 7];
+                a += wt[6] * xc[p + 10];
+                a += wt[7] * xc[p + 11];
+                a += wt[8] * xc[p + 12];
+                acc[p] = a;
             }
         }
         for (int oh = 0; oh < 3; oh++) {
@@ -4542,7 +4627,8 @@ static void k20_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(const f
                 const float *xr = x + ((long)n * 64 + c) * 1;
                 const float *dyr = dy + ((long)n * 64 + c) * 1;
                 for (int p = 0; p < 1; p++) {
-                    lane[p] += (double)dyr[0 + p] * ((double)xr[0 + p] - mean); lane2[p] += dyr[0 + p];
+                    lane[p] += (double)dyr[0 + p] * ((double)xr[0 + p] - mean);
+                    lane2[p] += dyr[0 + p];
                 }
             }
             for (int q = 0; q < 16; q++) {
@@ -4653,10 +4739,12 @@ static void k23_dbn3_relu_grad_batchnorm_grad_input_batchnorm_grad_gamma_bias_gr
                 const float *dyr = dy + ((long)n * 64 + c) * 9;
                 const float *ymr = y + ((long)n * 64 + c) * 9;
                 for (int p = 0; p < 8; p++) {
-                    lane[p] += (double)(ymr[0 + p] > 0.0f ? dyr[0 + p] : 0.0f) * ((double)xr[0 + p] - mean); lane2[p] += (ymr[0 + p] > 0.0f ? dyr[0 + p] : 0.0f);
+                    lane[p] += (double)(ymr[0 + p] > 0.0f ? dyr[0 + p] : 0.0f) * ((double)xr[0 + p] - mean);
+                    lane2[p] += (ymr[0 + p] > 0.0f ? dyr[0 + p] : 0.0f);
                 }
                 for (int p = 8; p < 9; p++) {
-                    lane[p] += (double)(ymr[0 + p] > 0.0f ? dyr[0 + p] : 0.0f) * ((double)xr[0 + p] - mean); lane2[p] += (ymr[0 + p] > 0.0f ? dyr[0 + p] : 0.0f);
+                    lane[p] += (double)(ymr[0 + p] > 0.0f ? dyr[0 + p] : 0.0f) * ((double)xr[0 + p] - mean);
+                    lane2[p] += (ymr[0 + p] > 0.0f ? dyr[0 + p] : 0.0f);
                 }
             }
             for (int q = 0; q < 16; q++) {
@@ -4723,20 +4811,46 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     (dyz + 12)[oh * 5 + ow] = dyf[oh * 3 + ow];
                 }
             }
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = w[((f * 64 + c) * 3 + i) * 3 + j];
-                    const float *d = dyz + 12 - i * 5 - j;
-                    for (int p = 0; p < 16; p++) {
-                        acc[p] += wv * d[p];
-                    }
-                    for (int p = 16; p < 24; p++) {
-                        acc[p] += wv * d[p];
-                    }
-                    for (int p = 24; p < 25; p++) {
-                        acc[p] += wv * d[p];
-                    }
-                }
+            const float *wt = w + ((long)f * 64 + c) * 9; /* the window's taps */
+            /* tap (i, j) reads dy at p - i * 5 - j */
+            for (int p = 0; p < 16; p++) {
+                float a = acc[p];
+                a += wt[0] * dyz[p + 12];
+                a += wt[1] * dyz[p + 11];
+                a += wt[2] * dyz[p + 10];
+                a += wt[3] * dyz[p + 7];
+                a += wt[4] * dyz[p + 6];
+                a += wt[5] * dyz[p + 5];
+                a += wt[6] * dyz[p + 2];
+                a += wt[7] * dyz[p + 1];
+                a += wt[8] * dyz[p + 0];
+                acc[p] = a;
+            }
+            for (int p = 16; p < 24; p++) {
+                float a = acc[p];
+                a += wt[0] * dyz[p + 12];
+                a += wt[1] * dyz[p + 11];
+                a += wt[2] * dyz[p + 10];
+                a += wt[3] * dyz[p + 7];
+                a += wt[4] * dyz[p + 6];
+                a += wt[5] * dyz[p + 5];
+                a += wt[6] * dyz[p + 2];
+                a += wt[7] * dyz[p + 1];
+                a += wt[8] * dyz[p + 0];
+                acc[p] = a;
+            }
+            for (int p = 24; p < 25; p++) {
+                float a = acc[p];
+                a += wt[0] * dyz[p + 12];
+                a += wt[1] * dyz[p + 11];
+                a += wt[2] * dyz[p + 10];
+                a += wt[3] * dyz[p + 7];
+                a += wt[4] * dyz[p + 6];
+                a += wt[5] * dyz[p + 5];
+                a += wt[6] * dyz[p + 2];
+                a += wt[7] * dyz[p + 1];
+                a += wt[8] * dyz[p + 0];
+                acc[p] = a;
             }
         }
         for (int p = 0; p < 16; p++) {
@@ -4782,20 +4896,39 @@ static void k25_dconv3_weight_conv2d_grad_weight(const float *restrict dy, const
                     dyw[oh * 5 + ow] = dyf[oh * 3 + ow];
                 }
             }
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float *xs = xc + i * 5 + j;
-                    float *ln = lane[i * 3 + j];
-                    for (int p = 0; p < 8; p++) {
-                        ln[p] += dyw[0 + p] * xs[0 + p];
-                    }
-                    for (int p = 8; p < 12; p++) {
-                        ln[p] += dyw[0 + p] * xs[0 + p];
-                    }
-                    for (int p = 12; p < 13; p++) {
-                        ln[p] += dyw[0 + p] * xs[0 + p];
-                    }
-                }
+            /* every tap (i, j) at once: lane[i * 3 + j] sums dy[p] * x[p + i * 5 + j] */
+            for (int p = 0; p < 8; p++) {
+                lane[0][p] += dyw[0 + p] * xc[0 + p + 0];
+                lane[1][p] += dyw[0 + p] * xc[0 + p + 1];
+                lane[2][p] += dyw[0 + p] * xc[0 + p + 2];
+                lane[3][p] += dyw[0 + p] * xc[0 + p + 5];
+                lane[4][p] += dyw[0 + p] * xc[0 + p + 6];
+                lane[5][p] += dyw[0 + p] * xc[0 + p + 7];
+                lane[6][p] += dyw[0 + p] * xc[0 + p + 10];
+                lane[7][p] += dyw[0 + p] * xc[0 + p + 11];
+                lane[8][p] += dyw[0 + p] * xc[0 + p + 12];
+            }
+            for (int p = 8; p < 12; p++) {
+                lane[0][p] += dyw[0 + p] * xc[0 + p + 0];
+                lane[1][p] += dyw[0 + p] * xc[0 + p + 1];
+                lane[2][p] += dyw[0 + p] * xc[0 + p + 2];
+                lane[3][p] += dyw[0 + p] * xc[0 + p + 5];
+                lane[4][p] += dyw[0 + p] * xc[0 + p + 6];
+                lane[5][p] += dyw[0 + p] * xc[0 + p + 7];
+                lane[6][p] += dyw[0 + p] * xc[0 + p + 10];
+                lane[7][p] += dyw[0 + p] * xc[0 + p + 11];
+                lane[8][p] += dyw[0 + p] * xc[0 + p + 12];
+            }
+            for (int p = 12; p < 13; p++) {
+                lane[0][p] += dyw[0 + p] * xc[0 + p + 0];
+                lane[1][p] += dyw[0 + p] * xc[0 + p + 1];
+                lane[2][p] += dyw[0 + p] * xc[0 + p + 2];
+                lane[3][p] += dyw[0 + p] * xc[0 + p + 5];
+                lane[4][p] += dyw[0 + p] * xc[0 + p + 6];
+                lane[5][p] += dyw[0 + p] * xc[0 + p + 7];
+                lane[6][p] += dyw[0 + p] * xc[0 + p + 10];
+                lane[7][p] += dyw[0 + p] * xc[0 + p + 11];
+                lane[8][p] += dyw[0 + p] * xc[0 + p + 12];
             }
         }
         for (int t = 0; t < 9; t++) {
@@ -4865,14 +4998,17 @@ static void k27_dconv2_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(const
                 const float *dyr = dy + ((long)n * 64 + c) * 121;
                 for (int p0 = 0; p0 < 112; p0 += 16) {
                     for (int q = 0; q < 16; q++) {
-                        lane[q] += (double)dyr[p0 + q] * ((double)xr[p0 + q] - mean); lane2[q] += dyr[p0 + q];
+                        lane[q] += (double)dyr[p0 + q] * ((double)xr[p0 + q] - mean);
+                        lane2[q] += dyr[p0 + q];
                     }
                 }
                 for (int p = 0; p < 8; p++) {
-                    lane[p] += (double)dyr[112 + p] * ((double)xr[112 + p] - mean); lane2[p] += dyr[112 + p];
+                    lane[p] += (double)dyr[112 + p] * ((double)xr[112 + p] - mean);
+                    lane2[p] += dyr[112 + p];
                 }
                 for (int p = 8; p < 9; p++) {
-                    lane[p] += (double)dyr[112 + p] * ((double)xr[112 + p] - mean); lane2[p] += dyr[112 + p];
+                    lane[p] += (double)dyr[112 + p] * ((double)xr[112 + p] - mean);
+                    lane2[p] += dyr[112 + p];
                 }
             }
             for (int q = 0; q < 16; q++) {
@@ -4939,20 +5075,46 @@ static void k28_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     (dyz + 28)[oh * 13 + ow] = dyf[oh * 11 + ow];
                 }
             }
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = w[((f * 32 + c) * 3 + i) * 3 + j];
-                    const float *d = dyz + 28 - i * 13 - j;
-                    for (int p = 0; p < 160; p++) {
-                        acc[p] += wv * d[p];
-                    }
-                    for (int p = 160; p < 168; p++) {
-                        acc[p] += wv * d[p];
-                    }
-                    for (int p = 168; p < 169; p++) {
-                        acc[p] += wv * d[p];
-                    }
-                }
+            const float *wt = w + ((long)f * 32 + c) * 9; /* the window's taps */
+            /* tap (i, j) reads dy at p - i * 13 - j */
+            for (int p = 0; p < 160; p++) {
+                float a = acc[p];
+                a += wt[0] * dyz[p + 28];
+                a += wt[1] * dyz[p + 27];
+                a += wt[2] * dyz[p + 26];
+                a += wt[3] * dyz[p + 15];
+                a += wt[4] * dyz[p + 14];
+                a += wt[5] * dyz[p + 13];
+                a += wt[6] * dyz[p + 2];
+                a += wt[7] * dyz[p + 1];
+                a += wt[8] * dyz[p + 0];
+                acc[p] = a;
+            }
+            for (int p = 160; p < 168; p++) {
+                float a = acc[p];
+                a += wt[0] * dyz[p + 28];
+                a += wt[1] * dyz[p + 27];
+                a += wt[2] * dyz[p + 26];
+                a += wt[3] * dyz[p + 15];
+                a += wt[4] * dyz[p + 14];
+                a += wt[5] * dyz[p + 13];
+                a += wt[6] * dyz[p + 2];
+                a += wt[7] * dyz[p + 1];
+                a += wt[8] * dyz[p + 0];
+                acc[p] = a;
+            }
+            for (int p = 168; p < 169; p++) {
+                float a = acc[p];
+                a += wt[0] * dyz[p + 28];
+                a += wt[1] * dyz[p + 27];
+                a += wt[2] * dyz[p + 26];
+                a += wt[3] * dyz[p + 15];
+                a += wt[4] * dyz[p + 14];
+                a += wt[5] * dyz[p + 13];
+                a += wt[6] * dyz[p + 2];
+                a += wt[7] * dyz[p + 1];
+                a += wt[8] * dyz[p + 0];
+                acc[p] = a;
             }
         }
         for (int p = 0; p < 160; p++) {
@@ -5001,25 +5163,52 @@ static void k29_dconv2_weight_conv2d_grad_weight(const float *restrict dy, const
                     dyw[oh * 13 + ow] = dyf[oh * 11 + ow];
                 }
             }
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float *xs = xc + i * 13 + j;
-                    float *ln = lane[i * 3 + j];
-                    for (int p0 = 0; p0 < 128; p0 += 16) {
-                        for (int q = 0; q < 16; q++) {
-                            ln[q] += dyw[p0 + q] * xs[p0 + q];
-                        }
-                    }
-                    for (int p = 0; p < 8; p++) {
-                        ln[p] += dyw[128 + p] * xs[128 + p];
-                    }
-                    for (int p = 8; p < 12; p++) {
-                        ln[p] += dyw[128 + p] * xs[128 + p];
-                    }
-                    for (int p = 12; p < 13; p++) {
-                        ln[p] += dyw[128 + p] * xs[128 + p];
-                    }
+            /* every tap (i, j) at once: lane[i * 3 + j] sums dy[p] * x[p + i * 13 + j] */
+            for (int p0 = 0; p0 < 128; p0 += 16) {
+                for (int q = 0; q < 16; q++) {
+                    lane[0][q] += dyw[p0 + q] * xc[p0 + q + 0];
+                    lane[1][q] += dyw[p0 + q] * xc[p0 + q + 1];
+                    lane[2][q] += dyw[p0 + q] * xc[p0 + q + 2];
+                    lane[3][q] += dyw[p0 + q] * xc[p0 + q + 13];
+                    lane[4][q] += dyw[p0 + q] * xc[p0 + q + 14];
+                    lane[5][q] += dyw[p0 + q] * xc[p0 + q + 15];
+                    lane[6][q] += dyw[p0 + q] * xc[p0 + q + 26];
+                    lane[7][q] += dyw[p0 + q] * xc[p0 + q + 27];
+                    lane[8][q] += dyw[p0 + q] * xc[p0 + q + 28];
                 }
+            }
+            for (int p = 0; p < 8; p++) {
+                lane[0][p] += dyw[128 + p] * xc[128 + p + 0];
+                lane[1][p] += dyw[128 + p] * xc[128 + p + 1];
+                lane[2][p] += dyw[128 + p] * xc[128 + p + 2];
+                lane[3][p] += dyw[128 + p] * xc[128 + p + 13];
+                lane[4][p] += dyw[128 + p] * xc[128 + p + 14];
+                lane[5][p] += dyw[128 + p] * xc[128 + p + 15];
+                lane[6][p] += dyw[128 + p] * xc[128 + p + 26];
+                lane[7][p] += dyw[128 + p] * xc[128 + p + 27];
+                lane[8][p] += dyw[128 + p] * xc[128 + p + 28];
+            }
+            for (int p = 8; p < 12; p++) {
+                lane[0][p] += dyw[128 + p] * xc[128 + p + 0];
+                lane[1][p] += dyw[128 + p] * xc[128 + p + 1];
+                lane[2][p] += dyw[128 + p] * xc[128 + p + 2];
+                lane[3][p] += dyw[128 + p] * xc[128 + p + 13];
+                lane[4][p] += dyw[128 + p] * xc[128 + p + 14];
+                lane[5][p] += dyw[128 + p] * xc[128 + p + 15];
+                lane[6][p] += dyw[128 + p] * xc[128 + p + 26];
+                lane[7][p] += dyw[128 + p] * xc[128 + p + 27];
+                lane[8][p] += dyw[128 + p] * xc[128 + p + 28];
+            }
+            for (int p = 12; p < 13; p++) {
+                lane[0][p] += dyw[128 + p] * xc[128 + p + 0];
+                lane[1][p] += dyw[128 + p] * xc[128 + p + 1];
+                lane[2][p] += dyw[128 + p] * xc[128 + p + 2];
+                lane[3][p] += dyw[128 + p] * xc[128 + p + 13];
+                lane[4][p] += dyw[128 + p] * xc[128 + p + 14];
+                lane[5][p] += dyw[128 + p] * xc[128 + p + 15];
+                lane[6][p] += dyw[128 + p] * xc[128 + p + 26];
+                lane[7][p] += dyw[128 + p] * xc[128 + p + 27];
+                lane[8][p] += dyw[128 + p] * xc[128 + p + 28];
             }
         }
         for (int t = 0; t < 9; t++) {
@@ -5089,11 +5278,13 @@ static void k31_dconv1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(const
                 const float *dyr = dy + ((long)n * 32 + c) * 676;
                 for (int p0 = 0; p0 < 672; p0 += 16) {
                     for (int q = 0; q < 16; q++) {
-                        lane[q] += (double)dyr[p0 + q] * ((double)xr[p0 + q] - mean); lane2[q] += dyr[p0 + q];
+                        lane[q] += (double)dyr[p0 + q] * ((double)xr[p0 + q] - mean);
+                        lane2[q] += dyr[p0 + q];
                     }
                 }
                 for (int p = 0; p < 4; p++) {
-                    lane[p] += (double)dyr[672 + p] * ((double)xr[672 + p] - mean); lane2[p] += dyr[672 + p];
+                    lane[p] += (double)dyr[672 + p] * ((double)xr[672 + p] - mean);
+                    lane2[p] += dyr[672 + p];
                 }
             }
             for (int q = 0; q < 16; q++) {
@@ -5156,22 +5347,41 @@ static void k32_dconv1_weight_conv2d_grad_weight(const float *restrict dy, const
                     dyw[oh * 28 + ow] = dyf[oh * 26 + ow];
                 }
             }
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float *xs = xc + i * 28 + j;
-                    float *ln = lane[i * 3 + j];
-                    for (int p0 = 0; p0 < 720; p0 += 16) {
-                        for (int q = 0; q < 16; q++) {
-                            ln[q] += dyw[p0 + q] * xs[p0 + q];
-                        }
-                    }
-                    for (int p = 0; p < 4; p++) {
-                        ln[p] += dyw[720 + p] * xs[720 + p];
-                    }
-                    for (int p = 4; p < 6; p++) {
-                        ln[p] += dyw[720 + p] * xs[720 + p];
-                    }
+            /* every tap (i, j) at once: lane[i * 3 + j] sums dy[p] * x[p + i * 28 + j] */
+            for (int p0 = 0; p0 < 720; p0 += 16) {
+                for (int q = 0; q < 16; q++) {
+                    lane[0][q] += dyw[p0 + q] * xc[p0 + q + 0];
+                    lane[1][q] += dyw[p0 + q] * xc[p0 + q + 1];
+                    lane[2][q] += dyw[p0 + q] * xc[p0 + q + 2];
+                    lane[3][q] += dyw[p0 + q] * xc[p0 + q + 28];
+                    lane[4][q] += dyw[p0 + q] * xc[p0 + q + 29];
+                    lane[5][q] += dyw[p0 + q] * xc[p0 + q + 30];
+                    lane[6][q] += dyw[p0 + q] * xc[p0 + q + 56];
+                    lane[7][q] += dyw[p0 + q] * xc[p0 + q + 57];
+                    lane[8][q] += dyw[p0 + q] * xc[p0 + q + 58];
                 }
+            }
+            for (int p = 0; p < 4; p++) {
+                lane[0][p] += dyw[720 + p] * xc[720 + p + 0];
+                lane[1][p] += dyw[720 + p] * xc[720 + p + 1];
+                lane[2][p] += dyw[720 + p] * xc[720 + p + 2];
+                lane[3][p] += dyw[720 + p] * xc[720 + p + 28];
+                lane[4][p] += dyw[720 + p] * xc[720 + p + 29];
+                lane[5][p] += dyw[720 + p] * xc[720 + p + 30];
+                lane[6][p] += dyw[720 + p] * xc[720 + p + 56];
+                lane[7][p] += dyw[720 + p] * xc[720 + p + 57];
+                lane[8][p] += dyw[720 + p] * xc[720 + p + 58];
+            }
+            for (int p = 4; p < 6; p++) {
+                lane[0][p] += dyw[720 + p] * xc[720 + p + 0];
+                lane[1][p] += dyw[720 + p] * xc[720 + p + 1];
+                lane[2][p] += dyw[720 + p] * xc[720 + p + 2];
+                lane[3][p] += dyw[720 + p] * xc[720 + p + 28];
+                lane[4][p] += dyw[720 + p] * xc[720 + p + 29];
+                lane[5][p] += dyw[720 + p] * xc[720 + p + 30];
+                lane[6][p] += dyw[720 + p] * xc[720 + p + 56];
+                lane[7][p] += dyw[720 + p] * xc[720 + p + 57];
+                lane[8][p] += dyw[720 + p] * xc[720 + p + 58];
             }
         }
         for (int t = 0; t < 9; t++) {

@@ -3804,20 +3804,45 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
         }
         for (int c = 0; c < 1; c++) {
             const float *xc = xn + (long)c * 784;
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = wf[(c * 3 + i) * 3 + j];
-                    const float *xs = xc + i * 28 + j;
-                    for (int p = 0; p < 720; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 720; p < 724; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 724; p < 726; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                }
+            const float *wt = wf + c * 9; /* the window's taps */
+            for (int p = 0; p < 720; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 28];
+                a += wt[4] * xc[p + 29];
+                a += wt[5] * xc[p + 30];
+                a += wt[6] * xc[p + 56];
+                a += wt[7] * xc[p + 57];
+                a += wt[8] * xc[p + 58];
+                acc[p] = a;
+            }
+            for (int p = 720; p < 724; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 28];
+                a += wt[4] * xc[p + 29];
+                a += wt[5] * xc[p + 30];
+                a += wt[6] * xc[p + 56];
+                a += wt[7] * xc[p + 57];
+                a += wt[8] * xc[p + 58];
+                acc[p] = a;
+            }
+            for (int p = 724; p < 726; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 28];
+                a += wt[4] * xc[p + 29];
+                a += wt[5] * xc[p + 30];
+                a += wt[6] * xc[p + 56];
+                a += wt[7] * xc[p + 57];
+                a += wt[8] * xc[p + 58];
+                acc[p] = a;
             }
         }
         for (int oh = 0; oh < 26; oh++) {
@@ -3862,23 +3887,58 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         }
         for (int c = 0; c < 32; c++) {
             const float *xc = xn + (long)c * 676;
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = wf[(c * 3 + i) * 3 + j];
-                    const float *xs = xc + i * 26 + j;
-                    for (int p = 0; p < 608; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 608; p < 616; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 616; p < 620; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 620; p < 622; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                }
+            const float *wt = wf + c * 9; /* the window's taps */
+            for (int p = 0; p < 608; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 26];
+                a += wt[4] * xc[p + 27];
+                a += wt[5] * xc[p + 28];
+                a += wt[6] * xc[p + 52];
+                a += wt[7] * xc[p + 53];
+                a += wt[8] * xc[p + 54];
+                acc[p] = a;
+            }
+            for (int p = 608; p < 616; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 26];
+                a += wt[4] * xc[p + 27];
+                a += wt[5] * xc[p + 28];
+                a += wt[6] * xc[p + 52];
+                a += wt[7] * xc[p + 53];
+                a += wt[8] * xc[p + 54];
+                acc[p] = a;
+            }
+            for (int p = 616; p < 620; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 26];
+                a += wt[4] * xc[p + 27];
+                a += wt[5] * xc[p + 28];
+                a += wt[6] * xc[p + 52];
+                a += wt[7] * xc[p + 53];
+                a += wt[8] * xc[p + 54];
+                acc[p] = a;
+            }
+            for (int p = 620; p < 622; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 26];
+                a += wt[4] * xc[p + 27];
+                a += wt[5] * xc[p + 28];
+                a += wt[6] * xc[p + 52];
+                a += wt[7] * xc[p + 53];
+                a += wt[8] * xc[p + 54];
+                acc[p] = a;
             }
         }
         for (int oh = 0; oh < 24; oh++) {
@@ -4323,17 +4383,33 @@ static void k16_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     (dyz + 54)[oh * 26 + ow] = dyf[oh * 24 + ow];
                 }
             }
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = w[((f * 32 + c) * 3 + i) * 3 + j];
-                    const float *d = dyz + 54 - i * 26 - j;
-                    for (int p = 0; p < 672; p++) {
-                        acc[p] += wv * d[p];
-                    }
-                    for (int p = 672; p < 676; p++) {
-                        acc[p] += wv * d[p];
-                    }
-                }
+            const float *wt = w + ((long)f * 32 + c) * 9; /* the window's taps */
+            /* tap (i, j) reads dy at p - i * 26 - j */
+            for (int p = 0; p < 672; p++) {
+                float a = acc[p];
+                a += wt[0] * dyz[p + 54];
+                a += wt[1] * dyz[p + 53];
+                a += wt[2] * dyz[p + 52];
+                a += wt[3] * dyz[p + 28];
+                a += wt[4] * dyz[p + 27];
+                a += wt[5] * dyz[p + 26];
+                a += wt[6] * dyz[p + 2];
+                a += wt[7] * dyz[p + 1];
+                a += wt[8] * dyz[p + 0];
+                acc[p] = a;
+            }
+            for (int p = 672; p < 676; p++) {
+                float a = acc[p];
+                a += wt[0] * dyz[p + 54];
+                a += wt[1] * dyz[p + 53];
+                a += wt[2] * dyz[p + 52];
+                a += wt[3] * dyz[p + 28];
+                a += wt[4] * dyz[p + 27];
+                a += wt[5] * dyz[p + 26];
+                a += wt[6] * dyz[p + 2];
+                a += wt[7] * dyz[p + 1];
+                a += wt[8] * dyz[p + 0];
+                acc[p] = a;
             }
         }
         for (int p = 0; p < 672; p++) {
@@ -4379,25 +4455,52 @@ static void k17_dconv2_weight_conv2d_grad_weight(const float *restrict dy, const
                     dyw[oh * 26 + ow] = dyf[oh * 24 + ow];
                 }
             }
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float *xs = xc + i * 26 + j;
-                    float *ln = lane[i * 3 + j];
-                    for (int p0 = 0; p0 < 608; p0 += 16) {
-                        for (int q = 0; q < 16; q++) {
-                            ln[q] += dyw[p0 + q] * xs[p0 + q];
-                        }
-                    }
-                    for (int p = 0; p < 8; p++) {
-                        ln[p] += dyw[608 + p] * xs[608 + p];
-                    }
-                    for (int p = 8; p < 12; p++) {
-                        ln[p] += dyw[608 + p] * xs[608 + p];
-                    }
-                    for (int p = 12; p < 14; p++) {
-                        ln[p] += dyw[608 + p] * xs[608 + p];
-                    }
+            /* every tap (i, j) at once: lane[i * 3 + j] sums dy[p] * x[p + i * 26 + j] */
+            for (int p0 = 0; p0 < 608; p0 += 16) {
+                for (int q = 0; q < 16; q++) {
+                    lane[0][q] += dyw[p0 + q] * xc[p0 + q + 0];
+                    lane[1][q] += dyw[p0 + q] * xc[p0 + q + 1];
+                    lane[2][q] += dyw[p0 + q] * xc[p0 + q + 2];
+                    lane[3][q] += dyw[p0 + q] * xc[p0 + q + 26];
+                    lane[4][q] += dyw[p0 + q] * xc[p0 + q + 27];
+                    lane[5][q] += dyw[p0 + q] * xc[p0 + q + 28];
+                    lane[6][q] += dyw[p0 + q] * xc[p0 + q + 52];
+                    lane[7][q] += dyw[p0 + q] * xc[p0 + q + 53];
+                    lane[8][q] += dyw[p0 + q] * xc[p0 + q + 54];
                 }
+            }
+            for (int p = 0; p < 8; p++) {
+                lane[0][p] += dyw[608 + p] * xc[608 + p + 0];
+                lane[1][p] += dyw[608 + p] * xc[608 + p + 1];
+                lane[2][p] += dyw[608 + p] * xc[608 + p + 2];
+                lane[3][p] += dyw[608 + p] * xc[608 + p + 26];
+                lane[4][p] += dyw[608 + p] * xc[608 + p + 27];
+                lane[5][p] += dyw[608 + p] * xc[608 + p + 28];
+                lane[6][p] += dyw[608 + p] * xc[608 + p + 52];
+                lane[7][p] += dyw[608 + p] * xc[608 + p + 53];
+                lane[8][p] += dyw[608 + p] * xc[608 + p + 54];
+            }
+            for (int p = 8; p < 12; p++) {
+                lane[0][p] += dyw[608 + p] * xc[608 + p + 0];
+                lane[1][p] += dyw[608 + p] * xc[608 + p + 1];
+                lane[2][p] += dyw[608 + p] * xc[608 + p + 2];
+                lane[3][p] += dyw[608 + p] * xc[608 + p + 26];
+                lane[4][p] += dyw[608 + p] * xc[608 + p + 27];
+                lane[5][p] += dyw[608 + p] * xc[608 + p + 28];
+                lane[6][p] += dyw[608 + p] * xc[608 + p + 52];
+                lane[7][p] += dyw[608 + p] * xc[608 + p + 53];
+                lane[8][p] += dyw[608 + p] * xc[608 + p + 54];
+            }
+            for (int p = 12; p < 14; p++) {
+                lane[0][p] += dyw[608 + p] * xc[608 + p + 0];
+                lane[1][p] += dyw[608 + p] * xc[608 + p + 1];
+                lane[2][p] += dyw[608 + p] * xc[608 + p + 2];
+                lane[3][p] += dyw[608 + p] * xc[608 + p + 26];
+                lane[4][p] += dyw[608 + p] * xc[608 + p + 27];
+                lane[5][p] += dyw[608 + p] * xc[608 + p + 28];
+                lane[6][p] += dyw[608 + p] * xc[608 + p + 52];
+                lane[7][p] += dyw[608 + p] * xc[608 + p + 53];
+                lane[8][p] += dyw[608 + p] * xc[608 + p + 54];
             }
         }
         for (int t = 0; t < 9; t++) {
@@ -4461,22 +4564,41 @@ static void k18_dconv1_relu_grad_bias_grad_conv2d_grad_weight(const float *restr
                         dyw[oh * 28 + ow] = (yf[oh * 26 + ow] > 0.0f ? dyf[oh * 26 + ow] : 0.0f);
                     }
                 }
-                for (int i = 0; i < 3; i++) {
-                    for (int j = 0; j < 3; j++) {
-                        const float *xs = xc + i * 28 + j;
-                        float *ln = lane[i * 3 + j];
-                        for (int p0 = 0; p0 < 720; p0 += 16) {
-                            for (int q = 0; q < 16; q++) {
-                                ln[q] += dyw[p0 + q] * xs[p0 + q];
-                            }
-                        }
-                        for (int p = 0; p < 4; p++) {
-                            ln[p] += dyw[720 + p] * xs[720 + p];
-                        }
-                        for (int p = 4; p < 6; p++) {
-                            ln[p] += dyw[720 + p] * xs[720 + p];
-                        }
+                /* every tap (i, j) at once: lane[i * 3 + j] sums dy[p] * x[p + i * 28 + j] */
+                for (int p0 = 0; p0 < 720; p0 += 16) {
+                    for (int q = 0; q < 16; q++) {
+                        lane[0][q] += dyw[p0 + q] * xc[p0 + q + 0];
+                        lane[1][q] += dyw[p0 + q] * xc[p0 + q + 1];
+                        lane[2][q] += dyw[p0 + q] * xc[p0 + q + 2];
+                        lane[3][q] += dyw[p0 + q] * xc[p0 + q + 28];
+                        lane[4][q] += dyw[p0 + q] * xc[p0 + q + 29];
+                        lane[5][q] += dyw[p0 + q] * xc[p0 + q + 30];
+                        lane[6][q] += dyw[p0 + q] * xc[p0 + q + 56];
+                        lane[7][q] += dyw[p0 + q] * xc[p0 + q + 57];
+                        lane[8][q] += dyw[p0 + q] * xc[p0 + q + 58];
                     }
+                }
+                for (int p = 0; p < 4; p++) {
+                    lane[0][p] += dyw[720 + p] * xc[720 + p + 0];
+                    lane[1][p] += dyw[720 + p] * xc[720 + p + 1];
+                    lane[2][p] += dyw[720 + p] * xc[720 + p + 2];
+                    lane[3][p] += dyw[720 + p] * xc[720 + p + 28];
+                    lane[4][p] += dyw[720 + p] * xc[720 + p + 29];
+                    lane[5][p] += dyw[720 + p] * xc[720 + p + 30];
+                    lane[6][p] += dyw[720 + p] * xc[720 + p + 56];
+                    lane[7][p] += dyw[720 + p] * xc[720 + p + 57];
+                    lane[8][p] += dyw[720 + p] * xc[720 + p + 58];
+                }
+                for (int p = 4; p < 6; p++) {
+                    lane[0][p] += dyw[720 + p] * xc[720 + p + 0];
+                    lane[1][p] += dyw[720 + p] * xc[720 + p + 1];
+                    lane[2][p] += dyw[720 + p] * xc[720 + p + 2];
+                    lane[3][p] += dyw[720 + p] * xc[720 + p + 28];
+                    lane[4][p] += dyw[720 + p] * xc[720 + p + 29];
+                    lane[5][p] += dyw[720 + p] * xc[720 + p + 30];
+                    lane[6][p] += dyw[720 + p] * xc[720 + p + 56];
+                    lane[7][p] += dyw[720 + p] * xc[720 + p + 57];
+                    lane[8][p] += dyw[720 + p] * xc[720 + p + 58];
                 }
             }
             for (int t = 0; t < 9; t++) {
@@ -4543,23 +4665,58 @@ static void k20_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         }
         for (int c = 0; c < 32; c++) {
             const float *xc = xn + (long)c * 676;
-            for (int i = 0; i < 3; i++) {
-                for (int j = 0; j < 3; j++) {
-                    const float wv = wf[(c * 3 + i) * 3 + j];
-                    const float *xs = xc + i * 26 + j;
-                    for (int p = 0; p < 608; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 608; p < 616; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 616; p < 620; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                    for (int p = 620; p < 622; p++) {
-                        acc[p] += wv * xs[p];
-                    }
-                }
+            const float *wt = wf + c * 9; /* the window's taps */
+            for (int p = 0; p < 608; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 26];
+                a += wt[4] * xc[p + 27];
+                a += wt[5] * xc[p + 28];
+                a += wt[6] * xc[p + 52];
+                a += wt[7] * xc[p + 53];
+                a += wt[8] * xc[p + 54];
+                acc[p] = a;
+            }
+            for (int p = 608; p < 616; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 26];
+                a += wt[4] * xc[p + 27];
+                a += wt[5] * xc[p + 28];
+                a += wt[6] * xc[p + 52];
+                a += wt[7] * xc[p + 53];
+                a += wt[8] * xc[p + 54];
+                acc[p] = a;
+            }
+            for (int p = 616; p < 620; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 26];
+                a += wt[4] * xc[p + 27];
+                a += wt[5] * xc[p + 28];
+                a += wt[6] * xc[p + 52];
+                a += wt[7] * xc[p + 53];
+                a += wt[8] * xc[p + 54];
+                acc[p] = a;
+            }
+            for (int p = 620; p < 622; p++) {
+                float a = acc[p];
+                a += wt[0] * xc[p + 0];
+                a += wt[1] * xc[p + 1];
+                a += wt[2] * xc[p + 2];
+                a += wt[3] * xc[p + 26];
+                a += wt[4] * xc[p + 27];
+                a += wt[5] * xc[p + 28];
+                a += wt[6] * xc[p + 52];
+                a += wt[7] * xc[p + 53];
+                a += wt[8] * xc[p + 54];
+                acc[p] = a;
             }
         }
         for (int oh = 0; oh < 24; oh++) {
