@@ -23,6 +23,19 @@
  *   matmul_epilogue   matmul + bias + elementwise chain applied to each
  *                     result as it is stored (dense + bias + relu forward;
  *                     dx = dy W^T with the activation's gradient mask)
+ *   conv_epilogue     conv2d + bias + elementwise chain applied to each
+ *                     output plane as it leaves the stack (conv + bias +
+ *                     relu forward: no bias or activation pass)
+ *   conv_pool         conv_epilogue + the max/avg pooling of its chain's
+ *                     end: each plane pooled while it is on the stack
+ *   conv_grad_mask    an activation's gradient + the bias, input and
+ *                     weight gradients of the conv that read it: they read
+ *                     dy through the mask, which is never stored
+ *   bn_forward        batch statistics + normalisation (+ an elementwise
+ *                     chain): one loop over channels
+ *   bn_grad           batch norm's input, gamma and beta gradients (+ an
+ *                     activation's gradient they read): one loop over
+ *                     channels, both sums in one pass
  *   ewise_chain       elementwise ops, each feeding the next -> one loop
  * With fusion off (--no-fuse) every op is a kernel of its own and every
  * intermediate is stored: the baseline the fused code is measured by. */
@@ -223,6 +236,167 @@ static int rule_maxpool_relu_grad(const Fuser *f, int first, int *ops)
     return 2;
 }
 
+/* ------- convolution ------- */
+
+static bool is_activation_grad(OpKind op)
+{
+    return op == OP_RELU_GRAD || op == OP_LEAKY_RELU_GRAD ||
+           op == OP_SIGMOID_GRAD || op == OP_TANH_GRAD;
+}
+
+static bool is_pool(OpKind op)
+{
+    return op == OP_MAXPOOL2D || op == OP_AVGPOOL2D;
+}
+
+/* The pooling that may join a chain ending in `last`, or -1. Legal for any
+ * pooling that reads the chain's end: a pooling window never leaves its
+ * (sample, channel) plane, and the convolution finishes one such plane
+ * at a time. The backward pass needs the pooled input (maxpool's argmax
+ * is recomputed from it, relu's mask too): it is then still stored, read
+ * outside the kernel, and only the re-reading pass is saved; where no
+ * backward runs (predict, eval) it is not stored at all. */
+static int pool_successor(const Fuser *f, const int *ops, int n)
+{
+    int last = ops[n - 1];
+    for (int u = 0; u < f->nusers[last]; u++) {
+        int c = f->users[last][u];
+        const IrOp *o = &f->g->ops[c];
+        if (is_pool(o->op) && o->in[0] == last && f->assigned[c] < 0 &&
+            o->phase == f->g->ops[last].phase && inputs_ready(f, ops, n, c))
+            return c;
+    }
+    return -1;
+}
+
+/* CONV2D, a bias and an elementwise chain, maybe a pooling. Legal when
+ * the chain grows as for matmul_epilogue (each member the one chainable
+ * reader of the previous, same shape) and an output plane fits on the
+ * stack, where the kernel sums it before the epilogue. */
+static int rule_conv_epilogue(const Fuser *f, int first, int *ops)
+{
+    if (!conv_plane_on_stack(f->g, &f->g->ops[first]))
+        return 1;
+    int n = grow_chain(f, ops, 1, true);
+    if (n == 1)
+        return 1;
+    int pool = pool_successor(f, ops, n);
+    if (pool >= 0)
+        ops[n++] = pool;
+    return n;
+}
+
+/* Whether op o reads dy = v as a conv gradient reading a folded mask can:
+ * a bias gradient, or the input or weight gradient of a convolution. */
+static bool reads_dy_as_conv_grad(const IrOp *o, int v)
+{
+    return o->in[0] == v &&
+           (o->op == OP_BIAS_GRAD || o->op == OP_CONV2D_GRAD_INPUT ||
+            o->op == OP_CONV2D_GRAD_WEIGHT);
+}
+
+static bool reads_dy_as_bn_grad(const IrOp *o, int v)
+{
+    return o->in[0] == v &&
+           (o->op == OP_BIAS_GRAD || o->op == OP_BATCHNORM_GRAD_INPUT ||
+            o->op == OP_BATCHNORM_GRAD_GAMMA);
+}
+
+static bool is_conv_grad(OpKind op)
+{
+    return op == OP_CONV2D_GRAD_INPUT || op == OP_CONV2D_GRAD_WEIGHT;
+}
+
+static bool is_bn_grad(OpKind op)
+{
+    return op == OP_BATCHNORM_GRAD_INPUT || op == OP_BATCHNORM_GRAD_GAMMA;
+}
+
+/* Appends every reader of v to ops if all of them pass `reads` and are
+ * free to join, and at least one is of kind `key`; else returns n. */
+static int take_all_readers(const Fuser *f, int *ops, int n, int v,
+                            bool (*reads)(const IrOp *, int),
+                            bool (*key)(OpKind))
+{
+    bool keyed = false;
+    int m = n;
+    for (int u = 0; u < f->nusers[v]; u++) {
+        int c = f->users[v][u];
+        const IrOp *o = &f->g->ops[c];
+        if (!reads(o, v) || f->assigned[c] >= 0 || !inputs_ready(f, ops, m, c))
+            return n;
+        keyed = keyed || key(o->op);
+        ops[m++] = c;
+    }
+    return keyed ? m : n;
+}
+
+/* An activation's gradient (dy, y) and every reader of it, which must all
+ * be bias/input/weight gradients of a convolution: they read dy and y and
+ * apply the mask themselves, so the masked gradient is never stored. Not
+ * legal if anything else reads it, or if a dy plane does not fit on the
+ * stack (the strided and padded loop forms copy it there first). */
+static int rule_conv_grad_mask(const Fuser *f, int first, int *ops)
+{
+    const Shape *s = &f->g->ops[first].shape;
+    if (s->rank != 4 || (long)s->dim[2] * s->dim[3] > MAX_POOL_PLANE / 2)
+        return 1;
+    return take_all_readers(f, ops, 1, first, reads_dy_as_conv_grad,
+                            is_conv_grad);
+}
+
+/* ------- batch normalisation ------- */
+
+/* BN_STATS and the BATCHNORM that normalises the same x with them, then
+ * an elementwise chain. Always legal: the statistics of channel c are
+ * complete before channel c is normalised, within one iteration; they
+ * are stored when the backward pass or the running update reads them. */
+static int rule_bn_forward(const Fuser *f, int first, int *ops)
+{
+    const IrOp *st = &f->g->ops[first];
+    for (int u = 0; u < f->nusers[first]; u++) {
+        int c = f->users[first][u];
+        const IrOp *o = &f->g->ops[c];
+        if (o->op == OP_BATCHNORM && o->in[1] == first &&
+            o->in[0] == st->in[0] && f->assigned[c] < 0 &&
+            inputs_ready(f, &first, 1, c)) {
+            ops[0] = first;
+            ops[1] = c;
+            return grow_chain(f, ops, 2, false);
+        }
+    }
+    return 1;
+}
+
+/* The gradients of one batch norm that read dy (input, gamma, and beta's
+ * bias gradient), starting either from the activation's gradient that
+ * makes dy (folded in as for conv_grad_mask: legal when those gradients
+ * are its only readers) or from the first of them (dy in memory). They
+ * must all read the same x and statistics. */
+static int rule_bn_grad(const Fuser *f, int first, int *ops)
+{
+    const Graph *g = f->g;
+    int n = 1;
+    if (is_activation_grad(g->ops[first].op))
+        n = take_all_readers(f, ops, 1, first, reads_dy_as_bn_grad, is_bn_grad);
+    else
+        for (int i = first + 1, dy = g->ops[first].in[0]; i < g->nops; i++)
+            if (f->runs[i] && f->assigned[i] < 0 &&
+                reads_dy_as_bn_grad(&g->ops[i], dy) &&
+                inputs_ready(f, ops, n, i))
+                ops[n++] = i;
+    const IrOp *bn = NULL;
+    for (int m = 0; m < n; m++) {
+        const IrOp *o = &g->ops[ops[m]];
+        if (!is_bn_grad(o->op))
+            continue;
+        if (bn && (o->in[1] != bn->in[1] || o->in[2] != bn->in[2]))
+            return 1;
+        bn = o;
+    }
+    return n;
+}
+
 static KernelKind form_kernel(const Fuser *f, int first, int *ops, int *n,
                               const char **rule)
 {
@@ -248,6 +422,25 @@ static KernelKind form_kernel(const Fuser *f, int first, int *ops, int *n,
         (*n = rule_maxpool_relu_grad(f, first, ops)) > 1) {
         *rule = "maxpool_relu_grad";
         return KK_POOL_RELU_GRAD;
+    }
+    if (o->op == OP_CONV2D && (*n = rule_conv_epilogue(f, first, ops)) > 1) {
+        *rule = is_pool(f->g->ops[ops[*n - 1]].op) ? "conv_pool"
+                                                   : "conv_epilogue";
+        return KK_CONV_EPILOGUE;
+    }
+    if (is_activation_grad(o->op) &&
+        (*n = rule_conv_grad_mask(f, first, ops)) > 1) {
+        *rule = "conv_grad_mask";
+        return KK_CONV_GRAD;
+    }
+    if (o->op == OP_BN_STATS && (*n = rule_bn_forward(f, first, ops)) > 1) {
+        *rule = "bn_forward";
+        return KK_BN;
+    }
+    if ((is_activation_grad(o->op) || is_bn_grad(o->op)) &&
+        (*n = rule_bn_grad(f, first, ops)) > 1) {
+        *rule = "bn_grad";
+        return KK_BN_GRAD;
     }
     if (o->op == OP_MATMUL && o->shape.rank == 2 &&
         (*n = grow_chain(f, ops, 1, true)) > 1) {

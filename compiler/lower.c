@@ -270,23 +270,52 @@ static void lower_bias_add(Emitter *e, const IrOp *o)
     emit_close(e, NULL);
 }
 
-/* dbias[c] = sum over n and inner of dy[n, c, inner], in a fixed order */
-static void lower_bias_grad(Emitter *e, const Graph *g, const IrOp *o)
+/* The element of a gradient a kernel consumes, from the expressions of dy
+ * and of an activation's output y at one position: dy itself, or, when
+ * fusion folded that activation's gradient `act` (relu_grad, tanh_grad,
+ * ...) into the kernel, act(dy, y): the expression the single act kernel
+ * would store, so the masked gradient never goes to memory. */
+void lower_dy_elem(Emitter *e, const IrOp *act, const char *dy, const char *y,
+                   char *buf, size_t len)
+{
+    char expr[200];
+    if (!act) {
+        snprintf(buf, len, "%s", dy);
+        return;
+    }
+    lower_ewise_expr(e, act, dy, y, expr, sizeof expr);
+    snprintf(buf, len, "(%s)", expr);
+}
+
+/* dbias[c] = sum over n and inner of dy[n, c, inner], in a fixed order;
+ * dy read through `act` when one was folded in */
+void lower_bias_grad(Emitter *e, const Graph *g, const IrOp *o,
+                     const IrOp *act)
 {
     const IrOp *dy = &g->ops[o->in[0]];
     int rows = dy->shape.dim[0], ch = dy->shape.dim[1];
     long inner = shape_elems(&dy->shape) / rows / ch;
+    char el[256];
     lower_parallel_for(e, shape_elems(&dy->shape));
     emit_open(e, "for (int c = 0; c < %d; c++)", ch);
     emit(e, "%s acc = 0;", e->real);
     emit_open(e, "for (int n = 0; n < %d; n++)", rows);
     if (inner == 1) {
-        emit(e, "acc += dy[n * %d + c];", ch);
+        char at[32], dyv[48], yv[48];
+        snprintf(at, sizeof at, "[n * %d + c]", ch);
+        snprintf(dyv, sizeof dyv, "dy%s", at);
+        snprintf(yv, sizeof yv, "y%s", at);
+        lower_dy_elem(e, act, dyv, yv, el, sizeof el);
+        emit(e, "acc += %s;", el);
     } else {
-        emit(e, "const %s *row = dy + ((long)n * %d + c) * %ld;", e->real, ch,
-             inner);
+        char off[64];
+        snprintf(off, sizeof off, "((long)n * %d + c) * %ld", ch, inner);
+        emit(e, "const %s *row = dy + %s;", e->real, off);
+        if (act)
+            emit(e, "const %s *yrow = y + %s;", e->real, off);
+        lower_dy_elem(e, act, "row[j]", "yrow[j]", el, sizeof el);
         emit_open(e, "for (int j = 0; j < %ld; j++)", inner);
-        emit(e, "acc += row[j];");
+        emit(e, "acc += %s;", el);
         emit_close(e, NULL);
     }
     emit_close(e, NULL);
@@ -674,7 +703,7 @@ static void lower_body(Emitter *e, const Graph *g, const IrOp *o)
     switch (o->op) {
     case OP_MATMUL: lower_matmul(e, g, o); break;
     case OP_BIAS_ADD: lower_bias_add(e, o); break;
-    case OP_BIAS_GRAD: lower_bias_grad(e, g, o); break;
+    case OP_BIAS_GRAD: lower_bias_grad(e, g, o, NULL); break;
     case OP_SUM: lower_sum(e, g, o); break;
     case OP_SOFTMAX: lower_softmax(e, o); break;
     case OP_SOFTMAX_GRAD: lower_softmax_grad(e, o); break;

@@ -69,7 +69,8 @@ static void subst(char *buf, size_t len, const char *tmpl, const char *idx)
  * trip count is a multiple of the vector length (its cheap cost model
  * allows no remainder loop), so each piece gets the widest vectors that
  * divide it. */
-static void emit_vector_loop(Emitter *e, long count, const char *stmt)
+static void emit_vector_lines(Emitter *e, long count, const char *const *lines,
+                              int nlines)
 {
     static const int runs[] = {16, 8, 4, 1};
     long at = 0;
@@ -78,51 +79,96 @@ static void emit_vector_loop(Emitter *e, long count, const char *stmt)
         if (end == at)
             continue;
         emit_open(e, "for (int p = %ld; p < %ld; p++)", at, end);
-        emit(e, "%s", stmt);
+        for (int l = 0; l < nlines; l++)
+            emit(e, "%s", lines[l]);
         emit_close(e, NULL);
         at = end;
     }
 }
 
-/* lanes[p % LANES] += EXPR(p) for p in [0, count): whole rows of LANES
- * first, then the remainder in vectorisable pieces. */
-static void emit_lane_loops(Emitter *e, const char *lanes_name, long count,
-                            const char *expr_tmpl)
+static void emit_vector_loop(Emitter *e, long count, const char *stmt)
+{
+    emit_vector_lines(e, count, &stmt, 1);
+}
+
+enum { MAX_TAPS = 25 }; /* windows up to 5x5 get their taps unrolled */
+
+/* acc[p] += wt[t] * src[p + shift(t)] for every tap t = i * KW + j of the
+ * window, in order, for p in [0, count): one pass over acc, which holds
+ * each element in a register across all taps, instead of one pass per
+ * tap (a load and a store of acc for every multiply-add). Each element's
+ * sum runs in the same order as tap by tap, so the bits are the same.
+ * shift(t) = base + sign * (i * row + j). */
+static void emit_tap_loop(Emitter *e, long count, int KH, int KW,
+                          const char *src, long base, int sign, int row)
+{
+    char *lines[MAX_TAPS + 2];
+    char buf[MAX_TAPS + 2][96];
+    int n = 0;
+    snprintf(buf[n], sizeof buf[n], "%s a = acc[p];", e->real);
+    lines[n] = buf[n];
+    n++;
+    for (int i = 0; i < KH; i++)
+        for (int j = 0; j < KW; j++, n++) {
+            snprintf(buf[n], sizeof buf[n], "a += wt[%d] * %s[p + %ld];",
+                     i * KW + j, src, base + sign * (long)(i * row + j));
+            lines[n] = buf[n];
+        }
+    snprintf(buf[n], sizeof buf[n], "acc[p] = a;");
+    lines[n] = buf[n];
+    n++;
+    emit_vector_lines(e, count, (const char *const *)lines, n);
+}
+
+enum { MAX_SUMS = 32 }; /* sums one lane loop may carry */
+
+/* lines[s] = "NAMES[s][at] += EXPR_s(idx);" for each of n sums */
+static void lane_stmts(char (*lines)[320], int n, const char *const *names,
+                       const char *const *tmpls, const char *at,
+                       const char *idx)
+{
+    for (int s = 0; s < n; s++) {
+        char expr[256];
+        subst(expr, sizeof expr, tmpls[s], idx);
+        snprintf(lines[s], sizeof lines[s], "%s[%s] += %s;", names[s], at,
+                 expr);
+    }
+}
+
+/* lanes[p % LANES] += EXPR(p) for p in [0, count), for n sums in one
+ * loop (each sum's lanes still add up in the same order, so the bits are
+ * those of one loop per sum): whole rows of LANES first, then the
+ * remainder in vectorisable pieces. */
+static void emit_lane_loops_n(Emitter *e, int n, const char *const *names,
+                              long count, const char *const *tmpls)
 {
     int L = lanes(e);
     long full = count / L * L;
-    char expr[256], stmt[320];
+    char lines[MAX_SUMS][320];
+    const char *ptrs[MAX_SUMS];
+    for (int s = 0; s < n; s++)
+        ptrs[s] = lines[s];
     if (full > 0) {
-        subst(expr, sizeof expr, expr_tmpl, "p0 + q");
+        lane_stmts(lines, n, names, tmpls, "q", "p0 + q");
         emit_open(e, "for (int p0 = 0; p0 < %ld; p0 += %d)", full, L);
         emit_open(e, "for (int q = 0; q < %d; q++)", L);
-        emit(e, "%s[q] += %s;", lanes_name, expr);
+        for (int s = 0; s < n; s++)
+            emit(e, "%s", lines[s]);
         emit_close(e, NULL);
         emit_close(e, NULL);
     }
     if (full < count) {
         char idx[48];
         snprintf(idx, sizeof idx, "%ld + p", full);
-        subst(expr, sizeof expr, expr_tmpl, idx);
-        snprintf(stmt, sizeof stmt, "%s[p] += %s;", lanes_name, expr);
-        emit_vector_loop(e, count - full, stmt);
+        lane_stmts(lines, n, names, tmpls, "p", idx);
+        emit_vector_lines(e, count - full, ptrs, n);
     }
 }
 
-/* Opens a block with `type name[LANES] = {0}` partial sums ... */
-static void emit_lanes_open(Emitter *e, const char *type, const char *name)
+static void emit_lane_loops(Emitter *e, const char *lanes_name, long count,
+                            const char *expr_tmpl)
 {
-    emit_open(e, "%s", "");
-    emit(e, "%s %s[%d] = {0};", type, name, lanes(e));
-}
-
-/* ... and closes it with `acc += ` their sum, in lane order. */
-static void emit_lanes_close(Emitter *e, const char *name, const char *acc)
-{
-    emit_open(e, "for (int q = 0; q < %d; q++)", lanes(e));
-    emit(e, "%s += %s[q];", acc, name);
-    emit_close(e, NULL);
-    emit_close(e, NULL);
+    emit_lane_loops_n(e, 1, &lanes_name, count, &expr_tmpl);
 }
 
 /* Output positions o in [lo, hi) whose window offset k lands inside an
@@ -209,11 +255,117 @@ static void emit_zero(Emitter *e, const char *name, long n)
 }
 
 /* ---------------------------------------------------------------- */
+/* reading dy through a folded activation gradient                   */
+
+/* dst[oh * dst_row + ow] = the consumed gradient of the [OH, OW] plane at
+ * dy + off, read through the pointers `src` (and `ysrc` into y): a copy
+ * the gradient loops make anyway, so a folded mask costs no pass. */
+static void emit_dy_copy(Emitter *e, const IrOp *act, const char *src,
+                         const char *ysrc, const char *dst, int dst_row,
+                         const char *off, Dims out)
+{
+    char at[32], dyv[64], yv[64], el[256];
+    emit(e, "const %s *%s = dy + %s;", e->real, src, off);
+    if (act)
+        emit(e, "const %s *%s = y + %s;", e->real, ysrc, off);
+    snprintf(at, sizeof at, "[oh * %d + ow]", out.w);
+    snprintf(dyv, sizeof dyv, "%s%s", src, at);
+    snprintf(yv, sizeof yv, "%s%s", ysrc, at);
+    lower_dy_elem(e, act, dyv, yv, el, sizeof el);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", out.h);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", out.w);
+    emit(e, "%s[oh * %d + ow] = %s;", dst, dst_row, el);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* `dyf`: the plane of the consumed gradient at dy + off, read in place,
+ * or, through `act`, masked into a copy on the stack first. */
+static void emit_dy_plane(Emitter *e, const IrOp *act, const char *off,
+                          Dims out)
+{
+    if (!act) {
+        emit(e, "const %s *dyf = dy + %s;", e->real, off);
+        return;
+    }
+    emit(e, "%s dym[%ld]; /* dy through %s */", e->real, (long)out.h * out.w,
+         op_names[act->op]);
+    emit_dy_copy(e, act, "dyg", "yg", "dym", out.w, off, out);
+    emit(e, "const %s *dyf = dym;", e->real);
+}
+
+/* ---------------------------------------------------------------- */
 /* convolution                                                       */
 
+bool conv_plane_on_stack(const Graph *g, const IrOp *o)
+{
+    Dims x = nchw(&g->ops[o->in[0]].shape), y = nchw(&o->shape);
+    return (long)y.h * (x.w > y.w ? x.w : y.w) <= WIDE_MAX;
+}
+
+/* The fused form's last step for one finished plane in `acc` (rows
+ * `row` apart): each element in t0, with its flat index `at`, its place
+ * in the plane `q` and the filter `f`, goes to the epilogue; then the
+ * pooling of the plane the epilogue left in `act`. */
+static void emit_conv_epilogue(Emitter *e, const Graph *g,
+                               const ConvEpilogue *ep, Dims y, int row)
+{
+    long oplane = (long)y.h * y.w;
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", y.h);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", y.w);
+    if (ep->pool)
+        emit(e, "const int q = oh * %d + ow;", y.w);
+    if (ep->stores)
+        emit(e, "const long at = (long)nf * %ld + oh * %d + ow;", oplane, y.w);
+    emit(e, "const %s t0 = acc[oh * %d + ow];", e->real, row);
+    ep->store(e, ep->ctx);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    if (!ep->pool)
+        return;
+    Dims py = nchw(&ep->pool->shape);
+    emit_open(e, "%s", "");
+    emit(e, "/* %s of this plane, from the copy in act */",
+         op_names[ep->pool->op]);
+    emit(e, "const %s *xp = act;", e->real);
+    emit(e, "%s *yp = %s + (long)nf * %ld;", e->real, ep->pooled,
+         (long)py.h * py.w);
+    lower_pool_plane(e, g, ep->pool);
+    emit_close(e, NULL);
+}
+
+/* The forward sums one window tap at a time: i, j, then the plane. */
+static void emit_conv2d_taps(Emitter *e, const IrOp *o, Dims x, Dims y,
+                             bool wide, bool on_stack)
+{
+    int KH = o->attr.win.kh, KW = o->attr.win.kw;
+    const char *R = e->real;
+    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
+    emit_open(e, "for (int j = 0; j < %d; j++)", KW);
+    emit(e, "const %s wv = wf[(c * %d + i) * %d + j];", R, KH, KW);
+    if (wide) {
+        emit(e, "const %s *xs = xc + i * %d + j;", R, x.w);
+        emit_vector_loop(e, wide_size(x, y), "acc[p] += wv * xs[p];");
+    } else {
+        emit_open(e, "for (int oh = oh_lo[i]; oh < oh_hi[i]; oh++)");
+        emit(e, "const int base = (oh * %d + i - %d) * %d + j - %d;",
+             o->attr.win.sh, o->attr.win.ph, x.w, o->attr.win.pw);
+        emit(e, "%s *yr = %s + oh * %d;", R, on_stack ? "acc" : "yp", y.w);
+        emit_open(e, "for (int ow = ow_lo[j]; ow < ow_hi[j]; ow++)");
+        emit(e, "yr[ow] += wv * xc[base + ow * %d];", o->attr.win.sw);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+    }
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
 /* y[n, f] = sum over c, i, j of w[f, c, i, j] * x[n, c, oh*SH+i-PH, ow*SW+j-PW];
- * one (sample, filter) plane per iteration of the parallel loop. */
-static void lower_conv2d(Emitter *e, const Graph *g, const IrOp *o)
+ * one (sample, filter) plane per iteration of the parallel loop. With an
+ * epilogue (rule conv_epilogue) the plane is summed on the stack and each
+ * element handed to it: bias and activation applied as it is stored. */
+void lower_conv2d_fused(Emitter *e, const Graph *g, const IrOp *o,
+                        const ConvEpilogue *ep)
 {
     Dims x = nchw(&g->ops[o->in[0]].shape), y = nchw(&o->shape);
     int KH = o->attr.win.kh, KW = o->attr.win.kw;
@@ -227,37 +379,34 @@ static void lower_conv2d(Emitter *e, const Graph *g, const IrOp *o)
     emit(e, "const int n = nf / %d, f = nf %% %d;", y.c, y.c);
     emit(e, "const %s *xn = x + (long)n * %ld;", R, x.c * plane);
     emit(e, "const %s *wf = w + (long)f * %d;", R, x.c * KH * KW);
-    emit(e, "%s *yp = y + (long)nf * %ld;", R, oplane);
+    if (!ep)
+        emit(e, "%s *yp = y + (long)nf * %ld;", R, oplane);
+    if (ep && ep->pool)
+        emit(e, "%s act[%ld]; /* the plane the pooling reads */", R, oplane);
     if (wide) {
         emit(e, "/* the plane %d wide like the input: output p reads input "
              "p + i * %d + j */", x.w, x.w);
         emit(e, "%s acc[%ld];", R, wide_size(x, y));
         emit_zero(e, "acc", wide_size(x, y));
+    } else if (ep) {
+        emit(e, "%s acc[%ld];", R, oplane);
+        emit_zero(e, "acc", oplane);
     } else {
         emit_zero(e, "yp", oplane);
     }
     emit_open(e, "for (int c = 0; c < %d; c++)", x.c);
     emit(e, "const %s *xc = xn + (long)c * %ld;", R, plane);
-    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
-    emit_open(e, "for (int j = 0; j < %d; j++)", KW);
-    emit(e, "const %s wv = wf[(c * %d + i) * %d + j];", R, KH, KW);
-    if (wide) {
-        emit(e, "const %s *xs = xc + i * %d + j;", R, x.w);
-        emit_vector_loop(e, wide_size(x, y), "acc[p] += wv * xs[p];");
+    if (wide && KH * KW <= MAX_TAPS) {
+        emit(e, "const %s *wt = wf + c * %d; /* the window's taps */", R,
+             KH * KW);
+        emit_tap_loop(e, wide_size(x, y), KH, KW, "xc", 0, 1, x.w);
     } else {
-        emit_open(e, "for (int oh = oh_lo[i]; oh < oh_hi[i]; oh++)");
-        emit(e, "const int base = (oh * %d + i - %d) * %d + j - %d;",
-             o->attr.win.sh, o->attr.win.ph, x.w, o->attr.win.pw);
-        emit(e, "%s *yr = yp + oh * %d;", R, y.w);
-        emit_open(e, "for (int ow = ow_lo[j]; ow < ow_hi[j]; ow++)");
-        emit(e, "yr[ow] += wv * xc[base + ow * %d];", o->attr.win.sw);
-        emit_close(e, NULL);
-        emit_close(e, NULL);
+        emit_conv2d_taps(e, o, x, y, wide, ep != NULL);
     }
     emit_close(e, NULL);
-    emit_close(e, NULL);
-    emit_close(e, NULL);
-    if (wide)
+    if (ep)
+        emit_conv_epilogue(e, g, ep, y, wide ? x.w : y.w);
+    else if (wide)
         emit_plane_copy(e, "yp", y.w, "acc", x.w, y);
     emit_close(e, NULL);
 }
@@ -268,7 +417,8 @@ static void lower_conv2d(Emitter *e, const Graph *g, const IrOp *o)
  * Stride 1 without padding gathers: dx[q] reads dy at q - i*W - j from a
  * copy with rows W apart and zeros before, between and after the rows,
  * so every read is in bounds and the writes stay aligned. */
-static void lower_conv2d_grad_input(Emitter *e, const Graph *g, const IrOp *o)
+static void lower_conv2d_grad_input(Emitter *e, const Graph *g, const IrOp *o,
+                                    const IrOp *act)
 {
     Dims dy = nchw(&g->ops[o->in[0]].shape), x = nchw(&o->shape);
     int KH = o->attr.win.kh, KW = o->attr.win.kw;
@@ -293,11 +443,24 @@ static void lower_conv2d_grad_input(Emitter *e, const Graph *g, const IrOp *o)
         emit_zero(e, "dxp", plane);
     }
     emit_open(e, "for (int f = 0; f < %d; f++)", dy.c);
-    emit(e, "const %s *dyf = dy + ((long)n * %d + f) * %ld;", R, dy.c, oplane);
+    char off[64];
+    snprintf(off, sizeof off, "((long)n * %d + f) * %ld", dy.c, oplane);
     if (gather) {
         char dst[48];
         snprintf(dst, sizeof dst, "(dyz + %ld)", lead);
-        emit_plane_copy(e, dst, x.w, "dyf", dy.w, dy);
+        emit_dy_copy(e, act, "dyf", "yf", dst, x.w, off, dy);
+    } else {
+        emit_dy_plane(e, act, off, dy);
+    }
+    if (gather && KH * KW <= MAX_TAPS) {
+        emit(e, "const %s *wt = w + ((long)f * %d + c) * %d; /* the window's "
+             "taps */", R, x.c, KH * KW);
+        emit(e, "/* tap (i, j) reads dy at p - i * %d - j */", x.w);
+        emit_tap_loop(e, plane, KH, KW, "dyz", lead, -1, x.w);
+        emit_close(e, NULL);
+        emit_vector_loop(e, plane, "dxp[p] = acc[p];");
+        emit_close(e, NULL);
+        return;
     }
     emit_open(e, "for (int i = 0; i < %d; i++)", KH);
     emit_open(e, "for (int j = 0; j < %d; j++)", KW);
@@ -324,12 +487,49 @@ static void lower_conv2d_grad_input(Emitter *e, const Graph *g, const IrOp *o)
     emit_close(e, NULL);
 }
 
+/* Every tap's lane sums in one pass over the plane: dyw[p] is loaded
+ * once for all KH * KW taps instead of once per tap. */
+static void emit_weight_taps(Emitter *e, int KH, int KW, int row, long width)
+{
+    char names[MAX_TAPS][24], tmpls[MAX_TAPS][48];
+    const char *np[MAX_TAPS], *tp[MAX_TAPS];
+    for (int i = 0; i < KH; i++)
+        for (int j = 0; j < KW; j++) {
+            int t = i * KW + j;
+            snprintf(names[t], sizeof names[t], "lane[%d]", t);
+            snprintf(tmpls[t], sizeof tmpls[t], "dyw[#] * xc[# + %d]",
+                     i * row + j);
+            np[t] = names[t];
+            tp[t] = tmpls[t];
+        }
+    emit(e, "/* every tap (i, j) at once: lane[i * %d + j] sums dy[p] * "
+         "x[p + i * %d + j] */", KW, row);
+    emit_lane_loops_n(e, KH * KW, np, width, tp);
+}
+
+/* dw of the (f, c) pair from its partial sums; closes the pair's loop */
+static void emit_weight_sums(Emitter *e, int taps, bool wide)
+{
+    emit_open(e, "for (int t = 0; t < %d; t++)", taps);
+    if (wide) {
+        emit(e, "%s s = 0;", e->real);
+        emit_open(e, "for (int q = 0; q < %d; q++)", lanes(e));
+        emit(e, "s += lane[t][q];");
+        emit_close(e, NULL);
+        emit(e, "dw[(long)fc * %d + t] = s;", taps);
+    } else {
+        emit(e, "dw[(long)fc * %d + t] = acc[t];", taps);
+    }
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
 /* dw[f, c, i, j] = sum over n, oh, ow of dy[n, f, oh, ow] * x[n, c, ...]:
  * one (filter, channel) pair per iteration, the batch summed in sample
  * order. In the wide-rows form each of the KH*KW sums keeps LANES
  * partial sums over the whole batch, added up in lane order at the end. */
 static void lower_conv2d_grad_weight(Emitter *e, const Graph *g,
-                                     const IrOp *o)
+                                     const IrOp *o, const IrOp *act)
 {
     Dims dy = nchw(&g->ops[o->in[0]].shape), x = nchw(&g->ops[o->in[1]].shape);
     int KH = o->attr.win.kh, KW = o->attr.win.kw, F = o->shape.dim[0];
@@ -359,10 +559,19 @@ static void lower_conv2d_grad_weight(Emitter *e, const Graph *g,
         emit_zero(e, "acc", KH * KW);
     }
     emit_open(e, "for (int n = 0; n < %d; n++)", x.n);
-    emit(e, "const %s *dyf = dy + ((long)n * %d + f) * %ld;", R, dy.c, oplane);
+    char off[64];
+    snprintf(off, sizeof off, "((long)n * %d + f) * %ld", dy.c, oplane);
     emit(e, "const %s *xc = x + ((long)n * %d + c) * %ld;", R, x.c, plane);
     if (wide)
-        emit_plane_copy(e, "dyw", x.w, "dyf", dy.w, dy);
+        emit_dy_copy(e, act, "dyf", "yf", "dyw", x.w, off, dy);
+    else
+        emit_dy_plane(e, act, off, dy);
+    if (wide && KH * KW <= MAX_TAPS) {
+        emit_weight_taps(e, KH, KW, x.w, width);
+        emit_close(e, NULL);
+        emit_weight_sums(e, KH * KW, wide);
+        return;
+    }
     emit_open(e, "for (int i = 0; i < %d; i++)", KH);
     emit_open(e, "for (int j = 0; j < %d; j++)", KW);
     if (wide) {
@@ -384,18 +593,20 @@ static void lower_conv2d_grad_weight(Emitter *e, const Graph *g,
     emit_close(e, NULL);
     emit_close(e, NULL);
     emit_close(e, NULL);
-    emit_open(e, "for (int t = 0; t < %d; t++)", KH * KW);
-    if (wide) {
-        emit(e, "%s s = 0;", R);
-        emit_open(e, "for (int q = 0; q < %d; q++)", L);
-        emit(e, "s += lane[t][q];");
-        emit_close(e, NULL);
-        emit(e, "dw[(long)fc * %d + t] = s;", KH * KW);
-    } else {
-        emit(e, "dw[(long)fc * %d + t] = acc[t];", KH * KW);
-    }
-    emit_close(e, NULL);
-    emit_close(e, NULL);
+    emit_weight_sums(e, KH * KW, wide);
+}
+
+/* Rule conv_grad_mask: one gradient of a convolution (its bias's, its
+ * input's, its weight's) reading dy through the folded `act`. */
+void lower_conv_grad(Emitter *e, const Graph *g, const IrOp *o,
+                     const IrOp *act)
+{
+    if (o->op == OP_CONV2D_GRAD_INPUT)
+        lower_conv2d_grad_input(e, g, o, act);
+    else if (o->op == OP_CONV2D_GRAD_WEIGHT)
+        lower_conv2d_grad_weight(e, g, o, act);
+    else
+        lower_bias_grad(e, g, o, act);
 }
 
 /* ---------------------------------------------------------------- */
@@ -436,12 +647,9 @@ static void emit_window_argmax(Emitter *e, const IrOp *o, Dims in)
 
 /* One output row at a time, the window's elements in scan order, each
  * a vectorisable pass over the row: the first maximum, NaN winning. */
-static void lower_maxpool2d(Emitter *e, const Graph *g, const IrOp *o)
+static void emit_maxpool_plane(Emitter *e, const IrOp *o, Dims x, Dims y)
 {
-    Dims x = nchw(&g->ops[o->in[0]].shape), y = nchw(&o->shape);
-    long window = (long)o->attr.win.kh * o->attr.win.kw;
     char stmt[256];
-    pool_plane_loop(e, "x", x, "y", y, (long)y.n * y.c * y.h * y.w * window);
     emit_open(e, "for (int oh = 0; oh < %d; oh++)", y.h);
     emit(e, "%s *yr = yp + oh * %d;", e->real, y.w);
     emit(e, "const %s *xr = xp + oh * %d;", e->real, o->attr.win.sh * x.w);
@@ -457,6 +665,14 @@ static void lower_maxpool2d(Emitter *e, const Graph *g, const IrOp *o)
     emit_close(e, NULL);
     emit_close(e, NULL);
     emit_close(e, NULL);
+}
+
+static void lower_maxpool2d(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Dims x = nchw(&g->ops[o->in[0]].shape), y = nchw(&o->shape);
+    long window = (long)o->attr.win.kh * o->attr.win.kw;
+    pool_plane_loop(e, "x", x, "y", y, (long)y.n * y.c * y.h * y.w * window);
+    emit_maxpool_plane(e, o, x, y);
     emit_close(e, NULL);
 }
 
@@ -482,12 +698,10 @@ static void lower_maxpool2d_grad(Emitter *e, const Graph *g, const IrOp *o)
 }
 
 /* The mean of each window (PyTorch divides by the whole window). */
-static void lower_avgpool2d(Emitter *e, const Graph *g, const IrOp *o)
+static void emit_avgpool_plane(Emitter *e, const IrOp *o, Dims x, Dims y)
 {
-    Dims x = nchw(&g->ops[o->in[0]].shape), y = nchw(&o->shape);
     long window = (long)o->attr.win.kh * o->attr.win.kw;
     char lit[48];
-    pool_plane_loop(e, "x", x, "y", y, (long)y.n * y.c * y.h * y.w * window);
     emit_open(e, "for (int oh = 0; oh < %d; oh++)", y.h);
     emit_open(e, "for (int ow = 0; ow < %d; ow++)", y.w);
     emit(e, "%s s = 0;", e->real);
@@ -501,7 +715,25 @@ static void lower_avgpool2d(Emitter *e, const Graph *g, const IrOp *o)
          emit_lit(e, (double)window, lit, sizeof lit));
     emit_close(e, NULL);
     emit_close(e, NULL);
+}
+
+static void lower_avgpool2d(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Dims x = nchw(&g->ops[o->in[0]].shape), y = nchw(&o->shape);
+    long window = (long)o->attr.win.kh * o->attr.win.kw;
+    pool_plane_loop(e, "x", x, "y", y, (long)y.n * y.c * y.h * y.w * window);
+    emit_avgpool_plane(e, o, x, y);
     emit_close(e, NULL);
+}
+
+/* One plane of a pooling, from `xp` to `yp`, for fused kernels. */
+void lower_pool_plane(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Dims x = nchw(&g->ops[o->in[0]].shape), y = nchw(&o->shape);
+    if (o->op == OP_MAXPOOL2D)
+        emit_maxpool_plane(e, o, x, y);
+    else
+        emit_avgpool_plane(e, o, x, y);
 }
 
 static void lower_avgpool2d_grad(Emitter *e, const Graph *g, const IrOp *o)
@@ -549,23 +781,45 @@ static void channel_loop(Emitter *e, Channels ch, long work)
     emit_open(e, "for (int c = 0; c < %d; c++)", ch.c);
 }
 
-/* acc += sum over channel c of EXPR, in which `xr` and `dyr` are the rows
- * x[n, c, ...] and dy[n, c, ...] and '#' the position in them; lane
+/* accs[s] += sum over channel c of EXPRS[s], for n sums in one pass over
+ * the channel, in which `xr`, `dyr` and `ymr` are the rows x[n, c, ...],
+ * dy[n, c, ...] and y[n, c, ...] and '#' the position in them; lane
  * partial sums in double over the whole batch. */
+static void emit_channel_sums(Emitter *e, Channels ch, int n,
+                              const char *const *accs,
+                              const char *const *tmpls)
+{
+    static const char *const names[] = {"lane", "lane2"};
+    static const char *const rows[][2] = {{"xr", "x"}, {"dyr", "dy"},
+                                          {"ymr", "y"}};
+    emit_open(e, "%s", "");
+    for (int s = 0; s < n; s++)
+        emit(e, "double %s[%d] = {0};", names[s], lanes(e));
+    emit_open(e, "for (int n = 0; n < %d; n++)", ch.n);
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        char use[8];
+        snprintf(use, sizeof use, "%s[", rows[r][0]);
+        bool used = false;
+        for (int s = 0; s < n; s++)
+            used = used || strstr(tmpls[s], use);
+        if (used)
+            emit(e, "const %s *%s = %s + ((long)n * %d + c) * %ld;", e->real,
+                 rows[r][0], rows[r][1], ch.c, ch.inner);
+    }
+    emit_lane_loops_n(e, n, names, ch.inner, tmpls);
+    emit_close(e, NULL);
+    for (int s = 0; s < n; s++) {
+        emit_open(e, "for (int q = 0; q < %d; q++)", lanes(e));
+        emit(e, "%s += %s[q];", accs[s], names[s]);
+        emit_close(e, NULL);
+    }
+    emit_close(e, NULL);
+}
+
 static void emit_channel_sum(Emitter *e, Channels ch, const char *acc,
                              const char *expr_tmpl)
 {
-    emit_lanes_open(e, "double", "lane");
-    emit_open(e, "for (int n = 0; n < %d; n++)", ch.n);
-    if (strstr(expr_tmpl, "xr["))
-        emit(e, "const %s *xr = x + ((long)n * %d + c) * %ld;", e->real, ch.c,
-             ch.inner);
-    if (strstr(expr_tmpl, "dyr["))
-        emit(e, "const %s *dyr = dy + ((long)n * %d + c) * %ld;", e->real,
-             ch.c, ch.inner);
-    emit_lane_loops(e, "lane", ch.inner, expr_tmpl);
-    emit_close(e, NULL);
-    emit_lanes_close(e, "lane", acc);
+    emit_channel_sums(e, ch, 1, &acc, &expr_tmpl);
 }
 
 /* Training: the batch's mean and biased variance (two passes, in double);
@@ -607,6 +861,58 @@ static void emit_inv_std(Emitter *e, const IrOp *o, Channels ch)
                   sizeof eps));
 }
 
+/* Rule bn_forward: channel c's statistics (the batch's in training, the
+ * running ones in evaluation) and its normalisation in one iteration,
+ * each normalised element, in local `value`, with its flat index `at`
+ * and channel `c`, handed to `store` for the chain that follows. The
+ * channel is read three times in a row, while it is still in cache. */
+void lower_bn_fused(Emitter *e, const Graph *g, const IrOp *stats,
+                    const IrOp *bn, const BnEpilogue *ep)
+{
+    Channels ch = channels_of(&bn->shape);
+    long count = (long)ch.n * ch.inner;
+    const char *R = e->real;
+    char eps[48];
+    emit_lit(&(Emitter){.real = "double", .o = e->o}, bn->attr.bn.eps, eps,
+             sizeof eps);
+    if (ep->train_mode)
+        emit(e, "(void)running_mean; (void)running_var; /* training mode */");
+    channel_loop(e, ch, 5 * count * ch.c);
+    if (!ep->train_mode)
+        emit(e, "const %s batch_mean = running_mean[c], batch_var = "
+             "running_var[c];", R);
+    if (ep->train_mode) {
+        emit(e, "%s batch_mean, batch_var;", R);
+        emit_open(e, "%s", "");
+        emit(e, "double sum = 0, squares = 0;");
+        emit_channel_sum(e, ch, "sum", "xr[#]");
+        emit(e, "const double mean = sum / %ld;", count);
+        emit_channel_sum(e, ch, "squares",
+                         "((double)xr[#] - mean) * ((double)xr[#] - mean)");
+        emit(e, "batch_mean = (%s)mean;", R);
+        emit(e, "batch_var = (%s)(squares / %ld);", R, count);
+        emit_close(e, NULL);
+    }
+    if (ep->stats)
+        emit(e, "%s[c] = batch_mean, %s[%d + c] = batch_var;", ep->stats,
+             ep->stats, ch.c);
+    emit(e, "const %s mean = batch_mean;", R);
+    emit(e, "const %s inv_std = (%s)(1.0 / sqrt((double)batch_var + %s));", R,
+         R, eps);
+    emit(e, "const %s scale = inv_std * gamma[c];", R);
+    emit_open(e, "for (int n = 0; n < %d; n++)", ch.n);
+    emit(e, "const long base = ((long)n * %d + c) * %ld;", ch.c, ch.inner);
+    emit_open(e, "for (int j = 0; j < %ld; j++)", ch.inner);
+    emit(e, "const long at = base + j;");
+    emit(e, "const %s %s = (x[at] - mean) * scale + beta[c];", R, ep->value);
+    ep->store(e, ep->ctx);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    (void)g;
+    (void)stats;
+}
+
 /* y = (x - mean) * inv_std * gamma + beta, one row per iteration */
 static void lower_batchnorm(Emitter *e, const IrOp *o)
 {
@@ -624,16 +930,49 @@ static void lower_batchnorm(Emitter *e, const IrOp *o)
     emit_close(e, NULL);
 }
 
-/* Sums over channel c of dy and of dy * (x - mean), in double. */
-static void emit_dy_sums(Emitter *e, Channels ch, bool with_plain_sum)
+/* Sums over channel c of dy and of dy * (x - mean), in double: one pass
+ * each, or both in one pass when fused (`one_pass`; the same sums, in the
+ * same order). dy is read through `act` when one was folded in. */
+static void emit_dy_sums(Emitter *e, Channels ch, const IrOp *act,
+                         bool with_plain_sum, bool one_pass)
 {
-    if (with_plain_sum) {
+    char dyv[256], plain[300], centred[320];
+    lower_dy_elem(e, act, "dyr[#]", "ymr[#]", dyv, sizeof dyv);
+    snprintf(plain, sizeof plain, "%s", dyv);
+    snprintf(centred, sizeof centred, "(double)%s * ((double)xr[#] - mean)",
+             dyv);
+    const char *accs[] = {"sum_dy_xc", "sum_dy"};
+    const char *tmpls[] = {centred, plain};
+    if (with_plain_sum)
         emit(e, "double sum_dy = 0;");
-        emit_channel_sum(e, ch, "sum_dy", "dyr[#]");
-    }
     emit(e, "double sum_dy_xc = 0;");
-    emit_channel_sum(e, ch, "sum_dy_xc",
-                     "(double)dyr[#] * ((double)xr[#] - mean)");
+    if (with_plain_sum && one_pass) {
+        emit_channel_sums(e, ch, 2, accs, tmpls);
+        return;
+    }
+    if (with_plain_sum)
+        emit_channel_sum(e, ch, "sum_dy", plain);
+    emit_channel_sum(e, ch, "sum_dy_xc", centred);
+}
+
+/* dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)), after
+ * emit_dy_sums inside the loop over channels */
+static void emit_bn_dx(Emitter *e, Channels ch, const IrOp *act)
+{
+    long count = (long)ch.n * ch.inner;
+    char dyv[256];
+    lower_dy_elem(e, act, "dy[base + j]", "y[base + j]", dyv, sizeof dyv);
+    emit(e, "const %s mean_dy = (%s)(sum_dy / %ld);", e->real, e->real, count);
+    emit(e, "const %s mean_dy_xhat = (%s)(sum_dy_xc * inv_std / %ld);", e->real,
+         e->real, count);
+    emit(e, "const %s k = gamma[c] * inv_std;", e->real);
+    emit_open(e, "for (int n = 0; n < %d; n++)", ch.n);
+    emit(e, "const long base = ((long)n * %d + c) * %ld;", ch.c, ch.inner);
+    emit_open(e, "for (int j = 0; j < %ld; j++)", ch.inner);
+    emit(e, "const %s xhat = (x[base + j] - mean) * inv_std;", e->real);
+    emit(e, "dx[base + j] = k * (%s - mean_dy - xhat * mean_dy_xhat);", dyv);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
 }
 
 /* Training-mode gradient, through the batch statistics:
@@ -644,19 +983,8 @@ static void lower_batchnorm_grad_input(Emitter *e, const IrOp *o)
     long count = (long)ch.n * ch.inner;
     channel_loop(e, ch, 6 * count * ch.c);
     emit_inv_std(e, o, ch);
-    emit_dy_sums(e, ch, true);
-    emit(e, "const %s mean_dy = (%s)(sum_dy / %ld);", e->real, e->real, count);
-    emit(e, "const %s mean_dy_xhat = (%s)(sum_dy_xc * inv_std / %ld);", e->real,
-         e->real, count);
-    emit(e, "const %s k = gamma[c] * inv_std;", e->real);
-    emit_open(e, "for (int n = 0; n < %d; n++)", ch.n);
-    emit(e, "const long base = ((long)n * %d + c) * %ld;", ch.c, ch.inner);
-    emit_open(e, "for (int j = 0; j < %ld; j++)", ch.inner);
-    emit(e, "const %s xhat = (x[base + j] - mean) * inv_std;", e->real);
-    emit(e, "dx[base + j] = k * (dy[base + j] - mean_dy - xhat * "
-         "mean_dy_xhat);");
-    emit_close(e, NULL);
-    emit_close(e, NULL);
+    emit_dy_sums(e, ch, NULL, true, false);
+    emit_bn_dx(e, ch, NULL);
     emit_close(e, NULL);
 }
 
@@ -667,8 +995,44 @@ static void lower_batchnorm_grad_gamma(Emitter *e, const IrOp *o,
     Channels ch = channels_of(&g->ops[o->in[0]].shape);
     channel_loop(e, ch, 3L * ch.n * ch.inner * ch.c);
     emit_inv_std(e, o, ch);
-    emit_dy_sums(e, ch, false);
+    emit_dy_sums(e, ch, NULL, false, false);
     emit(e, "dgamma[c] = (%s)(sum_dy_xc * inv_std);", e->real);
+    emit_close(e, NULL);
+}
+
+/* Rule bn_grad: the gradients of one batch norm (input, gamma, beta) in
+ * one loop over channels, dy read through `act` when an activation's
+ * gradient was folded in. Each channel's dy and x are summed in one pass
+ * (sum_dy and sum_dy_xc together), dgamma and dbeta come from those sums'
+ * passes, then dx; the single kernels read the channel five times. The
+ * sums run in the single kernels' order, so the results are the same. */
+void lower_bn_grad_fused(Emitter *e, const Graph *g, const IrOp *act,
+                         const IrOp *gin, const IrOp *ggamma,
+                         const IrOp *gbeta)
+{
+    const IrOp *o = gin ? gin : ggamma;
+    Channels ch = channels_of(&g->ops[o->in[1]].shape);
+    long count = (long)ch.n * ch.inner;
+    char dyv[256];
+    channel_loop(e, ch, 6 * count * ch.c);
+    emit_inv_std(e, o, ch);
+    emit_dy_sums(e, ch, act, gin != NULL, true);
+    if (ggamma)
+        emit(e, "dgamma[c] = (%s)(sum_dy_xc * inv_std);", e->real);
+    if (gbeta) {
+        /* beta's gradient in the bias gradient's order and precision */
+        lower_dy_elem(e, act, "dy[base + j]", "y[base + j]", dyv, sizeof dyv);
+        emit(e, "%s acc = 0;", e->real);
+        emit_open(e, "for (int n = 0; n < %d; n++)", ch.n);
+        emit(e, "const long base = ((long)n * %d + c) * %ld;", ch.c, ch.inner);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", ch.inner);
+        emit(e, "acc += %s;", dyv);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+        emit(e, "dbias[c] = acc;");
+    }
+    if (gin)
+        emit_bn_dx(e, ch, act);
     emit_close(e, NULL);
 }
 
@@ -723,9 +1087,9 @@ bool lower_conv_body(Emitter *e, const Graph *g, const IrOp *o,
                      bool train_mode)
 {
     switch (o->op) {
-    case OP_CONV2D: lower_conv2d(e, g, o); break;
-    case OP_CONV2D_GRAD_INPUT: lower_conv2d_grad_input(e, g, o); break;
-    case OP_CONV2D_GRAD_WEIGHT: lower_conv2d_grad_weight(e, g, o); break;
+    case OP_CONV2D: lower_conv2d_fused(e, g, o, NULL); break;
+    case OP_CONV2D_GRAD_INPUT:
+    case OP_CONV2D_GRAD_WEIGHT: lower_conv_grad(e, g, o, NULL); break;
     case OP_MAXPOOL2D: lower_maxpool2d(e, g, o); break;
     case OP_MAXPOOL2D_GRAD: lower_maxpool2d_grad(e, g, o); break;
     case OP_AVGPOOL2D: lower_avgpool2d(e, g, o); break;

@@ -61,15 +61,25 @@ static const char *value_cname(const Graph *g, int v)
 
 /* Names the kernel bodies use for their own locals: an argument named
  * like one gets its value id appended. */
-static bool is_reserved(const char *name)
+static bool is_reserved(const char *name, bool conv)
 {
     static const char *const locals[] = {"i", "j", "k", "r", "c", "at", "row",
         "acc", "aik", "b", "brow", "a", "band", "i0", "j0", "packed", "scale", "total", "max", "sum", "zr", "pr", "d",
         "mass", "tr", "lr", "first_step", "bias1", "bias2", "step_size",
         "root_bias2", "w", "g", "m", "v", "yp", "dyp", "dxp", "nc", "oh", "ow",
         "first", "best", "top", "take", "NNC_PARALLEL_FOR", "NNC_SIMD_SUM"};
+    /* and those of the convolution and batch-norm loop nests */
+    static const char *const conv_locals[] = {"n", "f", "q", "p", "p0", "s", "t", "fc", "xn", "wf", "xc", "wv", "xs",
+        "xp", "xr", "yr", "act", "base", "dyz", "dyw", "dyf", "yf", "dyg",
+        "yg", "dym", "dyr", "ymr", "ln", "lane", "lane2", "yrow", "oh_lo",
+        "oh_hi", "ow_lo", "ow_hi", "batch_mean", "batch_var", "mean",
+        "inv_std", "squares", "sum_dy", "sum_dy_xc", "mean_dy",
+        "mean_dy_xhat", "xhat"};
     for (size_t i = 0; i < sizeof locals / sizeof *locals; i++)
         if (!strcmp(locals[i], name))
+            return true;
+    for (size_t i = 0; conv && i < sizeof conv_locals / sizeof *conv_locals; i++)
+        if (!strcmp(conv_locals[i], name))
             return true;
     if (name[0] != 't' || !name[1])
         return false;
@@ -79,15 +89,52 @@ static bool is_reserved(const char *name)
     return true; /* t0, t1, ...: the members' locals */
 }
 
-static void add_arg(const Graph *g, Args *a, int v, bool written)
+/* Kernels built from the loop nests of lower_conv.c */
+static bool has_roles(const Kernel *k)
+{
+    return k->kind == KK_CONV_EPILOGUE || k->kind == KK_CONV_GRAD ||
+           k->kind == KK_BN || k->kind == KK_BN_GRAD;
+}
+
+/* The name the convolution and batch-norm loop nests (lower_conv.c) give
+ * input j of member o (j = -1: its result), or NULL where the value keeps
+ * its own name: those kernels are written in these names. */
+static const char *role_name(const Kernel *k, const IrOp *o, int j)
+{
+    static const struct {
+        OpKind op;
+        const char *in[4], *out;
+    } roles[] = {
+        {OP_CONV2D, {"x", "w"}, NULL},
+        {OP_CONV2D_GRAD_INPUT, {"dy", "w"}, "dx"},
+        {OP_CONV2D_GRAD_WEIGHT, {"dy", "x"}, "dw"},
+        {OP_BIAS_GRAD, {"dy"}, "dbias"},
+        {OP_BN_STATS, {"x", "running_mean", "running_var"}, "stats"},
+        {OP_BATCHNORM, {"x", "stats", "gamma", "beta"}, NULL},
+        {OP_BATCHNORM_GRAD_INPUT, {"dy", "x", "stats", "gamma"}, "dx"},
+        {OP_BATCHNORM_GRAD_GAMMA, {"dy", "x", "stats"}, "dgamma"},
+    };
+    if (!has_roles(k))
+        return NULL;
+    for (size_t r = 0; r < sizeof roles / sizeof roles[0]; r++)
+        if (roles[r].op == o->op)
+            return j < 0 ? roles[r].out : roles[r].in[j];
+    /* the folded activation gradient reads (dy, y) */
+    bool act = (k->kind == KK_CONV_GRAD || k->kind == KK_BN_GRAD) &&
+               op_class[o->op] == OC_EWISE;
+    return act && j >= 0 ? (const char *[]){"dy", "y"}[j] : NULL;
+}
+
+static void add_arg(const Graph *g, const Kernel *k, Args *a, int v,
+                    bool written, const char *role)
 {
     for (int i = 0; i < a->n; i++)
         if (a->value[i] == v)
             return;
     if (a->n == MAX_ARGS)
         return;
-    const char *name = value_cname(g, v);
-    bool taken = is_reserved(name);
+    const char *name = role ? role : value_cname(g, v);
+    bool taken = !role && is_reserved(name, has_roles(k));
     for (int i = 0; i < a->n; i++)
         taken = taken || !strcmp(a->name[i], name);
     if (taken)
@@ -106,11 +153,12 @@ static void collect_args(const Graph *g, const Kernel *k, Args *a)
         const IrOp *o = &g->ops[k->ops[m]];
         for (int j = 0; j < o->nin; j++)
             if (member_index(k, o->in[j]) < 0)
-                add_arg(g, a, o->in[j], false);
+                add_arg(g, k, a, o->in[j], false, role_name(k, o, j));
     }
     for (int m = 0; m < k->nops; m++)
         if (k->stored[m] && g->ops[k->ops[m]].storage != SG_NONE)
-            add_arg(g, a, k->ops[m], true);
+            add_arg(g, k, a, k->ops[m], true,
+                    role_name(k, &g->ops[k->ops[m]], -1));
 }
 
 static const char *arg_name(const Args *a, int v)
@@ -196,12 +244,12 @@ static void pointwise_loss_grad_expr(Emitter *e, const IrOp *o, const char *p,
     }
 }
 
-/* Members from `from` on, each into its local t<m>, stored if needed. */
-static void emit_members(Emitter *e, const Graph *g, const Kernel *k,
-                         const Args *a, int from, const char *idx,
-                         const char *col)
+/* Members [from, to), each into its local t<m>, stored if needed. */
+static void emit_member_range(Emitter *e, const Graph *g, const Kernel *k,
+                              const Args *a, int from, int to,
+                              const char *idx, const char *col)
 {
-    for (int m = from; m < k->nops; m++) {
+    for (int m = from; m < to; m++) {
         const IrOp *o = &g->ops[k->ops[m]];
         char x[96], y[96], expr[512];
         operand(k, a, o, 0, idx, col, x, sizeof x);
@@ -220,6 +268,13 @@ static void emit_members(Emitter *e, const Graph *g, const Kernel *k,
         if (k->stored[m])
             emit(e, "%s[%s] = t%d;", arg_name(a, k->ops[m]), idx, m);
     }
+}
+
+static void emit_members(Emitter *e, const Graph *g, const Kernel *k,
+                         const Args *a, int from, const char *idx,
+                         const char *col)
+{
+    emit_member_range(e, g, k, a, from, k->nops, idx, col);
 }
 
 /* The scalar `scale` a pointwise loss gradient at the head needs. */
@@ -289,6 +344,99 @@ static void lower_epilogue(Emitter *e, const Graph *g, const Kernel *k,
     for (int i = 1; i < k->nops; i++)
         m.uses_col = m.uses_col || g->ops[k->ops[i]].op == OP_BIAS_ADD;
     lower_gemm(e, &m);
+}
+
+/* ---------------------------------------------------------------- */
+/* convolution with an epilogue, and a pooling of each plane          */
+
+static bool is_pool(OpKind op)
+{
+    return op == OP_MAXPOOL2D || op == OP_AVGPOOL2D;
+}
+
+/* The convolution's value arrives in t0; the chain runs from member 1 up
+ * to the pooling, whose plane the chain's last value goes to. */
+static void conv_epilogue(Emitter *e, const void *ctx)
+{
+    const EpilogueCtx *c = ctx;
+    int chain_end = c->k->nops;
+    if (is_pool(c->g->ops[c->k->ops[chain_end - 1]].op))
+        chain_end--;
+    if (c->k->stored[0])
+        emit(e, "%s[at] = t0;", arg_name(c->a, c->k->ops[0]));
+    emit_member_range(e, c->g, c->k, c->a, 1, chain_end, "at", "f");
+    if (chain_end < c->k->nops)
+        emit(e, "act[q] = t%d;", chain_end - 1);
+}
+
+static void lower_conv_epilogue(Emitter *e, const Graph *g, const Kernel *k,
+                                const Args *a)
+{
+    EpilogueCtx ctx = {g, k, a};
+    ConvEpilogue ep = {.store = conv_epilogue, .ctx = &ctx};
+    int last = k->ops[k->nops - 1];
+    if (is_pool(g->ops[last].op)) {
+        ep.pool = &g->ops[last];
+        ep.pooled = arg_name(a, last);
+    }
+    for (int m = 0; m < k->nops; m++)
+        ep.stores = ep.stores || (k->stored[m] && !is_pool(g->ops[k->ops[m]].op));
+    lower_conv2d_fused(e, g, &g->ops[k->ops[0]], &ep);
+}
+
+/* Each member after the folded activation gradient (member 0): a bias,
+ * input or weight gradient of the convolution, reading dy through it. */
+static void lower_conv_grad_kernel(Emitter *e, const Graph *g,
+                                   const Kernel *k)
+{
+    const IrOp *act = &g->ops[k->ops[0]];
+    for (int m = 1; m < k->nops; m++) {
+        const IrOp *o = &g->ops[k->ops[m]];
+        emit_open(e, "/* %s, dy through %s */", op_names[o->op],
+                  op_names[act->op]);
+        lower_conv_grad(e, g, o, act);
+        emit_close(e, NULL);
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* batch normalisation                                               */
+
+/* The normalised value arrives in t1; the chain runs from member 2. */
+static void bn_epilogue(Emitter *e, const void *ctx)
+{
+    const EpilogueCtx *c = ctx;
+    if (c->k->stored[1])
+        emit(e, "%s[at] = t1;", arg_name(c->a, c->k->ops[1]));
+    emit_members(e, c->g, c->k, c->a, 2, "at", "c");
+}
+
+static void lower_bn_kernel(Emitter *e, const Graph *g, const Kernel *k,
+                            const Args *a)
+{
+    EpilogueCtx ctx = {g, k, a};
+    BnEpilogue ep = {.store = bn_epilogue, .ctx = &ctx, .value = "t1",
+                     .train_mode = k->train_mode,
+                     .stats = k->stored[0] ? arg_name(a, k->ops[0]) : NULL};
+    lower_bn_fused(e, g, &g->ops[k->ops[0]], &g->ops[k->ops[1]], &ep);
+}
+
+/* The members by kind: maybe a folded activation gradient first. */
+static void lower_bn_grad_kernel(Emitter *e, const Graph *g, const Kernel *k)
+{
+    const IrOp *act = NULL, *gin = NULL, *ggamma = NULL, *gbeta = NULL;
+    for (int m = 0; m < k->nops; m++) {
+        const IrOp *o = &g->ops[k->ops[m]];
+        if (o->op == OP_BATCHNORM_GRAD_INPUT)
+            gin = o;
+        else if (o->op == OP_BATCHNORM_GRAD_GAMMA)
+            ggamma = o;
+        else if (o->op == OP_BIAS_GRAD)
+            gbeta = o;
+        else
+            act = o;
+    }
+    lower_bn_grad_fused(e, g, act, gin, ggamma, gbeta);
 }
 
 /* ---------------------------------------------------------------- */
@@ -464,6 +612,10 @@ void lower_fused_kernel(Emitter *e, const Graph *g, const Kernel *k)
     case KK_EWISE: lower_ewise_chain(e, g, k, &a); break;
     case KK_SOFTMAX_XENT: lower_softmax_xent(e, g, k, &a); break;
     case KK_POOL_RELU_GRAD: lower_pool_relu_grad(e, g, k, &a); break;
+    case KK_CONV_EPILOGUE: lower_conv_epilogue(e, g, k, &a); break;
+    case KK_CONV_GRAD: lower_conv_grad_kernel(e, g, k); break;
+    case KK_BN: lower_bn_kernel(e, g, k, &a); break;
+    case KK_BN_GRAD: lower_bn_grad_kernel(e, g, k); break;
     default: lower_softmax_xent_grad(e, g, k, &a); break;
     }
     emit_close(e, NULL);

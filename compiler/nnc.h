@@ -540,6 +540,12 @@ typedef enum KernelKind {
     KK_SOFTMAX_XENT,    /* softmax rows and the cross-entropy on them */
     KK_SOFTMAX_XENT_GRAD, /* d(cross-entropy(softmax(z)))/dz in one pass */
     KK_POOL_RELU_GRAD,  /* maxpool's gradient, then relu's, plane by plane */
+    KK_CONV_EPILOGUE,   /* conv2d, then bias/activation/... on each result,
+                         * then maybe a pooling of each finished plane */
+    KK_CONV_GRAD,       /* an activation's gradient read as a mask by the
+                         * bias, input and weight gradients of a conv */
+    KK_BN,              /* batch statistics, normalisation, elementwise chain */
+    KK_BN_GRAD,         /* batch norm's gradients, dy maybe through a mask */
     KK_UPDATE,          /* the optimizer over a contiguous run of params */
 } KernelKind;
 
@@ -643,6 +649,40 @@ void emit_save_guard(Emitter *e);
  * (OC_WINDOW, OC_CHANNEL, OC_MODAL ops); false for any other op. */
 bool lower_conv_body(Emitter *e, const Graph *g, const IrOp *o,
                      bool train_mode);
+/* The pieces lower_fused.c assembles fused kernels from. Buffers keep the
+ * single kernels' names (x, w, y, dy, dx, dw, dbias, stats, gamma, beta,
+ * running_mean, running_var); `act`, where taken, is an activation's
+ * gradient folded into the reading of dy (NULL: dy as it is), and y is
+ * then that activation's output. */
+typedef struct ConvEpilogue {
+    /* statements consuming one finished element: its value in local t0,
+     * its flat index in `at` (when `stores`), the filter in `f`, its
+     * place in the plane in `q` (with a pooling: they leave it in act[q]) */
+    void (*store)(Emitter *e, const void *ctx);
+    const void *ctx;
+    const IrOp *pool;   /* a pooling of each finished plane, or NULL */
+    const char *pooled; /* the pooling's result buffer */
+    bool stores;        /* the epilogue stores elements (uses `at`) */
+} ConvEpilogue;
+typedef struct BnEpilogue {
+    void (*store)(Emitter *e, const void *ctx); /* element in `value`, `at`, `c` */
+    const void *ctx;
+    const char *value;  /* the local the normalised element is put in */
+    const char *stats;  /* where the statistics are stored, or NULL */
+    bool train_mode;    /* batch statistics (else the running ones) */
+} BnEpilogue;
+/* whether conv-like op o's output plane fits a stack buffer */
+bool conv_plane_on_stack(const Graph *g, const IrOp *o);
+void lower_conv2d_fused(Emitter *e, const Graph *g, const IrOp *o,
+                        const ConvEpilogue *ep);
+void lower_pool_plane(Emitter *e, const Graph *g, const IrOp *pool);
+void lower_conv_grad(Emitter *e, const Graph *g, const IrOp *o,
+                     const IrOp *act);
+void lower_bn_fused(Emitter *e, const Graph *g, const IrOp *stats,
+                    const IrOp *bn, const BnEpilogue *ep);
+void lower_bn_grad_fused(Emitter *e, const Graph *g, const IrOp *act,
+                         const IrOp *gin, const IrOp *ggamma,
+                         const IrOp *gbeta);
 
 /* lower.c: the static C function of one kernel, and the call to it. */
 void lower_kernel(Emitter *e, const Graph *g, const Kernel *k);
@@ -660,6 +700,11 @@ const char *lower_xent_weight(Emitter *e, const Graph *g, const IrOp *o,
 /* the loop over a row's classes of a from-logits cross-entropy gradient */
 void lower_xent_logit_grad(Emitter *e, const Graph *g, const IrOp *o,
                            const char *t, const char *p_decl, long w);
+/* an element of dy as a kernel consumes it: dy, or act(dy, y) */
+void lower_dy_elem(Emitter *e, const IrOp *act, const char *dy, const char *y,
+                   char *buf, size_t len);
+void lower_bias_grad(Emitter *e, const Graph *g, const IrOp *o,
+                     const IrOp *act);
 void lower_sgd(Emitter *e, const IrOp *o, long n);
 void lower_adam(Emitter *e, const IrOp *o, long n);
 void lower_rmsprop(Emitter *e, const IrOp *o, long n);

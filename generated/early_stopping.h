@@ -23,7 +23,9 @@ const char *early_stopping_error(const early_stopping *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * EARLY_STOPPING_OUTPUT_SIZE. */
 void early_stopping_predict(early_stopping *m, const float *x, int n, float *out);
-/* One training step on EARLY_STOPPING_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on EARLY_STOPPING_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and early_stopping_error() names the first non-finite tensor. */
 float early_stopping_train_step(early_stopping *m, const float *x, const int32_t *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float early_stopping_compute_gradients(early_stopping *m, const float *x, const int32_t *y);
@@ -33,6 +35,15 @@ void early_stopping_apply_update(early_stopping *m);
 float early_stopping_evaluate(early_stopping *m, const float *x, const int32_t *y, float *out);
 /* Outputs of the last train step's batch (EARLY_STOPPING_BATCH * EARLY_STOPPING_OUTPUT_SIZE). */
 const float *early_stopping_train_output(const early_stopping *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in early_stopping_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int early_stopping_gradients_finite(const early_stopping *m);
+int early_stopping_find_nonfinite(early_stopping *m, const float *x, const int32_t *y);
 
 /* The contiguous parameter and gradient blocks (EARLY_STOPPING_PARAM_COUNT each). */
 float *early_stopping_params(early_stopping *m);

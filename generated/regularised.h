@@ -23,7 +23,9 @@ const char *regularised_error(const regularised *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * REGULARISED_OUTPUT_SIZE. */
 void regularised_predict(regularised *m, const float *x, int n, float *out);
-/* One training step on REGULARISED_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on REGULARISED_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and regularised_error() names the first non-finite tensor. */
 float regularised_train_step(regularised *m, const float *x, const int32_t *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float regularised_compute_gradients(regularised *m, const float *x, const int32_t *y);
@@ -33,6 +35,15 @@ void regularised_apply_update(regularised *m);
 float regularised_evaluate(regularised *m, const float *x, const int32_t *y, float *out);
 /* Outputs of the last train step's batch (REGULARISED_BATCH * REGULARISED_OUTPUT_SIZE). */
 const float *regularised_train_output(const regularised *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in regularised_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int regularised_gradients_finite(const regularised *m);
+int regularised_find_nonfinite(regularised *m, const float *x, const int32_t *y);
 
 /* The contiguous parameter and gradient blocks (REGULARISED_PARAM_COUNT each). */
 float *regularised_params(regularised *m);

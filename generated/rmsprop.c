@@ -3219,6 +3219,25 @@ typedef struct nnc_run {
     int best_epoch;
 } nnc_run;
 
+/* A step whose loss or gradients are not finite stops the run before its
+ * update, so the weights and every checkpoint written so far stay as the
+ * last good step left them. The same batch is computed again in checked
+ * mode to name the first tensor that went non-finite. */
+NNC_RT void nnc__report_nonfinite(nnc_run *r, int epoch, long step,
+                                  NNC_T_REAL loss)
+{
+    const char *what = loss != loss       ? "the loss is NaN"
+                       : isinf((double)loss) ? "the loss is infinite"
+                                             : "a gradient is not finite";
+    int found = NNC_T_FN(find_nonfinite)(r->m, r->b.x, r->b.y) != 0;
+    fprintf(stderr, "error: epoch %d, step %ld (optimizer step %ld): %s; %s\n",
+            epoch, step, NNC_T_FN(steps)(r->m) + 1, what,
+            found ? NNC_T_FN(error)(r->m)
+                  : "a checked re-run of the batch was finite");
+    fprintf(stderr, "error: stopped before the update; the weights and "
+            "checkpoints are those of the last finite step\n");
+}
+
 NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
 {
     const nnc_train_config *cfg = r->cfg;
@@ -3241,12 +3260,9 @@ NNC_RT int nnc__train_epoch(nnc_run *r, int epoch)
         NNC_T_FN(set_lr)(r->m, nnc__step_lr(&cfg->schedule, &r->sched,
                                             NNC_T_FN(steps)(r->m)));
         NNC_T_REAL loss = NNC_T_FN(compute_gradients)(r->m, r->b.x, r->b.y);
-        if (!isfinite((double)loss)) {
+        if (!isfinite((double)loss) || !NNC_T_FN(gradients_finite)(r->m)) {
             nnc_progress_end(p);
-            fprintf(stderr, "error: the loss became %s at epoch %d, step %ld%s%s"
-                    "\n", loss != loss ? "NaN" : "infinite", epoch, s + 1,
-                    NNC_T_FN(error)(r->m)[0] ? ": " : "",
-                    NNC_T_FN(error)(r->m));
+            nnc__report_nonfinite(r, epoch, s + 1, loss);
             return -1;
         }
         if (clip)
@@ -3728,7 +3744,10 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
     } else {
         status = nnc__train_and_report(&r);
     }
-    if (r.csv && fclose(r.csv) && !status) {
+    /* a failed fflush (a full disk) leaves nothing for fclose to fail on:
+     * the stream's error flag remembers it */
+    int csv_bad = r.csv && ferror(r.csv);
+    if (r.csv && (fclose(r.csv) || csv_bad) && !status) {
         fprintf(stderr, "error: cannot write %s\n", a.log_csv);
         status = 1;
     }
@@ -4108,6 +4127,18 @@ static void k11_params_rmsprop_update(float *restrict w, const float *restrict g
 
 /* ---- programs: straight-line kernel calls ---- */
 
+/* Whether n values are all finite. x - x is 0 for a finite x and NaN for an
+ * infinity or a NaN, so one sum answers it without a branch in the loop;
+ * the sum is 0 or NaN in any order, so the lanes may add it up. */
+static int all_finite(const float *v, long n) {
+    float acc = 0;
+    NNC_SIMD_SUM
+    for (long i = 0; i < n; i++) {
+        acc += v[i] - v[i];
+    }
+    return acc == 0;
+}
+
 /* Evaluation mode: outputs only. */
 static void forward_predict(rmsprop *m, const float *x) {
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 100352, m->arena + 0);
@@ -4138,10 +4169,77 @@ static void forward_backward(rmsprop *m, const float *x, const int32_t *y) {
     k10_dfc1_weight_matmul(m->arena + 0, x, m->grads + 0);
 }
 
-/* The optimizer: one update per parameter. */
+/* The optimizer: one update per parameter. It runs after backward, so a step
+ * whose loss or gradients are not finite can skip it. */
 static void update(rmsprop *m) {
     m->step++;
     k11_params_rmsprop_update(m->params + 0, m->grads + 0, m->state + 0, m->lr, m->step == 1);
+}
+
+/* Checked mode: forward_backward again, testing what each kernel stores as
+ * soon as it is computed; the first tensor that holds a NaN or an infinity,
+ * or NULL. Only run when a step was not finite. */
+static const char *forward_backward_checked(rmsprop *m, const float *x, const int32_t *y) {
+    if (!all_finite(m->params + 0, 100352)) {
+        return "fc1.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 100352, 128)) {
+        return "fc1.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 100480, 1280)) {
+        return "logits.weight (a parameter, as the last update left it)";
+    }
+    if (!all_finite(m->params + 101760, 10)) {
+        return "logits.bias (a parameter, as the last update left it)";
+    }
+    if (!all_finite(x, 50176)) {
+        return "the input batch";
+    }
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 100352, m->arena + 0);
+    if (!all_finite(m->arena + 100352, 8192)) {
+        return "logits = relu [64, 128] at dsl-examples/rmsprop.nn:14 (forward, kernel k00_fc1_matmul_bias_add_relu)";
+    }
+    k01_logits_matmul_bias_add(m->arena + 100352, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
+    if (!all_finite(m->arena + 1280, 640)) {
+        return "logits = bias_add [64, 10] at dsl-examples/rmsprop.nn:15 (forward, kernel k01_logits_matmul_bias_add)";
+    }
+    k02_probs_softmax(m->arena + 1280, m->arena + 8192);
+    if (!all_finite(m->arena + 8192, 640)) {
+        return "probs = softmax [64, 10] at dsl-examples/rmsprop.nn:17 (forward, kernel k02_probs_softmax)";
+    }
+    k03_loss_softmax_xent(m->arena + 1280, y, m->arena + 9472);
+    if (!all_finite(m->arena + 9472, 1)) {
+        return "loss = softmax_xent [] at dsl-examples/rmsprop.nn:18 (forward, kernel k03_loss_softmax_xent)";
+    }
+    k04_dloss_fill(m->arena + 0);
+    if (!all_finite(m->arena + 0, 1)) {
+        return "dloss = fill [] at dsl-examples/rmsprop.nn:18 (backward, kernel k04_dloss_fill)";
+    }
+    k05_dlogits_softmax_xent_grad(m->arena + 1280, y, m->arena + 0, m->arena + 8832);
+    if (!all_finite(m->arena + 8832, 640)) {
+        return "dlogits = softmax_xent_grad [64, 10] at dsl-examples/rmsprop.nn:15 (backward, kernel k05_dlogits_softmax_xent_grad)";
+    }
+    k06_dlogits_bias_bias_grad(m->arena + 8832, m->grads + 101760);
+    if (!all_finite(m->grads + 101760, 10)) {
+        return "logits.bias.grad [10] at dsl-examples/rmsprop.nn:15 (backward, kernel k06_dlogits_bias_bias_grad)";
+    }
+    k07_dlogits_matmul_relu_grad(m->arena + 8832, m->params + 100480, m->arena + 100352, m->arena + 0);
+    if (!all_finite(m->arena + 0, 8192)) {
+        return "dfc1 = relu_grad [64, 128] at dsl-examples/rmsprop.nn:14 (backward, kernel k07_dlogits_matmul_relu_grad)";
+    }
+    k08_dlogits_weight_matmul(m->arena + 8832, m->arena + 100352, m->grads + 100480);
+    if (!all_finite(m->grads + 100480, 1280)) {
+        return "logits.weight.grad [10, 128] at dsl-examples/rmsprop.nn:15 (backward, kernel k08_dlogits_weight_matmul)";
+    }
+    k09_dfc1_bias_bias_grad(m->arena + 0, m->grads + 100352);
+    if (!all_finite(m->grads + 100352, 128)) {
+        return "fc1.bias.grad [128] at dsl-examples/rmsprop.nn:14 (backward, kernel k09_dfc1_bias_bias_grad)";
+    }
+    k10_dfc1_weight_matmul(m->arena + 0, x, m->grads + 0);
+    if (!all_finite(m->grads + 0, 100352)) {
+        return "fc1.weight.grad [128, 784] at dsl-examples/rmsprop.nn:14 (backward, kernel k10_dfc1_weight_matmul)";
+    }
+    return NULL;
 }
 
 static void init_uniform(float *w, long n, double lo, double hi, nnc_rng *rng) {
@@ -4248,11 +4346,18 @@ void rmsprop_apply_update(rmsprop *m) {
 }
 
 float rmsprop_train_step(rmsprop *m, const float *x, const int32_t *y) {
+    m->error[0] = '\0';
     const float loss = rmsprop_compute_gradients(m, x, y);
-    if (loss == loss) {
+    if (loss == loss && rmsprop_gradients_finite(m)) {
         update(m);
+        return loss;
     }
-    return loss;
+    /* no update, so the weights stay as they were; say why (unless the labels
+     * were refused already) */
+    if (!m->error[0] && rmsprop_find_nonfinite(m, x, y) == 0) {
+        snprintf(m->error, sizeof m->error, "step %ld was not finite, but its checked re-run was", m->step + 1);
+    }
+    return (float)NAN;
 }
 
 const float *rmsprop_train_output(const rmsprop *m) {
@@ -4270,7 +4375,43 @@ float rmsprop_evaluate(rmsprop *m, const float *x, const int32_t *y, float *out)
     return m->arena[640];
 }
 
+int rmsprop_gradients_finite(const rmsprop *m) {
+    return all_finite(m->arena + 9472, 1) && all_finite(m->grads, PARAM_ELEMS);
+}
+
+int rmsprop_find_nonfinite(rmsprop *m, const float *x, const int32_t *y) {
+    if (labels_invalid(m, y)) {
+        return -1;
+    }
+    const char *culprit = forward_backward_checked(m, x, y);
+    if (!culprit) {
+        m->error[0] = '\0';
+        return 0;
+    }
+    snprintf(m->error, sizeof m->error, "the first non-finite tensor is %s", culprit);
+    return -1;
+}
+
+/* Checkpoints hold the last good state: never a NaN or an infinity. */
+static int refuse_nonfinite(rmsprop *m, const char *path) {
+    for (int t = 0; t < NTENSORS; t++) {
+        const nnc_st_tensor *s = &rmsprop_tensors[t];
+        long n = 1;
+        for (int d = 0; d < s->ndim; d++) {
+            n *= (long)s->shape[d];
+        }
+        if (!all_finite(m->params + s->offset, n)) {
+            snprintf(m->error, sizeof m->error, "%s: not saved: %s holds a NaN or an infinity", path, s->name);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int rmsprop_save(rmsprop *m, const char *path) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     char step[32];
     snprintf(step, sizeof step, "%ld", m->step);
     const char *meta[] = {"nnc_model", "rmsprop", "nnc_step", step, NULL};
@@ -4328,6 +4469,9 @@ int rmsprop_load_matching(rmsprop *m, const char *path) {
 }
 
 int rmsprop_save_training(rmsprop *m, const char *path, const char *const *meta) {
+    if (refuse_nonfinite(m, path)) {
+        return -1;
+    }
     enum { MAX_META = 64 };
     char step[32], lr[40], slots[64];
     snprintf(step, sizeof step, "%ld", m->step);

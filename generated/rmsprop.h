@@ -23,7 +23,9 @@ const char *rmsprop_error(const rmsprop *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * RMSPROP_OUTPUT_SIZE. */
 void rmsprop_predict(rmsprop *m, const float *x, int n, float *out);
-/* One training step on RMSPROP_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on RMSPROP_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and rmsprop_error() names the first non-finite tensor. */
 float rmsprop_train_step(rmsprop *m, const float *x, const int32_t *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float rmsprop_compute_gradients(rmsprop *m, const float *x, const int32_t *y);
@@ -33,6 +35,15 @@ void rmsprop_apply_update(rmsprop *m);
 float rmsprop_evaluate(rmsprop *m, const float *x, const int32_t *y, float *out);
 /* Outputs of the last train step's batch (RMSPROP_BATCH * RMSPROP_OUTPUT_SIZE). */
 const float *rmsprop_train_output(const rmsprop *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in rmsprop_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int rmsprop_gradients_finite(const rmsprop *m);
+int rmsprop_find_nonfinite(rmsprop *m, const float *x, const int32_t *y);
 
 /* The contiguous parameter and gradient blocks (RMSPROP_PARAM_COUNT each). */
 float *rmsprop_params(rmsprop *m);

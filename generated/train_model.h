@@ -23,7 +23,9 @@ const char *train_model_error(const train_model *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * TRAIN_MODEL_OUTPUT_SIZE. */
 void train_model_predict(train_model *m, const float *x, int n, float *out);
-/* One training step on TRAIN_MODEL_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on TRAIN_MODEL_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and train_model_error() names the first non-finite tensor. */
 float train_model_train_step(train_model *m, const float *x, const int32_t *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float train_model_compute_gradients(train_model *m, const float *x, const int32_t *y);
@@ -33,6 +35,15 @@ void train_model_apply_update(train_model *m);
 float train_model_evaluate(train_model *m, const float *x, const int32_t *y, float *out);
 /* Outputs of the last train step's batch (TRAIN_MODEL_BATCH * TRAIN_MODEL_OUTPUT_SIZE). */
 const float *train_model_train_output(const train_model *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in train_model_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int train_model_gradients_finite(const train_model *m);
+int train_model_find_nonfinite(train_model *m, const float *x, const int32_t *y);
 
 /* The contiguous parameter and gradient blocks (TRAIN_MODEL_PARAM_COUNT each). */
 float *train_model_params(train_model *m);

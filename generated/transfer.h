@@ -23,7 +23,9 @@ const char *transfer_error(const transfer *m);
 
 /* Evaluation-mode outputs of n samples (any n >= 0): out holds n * TRANSFER_OUTPUT_SIZE. */
 void transfer_predict(transfer *m, const float *x, int n, float *out);
-/* One training step on TRANSFER_BATCH samples; returns the batch loss, NaN on error. */
+/* One training step on TRANSFER_BATCH samples; returns the batch loss, NaN on error.
+ * A step whose loss or gradients are not finite is not applied: it returns
+ * NaN and transfer_error() names the first non-finite tensor. */
 float transfer_train_step(transfer *m, const float *x, const int32_t *y);
 /* Forward and backward only: fills the gradient block, returns the loss. */
 float transfer_compute_gradients(transfer *m, const float *x, const int32_t *y);
@@ -33,6 +35,15 @@ void transfer_apply_update(transfer *m);
 float transfer_evaluate(transfer *m, const float *x, const int32_t *y, float *out);
 /* Outputs of the last train step's batch (TRANSFER_BATCH * TRANSFER_OUTPUT_SIZE). */
 const float *transfer_train_output(const transfer *m);
+/* Non-finite values. _train_step checks them itself; a caller of
+ * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
+ * the last _compute_gradients are finite; one pass over the gradient block)
+ * before _apply_update. _find_nonfinite computes the gradients of the batch
+ * again, testing each kernel's results as they are produced, and returns -1
+ * with the first tensor holding a NaN or an infinity named in transfer_error(),
+ * or 0 if all is finite this time. Neither changes the parameters. */
+int transfer_gradients_finite(const transfer *m);
+int transfer_find_nonfinite(transfer *m, const float *x, const int32_t *y);
 
 /* The contiguous parameter and gradient blocks (TRANSFER_PARAM_COUNT each). */
 float *transfer_params(transfer *m);

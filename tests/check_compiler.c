@@ -589,6 +589,231 @@ START_TEST(rule_maxpool_relu_grad_and_in_place)
 }
 END_TEST
 
+/* The kernel of program `prog` that holds op v. */
+static const Kernel *kernel_holding(const Compiled *c, ProgKind prog, int v)
+{
+    for (int t = 0; t < c->ks->nsched[prog]; t++) {
+        const Kernel *k = &c->ks->k[c->ks->sched[prog][t]];
+        for (int m = 0; m < k->nops; m++)
+            if (k->ops[m] == v)
+                return k;
+    }
+    return NULL;
+}
+
+/* The first op of kind `op` in the graph. */
+static int first_op(const Compiled *c, OpKind op)
+{
+    for (int i = 0; i < c->g->nops; i++)
+        if (c->g->ops[i].op == op)
+            return i;
+    return -1;
+}
+
+static bool kernel_has(const Compiled *c, const Kernel *k, OpKind op)
+{
+    for (int m = 0; m < k->nops; m++)
+        if (c->g->ops[k->ops[m]].op == op)
+            return true;
+    return false;
+}
+
+#define CNN_HEAD                                                             \
+    "model n { input x : [1, 6, 6] label y : class(2)\n"
+#define CNN_TAIL                                                             \
+    " output p = softmax(z)\n loss cross_entropy(z, y) }\n"                  \
+    "train n { optimizer sgd(lr = 0.1) batch 2 }\n"
+
+START_TEST(rule_conv_epilogue)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, CNN_HEAD
+                                   " a = conv2d(x, 2, kernel = 3) |> relu\n"
+                                   " z = dense(flatten(a), 2)\n" CNN_TAIL), 0);
+    const Kernel *k = train_kernel_of(&c, OP_CONV2D);
+    ck_assert_int_eq(k->kind, KK_CONV_EPILOGUE);
+    ck_assert_str_eq(k->rule, "conv_epilogue");
+    /* conv2d, bias_add, relu: only the activation reaches memory */
+    ck_assert_int_eq(k->nops, 3);
+    ck_assert(!k->stored[0] && !k->stored[1] && k->stored[2]);
+    ck_assert_int_eq(c.g->ops[k->ops[2]].op, OP_RELU);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_conv_epilogue_stores_what_others_read)
+{
+    /* the pre-activation is the output too: kept in memory */
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, CNN_HEAD
+                                   " a = conv2d(x, 2, kernel = 3)\n"
+                                   " z = dense(flatten(relu(a)), 2)\n"
+                                   " output a\n loss cross_entropy(z, y) }\n"
+                                   "train n { optimizer sgd(lr = 0.1) batch 2 }\n"),
+                     0);
+    const Kernel *k = train_kernel_of(&c, OP_CONV2D);
+    ck_assert_int_eq(k->kind, KK_CONV_EPILOGUE);
+    ck_assert(!k->stored[0] && k->stored[1]); /* bias_add = a, the output */
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_conv_epilogue_not_with_two_readers)
+{
+    /* two activations of one convolution: no single chain to follow */
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, CNN_HEAD
+                                   " a = conv2d(x, 2, kernel = 3, bias = false)\n"
+                                   " h = relu(a) + tanh(a)\n"
+                                   " z = dense(flatten(h), 2)\n" CNN_TAIL), 0);
+    const Kernel *k = train_kernel_of(&c, OP_CONV2D);
+    ck_assert_int_eq(k->kind, KK_SINGLE);
+    ck_assert_int_eq(k->nops, 1);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_conv_pool)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, CNN_HEAD
+                                   " a = conv2d(x, 2, kernel = 3, padding = same) |> relu\n"
+                                   " b = maxpool2d(a, 2)\n"
+                                   " z = dense(flatten(b), 2)\n" CNN_TAIL), 0);
+    int relu = first_op(&c, OP_RELU), pool = first_op(&c, OP_MAXPOOL2D);
+    const Kernel *train = kernel_holding(&c, PROG_TRAIN, pool);
+    ck_assert_int_eq(train->kind, KK_CONV_EPILOGUE);
+    ck_assert_str_eq(train->rule, "conv_pool");
+    ck_assert_int_eq(train->ops[3], pool);
+    /* training: the backward pass reads the relu output, so it is stored;
+     * prediction has no backward pass, and never stores it */
+    ck_assert(train->stored[2] && train->stored[3]);
+    const Kernel *pred = kernel_holding(&c, PROG_PREDICT, pool);
+    ck_assert_ptr_eq(kernel_holding(&c, PROG_PREDICT, relu), pred);
+    ck_assert(!pred->stored[2] && pred->stored[3]);
+    ck_assert_int_lt(c.plans[PROG_PREDICT]->offset[relu], 0);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_conv_pool_only_at_the_chain_end)
+{
+    /* the pooling reads the pre-activation, which relu reads too */
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, CNN_HEAD
+                                   " a = conv2d(x, 2, kernel = 3, padding = same)\n"
+                                   " b = maxpool2d(a, 2)\n"
+                                   " z = dense(flatten(b), 2) + dense(flatten(relu(a)), 2)\n"
+                                   CNN_TAIL), 0);
+    const Kernel *k = train_kernel_of(&c, OP_CONV2D);
+    ck_assert_int_eq(k->kind, KK_CONV_EPILOGUE);
+    ck_assert(!kernel_has(&c, k, OP_MAXPOOL2D));
+    ck_assert(k->stored[1]); /* a: the pooling reads it from memory */
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_conv_grad_mask)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, CNN_HEAD
+                                   " a = conv2d(x, 2, kernel = 3) |> relu\n"
+                                   " b = conv2d(a, 2, kernel = 3) |> relu\n"
+                                   " z = dense(flatten(b), 2)\n" CNN_TAIL), 0);
+    /* the first relu_grad is the second conv's (autodiff runs backwards) */
+    const Kernel *k = train_kernel_of(&c, OP_RELU_GRAD);
+    ck_assert_int_eq(k->kind, KK_CONV_GRAD);
+    ck_assert_str_eq(k->rule, "conv_grad_mask");
+    ck_assert(!k->stored[0]); /* the masked gradient never reaches memory */
+    ck_assert(kernel_has(&c, k, OP_BIAS_GRAD));
+    ck_assert(kernel_has(&c, k, OP_CONV2D_GRAD_INPUT));
+    ck_assert(kernel_has(&c, k, OP_CONV2D_GRAD_WEIGHT));
+    for (int m = 1; m < k->nops; m++)
+        ck_assert(k->stored[m]);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_conv_grad_mask_not_when_read_elsewhere)
+{
+    /* a feeds relu and the sum: d(loss)/d(a) adds relu's gradient to the
+     * other path, so the masked gradient is read by an add, not a conv */
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, CNN_HEAD
+                                   " a = conv2d(x, 2, kernel = 3, bias = false)\n"
+                                   " h = relu(a) + a\n"
+                                   " z = dense(flatten(h), 2)\n" CNN_TAIL), 0);
+    const Kernel *k = kernel_holding(&c, PROG_TRAIN, first_op(&c, OP_RELU_GRAD));
+    ck_assert_int_ne(k->kind, KK_CONV_GRAD);
+    ck_assert(!kernel_has(&c, k, OP_CONV2D_GRAD_WEIGHT));
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_bn_forward)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, CNN_HEAD
+                                   " a = conv2d(x, 2, kernel = 3, bias = false)"
+                                   " |> batchnorm |> relu\n"
+                                   " z = dense(flatten(a), 2)\n" CNN_TAIL), 0);
+    int stats = first_op(&c, OP_BN_STATS);
+    const Kernel *k = kernel_holding(&c, PROG_TRAIN, stats);
+    ck_assert_int_eq(k->kind, KK_BN);
+    ck_assert_str_eq(k->rule, "bn_forward");
+    ck_assert_int_eq(k->nops, 3); /* bn_stats, batchnorm, relu */
+    /* training: the statistics go on to the backward pass and the
+     * running update; prediction only normalises with them */
+    ck_assert(k->stored[0] && !k->stored[1] && k->stored[2]);
+    const Kernel *pred = kernel_holding(&c, PROG_PREDICT, stats);
+    ck_assert_int_eq(pred->kind, KK_BN);
+    ck_assert(!pred->train_mode && !pred->stored[0]);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_bn_grad)
+{
+    /* relu's gradient is read by batch norm's three gradients only: folded
+     * in; the dense batch norm's gradients read dy from memory */
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, CNN_HEAD
+                                   " a = conv2d(x, 2, kernel = 3, bias = false)"
+                                   " |> batchnorm |> relu\n"
+                                   " z = dense(batchnorm(flatten(a)), 2)\n"
+                                   CNN_TAIL), 0);
+    const Kernel *masked = train_kernel_of(&c, OP_RELU_GRAD);
+    ck_assert_int_eq(masked->kind, KK_BN_GRAD);
+    ck_assert_int_eq(masked->nops, 4);
+    ck_assert(!masked->stored[0]);
+    const Kernel *plain = train_kernel_of(&c, OP_BATCHNORM_GRAD_INPUT);
+    ck_assert_int_eq(plain->kind, KK_BN_GRAD);
+    ck_assert_str_eq(plain->rule, "bn_grad");
+    ck_assert(kernel_has(&c, plain, OP_BATCHNORM_GRAD_GAMMA));
+    ck_assert(kernel_has(&c, plain, OP_BIAS_GRAD));
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_bn_grad_mask_not_when_read_elsewhere)
+{
+    /* the batch norm's output also skips past relu: relu's gradient is
+     * added to the other path before batch norm's gradients read it */
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, CNN_HEAD
+                                   " a = conv2d(x, 2, kernel = 3, bias = false)"
+                                   " |> batchnorm\n h = relu(a) + a\n"
+                                   " z = dense(flatten(h), 2)\n" CNN_TAIL), 0);
+    const Kernel *k = kernel_holding(&c, PROG_TRAIN, first_op(&c, OP_RELU_GRAD));
+    ck_assert_int_ne(k->kind, KK_BN_GRAD);
+    /* the gradients still share one kernel, from dy in memory */
+    const Kernel *g = train_kernel_of(&c, OP_BATCHNORM_GRAD_INPUT);
+    ck_assert_int_eq(g->kind, KK_BN_GRAD);
+    ck_assert(!kernel_has(&c, g, OP_RELU_GRAD));
+    compiled_free(&c);
+}
+END_TEST
+
 START_TEST(rules_off_with_no_fuse)
 {
     Compiled c;
@@ -647,6 +872,16 @@ Suite *compiler_suite(void)
     tcase_add_test(t, rule_softmax_xent_keeps_label_smoothing);
     tcase_add_test(t, rule_ewise_chain);
     tcase_add_test(t, rule_maxpool_relu_grad_and_in_place);
+    tcase_add_test(t, rule_conv_epilogue);
+    tcase_add_test(t, rule_conv_epilogue_stores_what_others_read);
+    tcase_add_test(t, rule_conv_epilogue_not_with_two_readers);
+    tcase_add_test(t, rule_conv_pool);
+    tcase_add_test(t, rule_conv_pool_only_at_the_chain_end);
+    tcase_add_test(t, rule_conv_grad_mask);
+    tcase_add_test(t, rule_conv_grad_mask_not_when_read_elsewhere);
+    tcase_add_test(t, rule_bn_forward);
+    tcase_add_test(t, rule_bn_grad);
+    tcase_add_test(t, rule_bn_grad_mask_not_when_read_elsewhere);
     tcase_add_test(t, rules_off_with_no_fuse);
     suite_add_tcase(s, t);
     return s;
