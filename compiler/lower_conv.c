@@ -20,9 +20,19 @@
  *     rows and columns whose window lies inside the input, ranges worked
  *     out at compile time (padding adds zeros, so those terms are simply
  *     not summed).
+ * In the wide-rows forms, windows up to 5x5 have their taps unrolled
+ * into one pass over the plane (emit_tap_loop, emit_weight_taps): a sum
+ * stays in a register across the taps instead of going to memory and
+ * back once per tap, with the same order of summation.
  * Long sums (weight gradients, batch statistics) are kept in LANES
  * partial sums added up in lane order at the end: vectorisable without
- * -ffast-math, and still one fixed order. */
+ * -ffast-math, and still one fixed order.
+ *
+ * Fused kernels (lower_fused.c) reuse these loop nests: the forward
+ * convolution with an epilogue and a pooling per plane, the gradients
+ * reading dy through a folded activation gradient, batch norm's
+ * statistics with its normalisation and its gradients in one channel
+ * loop. */
 #include "nnc.h"
 
 #include <string.h>
