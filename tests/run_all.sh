@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # run_all.sh — every test of the project, one summary line at the end.
 #
 # Environment: NNC (the compiler), BUILD (build directory), SANFLAGS
@@ -15,20 +15,53 @@ export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
 passed=0
 failed=0
 
-# step NAME COMMAND...: the command prints "N passed, N failed" last
+# The steps are independent (each works in its own directory under
+# $BUILD), and most are single-threaded gcc runs, so they run TEST_JOBS at
+# a time (default: one per CPU); their outputs are printed in the order
+# below, each whole, as they finish. OpenMP threads wait passively: with
+# two steps' threads on two cores, spinning threads starve each other.
+JOBS=${TEST_JOBS:-$(nproc 2> /dev/null || echo 1)}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+logs=$BUILD/run_all
+rm -rf "$logs"
+mkdir -p "$logs"
+nsteps=0   # steps started
+nshown=0   # steps whose output has been printed
+
+# step NAME COMMAND...: starts the command, which prints "N passed,
+# N failed" last, as soon as a job slot is free
 step() {
-    name=$1; shift
-    echo "== $name"
-    out=$("$@" 2>&1); status=$?
-    printf '%s\n' "$out"
-    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
-    if [ -n "$line" ]; then
-        p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
-    else
-        p=0; f=1
-    fi
-    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    passed=$((passed + p)); failed=$((failed + f))
+    while [ "$(running)" -ge "$JOBS" ]; do wait -n; show_finished; done
+    nsteps=$((nsteps + 1))
+    echo "$1" > "$logs/$nsteps.name"
+    shift
+    ("$@" > "$logs/$nsteps.out" 2>&1; echo $? > "$logs/$nsteps.status") &
+}
+
+# running: how many started steps have not finished
+running() {
+    n=0
+    for ((i = 1; i <= nsteps; i++)); do [ -e "$logs/$i.status" ] || n=$((n + 1)); done
+    echo "$n"
+}
+
+# show_finished: prints, in order, the finished steps not yet shown, and
+# adds their counts
+show_finished() {
+    while [ "$nshown" -lt "$nsteps" ] && [ -e "$logs/$((nshown + 1)).status" ]; do
+        nshown=$((nshown + 1))
+        echo "== $(cat "$logs/$nshown.name")"
+        cat "$logs/$nshown.out"
+        status=$(cat "$logs/$nshown.status")
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logs/$nshown.out" | tail -1)
+        if [ -n "$line" ]; then
+            p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
+        else
+            p=0; f=1
+        fi
+        if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+        passed=$((passed + p)); failed=$((failed + f))
+    done
 }
 
 unit() {
@@ -63,5 +96,7 @@ if [ -z "$SANFLAGS" ]; then
     step "nnc under valgrind: no leaks, no invalid accesses" tests/valgrind.sh
 fi
 
+wait
+show_finished
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
