@@ -241,8 +241,12 @@ static long wide_size(Dims in, Dims out)
 
 static bool use_wide_rows(const IrOp *o, Dims in, Dims out)
 {
+    /* no padding on any side: 'same' padding of an even kernel puts its
+     * one row (column) at the bottom (right) only, with ph (pw) 0, and
+     * shows only in the output being as large as the input */
     return o->attr.win.sh == 1 && o->attr.win.sw == 1 && o->attr.win.ph == 0 &&
-           o->attr.win.pw == 0 && wide_size(in, out) <= WIDE_MAX;
+           o->attr.win.pw == 0 && out.h == in.h - o->attr.win.kh + 1 &&
+           out.w == in.w - o->attr.win.kw + 1 && wide_size(in, out) <= WIDE_MAX;
 }
 
 /* dst[oh * dst_row + ow] = src[oh * src_row + ow] over an [OH, OW] plane */
