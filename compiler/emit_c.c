@@ -634,12 +634,16 @@ static void emit_api_compute(Emitter *e, const Graph *g, const Names *n,
     emit_open(e, "for (int at = 0; at < n; at += %d)", g->batch);
     emit(e, "const int rows = n - at < %d ? n - at : %d;", g->batch, g->batch);
     emit(e, "const %s *batch = x + (long)at * %ld;", R, in);
-    emit_open(e, "if (rows < %d)", g->batch);
-    emit(e, "/* the last partial batch: pad with zeros, keep the real rows */");
-    emit(e, "memset(m->staging, 0, sizeof(%s) * STAGING_ELEMS);", R);
-    emit(e, "memcpy(m->staging, batch, sizeof(%s) * (size_t)rows * %ld);", R, in);
-    emit(e, "batch = m->staging;");
-    emit_close(e, NULL);
+    /* with a batch of 1 there is no partial batch, and gcc -Wall would
+     * flag the memcpy of a size it sees only as negative */
+    if (g->batch > 1) {
+        emit_open(e, "if (rows < %d)", g->batch);
+        emit(e, "/* the last partial batch: pad with zeros, keep the real rows */");
+        emit(e, "memset(m->staging, 0, sizeof(%s) * STAGING_ELEMS);", R);
+        emit(e, "memcpy(m->staging, batch, sizeof(%s) * (size_t)rows * %ld);", R, in);
+        emit(e, "batch = m->staging;");
+        emit_close(e, NULL);
+    }
     emit(e, "forward_predict(m, batch);");
     char buf[96];
     int root = g->output;
