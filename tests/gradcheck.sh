@@ -5,10 +5,15 @@
 # The convolutional examples are left out: minutes each in f64, and their
 # ReLU kinks defeat finite differences; tests/gradcheck/gc_*.nn cover
 # every one of their ops on small shapes.
+#
+# tests/gradcheck.sh FILE... checks those models instead (fused and
+# --no-fuse), in $GRADCHECK_OUT (default $BUILD/gradcheck), with the
+# inputs drawn from GC_SEED (see tests/gradcheck.c);
+# tests/gradcheck_random.sh calls it so on generated models.
 set -u
 NNC=${NNC:-build/nnc}
 SANFLAGS=${SANFLAGS:-}
-out=${BUILD:-build}/gradcheck
+out=${GRADCHECK_OUT:-${BUILD:-build}/gradcheck}
 mkdir -p "$out"
 passed=0
 failed=0
@@ -26,7 +31,7 @@ check() {
     grep -q "define ${upper}_CLASSES" "$dir/$name.h" && classes=-DGC_CLASSES
     if ! gcc -std=c11 -O1 -Wall -Wextra -Werror $SANFLAGS -I"$dir" \
             -DGC_PREFIX="$name" -DGC_UPPER="$upper" -DGC_NAME="\"$name $flags\"" \
-            -DGC_HEADER="\"$name.h\"" $classes \
+            -DGC_HEADER="\"$name.h\"" -DGC_SEED="${GC_SEED:-12345}" $classes \
             -o "$dir/$name" tests/gradcheck.c "$dir/$name.c" -lm; then
         echo "FAIL $nn $flags: harness does not compile"; failed=$((failed + 1)); return
     fi
@@ -34,6 +39,15 @@ check() {
     else echo "FAIL $nn $flags: gradients differ from finite differences"; failed=$((failed + 1)); fi
 }
 
+if [ $# -gt 0 ]; then
+    for nn; do
+        check "$nn" ""
+        check "$nn" --no-fuse
+    done
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit
+fi
 # every op and every fusion rule, fused and unfused
 for nn in tests/gradcheck/*.nn; do
     check "$nn" ""
