@@ -16,7 +16,7 @@ draws layers that fit.
 Drawn: a dense stack or a convolutional stack (kernel, stride, padding
 valid/same/pixels/pairs, channels, bias or not) with batch norm, max or
 average pooling (overlapping or not), global average pooling, the
-activations, an elementwise chain (x * sigmoid(x), tanh(x) + x), every
+activations, an elementwise chain (h * sigmoid(h), tanh(h) + 0.5 * h), every
 loss (cross-entropy from logits or probabilities, class or soft targets,
 label smoothing; bce; bce from logits; mse), and two edge cases: a batch
 of 1 and logits scaled to hundreds (up to about +-1000).
@@ -51,7 +51,7 @@ def gen(seed):
         count[kind] += 1
         return "%s%d" % (kind, count[kind])
 
-    def activation(per_sample_values):
+    def activation():
         act = r.choice(ACTS)
         alpha = r.choice([0.01, 0.1, 0.3])
         if act != "none":
@@ -114,15 +114,16 @@ def gen(seed):
             filters = r.randint(1, 4)
             bias = r.random() < 0.7
             n = name("conv")
-            text = "    h = conv2d(%s, %d, kernel = %s, stride = %s%s%s, name = \"%s\")" % (
-                "x" if first else "h", filters, pair_text(kernel), pair_text(stride), ptext,
+            text = "    h = conv2d(%s, %d, kernel = %s%s%s%s, name = \"%s\")" % (
+                "x" if first else "h", filters, pair_text(kernel),
+                "" if stride == (1, 1) else ", stride = " + pair_text(stride), ptext,
                 "" if bias else ", bias = false", n)
             first = False
             layers.append({"op": "conv", "name": n, "in": shape[0], "out": filters,
                            "kernel": kernel, "stride": stride, "pad": pad, "bias": bias})
             shape = [filters, oh, ow]
             text += maybe_bn(filters, oh * ow)
-            text += activation(shape)
+            text += activation()
             lines.append(text)
             if min(oh, ow) >= 2 and r.random() < 0.5:
                 kind = r.choice(["maxpool2d", "maxpool2d", "avgpool2d"])
@@ -159,7 +160,7 @@ def gen(seed):
         layers.append({"op": "dense", "name": n, "in": features, "out": units, "bias": bias})
         features = units
         text += maybe_bn(units, 1)
-        text += activation([units])
+        text += activation()
         lines.append(text)
         maybe_ewise()
 

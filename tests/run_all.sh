@@ -81,6 +81,7 @@ step "diagnostics (golden files)" tests/golden.sh
 step "runtime embedded, safetensors in Python" tests/runtime_extra.sh
 step "examples end to end" tests/e2e.sh
 step "gradient checks (f64, central differences)" tests/gradcheck.sh
+step "gradient checks on random models; ties and relu at 0 against PyTorch" tests/gradcheck_random.sh
 step "fused and unfused train alike" tests/fusecheck.sh
 step "fused and unfused agree exactly (every fusion rule)" tests/exactcheck.sh
 step "non-finite steps: named, stopped, checkpoint kept" tests/nonfinite.sh
