@@ -16,7 +16,8 @@ draws layers that fit.
 Drawn: a dense stack or a convolutional stack (kernel, stride, padding
 valid/same/pixels/pairs, channels, bias or not) with batch norm, max or
 average pooling (overlapping or not), global average pooling, the
-activations, an elementwise chain (h * sigmoid(h), tanh(h) + 0.5 * h), every
+activations, an elementwise chain (h * sigmoid(h), tanh(h) + 0.5 * h,
+h / (exp(h) + exp(-h)), log(sigmoid(h)) - h), every
 loss (cross-entropy from logits or probabilities, class or soft targets,
 label smoothing; bce; bce from logits; mse), and two edge cases: a batch
 of 1 and logits scaled to hundreds (up to about +-1000).
@@ -67,12 +68,22 @@ def gen(seed):
             return ' |> batchnorm(momentum = %g, name = "%s")' % (momentum, n)
         return ""
 
+    # the variants of the last elementwise chain come from a stream of
+    # their own, so that adding one leaves every other draw of a seed alone
+    r2 = random.Random(seed * 7919 + 1)
+
     def maybe_ewise():
         kind = r.choice(["none", "none", "swish", "tanh_res"])
+        if kind == "tanh_res":
+            kind = r2.choice(["tanh_res", "div_exp", "log_sig"])
         if kind == "swish":
             lines.append("    h = h * sigmoid(h)")
         elif kind == "tanh_res":
             lines.append("    h = tanh(h) + 0.5 * h")
+        elif kind == "div_exp":  # h / (2 cosh h): exp, negation, division
+            lines.append("    h = h / (exp(h) + exp(-h))")
+        elif kind == "log_sig":  # log of a value in (0, 1), minus h
+            lines.append("    h = log(sigmoid(h)) - h")
         if kind != "none":
             layers.append({"op": kind})
 

@@ -21,9 +21,9 @@ set -u
 NNC=${NNC:-build/nnc}
 PY=${PYTHON:-/usr/bin/python3}
 out=${BUILD:-build}/gradcheck_random
-# 1 to 6, and three seeds that bring what those lack (maxpool_relu_grad,
-# class labels from logits, label smoothing, ...): the checks at the end
-DEFAULT_SEEDS="1 2 3 4 5 6 57 125 175"
+# 1 to 6, and four seeds that bring what those lack (maxpool_relu_grad,
+# class labels from logits, logits of hundreds, ...): the checks at the end
+DEFAULT_SEEDS="1 2 3 4 5 6 11 57 125 175"
 seeds=${GRADCHECK_SEEDS:-$DEFAULT_SEEDS}
 case "$seeds" in
 *-*) seeds=$(seq "${seeds%-*}" "${seeds#*-}") ;;
@@ -91,9 +91,15 @@ if [ "$seeds" = "$DEFAULT_SEEDS" ]; then
     for want in 'batch 1 }' '\* 1000' 'cross_entropy(z, y)' 'cross_entropy(z, y, label_smoothing' \
                 'from_logits = false' 'bce(p' 'bce_with_logits' 'mse(' 'maxpool2d' 'avgpool2d' \
                 'global_avgpool' 'batchnorm' 'padding = same' 'stride = 2' ' relu' 'leaky_relu' \
-                'sigmoid(h)' 'tanh(h)' 'label  y : class' 'label  y : \['; do
+                'sigmoid(h)' 'tanh(h)' 'exp(h)' 'log(sigmoid(h))' 'label  y : class' 'label  y : \['; do
         if cat "$out"/*/gr_*.nn | grep -q "$want"; then passed=$((passed + 1))
         else echo "FAIL no generated model has '$want'"; failed=$((failed + 1)); fi
+    done
+    # logits of hundreds into each loss that takes logits
+    for loss in cross_entropy bce_with_logits; do
+        if grep -l '\* 1000' "$out"/*/gr_*.nn | xargs grep -q "loss   $loss(z"; then
+            passed=$((passed + 1))
+        else echo "FAIL no generated model has logits of hundreds into $loss"; failed=$((failed + 1)); fi
     done
     if [ "$torch" = yes ]; then
         echo "compared with PyTorch: $zeros relu inputs at 0, $ties max-pool windows with a tie"

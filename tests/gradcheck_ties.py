@@ -99,6 +99,10 @@ def main():
             h = h * torch.sigmoid(h)
         elif op == "tanh_res":
             h = torch.tanh(h) + 0.5 * h
+        elif op == "div_exp":
+            h = h / (torch.exp(h) + torch.exp(-h))
+        elif op == "log_sig":
+            h = torch.log(torch.sigmoid(h)) - h
         elif op == "scale":
             h = h * L["by"]
         else:
