@@ -8,7 +8,8 @@
 #
 # tests/gradcheck.sh FILE... checks those models instead (fused and
 # --no-fuse), in $GRADCHECK_OUT (default $BUILD/gradcheck), with the
-# inputs drawn from GC_SEED (see tests/gradcheck.c);
+# inputs drawn from GC_SEED and the floor of the tolerance GC_FLOOR
+# (see tests/gradcheck.c);
 # tests/gradcheck_random.sh calls it so on generated models.
 set -u
 NNC=${NNC:-build/nnc}
@@ -31,7 +32,7 @@ check() {
     grep -q "define ${upper}_CLASSES" "$dir/$name.h" && classes=-DGC_CLASSES
     if ! gcc -std=c11 -O1 -Wall -Wextra -Werror $SANFLAGS -I"$dir" \
             -DGC_PREFIX="$name" -DGC_UPPER="$upper" -DGC_NAME="\"$name $flags\"" \
-            -DGC_HEADER="\"$name.h\"" -DGC_SEED="${GC_SEED:-12345}" $classes \
+            -DGC_HEADER="\"$name.h\"" -DGC_SEED="${GC_SEED:-12345}" -DGC_FLOOR="${GC_FLOOR:-1e-3}" $classes \
             -o "$dir/$name" tests/gradcheck.c "$dir/$name.c" -lm; then
         echo "FAIL $nn $flags: harness does not compile"; failed=$((failed + 1)); return
     fi
