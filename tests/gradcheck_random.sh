@@ -5,11 +5,12 @@
 # batch of 1 to 4, sometimes logits of hundreds), and tests/gradcheck.sh
 # checks its gradients against central differences in f64, fused and
 # --no-fuse, on random inputs drawn from the same seed. Then, where the
-# model has a relu, a leaky relu or a max pool, tests/gradcheck_ties.py
+# model has a relu, a leaky relu or a max pool, tests/gradcheck_ties.c
 # puts the weights and inputs on a grid of small numbers so that relu
 # inputs are exactly 0 and pooling windows hold equal maxima, and
-# compares nnc's gradients (fused and --no-fuse) with PyTorch's there
-# (skipped, with a line saying so, without python3-torch).
+# tests/gradcheck_ties.py compares nnc's gradients there (fused and
+# --no-fuse) with PyTorch's (skipped, with a line saying so, without
+# python3-torch).
 #
 # GRADCHECK_SEEDS="1 2 3" (or "1-200") replaces the default seeds. With
 # the default seeds the run also fails unless every fusion rule of
