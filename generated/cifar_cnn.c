@@ -3809,119 +3809,124 @@ enum { NTENSORS = 10 };
 static void k00_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv1_bias, float *restrict x_relu, float *restrict x_7)
 {
     NNC_PARALLEL_FOR
-    for (int nf = 0; nf < 24; nf++) {
-        const int n = nf / 6, f = nf % 6;
+    for (int nb = 0; nb < 12; nb++) {
+        const int n = nb / 3, f0 = nb % 3 * 2;
         const float *xn = x + (long)n * 3072;
-        const float *wf = w + (long)f * 27;
-        float act[900]; /* the plane the pooling reads */
-        /* the plane 32 wide like the input: output p reads input p + i * 32 + j */
-        float acc[958];
-        for (int p = 0; p < 944; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 944; p < 952; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 952; p < 956; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 956; p < 958; p++) {
-            acc[p] = 0;
+        /* filters f0 + k, each plane 32 wide like the input: output p reads input p + i * 32 + j */
+        float acc[2][958];
+        for (int k = 0; k < 2; k++) {
+            for (int p = 0; p < 944; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 944; p < 952; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 952; p < 956; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 956; p < 958; p++) {
+                acc[k][p] = 0;
+            }
         }
         for (int c = 0; c < 3; c++) {
             const float *xc = xn + (long)c * 1024;
-            const float *wt = wf + c * 9; /* the window's taps */
+            const float *wt = w + ((long)f0 * 3 + c) * 9; /* filter f0 + k's taps at wt[k * 27] */
             for (int p = 0; p < 944; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 32];
-                a += wt[4] * xc[p + 33];
-                a += wt[5] * xc[p + 34];
-                a += wt[6] * xc[p + 64];
-                a += wt[7] * xc[p + 65];
-                a += wt[8] * xc[p + 66];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[27] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[28] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[29] * v; }
+                { const float v = xc[p + 32]; a0 += wt[3] * v; a1 += wt[30] * v; }
+                { const float v = xc[p + 33]; a0 += wt[4] * v; a1 += wt[31] * v; }
+                { const float v = xc[p + 34]; a0 += wt[5] * v; a1 += wt[32] * v; }
+                { const float v = xc[p + 64]; a0 += wt[6] * v; a1 += wt[33] * v; }
+                { const float v = xc[p + 65]; a0 += wt[7] * v; a1 += wt[34] * v; }
+                { const float v = xc[p + 66]; a0 += wt[8] * v; a1 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1;
             }
             for (int p = 944; p < 952; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 32];
-                a += wt[4] * xc[p + 33];
-                a += wt[5] * xc[p + 34];
-                a += wt[6] * xc[p + 64];
-                a += wt[7] * xc[p + 65];
-                a += wt[8] * xc[p + 66];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[27] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[28] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[29] * v; }
+                { const float v = xc[p + 32]; a0 += wt[3] * v; a1 += wt[30] * v; }
+                { const float v = xc[p + 33]; a0 += wt[4] * v; a1 += wt[31] * v; }
+                { const float v = xc[p + 34]; a0 += wt[5] * v; a1 += wt[32] * v; }
+                { const float v = xc[p + 64]; a0 += wt[6] * v; a1 += wt[33] * v; }
+                { const float v = xc[p + 65]; a0 += wt[7] * v; a1 += wt[34] * v; }
+                { const float v = xc[p + 66]; a0 += wt[8] * v; a1 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1;
             }
             for (int p = 952; p < 956; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 32];
-                a += wt[4] * xc[p + 33];
-                a += wt[5] * xc[p + 34];
-                a += wt[6] * xc[p + 64];
-                a += wt[7] * xc[p + 65];
-                a += wt[8] * xc[p + 66];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[27] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[28] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[29] * v; }
+                { const float v = xc[p + 32]; a0 += wt[3] * v; a1 += wt[30] * v; }
+                { const float v = xc[p + 33]; a0 += wt[4] * v; a1 += wt[31] * v; }
+                { const float v = xc[p + 34]; a0 += wt[5] * v; a1 += wt[32] * v; }
+                { const float v = xc[p + 64]; a0 += wt[6] * v; a1 += wt[33] * v; }
+                { const float v = xc[p + 65]; a0 += wt[7] * v; a1 += wt[34] * v; }
+                { const float v = xc[p + 66]; a0 += wt[8] * v; a1 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1;
             }
             for (int p = 956; p < 958; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 32];
-                a += wt[4] * xc[p + 33];
-                a += wt[5] * xc[p + 34];
-                a += wt[6] * xc[p + 64];
-                a += wt[7] * xc[p + 65];
-                a += wt[8] * xc[p + 66];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[27] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[28] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[29] * v; }
+                { const float v = xc[p + 32]; a0 += wt[3] * v; a1 += wt[30] * v; }
+                { const float v = xc[p + 33]; a0 += wt[4] * v; a1 += wt[31] * v; }
+                { const float v = xc[p + 34]; a0 += wt[5] * v; a1 += wt[32] * v; }
+                { const float v = xc[p + 64]; a0 += wt[6] * v; a1 += wt[33] * v; }
+                { const float v = xc[p + 65]; a0 += wt[7] * v; a1 += wt[34] * v; }
+                { const float v = xc[p + 66]; a0 += wt[8] * v; a1 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1;
             }
         }
-        for (int oh = 0; oh < 30; oh++) {
-            for (int ow = 0; ow < 30; ow++) {
-                const int q = oh * 30 + ow;
-                const long at = (long)nf * 900 + oh * 30 + ow;
-                const float t0 = acc[oh * 32 + ow];
-                const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
-                const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                x_relu[at] = t2;
-                act[q] = t2;
+        for (int k = 0; k < 2; k++) {
+            const int f = f0 + k, nf = n * 6 + f;
+            (void)f, (void)nf; /* not every epilogue reads both */
+            float act[900]; /* the plane the pooling reads */
+            for (int oh = 0; oh < 30; oh++) {
+                for (int ow = 0; ow < 30; ow++) {
+                    const int q = oh * 30 + ow;
+                    const long at = (long)nf * 900 + oh * 30 + ow;
+                    const float t0 = acc[k][oh * 32 + ow];
+                    const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
+                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                    x_relu[at] = t2;
+                    act[q] = t2;
+                }
             }
-        }
-        {
-            /* maxpool2d of this plane, from the copy in act */
-            const float *xp = act;
-            float *yp = x_7 + (long)nf * 225;
-            for (int oh = 0; oh < 15; oh++) {
-                float *yr = yp + oh * 15;
-                const float *xr = xp + oh * 60;
-                for (int p = 0; p < 8; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int p = 8; p < 12; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int p = 12; p < 15; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const float *xs = xr + i * 30 + j;
-                        for (int p = 0; p < 8; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
-                        }
-                        for (int p = 8; p < 12; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
-                        }
-                        for (int p = 12; p < 15; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+            {
+                /* maxpool2d of this plane, from the copy in act */
+                const float *xp = act;
+                float *yp = x_7 + (long)nf * 225;
+                for (int oh = 0; oh < 15; oh++) {
+                    float *yr = yp + oh * 15;
+                    const float *xr = xp + oh * 60;
+                    for (int p = 0; p < 8; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int p = 8; p < 12; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int p = 12; p < 15; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int i = 0; i < 2; i++) {
+                        for (int j = 0; j < 2; j++) {
+                            const float *xs = xr + i * 30 + j;
+                            for (int p = 0; p < 8; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
+                            for (int p = 8; p < 12; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
+                            for (int p = 12; p < 15; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
                         }
                     }
                 }
@@ -3939,81 +3944,86 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
 static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_relu, float *restrict x_13)
 {
     NNC_PARALLEL_FOR
-    for (int nf = 0; nf < 64; nf++) {
-        const int n = nf / 16, f = nf % 16;
+    for (int nb = 0; nb < 16; nb++) {
+        const int n = nb / 4, f0 = nb % 4 * 4;
         const float *xn = x + (long)n * 1350;
-        const float *wf = w + (long)f * 54;
-        float act[169]; /* the plane the pooling reads */
-        /* the plane 15 wide like the input: output p reads input p + i * 15 + j */
-        float acc[193];
-        for (int p = 0; p < 192; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 192; p < 193; p++) {
-            acc[p] = 0;
+        /* filters f0 + k, each plane 15 wide like the input: output p reads input p + i * 15 + j */
+        float acc[4][193];
+        for (int k = 0; k < 4; k++) {
+            for (int p = 0; p < 192; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 192; p < 193; p++) {
+                acc[k][p] = 0;
+            }
         }
         for (int c = 0; c < 6; c++) {
             const float *xc = xn + (long)c * 225;
-            const float *wt = wf + c * 9; /* the window's taps */
+            const float *wt = w + ((long)f0 * 6 + c) * 9; /* filter f0 + k's taps at wt[k * 54] */
             for (int p = 0; p < 192; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 15];
-                a += wt[4] * xc[p + 16];
-                a += wt[5] * xc[p + 17];
-                a += wt[6] * xc[p + 30];
-                a += wt[7] * xc[p + 31];
-                a += wt[8] * xc[p + 32];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[54] * v; a2 += wt[108] * v; a3 += wt[162] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[55] * v; a2 += wt[109] * v; a3 += wt[163] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[56] * v; a2 += wt[110] * v; a3 += wt[164] * v; }
+                { const float v = xc[p + 15]; a0 += wt[3] * v; a1 += wt[57] * v; a2 += wt[111] * v; a3 += wt[165] * v; }
+                { const float v = xc[p + 16]; a0 += wt[4] * v; a1 += wt[58] * v; a2 += wt[112] * v; a3 += wt[166] * v; }
+                { const float v = xc[p + 17]; a0 += wt[5] * v; a1 += wt[59] * v; a2 += wt[113] * v; a3 += wt[167] * v; }
+                { const float v = xc[p + 30]; a0 += wt[6] * v; a1 += wt[60] * v; a2 += wt[114] * v; a3 += wt[168] * v; }
+                { const float v = xc[p + 31]; a0 += wt[7] * v; a1 += wt[61] * v; a2 += wt[115] * v; a3 += wt[169] * v; }
+                { const float v = xc[p + 32]; a0 += wt[8] * v; a1 += wt[62] * v; a2 += wt[116] * v; a3 += wt[170] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
             for (int p = 192; p < 193; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 15];
-                a += wt[4] * xc[p + 16];
-                a += wt[5] * xc[p + 17];
-                a += wt[6] * xc[p + 30];
-                a += wt[7] * xc[p + 31];
-                a += wt[8] * xc[p + 32];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[54] * v; a2 += wt[108] * v; a3 += wt[162] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[55] * v; a2 += wt[109] * v; a3 += wt[163] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[56] * v; a2 += wt[110] * v; a3 += wt[164] * v; }
+                { const float v = xc[p + 15]; a0 += wt[3] * v; a1 += wt[57] * v; a2 += wt[111] * v; a3 += wt[165] * v; }
+                { const float v = xc[p + 16]; a0 += wt[4] * v; a1 += wt[58] * v; a2 += wt[112] * v; a3 += wt[166] * v; }
+                { const float v = xc[p + 17]; a0 += wt[5] * v; a1 += wt[59] * v; a2 += wt[113] * v; a3 += wt[167] * v; }
+                { const float v = xc[p + 30]; a0 += wt[6] * v; a1 += wt[60] * v; a2 += wt[114] * v; a3 += wt[168] * v; }
+                { const float v = xc[p + 31]; a0 += wt[7] * v; a1 += wt[61] * v; a2 += wt[115] * v; a3 += wt[169] * v; }
+                { const float v = xc[p + 32]; a0 += wt[8] * v; a1 += wt[62] * v; a2 += wt[116] * v; a3 += wt[170] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
         }
-        for (int oh = 0; oh < 13; oh++) {
-            for (int ow = 0; ow < 13; ow++) {
-                const int q = oh * 13 + ow;
-                const long at = (long)nf * 169 + oh * 13 + ow;
-                const float t0 = acc[oh * 15 + ow];
-                const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
-                const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                x_relu[at] = t2;
-                act[q] = t2;
+        for (int k = 0; k < 4; k++) {
+            const int f = f0 + k, nf = n * 16 + f;
+            (void)f, (void)nf; /* not every epilogue reads both */
+            float act[169]; /* the plane the pooling reads */
+            for (int oh = 0; oh < 13; oh++) {
+                for (int ow = 0; ow < 13; ow++) {
+                    const int q = oh * 13 + ow;
+                    const long at = (long)nf * 169 + oh * 13 + ow;
+                    const float t0 = acc[k][oh * 15 + ow];
+                    const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
+                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                    x_relu[at] = t2;
+                    act[q] = t2;
+                }
             }
-        }
-        {
-            /* maxpool2d of this plane, from the copy in act */
-            const float *xp = act;
-            float *yp = x_13 + (long)nf * 36;
-            for (int oh = 0; oh < 6; oh++) {
-                float *yr = yp + oh * 6;
-                const float *xr = xp + oh * 26;
-                for (int p = 0; p < 4; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int p = 4; p < 6; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const float *xs = xr + i * 13 + j;
-                        for (int p = 0; p < 4; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
-                        }
-                        for (int p = 4; p < 6; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+            {
+                /* maxpool2d of this plane, from the copy in act */
+                const float *xp = act;
+                float *yp = x_13 + (long)nf * 36;
+                for (int oh = 0; oh < 6; oh++) {
+                    float *yr = yp + oh * 6;
+                    const float *xr = xp + oh * 26;
+                    for (int p = 0; p < 4; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int p = 4; p < 6; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int i = 0; i < 2; i++) {
+                        for (int j = 0; j < 2; j++) {
+                            const float *xs = xr + i * 13 + j;
+                            for (int p = 0; p < 4; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
+                            for (int p = 4; p < 6; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
                         }
                     }
                 }
@@ -4647,15 +4657,17 @@ static void k19_dconv2_bias_bias_grad(const float *restrict dy, float *restrict 
 static void k20_dx_conv2d_grad_input(const float *restrict dy, const float *restrict w, float *restrict dx)
 {
     NNC_PARALLEL_FOR
-    for (int nc = 0; nc < 24; nc++) {
-        const int n = nc / 6, c = nc % 6;
-        float *dxp = dx + (long)nc * 225;
-        float acc[225];
-        for (int p = 0; p < 224; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 224; p < 225; p++) {
-            acc[p] = 0;
+    for (int nb = 0; nb < 12; nb++) {
+        const int n = nb / 3, c0 = nb % 3 * 2;
+        /* the dx planes of channels c0 + k */
+        float acc[2][225];
+        for (int k = 0; k < 2; k++) {
+            for (int p = 0; p < 224; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 224; p < 225; p++) {
+                acc[k][p] = 0;
+            }
         }
         /* dy[n, f] at 32 + oh * 15 + ow, zeros elsewhere */
         float dyz[257];
@@ -4672,40 +4684,43 @@ static void k20_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     (dyz + 32)[oh * 15 + ow] = dyf[oh * 13 + ow];
                 }
             }
-            const float *wt = w + ((long)f * 6 + c) * 9; /* the window's taps */
+            const float *wt = w + ((long)f * 6 + c0) * 9; /* channel c0 + k's taps at wt[k * 9] */
             /* tap (i, j) reads dy at p - i * 15 - j */
             for (int p = 0; p < 224; p++) {
-                float a = acc[p];
-                a += wt[0] * dyz[p + 32];
-                a += wt[1] * dyz[p + 31];
-                a += wt[2] * dyz[p + 30];
-                a += wt[3] * dyz[p + 17];
-                a += wt[4] * dyz[p + 16];
-                a += wt[5] * dyz[p + 15];
-                a += wt[6] * dyz[p + 2];
-                a += wt[7] * dyz[p + 1];
-                a += wt[8] * dyz[p + 0];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p];
+                { const float v = dyz[p + 32]; a0 += wt[0] * v; a1 += wt[9] * v; }
+                { const float v = dyz[p + 31]; a0 += wt[1] * v; a1 += wt[10] * v; }
+                { const float v = dyz[p + 30]; a0 += wt[2] * v; a1 += wt[11] * v; }
+                { const float v = dyz[p + 17]; a0 += wt[3] * v; a1 += wt[12] * v; }
+                { const float v = dyz[p + 16]; a0 += wt[4] * v; a1 += wt[13] * v; }
+                { const float v = dyz[p + 15]; a0 += wt[5] * v; a1 += wt[14] * v; }
+                { const float v = dyz[p + 2]; a0 += wt[6] * v; a1 += wt[15] * v; }
+                { const float v = dyz[p + 1]; a0 += wt[7] * v; a1 += wt[16] * v; }
+                { const float v = dyz[p + 0]; a0 += wt[8] * v; a1 += wt[17] * v; }
+                acc[0][p] = a0; acc[1][p] = a1;
             }
             for (int p = 224; p < 225; p++) {
-                float a = acc[p];
-                a += wt[0] * dyz[p + 32];
-                a += wt[1] * dyz[p + 31];
-                a += wt[2] * dyz[p + 30];
-                a += wt[3] * dyz[p + 17];
-                a += wt[4] * dyz[p + 16];
-                a += wt[5] * dyz[p + 15];
-                a += wt[6] * dyz[p + 2];
-                a += wt[7] * dyz[p + 1];
-                a += wt[8] * dyz[p + 0];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p];
+                { const float v = dyz[p + 32]; a0 += wt[0] * v; a1 += wt[9] * v; }
+                { const float v = dyz[p + 31]; a0 += wt[1] * v; a1 += wt[10] * v; }
+                { const float v = dyz[p + 30]; a0 += wt[2] * v; a1 += wt[11] * v; }
+                { const float v = dyz[p + 17]; a0 += wt[3] * v; a1 += wt[12] * v; }
+                { const float v = dyz[p + 16]; a0 += wt[4] * v; a1 += wt[13] * v; }
+                { const float v = dyz[p + 15]; a0 += wt[5] * v; a1 += wt[14] * v; }
+                { const float v = dyz[p + 2]; a0 += wt[6] * v; a1 += wt[15] * v; }
+                { const float v = dyz[p + 1]; a0 += wt[7] * v; a1 += wt[16] * v; }
+                { const float v = dyz[p + 0]; a0 += wt[8] * v; a1 += wt[17] * v; }
+                acc[0][p] = a0; acc[1][p] = a1;
             }
         }
-        for (int p = 0; p < 224; p++) {
-            dxp[p] = acc[p];
-        }
-        for (int p = 224; p < 225; p++) {
-            dxp[p] = acc[p];
+        for (int k = 0; k < 2; k++) {
+            float *dxp = dx + ((long)n * 6 + c0 + k) * 225;
+            for (int p = 0; p < 224; p++) {
+                dxp[p] = acc[k][p];
+            }
+            for (int p = 224; p < 225; p++) {
+                dxp[p] = acc[k][p];
+            }
         }
     }
 }
@@ -4714,62 +4729,135 @@ static void k20_dx_conv2d_grad_input(const float *restrict dy, const float *rest
 static void k21_dconv2_weight_conv2d_grad_weight(const float *restrict dy, const float *restrict x, float *restrict dw)
 {
     NNC_PARALLEL_FOR
-    for (int fc = 0; fc < 96; fc++) {
-        const int f = fc / 6, c = fc % 6;
-        float lane[9][16];
-        for (int t = 0; t < 9; t++) {
-            for (int q = 0; q < 16; q++) {
-                lane[t][q] = 0;
+    for (int fc = 0; fc < 8; fc++) {
+        const int f0 = fc / 1 * 2, c0 = fc % 1 * 6;
+        /* channel c0 + cc, filter f0 + k, tap t: 16 partial sums */
+        float lanes[6][2][9][16];
+        for (int cc = 0; cc < 6; cc++) {
+            for (int k = 0; k < 2; k++) {
+                for (int t = 0; t < 9; t++) {
+                    for (int p = 0; p < 16; p++) {
+                        lanes[cc][k][t][p] = 0;
+                    }
+                }
             }
         }
-        /* dy[n, f] with rows 15 apart, like the input; the gaps stay 0 */
-        float dyw[193];
-        for (int p = 0; p < 192; p++) {
-            dyw[p] = 0;
-        }
-        for (int p = 192; p < 193; p++) {
-            dyw[p] = 0;
+        /* dy[n, f0 + k] with rows 15 apart, like the input; the gaps stay 0 */
+        float dyw[2][193];
+        for (int k = 0; k < 2; k++) {
+            for (int p = 0; p < 192; p++) {
+                dyw[k][p] = 0;
+            }
+            for (int p = 192; p < 193; p++) {
+                dyw[k][p] = 0;
+            }
         }
         for (int n = 0; n < 4; n++) {
-            const float *xc = x + ((long)n * 6 + c) * 225;
-            const float *dyf = dy + ((long)n * 16 + f) * 169;
-            for (int oh = 0; oh < 13; oh++) {
-                for (int ow = 0; ow < 13; ow++) {
-                    dyw[oh * 15 + ow] = dyf[oh * 13 + ow];
+            for (int k = 0; k < 2; k++) {
+                const float *dyf = dy + ((long)n * 16 + f0 + k) * 169;
+                for (int oh = 0; oh < 13; oh++) {
+                    for (int ow = 0; ow < 13; ow++) {
+                        dyw[k][oh * 15 + ow] = dyf[oh * 13 + ow];
+                    }
                 }
             }
-            /* every tap (i, j) at once: lane[i * 3 + j] sums dy[p] * x[p + i * 15 + j] */
-            for (int p0 = 0; p0 < 192; p0 += 16) {
-                for (int q = 0; q < 16; q++) {
-                    lane[0][q] += dyw[p0 + q] * xc[p0 + q + 0];
-                    lane[1][q] += dyw[p0 + q] * xc[p0 + q + 1];
-                    lane[2][q] += dyw[p0 + q] * xc[p0 + q + 2];
-                    lane[3][q] += dyw[p0 + q] * xc[p0 + q + 15];
-                    lane[4][q] += dyw[p0 + q] * xc[p0 + q + 16];
-                    lane[5][q] += dyw[p0 + q] * xc[p0 + q + 17];
-                    lane[6][q] += dyw[p0 + q] * xc[p0 + q + 30];
-                    lane[7][q] += dyw[p0 + q] * xc[p0 + q + 31];
-                    lane[8][q] += dyw[p0 + q] * xc[p0 + q + 32];
+            /* the copy serves 6 channels: its reads wait for its stores once */
+            for (int cc = 0; cc < 6; cc++) {
+                const float *xc = x + ((long)n * 6 + c0 + cc) * 225;
+                float (*lane)[9][16] = lanes[cc];
+                /* rows of 16, 4 at a time: lane q of every sum in a register */
+                for (int p0 = 0; p0 < 192; p0 += 64) {
+                    for (int q = 0; q < 16; q++) {
+                        float s0_0 = lane[0][0][q], s0_1 = lane[0][1][q], s0_2 = lane[0][2][q], s0_3 = lane[0][3][q], s0_4 = lane[0][4][q], s0_5 = lane[0][5][q], s0_6 = lane[0][6][q], s0_7 = lane[0][7][q], s0_8 = lane[0][8][q];
+                        float s1_0 = lane[1][0][q], s1_1 = lane[1][1][q], s1_2 = lane[1][2][q], s1_3 = lane[1][3][q], s1_4 = lane[1][4][q], s1_5 = lane[1][5][q], s1_6 = lane[1][6][q], s1_7 = lane[1][7][q], s1_8 = lane[1][8][q];
+                        {
+                            const int p = p0 + 0 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 15]; s1_3 += d1 * xc[p + 15];
+                            s0_4 += d0 * xc[p + 16]; s1_4 += d1 * xc[p + 16];
+                            s0_5 += d0 * xc[p + 17]; s1_5 += d1 * xc[p + 17];
+                            s0_6 += d0 * xc[p + 30]; s1_6 += d1 * xc[p + 30];
+                            s0_7 += d0 * xc[p + 31]; s1_7 += d1 * xc[p + 31];
+                            s0_8 += d0 * xc[p + 32]; s1_8 += d1 * xc[p + 32];
+                        }
+                        {
+                            const int p = p0 + 16 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 15]; s1_3 += d1 * xc[p + 15];
+                            s0_4 += d0 * xc[p + 16]; s1_4 += d1 * xc[p + 16];
+                            s0_5 += d0 * xc[p + 17]; s1_5 += d1 * xc[p + 17];
+                            s0_6 += d0 * xc[p + 30]; s1_6 += d1 * xc[p + 30];
+                            s0_7 += d0 * xc[p + 31]; s1_7 += d1 * xc[p + 31];
+                            s0_8 += d0 * xc[p + 32]; s1_8 += d1 * xc[p + 32];
+                        }
+                        {
+                            const int p = p0 + 32 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 15]; s1_3 += d1 * xc[p + 15];
+                            s0_4 += d0 * xc[p + 16]; s1_4 += d1 * xc[p + 16];
+                            s0_5 += d0 * xc[p + 17]; s1_5 += d1 * xc[p + 17];
+                            s0_6 += d0 * xc[p + 30]; s1_6 += d1 * xc[p + 30];
+                            s0_7 += d0 * xc[p + 31]; s1_7 += d1 * xc[p + 31];
+                            s0_8 += d0 * xc[p + 32]; s1_8 += d1 * xc[p + 32];
+                        }
+                        {
+                            const int p = p0 + 48 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 15]; s1_3 += d1 * xc[p + 15];
+                            s0_4 += d0 * xc[p + 16]; s1_4 += d1 * xc[p + 16];
+                            s0_5 += d0 * xc[p + 17]; s1_5 += d1 * xc[p + 17];
+                            s0_6 += d0 * xc[p + 30]; s1_6 += d1 * xc[p + 30];
+                            s0_7 += d0 * xc[p + 31]; s1_7 += d1 * xc[p + 31];
+                            s0_8 += d0 * xc[p + 32]; s1_8 += d1 * xc[p + 32];
+                        }
+                        lane[0][0][q] = s0_0; lane[0][1][q] = s0_1; lane[0][2][q] = s0_2; lane[0][3][q] = s0_3; lane[0][4][q] = s0_4; lane[0][5][q] = s0_5; lane[0][6][q] = s0_6; lane[0][7][q] = s0_7; lane[0][8][q] = s0_8;
+                        lane[1][0][q] = s1_0; lane[1][1][q] = s1_1; lane[1][2][q] = s1_2; lane[1][3][q] = s1_3; lane[1][4][q] = s1_4; lane[1][5][q] = s1_5; lane[1][6][q] = s1_6; lane[1][7][q] = s1_7; lane[1][8][q] = s1_8;
+                    }
                 }
-            }
-            for (int p = 0; p < 1; p++) {
-                lane[0][p] += dyw[192 + p] * xc[192 + p + 0];
-                lane[1][p] += dyw[192 + p] * xc[192 + p + 1];
-                lane[2][p] += dyw[192 + p] * xc[192 + p + 2];
-                lane[3][p] += dyw[192 + p] * xc[192 + p + 15];
-                lane[4][p] += dyw[192 + p] * xc[192 + p + 16];
-                lane[5][p] += dyw[192 + p] * xc[192 + p + 17];
-                lane[6][p] += dyw[192 + p] * xc[192 + p + 30];
-                lane[7][p] += dyw[192 + p] * xc[192 + p + 31];
-                lane[8][p] += dyw[192 + p] * xc[192 + p + 32];
+                for (int p = 0; p < 1; p++) {
+                    lane[0][0][p] += dyw[0][192 + p] * xc[192 + p + 0];
+                    lane[0][1][p] += dyw[0][192 + p] * xc[192 + p + 1];
+                    lane[0][2][p] += dyw[0][192 + p] * xc[192 + p + 2];
+                    lane[0][3][p] += dyw[0][192 + p] * xc[192 + p + 15];
+                    lane[0][4][p] += dyw[0][192 + p] * xc[192 + p + 16];
+                    lane[0][5][p] += dyw[0][192 + p] * xc[192 + p + 17];
+                    lane[0][6][p] += dyw[0][192 + p] * xc[192 + p + 30];
+                    lane[0][7][p] += dyw[0][192 + p] * xc[192 + p + 31];
+                    lane[0][8][p] += dyw[0][192 + p] * xc[192 + p + 32];
+                    lane[1][0][p] += dyw[1][192 + p] * xc[192 + p + 0];
+                    lane[1][1][p] += dyw[1][192 + p] * xc[192 + p + 1];
+                    lane[1][2][p] += dyw[1][192 + p] * xc[192 + p + 2];
+                    lane[1][3][p] += dyw[1][192 + p] * xc[192 + p + 15];
+                    lane[1][4][p] += dyw[1][192 + p] * xc[192 + p + 16];
+                    lane[1][5][p] += dyw[1][192 + p] * xc[192 + p + 17];
+                    lane[1][6][p] += dyw[1][192 + p] * xc[192 + p + 30];
+                    lane[1][7][p] += dyw[1][192 + p] * xc[192 + p + 31];
+                    lane[1][8][p] += dyw[1][192 + p] * xc[192 + p + 32];
+                }
             }
         }
-        for (int t = 0; t < 9; t++) {
-            float s = 0;
-            for (int q = 0; q < 16; q++) {
-                s += lane[t][q];
+        for (int cc = 0; cc < 6; cc++) {
+            for (int k = 0; k < 2; k++) {
+                for (int t = 0; t < 9; t++) {
+                    float s = 0;
+                    for (int q = 0; q < 16; q++) {
+                        s += lanes[cc][k][t][q];
+                    }
+                    dw[((long)(f0 + k) * 6 + c0 + cc) * 9 + t] = s;
+                }
             }
-            dw[(long)fc * 9 + t] = s;
         }
     }
 }
@@ -4828,90 +4916,226 @@ static void k23_dconv1_bias_bias_grad(const float *restrict dy, float *restrict 
 static void k24_dconv1_weight_conv2d_grad_weight(const float *restrict dy, const float *restrict x, float *restrict dw)
 {
     NNC_PARALLEL_FOR
-    for (int fc = 0; fc < 18; fc++) {
-        const int f = fc / 3, c = fc % 3;
-        float lane[9][16];
-        for (int t = 0; t < 9; t++) {
-            for (int q = 0; q < 16; q++) {
-                lane[t][q] = 0;
+    for (int fc = 0; fc < 3; fc++) {
+        const int f0 = fc / 1 * 2, c0 = fc % 1 * 3;
+        /* channel c0 + cc, filter f0 + k, tap t: 16 partial sums */
+        float lanes[3][2][9][16];
+        for (int cc = 0; cc < 3; cc++) {
+            for (int k = 0; k < 2; k++) {
+                for (int t = 0; t < 9; t++) {
+                    for (int p = 0; p < 16; p++) {
+                        lanes[cc][k][t][p] = 0;
+                    }
+                }
             }
         }
-        /* dy[n, f] with rows 32 apart, like the input; the gaps stay 0 */
-        float dyw[958];
-        for (int p = 0; p < 944; p++) {
-            dyw[p] = 0;
-        }
-        for (int p = 944; p < 952; p++) {
-            dyw[p] = 0;
-        }
-        for (int p = 952; p < 956; p++) {
-            dyw[p] = 0;
-        }
-        for (int p = 956; p < 958; p++) {
-            dyw[p] = 0;
+        /* dy[n, f0 + k] with rows 32 apart, like the input; the gaps stay 0 */
+        float dyw[2][958];
+        for (int k = 0; k < 2; k++) {
+            for (int p = 0; p < 944; p++) {
+                dyw[k][p] = 0;
+            }
+            for (int p = 944; p < 952; p++) {
+                dyw[k][p] = 0;
+            }
+            for (int p = 952; p < 956; p++) {
+                dyw[k][p] = 0;
+            }
+            for (int p = 956; p < 958; p++) {
+                dyw[k][p] = 0;
+            }
         }
         for (int n = 0; n < 4; n++) {
-            const float *xc = x + ((long)n * 3 + c) * 1024;
-            const float *dyf = dy + ((long)n * 6 + f) * 900;
-            for (int oh = 0; oh < 30; oh++) {
-                for (int ow = 0; ow < 30; ow++) {
-                    dyw[oh * 32 + ow] = dyf[oh * 30 + ow];
+            for (int k = 0; k < 2; k++) {
+                const float *dyf = dy + ((long)n * 6 + f0 + k) * 900;
+                for (int oh = 0; oh < 30; oh++) {
+                    for (int ow = 0; ow < 30; ow++) {
+                        dyw[k][oh * 32 + ow] = dyf[oh * 30 + ow];
+                    }
                 }
             }
-            /* every tap (i, j) at once: lane[i * 3 + j] sums dy[p] * x[p + i * 32 + j] */
-            for (int p0 = 0; p0 < 944; p0 += 16) {
+            /* the copy serves 3 channels: its reads wait for its stores once */
+            for (int cc = 0; cc < 3; cc++) {
+                const float *xc = x + ((long)n * 3 + c0 + cc) * 1024;
+                float (*lane)[9][16] = lanes[cc];
+                /* rows of 16, 4 at a time: lane q of every sum in a register */
+                for (int p0 = 0; p0 < 896; p0 += 64) {
+                    for (int q = 0; q < 16; q++) {
+                        float s0_0 = lane[0][0][q], s0_1 = lane[0][1][q], s0_2 = lane[0][2][q], s0_3 = lane[0][3][q], s0_4 = lane[0][4][q], s0_5 = lane[0][5][q], s0_6 = lane[0][6][q], s0_7 = lane[0][7][q], s0_8 = lane[0][8][q];
+                        float s1_0 = lane[1][0][q], s1_1 = lane[1][1][q], s1_2 = lane[1][2][q], s1_3 = lane[1][3][q], s1_4 = lane[1][4][q], s1_5 = lane[1][5][q], s1_6 = lane[1][6][q], s1_7 = lane[1][7][q], s1_8 = lane[1][8][q];
+                        {
+                            const int p = p0 + 0 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 32]; s1_3 += d1 * xc[p + 32];
+                            s0_4 += d0 * xc[p + 33]; s1_4 += d1 * xc[p + 33];
+                            s0_5 += d0 * xc[p + 34]; s1_5 += d1 * xc[p + 34];
+                            s0_6 += d0 * xc[p + 64]; s1_6 += d1 * xc[p + 64];
+                            s0_7 += d0 * xc[p + 65]; s1_7 += d1 * xc[p + 65];
+                            s0_8 += d0 * xc[p + 66]; s1_8 += d1 * xc[p + 66];
+                        }
+                        {
+                            const int p = p0 + 16 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 32]; s1_3 += d1 * xc[p + 32];
+                            s0_4 += d0 * xc[p + 33]; s1_4 += d1 * xc[p + 33];
+                            s0_5 += d0 * xc[p + 34]; s1_5 += d1 * xc[p + 34];
+                            s0_6 += d0 * xc[p + 64]; s1_6 += d1 * xc[p + 64];
+                            s0_7 += d0 * xc[p + 65]; s1_7 += d1 * xc[p + 65];
+                            s0_8 += d0 * xc[p + 66]; s1_8 += d1 * xc[p + 66];
+                        }
+                        {
+                            const int p = p0 + 32 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 32]; s1_3 += d1 * xc[p + 32];
+                            s0_4 += d0 * xc[p + 33]; s1_4 += d1 * xc[p + 33];
+                            s0_5 += d0 * xc[p + 34]; s1_5 += d1 * xc[p + 34];
+                            s0_6 += d0 * xc[p + 64]; s1_6 += d1 * xc[p + 64];
+                            s0_7 += d0 * xc[p + 65]; s1_7 += d1 * xc[p + 65];
+                            s0_8 += d0 * xc[p + 66]; s1_8 += d1 * xc[p + 66];
+                        }
+                        {
+                            const int p = p0 + 48 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 32]; s1_3 += d1 * xc[p + 32];
+                            s0_4 += d0 * xc[p + 33]; s1_4 += d1 * xc[p + 33];
+                            s0_5 += d0 * xc[p + 34]; s1_5 += d1 * xc[p + 34];
+                            s0_6 += d0 * xc[p + 64]; s1_6 += d1 * xc[p + 64];
+                            s0_7 += d0 * xc[p + 65]; s1_7 += d1 * xc[p + 65];
+                            s0_8 += d0 * xc[p + 66]; s1_8 += d1 * xc[p + 66];
+                        }
+                        lane[0][0][q] = s0_0; lane[0][1][q] = s0_1; lane[0][2][q] = s0_2; lane[0][3][q] = s0_3; lane[0][4][q] = s0_4; lane[0][5][q] = s0_5; lane[0][6][q] = s0_6; lane[0][7][q] = s0_7; lane[0][8][q] = s0_8;
+                        lane[1][0][q] = s1_0; lane[1][1][q] = s1_1; lane[1][2][q] = s1_2; lane[1][3][q] = s1_3; lane[1][4][q] = s1_4; lane[1][5][q] = s1_5; lane[1][6][q] = s1_6; lane[1][7][q] = s1_7; lane[1][8][q] = s1_8;
+                    }
+                }
                 for (int q = 0; q < 16; q++) {
-                    lane[0][q] += dyw[p0 + q] * xc[p0 + q + 0];
-                    lane[1][q] += dyw[p0 + q] * xc[p0 + q + 1];
-                    lane[2][q] += dyw[p0 + q] * xc[p0 + q + 2];
-                    lane[3][q] += dyw[p0 + q] * xc[p0 + q + 32];
-                    lane[4][q] += dyw[p0 + q] * xc[p0 + q + 33];
-                    lane[5][q] += dyw[p0 + q] * xc[p0 + q + 34];
-                    lane[6][q] += dyw[p0 + q] * xc[p0 + q + 64];
-                    lane[7][q] += dyw[p0 + q] * xc[p0 + q + 65];
-                    lane[8][q] += dyw[p0 + q] * xc[p0 + q + 66];
+                    float s0_0 = lane[0][0][q], s0_1 = lane[0][1][q], s0_2 = lane[0][2][q], s0_3 = lane[0][3][q], s0_4 = lane[0][4][q], s0_5 = lane[0][5][q], s0_6 = lane[0][6][q], s0_7 = lane[0][7][q], s0_8 = lane[0][8][q];
+                    float s1_0 = lane[1][0][q], s1_1 = lane[1][1][q], s1_2 = lane[1][2][q], s1_3 = lane[1][3][q], s1_4 = lane[1][4][q], s1_5 = lane[1][5][q], s1_6 = lane[1][6][q], s1_7 = lane[1][7][q], s1_8 = lane[1][8][q];
+                    {
+                        const int p = 896 + 0 + q;
+                        const float d0 = dyw[0][p], d1 = dyw[1][p];
+                        s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                        s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                        s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                        s0_3 += d0 * xc[p + 32]; s1_3 += d1 * xc[p + 32];
+                        s0_4 += d0 * xc[p + 33]; s1_4 += d1 * xc[p + 33];
+                        s0_5 += d0 * xc[p + 34]; s1_5 += d1 * xc[p + 34];
+                        s0_6 += d0 * xc[p + 64]; s1_6 += d1 * xc[p + 64];
+                        s0_7 += d0 * xc[p + 65]; s1_7 += d1 * xc[p + 65];
+                        s0_8 += d0 * xc[p + 66]; s1_8 += d1 * xc[p + 66];
+                    }
+                    {
+                        const int p = 896 + 16 + q;
+                        const float d0 = dyw[0][p], d1 = dyw[1][p];
+                        s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                        s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                        s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                        s0_3 += d0 * xc[p + 32]; s1_3 += d1 * xc[p + 32];
+                        s0_4 += d0 * xc[p + 33]; s1_4 += d1 * xc[p + 33];
+                        s0_5 += d0 * xc[p + 34]; s1_5 += d1 * xc[p + 34];
+                        s0_6 += d0 * xc[p + 64]; s1_6 += d1 * xc[p + 64];
+                        s0_7 += d0 * xc[p + 65]; s1_7 += d1 * xc[p + 65];
+                        s0_8 += d0 * xc[p + 66]; s1_8 += d1 * xc[p + 66];
+                    }
+                    {
+                        const int p = 896 + 32 + q;
+                        const float d0 = dyw[0][p], d1 = dyw[1][p];
+                        s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                        s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                        s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                        s0_3 += d0 * xc[p + 32]; s1_3 += d1 * xc[p + 32];
+                        s0_4 += d0 * xc[p + 33]; s1_4 += d1 * xc[p + 33];
+                        s0_5 += d0 * xc[p + 34]; s1_5 += d1 * xc[p + 34];
+                        s0_6 += d0 * xc[p + 64]; s1_6 += d1 * xc[p + 64];
+                        s0_7 += d0 * xc[p + 65]; s1_7 += d1 * xc[p + 65];
+                        s0_8 += d0 * xc[p + 66]; s1_8 += d1 * xc[p + 66];
+                    }
+                    lane[0][0][q] = s0_0; lane[0][1][q] = s0_1; lane[0][2][q] = s0_2; lane[0][3][q] = s0_3; lane[0][4][q] = s0_4; lane[0][5][q] = s0_5; lane[0][6][q] = s0_6; lane[0][7][q] = s0_7; lane[0][8][q] = s0_8;
+                    lane[1][0][q] = s1_0; lane[1][1][q] = s1_1; lane[1][2][q] = s1_2; lane[1][3][q] = s1_3; lane[1][4][q] = s1_4; lane[1][5][q] = s1_5; lane[1][6][q] = s1_6; lane[1][7][q] = s1_7; lane[1][8][q] = s1_8;
                 }
-            }
-            for (int p = 0; p < 8; p++) {
-                lane[0][p] += dyw[944 + p] * xc[944 + p + 0];
-                lane[1][p] += dyw[944 + p] * xc[944 + p + 1];
-                lane[2][p] += dyw[944 + p] * xc[944 + p + 2];
-                lane[3][p] += dyw[944 + p] * xc[944 + p + 32];
-                lane[4][p] += dyw[944 + p] * xc[944 + p + 33];
-                lane[5][p] += dyw[944 + p] * xc[944 + p + 34];
-                lane[6][p] += dyw[944 + p] * xc[944 + p + 64];
-                lane[7][p] += dyw[944 + p] * xc[944 + p + 65];
-                lane[8][p] += dyw[944 + p] * xc[944 + p + 66];
-            }
-            for (int p = 8; p < 12; p++) {
-                lane[0][p] += dyw[944 + p] * xc[944 + p + 0];
-                lane[1][p] += dyw[944 + p] * xc[944 + p + 1];
-                lane[2][p] += dyw[944 + p] * xc[944 + p + 2];
-                lane[3][p] += dyw[944 + p] * xc[944 + p + 32];
-                lane[4][p] += dyw[944 + p] * xc[944 + p + 33];
-                lane[5][p] += dyw[944 + p] * xc[944 + p + 34];
-                lane[6][p] += dyw[944 + p] * xc[944 + p + 64];
-                lane[7][p] += dyw[944 + p] * xc[944 + p + 65];
-                lane[8][p] += dyw[944 + p] * xc[944 + p + 66];
-            }
-            for (int p = 12; p < 14; p++) {
-                lane[0][p] += dyw[944 + p] * xc[944 + p + 0];
-                lane[1][p] += dyw[944 + p] * xc[944 + p + 1];
-                lane[2][p] += dyw[944 + p] * xc[944 + p + 2];
-                lane[3][p] += dyw[944 + p] * xc[944 + p + 32];
-                lane[4][p] += dyw[944 + p] * xc[944 + p + 33];
-                lane[5][p] += dyw[944 + p] * xc[944 + p + 34];
-                lane[6][p] += dyw[944 + p] * xc[944 + p + 64];
-                lane[7][p] += dyw[944 + p] * xc[944 + p + 65];
-                lane[8][p] += dyw[944 + p] * xc[944 + p + 66];
+                for (int p = 0; p < 8; p++) {
+                    lane[0][0][p] += dyw[0][944 + p] * xc[944 + p + 0];
+                    lane[0][1][p] += dyw[0][944 + p] * xc[944 + p + 1];
+                    lane[0][2][p] += dyw[0][944 + p] * xc[944 + p + 2];
+                    lane[0][3][p] += dyw[0][944 + p] * xc[944 + p + 32];
+                    lane[0][4][p] += dyw[0][944 + p] * xc[944 + p + 33];
+                    lane[0][5][p] += dyw[0][944 + p] * xc[944 + p + 34];
+                    lane[0][6][p] += dyw[0][944 + p] * xc[944 + p + 64];
+                    lane[0][7][p] += dyw[0][944 + p] * xc[944 + p + 65];
+                    lane[0][8][p] += dyw[0][944 + p] * xc[944 + p + 66];
+                    lane[1][0][p] += dyw[1][944 + p] * xc[944 + p + 0];
+                    lane[1][1][p] += dyw[1][944 + p] * xc[944 + p + 1];
+                    lane[1][2][p] += dyw[1][944 + p] * xc[944 + p + 2];
+                    lane[1][3][p] += dyw[1][944 + p] * xc[944 + p + 32];
+                    lane[1][4][p] += dyw[1][944 + p] * xc[944 + p + 33];
+                    lane[1][5][p] += dyw[1][944 + p] * xc[944 + p + 34];
+                    lane[1][6][p] += dyw[1][944 + p] * xc[944 + p + 64];
+                    lane[1][7][p] += dyw[1][944 + p] * xc[944 + p + 65];
+                    lane[1][8][p] += dyw[1][944 + p] * xc[944 + p + 66];
+                }
+                for (int p = 8; p < 12; p++) {
+                    lane[0][0][p] += dyw[0][944 + p] * xc[944 + p + 0];
+                    lane[0][1][p] += dyw[0][944 + p] * xc[944 + p + 1];
+                    lane[0][2][p] += dyw[0][944 + p] * xc[944 + p + 2];
+                    lane[0][3][p] += dyw[0][944 + p] * xc[944 + p + 32];
+                    lane[0][4][p] += dyw[0][944 + p] * xc[944 + p + 33];
+                    lane[0][5][p] += dyw[0][944 + p] * xc[944 + p + 34];
+                    lane[0][6][p] += dyw[0][944 + p] * xc[944 + p + 64];
+                    lane[0][7][p] += dyw[0][944 + p] * xc[944 + p + 65];
+                    lane[0][8][p] += dyw[0][944 + p] * xc[944 + p + 66];
+                    lane[1][0][p] += dyw[1][944 + p] * xc[944 + p + 0];
+                    lane[1][1][p] += dyw[1][944 + p] * xc[944 + p + 1];
+                    lane[1][2][p] += dyw[1][944 + p] * xc[944 + p + 2];
+                    lane[1][3][p] += dyw[1][944 + p] * xc[944 + p + 32];
+                    lane[1][4][p] += dyw[1][944 + p] * xc[944 + p + 33];
+                    lane[1][5][p] += dyw[1][944 + p] * xc[944 + p + 34];
+                    lane[1][6][p] += dyw[1][944 + p] * xc[944 + p + 64];
+                    lane[1][7][p] += dyw[1][944 + p] * xc[944 + p + 65];
+                    lane[1][8][p] += dyw[1][944 + p] * xc[944 + p + 66];
+                }
+                for (int p = 12; p < 14; p++) {
+                    lane[0][0][p] += dyw[0][944 + p] * xc[944 + p + 0];
+                    lane[0][1][p] += dyw[0][944 + p] * xc[944 + p + 1];
+                    lane[0][2][p] += dyw[0][944 + p] * xc[944 + p + 2];
+                    lane[0][3][p] += dyw[0][944 + p] * xc[944 + p + 32];
+                    lane[0][4][p] += dyw[0][944 + p] * xc[944 + p + 33];
+                    lane[0][5][p] += dyw[0][944 + p] * xc[944 + p + 34];
+                    lane[0][6][p] += dyw[0][944 + p] * xc[944 + p + 64];
+                    lane[0][7][p] += dyw[0][944 + p] * xc[944 + p + 65];
+                    lane[0][8][p] += dyw[0][944 + p] * xc[944 + p + 66];
+                    lane[1][0][p] += dyw[1][944 + p] * xc[944 + p + 0];
+                    lane[1][1][p] += dyw[1][944 + p] * xc[944 + p + 1];
+                    lane[1][2][p] += dyw[1][944 + p] * xc[944 + p + 2];
+                    lane[1][3][p] += dyw[1][944 + p] * xc[944 + p + 32];
+                    lane[1][4][p] += dyw[1][944 + p] * xc[944 + p + 33];
+                    lane[1][5][p] += dyw[1][944 + p] * xc[944 + p + 34];
+                    lane[1][6][p] += dyw[1][944 + p] * xc[944 + p + 64];
+                    lane[1][7][p] += dyw[1][944 + p] * xc[944 + p + 65];
+                    lane[1][8][p] += dyw[1][944 + p] * xc[944 + p + 66];
+                }
             }
         }
-        for (int t = 0; t < 9; t++) {
-            float s = 0;
-            for (int q = 0; q < 16; q++) {
-                s += lane[t][q];
+        for (int cc = 0; cc < 3; cc++) {
+            for (int k = 0; k < 2; k++) {
+                for (int t = 0; t < 9; t++) {
+                    float s = 0;
+                    for (int q = 0; q < 16; q++) {
+                        s += lanes[cc][k][t][q];
+                    }
+                    dw[((long)(f0 + k) * 3 + c0 + cc) * 9 + t] = s;
+                }
             }
-            dw[(long)fc * 9 + t] = s;
         }
     }
 }
@@ -4949,117 +5173,122 @@ static void k25_params_sgd_update(float *restrict w, const float *restrict g, fl
 static void k26_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv1_bias, float *restrict x_7)
 {
     NNC_PARALLEL_FOR
-    for (int nf = 0; nf < 24; nf++) {
-        const int n = nf / 6, f = nf % 6;
+    for (int nb = 0; nb < 12; nb++) {
+        const int n = nb / 3, f0 = nb % 3 * 2;
         const float *xn = x + (long)n * 3072;
-        const float *wf = w + (long)f * 27;
-        float act[900]; /* the plane the pooling reads */
-        /* the plane 32 wide like the input: output p reads input p + i * 32 + j */
-        float acc[958];
-        for (int p = 0; p < 944; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 944; p < 952; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 952; p < 956; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 956; p < 958; p++) {
-            acc[p] = 0;
+        /* filters f0 + k, each plane 32 wide like the input: output p reads input p + i * 32 + j */
+        float acc[2][958];
+        for (int k = 0; k < 2; k++) {
+            for (int p = 0; p < 944; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 944; p < 952; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 952; p < 956; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 956; p < 958; p++) {
+                acc[k][p] = 0;
+            }
         }
         for (int c = 0; c < 3; c++) {
             const float *xc = xn + (long)c * 1024;
-            const float *wt = wf + c * 9; /* the window's taps */
+            const float *wt = w + ((long)f0 * 3 + c) * 9; /* filter f0 + k's taps at wt[k * 27] */
             for (int p = 0; p < 944; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 32];
-                a += wt[4] * xc[p + 33];
-                a += wt[5] * xc[p + 34];
-                a += wt[6] * xc[p + 64];
-                a += wt[7] * xc[p + 65];
-                a += wt[8] * xc[p + 66];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[27] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[28] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[29] * v; }
+                { const float v = xc[p + 32]; a0 += wt[3] * v; a1 += wt[30] * v; }
+                { const float v = xc[p + 33]; a0 += wt[4] * v; a1 += wt[31] * v; }
+                { const float v = xc[p + 34]; a0 += wt[5] * v; a1 += wt[32] * v; }
+                { const float v = xc[p + 64]; a0 += wt[6] * v; a1 += wt[33] * v; }
+                { const float v = xc[p + 65]; a0 += wt[7] * v; a1 += wt[34] * v; }
+                { const float v = xc[p + 66]; a0 += wt[8] * v; a1 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1;
             }
             for (int p = 944; p < 952; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 32];
-                a += wt[4] * xc[p + 33];
-                a += wt[5] * xc[p + 34];
-                a += wt[6] * xc[p + 64];
-                a += wt[7] * xc[p + 65];
-                a += wt[8] * xc[p + 66];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[27] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[28] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[29] * v; }
+                { const float v = xc[p + 32]; a0 += wt[3] * v; a1 += wt[30] * v; }
+                { const float v = xc[p + 33]; a0 += wt[4] * v; a1 += wt[31] * v; }
+                { const float v = xc[p + 34]; a0 += wt[5] * v; a1 += wt[32] * v; }
+                { const float v = xc[p + 64]; a0 += wt[6] * v; a1 += wt[33] * v; }
+                { const float v = xc[p + 65]; a0 += wt[7] * v; a1 += wt[34] * v; }
+                { const float v = xc[p + 66]; a0 += wt[8] * v; a1 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1;
             }
             for (int p = 952; p < 956; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 32];
-                a += wt[4] * xc[p + 33];
-                a += wt[5] * xc[p + 34];
-                a += wt[6] * xc[p + 64];
-                a += wt[7] * xc[p + 65];
-                a += wt[8] * xc[p + 66];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[27] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[28] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[29] * v; }
+                { const float v = xc[p + 32]; a0 += wt[3] * v; a1 += wt[30] * v; }
+                { const float v = xc[p + 33]; a0 += wt[4] * v; a1 += wt[31] * v; }
+                { const float v = xc[p + 34]; a0 += wt[5] * v; a1 += wt[32] * v; }
+                { const float v = xc[p + 64]; a0 += wt[6] * v; a1 += wt[33] * v; }
+                { const float v = xc[p + 65]; a0 += wt[7] * v; a1 += wt[34] * v; }
+                { const float v = xc[p + 66]; a0 += wt[8] * v; a1 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1;
             }
             for (int p = 956; p < 958; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 32];
-                a += wt[4] * xc[p + 33];
-                a += wt[5] * xc[p + 34];
-                a += wt[6] * xc[p + 64];
-                a += wt[7] * xc[p + 65];
-                a += wt[8] * xc[p + 66];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[27] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[28] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[29] * v; }
+                { const float v = xc[p + 32]; a0 += wt[3] * v; a1 += wt[30] * v; }
+                { const float v = xc[p + 33]; a0 += wt[4] * v; a1 += wt[31] * v; }
+                { const float v = xc[p + 34]; a0 += wt[5] * v; a1 += wt[32] * v; }
+                { const float v = xc[p + 64]; a0 += wt[6] * v; a1 += wt[33] * v; }
+                { const float v = xc[p + 65]; a0 += wt[7] * v; a1 += wt[34] * v; }
+                { const float v = xc[p + 66]; a0 += wt[8] * v; a1 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1;
             }
         }
-        for (int oh = 0; oh < 30; oh++) {
-            for (int ow = 0; ow < 30; ow++) {
-                const int q = oh * 30 + ow;
-                const float t0 = acc[oh * 32 + ow];
-                const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
-                const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                act[q] = t2;
+        for (int k = 0; k < 2; k++) {
+            const int f = f0 + k, nf = n * 6 + f;
+            (void)f, (void)nf; /* not every epilogue reads both */
+            float act[900]; /* the plane the pooling reads */
+            for (int oh = 0; oh < 30; oh++) {
+                for (int ow = 0; ow < 30; ow++) {
+                    const int q = oh * 30 + ow;
+                    const float t0 = acc[k][oh * 32 + ow];
+                    const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
+                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                    act[q] = t2;
+                }
             }
-        }
-        {
-            /* maxpool2d of this plane, from the copy in act */
-            const float *xp = act;
-            float *yp = x_7 + (long)nf * 225;
-            for (int oh = 0; oh < 15; oh++) {
-                float *yr = yp + oh * 15;
-                const float *xr = xp + oh * 60;
-                for (int p = 0; p < 8; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int p = 8; p < 12; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int p = 12; p < 15; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const float *xs = xr + i * 30 + j;
-                        for (int p = 0; p < 8; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
-                        }
-                        for (int p = 8; p < 12; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
-                        }
-                        for (int p = 12; p < 15; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+            {
+                /* maxpool2d of this plane, from the copy in act */
+                const float *xp = act;
+                float *yp = x_7 + (long)nf * 225;
+                for (int oh = 0; oh < 15; oh++) {
+                    float *yr = yp + oh * 15;
+                    const float *xr = xp + oh * 60;
+                    for (int p = 0; p < 8; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int p = 8; p < 12; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int p = 12; p < 15; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int i = 0; i < 2; i++) {
+                        for (int j = 0; j < 2; j++) {
+                            const float *xs = xr + i * 30 + j;
+                            for (int p = 0; p < 8; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
+                            for (int p = 8; p < 12; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
+                            for (int p = 12; p < 15; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
                         }
                     }
                 }
@@ -5077,79 +5306,84 @@ static void k26_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
 static void k27_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_13)
 {
     NNC_PARALLEL_FOR
-    for (int nf = 0; nf < 64; nf++) {
-        const int n = nf / 16, f = nf % 16;
+    for (int nb = 0; nb < 16; nb++) {
+        const int n = nb / 4, f0 = nb % 4 * 4;
         const float *xn = x + (long)n * 1350;
-        const float *wf = w + (long)f * 54;
-        float act[169]; /* the plane the pooling reads */
-        /* the plane 15 wide like the input: output p reads input p + i * 15 + j */
-        float acc[193];
-        for (int p = 0; p < 192; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 192; p < 193; p++) {
-            acc[p] = 0;
+        /* filters f0 + k, each plane 15 wide like the input: output p reads input p + i * 15 + j */
+        float acc[4][193];
+        for (int k = 0; k < 4; k++) {
+            for (int p = 0; p < 192; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 192; p < 193; p++) {
+                acc[k][p] = 0;
+            }
         }
         for (int c = 0; c < 6; c++) {
             const float *xc = xn + (long)c * 225;
-            const float *wt = wf + c * 9; /* the window's taps */
+            const float *wt = w + ((long)f0 * 6 + c) * 9; /* filter f0 + k's taps at wt[k * 54] */
             for (int p = 0; p < 192; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 15];
-                a += wt[4] * xc[p + 16];
-                a += wt[5] * xc[p + 17];
-                a += wt[6] * xc[p + 30];
-                a += wt[7] * xc[p + 31];
-                a += wt[8] * xc[p + 32];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[54] * v; a2 += wt[108] * v; a3 += wt[162] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[55] * v; a2 += wt[109] * v; a3 += wt[163] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[56] * v; a2 += wt[110] * v; a3 += wt[164] * v; }
+                { const float v = xc[p + 15]; a0 += wt[3] * v; a1 += wt[57] * v; a2 += wt[111] * v; a3 += wt[165] * v; }
+                { const float v = xc[p + 16]; a0 += wt[4] * v; a1 += wt[58] * v; a2 += wt[112] * v; a3 += wt[166] * v; }
+                { const float v = xc[p + 17]; a0 += wt[5] * v; a1 += wt[59] * v; a2 += wt[113] * v; a3 += wt[167] * v; }
+                { const float v = xc[p + 30]; a0 += wt[6] * v; a1 += wt[60] * v; a2 += wt[114] * v; a3 += wt[168] * v; }
+                { const float v = xc[p + 31]; a0 += wt[7] * v; a1 += wt[61] * v; a2 += wt[115] * v; a3 += wt[169] * v; }
+                { const float v = xc[p + 32]; a0 += wt[8] * v; a1 += wt[62] * v; a2 += wt[116] * v; a3 += wt[170] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
             for (int p = 192; p < 193; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 15];
-                a += wt[4] * xc[p + 16];
-                a += wt[5] * xc[p + 17];
-                a += wt[6] * xc[p + 30];
-                a += wt[7] * xc[p + 31];
-                a += wt[8] * xc[p + 32];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[54] * v; a2 += wt[108] * v; a3 += wt[162] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[55] * v; a2 += wt[109] * v; a3 += wt[163] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[56] * v; a2 += wt[110] * v; a3 += wt[164] * v; }
+                { const float v = xc[p + 15]; a0 += wt[3] * v; a1 += wt[57] * v; a2 += wt[111] * v; a3 += wt[165] * v; }
+                { const float v = xc[p + 16]; a0 += wt[4] * v; a1 += wt[58] * v; a2 += wt[112] * v; a3 += wt[166] * v; }
+                { const float v = xc[p + 17]; a0 += wt[5] * v; a1 += wt[59] * v; a2 += wt[113] * v; a3 += wt[167] * v; }
+                { const float v = xc[p + 30]; a0 += wt[6] * v; a1 += wt[60] * v; a2 += wt[114] * v; a3 += wt[168] * v; }
+                { const float v = xc[p + 31]; a0 += wt[7] * v; a1 += wt[61] * v; a2 += wt[115] * v; a3 += wt[169] * v; }
+                { const float v = xc[p + 32]; a0 += wt[8] * v; a1 += wt[62] * v; a2 += wt[116] * v; a3 += wt[170] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
         }
-        for (int oh = 0; oh < 13; oh++) {
-            for (int ow = 0; ow < 13; ow++) {
-                const int q = oh * 13 + ow;
-                const float t0 = acc[oh * 15 + ow];
-                const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
-                const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                act[q] = t2;
+        for (int k = 0; k < 4; k++) {
+            const int f = f0 + k, nf = n * 16 + f;
+            (void)f, (void)nf; /* not every epilogue reads both */
+            float act[169]; /* the plane the pooling reads */
+            for (int oh = 0; oh < 13; oh++) {
+                for (int ow = 0; ow < 13; ow++) {
+                    const int q = oh * 13 + ow;
+                    const float t0 = acc[k][oh * 15 + ow];
+                    const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
+                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                    act[q] = t2;
+                }
             }
-        }
-        {
-            /* maxpool2d of this plane, from the copy in act */
-            const float *xp = act;
-            float *yp = x_13 + (long)nf * 36;
-            for (int oh = 0; oh < 6; oh++) {
-                float *yr = yp + oh * 6;
-                const float *xr = xp + oh * 26;
-                for (int p = 0; p < 4; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int p = 4; p < 6; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const float *xs = xr + i * 13 + j;
-                        for (int p = 0; p < 4; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
-                        }
-                        for (int p = 4; p < 6; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+            {
+                /* maxpool2d of this plane, from the copy in act */
+                const float *xp = act;
+                float *yp = x_13 + (long)nf * 36;
+                for (int oh = 0; oh < 6; oh++) {
+                    float *yr = yp + oh * 6;
+                    const float *xr = xp + oh * 26;
+                    for (int p = 0; p < 4; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int p = 4; p < 6; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int i = 0; i < 2; i++) {
+                        for (int j = 0; j < 2; j++) {
+                            const float *xs = xr + i * 13 + j;
+                            for (int p = 0; p < 4; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
+                            for (int p = 4; p < 6; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
                         }
                     }
                 }

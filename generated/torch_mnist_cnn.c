@@ -3806,71 +3806,76 @@ enum { NTENSORS = 8 };
 static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float *restrict w, const float *restrict conv1_bias, float *restrict x_6)
 {
     NNC_PARALLEL_FOR
-    for (int nf = 0; nf < 2048; nf++) {
-        const int n = nf / 32, f = nf % 32;
+    for (int nb = 0; nb < 512; nb++) {
+        const int n = nb / 8, f0 = nb % 8 * 4;
         const float *xn = x + (long)n * 784;
-        const float *wf = w + (long)f * 9;
-        /* the plane 28 wide like the input: output p reads input p + i * 28 + j */
-        float acc[726];
-        for (int p = 0; p < 720; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 720; p < 724; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 724; p < 726; p++) {
-            acc[p] = 0;
+        /* filters f0 + k, each plane 28 wide like the input: output p reads input p + i * 28 + j */
+        float acc[4][726];
+        for (int k = 0; k < 4; k++) {
+            for (int p = 0; p < 720; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 720; p < 724; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 724; p < 726; p++) {
+                acc[k][p] = 0;
+            }
         }
         for (int c = 0; c < 1; c++) {
             const float *xc = xn + (long)c * 784;
-            const float *wt = wf + c * 9; /* the window's taps */
+            const float *wt = w + ((long)f0 * 1 + c) * 9; /* filter f0 + k's taps at wt[k * 9] */
             for (int p = 0; p < 720; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 28];
-                a += wt[4] * xc[p + 29];
-                a += wt[5] * xc[p + 30];
-                a += wt[6] * xc[p + 56];
-                a += wt[7] * xc[p + 57];
-                a += wt[8] * xc[p + 58];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
+                { const float v = xc[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
+                { const float v = xc[p + 29]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
+                { const float v = xc[p + 30]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
+                { const float v = xc[p + 56]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
+                { const float v = xc[p + 57]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
+                { const float v = xc[p + 58]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
             for (int p = 720; p < 724; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 28];
-                a += wt[4] * xc[p + 29];
-                a += wt[5] * xc[p + 30];
-                a += wt[6] * xc[p + 56];
-                a += wt[7] * xc[p + 57];
-                a += wt[8] * xc[p + 58];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
+                { const float v = xc[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
+                { const float v = xc[p + 29]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
+                { const float v = xc[p + 30]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
+                { const float v = xc[p + 56]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
+                { const float v = xc[p + 57]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
+                { const float v = xc[p + 58]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
             for (int p = 724; p < 726; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 28];
-                a += wt[4] * xc[p + 29];
-                a += wt[5] * xc[p + 30];
-                a += wt[6] * xc[p + 56];
-                a += wt[7] * xc[p + 57];
-                a += wt[8] * xc[p + 58];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
+                { const float v = xc[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
+                { const float v = xc[p + 29]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
+                { const float v = xc[p + 30]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
+                { const float v = xc[p + 56]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
+                { const float v = xc[p + 57]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
+                { const float v = xc[p + 58]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
         }
-        for (int oh = 0; oh < 26; oh++) {
-            for (int ow = 0; ow < 26; ow++) {
-                const long at = (long)nf * 676 + oh * 26 + ow;
-                const float t0 = acc[oh * 28 + ow];
-                const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
-                const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                x_6[at] = t2;
+        for (int k = 0; k < 4; k++) {
+            const int f = f0 + k, nf = n * 32 + f;
+            (void)f, (void)nf; /* not every epilogue reads both */
+            for (int oh = 0; oh < 26; oh++) {
+                for (int ow = 0; ow < 26; ow++) {
+                    const long at = (long)nf * 676 + oh * 26 + ow;
+                    const float t0 = acc[k][oh * 28 + ow];
+                    const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
+                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                    x_6[at] = t2;
+                }
             }
         }
     }
@@ -3885,113 +3890,118 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
 static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_11, float *restrict x_12)
 {
     NNC_PARALLEL_FOR
-    for (int nf = 0; nf < 4096; nf++) {
-        const int n = nf / 64, f = nf % 64;
+    for (int nb = 0; nb < 1024; nb++) {
+        const int n = nb / 16, f0 = nb % 16 * 4;
         const float *xn = x + (long)n * 21632;
-        const float *wf = w + (long)f * 288;
-        float act[576]; /* the plane the pooling reads */
-        /* the plane 26 wide like the input: output p reads input p + i * 26 + j */
-        float acc[622];
-        for (int p = 0; p < 608; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 608; p < 616; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 616; p < 620; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 620; p < 622; p++) {
-            acc[p] = 0;
+        /* filters f0 + k, each plane 26 wide like the input: output p reads input p + i * 26 + j */
+        float acc[4][622];
+        for (int k = 0; k < 4; k++) {
+            for (int p = 0; p < 608; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 608; p < 616; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 616; p < 620; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 620; p < 622; p++) {
+                acc[k][p] = 0;
+            }
         }
         for (int c = 0; c < 32; c++) {
             const float *xc = xn + (long)c * 676;
-            const float *wt = wf + c * 9; /* the window's taps */
+            const float *wt = w + ((long)f0 * 32 + c) * 9; /* filter f0 + k's taps at wt[k * 288] */
             for (int p = 0; p < 608; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 26];
-                a += wt[4] * xc[p + 27];
-                a += wt[5] * xc[p + 28];
-                a += wt[6] * xc[p + 52];
-                a += wt[7] * xc[p + 53];
-                a += wt[8] * xc[p + 54];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
+                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
+                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
+                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
+                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
+                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
+                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
             for (int p = 608; p < 616; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 26];
-                a += wt[4] * xc[p + 27];
-                a += wt[5] * xc[p + 28];
-                a += wt[6] * xc[p + 52];
-                a += wt[7] * xc[p + 53];
-                a += wt[8] * xc[p + 54];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
+                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
+                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
+                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
+                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
+                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
+                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
             for (int p = 616; p < 620; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 26];
-                a += wt[4] * xc[p + 27];
-                a += wt[5] * xc[p + 28];
-                a += wt[6] * xc[p + 52];
-                a += wt[7] * xc[p + 53];
-                a += wt[8] * xc[p + 54];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
+                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
+                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
+                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
+                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
+                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
+                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
             for (int p = 620; p < 622; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 26];
-                a += wt[4] * xc[p + 27];
-                a += wt[5] * xc[p + 28];
-                a += wt[6] * xc[p + 52];
-                a += wt[7] * xc[p + 53];
-                a += wt[8] * xc[p + 54];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
+                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
+                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
+                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
+                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
+                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
+                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
         }
-        for (int oh = 0; oh < 24; oh++) {
-            for (int ow = 0; ow < 24; ow++) {
-                const int q = oh * 24 + ow;
-                const long at = (long)nf * 576 + oh * 24 + ow;
-                const float t0 = acc[oh * 26 + ow];
-                const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
-                const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                x_11[at] = t2;
-                act[q] = t2;
+        for (int k = 0; k < 4; k++) {
+            const int f = f0 + k, nf = n * 64 + f;
+            (void)f, (void)nf; /* not every epilogue reads both */
+            float act[576]; /* the plane the pooling reads */
+            for (int oh = 0; oh < 24; oh++) {
+                for (int ow = 0; ow < 24; ow++) {
+                    const int q = oh * 24 + ow;
+                    const long at = (long)nf * 576 + oh * 24 + ow;
+                    const float t0 = acc[k][oh * 26 + ow];
+                    const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
+                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                    x_11[at] = t2;
+                    act[q] = t2;
+                }
             }
-        }
-        {
-            /* maxpool2d of this plane, from the copy in act */
-            const float *xp = act;
-            float *yp = x_12 + (long)nf * 144;
-            for (int oh = 0; oh < 12; oh++) {
-                float *yr = yp + oh * 12;
-                const float *xr = xp + oh * 48;
-                for (int p = 0; p < 8; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int p = 8; p < 12; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const float *xs = xr + i * 24 + j;
-                        for (int p = 0; p < 8; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
-                        }
-                        for (int p = 8; p < 12; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+            {
+                /* maxpool2d of this plane, from the copy in act */
+                const float *xp = act;
+                float *yp = x_12 + (long)nf * 144;
+                for (int oh = 0; oh < 12; oh++) {
+                    float *yr = yp + oh * 12;
+                    const float *xr = xp + oh * 48;
+                    for (int p = 0; p < 8; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int p = 8; p < 12; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int i = 0; i < 2; i++) {
+                        for (int j = 0; j < 2; j++) {
+                            const float *xs = xr + i * 24 + j;
+                            for (int p = 0; p < 8; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
+                            for (int p = 8; p < 12; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
                         }
                     }
                 }
@@ -4374,15 +4384,17 @@ static void k15_dconv2_bias_bias_grad(const float *restrict dy, float *restrict 
 static void k16_dx_conv2d_grad_input(const float *restrict dy, const float *restrict w, float *restrict dx)
 {
     NNC_PARALLEL_FOR
-    for (int nc = 0; nc < 2048; nc++) {
-        const int n = nc / 32, c = nc % 32;
-        float *dxp = dx + (long)nc * 676;
-        float acc[676];
-        for (int p = 0; p < 672; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 672; p < 676; p++) {
-            acc[p] = 0;
+    for (int nb = 0; nb < 512; nb++) {
+        const int n = nb / 8, c0 = nb % 8 * 4;
+        /* the dx planes of channels c0 + k */
+        float acc[4][676];
+        for (int k = 0; k < 4; k++) {
+            for (int p = 0; p < 672; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 672; p < 676; p++) {
+                acc[k][p] = 0;
+            }
         }
         /* dy[n, f] at 54 + oh * 26 + ow, zeros elsewhere */
         float dyz[730];
@@ -4402,40 +4414,43 @@ static void k16_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     (dyz + 54)[oh * 26 + ow] = dyf[oh * 24 + ow];
                 }
             }
-            const float *wt = w + ((long)f * 32 + c) * 9; /* the window's taps */
+            const float *wt = w + ((long)f * 32 + c0) * 9; /* channel c0 + k's taps at wt[k * 9] */
             /* tap (i, j) reads dy at p - i * 26 - j */
             for (int p = 0; p < 672; p++) {
-                float a = acc[p];
-                a += wt[0] * dyz[p + 54];
-                a += wt[1] * dyz[p + 53];
-                a += wt[2] * dyz[p + 52];
-                a += wt[3] * dyz[p + 28];
-                a += wt[4] * dyz[p + 27];
-                a += wt[5] * dyz[p + 26];
-                a += wt[6] * dyz[p + 2];
-                a += wt[7] * dyz[p + 1];
-                a += wt[8] * dyz[p + 0];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = dyz[p + 54]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
+                { const float v = dyz[p + 53]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
+                { const float v = dyz[p + 52]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
+                { const float v = dyz[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
+                { const float v = dyz[p + 27]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
+                { const float v = dyz[p + 26]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
+                { const float v = dyz[p + 2]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
+                { const float v = dyz[p + 1]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
+                { const float v = dyz[p + 0]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
             for (int p = 672; p < 676; p++) {
-                float a = acc[p];
-                a += wt[0] * dyz[p + 54];
-                a += wt[1] * dyz[p + 53];
-                a += wt[2] * dyz[p + 52];
-                a += wt[3] * dyz[p + 28];
-                a += wt[4] * dyz[p + 27];
-                a += wt[5] * dyz[p + 26];
-                a += wt[6] * dyz[p + 2];
-                a += wt[7] * dyz[p + 1];
-                a += wt[8] * dyz[p + 0];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = dyz[p + 54]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
+                { const float v = dyz[p + 53]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
+                { const float v = dyz[p + 52]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
+                { const float v = dyz[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
+                { const float v = dyz[p + 27]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
+                { const float v = dyz[p + 26]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
+                { const float v = dyz[p + 2]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
+                { const float v = dyz[p + 1]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
+                { const float v = dyz[p + 0]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
         }
-        for (int p = 0; p < 672; p++) {
-            dxp[p] = acc[p];
-        }
-        for (int p = 672; p < 676; p++) {
-            dxp[p] = acc[p];
+        for (int k = 0; k < 4; k++) {
+            float *dxp = dx + ((long)n * 32 + c0 + k) * 676;
+            for (int p = 0; p < 672; p++) {
+                dxp[p] = acc[k][p];
+            }
+            for (int p = 672; p < 676; p++) {
+                dxp[p] = acc[k][p];
+            }
         }
     }
 }
@@ -4444,90 +4459,213 @@ static void k16_dx_conv2d_grad_input(const float *restrict dy, const float *rest
 static void k17_dconv2_weight_conv2d_grad_weight(const float *restrict dy, const float *restrict x, float *restrict dw)
 {
     NNC_PARALLEL_FOR
-    for (int fc = 0; fc < 2048; fc++) {
-        const int f = fc / 32, c = fc % 32;
-        float lane[9][16];
-        for (int t = 0; t < 9; t++) {
-            for (int q = 0; q < 16; q++) {
-                lane[t][q] = 0;
+    for (int fc = 0; fc < 32; fc++) {
+        const int f0 = fc / 1 * 2, c0 = fc % 1 * 32;
+        /* channel c0 + cc, filter f0 + k, tap t: 16 partial sums */
+        float lanes[32][2][9][16];
+        for (int cc = 0; cc < 32; cc++) {
+            for (int k = 0; k < 2; k++) {
+                for (int t = 0; t < 9; t++) {
+                    for (int p = 0; p < 16; p++) {
+                        lanes[cc][k][t][p] = 0;
+                    }
+                }
             }
         }
-        /* dy[n, f] with rows 26 apart, like the input; the gaps stay 0 */
-        float dyw[622];
-        for (int p = 0; p < 608; p++) {
-            dyw[p] = 0;
-        }
-        for (int p = 608; p < 616; p++) {
-            dyw[p] = 0;
-        }
-        for (int p = 616; p < 620; p++) {
-            dyw[p] = 0;
-        }
-        for (int p = 620; p < 622; p++) {
-            dyw[p] = 0;
+        /* dy[n, f0 + k] with rows 26 apart, like the input; the gaps stay 0 */
+        float dyw[2][622];
+        for (int k = 0; k < 2; k++) {
+            for (int p = 0; p < 608; p++) {
+                dyw[k][p] = 0;
+            }
+            for (int p = 608; p < 616; p++) {
+                dyw[k][p] = 0;
+            }
+            for (int p = 616; p < 620; p++) {
+                dyw[k][p] = 0;
+            }
+            for (int p = 620; p < 622; p++) {
+                dyw[k][p] = 0;
+            }
         }
         for (int n = 0; n < 64; n++) {
-            const float *xc = x + ((long)n * 32 + c) * 676;
-            const float *dyf = dy + ((long)n * 64 + f) * 576;
-            for (int oh = 0; oh < 24; oh++) {
-                for (int ow = 0; ow < 24; ow++) {
-                    dyw[oh * 26 + ow] = dyf[oh * 24 + ow];
+            for (int k = 0; k < 2; k++) {
+                const float *dyf = dy + ((long)n * 64 + f0 + k) * 576;
+                for (int oh = 0; oh < 24; oh++) {
+                    for (int ow = 0; ow < 24; ow++) {
+                        dyw[k][oh * 26 + ow] = dyf[oh * 24 + ow];
+                    }
                 }
             }
-            /* every tap (i, j) at once: lane[i * 3 + j] sums dy[p] * x[p + i * 26 + j] */
-            for (int p0 = 0; p0 < 608; p0 += 16) {
+            /* the copy serves 32 channels: its reads wait for its stores once */
+            for (int cc = 0; cc < 32; cc++) {
+                const float *xc = x + ((long)n * 32 + c0 + cc) * 676;
+                float (*lane)[9][16] = lanes[cc];
+                /* rows of 16, 4 at a time: lane q of every sum in a register */
+                for (int p0 = 0; p0 < 576; p0 += 64) {
+                    for (int q = 0; q < 16; q++) {
+                        float s0_0 = lane[0][0][q], s0_1 = lane[0][1][q], s0_2 = lane[0][2][q], s0_3 = lane[0][3][q], s0_4 = lane[0][4][q], s0_5 = lane[0][5][q], s0_6 = lane[0][6][q], s0_7 = lane[0][7][q], s0_8 = lane[0][8][q];
+                        float s1_0 = lane[1][0][q], s1_1 = lane[1][1][q], s1_2 = lane[1][2][q], s1_3 = lane[1][3][q], s1_4 = lane[1][4][q], s1_5 = lane[1][5][q], s1_6 = lane[1][6][q], s1_7 = lane[1][7][q], s1_8 = lane[1][8][q];
+                        {
+                            const int p = p0 + 0 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 26]; s1_3 += d1 * xc[p + 26];
+                            s0_4 += d0 * xc[p + 27]; s1_4 += d1 * xc[p + 27];
+                            s0_5 += d0 * xc[p + 28]; s1_5 += d1 * xc[p + 28];
+                            s0_6 += d0 * xc[p + 52]; s1_6 += d1 * xc[p + 52];
+                            s0_7 += d0 * xc[p + 53]; s1_7 += d1 * xc[p + 53];
+                            s0_8 += d0 * xc[p + 54]; s1_8 += d1 * xc[p + 54];
+                        }
+                        {
+                            const int p = p0 + 16 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 26]; s1_3 += d1 * xc[p + 26];
+                            s0_4 += d0 * xc[p + 27]; s1_4 += d1 * xc[p + 27];
+                            s0_5 += d0 * xc[p + 28]; s1_5 += d1 * xc[p + 28];
+                            s0_6 += d0 * xc[p + 52]; s1_6 += d1 * xc[p + 52];
+                            s0_7 += d0 * xc[p + 53]; s1_7 += d1 * xc[p + 53];
+                            s0_8 += d0 * xc[p + 54]; s1_8 += d1 * xc[p + 54];
+                        }
+                        {
+                            const int p = p0 + 32 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 26]; s1_3 += d1 * xc[p + 26];
+                            s0_4 += d0 * xc[p + 27]; s1_4 += d1 * xc[p + 27];
+                            s0_5 += d0 * xc[p + 28]; s1_5 += d1 * xc[p + 28];
+                            s0_6 += d0 * xc[p + 52]; s1_6 += d1 * xc[p + 52];
+                            s0_7 += d0 * xc[p + 53]; s1_7 += d1 * xc[p + 53];
+                            s0_8 += d0 * xc[p + 54]; s1_8 += d1 * xc[p + 54];
+                        }
+                        {
+                            const int p = p0 + 48 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 26]; s1_3 += d1 * xc[p + 26];
+                            s0_4 += d0 * xc[p + 27]; s1_4 += d1 * xc[p + 27];
+                            s0_5 += d0 * xc[p + 28]; s1_5 += d1 * xc[p + 28];
+                            s0_6 += d0 * xc[p + 52]; s1_6 += d1 * xc[p + 52];
+                            s0_7 += d0 * xc[p + 53]; s1_7 += d1 * xc[p + 53];
+                            s0_8 += d0 * xc[p + 54]; s1_8 += d1 * xc[p + 54];
+                        }
+                        lane[0][0][q] = s0_0; lane[0][1][q] = s0_1; lane[0][2][q] = s0_2; lane[0][3][q] = s0_3; lane[0][4][q] = s0_4; lane[0][5][q] = s0_5; lane[0][6][q] = s0_6; lane[0][7][q] = s0_7; lane[0][8][q] = s0_8;
+                        lane[1][0][q] = s1_0; lane[1][1][q] = s1_1; lane[1][2][q] = s1_2; lane[1][3][q] = s1_3; lane[1][4][q] = s1_4; lane[1][5][q] = s1_5; lane[1][6][q] = s1_6; lane[1][7][q] = s1_7; lane[1][8][q] = s1_8;
+                    }
+                }
                 for (int q = 0; q < 16; q++) {
-                    lane[0][q] += dyw[p0 + q] * xc[p0 + q + 0];
-                    lane[1][q] += dyw[p0 + q] * xc[p0 + q + 1];
-                    lane[2][q] += dyw[p0 + q] * xc[p0 + q + 2];
-                    lane[3][q] += dyw[p0 + q] * xc[p0 + q + 26];
-                    lane[4][q] += dyw[p0 + q] * xc[p0 + q + 27];
-                    lane[5][q] += dyw[p0 + q] * xc[p0 + q + 28];
-                    lane[6][q] += dyw[p0 + q] * xc[p0 + q + 52];
-                    lane[7][q] += dyw[p0 + q] * xc[p0 + q + 53];
-                    lane[8][q] += dyw[p0 + q] * xc[p0 + q + 54];
+                    float s0_0 = lane[0][0][q], s0_1 = lane[0][1][q], s0_2 = lane[0][2][q], s0_3 = lane[0][3][q], s0_4 = lane[0][4][q], s0_5 = lane[0][5][q], s0_6 = lane[0][6][q], s0_7 = lane[0][7][q], s0_8 = lane[0][8][q];
+                    float s1_0 = lane[1][0][q], s1_1 = lane[1][1][q], s1_2 = lane[1][2][q], s1_3 = lane[1][3][q], s1_4 = lane[1][4][q], s1_5 = lane[1][5][q], s1_6 = lane[1][6][q], s1_7 = lane[1][7][q], s1_8 = lane[1][8][q];
+                    {
+                        const int p = 576 + 0 + q;
+                        const float d0 = dyw[0][p], d1 = dyw[1][p];
+                        s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                        s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                        s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                        s0_3 += d0 * xc[p + 26]; s1_3 += d1 * xc[p + 26];
+                        s0_4 += d0 * xc[p + 27]; s1_4 += d1 * xc[p + 27];
+                        s0_5 += d0 * xc[p + 28]; s1_5 += d1 * xc[p + 28];
+                        s0_6 += d0 * xc[p + 52]; s1_6 += d1 * xc[p + 52];
+                        s0_7 += d0 * xc[p + 53]; s1_7 += d1 * xc[p + 53];
+                        s0_8 += d0 * xc[p + 54]; s1_8 += d1 * xc[p + 54];
+                    }
+                    {
+                        const int p = 576 + 16 + q;
+                        const float d0 = dyw[0][p], d1 = dyw[1][p];
+                        s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                        s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                        s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                        s0_3 += d0 * xc[p + 26]; s1_3 += d1 * xc[p + 26];
+                        s0_4 += d0 * xc[p + 27]; s1_4 += d1 * xc[p + 27];
+                        s0_5 += d0 * xc[p + 28]; s1_5 += d1 * xc[p + 28];
+                        s0_6 += d0 * xc[p + 52]; s1_6 += d1 * xc[p + 52];
+                        s0_7 += d0 * xc[p + 53]; s1_7 += d1 * xc[p + 53];
+                        s0_8 += d0 * xc[p + 54]; s1_8 += d1 * xc[p + 54];
+                    }
+                    lane[0][0][q] = s0_0; lane[0][1][q] = s0_1; lane[0][2][q] = s0_2; lane[0][3][q] = s0_3; lane[0][4][q] = s0_4; lane[0][5][q] = s0_5; lane[0][6][q] = s0_6; lane[0][7][q] = s0_7; lane[0][8][q] = s0_8;
+                    lane[1][0][q] = s1_0; lane[1][1][q] = s1_1; lane[1][2][q] = s1_2; lane[1][3][q] = s1_3; lane[1][4][q] = s1_4; lane[1][5][q] = s1_5; lane[1][6][q] = s1_6; lane[1][7][q] = s1_7; lane[1][8][q] = s1_8;
                 }
-            }
-            for (int p = 0; p < 8; p++) {
-                lane[0][p] += dyw[608 + p] * xc[608 + p + 0];
-                lane[1][p] += dyw[608 + p] * xc[608 + p + 1];
-                lane[2][p] += dyw[608 + p] * xc[608 + p + 2];
-                lane[3][p] += dyw[608 + p] * xc[608 + p + 26];
-                lane[4][p] += dyw[608 + p] * xc[608 + p + 27];
-                lane[5][p] += dyw[608 + p] * xc[608 + p + 28];
-                lane[6][p] += dyw[608 + p] * xc[608 + p + 52];
-                lane[7][p] += dyw[608 + p] * xc[608 + p + 53];
-                lane[8][p] += dyw[608 + p] * xc[608 + p + 54];
-            }
-            for (int p = 8; p < 12; p++) {
-                lane[0][p] += dyw[608 + p] * xc[608 + p + 0];
-                lane[1][p] += dyw[608 + p] * xc[608 + p + 1];
-                lane[2][p] += dyw[608 + p] * xc[608 + p + 2];
-                lane[3][p] += dyw[608 + p] * xc[608 + p + 26];
-                lane[4][p] += dyw[608 + p] * xc[608 + p + 27];
-                lane[5][p] += dyw[608 + p] * xc[608 + p + 28];
-                lane[6][p] += dyw[608 + p] * xc[608 + p + 52];
-                lane[7][p] += dyw[608 + p] * xc[608 + p + 53];
-                lane[8][p] += dyw[608 + p] * xc[608 + p + 54];
-            }
-            for (int p = 12; p < 14; p++) {
-                lane[0][p] += dyw[608 + p] * xc[608 + p + 0];
-                lane[1][p] += dyw[608 + p] * xc[608 + p + 1];
-                lane[2][p] += dyw[608 + p] * xc[608 + p + 2];
-                lane[3][p] += dyw[608 + p] * xc[608 + p + 26];
-                lane[4][p] += dyw[608 + p] * xc[608 + p + 27];
-                lane[5][p] += dyw[608 + p] * xc[608 + p + 28];
-                lane[6][p] += dyw[608 + p] * xc[608 + p + 52];
-                lane[7][p] += dyw[608 + p] * xc[608 + p + 53];
-                lane[8][p] += dyw[608 + p] * xc[608 + p + 54];
+                for (int p = 0; p < 8; p++) {
+                    lane[0][0][p] += dyw[0][608 + p] * xc[608 + p + 0];
+                    lane[0][1][p] += dyw[0][608 + p] * xc[608 + p + 1];
+                    lane[0][2][p] += dyw[0][608 + p] * xc[608 + p + 2];
+                    lane[0][3][p] += dyw[0][608 + p] * xc[608 + p + 26];
+                    lane[0][4][p] += dyw[0][608 + p] * xc[608 + p + 27];
+                    lane[0][5][p] += dyw[0][608 + p] * xc[608 + p + 28];
+                    lane[0][6][p] += dyw[0][608 + p] * xc[608 + p + 52];
+                    lane[0][7][p] += dyw[0][608 + p] * xc[608 + p + 53];
+                    lane[0][8][p] += dyw[0][608 + p] * xc[608 + p + 54];
+                    lane[1][0][p] += dyw[1][608 + p] * xc[608 + p + 0];
+                    lane[1][1][p] += dyw[1][608 + p] * xc[608 + p + 1];
+                    lane[1][2][p] += dyw[1][608 + p] * xc[608 + p + 2];
+                    lane[1][3][p] += dyw[1][608 + p] * xc[608 + p + 26];
+                    lane[1][4][p] += dyw[1][608 + p] * xc[608 + p + 27];
+                    lane[1][5][p] += dyw[1][608 + p] * xc[608 + p + 28];
+                    lane[1][6][p] += dyw[1][608 + p] * xc[608 + p + 52];
+                    lane[1][7][p] += dyw[1][608 + p] * xc[608 + p + 53];
+                    lane[1][8][p] += dyw[1][608 + p] * xc[608 + p + 54];
+                }
+                for (int p = 8; p < 12; p++) {
+                    lane[0][0][p] += dyw[0][608 + p] * xc[608 + p + 0];
+                    lane[0][1][p] += dyw[0][608 + p] * xc[608 + p + 1];
+                    lane[0][2][p] += dyw[0][608 + p] * xc[608 + p + 2];
+                    lane[0][3][p] += dyw[0][608 + p] * xc[608 + p + 26];
+                    lane[0][4][p] += dyw[0][608 + p] * xc[608 + p + 27];
+                    lane[0][5][p] += dyw[0][608 + p] * xc[608 + p + 28];
+                    lane[0][6][p] += dyw[0][608 + p] * xc[608 + p + 52];
+                    lane[0][7][p] += dyw[0][608 + p] * xc[608 + p + 53];
+                    lane[0][8][p] += dyw[0][608 + p] * xc[608 + p + 54];
+                    lane[1][0][p] += dyw[1][608 + p] * xc[608 + p + 0];
+                    lane[1][1][p] += dyw[1][608 + p] * xc[608 + p + 1];
+                    lane[1][2][p] += dyw[1][608 + p] * xc[608 + p + 2];
+                    lane[1][3][p] += dyw[1][608 + p] * xc[608 + p + 26];
+                    lane[1][4][p] += dyw[1][608 + p] * xc[608 + p + 27];
+                    lane[1][5][p] += dyw[1][608 + p] * xc[608 + p + 28];
+                    lane[1][6][p] += dyw[1][608 + p] * xc[608 + p + 52];
+                    lane[1][7][p] += dyw[1][608 + p] * xc[608 + p + 53];
+                    lane[1][8][p] += dyw[1][608 + p] * xc[608 + p + 54];
+                }
+                for (int p = 12; p < 14; p++) {
+                    lane[0][0][p] += dyw[0][608 + p] * xc[608 + p + 0];
+                    lane[0][1][p] += dyw[0][608 + p] * xc[608 + p + 1];
+                    lane[0][2][p] += dyw[0][608 + p] * xc[608 + p + 2];
+                    lane[0][3][p] += dyw[0][608 + p] * xc[608 + p + 26];
+                    lane[0][4][p] += dyw[0][608 + p] * xc[608 + p + 27];
+                    lane[0][5][p] += dyw[0][608 + p] * xc[608 + p + 28];
+                    lane[0][6][p] += dyw[0][608 + p] * xc[608 + p + 52];
+                    lane[0][7][p] += dyw[0][608 + p] * xc[608 + p + 53];
+                    lane[0][8][p] += dyw[0][608 + p] * xc[608 + p + 54];
+                    lane[1][0][p] += dyw[1][608 + p] * xc[608 + p + 0];
+                    lane[1][1][p] += dyw[1][608 + p] * xc[608 + p + 1];
+                    lane[1][2][p] += dyw[1][608 + p] * xc[608 + p + 2];
+                    lane[1][3][p] += dyw[1][608 + p] * xc[608 + p + 26];
+                    lane[1][4][p] += dyw[1][608 + p] * xc[608 + p + 27];
+                    lane[1][5][p] += dyw[1][608 + p] * xc[608 + p + 28];
+                    lane[1][6][p] += dyw[1][608 + p] * xc[608 + p + 52];
+                    lane[1][7][p] += dyw[1][608 + p] * xc[608 + p + 53];
+                    lane[1][8][p] += dyw[1][608 + p] * xc[608 + p + 54];
+                }
             }
         }
-        for (int t = 0; t < 9; t++) {
-            float s = 0;
-            for (int q = 0; q < 16; q++) {
-                s += lane[t][q];
+        for (int cc = 0; cc < 32; cc++) {
+            for (int k = 0; k < 2; k++) {
+                for (int t = 0; t < 9; t++) {
+                    float s = 0;
+                    for (int q = 0; q < 16; q++) {
+                        s += lanes[cc][k][t][q];
+                    }
+                    dw[((long)(f0 + k) * 32 + c0 + cc) * 9 + t] = s;
+                }
             }
-            dw[(long)fc * 9 + t] = s;
         }
     }
 }
@@ -4555,77 +4693,178 @@ static void k18_dconv1_relu_grad_bias_grad_conv2d_grad_weight(const float *restr
     }
     /* conv2d_grad_weight, dy through relu_grad */ {
         NNC_PARALLEL_FOR
-        for (int fc = 0; fc < 32; fc++) {
-            const int f = fc / 1, c = fc % 1;
-            float lane[9][16];
-            for (int t = 0; t < 9; t++) {
-                for (int q = 0; q < 16; q++) {
-                    lane[t][q] = 0;
+        for (int fc = 0; fc < 16; fc++) {
+            const int f0 = fc / 1 * 2, c0 = fc % 1 * 1;
+            /* channel c0 + cc, filter f0 + k, tap t: 16 partial sums */
+            float lanes[1][2][9][16];
+            for (int cc = 0; cc < 1; cc++) {
+                for (int k = 0; k < 2; k++) {
+                    for (int t = 0; t < 9; t++) {
+                        for (int p = 0; p < 16; p++) {
+                            lanes[cc][k][t][p] = 0;
+                        }
+                    }
                 }
             }
-            /* dy[n, f] with rows 28 apart, like the input; the gaps stay 0 */
-            float dyw[726];
-            for (int p = 0; p < 720; p++) {
-                dyw[p] = 0;
-            }
-            for (int p = 720; p < 724; p++) {
-                dyw[p] = 0;
-            }
-            for (int p = 724; p < 726; p++) {
-                dyw[p] = 0;
+            /* dy[n, f0 + k] with rows 28 apart, like the input; the gaps stay 0 */
+            float dyw[2][726];
+            for (int k = 0; k < 2; k++) {
+                for (int p = 0; p < 720; p++) {
+                    dyw[k][p] = 0;
+                }
+                for (int p = 720; p < 724; p++) {
+                    dyw[k][p] = 0;
+                }
+                for (int p = 724; p < 726; p++) {
+                    dyw[k][p] = 0;
+                }
             }
             for (int n = 0; n < 64; n++) {
-                const float *xc = x + ((long)n * 1 + c) * 784;
-                const float *dyf = dy + ((long)n * 32 + f) * 676;
-                const float *yf = y + ((long)n * 32 + f) * 676;
-                for (int oh = 0; oh < 26; oh++) {
-                    for (int ow = 0; ow < 26; ow++) {
-                        dyw[oh * 28 + ow] = (yf[oh * 26 + ow] > 0.0f ? dyf[oh * 26 + ow] : 0.0f);
+                for (int k = 0; k < 2; k++) {
+                    const float *dyf = dy + ((long)n * 32 + f0 + k) * 676;
+                    const float *yf = y + ((long)n * 32 + f0 + k) * 676;
+                    for (int oh = 0; oh < 26; oh++) {
+                        for (int ow = 0; ow < 26; ow++) {
+                            dyw[k][oh * 28 + ow] = (yf[oh * 26 + ow] > 0.0f ? dyf[oh * 26 + ow] : 0.0f);
+                        }
                     }
                 }
-                /* every tap (i, j) at once: lane[i * 3 + j] sums dy[p] * x[p + i * 28 + j] */
-                for (int p0 = 0; p0 < 720; p0 += 16) {
+                /* the copy serves 1 channels: its reads wait for its stores once */
+                for (int cc = 0; cc < 1; cc++) {
+                    const float *xc = x + ((long)n * 1 + c0 + cc) * 784;
+                    float (*lane)[9][16] = lanes[cc];
+                    /* rows of 16, 4 at a time: lane q of every sum in a register */
+                    for (int p0 = 0; p0 < 704; p0 += 64) {
+                        for (int q = 0; q < 16; q++) {
+                            float s0_0 = lane[0][0][q], s0_1 = lane[0][1][q], s0_2 = lane[0][2][q], s0_3 = lane[0][3][q], s0_4 = lane[0][4][q], s0_5 = lane[0][5][q], s0_6 = lane[0][6][q], s0_7 = lane[0][7][q], s0_8 = lane[0][8][q];
+                            float s1_0 = lane[1][0][q], s1_1 = lane[1][1][q], s1_2 = lane[1][2][q], s1_3 = lane[1][3][q], s1_4 = lane[1][4][q], s1_5 = lane[1][5][q], s1_6 = lane[1][6][q], s1_7 = lane[1][7][q], s1_8 = lane[1][8][q];
+                            {
+                                const int p = p0 + 0 + q;
+                                const float d0 = dyw[0][p], d1 = dyw[1][p];
+                                s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                                s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                                s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                                s0_3 += d0 * xc[p + 28]; s1_3 += d1 * xc[p + 28];
+                                s0_4 += d0 * xc[p + 29]; s1_4 += d1 * xc[p + 29];
+                                s0_5 += d0 * xc[p + 30]; s1_5 += d1 * xc[p + 30];
+                                s0_6 += d0 * xc[p + 56]; s1_6 += d1 * xc[p + 56];
+                                s0_7 += d0 * xc[p + 57]; s1_7 += d1 * xc[p + 57];
+                                s0_8 += d0 * xc[p + 58]; s1_8 += d1 * xc[p + 58];
+                            }
+                            {
+                                const int p = p0 + 16 + q;
+                                const float d0 = dyw[0][p], d1 = dyw[1][p];
+                                s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                                s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                                s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                                s0_3 += d0 * xc[p + 28]; s1_3 += d1 * xc[p + 28];
+                                s0_4 += d0 * xc[p + 29]; s1_4 += d1 * xc[p + 29];
+                                s0_5 += d0 * xc[p + 30]; s1_5 += d1 * xc[p + 30];
+                                s0_6 += d0 * xc[p + 56]; s1_6 += d1 * xc[p + 56];
+                                s0_7 += d0 * xc[p + 57]; s1_7 += d1 * xc[p + 57];
+                                s0_8 += d0 * xc[p + 58]; s1_8 += d1 * xc[p + 58];
+                            }
+                            {
+                                const int p = p0 + 32 + q;
+                                const float d0 = dyw[0][p], d1 = dyw[1][p];
+                                s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                                s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                                s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                                s0_3 += d0 * xc[p + 28]; s1_3 += d1 * xc[p + 28];
+                                s0_4 += d0 * xc[p + 29]; s1_4 += d1 * xc[p + 29];
+                                s0_5 += d0 * xc[p + 30]; s1_5 += d1 * xc[p + 30];
+                                s0_6 += d0 * xc[p + 56]; s1_6 += d1 * xc[p + 56];
+                                s0_7 += d0 * xc[p + 57]; s1_7 += d1 * xc[p + 57];
+                                s0_8 += d0 * xc[p + 58]; s1_8 += d1 * xc[p + 58];
+                            }
+                            {
+                                const int p = p0 + 48 + q;
+                                const float d0 = dyw[0][p], d1 = dyw[1][p];
+                                s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                                s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                                s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                                s0_3 += d0 * xc[p + 28]; s1_3 += d1 * xc[p + 28];
+                                s0_4 += d0 * xc[p + 29]; s1_4 += d1 * xc[p + 29];
+                                s0_5 += d0 * xc[p + 30]; s1_5 += d1 * xc[p + 30];
+                                s0_6 += d0 * xc[p + 56]; s1_6 += d1 * xc[p + 56];
+                                s0_7 += d0 * xc[p + 57]; s1_7 += d1 * xc[p + 57];
+                                s0_8 += d0 * xc[p + 58]; s1_8 += d1 * xc[p + 58];
+                            }
+                            lane[0][0][q] = s0_0; lane[0][1][q] = s0_1; lane[0][2][q] = s0_2; lane[0][3][q] = s0_3; lane[0][4][q] = s0_4; lane[0][5][q] = s0_5; lane[0][6][q] = s0_6; lane[0][7][q] = s0_7; lane[0][8][q] = s0_8;
+                            lane[1][0][q] = s1_0; lane[1][1][q] = s1_1; lane[1][2][q] = s1_2; lane[1][3][q] = s1_3; lane[1][4][q] = s1_4; lane[1][5][q] = s1_5; lane[1][6][q] = s1_6; lane[1][7][q] = s1_7; lane[1][8][q] = s1_8;
+                        }
+                    }
                     for (int q = 0; q < 16; q++) {
-                        lane[0][q] += dyw[p0 + q] * xc[p0 + q + 0];
-                        lane[1][q] += dyw[p0 + q] * xc[p0 + q + 1];
-                        lane[2][q] += dyw[p0 + q] * xc[p0 + q + 2];
-                        lane[3][q] += dyw[p0 + q] * xc[p0 + q + 28];
-                        lane[4][q] += dyw[p0 + q] * xc[p0 + q + 29];
-                        lane[5][q] += dyw[p0 + q] * xc[p0 + q + 30];
-                        lane[6][q] += dyw[p0 + q] * xc[p0 + q + 56];
-                        lane[7][q] += dyw[p0 + q] * xc[p0 + q + 57];
-                        lane[8][q] += dyw[p0 + q] * xc[p0 + q + 58];
+                        float s0_0 = lane[0][0][q], s0_1 = lane[0][1][q], s0_2 = lane[0][2][q], s0_3 = lane[0][3][q], s0_4 = lane[0][4][q], s0_5 = lane[0][5][q], s0_6 = lane[0][6][q], s0_7 = lane[0][7][q], s0_8 = lane[0][8][q];
+                        float s1_0 = lane[1][0][q], s1_1 = lane[1][1][q], s1_2 = lane[1][2][q], s1_3 = lane[1][3][q], s1_4 = lane[1][4][q], s1_5 = lane[1][5][q], s1_6 = lane[1][6][q], s1_7 = lane[1][7][q], s1_8 = lane[1][8][q];
+                        {
+                            const int p = 704 + 0 + q;
+                            const float d0 = dyw[0][p], d1 = dyw[1][p];
+                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
+                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
+                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
+                            s0_3 += d0 * xc[p + 28]; s1_3 += d1 * xc[p + 28];
+                            s0_4 += d0 * xc[p + 29]; s1_4 += d1 * xc[p + 29];
+                            s0_5 += d0 * xc[p + 30]; s1_5 += d1 * xc[p + 30];
+                            s0_6 += d0 * xc[p + 56]; s1_6 += d1 * xc[p + 56];
+                            s0_7 += d0 * xc[p + 57]; s1_7 += d1 * xc[p + 57];
+                            s0_8 += d0 * xc[p + 58]; s1_8 += d1 * xc[p + 58];
+                        }
+                        lane[0][0][q] = s0_0; lane[0][1][q] = s0_1; lane[0][2][q] = s0_2; lane[0][3][q] = s0_3; lane[0][4][q] = s0_4; lane[0][5][q] = s0_5; lane[0][6][q] = s0_6; lane[0][7][q] = s0_7; lane[0][8][q] = s0_8;
+                        lane[1][0][q] = s1_0; lane[1][1][q] = s1_1; lane[1][2][q] = s1_2; lane[1][3][q] = s1_3; lane[1][4][q] = s1_4; lane[1][5][q] = s1_5; lane[1][6][q] = s1_6; lane[1][7][q] = s1_7; lane[1][8][q] = s1_8;
                     }
-                }
-                for (int p = 0; p < 4; p++) {
-                    lane[0][p] += dyw[720 + p] * xc[720 + p + 0];
-                    lane[1][p] += dyw[720 + p] * xc[720 + p + 1];
-                    lane[2][p] += dyw[720 + p] * xc[720 + p + 2];
-                    lane[3][p] += dyw[720 + p] * xc[720 + p + 28];
-                    lane[4][p] += dyw[720 + p] * xc[720 + p + 29];
-                    lane[5][p] += dyw[720 + p] * xc[720 + p + 30];
-                    lane[6][p] += dyw[720 + p] * xc[720 + p + 56];
-                    lane[7][p] += dyw[720 + p] * xc[720 + p + 57];
-                    lane[8][p] += dyw[720 + p] * xc[720 + p + 58];
-                }
-                for (int p = 4; p < 6; p++) {
-                    lane[0][p] += dyw[720 + p] * xc[720 + p + 0];
-                    lane[1][p] += dyw[720 + p] * xc[720 + p + 1];
-                    lane[2][p] += dyw[720 + p] * xc[720 + p + 2];
-                    lane[3][p] += dyw[720 + p] * xc[720 + p + 28];
-                    lane[4][p] += dyw[720 + p] * xc[720 + p + 29];
-                    lane[5][p] += dyw[720 + p] * xc[720 + p + 30];
-                    lane[6][p] += dyw[720 + p] * xc[720 + p + 56];
-                    lane[7][p] += dyw[720 + p] * xc[720 + p + 57];
-                    lane[8][p] += dyw[720 + p] * xc[720 + p + 58];
+                    for (int p = 0; p < 4; p++) {
+                        lane[0][0][p] += dyw[0][720 + p] * xc[720 + p + 0];
+                        lane[0][1][p] += dyw[0][720 + p] * xc[720 + p + 1];
+                        lane[0][2][p] += dyw[0][720 + p] * xc[720 + p + 2];
+                        lane[0][3][p] += dyw[0][720 + p] * xc[720 + p + 28];
+                        lane[0][4][p] += dyw[0][720 + p] * xc[720 + p + 29];
+                        lane[0][5][p] += dyw[0][720 + p] * xc[720 + p + 30];
+                        lane[0][6][p] += dyw[0][720 + p] * xc[720 + p + 56];
+                        lane[0][7][p] += dyw[0][720 + p] * xc[720 + p + 57];
+                        lane[0][8][p] += dyw[0][720 + p] * xc[720 + p + 58];
+                        lane[1][0][p] += dyw[1][720 + p] * xc[720 + p + 0];
+                        lane[1][1][p] += dyw[1][720 + p] * xc[720 + p + 1];
+                        lane[1][2][p] += dyw[1][720 + p] * xc[720 + p + 2];
+                        lane[1][3][p] += dyw[1][720 + p] * xc[720 + p + 28];
+                        lane[1][4][p] += dyw[1][720 + p] * xc[720 + p + 29];
+                        lane[1][5][p] += dyw[1][720 + p] * xc[720 + p + 30];
+                        lane[1][6][p] += dyw[1][720 + p] * xc[720 + p + 56];
+                        lane[1][7][p] += dyw[1][720 + p] * xc[720 + p + 57];
+                        lane[1][8][p] += dyw[1][720 + p] * xc[720 + p + 58];
+                    }
+                    for (int p = 4; p < 6; p++) {
+                        lane[0][0][p] += dyw[0][720 + p] * xc[720 + p + 0];
+                        lane[0][1][p] += dyw[0][720 + p] * xc[720 + p + 1];
+                        lane[0][2][p] += dyw[0][720 + p] * xc[720 + p + 2];
+                        lane[0][3][p] += dyw[0][720 + p] * xc[720 + p + 28];
+                        lane[0][4][p] += dyw[0][720 + p] * xc[720 + p + 29];
+                        lane[0][5][p] += dyw[0][720 + p] * xc[720 + p + 30];
+                        lane[0][6][p] += dyw[0][720 + p] * xc[720 + p + 56];
+                        lane[0][7][p] += dyw[0][720 + p] * xc[720 + p + 57];
+                        lane[0][8][p] += dyw[0][720 + p] * xc[720 + p + 58];
+                        lane[1][0][p] += dyw[1][720 + p] * xc[720 + p + 0];
+                        lane[1][1][p] += dyw[1][720 + p] * xc[720 + p + 1];
+                        lane[1][2][p] += dyw[1][720 + p] * xc[720 + p + 2];
+                        lane[1][3][p] += dyw[1][720 + p] * xc[720 + p + 28];
+                        lane[1][4][p] += dyw[1][720 + p] * xc[720 + p + 29];
+                        lane[1][5][p] += dyw[1][720 + p] * xc[720 + p + 30];
+                        lane[1][6][p] += dyw[1][720 + p] * xc[720 + p + 56];
+                        lane[1][7][p] += dyw[1][720 + p] * xc[720 + p + 57];
+                        lane[1][8][p] += dyw[1][720 + p] * xc[720 + p + 58];
+                    }
                 }
             }
-            for (int t = 0; t < 9; t++) {
-                float s = 0;
-                for (int q = 0; q < 16; q++) {
-                    s += lane[t][q];
+            for (int cc = 0; cc < 1; cc++) {
+                for (int k = 0; k < 2; k++) {
+                    for (int t = 0; t < 9; t++) {
+                        float s = 0;
+                        for (int q = 0; q < 16; q++) {
+                            s += lanes[cc][k][t][q];
+                        }
+                        dw[((long)(f0 + k) * 1 + c0 + cc) * 9 + t] = s;
+                    }
                 }
-                dw[(long)fc * 9 + t] = s;
             }
         }
     }
@@ -4663,111 +4902,116 @@ static void k19_params_adam_update(float *restrict w, const float *restrict g, f
 static void k20_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_12)
 {
     NNC_PARALLEL_FOR
-    for (int nf = 0; nf < 4096; nf++) {
-        const int n = nf / 64, f = nf % 64;
+    for (int nb = 0; nb < 1024; nb++) {
+        const int n = nb / 16, f0 = nb % 16 * 4;
         const float *xn = x + (long)n * 21632;
-        const float *wf = w + (long)f * 288;
-        float act[576]; /* the plane the pooling reads */
-        /* the plane 26 wide like the input: output p reads input p + i * 26 + j */
-        float acc[622];
-        for (int p = 0; p < 608; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 608; p < 616; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 616; p < 620; p++) {
-            acc[p] = 0;
-        }
-        for (int p = 620; p < 622; p++) {
-            acc[p] = 0;
+        /* filters f0 + k, each plane 26 wide like the input: output p reads input p + i * 26 + j */
+        float acc[4][622];
+        for (int k = 0; k < 4; k++) {
+            for (int p = 0; p < 608; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 608; p < 616; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 616; p < 620; p++) {
+                acc[k][p] = 0;
+            }
+            for (int p = 620; p < 622; p++) {
+                acc[k][p] = 0;
+            }
         }
         for (int c = 0; c < 32; c++) {
             const float *xc = xn + (long)c * 676;
-            const float *wt = wf + c * 9; /* the window's taps */
+            const float *wt = w + ((long)f0 * 32 + c) * 9; /* filter f0 + k's taps at wt[k * 288] */
             for (int p = 0; p < 608; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 26];
-                a += wt[4] * xc[p + 27];
-                a += wt[5] * xc[p + 28];
-                a += wt[6] * xc[p + 52];
-                a += wt[7] * xc[p + 53];
-                a += wt[8] * xc[p + 54];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
+                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
+                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
+                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
+                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
+                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
+                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
             for (int p = 608; p < 616; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 26];
-                a += wt[4] * xc[p + 27];
-                a += wt[5] * xc[p + 28];
-                a += wt[6] * xc[p + 52];
-                a += wt[7] * xc[p + 53];
-                a += wt[8] * xc[p + 54];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
+                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
+                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
+                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
+                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
+                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
+                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
             for (int p = 616; p < 620; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 26];
-                a += wt[4] * xc[p + 27];
-                a += wt[5] * xc[p + 28];
-                a += wt[6] * xc[p + 52];
-                a += wt[7] * xc[p + 53];
-                a += wt[8] * xc[p + 54];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
+                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
+                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
+                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
+                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
+                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
+                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
             for (int p = 620; p < 622; p++) {
-                float a = acc[p];
-                a += wt[0] * xc[p + 0];
-                a += wt[1] * xc[p + 1];
-                a += wt[2] * xc[p + 2];
-                a += wt[3] * xc[p + 26];
-                a += wt[4] * xc[p + 27];
-                a += wt[5] * xc[p + 28];
-                a += wt[6] * xc[p + 52];
-                a += wt[7] * xc[p + 53];
-                a += wt[8] * xc[p + 54];
-                acc[p] = a;
+                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
+                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
+                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
+                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
+                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
+                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
+                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
+                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
+                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
+                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
+                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
             }
         }
-        for (int oh = 0; oh < 24; oh++) {
-            for (int ow = 0; ow < 24; ow++) {
-                const int q = oh * 24 + ow;
-                const float t0 = acc[oh * 26 + ow];
-                const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
-                const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                act[q] = t2;
+        for (int k = 0; k < 4; k++) {
+            const int f = f0 + k, nf = n * 64 + f;
+            (void)f, (void)nf; /* not every epilogue reads both */
+            float act[576]; /* the plane the pooling reads */
+            for (int oh = 0; oh < 24; oh++) {
+                for (int ow = 0; ow < 24; ow++) {
+                    const int q = oh * 24 + ow;
+                    const float t0 = acc[k][oh * 26 + ow];
+                    const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
+                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                    act[q] = t2;
+                }
             }
-        }
-        {
-            /* maxpool2d of this plane, from the copy in act */
-            const float *xp = act;
-            float *yp = x_12 + (long)nf * 144;
-            for (int oh = 0; oh < 12; oh++) {
-                float *yr = yp + oh * 12;
-                const float *xr = xp + oh * 48;
-                for (int p = 0; p < 8; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int p = 8; p < 12; p++) {
-                    yr[p] = xr[p * 2];
-                }
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const float *xs = xr + i * 24 + j;
-                        for (int p = 0; p < 8; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
-                        }
-                        for (int p = 8; p < 12; p++) {
-                            yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+            {
+                /* maxpool2d of this plane, from the copy in act */
+                const float *xp = act;
+                float *yp = x_12 + (long)nf * 144;
+                for (int oh = 0; oh < 12; oh++) {
+                    float *yr = yp + oh * 12;
+                    const float *xr = xp + oh * 48;
+                    for (int p = 0; p < 8; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int p = 8; p < 12; p++) {
+                        yr[p] = xr[p * 2];
+                    }
+                    for (int i = 0; i < 2; i++) {
+                        for (int j = 0; j < 2; j++) {
+                            const float *xs = xr + i * 24 + j;
+                            for (int p = 0; p < 8; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
+                            for (int p = 8; p < 12; p++) {
+                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                            }
                         }
                     }
                 }
