@@ -725,6 +725,14 @@ typedef struct Gemm {
 } Gemm;
 void gemm_from_op(const Graph *g, const IrOp *o, Gemm *m);
 void lower_gemm(Emitter *e, const Gemm *m);
+/* How lower_gemm covers C: bands of mr rows (and rest_rows more); in
+ * each, tiles of 2 vectors of `lanes` columns up to wide_cols, one tile
+ * of mid_vecs vectors, then tail_cols columns in a scalar tile. */
+typedef struct GemmTiling {
+    int lanes, mr, rest_rows, mid_vecs, tail_cols;
+    long bands, wide_cols;
+} GemmTiling;
+void gemm_tiling(const Gemm *m, int lanes, GemmTiling *t);
 /* scratch elements kernel k needs while it runs (a packed B), or 0 */
 long gemm_scratch_elems(const Graph *g, const Kernel *k);
 /* lower_fused.c: kernels made by fusion rules */
