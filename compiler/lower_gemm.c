@@ -21,9 +21,9 @@
 /* MR rows by NVEC vector registers of columns per tile: 8 x 2 uses 16
  * accumulators and 2 B loads for 16 multiply-adds per step, which keeps
  * both FMA units busy on AVX-512 (a 4 x 2 tile measured half as fast;
- * see docs/generated-code.md). VEC_BYTES is one AVX-512 register; on
- * narrower machines the compiler splits each vector operation. */
-enum { MR = 8, NVEC = 2, VEC_BYTES = 64, PACK_BLOCK = 16 };
+ * see docs/generated-code.md). MAX_VEC_BYTES is the widest register the
+ * generated code uses (AVX-512); it picks its width when compiled. */
+enum { MR = 8, NVEC = 2, MAX_VEC_BYTES = 64, PACK_BLOCK = 16 };
 
 static long gemm_n(const Graph *g, const IrOp *o)
 {
@@ -59,51 +59,67 @@ void gemm_from_op(const Graph *g, const IrOp *o, Gemm *m)
 }
 
 /* B^T [N, K] -> packed [K, N], rows of the result contiguous in j.
- * Copied in square blocks so that the rows read and the rows written
- * both stay in L1: a plain column-by-column copy writes every element
- * to a different cache line and costs more than the product. */
+ * PACK_BLOCK rows of B^T at a time: for each k, their k-th elements go
+ * to one cache line of `packed`, and the PACK_BLOCK lines read from stay
+ * in L1 while k advances. A plain column-by-column copy writes every
+ * element to a different line and measured 10 times slower. */
 static void emit_pack(Emitter *e, const Gemm *m)
 {
     emit(e, "/* B is used transposed: lay it out as [%ld, %ld] first, so the "
-         "inner loop reads it contiguously; in %dx%d blocks, which stay in "
-         "cache */", m->K, m->N, PACK_BLOCK, PACK_BLOCK);
+         "inner loop reads it contiguously; %d rows of B at a time, which "
+         "stay in cache */", m->K, m->N, PACK_BLOCK);
     lower_parallel_for(e, m->K * m->N * 8);
     emit_open(e, "for (int j0 = 0; j0 < %ld; j0 += %d)", m->N, PACK_BLOCK);
-    emit_open(e, "for (int i0 = 0; i0 < %ld; i0 += %d)", m->K, PACK_BLOCK);
+    emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
     if (m->N % PACK_BLOCK)
         emit_open(e, "for (int j = j0; j < (j0 + %d < %ld ? j0 + %d : %ld); j++)",
                   PACK_BLOCK, m->N, PACK_BLOCK, m->N);
     else
         emit_open(e, "for (int j = j0; j < j0 + %d; j++)", PACK_BLOCK);
-    if (m->K % PACK_BLOCK)
-        emit_open(e, "for (int k = i0; k < (i0 + %d < %ld ? i0 + %d : %ld); k++)",
-                  PACK_BLOCK, m->K, PACK_BLOCK, m->K);
-    else
-        emit_open(e, "for (int k = i0; k < i0 + %d; k++)", PACK_BLOCK);
     emit(e, "%s[(long)k * %ld + j] = %s[(long)j * %ld + k];", m->packed, m->N,
          m->b, m->K);
     emit_close(e, NULL);
     emit_close(e, NULL);
     emit_close(e, NULL);
-    emit_close(e, NULL);
 }
 
-/* Elements of e's real type in one vector register. */
-static int gemm_lanes(const Emitter *e)
+/* Elements of e's real type in the widest vector register (AVX-512). */
+static int gemm_max_lanes(const Emitter *e)
 {
-    return VEC_BYTES / (strcmp(e->real, "double") ? 4 : 8);
+    return MAX_VEC_BYTES / (strcmp(e->real, "double") ? 4 : 8);
 }
 
-void gemm_tiling(const Gemm *m, int lanes, GemmTiling *t)
+void gemm_tiling(const Gemm *m, int max_lanes, GemmTiling *t)
 {
-    long nr = (long)NVEC * lanes;
-    t->lanes = lanes;
     t->mr = MR;
     t->bands = m->M / MR;
     t->rest_rows = (int)(m->M - t->bands * MR);
-    t->wide_cols = m->N / nr * nr;
-    t->mid_vecs = (int)((m->N - t->wide_cols) / lanes);
-    t->tail_cols = (int)(m->N - t->wide_cols - (long)t->mid_vecs * lanes);
+    t->vec = m->N >= max_lanes;
+    /* lanes is max_lanes or a power-of-two fraction of it, so when N is
+     * a multiple of the widest tile (or vector) it is one of every
+     * narrower tile (or vector) too */
+    t->mid = t->vec && m->N % (NVEC * max_lanes) != 0;
+    t->tail = !t->vec || m->N % max_lanes != 0;
+}
+
+/* The vector type, chosen by the machine the C is compiled for: a GNU C
+ * vector wider than the machine's registers is lowered element by
+ * element, which measured 20 times slower than scalar code. */
+static void emit_vec_type(Emitter *e)
+{
+    emit(e, "/* nnc_vec: one vector register of %s (GNU C vector extension); "
+         "NNC_LANES elements */", e->real);
+    emit(e, "#if defined(__AVX512F__)");
+    emit(e, "#define NNC_VEC_BYTES 64");
+    emit(e, "#elif defined(__AVX__)");
+    emit(e, "#define NNC_VEC_BYTES 32");
+    emit(e, "#else");
+    emit(e, "#define NNC_VEC_BYTES 16");
+    emit(e, "#endif");
+    emit(e, "#define NNC_LANES (NNC_VEC_BYTES / %d)",
+         strcmp(e->real, "double") ? 4 : 8);
+    emit(e, "typedef %s nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), "
+         "aligned(%d)));", e->real, strcmp(e->real, "double") ? 4 : 8);
 }
 
 /* The element of A in tile row r (a literal) at step k. */
@@ -115,12 +131,12 @@ static void a_elem(const Gemm *m, const char *i0, int r, char *buf, size_t len)
         snprintf(buf, len, "%s[(long)(%s + %d) * %ld + k]", m->a, i0, r, m->K);
 }
 
-/* The epilogue over a finished tile held in `sum[mr][nr]`. */
+/* The epilogue over a finished tile held in `sum`, nc columns wide. */
 static void emit_tile_epilogue(Emitter *e, const Gemm *m, const char *i0,
-                               int mr, int nr)
+                               int mr, const char *nc)
 {
     emit_open(e, "for (int r = 0; r < %d; r++)", mr);
-    emit_open(e, "for (int c = 0; c < %d; c++)", nr);
+    emit_open(e, "for (int c = 0; c < %s; c++)", nc);
     emit(e, "const long at = (long)(%s + r) * %ld + j0 + c;", i0, m->N);
     if (m->uses_col)
         emit(e, "const long j = j0 + c;");
@@ -130,25 +146,23 @@ static void emit_tile_epilogue(Emitter *e, const Gemm *m, const char *i0,
     emit_close(e, NULL);
 }
 
-/* A tile of mr rows by nv vectors of columns, summed in mr * nv vector
- * registers: per step k, nv loads of B and one broadcast of A per row
- * feed mr * nv multiply-adds. Every statement is written out with
- * literal indices, so the compiler keeps `acc` in registers (a loop over
- * rows would leave it in memory). Columns [j_from, j_to). */
+/* The body of a tile of mr rows by nv vectors of columns at j0, summed
+ * in mr * nv vector registers: per step k, nv loads of B and one
+ * broadcast of A per row feed mr * nv multiply-adds. Every statement is
+ * written out with literal indices, so the compiler keeps `acc` in
+ * registers (a loop over rows would leave it in memory). */
 static void emit_vec_tile(Emitter *e, const Gemm *m, const char *i0, int mr,
-                          long j_from, long j_to, int nv)
+                          int nv)
 {
     const char *bsrc = m->tb ? m->packed : m->b;
-    int lanes = gemm_lanes(e), nr = nv * lanes;
     char a[128];
-    emit_open(e, "for (long j0 = %ld; j0 < %ld; j0 += %d)", j_from, j_to, nr);
     emit(e, "nnc_vec acc[%d][%d] = {{{0}}};", mr, nv);
     emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
     emit(e, "const %s *restrict brow = %s + (long)k * %ld + j0;", e->real, bsrc,
          m->N);
     emit(e, "nnc_vec b[%d];", nv);
     for (int v = 0; v < nv; v++)
-        emit(e, "memcpy(&b[%d], brow + %d, sizeof b[%d]);", v, v * lanes, v);
+        emit(e, "memcpy(&b[%d], brow + %d * NNC_LANES, sizeof b[%d]);", v, v, v);
     for (int r = 0; r < mr; r++) {
         a_elem(m, i0, r, a, sizeof a);
         emit_open(e, "%s", "");
@@ -158,26 +172,22 @@ static void emit_vec_tile(Emitter *e, const Gemm *m, const char *i0, int mr,
         emit_close(e, NULL);
     }
     emit_close(e, NULL);
-    emit(e, "%s sum[%d][%d];", e->real, mr, nr);
+    emit(e, "%s sum[%d][%d * NNC_LANES];", e->real, mr, nv);
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++)
-            emit(e, "memcpy(sum[%d] + %d, &acc[%d][%d], sizeof acc[%d][%d]);", r,
-                 v * lanes, r, v, r, v);
-    emit_tile_epilogue(e, m, i0, mr, nr);
-    emit_close(e, NULL);
+            emit(e, "memcpy(sum[%d] + %d * NNC_LANES, &acc[%d][%d], "
+                 "sizeof acc[%d][%d]);", r, v, r, v, r, v);
+    emit_tile_epilogue(e, m, i0, mr, nv == 1 ? "NNC_LANES" : "2 * NNC_LANES");
 }
 
-/* The last columns, fewer than a vector: a scalar tile the compiler may
- * vectorise as it likes. Columns [j_from, j_from + nr). */
+/* The body of a scalar tile of mr rows by nc columns at j0 (nc at most
+ * `width`), for the columns left over after the vectors: the compiler
+ * vectorises it as it likes. */
 static void emit_scalar_tile(Emitter *e, const Gemm *m, const char *i0,
-                             int mr, long j_from, int nr)
+                             int mr, const char *nc, long width)
 {
     const char *bsrc = m->tb ? m->packed : m->b;
-    char a[128];
-    a_elem(m, i0, 0, a, sizeof a);
-    emit_open(e, "%s", "");
-    emit(e, "const long j0 = %ld;", j_from);
-    emit(e, "%s sum[%d][%d] = {{0}};", e->real, mr, nr);
+    emit(e, "%s sum[%d][%ld] = {{0}};", e->real, mr, width);
     emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
     emit(e, "const %s *restrict brow = %s + (long)k * %ld + j0;", e->real, bsrc,
          m->N);
@@ -188,53 +198,75 @@ static void emit_scalar_tile(Emitter *e, const Gemm *m, const char *i0,
     else
         emit(e, "const %s a = %s[(long)(%s + r) * %ld + k];", e->real, m->a, i0,
              m->K);
-    emit_open(e, "for (int c = 0; c < %d; c++)", nr);
+    emit_open(e, "for (int c = 0; c < %s; c++)", nc);
     emit(e, "sum[r][c] += a * brow[c];");
     emit_close(e, NULL);
     emit_close(e, NULL);
     emit_close(e, NULL);
-    emit_tile_epilogue(e, m, i0, mr, nr);
-    emit_close(e, NULL);
+    emit_tile_epilogue(e, m, i0, mr, nc);
 }
 
-/* All column tiles of a band of mr rows starting at i0. */
+/* All column tiles of a band of mr rows starting at i0: tiles of two
+ * vectors, then one of a single vector, then the scalar rest. The
+ * bounds are constant expressions of NNC_LANES, which the C compiler
+ * folds, so no trip count is a run-time variable. */
 static void emit_band(Emitter *e, const Gemm *m, const GemmTiling *t,
-                      const char *i0, int mr)
+                      const char *i0, int mr, int max_lanes)
 {
-    long mid_end = t->wide_cols + (long)t->mid_vecs * t->lanes;
-    if (t->wide_cols)
-        emit_vec_tile(e, m, i0, mr, 0, t->wide_cols, NVEC);
-    if (t->mid_vecs)
-        emit_vec_tile(e, m, i0, mr, t->wide_cols, mid_end, t->mid_vecs);
-    if (t->tail_cols)
-        emit_scalar_tile(e, m, i0, mr, mid_end, t->tail_cols);
+    char nc[32];
+    if (!t->vec) {
+        emit_open(e, "%s", "");
+        emit(e, "const long j0 = 0;");
+        snprintf(nc, sizeof nc, "%ld", m->N);
+        emit_scalar_tile(e, m, i0, mr, nc, m->N);
+        emit_close(e, NULL);
+        return;
+    }
+    emit(e, "long j0 = 0;");
+    emit_open(e, "for (; j0 + 2 * NNC_LANES <= %ld; j0 += 2 * NNC_LANES)",
+              m->N);
+    emit_vec_tile(e, m, i0, mr, NVEC);
+    emit_close(e, NULL);
+    if (t->mid) {
+        emit_open(e, "if (j0 + NNC_LANES <= %ld)", m->N);
+        emit_vec_tile(e, m, i0, mr, 1);
+        emit(e, "j0 += NNC_LANES;");
+        emit_close(e, NULL);
+    }
+    if (t->tail) {
+        emit_open(e, "if (j0 < %ld)", m->N);
+        emit(e, "const int nc = (int)(%ld - j0); /* fewer than NNC_LANES */",
+             m->N);
+        emit_scalar_tile(e, m, i0, mr, "nc", max_lanes);
+        emit_close(e, NULL);
+    }
 }
 
 void lower_gemm(Emitter *e, const Gemm *m)
 {
     GemmTiling t;
-    gemm_tiling(m, gemm_lanes(e), &t);
-    emit(e, "/* [%ld, %ld] = %s[%ld, %ld] * %s[%ld, %ld], in %dx%d tiles */",
-         m->M, m->N, m->ta ? "A^T" : "A", m->M, m->K, m->tb ? "B^T" : "B", m->K,
-         m->N, MR, NVEC * t.lanes);
-    if (t.wide_cols || t.mid_vecs)
-        emit(e, "typedef %s nnc_vec __attribute__((vector_size(%d), "
-             "aligned(%d))); /* one vector register */",
-             e->real, VEC_BYTES, VEC_BYTES / t.lanes);
+    int max_lanes = gemm_max_lanes(e);
+    gemm_tiling(m, max_lanes, &t);
+    emit(e, "/* [%ld, %ld] = %s[%ld, %ld] * %s[%ld, %ld], in tiles of %d "
+         "rows by %s */", m->M, m->N, m->ta ? "A^T" : "A", m->M, m->K,
+         m->tb ? "B^T" : "B", m->K, m->N, MR,
+         t.vec ? "2 vector registers" : "all columns");
+    if (t.vec)
+        emit_vec_type(e);
     if (m->tb)
         emit_pack(e, m);
     if (t.bands) {
         lower_parallel_for(e, t.bands * MR * m->N * m->K);
         emit_open(e, "for (int band = 0; band < %ld; band++)", t.bands);
         emit(e, "const int i0 = band * %d;", MR);
-        emit_band(e, m, &t, "i0", MR);
+        emit_band(e, m, &t, "i0", MR, max_lanes);
         emit_close(e, NULL);
     }
     if (t.rest_rows) {
         emit_open(e, "%s", "");
         emit(e, "const int i0 = %ld; /* the last %d rows */", t.bands * MR,
              t.rest_rows);
-        emit_band(e, m, &t, "i0", t.rest_rows);
+        emit_band(e, m, &t, "i0", t.rest_rows, max_lanes);
         emit_close(e, NULL);
     }
 }
