@@ -1,19 +1,22 @@
 /* lower_gemm.c — the loop nest of every matrix product.
  *
  * requires: C[M, N] = op(A)[M, K] op(B)[K, N] with literal sizes.
- * guarantees: register-blocked code: each tile of MR rows by NR columns
- * of C is summed in a local array the compiler keeps in vector
- * registers, over k in order (so every element is summed in the same
- * order whatever the thread count), then handed to an epilogue that
- * stores it (and, in fused kernels, applies bias and activation on the
- * way). The innermost loop runs over NR contiguous columns of B, which
- * the compiler vectorises; when B is used transposed its panel is first
- * copied into `packed` (scratch memory the plan provides), so that loop
- * is contiguous in every case. Rows of C are split between threads.
+ * guarantees: register-blocked code. Rows of C go in bands of MR (8);
+ * in a band, each tile of two vector registers' worth of columns is
+ * summed in 16 vector accumulators (a GNU C vector type whose width the
+ * C compiler picks: AVX-512, AVX or SSE), over k in order, so every
+ * element is summed in the same order whatever the thread count; then
+ * the tile goes to an epilogue that stores it (and, in fused kernels,
+ * applies bias and activation on the way). Columns left over after the
+ * vectors, and products narrower than one vector, use a scalar tile.
+ * When B is used transposed it is first copied into `packed` (scratch
+ * memory the plan provides) as [K, N], so B's rows are contiguous in
+ * every case. Bands are split between threads: no two threads write the
+ * same element and none sums another's, so results are bit-identical
+ * for any thread count.
  *
- * Tiles at the right and bottom edges get their own copy of the loop
- * with their own literal sizes, so nothing inside runs on a variable
- * trip count. */
+ * Every loop bound is a literal or a constant expression of NNC_LANES;
+ * the tile bodies are written out statement by statement. */
 #include "nnc.h"
 
 #include <string.h>
@@ -65,9 +68,22 @@ void gemm_from_op(const Graph *g, const IrOp *o, Gemm *m)
  * element to a different line and measured 10 times slower. */
 static void emit_pack(Emitter *e, const Gemm *m)
 {
-    emit(e, "/* B is used transposed: lay it out as [%ld, %ld] first, so the "
-         "inner loop reads it contiguously; %d rows of B at a time, which "
-         "stay in cache */", m->K, m->N, PACK_BLOCK);
+    if (m->N > PACK_BLOCK)
+        emit(e, "/* B is used transposed: lay it out as [%ld, %ld] first, so "
+             "the inner loop reads it contiguously; %d rows of B at a time, "
+             "which stay in cache */", m->K, m->N, PACK_BLOCK);
+    else
+        emit(e, "/* B is used transposed: lay it out as [%ld, %ld] first, so "
+             "the inner loop reads it contiguously */", m->K, m->N);
+    if (m->N <= PACK_BLOCK) { /* one block: every row of B at once */
+        emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", m->N);
+        emit(e, "%s[(long)k * %ld + j] = %s[(long)j * %ld + k];", m->packed,
+             m->N, m->b, m->K);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+        return;
+    }
     lower_parallel_for(e, m->K * m->N * 8);
     emit_open(e, "for (int j0 = 0; j0 < %ld; j0 += %d)", m->N, PACK_BLOCK);
     emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
@@ -250,7 +266,7 @@ void lower_gemm(Emitter *e, const Gemm *m)
     emit(e, "/* [%ld, %ld] = %s[%ld, %ld] * %s[%ld, %ld], in tiles of %d "
          "rows by %s */", m->M, m->N, m->ta ? "A^T" : "A", m->M, m->K,
          m->tb ? "B^T" : "B", m->K, m->N, MR,
-         t.vec ? "2 vector registers" : "all columns");
+         t.vec ? "2 vector registers of columns" : "all the columns");
     if (t.vec)
         emit_vec_type(e);
     if (m->tb)
@@ -264,8 +280,12 @@ void lower_gemm(Emitter *e, const Gemm *m)
     }
     if (t.rest_rows) {
         emit_open(e, "%s", "");
-        emit(e, "const int i0 = %ld; /* the last %d rows */", t.bands * MR,
-             t.rest_rows);
+        if (t.bands)
+            emit(e, "const int i0 = %ld; /* the last %d rows */",
+                 t.bands * MR, t.rest_rows);
+        else
+            emit(e, "const int i0 = 0; /* all %d rows, fewer than a band */",
+                 t.rest_rows);
         emit_band(e, m, &t, "i0", t.rest_rows, max_lanes);
         emit_close(e, NULL);
     }
