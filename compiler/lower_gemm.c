@@ -1,22 +1,32 @@
 /* lower_gemm.c — the loop nest of every matrix product.
  *
  * requires: C[M, N] = op(A)[M, K] op(B)[K, N] with literal sizes.
- * guarantees: register-blocked code: each tile of MR rows by NR columns
- * of C is summed in a local array the compiler keeps in vector
- * registers, over k in order (so every element is summed in the same
- * order whatever the thread count), then handed to an epilogue that
- * stores it (and, in fused kernels, applies bias and activation on the
- * way). The innermost loop runs over NR contiguous columns of B, which
- * the compiler vectorises; when B is used transposed its panel is first
- * copied into `packed` (scratch memory the plan provides), so that loop
- * is contiguous in every case. Rows of C are split between threads.
+ * guarantees: register-blocked code. Rows of C go in bands of MR (8);
+ * in a band, each tile of two vector registers' worth of columns is
+ * summed in 16 vector accumulators (a GNU C vector type whose width the
+ * C compiler picks: AVX-512, AVX or SSE), over k in order, so every
+ * element is summed in the same order whatever the thread count; then
+ * the tile goes to an epilogue that stores it (and, in fused kernels,
+ * applies bias and activation on the way). Columns left over after the
+ * vectors, and products narrower than one vector, use a scalar tile.
+ * When B is used transposed it is first copied into `packed` (scratch
+ * memory the plan provides) as [K, N], so B's rows are contiguous in
+ * every case. Bands are split between threads: no two threads write the
+ * same element and none sums another's, so results are bit-identical
+ * for any thread count.
  *
- * Tiles at the right and bottom edges get their own copy of the loop
- * with their own literal sizes, so nothing inside runs on a variable
- * trip count. */
+ * Every loop bound is a literal or a constant expression of NNC_LANES;
+ * the tile bodies are written out statement by statement. */
 #include "nnc.h"
 
-enum { MR = 4, NR = 32 };
+#include <string.h>
+
+/* MR rows by NVEC vector registers of columns per tile: 8 x 2 uses 16
+ * accumulators and 2 B loads for 16 multiply-adds per step, which keeps
+ * both FMA units busy on AVX-512 (a 4 x 2 tile measured half as fast;
+ * see docs/generated-code.md). MAX_VEC_BYTES is the widest register the
+ * generated code uses (AVX-512); it picks its width when compiled. */
+enum { MR = 8, NVEC = 2, MAX_VEC_BYTES = 64, PACK_BLOCK = 16 };
 
 static long gemm_n(const Graph *g, const IrOp *o)
 {
@@ -51,30 +61,151 @@ void gemm_from_op(const Graph *g, const IrOp *o, Gemm *m)
     m->N = gemm_n(g, o);
 }
 
-/* B^T [N, K] -> packed [K, N], rows of the result contiguous in j. */
+/* B^T [N, K] -> packed [K, N], rows of the result contiguous in j.
+ * PACK_BLOCK rows of B^T at a time: for each k, their k-th elements go
+ * to one cache line of `packed`, and the PACK_BLOCK lines read from stay
+ * in L1 while k advances. A plain column-by-column copy writes every
+ * element to a different line and measured 10 times slower. */
 static void emit_pack(Emitter *e, const Gemm *m)
 {
-    emit(e, "/* B is used transposed: lay it out as [%ld, %ld] first, so the "
-         "inner loop reads it contiguously */", m->K, m->N);
-    lower_parallel_for(e, m->K * m->N);
-    emit_open(e, "for (int j = 0; j < %ld; j++)", m->N);
+    if (m->N > PACK_BLOCK)
+        emit(e, "/* B is used transposed: lay it out as [%ld, %ld] first, so "
+             "the inner loop reads it contiguously; %d rows of B at a time, "
+             "which stay in cache */", m->K, m->N, PACK_BLOCK);
+    else
+        emit(e, "/* B is used transposed: lay it out as [%ld, %ld] first, so "
+             "the inner loop reads it contiguously */", m->K, m->N);
+    if (m->N <= PACK_BLOCK) { /* one block: every row of B at once */
+        emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
+        emit_open(e, "for (int j = 0; j < %ld; j++)", m->N);
+        emit(e, "%s[(long)k * %ld + j] = %s[(long)j * %ld + k];", m->packed,
+             m->N, m->b, m->K);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+        return;
+    }
+    lower_parallel_for(e, m->K * m->N * 8);
+    emit_open(e, "for (int j0 = 0; j0 < %ld; j0 += %d)", m->N, PACK_BLOCK);
     emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
+    if (m->N % PACK_BLOCK)
+        emit_open(e, "for (int j = j0; j < (j0 + %d < %ld ? j0 + %d : %ld); j++)",
+                  PACK_BLOCK, m->N, PACK_BLOCK, m->N);
+    else
+        emit_open(e, "for (int j = j0; j < j0 + %d; j++)", PACK_BLOCK);
     emit(e, "%s[(long)k * %ld + j] = %s[(long)j * %ld + k];", m->packed, m->N,
          m->b, m->K);
     emit_close(e, NULL);
     emit_close(e, NULL);
+    emit_close(e, NULL);
 }
 
-/* One tile shape: rows [i0, i0 + mr), columns [j0, j0 + nr) where j0
- * runs from j_from in steps of nr while the tile fits. */
-static void emit_tile(Emitter *e, const Gemm *m, const char *i0, int mr,
-                      long j_from, long j_to, int nr)
+/* Elements of e's real type in the widest vector register (AVX-512). */
+static int gemm_max_lanes(const Emitter *e)
 {
-    const char *b = m->tb ? m->packed : m->b;
-    emit_open(e, "for (long j0 = %ld; j0 < %ld; j0 += %d)", j_from, j_to, nr);
-    emit(e, "%s acc[%d][%d] = {{0}};", e->real, mr, nr);
+    return MAX_VEC_BYTES / (strcmp(e->real, "double") ? 4 : 8);
+}
+
+void gemm_tiling(const Gemm *m, int max_lanes, GemmTiling *t)
+{
+    t->mr = MR;
+    t->bands = m->M / MR;
+    t->rest_rows = (int)(m->M - t->bands * MR);
+    t->vec = m->N >= max_lanes;
+    /* lanes is max_lanes or a power-of-two fraction of it, so when N is
+     * a multiple of the widest tile (or vector) it is one of every
+     * narrower tile (or vector) too */
+    t->mid = t->vec && m->N % (NVEC * max_lanes) != 0;
+    t->tail = !t->vec || m->N % max_lanes != 0;
+}
+
+/* The vector type, chosen by the machine the C is compiled for: a GNU C
+ * vector wider than the machine's registers is lowered element by
+ * element, which measured 20 times slower than scalar code. */
+static void emit_vec_type(Emitter *e)
+{
+    emit(e, "/* nnc_vec: one vector register of %s (GNU C vector extension); "
+         "NNC_LANES elements */", e->real);
+    emit(e, "#if defined(__AVX512F__)");
+    emit(e, "#define NNC_VEC_BYTES 64");
+    emit(e, "#elif defined(__AVX__)");
+    emit(e, "#define NNC_VEC_BYTES 32");
+    emit(e, "#else");
+    emit(e, "#define NNC_VEC_BYTES 16");
+    emit(e, "#endif");
+    emit(e, "#define NNC_LANES (NNC_VEC_BYTES / %d)",
+         strcmp(e->real, "double") ? 4 : 8);
+    emit(e, "typedef %s nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), "
+         "aligned(%d)));", e->real, strcmp(e->real, "double") ? 4 : 8);
+}
+
+/* The element of A in tile row r (a literal) at step k. */
+static void a_elem(const Gemm *m, const char *i0, int r, char *buf, size_t len)
+{
+    if (m->ta)
+        snprintf(buf, len, "%s[(long)k * %ld + %s + %d]", m->a, m->M, i0, r);
+    else
+        snprintf(buf, len, "%s[(long)(%s + %d) * %ld + k]", m->a, i0, r, m->K);
+}
+
+/* The epilogue over a finished tile held in `sum`, nc columns wide. */
+static void emit_tile_epilogue(Emitter *e, const Gemm *m, const char *i0,
+                               int mr, const char *nc)
+{
+    emit_open(e, "for (int r = 0; r < %d; r++)", mr);
+    emit_open(e, "for (int c = 0; c < %s; c++)", nc);
+    emit(e, "const long at = (long)(%s + r) * %ld + j0 + c;", i0, m->N);
+    if (m->uses_col)
+        emit(e, "const long j = j0 + c;");
+    emit(e, "const %s t0 = sum[r][c];", e->real);
+    m->epilogue(e, m->ctx);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* The body of a tile of mr rows by nv vectors of columns at j0, summed
+ * in mr * nv vector registers: per step k, nv loads of B and one
+ * broadcast of A per row feed mr * nv multiply-adds. Every statement is
+ * written out with literal indices, so the compiler keeps `acc` in
+ * registers (a loop over rows would leave it in memory). */
+static void emit_vec_tile(Emitter *e, const Gemm *m, const char *i0, int mr,
+                          int nv)
+{
+    const char *bsrc = m->tb ? m->packed : m->b;
+    char a[128];
+    emit(e, "nnc_vec acc[%d][%d] = {{{0}}};", mr, nv);
     emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
-    emit(e, "const %s *restrict brow = %s + (long)k * %ld + j0;", e->real, b,
+    emit(e, "const %s *restrict brow = %s + (long)k * %ld + j0;", e->real, bsrc,
+         m->N);
+    emit(e, "nnc_vec b[%d];", nv);
+    for (int v = 0; v < nv; v++)
+        emit(e, "memcpy(&b[%d], brow + %d * NNC_LANES, sizeof b[%d]);", v, v, v);
+    for (int r = 0; r < mr; r++) {
+        a_elem(m, i0, r, a, sizeof a);
+        emit_open(e, "%s", "");
+        emit(e, "const %s a = %s;", e->real, a);
+        for (int v = 0; v < nv; v++)
+            emit(e, "acc[%d][%d] += a * b[%d];", r, v, v);
+        emit_close(e, NULL);
+    }
+    emit_close(e, NULL);
+    emit(e, "%s sum[%d][%d * NNC_LANES];", e->real, mr, nv);
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++)
+            emit(e, "memcpy(sum[%d] + %d * NNC_LANES, &acc[%d][%d], "
+                 "sizeof acc[%d][%d]);", r, v, r, v, r, v);
+    emit_tile_epilogue(e, m, i0, mr, nv == 1 ? "NNC_LANES" : "2 * NNC_LANES");
+}
+
+/* The body of a scalar tile of mr rows by nc columns at j0 (nc at most
+ * `width`), for the columns left over after the vectors: the compiler
+ * vectorises it as it likes. */
+static void emit_scalar_tile(Emitter *e, const Gemm *m, const char *i0,
+                             int mr, const char *nc, long width)
+{
+    const char *bsrc = m->tb ? m->packed : m->b;
+    emit(e, "%s sum[%d][%ld] = {{0}};", e->real, mr, width);
+    emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
+    emit(e, "const %s *restrict brow = %s + (long)k * %ld + j0;", e->real, bsrc,
          m->N);
     emit_open(e, "for (int r = 0; r < %d; r++)", mr);
     if (m->ta)
@@ -83,52 +214,79 @@ static void emit_tile(Emitter *e, const Gemm *m, const char *i0, int mr,
     else
         emit(e, "const %s a = %s[(long)(%s + r) * %ld + k];", e->real, m->a, i0,
              m->K);
-    emit_open(e, "for (int c = 0; c < %d; c++)", nr);
-    emit(e, "acc[r][c] += a * brow[c];");
+    emit_open(e, "for (int c = 0; c < %s; c++)", nc);
+    emit(e, "sum[r][c] += a * brow[c];");
     emit_close(e, NULL);
     emit_close(e, NULL);
     emit_close(e, NULL);
-    emit_open(e, "for (int r = 0; r < %d; r++)", mr);
-    emit_open(e, "for (int c = 0; c < %d; c++)", nr);
-    emit(e, "const long at = (long)(%s + r) * %ld + j0 + c;", i0, m->N);
-    if (m->uses_col)
-        emit(e, "const long j = j0 + c;");
-    emit(e, "const %s t0 = acc[r][c];", e->real);
-    m->epilogue(e, m->ctx);
-    emit_close(e, NULL);
-    emit_close(e, NULL);
-    emit_close(e, NULL);
+    emit_tile_epilogue(e, m, i0, mr, nc);
 }
 
-/* All column tiles of a band of mr rows starting at i0. */
-static void emit_band(Emitter *e, const Gemm *m, const char *i0, int mr)
+/* All column tiles of a band of mr rows starting at i0: tiles of two
+ * vectors, then one of a single vector, then the scalar rest. The
+ * bounds are constant expressions of NNC_LANES, which the C compiler
+ * folds, so no trip count is a run-time variable. */
+static void emit_band(Emitter *e, const Gemm *m, const GemmTiling *t,
+                      const char *i0, int mr, int max_lanes)
 {
-    long full = m->N / NR * NR, rest = m->N - full;
-    if (full)
-        emit_tile(e, m, i0, mr, 0, full, NR);
-    if (rest)
-        emit_tile(e, m, i0, mr, full, m->N, (int)rest);
+    char nc[32];
+    if (!t->vec) {
+        emit_open(e, "%s", "");
+        emit(e, "const long j0 = 0;");
+        snprintf(nc, sizeof nc, "%ld", m->N);
+        emit_scalar_tile(e, m, i0, mr, nc, m->N);
+        emit_close(e, NULL);
+        return;
+    }
+    emit(e, "long j0 = 0;");
+    emit_open(e, "for (; j0 + 2 * NNC_LANES <= %ld; j0 += 2 * NNC_LANES)",
+              m->N);
+    emit_vec_tile(e, m, i0, mr, NVEC);
+    emit_close(e, NULL);
+    if (t->mid) {
+        emit_open(e, "if (j0 + NNC_LANES <= %ld)", m->N);
+        emit_vec_tile(e, m, i0, mr, 1);
+        emit(e, "j0 += NNC_LANES;");
+        emit_close(e, NULL);
+    }
+    if (t->tail) {
+        emit_open(e, "if (j0 < %ld)", m->N);
+        emit(e, "const int nc = (int)(%ld - j0); /* fewer than NNC_LANES */",
+             m->N);
+        emit_scalar_tile(e, m, i0, mr, "nc", max_lanes);
+        emit_close(e, NULL);
+    }
 }
 
 void lower_gemm(Emitter *e, const Gemm *m)
 {
-    emit(e, "/* [%ld, %ld] = %s[%ld, %ld] * %s[%ld, %ld], in %dx%d tiles */",
-         m->M, m->N, m->ta ? "A^T" : "A", m->M, m->K, m->tb ? "B^T" : "B", m->K,
-         m->N, MR, NR);
+    GemmTiling t;
+    int max_lanes = gemm_max_lanes(e);
+    gemm_tiling(m, max_lanes, &t);
+    emit(e, "/* [%ld, %ld] = %s[%ld, %ld] * %s[%ld, %ld], in tiles of %d "
+         "rows by %s */", m->M, m->N, m->ta ? "A^T" : "A", m->M, m->K,
+         m->tb ? "B^T" : "B", m->K, m->N, MR,
+         t.vec ? "2 vector registers of columns" : "all the columns");
+    if (t.vec)
+        emit_vec_type(e);
     if (m->tb)
         emit_pack(e, m);
-    long bands = m->M / MR, rest = m->M - bands * MR;
-    if (bands) {
-        lower_parallel_for(e, bands * MR * m->N * m->K);
-        emit_open(e, "for (int band = 0; band < %ld; band++)", bands);
+    if (t.bands) {
+        lower_parallel_for(e, t.bands * MR * m->N * m->K);
+        emit_open(e, "for (int band = 0; band < %ld; band++)", t.bands);
         emit(e, "const int i0 = band * %d;", MR);
-        emit_band(e, m, "i0", MR);
+        emit_band(e, m, &t, "i0", MR, max_lanes);
         emit_close(e, NULL);
     }
-    if (rest) {
+    if (t.rest_rows) {
         emit_open(e, "%s", "");
-        emit(e, "const int i0 = %ld; /* the last %ld rows */", bands * MR, rest);
-        emit_band(e, m, "i0", (int)rest);
+        if (t.bands)
+            emit(e, "const int i0 = %ld; /* the last %d rows */",
+                 t.bands * MR, t.rest_rows);
+        else
+            emit(e, "const int i0 = 0; /* all %d rows, fewer than a band */",
+                 t.rest_rows);
+        emit_band(e, m, &t, "i0", t.rest_rows, max_lanes);
         emit_close(e, NULL);
     }
 }

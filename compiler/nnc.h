@@ -725,6 +725,17 @@ typedef struct Gemm {
 } Gemm;
 void gemm_from_op(const Graph *g, const IrOp *o, Gemm *m);
 void lower_gemm(Emitter *e, const Gemm *m);
+/* How lower_gemm covers C: bands of mr rows (and rest_rows more); in
+ * each, when vec, tiles of 2 vector registers, then (mid) one of a
+ * single vector, then (tail) a scalar tile of the last columns; without
+ * vec, one scalar tile of all N columns. max_lanes: elements in the
+ * widest vector register the generated code may be compiled for. */
+typedef struct GemmTiling {
+    int mr, rest_rows;
+    long bands;
+    bool vec, mid, tail;
+} GemmTiling;
+void gemm_tiling(const Gemm *m, int max_lanes, GemmTiling *t);
 /* scratch elements kernel k needs while it runs (a packed B), or 0 */
 long gemm_scratch_elems(const Graph *g, const Kernel *k);
 /* lower_fused.c: kernels made by fusion rules */

@@ -3804,23 +3804,24 @@ enum { NTENSORS = 8 };
  */
 static void k00_fc1_matmul_bias_add(const float *restrict x, const float *restrict fc1_weight, const float *restrict fc1_bias, float *restrict fc1, float *restrict packed)
 {
-    /* [4, 4] = A[4, 2] * B^T[2, 4], in 4x32 tiles */
+    /* [4, 4] = A[4, 2] * B^T[2, 4], in tiles of 8 rows by all the columns */
     /* B is used transposed: lay it out as [2, 4] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 4; j++) {
-        for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2; k++) {
+        for (int j = 0; j < 4; j++) {
             packed[(long)k * 4 + j] = fc1_weight[(long)j * 2 + k];
         }
     }
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 4; j0 += 4) {
-            float acc[4][4] = {{0}};
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[4][4] = {{0}};
             for (int k = 0; k < 2; k++) {
                 const float *restrict brow = packed + (long)k * 4 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = x[(long)(i0 + r) * 2 + k];
                     for (int c = 0; c < 4; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
@@ -3828,7 +3829,7 @@ static void k00_fc1_matmul_bias_add(const float *restrict x, const float *restri
                 for (int c = 0; c < 4; c++) {
                     const long at = (long)(i0 + r) * 4 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
                     fc1[at] = t1;
                 }
@@ -3900,23 +3901,24 @@ static void k01_bn1_bn_stats_batchnorm_relu(const float *restrict x, const float
  */
 static void k02_fc2_matmul_bias_add_sigmoid(const float *restrict fc2_relu, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict fc2, float *restrict p, float *restrict packed)
 {
-    /* [4, 1] = A[4, 4] * B^T[4, 1], in 4x32 tiles */
+    /* [4, 1] = A[4, 4] * B^T[4, 1], in tiles of 8 rows by all the columns */
     /* B is used transposed: lay it out as [4, 1] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 1; j++) {
-        for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 4; k++) {
+        for (int j = 0; j < 1; j++) {
             packed[(long)k * 1 + j] = fc2_weight[(long)j * 4 + k];
         }
     }
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 1; j0 += 1) {
-            float acc[4][1] = {{0}};
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[4][1] = {{0}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = packed + (long)k * 1 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = fc2_relu[(long)(i0 + r) * 4 + k];
                     for (int c = 0; c < 1; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
@@ -3924,7 +3926,7 @@ static void k02_fc2_matmul_bias_add_sigmoid(const float *restrict fc2_relu, cons
                 for (int c = 0; c < 1; c++) {
                     const long at = (long)(i0 + r) * 1 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
                     fc2[at] = t1;
                     const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
@@ -3982,24 +3984,25 @@ static void k06_dfc2_bias_bias_grad(const float *restrict dy, float *restrict db
  */
 static void k07_dfc2_matmul_relu_grad(const float *restrict dfc2_bce_logits_grad, const float *restrict fc2_weight, const float *restrict fc2_relu, float *restrict dbn1_relu_grad)
 {
-    /* [4, 4] = A[4, 1] * B[1, 4], in 4x32 tiles */
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 4; j0 += 4) {
-            float acc[4][4] = {{0}};
+    /* [4, 4] = A[4, 1] * B[1, 4], in tiles of 8 rows by all the columns */
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[4][4] = {{0}};
             for (int k = 0; k < 1; k++) {
                 const float *restrict brow = fc2_weight + (long)k * 4 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = dfc2_bce_logits_grad[(long)(i0 + r) * 1 + k];
                     for (int c = 0; c < 4; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < 4; c++) {
                     const long at = (long)(i0 + r) * 4 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = fc2_relu[at] > 0.0f ? t0 : 0.0f; /* dbn1 relu_grad */
                     dbn1_relu_grad[at] = t1;
                 }
@@ -4011,24 +4014,25 @@ static void k07_dfc2_matmul_relu_grad(const float *restrict dfc2_bce_logits_grad
 /* k08_dfc2_weight_matmul: matmul dfc2_weight -> [1, 4]  (dsl-examples/bn_net.nn:16, backward) */
 static void k08_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [1, 4] = A^T[1, 4] * B[4, 4], in 4x32 tiles */
+    /* [1, 4] = A^T[1, 4] * B[4, 4], in tiles of 8 rows by all the columns */
     {
-        const int i0 = 0; /* the last 1 rows */
-        for (long j0 = 0; j0 < 4; j0 += 4) {
-            float acc[1][4] = {{0}};
+        const int i0 = 0; /* all 1 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[1][4] = {{0}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 4 + j0;
                 for (int r = 0; r < 1; r++) {
                     const float a = A[(long)k * 1 + i0 + r];
                     for (int c = 0; c < 4; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 1; r++) {
                 for (int c = 0; c < 4; c++) {
                     const long at = (long)(i0 + r) * 4 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -4103,24 +4107,25 @@ static void k10_dfc1_bias_bias_grad(const float *restrict dy, float *restrict db
 /* k11_dfc1_weight_matmul: matmul dfc1_weight -> [4, 2]  (dsl-examples/bn_net.nn:14, backward) */
 static void k11_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [4, 2] = A^T[4, 4] * B[4, 2], in 4x32 tiles */
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 2; j0 += 2) {
-            float acc[4][2] = {{0}};
+    /* [4, 2] = A^T[4, 4] * B[4, 2], in tiles of 8 rows by all the columns */
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[4][2] = {{0}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 2 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = A[(long)k * 4 + i0 + r];
                     for (int c = 0; c < 2; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < 2; c++) {
                     const long at = (long)(i0 + r) * 2 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -4202,23 +4207,24 @@ static void k15_bn1_bn_stats_batchnorm_relu(const float *restrict x, const float
  */
 static void k16_fc2_matmul_bias_add_sigmoid(const float *restrict fc2_relu, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict p, float *restrict packed)
 {
-    /* [4, 1] = A[4, 4] * B^T[4, 1], in 4x32 tiles */
+    /* [4, 1] = A[4, 4] * B^T[4, 1], in tiles of 8 rows by all the columns */
     /* B is used transposed: lay it out as [4, 1] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 1; j++) {
-        for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 4; k++) {
+        for (int j = 0; j < 1; j++) {
             packed[(long)k * 1 + j] = fc2_weight[(long)j * 4 + k];
         }
     }
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 1; j0 += 1) {
-            float acc[4][1] = {{0}};
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[4][1] = {{0}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = packed + (long)k * 1 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = fc2_relu[(long)(i0 + r) * 4 + k];
                     for (int c = 0; c < 1; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
@@ -4226,7 +4232,7 @@ static void k16_fc2_matmul_bias_add_sigmoid(const float *restrict fc2_relu, cons
                 for (int c = 0; c < 1; c++) {
                     const long at = (long)(i0 + r) * 1 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
                     const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
                     p[at] = t2;

@@ -4039,54 +4039,134 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
  */
 static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *restrict fc1_weight, const float *restrict fc1_bias, float *restrict x_19, float *restrict packed)
 {
-    /* [4, 120] = A[4, 576] * B^T[576, 120], in 4x32 tiles */
-    /* B is used transposed: lay it out as [576, 120] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 120; j++) {
+    /* [4, 120] = A[4, 576] * B^T[576, 120], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    /* B is used transposed: lay it out as [576, 120] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
+    NNC_PARALLEL_FOR
+    for (int j0 = 0; j0 < 120; j0 += 16) {
         for (int k = 0; k < 576; k++) {
-            packed[(long)k * 120 + j] = fc1_weight[(long)j * 576 + k];
+            for (int j = j0; j < (j0 + 16 < 120 ? j0 + 16 : 120); j++) {
+                packed[(long)k * 120 + j] = fc1_weight[(long)j * 576 + k];
+            }
         }
     }
-    NNC_PARALLEL_FOR
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 96; j0 += 32) {
-            float acc[4][32] = {{0}};
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 120; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[4][2] = {{{0}}};
             for (int k = 0; k < 576; k++) {
                 const float *restrict brow = packed + (long)k * 120 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = x[(long)(i0 + r) * 576 + k];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = x[(long)(i0 + 0) * 576 + k];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 1) * 576 + k];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 2) * 576 + k];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 3) * 576 + k];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
                 }
             }
+            float sum[4][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
             for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 120 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
                     const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
                     x_19[at] = t2;
                 }
             }
         }
-        for (long j0 = 96; j0 < 120; j0 += 24) {
-            float acc[4][24] = {{0}};
+        if (j0 + NNC_LANES <= 120) {
+            nnc_vec acc[4][1] = {{{0}}};
+            for (int k = 0; k < 576; k++) {
+                const float *restrict brow = packed + (long)k * 120 + j0;
+                nnc_vec b[1];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                {
+                    const float a = x[(long)(i0 + 0) * 576 + k];
+                    acc[0][0] += a * b[0];
+                }
+                {
+                    const float a = x[(long)(i0 + 1) * 576 + k];
+                    acc[1][0] += a * b[0];
+                }
+                {
+                    const float a = x[(long)(i0 + 2) * 576 + k];
+                    acc[2][0] += a * b[0];
+                }
+                {
+                    const float a = x[(long)(i0 + 3) * 576 + k];
+                    acc[3][0] += a * b[0];
+                }
+            }
+            float sum[4][1 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            for (int r = 0; r < 4; r++) {
+                for (int c = 0; c < NNC_LANES; c++) {
+                    const long at = (long)(i0 + r) * 120 + j0 + c;
+                    const long j = j0 + c;
+                    const float t0 = sum[r][c];
+                    const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
+                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                    x_19[at] = t2;
+                }
+            }
+            j0 += NNC_LANES;
+        }
+        if (j0 < 120) {
+            const int nc = (int)(120 - j0); /* fewer than NNC_LANES */
+            float sum[4][16] = {{0}};
             for (int k = 0; k < 576; k++) {
                 const float *restrict brow = packed + (long)k * 120 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = x[(long)(i0 + r) * 576 + k];
-                    for (int c = 0; c < 24; c++) {
-                        acc[r][c] += a * brow[c];
+                    for (int c = 0; c < nc; c++) {
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 24; c++) {
+                for (int c = 0; c < nc; c++) {
                     const long at = (long)(i0 + r) * 120 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
                     const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
                     x_19[at] = t2;
@@ -4103,53 +4183,133 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
  */
 static void k03_fc2_matmul_bias_add_relu(const float *restrict x, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict x_24, float *restrict packed)
 {
-    /* [4, 84] = A[4, 120] * B^T[120, 84], in 4x32 tiles */
-    /* B is used transposed: lay it out as [120, 84] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 84; j++) {
+    /* [4, 84] = A[4, 120] * B^T[120, 84], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    /* B is used transposed: lay it out as [120, 84] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
+    for (int j0 = 0; j0 < 84; j0 += 16) {
         for (int k = 0; k < 120; k++) {
-            packed[(long)k * 84 + j] = fc2_weight[(long)j * 120 + k];
+            for (int j = j0; j < (j0 + 16 < 84 ? j0 + 16 : 84); j++) {
+                packed[(long)k * 84 + j] = fc2_weight[(long)j * 120 + k];
+            }
         }
     }
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 64; j0 += 32) {
-            float acc[4][32] = {{0}};
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 84; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[4][2] = {{{0}}};
             for (int k = 0; k < 120; k++) {
                 const float *restrict brow = packed + (long)k * 84 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = x[(long)(i0 + r) * 120 + k];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = x[(long)(i0 + 0) * 120 + k];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 1) * 120 + k];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 2) * 120 + k];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 3) * 120 + k];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
                 }
             }
+            float sum[4][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
             for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
                     const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
                     x_24[at] = t2;
                 }
             }
         }
-        for (long j0 = 64; j0 < 84; j0 += 20) {
-            float acc[4][20] = {{0}};
+        if (j0 + NNC_LANES <= 84) {
+            nnc_vec acc[4][1] = {{{0}}};
+            for (int k = 0; k < 120; k++) {
+                const float *restrict brow = packed + (long)k * 84 + j0;
+                nnc_vec b[1];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                {
+                    const float a = x[(long)(i0 + 0) * 120 + k];
+                    acc[0][0] += a * b[0];
+                }
+                {
+                    const float a = x[(long)(i0 + 1) * 120 + k];
+                    acc[1][0] += a * b[0];
+                }
+                {
+                    const float a = x[(long)(i0 + 2) * 120 + k];
+                    acc[2][0] += a * b[0];
+                }
+                {
+                    const float a = x[(long)(i0 + 3) * 120 + k];
+                    acc[3][0] += a * b[0];
+                }
+            }
+            float sum[4][1 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            for (int r = 0; r < 4; r++) {
+                for (int c = 0; c < NNC_LANES; c++) {
+                    const long at = (long)(i0 + r) * 84 + j0 + c;
+                    const long j = j0 + c;
+                    const float t0 = sum[r][c];
+                    const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
+                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                    x_24[at] = t2;
+                }
+            }
+            j0 += NNC_LANES;
+        }
+        if (j0 < 84) {
+            const int nc = (int)(84 - j0); /* fewer than NNC_LANES */
+            float sum[4][16] = {{0}};
             for (int k = 0; k < 120; k++) {
                 const float *restrict brow = packed + (long)k * 84 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = x[(long)(i0 + r) * 120 + k];
-                    for (int c = 0; c < 20; c++) {
-                        acc[r][c] += a * brow[c];
+                    for (int c = 0; c < nc; c++) {
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 20; c++) {
+                for (int c = 0; c < nc; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
                     const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
                     x_24[at] = t2;
@@ -4165,23 +4325,24 @@ static void k03_fc2_matmul_bias_add_relu(const float *restrict x, const float *r
  */
 static void k04_fc3_matmul_bias_add(const float *restrict x, const float *restrict fc3_weight, const float *restrict fc3_bias, float *restrict logits, float *restrict packed)
 {
-    /* [4, 10] = A[4, 84] * B^T[84, 10], in 4x32 tiles */
+    /* [4, 10] = A[4, 84] * B^T[84, 10], in tiles of 8 rows by all the columns */
     /* B is used transposed: lay it out as [84, 10] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 10; j++) {
-        for (int k = 0; k < 84; k++) {
+    for (int k = 0; k < 84; k++) {
+        for (int j = 0; j < 10; j++) {
             packed[(long)k * 10 + j] = fc3_weight[(long)j * 84 + k];
         }
     }
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 10; j0 += 10) {
-            float acc[4][10] = {{0}};
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[4][10] = {{0}};
             for (int k = 0; k < 84; k++) {
                 const float *restrict brow = packed + (long)k * 10 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = x[(long)(i0 + r) * 84 + k];
                     for (int c = 0; c < 10; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
@@ -4189,7 +4350,7 @@ static void k04_fc3_matmul_bias_add(const float *restrict x, const float *restri
                 for (int c = 0; c < 10; c++) {
                     const long at = (long)(i0 + r) * 10 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + fc3_bias[j]; /* fc3 bias_add */
                     logits[at] = t1;
                 }
@@ -4288,44 +4449,120 @@ static void k09_dfc3_bias_bias_grad(const float *restrict dy, float *restrict db
  */
 static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_grad, const float *restrict fc3_weight, const float *restrict x, float *restrict dfc2_relu_grad)
 {
-    /* [4, 84] = A[4, 10] * B[10, 84], in 4x32 tiles */
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 64; j0 += 32) {
-            float acc[4][32] = {{0}};
+    /* [4, 84] = A[4, 10] * B[10, 84], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 84; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[4][2] = {{{0}}};
             for (int k = 0; k < 10; k++) {
                 const float *restrict brow = fc3_weight + (long)k * 84 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + r) * 10 + k];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 1) * 10 + k];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 2) * 10 + k];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 3) * 10 + k];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
                 }
             }
+            float sum[4][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
             for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = x[at] > 0.0f ? t0 : 0.0f; /* dfc2 relu_grad */
                     dfc2_relu_grad[at] = t1;
                 }
             }
         }
-        for (long j0 = 64; j0 < 84; j0 += 20) {
-            float acc[4][20] = {{0}};
+        if (j0 + NNC_LANES <= 84) {
+            nnc_vec acc[4][1] = {{{0}}};
+            for (int k = 0; k < 10; k++) {
+                const float *restrict brow = fc3_weight + (long)k * 84 + j0;
+                nnc_vec b[1];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
+                    acc[0][0] += a * b[0];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 1) * 10 + k];
+                    acc[1][0] += a * b[0];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 2) * 10 + k];
+                    acc[2][0] += a * b[0];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 3) * 10 + k];
+                    acc[3][0] += a * b[0];
+                }
+            }
+            float sum[4][1 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            for (int r = 0; r < 4; r++) {
+                for (int c = 0; c < NNC_LANES; c++) {
+                    const long at = (long)(i0 + r) * 84 + j0 + c;
+                    const float t0 = sum[r][c];
+                    const float t1 = x[at] > 0.0f ? t0 : 0.0f; /* dfc2 relu_grad */
+                    dfc2_relu_grad[at] = t1;
+                }
+            }
+            j0 += NNC_LANES;
+        }
+        if (j0 < 84) {
+            const int nc = (int)(84 - j0); /* fewer than NNC_LANES */
+            float sum[4][16] = {{0}};
             for (int k = 0; k < 10; k++) {
                 const float *restrict brow = fc3_weight + (long)k * 84 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = dlogits_softmax_xent_grad[(long)(i0 + r) * 10 + k];
-                    for (int c = 0; c < 20; c++) {
-                        acc[r][c] += a * brow[c];
+                    for (int c = 0; c < nc; c++) {
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 20; c++) {
+                for (int c = 0; c < nc; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = x[at] > 0.0f ? t0 : 0.0f; /* dfc2 relu_grad */
                     dfc2_relu_grad[at] = t1;
                 }
@@ -4337,43 +4574,166 @@ static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
 /* k11_dfc3_weight_matmul: matmul dfc3_weight -> [10, 84]  (dsl-examples/cifar_cnn.nn:20, backward) */
 static void k11_dfc3_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [10, 84] = A^T[10, 4] * B[4, 84], in 4x32 tiles */
-    for (int band = 0; band < 2; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 64; j0 += 32) {
-            float acc[4][32] = {{0}};
+    /* [10, 84] = A^T[10, 4] * B[4, 84], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    for (int band = 0; band < 1; band++) {
+        const int i0 = band * 8;
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 84; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 84 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = A[(long)k * 10 + i0 + r];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)k * 10 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 2];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 3];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 4];
+                    acc[4][0] += a * b[0];
+                    acc[4][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 5];
+                    acc[5][0] += a * b[0];
+                    acc[5][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 6];
+                    acc[6][0] += a * b[0];
+                    acc[6][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 7];
+                    acc[7][0] += a * b[0];
+                    acc[7][1] += a * b[1];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+            float sum[8][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
         }
-        for (long j0 = 64; j0 < 84; j0 += 20) {
-            float acc[4][20] = {{0}};
+        if (j0 + NNC_LANES <= 84) {
+            nnc_vec acc[8][1] = {{{0}}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 84 + j0;
-                for (int r = 0; r < 4; r++) {
+                nnc_vec b[1];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                {
+                    const float a = A[(long)k * 10 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 2];
+                    acc[2][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 3];
+                    acc[3][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 4];
+                    acc[4][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 5];
+                    acc[5][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 6];
+                    acc[6][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 7];
+                    acc[7][0] += a * b[0];
+                }
+            }
+            float sum[8][1 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < NNC_LANES; c++) {
+                    const long at = (long)(i0 + r) * 84 + j0 + c;
+                    const float t0 = sum[r][c];
+                    C[at] = t0;
+                }
+            }
+            j0 += NNC_LANES;
+        }
+        if (j0 < 84) {
+            const int nc = (int)(84 - j0); /* fewer than NNC_LANES */
+            float sum[8][16] = {{0}};
+            for (int k = 0; k < 4; k++) {
+                const float *restrict brow = B + (long)k * 84 + j0;
+                for (int r = 0; r < 8; r++) {
                     const float a = A[(long)k * 10 + i0 + r];
-                    for (int c = 0; c < 20; c++) {
-                        acc[r][c] += a * brow[c];
+                    for (int c = 0; c < nc; c++) {
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 20; c++) {
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < nc; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -4381,40 +4741,81 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
     }
     {
         const int i0 = 8; /* the last 2 rows */
-        for (long j0 = 0; j0 < 64; j0 += 32) {
-            float acc[2][32] = {{0}};
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 84; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[2][2] = {{{0}}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 84 + j0;
-                for (int r = 0; r < 2; r++) {
-                    const float a = A[(long)k * 10 + i0 + r];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)k * 10 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
                 }
             }
+            float sum[2][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
             for (int r = 0; r < 2; r++) {
-                for (int c = 0; c < 32; c++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
         }
-        for (long j0 = 64; j0 < 84; j0 += 20) {
-            float acc[2][20] = {{0}};
+        if (j0 + NNC_LANES <= 84) {
+            nnc_vec acc[2][1] = {{{0}}};
+            for (int k = 0; k < 4; k++) {
+                const float *restrict brow = B + (long)k * 84 + j0;
+                nnc_vec b[1];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                {
+                    const float a = A[(long)k * 10 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                }
+            }
+            float sum[2][1 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            for (int r = 0; r < 2; r++) {
+                for (int c = 0; c < NNC_LANES; c++) {
+                    const long at = (long)(i0 + r) * 84 + j0 + c;
+                    const float t0 = sum[r][c];
+                    C[at] = t0;
+                }
+            }
+            j0 += NNC_LANES;
+        }
+        if (j0 < 84) {
+            const int nc = (int)(84 - j0); /* fewer than NNC_LANES */
+            float sum[2][16] = {{0}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 84 + j0;
                 for (int r = 0; r < 2; r++) {
                     const float a = A[(long)k * 10 + i0 + r];
-                    for (int c = 0; c < 20; c++) {
-                        acc[r][c] += a * brow[c];
+                    for (int c = 0; c < nc; c++) {
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 2; r++) {
-                for (int c = 0; c < 20; c++) {
+                for (int c = 0; c < nc; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -4440,44 +4841,120 @@ static void k12_dfc2_bias_bias_grad(const float *restrict dy, float *restrict db
  */
 static void k13_dx_matmul_relu_grad(const float *restrict dfc2_relu_grad, const float *restrict fc2_weight, const float *restrict x, float *restrict dfc1_relu_grad)
 {
-    /* [4, 120] = A[4, 84] * B[84, 120], in 4x32 tiles */
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 96; j0 += 32) {
-            float acc[4][32] = {{0}};
+    /* [4, 120] = A[4, 84] * B[84, 120], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 120; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[4][2] = {{{0}}};
             for (int k = 0; k < 84; k++) {
                 const float *restrict brow = fc2_weight + (long)k * 120 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = dfc2_relu_grad[(long)(i0 + r) * 84 + k];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = dfc2_relu_grad[(long)(i0 + 0) * 84 + k];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = dfc2_relu_grad[(long)(i0 + 1) * 84 + k];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = dfc2_relu_grad[(long)(i0 + 2) * 84 + k];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = dfc2_relu_grad[(long)(i0 + 3) * 84 + k];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
                 }
             }
+            float sum[4][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
             for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 120 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = x[at] > 0.0f ? t0 : 0.0f; /* dfc1 relu_grad */
                     dfc1_relu_grad[at] = t1;
                 }
             }
         }
-        for (long j0 = 96; j0 < 120; j0 += 24) {
-            float acc[4][24] = {{0}};
+        if (j0 + NNC_LANES <= 120) {
+            nnc_vec acc[4][1] = {{{0}}};
+            for (int k = 0; k < 84; k++) {
+                const float *restrict brow = fc2_weight + (long)k * 120 + j0;
+                nnc_vec b[1];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                {
+                    const float a = dfc2_relu_grad[(long)(i0 + 0) * 84 + k];
+                    acc[0][0] += a * b[0];
+                }
+                {
+                    const float a = dfc2_relu_grad[(long)(i0 + 1) * 84 + k];
+                    acc[1][0] += a * b[0];
+                }
+                {
+                    const float a = dfc2_relu_grad[(long)(i0 + 2) * 84 + k];
+                    acc[2][0] += a * b[0];
+                }
+                {
+                    const float a = dfc2_relu_grad[(long)(i0 + 3) * 84 + k];
+                    acc[3][0] += a * b[0];
+                }
+            }
+            float sum[4][1 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            for (int r = 0; r < 4; r++) {
+                for (int c = 0; c < NNC_LANES; c++) {
+                    const long at = (long)(i0 + r) * 120 + j0 + c;
+                    const float t0 = sum[r][c];
+                    const float t1 = x[at] > 0.0f ? t0 : 0.0f; /* dfc1 relu_grad */
+                    dfc1_relu_grad[at] = t1;
+                }
+            }
+            j0 += NNC_LANES;
+        }
+        if (j0 < 120) {
+            const int nc = (int)(120 - j0); /* fewer than NNC_LANES */
+            float sum[4][16] = {{0}};
             for (int k = 0; k < 84; k++) {
                 const float *restrict brow = fc2_weight + (long)k * 120 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = dfc2_relu_grad[(long)(i0 + r) * 84 + k];
-                    for (int c = 0; c < 24; c++) {
-                        acc[r][c] += a * brow[c];
+                    for (int c = 0; c < nc; c++) {
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 24; c++) {
+                for (int c = 0; c < nc; c++) {
                     const long at = (long)(i0 + r) * 120 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = x[at] > 0.0f ? t0 : 0.0f; /* dfc1 relu_grad */
                     dfc1_relu_grad[at] = t1;
                 }
@@ -4489,43 +4966,272 @@ static void k13_dx_matmul_relu_grad(const float *restrict dfc2_relu_grad, const 
 /* k14_dfc2_weight_matmul: matmul dfc2_weight -> [84, 120]  (dsl-examples/cifar_cnn.nn:19, backward) */
 static void k14_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [84, 120] = A^T[84, 4] * B[4, 120], in 4x32 tiles */
-    for (int band = 0; band < 21; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 96; j0 += 32) {
-            float acc[4][32] = {{0}};
+    /* [84, 120] = A^T[84, 4] * B[4, 120], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    for (int band = 0; band < 10; band++) {
+        const int i0 = band * 8;
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 120; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 120 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = A[(long)k * 84 + i0 + r];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)k * 84 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 2];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 3];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 4];
+                    acc[4][0] += a * b[0];
+                    acc[4][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 5];
+                    acc[5][0] += a * b[0];
+                    acc[5][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 6];
+                    acc[6][0] += a * b[0];
+                    acc[6][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 7];
+                    acc[7][0] += a * b[0];
+                    acc[7][1] += a * b[1];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+            float sum[8][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 120 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
         }
-        for (long j0 = 96; j0 < 120; j0 += 24) {
-            float acc[4][24] = {{0}};
+        if (j0 + NNC_LANES <= 120) {
+            nnc_vec acc[8][1] = {{{0}}};
+            for (int k = 0; k < 4; k++) {
+                const float *restrict brow = B + (long)k * 120 + j0;
+                nnc_vec b[1];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                {
+                    const float a = A[(long)k * 84 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 2];
+                    acc[2][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 3];
+                    acc[3][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 4];
+                    acc[4][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 5];
+                    acc[5][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 6];
+                    acc[6][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 7];
+                    acc[7][0] += a * b[0];
+                }
+            }
+            float sum[8][1 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < NNC_LANES; c++) {
+                    const long at = (long)(i0 + r) * 120 + j0 + c;
+                    const float t0 = sum[r][c];
+                    C[at] = t0;
+                }
+            }
+            j0 += NNC_LANES;
+        }
+        if (j0 < 120) {
+            const int nc = (int)(120 - j0); /* fewer than NNC_LANES */
+            float sum[8][16] = {{0}};
+            for (int k = 0; k < 4; k++) {
+                const float *restrict brow = B + (long)k * 120 + j0;
+                for (int r = 0; r < 8; r++) {
+                    const float a = A[(long)k * 84 + i0 + r];
+                    for (int c = 0; c < nc; c++) {
+                        sum[r][c] += a * brow[c];
+                    }
+                }
+            }
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < nc; c++) {
+                    const long at = (long)(i0 + r) * 120 + j0 + c;
+                    const float t0 = sum[r][c];
+                    C[at] = t0;
+                }
+            }
+        }
+    }
+    {
+        const int i0 = 80; /* the last 4 rows */
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 120; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[4][2] = {{{0}}};
+            for (int k = 0; k < 4; k++) {
+                const float *restrict brow = B + (long)k * 120 + j0;
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)k * 84 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 2];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 3];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+            }
+            float sum[4][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            for (int r = 0; r < 4; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
+                    const long at = (long)(i0 + r) * 120 + j0 + c;
+                    const float t0 = sum[r][c];
+                    C[at] = t0;
+                }
+            }
+        }
+        if (j0 + NNC_LANES <= 120) {
+            nnc_vec acc[4][1] = {{{0}}};
+            for (int k = 0; k < 4; k++) {
+                const float *restrict brow = B + (long)k * 120 + j0;
+                nnc_vec b[1];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                {
+                    const float a = A[(long)k * 84 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 2];
+                    acc[2][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 84 + i0 + 3];
+                    acc[3][0] += a * b[0];
+                }
+            }
+            float sum[4][1 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            for (int r = 0; r < 4; r++) {
+                for (int c = 0; c < NNC_LANES; c++) {
+                    const long at = (long)(i0 + r) * 120 + j0 + c;
+                    const float t0 = sum[r][c];
+                    C[at] = t0;
+                }
+            }
+            j0 += NNC_LANES;
+        }
+        if (j0 < 120) {
+            const int nc = (int)(120 - j0); /* fewer than NNC_LANES */
+            float sum[4][16] = {{0}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 120 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = A[(long)k * 84 + i0 + r];
-                    for (int c = 0; c < 24; c++) {
-                        acc[r][c] += a * brow[c];
+                    for (int c = 0; c < nc; c++) {
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 24; c++) {
+                for (int c = 0; c < nc; c++) {
                     const long at = (long)(i0 + r) * 120 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -4548,25 +5254,61 @@ static void k15_dfc1_bias_bias_grad(const float *restrict dy, float *restrict db
 /* k16_dx_matmul: matmul dx -> [4, 576]  (dsl-examples/cifar_cnn.nn:18, backward) */
 static void k16_dx_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [4, 576] = A[4, 120] * B[120, 576], in 4x32 tiles */
-    NNC_PARALLEL_FOR
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 576; j0 += 32) {
-            float acc[4][32] = {{0}};
+    /* [4, 576] = A[4, 120] * B[120, 576], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 576; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[4][2] = {{{0}}};
             for (int k = 0; k < 120; k++) {
                 const float *restrict brow = B + (long)k * 576 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = A[(long)(i0 + r) * 120 + k];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)(i0 + 0) * 120 + k];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 1) * 120 + k];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 2) * 120 + k];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 3) * 120 + k];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
                 }
             }
+            float sum[4][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
             for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 576 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -4577,25 +5319,90 @@ static void k16_dx_matmul(const float *restrict A, const float *restrict B, floa
 /* k17_dfc1_weight_matmul: matmul dfc1_weight -> [120, 576]  (dsl-examples/cifar_cnn.nn:18, backward) */
 static void k17_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [120, 576] = A^T[120, 4] * B[4, 576], in 4x32 tiles */
+    /* [120, 576] = A^T[120, 4] * B[4, 576], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 30; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 576; j0 += 32) {
-            float acc[4][32] = {{0}};
+    for (int band = 0; band < 15; band++) {
+        const int i0 = band * 8;
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 576; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 576 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = A[(long)k * 120 + i0 + r];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)k * 120 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 120 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 120 + i0 + 2];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 120 + i0 + 3];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 120 + i0 + 4];
+                    acc[4][0] += a * b[0];
+                    acc[4][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 120 + i0 + 5];
+                    acc[5][0] += a * b[0];
+                    acc[5][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 120 + i0 + 6];
+                    acc[6][0] += a * b[0];
+                    acc[6][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 120 + i0 + 7];
+                    acc[7][0] += a * b[0];
+                    acc[7][1] += a * b[1];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+            float sum[8][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 576 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }

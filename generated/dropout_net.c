@@ -3803,23 +3803,24 @@ enum { NTENSORS = 4 };
  */
 static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *restrict fc1_weight, const float *restrict fc1_bias, float *restrict h_relu, float *restrict packed)
 {
-    /* [4, 4] = A[4, 2] * B^T[2, 4], in 4x32 tiles */
+    /* [4, 4] = A[4, 2] * B^T[2, 4], in tiles of 8 rows by all the columns */
     /* B is used transposed: lay it out as [2, 4] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 4; j++) {
-        for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2; k++) {
+        for (int j = 0; j < 4; j++) {
             packed[(long)k * 4 + j] = fc1_weight[(long)j * 2 + k];
         }
     }
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 4; j0 += 4) {
-            float acc[4][4] = {{0}};
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[4][4] = {{0}};
             for (int k = 0; k < 2; k++) {
                 const float *restrict brow = packed + (long)k * 4 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = x[(long)(i0 + r) * 2 + k];
                     for (int c = 0; c < 4; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
@@ -3827,7 +3828,7 @@ static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
                 for (int c = 0; c < 4; c++) {
                     const long at = (long)(i0 + r) * 4 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
                     const float t2 = t1 > 0.0f ? t1 : 0.0f; /* h relu */
                     h_relu[at] = t2;
@@ -3860,23 +3861,24 @@ static void k02_h_mul(const float *x, const float *y, float *out)
  */
 static void k03_fc2_matmul_bias_add_sigmoid(const float *restrict h, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict p, float *restrict packed)
 {
-    /* [4, 1] = A[4, 4] * B^T[4, 1], in 4x32 tiles */
+    /* [4, 1] = A[4, 4] * B^T[4, 1], in tiles of 8 rows by all the columns */
     /* B is used transposed: lay it out as [4, 1] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 1; j++) {
-        for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 4; k++) {
+        for (int j = 0; j < 1; j++) {
             packed[(long)k * 1 + j] = fc2_weight[(long)j * 4 + k];
         }
     }
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 1; j0 += 1) {
-            float acc[4][1] = {{0}};
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[4][1] = {{0}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = packed + (long)k * 1 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = h[(long)(i0 + r) * 4 + k];
                     for (int c = 0; c < 1; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
@@ -3884,7 +3886,7 @@ static void k03_fc2_matmul_bias_add_sigmoid(const float *restrict h, const float
                 for (int c = 0; c < 1; c++) {
                     const long at = (long)(i0 + r) * 1 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
                     const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
                     p[at] = t2;
@@ -3946,24 +3948,25 @@ static void k07_dfc2_bias_bias_grad(const float *restrict dy, float *restrict db
  */
 static void k08_dh_matmul_mul_relu_grad(const float *restrict dfc2_sigmoid_grad, const float *restrict fc2_weight, const float *restrict h_dropout_mask, const float *restrict h_relu, float *restrict dfc1_relu_grad)
 {
-    /* [4, 4] = A[4, 1] * B[1, 4], in 4x32 tiles */
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 4; j0 += 4) {
-            float acc[4][4] = {{0}};
+    /* [4, 4] = A[4, 1] * B[1, 4], in tiles of 8 rows by all the columns */
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[4][4] = {{0}};
             for (int k = 0; k < 1; k++) {
                 const float *restrict brow = fc2_weight + (long)k * 4 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = dfc2_sigmoid_grad[(long)(i0 + r) * 1 + k];
                     for (int c = 0; c < 4; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < 4; c++) {
                     const long at = (long)(i0 + r) * 4 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 * h_dropout_mask[at]; /* dh mul */
                     const float t2 = h_relu[at] > 0.0f ? t1 : 0.0f; /* dfc1 relu_grad */
                     dfc1_relu_grad[at] = t2;
@@ -3976,24 +3979,25 @@ static void k08_dh_matmul_mul_relu_grad(const float *restrict dfc2_sigmoid_grad,
 /* k09_dfc2_weight_matmul: matmul dfc2_weight -> [1, 4]  (dsl-examples/dropout_net.nn:14, backward) */
 static void k09_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [1, 4] = A^T[1, 4] * B[4, 4], in 4x32 tiles */
+    /* [1, 4] = A^T[1, 4] * B[4, 4], in tiles of 8 rows by all the columns */
     {
-        const int i0 = 0; /* the last 1 rows */
-        for (long j0 = 0; j0 < 4; j0 += 4) {
-            float acc[1][4] = {{0}};
+        const int i0 = 0; /* all 1 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[1][4] = {{0}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 4 + j0;
                 for (int r = 0; r < 1; r++) {
                     const float a = A[(long)k * 1 + i0 + r];
                     for (int c = 0; c < 4; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 1; r++) {
                 for (int c = 0; c < 4; c++) {
                     const long at = (long)(i0 + r) * 4 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -4016,24 +4020,25 @@ static void k10_dfc1_bias_bias_grad(const float *restrict dy, float *restrict db
 /* k11_dfc1_weight_matmul: matmul dfc1_weight -> [4, 2]  (dsl-examples/dropout_net.nn:12, backward) */
 static void k11_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [4, 2] = A^T[4, 4] * B[4, 2], in 4x32 tiles */
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 2; j0 += 2) {
-            float acc[4][2] = {{0}};
+    /* [4, 2] = A^T[4, 4] * B[4, 2], in tiles of 8 rows by all the columns */
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[4][2] = {{0}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 2 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = A[(long)k * 4 + i0 + r];
                     for (int c = 0; c < 2; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < 2; c++) {
                     const long at = (long)(i0 + r) * 2 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }

@@ -3802,31 +3802,99 @@ enum { NTENSORS = 7 };
 /* k00_fc1_matmul: matmul fc1 -> [128, 256]  (dsl-examples/regularised.nn:21, forward) */
 static void k00_fc1_matmul(const float *restrict A, const float *restrict B, float *restrict C, float *restrict packed)
 {
-    /* [128, 256] = A[128, 784] * B^T[784, 256], in 4x32 tiles */
-    /* B is used transposed: lay it out as [784, 256] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 256; j++) {
+    /* [128, 256] = A[128, 784] * B^T[784, 256], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    /* B is used transposed: lay it out as [784, 256] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
+    NNC_PARALLEL_FOR
+    for (int j0 = 0; j0 < 256; j0 += 16) {
         for (int k = 0; k < 784; k++) {
-            packed[(long)k * 256 + j] = B[(long)j * 784 + k];
+            for (int j = j0; j < j0 + 16; j++) {
+                packed[(long)k * 256 + j] = B[(long)j * 784 + k];
+            }
         }
     }
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 32; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 256; j0 += 32) {
-            float acc[4][32] = {{0}};
+    for (int band = 0; band < 16; band++) {
+        const int i0 = band * 8;
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 256; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 784; k++) {
                 const float *restrict brow = packed + (long)k * 256 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = A[(long)(i0 + r) * 784 + k];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)(i0 + 0) * 784 + k];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 1) * 784 + k];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 2) * 784 + k];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 3) * 784 + k];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 4) * 784 + k];
+                    acc[4][0] += a * b[0];
+                    acc[4][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 5) * 784 + k];
+                    acc[5][0] += a * b[0];
+                    acc[5][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 6) * 784 + k];
+                    acc[6][0] += a * b[0];
+                    acc[6][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 7) * 784 + k];
+                    acc[7][0] += a * b[0];
+                    acc[7][1] += a * b[1];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+            float sum[8][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 256 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -3912,32 +3980,33 @@ static void k03_x_mul(const float *x, const float *y, float *out)
  */
 static void k04_fc2_matmul_bias_add(const float *restrict x, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict logits, float *restrict packed)
 {
-    /* [128, 10] = A[128, 256] * B^T[256, 10], in 4x32 tiles */
+    /* [128, 10] = A[128, 256] * B^T[256, 10], in tiles of 8 rows by all the columns */
     /* B is used transposed: lay it out as [256, 10] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 10; j++) {
-        for (int k = 0; k < 256; k++) {
+    for (int k = 0; k < 256; k++) {
+        for (int j = 0; j < 10; j++) {
             packed[(long)k * 10 + j] = fc2_weight[(long)j * 256 + k];
         }
     }
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 32; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 10; j0 += 10) {
-            float acc[4][10] = {{0}};
+    for (int band = 0; band < 16; band++) {
+        const int i0 = band * 8;
+        {
+            const long j0 = 0;
+            float sum[8][10] = {{0}};
             for (int k = 0; k < 256; k++) {
                 const float *restrict brow = packed + (long)k * 10 + j0;
-                for (int r = 0; r < 4; r++) {
+                for (int r = 0; r < 8; r++) {
                     const float a = x[(long)(i0 + r) * 256 + k];
                     for (int c = 0; c < 10; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
-            for (int r = 0; r < 4; r++) {
+            for (int r = 0; r < 8; r++) {
                 for (int c = 0; c < 10; c++) {
                     const long at = (long)(i0 + r) * 10 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
                     logits[at] = t1;
                 }
@@ -4039,25 +4108,90 @@ static void k09_dfc2_bias_bias_grad(const float *restrict dy, float *restrict db
  */
 static void k10_dx_matmul_mul_relu_grad(const float *restrict dlogits_softmax_xent_grad, const float *restrict fc2_weight, const float *restrict x_dropout_mask, const float *restrict x_relu, float *restrict dbn1_relu_grad)
 {
-    /* [128, 256] = A[128, 10] * B[10, 256], in 4x32 tiles */
+    /* [128, 256] = A[128, 10] * B[10, 256], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 32; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 256; j0 += 32) {
-            float acc[4][32] = {{0}};
+    for (int band = 0; band < 16; band++) {
+        const int i0 = band * 8;
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 256; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 10; k++) {
                 const float *restrict brow = fc2_weight + (long)k * 256 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + r) * 10 + k];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 1) * 10 + k];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 2) * 10 + k];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 3) * 10 + k];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 4) * 10 + k];
+                    acc[4][0] += a * b[0];
+                    acc[4][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 5) * 10 + k];
+                    acc[5][0] += a * b[0];
+                    acc[5][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 6) * 10 + k];
+                    acc[6][0] += a * b[0];
+                    acc[6][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 7) * 10 + k];
+                    acc[7][0] += a * b[0];
+                    acc[7][1] += a * b[1];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+            float sum[8][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 256 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 * x_dropout_mask[at]; /* dx mul */
                     const float t2 = x_relu[at] > 0.0f ? t1 : 0.0f; /* dbn1 relu_grad */
                     dbn1_relu_grad[at] = t2;
@@ -4070,25 +4204,90 @@ static void k10_dx_matmul_mul_relu_grad(const float *restrict dlogits_softmax_xe
 /* k11_dfc2_weight_matmul: matmul dfc2_weight -> [10, 256]  (dsl-examples/regularised.nn:23, backward) */
 static void k11_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [10, 256] = A^T[10, 128] * B[128, 256], in 4x32 tiles */
+    /* [10, 256] = A^T[10, 128] * B[128, 256], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 2; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 256; j0 += 32) {
-            float acc[4][32] = {{0}};
+    for (int band = 0; band < 1; band++) {
+        const int i0 = band * 8;
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 256; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 128; k++) {
                 const float *restrict brow = B + (long)k * 256 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = A[(long)k * 10 + i0 + r];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)k * 10 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 2];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 3];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 4];
+                    acc[4][0] += a * b[0];
+                    acc[4][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 5];
+                    acc[5][0] += a * b[0];
+                    acc[5][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 6];
+                    acc[6][0] += a * b[0];
+                    acc[6][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 7];
+                    acc[7][0] += a * b[0];
+                    acc[7][1] += a * b[1];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+            float sum[8][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 256 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -4096,21 +4295,34 @@ static void k11_dfc2_weight_matmul(const float *restrict A, const float *restric
     }
     {
         const int i0 = 8; /* the last 2 rows */
-        for (long j0 = 0; j0 < 256; j0 += 32) {
-            float acc[2][32] = {{0}};
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 256; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[2][2] = {{{0}}};
             for (int k = 0; k < 128; k++) {
                 const float *restrict brow = B + (long)k * 256 + j0;
-                for (int r = 0; r < 2; r++) {
-                    const float a = A[(long)k * 10 + i0 + r];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)k * 10 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
                 }
             }
+            float sum[2][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
             for (int r = 0; r < 2; r++) {
-                for (int c = 0; c < 32; c++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 256 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -4173,47 +4385,150 @@ static void k12_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(const f
 /* k13_dfc1_weight_matmul: matmul dfc1_weight -> [256, 784]  (dsl-examples/regularised.nn:21, backward) */
 static void k13_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [256, 784] = A^T[256, 128] * B[128, 784], in 4x32 tiles */
+    /* [256, 784] = A^T[256, 128] * B[128, 784], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 64; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 768; j0 += 32) {
-            float acc[4][32] = {{0}};
+    for (int band = 0; band < 32; band++) {
+        const int i0 = band * 8;
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 784; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 128; k++) {
                 const float *restrict brow = B + (long)k * 784 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = A[(long)k * 256 + i0 + r];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)k * 256 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 2];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 3];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 4];
+                    acc[4][0] += a * b[0];
+                    acc[4][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 5];
+                    acc[5][0] += a * b[0];
+                    acc[5][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 6];
+                    acc[6][0] += a * b[0];
+                    acc[6][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 7];
+                    acc[7][0] += a * b[0];
+                    acc[7][1] += a * b[1];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+            float sum[8][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 784 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
         }
-        for (long j0 = 768; j0 < 784; j0 += 16) {
-            float acc[4][16] = {{0}};
+        if (j0 + NNC_LANES <= 784) {
+            nnc_vec acc[8][1] = {{{0}}};
             for (int k = 0; k < 128; k++) {
                 const float *restrict brow = B + (long)k * 784 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = A[(long)k * 256 + i0 + r];
-                    for (int c = 0; c < 16; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[1];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                {
+                    const float a = A[(long)k * 256 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 2];
+                    acc[2][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 3];
+                    acc[3][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 4];
+                    acc[4][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 5];
+                    acc[5][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 6];
+                    acc[6][0] += a * b[0];
+                }
+                {
+                    const float a = A[(long)k * 256 + i0 + 7];
+                    acc[7][0] += a * b[0];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 16; c++) {
+            float sum[8][1 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 784 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
+            j0 += NNC_LANES;
         }
     }
 }

@@ -3799,23 +3799,24 @@ enum { NTENSORS = 2 };
  */
 static void k00_z_matmul_bias_add_sigmoid(const float *restrict x, const float *restrict z_weight, const float *restrict z_bias, float *restrict p, float *restrict packed)
 {
-    /* [4, 1] = A[4, 2] * B^T[2, 1], in 4x32 tiles */
+    /* [4, 1] = A[4, 2] * B^T[2, 1], in tiles of 8 rows by all the columns */
     /* B is used transposed: lay it out as [2, 1] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 1; j++) {
-        for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2; k++) {
+        for (int j = 0; j < 1; j++) {
             packed[(long)k * 1 + j] = z_weight[(long)j * 2 + k];
         }
     }
-    for (int band = 0; band < 1; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 1; j0 += 1) {
-            float acc[4][1] = {{0}};
+    {
+        const int i0 = 0; /* all 4 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[4][1] = {{0}};
             for (int k = 0; k < 2; k++) {
                 const float *restrict brow = packed + (long)k * 1 + j0;
                 for (int r = 0; r < 4; r++) {
                     const float a = x[(long)(i0 + r) * 2 + k];
                     for (int c = 0; c < 1; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
@@ -3823,7 +3824,7 @@ static void k00_z_matmul_bias_add_sigmoid(const float *restrict x, const float *
                 for (int c = 0; c < 1; c++) {
                     const long at = (long)(i0 + r) * 1 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + z_bias[j]; /* z bias_add */
                     const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
                     p[at] = t2;
@@ -3881,24 +3882,25 @@ static void k04_dz_bias_bias_grad(const float *restrict dy, float *restrict dbia
 /* k05_dz_weight_matmul: matmul dz_weight -> [1, 2]  (dsl-examples/single_layer.nn:13, backward) */
 static void k05_dz_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [1, 2] = A^T[1, 4] * B[4, 2], in 4x32 tiles */
+    /* [1, 2] = A^T[1, 4] * B[4, 2], in tiles of 8 rows by all the columns */
     {
-        const int i0 = 0; /* the last 1 rows */
-        for (long j0 = 0; j0 < 2; j0 += 2) {
-            float acc[1][2] = {{0}};
+        const int i0 = 0; /* all 1 rows, fewer than a band */
+        {
+            const long j0 = 0;
+            float sum[1][2] = {{0}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 2 + j0;
                 for (int r = 0; r < 1; r++) {
                     const float a = A[(long)k * 1 + i0 + r];
                     for (int c = 0; c < 2; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
             for (int r = 0; r < 1; r++) {
                 for (int c = 0; c < 2; c++) {
                     const long at = (long)(i0 + r) * 2 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }

@@ -4096,32 +4096,100 @@ static void k05_x_maxpool2d(const float *restrict x, float *restrict y)
  */
 static void k06_fc1_matmul_bias_add_relu(const float *restrict x, const float *restrict fc1_weight, const float *restrict fc1_bias, float *restrict x_27, float *restrict packed)
 {
-    /* [64, 64] = A[64, 1568] * B^T[1568, 64], in 4x32 tiles */
-    /* B is used transposed: lay it out as [1568, 64] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 64; j++) {
+    /* [64, 64] = A[64, 1568] * B^T[1568, 64], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    /* B is used transposed: lay it out as [1568, 64] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
+    NNC_PARALLEL_FOR
+    for (int j0 = 0; j0 < 64; j0 += 16) {
         for (int k = 0; k < 1568; k++) {
-            packed[(long)k * 64 + j] = fc1_weight[(long)j * 1568 + k];
+            for (int j = j0; j < j0 + 16; j++) {
+                packed[(long)k * 64 + j] = fc1_weight[(long)j * 1568 + k];
+            }
         }
     }
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 16; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 64; j0 += 32) {
-            float acc[4][32] = {{0}};
+    for (int band = 0; band < 8; band++) {
+        const int i0 = band * 8;
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 1568; k++) {
                 const float *restrict brow = packed + (long)k * 64 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = x[(long)(i0 + r) * 1568 + k];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = x[(long)(i0 + 0) * 1568 + k];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 1) * 1568 + k];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 2) * 1568 + k];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 3) * 1568 + k];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 4) * 1568 + k];
+                    acc[4][0] += a * b[0];
+                    acc[4][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 5) * 1568 + k];
+                    acc[5][0] += a * b[0];
+                    acc[5][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 6) * 1568 + k];
+                    acc[6][0] += a * b[0];
+                    acc[6][1] += a * b[1];
+                }
+                {
+                    const float a = x[(long)(i0 + 7) * 1568 + k];
+                    acc[7][0] += a * b[0];
+                    acc[7][1] += a * b[1];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+            float sum[8][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 64 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
                     const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
                     x_27[at] = t2;
@@ -4137,31 +4205,32 @@ static void k06_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
  */
 static void k07_head_matmul_bias_add(const float *restrict x, const float *restrict head_weight, const float *restrict head_bias, float *restrict logits, float *restrict packed)
 {
-    /* [64, 10] = A[64, 64] * B^T[64, 10], in 4x32 tiles */
+    /* [64, 10] = A[64, 64] * B^T[64, 10], in tiles of 8 rows by all the columns */
     /* B is used transposed: lay it out as [64, 10] first, so the inner loop reads it contiguously */
-    for (int j = 0; j < 10; j++) {
-        for (int k = 0; k < 64; k++) {
+    for (int k = 0; k < 64; k++) {
+        for (int j = 0; j < 10; j++) {
             packed[(long)k * 10 + j] = head_weight[(long)j * 64 + k];
         }
     }
-    for (int band = 0; band < 16; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 10; j0 += 10) {
-            float acc[4][10] = {{0}};
+    for (int band = 0; band < 8; band++) {
+        const int i0 = band * 8;
+        {
+            const long j0 = 0;
+            float sum[8][10] = {{0}};
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = packed + (long)k * 10 + j0;
-                for (int r = 0; r < 4; r++) {
+                for (int r = 0; r < 8; r++) {
                     const float a = x[(long)(i0 + r) * 64 + k];
                     for (int c = 0; c < 10; c++) {
-                        acc[r][c] += a * brow[c];
+                        sum[r][c] += a * brow[c];
                     }
                 }
             }
-            for (int r = 0; r < 4; r++) {
+            for (int r = 0; r < 8; r++) {
                 for (int c = 0; c < 10; c++) {
                     const long at = (long)(i0 + r) * 10 + j0 + c;
                     const long j = j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = t0 + head_bias[j]; /* head bias_add */
                     logits[at] = t1;
                 }
@@ -4260,24 +4329,89 @@ static void k12_dhead_bias_bias_grad(const float *restrict dy, float *restrict d
  */
 static void k13_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_grad, const float *restrict head_weight, const float *restrict x, float *restrict dfc1_relu_grad)
 {
-    /* [64, 64] = A[64, 10] * B[10, 64], in 4x32 tiles */
-    for (int band = 0; band < 16; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 64; j0 += 32) {
-            float acc[4][32] = {{0}};
+    /* [64, 64] = A[64, 10] * B[10, 64], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    for (int band = 0; band < 8; band++) {
+        const int i0 = band * 8;
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 10; k++) {
                 const float *restrict brow = head_weight + (long)k * 64 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + r) * 10 + k];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 1) * 10 + k];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 2) * 10 + k];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 3) * 10 + k];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 4) * 10 + k];
+                    acc[4][0] += a * b[0];
+                    acc[4][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 5) * 10 + k];
+                    acc[5][0] += a * b[0];
+                    acc[5][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 6) * 10 + k];
+                    acc[6][0] += a * b[0];
+                    acc[6][1] += a * b[1];
+                }
+                {
+                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 7) * 10 + k];
+                    acc[7][0] += a * b[0];
+                    acc[7][1] += a * b[1];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+            float sum[8][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 64 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     const float t1 = x[at] > 0.0f ? t0 : 0.0f; /* dfc1 relu_grad */
                     dfc1_relu_grad[at] = t1;
                 }
@@ -4289,24 +4423,89 @@ static void k13_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
 /* k14_dhead_weight_matmul: matmul dhead_weight -> [10, 64]  (dsl-examples/transfer.nn:23, backward) */
 static void k14_dhead_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [10, 64] = A^T[10, 64] * B[64, 64], in 4x32 tiles */
-    for (int band = 0; band < 2; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 64; j0 += 32) {
-            float acc[4][32] = {{0}};
+    /* [10, 64] = A^T[10, 64] * B[64, 64], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    for (int band = 0; band < 1; band++) {
+        const int i0 = band * 8;
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = B + (long)k * 64 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = A[(long)k * 10 + i0 + r];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)k * 10 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 2];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 3];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 4];
+                    acc[4][0] += a * b[0];
+                    acc[4][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 5];
+                    acc[5][0] += a * b[0];
+                    acc[5][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 6];
+                    acc[6][0] += a * b[0];
+                    acc[6][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 7];
+                    acc[7][0] += a * b[0];
+                    acc[7][1] += a * b[1];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+            float sum[8][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 64 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -4314,21 +4513,34 @@ static void k14_dhead_weight_matmul(const float *restrict A, const float *restri
     }
     {
         const int i0 = 8; /* the last 2 rows */
-        for (long j0 = 0; j0 < 64; j0 += 32) {
-            float acc[2][32] = {{0}};
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[2][2] = {{{0}}};
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = B + (long)k * 64 + j0;
-                for (int r = 0; r < 2; r++) {
-                    const float a = A[(long)k * 10 + i0 + r];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)k * 10 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 10 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
                 }
             }
+            float sum[2][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
             for (int r = 0; r < 2; r++) {
-                for (int c = 0; c < 32; c++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 64 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -4351,25 +4563,90 @@ static void k15_dfc1_bias_bias_grad(const float *restrict dy, float *restrict db
 /* k16_dx_matmul: matmul dx -> [64, 1568]  (dsl-examples/transfer.nn:22, backward) */
 static void k16_dx_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [64, 1568] = A[64, 64] * B[64, 1568], in 4x32 tiles */
+    /* [64, 1568] = A[64, 64] * B[64, 1568], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 16; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 1568; j0 += 32) {
-            float acc[4][32] = {{0}};
+    for (int band = 0; band < 8; band++) {
+        const int i0 = band * 8;
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 1568; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = B + (long)k * 1568 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = A[(long)(i0 + r) * 64 + k];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)(i0 + 0) * 64 + k];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 1) * 64 + k];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 2) * 64 + k];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 3) * 64 + k];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 4) * 64 + k];
+                    acc[4][0] += a * b[0];
+                    acc[4][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 5) * 64 + k];
+                    acc[5][0] += a * b[0];
+                    acc[5][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 6) * 64 + k];
+                    acc[6][0] += a * b[0];
+                    acc[6][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)(i0 + 7) * 64 + k];
+                    acc[7][0] += a * b[0];
+                    acc[7][1] += a * b[1];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+            float sum[8][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 1568 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }
@@ -4380,25 +4657,90 @@ static void k16_dx_matmul(const float *restrict A, const float *restrict B, floa
 /* k17_dfc1_weight_matmul: matmul dfc1_weight -> [64, 1568]  (dsl-examples/transfer.nn:22, backward) */
 static void k17_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [64, 1568] = A^T[64, 64] * B[64, 1568], in 4x32 tiles */
+    /* [64, 1568] = A^T[64, 64] * B[64, 1568], in tiles of 8 rows by 2 vector registers of columns */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 16; band++) {
-        const int i0 = band * 4;
-        for (long j0 = 0; j0 < 1568; j0 += 32) {
-            float acc[4][32] = {{0}};
+    for (int band = 0; band < 8; band++) {
+        const int i0 = band * 8;
+        long j0 = 0;
+        for (; j0 + 2 * NNC_LANES <= 1568; j0 += 2 * NNC_LANES) {
+            nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = B + (long)k * 1568 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = A[(long)k * 64 + i0 + r];
-                    for (int c = 0; c < 32; c++) {
-                        acc[r][c] += a * brow[c];
-                    }
+                nnc_vec b[2];
+                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                {
+                    const float a = A[(long)k * 64 + i0 + 0];
+                    acc[0][0] += a * b[0];
+                    acc[0][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 64 + i0 + 1];
+                    acc[1][0] += a * b[0];
+                    acc[1][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 64 + i0 + 2];
+                    acc[2][0] += a * b[0];
+                    acc[2][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 64 + i0 + 3];
+                    acc[3][0] += a * b[0];
+                    acc[3][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 64 + i0 + 4];
+                    acc[4][0] += a * b[0];
+                    acc[4][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 64 + i0 + 5];
+                    acc[5][0] += a * b[0];
+                    acc[5][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 64 + i0 + 6];
+                    acc[6][0] += a * b[0];
+                    acc[6][1] += a * b[1];
+                }
+                {
+                    const float a = A[(long)k * 64 + i0 + 7];
+                    acc[7][0] += a * b[0];
+                    acc[7][1] += a * b[1];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 32; c++) {
+            float sum[8][2 * NNC_LANES];
+            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 1568 + j0 + c;
-                    const float t0 = acc[r][c];
+                    const float t0 = sum[r][c];
                     C[at] = t0;
                 }
             }

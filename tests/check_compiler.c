@@ -827,6 +827,97 @@ START_TEST(rules_off_with_no_fuse)
 }
 END_TEST
 
+/* ---- the matrix-product kernels' layout decisions ---- */
+
+static GemmTiling tiling(long M, long N, int max_lanes)
+{
+    Gemm m = {.M = M, .N = N, .K = 64};
+    GemmTiling t;
+    gemm_tiling(&m, max_lanes, &t);
+    return t;
+}
+
+/* mnist_mlp's shapes in float (up to 16 lanes): 8-row bands; 256 columns
+ * are whole 2-vector tiles at every width; 784's last 16 may need a
+ * 1-vector tile but never a scalar one; 10 columns, fewer than one
+ * AVX-512 vector, are a scalar tile; 10 rows leave a band of 2. */
+START_TEST(gemm_tiles_for_mlp_shapes)
+{
+    GemmTiling t = tiling(64, 256, 16);
+    ck_assert_int_eq(t.mr, 8);
+    ck_assert_int_eq(t.bands, 8);
+    ck_assert_int_eq(t.rest_rows, 0);
+    ck_assert(t.vec && !t.mid && !t.tail);
+    t = tiling(256, 784, 16);
+    ck_assert_int_eq(t.bands, 32);
+    ck_assert(t.vec && t.mid && !t.tail);
+    t = tiling(10, 10, 16);
+    ck_assert_int_eq(t.bands, 1);
+    ck_assert_int_eq(t.rest_rows, 2);
+    ck_assert(!t.vec && !t.mid && t.tail);
+    t = tiling(4, 40, 16);
+    ck_assert_int_eq(t.bands, 0);
+    ck_assert_int_eq(t.rest_rows, 4);
+    ck_assert(t.vec && t.mid && t.tail);
+}
+END_TEST
+
+/* In double the widest vector holds 8 lanes, so 784 = 49 x 16 columns
+ * are whole tiles and 10 columns are wide enough for vectors. */
+START_TEST(gemm_tiles_for_double)
+{
+    GemmTiling t = tiling(64, 784, 8);
+    ck_assert(t.vec && !t.mid && !t.tail);
+    t = tiling(64, 10, 8);
+    ck_assert(t.vec && t.mid && t.tail);
+}
+END_TEST
+
+static void store_t0(Emitter *e, const void *ctx)
+{
+    (void)ctx;
+    emit(e, "C[at] = t0;");
+}
+
+/* lower_gemm's text for one product, in a malloc'd string */
+static char *gemm_text(long M, long N, long K, bool tb, const char *real)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    Emitter e = {.out = f, .real = real};
+    Gemm m = {.M = M, .N = N, .K = K, .tb = tb, .a = "A", .b = "B",
+              .packed = "packed", .epilogue = store_t0};
+    lower_gemm(&e, &m);
+    fclose(f);
+    return text;
+}
+
+/* The wide tiles sum in registers written out statement by statement;
+ * a product narrower than a vector needs no vector type at all. */
+START_TEST(gemm_emits_register_tiles)
+{
+    char *wide = gemm_text(64, 256, 784, true, "float");
+    ck_assert_ptr_nonnull(strstr(wide, "#define NNC_LANES (NNC_VEC_BYTES / 4)"));
+    ck_assert_ptr_nonnull(strstr(wide, "nnc_vec acc[8][2]"));
+    ck_assert_ptr_nonnull(strstr(wide, "acc[7][1] += a * b[1];"));
+    ck_assert_ptr_nonnull(strstr(wide, "for (int j = j0; j < j0 + 16; j++)"));
+    ck_assert_ptr_null(strstr(wide, "nnc_vec acc[8][1]"));
+    ck_assert_ptr_null(strstr(wide, "if (j0 < 256)"));
+    free(wide);
+    char *narrow = gemm_text(64, 10, 64, false, "float");
+    ck_assert_ptr_null(strstr(narrow, "nnc_vec"));
+    ck_assert_ptr_nonnull(strstr(narrow, "float sum[8][10] = {{0}};"));
+    free(narrow);
+    char *edges = gemm_text(12, 42, 3, false, "double");
+    ck_assert_ptr_nonnull(strstr(edges, "typedef double nnc_vec"));
+    ck_assert_ptr_nonnull(strstr(edges, "nnc_vec acc[8][2]"));
+    ck_assert_ptr_nonnull(strstr(edges, "nnc_vec acc[4][1]"));
+    ck_assert_ptr_nonnull(strstr(edges, "double sum[4][8] = {{0}};"));
+    free(edges);
+}
+END_TEST
+
 Suite *compiler_suite(void)
 {
     Suite *s = suite_create("compiler");
@@ -862,6 +953,11 @@ Suite *compiler_suite(void)
     t = tcase_create("plan");
     tcase_add_test(t, fuse_every_computing_op_in_one_kernel);
     tcase_add_test(t, plan_lifetimes_do_not_overlap);
+    suite_add_tcase(s, t);
+    t = tcase_create("gemm");
+    tcase_add_test(t, gemm_tiles_for_mlp_shapes);
+    tcase_add_test(t, gemm_tiles_for_double);
+    tcase_add_test(t, gemm_emits_register_tiles);
     suite_add_tcase(s, t);
     t = tcase_create("fusion rules");
     tcase_add_test(t, rule_matmul_epilogue);
