@@ -3730,7 +3730,9 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
     r.es_best = nnc__worst(cfg->es_metric);
     r.ck_best = nnc__worst(cfg->best_metric);
     int status = 0;
-    if (cfg->init_from && !a.load && !a.resume &&
+    /* --bench times steps on synthetic data: the weights it starts from
+     * change nothing it measures, so it needs no init_from file */
+    if (cfg->init_from && !a.load && !a.resume && !a.bench &&
         NNC_T_FN(load_matching)(r.m, cfg->init_from)) {
         fprintf(stderr, "error: %s\n", NNC_T_FN(error)(r.m));
         status = 1;

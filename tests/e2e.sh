@@ -158,6 +158,9 @@ train_examples() {
         fail "transfer ran without best_model.safetensors"
     elif grep -q 'best_model.safetensors' "$d/transfer0.log"; then ok
     else fail "transfer without its checkpoint: $(tail -1 "$d/transfer0.log")"; fi
+    # --bench times synthetic steps: it needs no init_from file
+    if in_runs ../transfer --bench 2 2> "$d/transfer_bench.err" | grep -q '^bench: steps=2 '; then ok
+    else fail "transfer --bench without its checkpoint: $(tail -1 "$d/transfer_bench.err")"; fi
     if in_runs ../train_model --epochs 1 --data "$1" > "$d/train_model.log" 2>&1 &&
        grep -q '^best: epoch 1 val_accuracy [0-9.]*, saved best_model.safetensors$' \
             "$d/train_model.log" && [ -s "$d/best_model.safetensors" ] &&
