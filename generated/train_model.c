@@ -3365,6 +3365,16 @@ NNC_RT void nnc__print_per_class(const nnc_train_config *cfg,
     }
 }
 
+/* class c's name cut to `width` characters, or its number */
+NNC_RT void nnc__class_label(const nnc_train_config *cfg, int c, int width,
+                             char name[16])
+{
+    if (cfg->class_names)
+        snprintf(name, 16, "%.*s", width, cfg->class_names[c]);
+    else
+        snprintf(name, 16, "%d", c);
+}
+
 /* Rows: the true class; columns: the predicted one. */
 NNC_RT void nnc__print_confusion(const nnc_train_config *cfg,
                                  const nnc_class_tally *tally, const char *set)
@@ -3374,19 +3384,13 @@ NNC_RT void nnc__print_confusion(const nnc_train_config *cfg,
     printf("  %-10s", "");
     for (int c = 0; c < NNC_T_CLASSES; c++) {
         char name[16];
-        if (cfg->class_names)
-            snprintf(name, sizeof name, "%.7s", cfg->class_names[c]);
-        else
-            snprintf(name, sizeof name, "%d", c);
+        nnc__class_label(cfg, c, 7, name);
         printf(" %7s", name);
     }
     printf("\n");
     for (int t = 0; t < NNC_T_CLASSES; t++) {
         char name[16];
-        if (cfg->class_names)
-            snprintf(name, sizeof name, "%.10s", cfg->class_names[t]);
-        else
-            snprintf(name, sizeof name, "%d", t);
+        nnc__class_label(cfg, t, 10, name);
         printf("  %-10s", name);
         for (int c = 0; c < NNC_T_CLASSES; c++)
             printf(" %7ld", tally->confusion[t * NNC_T_CLASSES + c]);

@@ -14,6 +14,7 @@ export NNC BUILD SANFLAGS="${SANFLAGS:-}"
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
 passed=0
 failed=0
+. "$(dirname "$0")/tally.sh"
 
 # The steps are independent (each works in its own directory under
 # $BUILD), and most are single-threaded gcc runs, so they run TEST_JOBS at
@@ -52,15 +53,7 @@ show_finished() {
         nshown=$((nshown + 1))
         echo "== $(cat "$logs/$nshown.name")"
         cat "$logs/$nshown.out"
-        status=$(cat "$logs/$nshown.status")
-        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logs/$nshown.out" | tail -1)
-        if [ -n "$line" ]; then
-            p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
-        else
-            p=0; f=1
-        fi
-        if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-        passed=$((passed + p)); failed=$((failed + f))
+        tally "$(cat "$logs/$nshown.status")" < "$logs/$nshown.out"
     done
 }
 

@@ -11,18 +11,14 @@ set -u
 here=$(dirname "$0")/train
 passed=0
 failed=0
+. "$(dirname "$0")/tally.sh"
 for t in optim_torch sched_torch smooth_torch features; do
     echo "-- $t"
     out=$("$here/$t.sh" 2>&1); status=$?
     printf '%s\n' "$out"
-    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
-    if [ -n "$line" ]; then
-        p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
-    else
-        p=0; f=1
-    fi
-    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    passed=$((passed + p)); failed=$((failed + f))
+    tally "$status" <<EOF
+$out
+EOF
 done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
