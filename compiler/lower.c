@@ -287,18 +287,47 @@ void lower_dy_elem(Emitter *e, const IrOp *act, const char *dy, const char *y,
     snprintf(buf, len, "(%s)", expr);
 }
 
-/* dbias[c] = sum over n and inner of dy[n, c, inner], in a fixed order;
- * dy read through `act` when one was folded in */
-void lower_bias_grad(Emitter *e, const Graph *g, const IrOp *o,
-                     const IrOp *act)
+/* Partial sums of a bias gradient over planes: one per lane of an
+ * AVX-512 register, so the sum over a plane is a vector add per 16
+ * elements instead of a chain of dependent scalar adds. */
+enum { BIAS_LANES = 16 };
+
+/* dbias[c] += row[0..inner) through `act`, into BIAS_LANES partial sums:
+ * element j goes to acc[j % BIAS_LANES], so the order is fixed. */
+static void emit_plane_partial_sums(Emitter *e, long inner, const char *el)
 {
-    const IrOp *dy = &g->ops[o->in[0]];
-    int rows = dy->shape.dim[0], ch = dy->shape.dim[1];
-    long inner = shape_elems(&dy->shape) / rows / ch;
+    long whole = inner / BIAS_LANES * BIAS_LANES;
+    char stmt[320];
+    if (whole) {
+        emit_open(e, "for (int j0 = 0; j0 < %ld; j0 += %d)", whole, BIAS_LANES);
+        emit_open(e, "for (int l = 0; l < %d; l++)", BIAS_LANES);
+        emit(e, "const int j = j0 + l;");
+        emit(e, "acc[l] += %s;", el);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+    }
+    if (whole < inner) {
+        emit_open(e, "for (int j = %ld; j < %ld; j++)", whole, inner);
+        snprintf(stmt, sizeof stmt, "acc[j - %ld] += %s;", whole, el);
+        emit(e, "%s", stmt);
+        emit_close(e, NULL);
+    }
+}
+
+/* dbias[c] = sum over n and inner of dy[n, c, inner], in a fixed order
+ * (lanes of partial sums over planes), dy read through `act` when one
+ * was folded in: the body of a loop over channels c. Rule bn_grad sums
+ * beta's gradient with it too, so fused and single kernels agree. */
+void lower_bias_channel_sum(Emitter *e, const Shape *dys, const IrOp *act)
+{
+    int rows = dys->dim[0], ch = dys->dim[1];
+    long inner = shape_elems(dys) / rows / ch;
     char el[256];
-    lower_parallel_for(e, shape_elems(&dy->shape));
-    emit_open(e, "for (int c = 0; c < %d; c++)", ch);
-    emit(e, "%s acc = 0;", e->real);
+    if (inner >= BIAS_LANES)
+        emit(e, "%s acc[%d] = {0}; /* partial sums: lane l takes plane "
+             "elements j with j %% %d == l */", e->real, BIAS_LANES, BIAS_LANES);
+    else
+        emit(e, "%s acc = 0;", e->real);
     emit_open(e, "for (int n = 0; n < %d; n++)", rows);
     if (inner == 1) {
         char at[32], dyv[48], yv[48];
@@ -314,12 +343,33 @@ void lower_bias_grad(Emitter *e, const Graph *g, const IrOp *o,
         if (act)
             emit(e, "const %s *yrow = y + %s;", e->real, off);
         lower_dy_elem(e, act, "row[j]", "yrow[j]", el, sizeof el);
-        emit_open(e, "for (int j = 0; j < %ld; j++)", inner);
-        emit(e, "acc += %s;", el);
-        emit_close(e, NULL);
+        if (inner >= BIAS_LANES) {
+            emit_plane_partial_sums(e, inner, el);
+        } else {
+            emit_open(e, "for (int j = 0; j < %ld; j++)", inner);
+            emit(e, "acc += %s;", el);
+            emit_close(e, NULL);
+        }
     }
     emit_close(e, NULL);
-    emit(e, "dbias[c] = acc;");
+    if (inner >= BIAS_LANES) {
+        emit(e, "%s total = 0;", e->real);
+        emit_open(e, "for (int l = 0; l < %d; l++)", BIAS_LANES);
+        emit(e, "total += acc[l];");
+        emit_close(e, NULL);
+        emit(e, "dbias[c] = total;");
+    } else {
+        emit(e, "dbias[c] = acc;");
+    }
+}
+
+void lower_bias_grad(Emitter *e, const Graph *g, const IrOp *o,
+                     const IrOp *act)
+{
+    const IrOp *dy = &g->ops[o->in[0]];
+    lower_parallel_for(e, shape_elems(&dy->shape));
+    emit_open(e, "for (int c = 0; c < %d; c++)", dy->shape.dim[1]);
+    lower_bias_channel_sum(e, &dy->shape, act);
     emit_close(e, NULL);
 }
 

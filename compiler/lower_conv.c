@@ -167,6 +167,97 @@ static void emit_tap_loop(Emitter *e, long count, int KH, int KW,
     emit_vector_lines(e, count, (const char *const *)lines, n);
 }
 
+/* ---------------------------------------------------------------- */
+/* register tiles over planes                                        */
+
+/* The same sums as emit_tap_loop, with the sums of a tile of TILE_ROWS
+ * planes by TILE_VECS vector registers of positions held in registers
+ * across the whole outer loop (channels or filters) instead of going
+ * through memory once per channel: 16 independent accumulators, enough
+ * multiply-adds in flight to hide their latency, where emit_tap_loop's
+ * four sums per position waited on each other. Each tap loads
+ * TILE_VECS vectors of the source, and each weight, broadcast, feeds
+ * TILE_VECS sums. The order of every sum is the same (outer loop, then
+ * taps in order), so the bits are too. */
+enum { TILE_ROWS = 8, TILE_VECS = 2, MAX_LANES = 16 };
+
+typedef struct TapTile {
+    int rows;           /* planes summed together (acc[rows][...]) */
+    int KH, KW;
+    const char *outer;  /* the outer loop's variable ... */
+    int outer_count;    /* ... and trip count */
+    const char *src;    /* the source plane at the outer loop's step: a
+                         * C expression of `outer` */
+    const char *wt;     /* the weights of plane 0 at that step, ditto */
+    long wstride;       /* weights of plane k at wt[k * wstride + tap] */
+    long base;          /* tap (i, j) reads src[p + base + sign * (i * row + j)] */
+    int sign, row;
+} TapTile;
+
+/* One tile of t->rows planes by nv vectors at position p0, summed in
+ * registers and stored to acc[k][p0 ...]. */
+static void emit_tap_tile(Emitter *e, const TapTile *t, int nv)
+{
+    const char *R = e->real;
+    emit(e, "nnc_vec s[%d][%d] = {{{0}}};", t->rows, nv);
+    emit_open(e, "for (int %s = 0; %s < %d; %s++)", t->outer, t->outer,
+              t->outer_count, t->outer);
+    emit(e, "const %s *src = %s + p0;", R, t->src);
+    emit(e, "const %s *wt = %s;", R, t->wt);
+    for (int i = 0; i < t->KH; i++)
+        for (int j = 0; j < t->KW; j++) {
+            long off = t->base + t->sign * (long)(i * t->row + j);
+            emit_open(e, "%s", "");
+            emit(e, "nnc_vec b[%d];", nv);
+            for (int v = 0; v < nv; v++)
+                emit(e, "memcpy(&b[%d], src + %ld + %d * NNC_LANES, "
+                     "sizeof b[%d]);", v, off, v, v);
+            for (int k = 0; k < t->rows; k++) {
+                char line[160];
+                size_t at = (size_t)snprintf(line, sizeof line,
+                                             "{ const %s a = wt[%ld];", R,
+                                             k * t->wstride + i * t->KW + j);
+                for (int v = 0; v < nv; v++)
+                    at += (size_t)snprintf(line + at, sizeof line - at,
+                                           " s[%d][%d] += a * b[%d];", k, v, v);
+                snprintf(line + at, sizeof line - at, " }");
+                emit(e, "%s", line);
+            }
+            emit_close(e, NULL);
+        }
+    emit_close(e, NULL);
+    emit_open(e, "for (int k = 0; k < %d; k++)", t->rows);
+    for (int v = 0; v < nv; v++)
+        emit(e, "memcpy(acc[k] + p0 + %d * NNC_LANES, &s[k][%d], "
+             "sizeof s[k][%d]);", v, v, v);
+    emit_close(e, NULL);
+}
+
+/* acc[k][p] for p in [0, width): tiles of TILE_VECS vectors, then one
+ * more ending at width, overlapping the one before (it recomputes some
+ * positions, with the same bits): no scalar remainder. */
+static void emit_tap_tiles(Emitter *e, const TapTile *t, long width)
+{
+    lower_vec_type(e);
+    emit_open(e, "for (int p0 = 0; p0 + %d * NNC_LANES <= %ld; p0 += %d * "
+              "NNC_LANES)", TILE_VECS, width, TILE_VECS);
+    emit_tap_tile(e, t, TILE_VECS);
+    emit_close(e, NULL);
+    emit_open(e, "if (%ld %% (%d * NNC_LANES) != 0)", width, TILE_VECS);
+    emit(e, "const int p0 = %ld - %d * NNC_LANES; /* the last positions */",
+         width, TILE_VECS);
+    emit_tap_tile(e, t, TILE_VECS);
+    emit_close(e, NULL);
+}
+
+/* Whether a plane of `width` positions takes register tiles of `rows`
+ * planes: at least one whole tile wide on the widest vectors. */
+static bool tiles_fit(int count, int rows, long width)
+{
+    return count % rows == 0 && width >= TILE_VECS * MAX_LANES &&
+           rows * width <= WIDE_MAX;
+}
+
 enum { MAX_SUMS = 32 }; /* sums one lane loop may carry */
 
 /* lines[s] = "NAMES[s][at] += EXPR_s(idx);" for each of n sums */
@@ -443,7 +534,8 @@ static void lower_conv2d_wide(Emitter *e, const Graph *g, const IrOp *o,
     int taps = o->attr.win.kh * o->attr.win.kw;
     long plane = (long)x.h * x.w, oplane = (long)y.h * y.w;
     long width = wide_size(x, y);
-    int B = plane_block(y.c, width);
+    bool tiled = tiles_fit(y.c, TILE_ROWS, width);
+    int B = tiled ? TILE_ROWS : plane_block(y.c, width);
     const char *R = e->real;
     lower_parallel_for(e, 2L * y.n * y.c * oplane * x.c * taps);
     emit_open(e, "for (int nb = 0; nb < %d; nb++)", y.n * y.c / B);
@@ -451,14 +543,26 @@ static void lower_conv2d_wide(Emitter *e, const Graph *g, const IrOp *o,
     emit(e, "const %s *xn = x + (long)n * %ld;", R, x.c * plane);
     emit(e, "/* filters f0 + k, each plane %d wide like the input: output p "
          "reads input p + i * %d + j */", x.w, x.w);
-    emit_planes(e, "acc", B, width);
-    emit_open(e, "for (int c = 0; c < %d; c++)", x.c);
-    emit(e, "const %s *xc = xn + (long)c * %ld;", R, plane);
-    emit(e, "const %s *wt = w + ((long)f0 * %d + c) * %d; /* filter f0 + k's "
-         "taps at wt[k * %ld] */", R, x.c, taps, (long)x.c * taps);
-    emit_tap_loop(e, width, o->attr.win.kh, o->attr.win.kw, "xc", 0, 1, x.w, B,
-                  (long)x.c * taps);
-    emit_close(e, NULL);
+    if (tiled) {
+        char src[64], wt[64];
+        snprintf(src, sizeof src, "xn + (long)c * %ld", plane);
+        snprintf(wt, sizeof wt, "w + ((long)f0 * %d + c) * %d", x.c, taps);
+        TapTile t = {B, o->attr.win.kh, o->attr.win.kw, "c", x.c, src, wt,
+                     (long)x.c * taps, 0, 1, x.w};
+        emit(e, "%s acc[%d][%ld];", R, B, width);
+        emit(e, "/* %d filters by %d vectors of positions at a time, summed "
+             "over channels and taps in registers */", B, TILE_VECS);
+        emit_tap_tiles(e, &t, width);
+    } else {
+        emit_planes(e, "acc", B, width);
+        emit_open(e, "for (int c = 0; c < %d; c++)", x.c);
+        emit(e, "const %s *xc = xn + (long)c * %ld;", R, plane);
+        emit(e, "const %s *wt = w + ((long)f0 * %d + c) * %d; /* filter f0 + "
+             "k's taps at wt[k * %ld] */", R, x.c, taps, (long)x.c * taps);
+        emit_tap_loop(e, width, o->attr.win.kh, o->attr.win.kw, "xc", 0, 1,
+                      x.w, B, (long)x.c * taps);
+        emit_close(e, NULL);
+    }
     emit_open(e, "for (int k = 0; k < %d; k++)", B);
     if (ep) {
         emit(e, "const int f = f0 + k, nf = n * %d + f;", y.c);
@@ -525,6 +629,46 @@ void lower_conv2d_fused(Emitter *e, const Graph *g, const IrOp *o,
     emit_close(e, NULL);
 }
 
+enum { DYZ_MAX = 16384 }; /* elements of the padded dy planes of a sample */
+
+/* The gathering input gradient in register tiles (emit_tap_tiles) of
+ * TILE_ROWS channels: every dy plane of the sample is first copied (and
+ * masked) into dyz, padded with zeros, because a tile sums over all of
+ * them. The sums run over f, then taps, as in the untiled form. */
+static void lower_conv2d_grad_input_tiled(Emitter *e, const IrOp *o, Dims dy,
+                                          Dims x, const IrOp *act)
+{
+    int KH = o->attr.win.kh, KW = o->attr.win.kw, taps = KH * KW;
+    long plane = (long)x.h * x.w, oplane = (long)dy.h * dy.w;
+    long lead = (long)(KH - 1) * x.w + (KW - 1); /* zeros before row 0 */
+    int B = TILE_ROWS;
+    const char *R = e->real;
+    char off[64], dst[48], wt[64];
+    lower_parallel_for(e, 2L * dy.n * dy.c * oplane * x.c * taps);
+    emit_open(e, "for (int nb = 0; nb < %d; nb++)", x.n * x.c / B);
+    emit(e, "const int n = nb / %d, c0 = nb %% %d * %d;", x.c / B, x.c / B, B);
+    emit(e, "/* dy[n, f] at dyz[f][%ld + oh * %d + ow], zeros elsewhere */",
+         lead, x.w);
+    emit(e, "%s dyz[%d][%ld];", R, dy.c, lead + plane);
+    emit(e, "memset(dyz, 0, sizeof dyz);");
+    emit_open(e, "for (int f = 0; f < %d; f++)", dy.c);
+    snprintf(off, sizeof off, "((long)n * %d + f) * %ld", dy.c, oplane);
+    snprintf(dst, sizeof dst, "(dyz[f] + %ld)", lead);
+    emit_dy_copy(e, act, "dyf", "yf", dst, x.w, off, dy);
+    emit_close(e, NULL);
+    emit(e, "/* the dx planes of channels c0 + k; tap (i, j) reads dy at "
+         "p - i * %d - j */", x.w);
+    emit(e, "%s acc[%d][%ld];", R, B, plane);
+    snprintf(wt, sizeof wt, "w + ((long)f * %d + c0) * %d", x.c, taps);
+    TapTile t = {B, KH, KW, "f", dy.c, "dyz[f]", wt, taps, lead, -1, x.w};
+    emit_tap_tiles(e, &t, plane);
+    emit_open(e, "for (int k = 0; k < %d; k++)", B);
+    emit(e, "%s *dxp = dx + ((long)n * %d + c0 + k) * %ld;", R, x.c, plane);
+    emit_vector_loop(e, plane, "dxp[p] = acc[k][p];");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
 /* The gathering input gradient with its taps unrolled, B channels at a
  * time: one iteration of the parallel loop sums the dx planes of channels
  * c0 .. c0+B-1 of one sample together, so each dy element loaded serves
@@ -536,9 +680,13 @@ static void lower_conv2d_grad_input_wide(Emitter *e, const Graph *g,
     int KH = o->attr.win.kh, KW = o->attr.win.kw, taps = KH * KW;
     long plane = (long)x.h * x.w, oplane = (long)dy.h * dy.w;
     long lead = (long)(KH - 1) * x.w + (KW - 1); /* zeros before row 0 */
-    int B = plane_block(x.c, plane);
     const char *R = e->real;
     char off[64], dst[48];
+    if (tiles_fit(x.c, TILE_ROWS, plane) && dy.c * (lead + plane) <= DYZ_MAX) {
+        lower_conv2d_grad_input_tiled(e, o, dy, x, act);
+        return;
+    }
+    int B = plane_block(x.c, plane);
     lower_parallel_for(e, 2L * dy.n * dy.c * oplane * x.c * taps);
     emit_open(e, "for (int nb = 0; nb < %d; nb++)", x.n * x.c / B);
     emit(e, "const int n = nb / %d, c0 = nb %% %d * %d;", x.c / B, x.c / B, B);
@@ -938,7 +1086,7 @@ static void pool_plane_loop(Emitter *e, const char *in_name, Dims in,
 /* The first maximum of the window at (oh, ow), scanning rows then
  * columns: `best` its index in the plane. A NaN wins, as in PyTorch.
  * Selects, not branches: which element wins is data, and branches on it
- * mispredict. */
+ * mispredict; `|`, not `||`, whose short circuit is itself a branch. */
 static void emit_window_argmax(Emitter *e, const IrOp *o, Dims in)
 {
     emit(e, "const int first = oh * %d + ow * %d;", o->attr.win.sh * in.w,
@@ -949,7 +1097,7 @@ static void emit_window_argmax(Emitter *e, const IrOp *o, Dims in)
     emit_open(e, "for (int j = 0; j < %d; j++)", o->attr.win.kw);
     emit(e, "const int at = first + i * %d + j;", in.w);
     emit(e, "const %s v = xp[at];", e->real);
-    emit(e, "const int take = v > top || v != v;");
+    emit(e, "const int take = (v > top) | (v != v);");
     emit(e, "best = take ? at : best;");
     emit(e, "top = take ? v : top;");
     emit_close(e, NULL);
@@ -969,8 +1117,8 @@ static void emit_maxpool_plane(Emitter *e, const IrOp *o, Dims x, Dims y)
     emit_open(e, "for (int i = 0; i < %d; i++)", o->attr.win.kh);
     emit_open(e, "for (int j = 0; j < %d; j++)", o->attr.win.kw);
     emit(e, "const %s *xs = xr + i * %d + j;", e->real, x.w);
-    snprintf(stmt, sizeof stmt, "yr[p] = xs[p * %d] > yr[p] || xs[p * %d] != "
-             "xs[p * %d] ? xs[p * %d] : yr[p];", o->attr.win.sw,
+    snprintf(stmt, sizeof stmt, "yr[p] = (xs[p * %d] > yr[p]) | (xs[p * %d] != "
+             "xs[p * %d]) ? xs[p * %d] : yr[p];", o->attr.win.sw,
              o->attr.win.sw, o->attr.win.sw, o->attr.win.sw);
     emit_vector_loop(e, y.w, stmt);
     emit_close(e, NULL);
@@ -987,12 +1135,99 @@ static void lower_maxpool2d(Emitter *e, const Graph *g, const IrOp *o)
     emit_close(e, NULL);
 }
 
+bool maxpool_windows_disjoint(const IrOp *o)
+{
+    return o->attr.win.sh == o->attr.win.kh && o->attr.win.sw == o->attr.win.kw;
+}
+
+/* The argmax of every window of band oh, as vector passes over the
+ * band's windows: for window element (i, j), in scan order, one pass
+ * over ow updates top[ow] and best[ow] (i * KW + j of the first
+ * maximum, NaN winning, as emit_window_argmax). */
+static void emit_band_argmax(Emitter *e, const IrOp *o, int OW)
+{
+    int KH = o->attr.win.kh, KW = o->attr.win.kw;
+    emit(e, "%s top[%d];", e->real, OW);
+    emit(e, "int best[%d];", OW);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", OW);
+    emit(e, "top[ow] = band[0][ow * %d];", KW);
+    emit(e, "best[ow] = 0;");
+    emit_close(e, NULL);
+    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
+    emit_open(e, "for (int j = 0; j < %d; j++)", KW);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", OW);
+    emit(e, "const %s v = band[i][ow * %d + j];", e->real, KW);
+    emit(e, "const int take = (v > top[ow]) | (v != v);");
+    emit(e, "best[ow] = take ? i * %d + j : best[ow];", KW);
+    emit(e, "top[ow] = take ? v : top[ow];");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* maxpool's gradient when windows tile the plane without overlap (stride
+ * = window): each element of dx gets dy of its window if it is the
+ * window's first maximum, else 0, and (relu_mask) 0 where y <= 0: relu's
+ * mask read from its output y, the pool's input. One band of KH rows at
+ * a time, copied first so dx may be written over y; no element is
+ * summed, so the result is the same bits as the scatter of
+ * lower_maxpool2d_grad, without its data-dependent stores. */
+void lower_maxpool_grad_disjoint(Emitter *e, const IrOp *o, const Shape *dys,
+                                 const char *dy, const char *y, const char *dx,
+                                 bool relu_mask)
+{
+    Dims d = nchw(dys), x = nchw(&o->shape);
+    int KH = o->attr.win.kh, KW = o->attr.win.kw;
+    const char *R = e->real;
+    lower_parallel_for(e, (long)x.n * x.c * x.h * x.w * 4);
+    emit_open(e, "for (long nc = 0; nc < %d; nc++)", x.n * x.c);
+    emit(e, "const %s *yp = %s + nc * %ld;", R, y, (long)x.h * x.w);
+    emit(e, "const %s *dyp = %s + nc * %ld;", R, dy, (long)d.h * d.w);
+    emit(e, "%s *dxp = %s + nc * %ld;", R, dx, (long)x.h * x.w);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", d.h);
+    emit(e, "%s band[%d][%d]; /* the band's rows of %s, before dx overwrites "
+         "them */", R, KH, x.w, y);
+    emit(e, "memcpy(band, yp + oh * %d, sizeof band);", KH * x.w);
+    emit_band_argmax(e, o, d.w);
+    emit(e, "%s g[%d];", R, d.w);
+    emit(e, "memcpy(g, dyp + oh * %d, sizeof g);", d.w);
+    /* built in a local band, then copied: stores through dx, which may
+     * alias y and dy, would keep the passes from being vectorised */
+    emit(e, "%s out[%d][%d] = {{0}}; /* columns no window covers stay 0 */",
+         R, KH, x.w);
+    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
+    emit_open(e, "for (int j = 0; j < %d; j++)", KW);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", d.w);
+    emit(e, "const %s gsel = best[ow] == i * %d + j ? g[ow] : 0;", R, KW);
+    if (relu_mask)
+        emit(e, "out[i][ow * %d + j] = band[i][ow * %d + j] > 0 ? gsel : 0; "
+             "/* relu's mask */", KW, KW);
+    else
+        emit(e, "out[i][ow * %d + j] = gsel;", KW);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit(e, "memcpy(dxp + oh * %d, out, sizeof out);", KH * x.w);
+    emit_close(e, NULL);
+    if (d.h * KH < x.h) {
+        emit(e, "/* the rows no window covers */");
+        emit(e, "memset(dxp + %d, 0, %d * sizeof *dxp);", d.h * KH * x.w,
+             (x.h - d.h * KH) * x.w);
+    }
+    emit_close(e, NULL);
+}
+
 /* The gradient goes to the first maximum of each window, recomputed
  * from x; overlapping windows add up in window order. */
 static void lower_maxpool2d_grad(Emitter *e, const Graph *g, const IrOp *o)
 {
     Dims dy = nchw(&g->ops[o->in[0]].shape), x = nchw(&o->shape);
     long window = (long)o->attr.win.kh * o->attr.win.kw;
+    if (maxpool_windows_disjoint(o)) {
+        lower_maxpool_grad_disjoint(e, o, &g->ops[o->in[0]].shape, "dy", "x",
+                                    "dx", false);
+        return;
+    }
     lower_parallel_for(e, (long)dy.n * dy.c * dy.h * dy.w * window);
     emit_open(e, "for (int nc = 0; nc < %d; nc++)", x.n * x.c);
     emit(e, "const %s *xp = x + (long)nc * %ld;", e->real, (long)x.h * x.w);
@@ -1324,7 +1559,6 @@ void lower_bn_grad_fused(Emitter *e, const Graph *g, const IrOp *act,
     const IrOp *o = gin ? gin : ggamma;
     Channels ch = channels_of(&g->ops[o->in[1]].shape);
     long count = (long)ch.n * ch.inner;
-    char dyv[256];
     channel_loop(e, ch, 6 * count * ch.c);
     emit_inv_std(e, o, ch);
     emit_dy_sums(e, ch, act, gin != NULL, true);
@@ -1332,15 +1566,9 @@ void lower_bn_grad_fused(Emitter *e, const Graph *g, const IrOp *act,
         emit(e, "dgamma[c] = (%s)(sum_dy_xc * inv_std);", e->real);
     if (gbeta) {
         /* beta's gradient in the bias gradient's order and precision */
-        lower_dy_elem(e, act, "dy[base + j]", "y[base + j]", dyv, sizeof dyv);
-        emit(e, "%s acc = 0;", e->real);
-        emit_open(e, "for (int n = 0; n < %d; n++)", ch.n);
-        emit(e, "const long base = ((long)n * %d + c) * %ld;", ch.c, ch.inner);
-        emit_open(e, "for (int j = 0; j < %ld; j++)", ch.inner);
-        emit(e, "acc += %s;", dyv);
+        emit_open(e, "%s", "");
+        lower_bias_channel_sum(e, &g->ops[gbeta->in[0]].shape, act);
         emit_close(e, NULL);
-        emit_close(e, NULL);
-        emit(e, "dbias[c] = acc;");
     }
     if (gin)
         emit_bn_dx(e, ch, act);

@@ -523,6 +523,10 @@ static void lower_pool_relu_grad(Emitter *e, const Graph *g, const Kernel *k,
     long planes = (long)pg->shape.dim[0] * pg->shape.dim[1], hw = (long)H * W;
     const char *R = e->real, *dy = arg_name(a, pg->in[0]);
     const char *y = arg_name(a, pg->in[1]), *dx = arg_name(a, k->ops[1]);
+    if (maxpool_windows_disjoint(pg)) {
+        lower_maxpool_grad_disjoint(e, pg, &dyo->shape, dy, y, dx, true);
+        return;
+    }
     lower_parallel_for(e, planes * hw * 4);
     emit_open(e, "for (long nc = 0; nc < %ld; nc++)", planes);
     emit(e, "%s yp[%ld]; /* this plane of %s, before dx overwrites it */", R,
@@ -540,7 +544,7 @@ static void lower_pool_relu_grad(Emitter *e, const Graph *g, const Kernel *k,
     emit_open(e, "for (int i = 0; i < %d; i++)", pg->attr.win.kh);
     emit_open(e, "for (int j = 0; j < %d; j++)", pg->attr.win.kw);
     emit(e, "const int at = first + i * %d + j;", W);
-    emit(e, "const int take = yp[at] > top || yp[at] != yp[at];");
+    emit(e, "const int take = (yp[at] > top) | (yp[at] != yp[at]);");
     emit(e, "best = take ? at : best;");
     emit(e, "top = take ? yp[at] : top;");
     emit_close(e, NULL);

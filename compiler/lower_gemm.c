@@ -121,7 +121,7 @@ void gemm_tiling(const Gemm *m, int max_lanes, GemmTiling *t)
 /* The vector type, chosen by the machine the C is compiled for: a GNU C
  * vector wider than the machine's registers is lowered element by
  * element, which measured 20 times slower than scalar code. */
-static void emit_vec_type(Emitter *e)
+void lower_vec_type(Emitter *e)
 {
     emit(e, "/* nnc_vec: one vector register of %s (GNU C vector extension); "
          "NNC_LANES elements */", e->real);
@@ -268,7 +268,7 @@ void lower_gemm(Emitter *e, const Gemm *m)
          m->tb ? "B^T" : "B", m->K, m->N, MR,
          t.vec ? "2 vector registers of columns" : "all the columns");
     if (t.vec)
-        emit_vec_type(e);
+        lower_vec_type(e);
     if (m->tb)
         emit_pack(e, m);
     if (t.bands) {

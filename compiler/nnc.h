@@ -676,6 +676,11 @@ bool conv_plane_on_stack(const Graph *g, const IrOp *o);
 void lower_conv2d_fused(Emitter *e, const Graph *g, const IrOp *o,
                         const ConvEpilogue *ep);
 void lower_pool_plane(Emitter *e, const Graph *g, const IrOp *pool);
+/* whether maxpool (or its gradient) o's windows tile without overlap */
+bool maxpool_windows_disjoint(const IrOp *o);
+void lower_maxpool_grad_disjoint(Emitter *e, const IrOp *o, const Shape *dys,
+                                 const char *dy, const char *y, const char *dx,
+                                 bool relu_mask);
 void lower_conv_grad(Emitter *e, const Graph *g, const IrOp *o,
                      const IrOp *act);
 void lower_bn_fused(Emitter *e, const Graph *g, const IrOp *stats,
@@ -703,6 +708,7 @@ void lower_xent_logit_grad(Emitter *e, const Graph *g, const IrOp *o,
 /* an element of dy as a kernel consumes it: dy, or act(dy, y) */
 void lower_dy_elem(Emitter *e, const IrOp *act, const char *dy, const char *y,
                    char *buf, size_t len);
+void lower_bias_channel_sum(Emitter *e, const Shape *dys, const IrOp *act);
 void lower_bias_grad(Emitter *e, const Graph *g, const IrOp *o,
                      const IrOp *act);
 void lower_sgd(Emitter *e, const IrOp *o, long n);
@@ -725,6 +731,9 @@ typedef struct Gemm {
 } Gemm;
 void gemm_from_op(const Graph *g, const IrOp *o, Gemm *m);
 void lower_gemm(Emitter *e, const Gemm *m);
+/* typedef nnc_vec, the vector register type of e's real type, with
+ * NNC_LANES its length: chosen when the C is compiled */
+void lower_vec_type(Emitter *e);
 /* How lower_gemm covers C: bands of mr rows (and rest_rows more); in
  * each, when vec, tiles of 2 vector registers, then (mid) one of a
  * single vector, then (tail) a scalar tile of the last columns; without

@@ -3804,6 +3804,11 @@ enum { NTENSORS = 8 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
+/* Vectorise loops of any trip count and inline sqrt as an instruction; results are the same bits (see docs/generated-code.md) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic", "no-math-errno")
+#endif
+
 /* k00_fc1_matmul_bias_add: fused by rule matmul_epilogue (dsl-examples/bn_net.nn), any mode
  *   matmul           fc1          [4, 4]  line 14  (kept in registers)
  *   bias_add         fc1          [4, 4]  line 14
@@ -4077,14 +4082,13 @@ static void k09_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(const f
             }
         }
         dgamma[c] = (float)(sum_dy_xc * inv_std);
-        float acc = 0;
-        for (int n = 0; n < 4; n++) {
-            const long base = ((long)n * 4 + c) * 1;
-            for (int j = 0; j < 1; j++) {
-                acc += dy[base + j];
+        {
+            float acc = 0;
+            for (int n = 0; n < 4; n++) {
+                acc += dy[n * 4 + c];
             }
+            dbias[c] = acc;
         }
-        dbias[c] = acc;
         const float mean_dy = (float)(sum_dy / 4);
         const float mean_dy_xhat = (float)(sum_dy_xc * inv_std / 4);
         const float k = gamma[c] * inv_std;

@@ -3806,6 +3806,11 @@ enum { NTENSORS = 10 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
+/* Vectorise loops of any trip count and inline sqrt as an instruction; results are the same bits (see docs/generated-code.md) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic", "no-math-errno")
+#endif
+
 /* k00_conv1_conv2d_bias_add_relu_maxpool2d: fused by rule conv_pool (dsl-examples/cifar_cnn.nn), any mode
  *   conv2d           conv1        [4, 6, 30, 30]  line 16  (kept in registers)
  *   bias_add         conv1        [4, 6, 30, 30]  line 16  (kept in registers)
@@ -3925,13 +3930,13 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                         for (int j = 0; j < 2; j++) {
                             const float *xs = xr + i * 30 + j;
                             for (int p = 0; p < 8; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 8; p < 12; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 12; p < 15; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                         }
                     }
@@ -3950,50 +3955,280 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
 static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_relu, float *restrict x_13)
 {
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 16; nb++) {
-        const int n = nb / 4, f0 = nb % 4 * 4;
+    for (int nb = 0; nb < 8; nb++) {
+        const int n = nb / 2, f0 = nb % 2 * 8;
         const float *xn = x + (long)n * 1350;
         /* filters f0 + k, each plane 15 wide like the input: output p reads input p + i * 15 + j */
-        float acc[4][193];
-        for (int k = 0; k < 4; k++) {
-            for (int p = 0; p < 192; p++) {
-                acc[k][p] = 0;
+        float acc[8][193];
+        /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 193; p0 += 2 * NNC_LANES) {
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 6; c++) {
+                const float *src = xn + (long)c * 225 + p0;
+                const float *wt = w + ((long)f0 * 6 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[54]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[108]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[162]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[216]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[270]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[324]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[378]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[55]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[109]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[163]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[217]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[271]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[325]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[379]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[56]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[110]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[164]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[218]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[272]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[326]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[380]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[57]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[111]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[165]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[219]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[273]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[327]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[381]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 16 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 16 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[58]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[112]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[166]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[220]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[274]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[328]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[382]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 17 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 17 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[59]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[113]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[167]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[221]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[275]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[329]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[383]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[60]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[114]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[168]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[222]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[276]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[330]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[384]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 31 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 31 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[61]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[115]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[169]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[223]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[277]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[331]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[385]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 32 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 32 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[62]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[116]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[170]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[224]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[278]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[332]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[386]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 192; p < 193; p++) {
-                acc[k][p] = 0;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int c = 0; c < 6; c++) {
-            const float *xc = xn + (long)c * 225;
-            const float *wt = w + ((long)f0 * 6 + c) * 9; /* filter f0 + k's taps at wt[k * 54] */
-            for (int p = 0; p < 192; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[54] * v; a2 += wt[108] * v; a3 += wt[162] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[55] * v; a2 += wt[109] * v; a3 += wt[163] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[56] * v; a2 += wt[110] * v; a3 += wt[164] * v; }
-                { const float v = xc[p + 15]; a0 += wt[3] * v; a1 += wt[57] * v; a2 += wt[111] * v; a3 += wt[165] * v; }
-                { const float v = xc[p + 16]; a0 += wt[4] * v; a1 += wt[58] * v; a2 += wt[112] * v; a3 += wt[166] * v; }
-                { const float v = xc[p + 17]; a0 += wt[5] * v; a1 += wt[59] * v; a2 += wt[113] * v; a3 += wt[167] * v; }
-                { const float v = xc[p + 30]; a0 += wt[6] * v; a1 += wt[60] * v; a2 += wt[114] * v; a3 += wt[168] * v; }
-                { const float v = xc[p + 31]; a0 += wt[7] * v; a1 += wt[61] * v; a2 += wt[115] * v; a3 += wt[169] * v; }
-                { const float v = xc[p + 32]; a0 += wt[8] * v; a1 += wt[62] * v; a2 += wt[116] * v; a3 += wt[170] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+        if (193 % (2 * NNC_LANES) != 0) {
+            const int p0 = 193 - 2 * NNC_LANES; /* the last positions */
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 6; c++) {
+                const float *src = xn + (long)c * 225 + p0;
+                const float *wt = w + ((long)f0 * 6 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[54]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[108]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[162]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[216]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[270]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[324]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[378]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[55]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[109]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[163]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[217]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[271]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[325]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[379]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[56]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[110]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[164]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[218]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[272]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[326]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[380]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[57]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[111]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[165]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[219]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[273]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[327]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[381]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 16 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 16 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[58]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[112]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[166]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[220]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[274]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[328]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[382]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 17 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 17 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[59]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[113]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[167]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[221]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[275]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[329]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[383]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[60]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[114]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[168]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[222]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[276]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[330]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[384]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 31 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 31 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[61]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[115]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[169]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[223]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[277]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[331]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[385]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 32 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 32 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[62]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[116]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[170]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[224]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[278]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[332]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[386]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 192; p < 193; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[54] * v; a2 += wt[108] * v; a3 += wt[162] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[55] * v; a2 += wt[109] * v; a3 += wt[163] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[56] * v; a2 += wt[110] * v; a3 += wt[164] * v; }
-                { const float v = xc[p + 15]; a0 += wt[3] * v; a1 += wt[57] * v; a2 += wt[111] * v; a3 += wt[165] * v; }
-                { const float v = xc[p + 16]; a0 += wt[4] * v; a1 += wt[58] * v; a2 += wt[112] * v; a3 += wt[166] * v; }
-                { const float v = xc[p + 17]; a0 += wt[5] * v; a1 += wt[59] * v; a2 += wt[113] * v; a3 += wt[167] * v; }
-                { const float v = xc[p + 30]; a0 += wt[6] * v; a1 += wt[60] * v; a2 += wt[114] * v; a3 += wt[168] * v; }
-                { const float v = xc[p + 31]; a0 += wt[7] * v; a1 += wt[61] * v; a2 += wt[115] * v; a3 += wt[169] * v; }
-                { const float v = xc[p + 32]; a0 += wt[8] * v; a1 += wt[62] * v; a2 += wt[116] * v; a3 += wt[170] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 8; k++) {
             const int f = f0 + k, nf = n * 16 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[169]; /* the plane the pooling reads */
@@ -4025,10 +4260,10 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                         for (int j = 0; j < 2; j++) {
                             const float *xs = xr + i * 13 + j;
                             for (int p = 0; p < 4; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 4; p < 6; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                         }
                     }
@@ -5423,31 +5658,43 @@ static void k17_dfc1_weight_matmul(const float *restrict A, const float *restric
 static void k18_dx_maxpool2d_grad_relu_grad(const float *dx_matmul, const float *x_relu, float *dconv2_relu_grad)
 {
     for (long nc = 0; nc < 64; nc++) {
-        float yp[169]; /* this plane of x_relu, before dx overwrites it */
-        memcpy(yp, x_relu + nc * 169, sizeof yp);
+        const float *yp = x_relu + nc * 169;
         const float *dyp = dx_matmul + nc * 36;
         float *dxp = dconv2_relu_grad + nc * 169;
-        memset(dxp, 0, sizeof yp);
         for (int oh = 0; oh < 6; oh++) {
+            float band[2][13]; /* the band's rows of x_relu, before dx overwrites them */
+            memcpy(band, yp + oh * 26, sizeof band);
+            float top[6];
+            int best[6];
             for (int ow = 0; ow < 6; ow++) {
-                const int first = oh * 26 + ow * 2;
-                int best = first;
-                float top = yp[first];
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const int at = first + i * 13 + j;
-                        const int take = yp[at] > top || yp[at] != yp[at];
-                        best = take ? at : best;
-                        top = take ? yp[at] : top;
+                top[ow] = band[0][ow * 2];
+                best[ow] = 0;
+            }
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 6; ow++) {
+                        const float v = band[i][ow * 2 + j];
+                        const int take = (v > top[ow]) | (v != v);
+                        best[ow] = take ? i * 2 + j : best[ow];
+                        top[ow] = take ? v : top[ow];
                     }
                 }
-                dxp[best] += dyp[oh * 6 + ow];
             }
+            float g[6];
+            memcpy(g, dyp + oh * 6, sizeof g);
+            float out[2][13] = {{0}}; /* columns no window covers stay 0 */
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 6; ow++) {
+                        const float gsel = best[ow] == i * 2 + j ? g[ow] : 0;
+                        out[i][ow * 2 + j] = band[i][ow * 2 + j] > 0 ? gsel : 0; /* relu's mask */
+                    }
+                }
+            }
+            memcpy(dxp + oh * 26, out, sizeof out);
         }
-        /* relu's mask, from its output */
-        for (long i = 0; i < 169; i++) {
-            dxp[i] = yp[i] > 0 ? dxp[i] : 0;
-        }
+        /* the rows no window covers */
+        memset(dxp + 156, 0, 13 * sizeof *dxp);
     }
 }
 
@@ -5455,14 +5702,24 @@ static void k18_dx_maxpool2d_grad_relu_grad(const float *dx_matmul, const float 
 static void k19_dconv2_bias_bias_grad(const float *restrict dy, float *restrict dbias)
 {
     for (int c = 0; c < 16; c++) {
-        float acc = 0;
+        float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
         for (int n = 0; n < 4; n++) {
             const float *row = dy + ((long)n * 16 + c) * 169;
-            for (int j = 0; j < 169; j++) {
-                acc += row[j];
+            for (int j0 = 0; j0 < 160; j0 += 16) {
+                for (int l = 0; l < 16; l++) {
+                    const int j = j0 + l;
+                    acc[l] += row[j];
+                }
+            }
+            for (int j = 160; j < 169; j++) {
+                acc[j - 160] += row[j];
             }
         }
-        dbias[c] = acc;
+        float total = 0;
+        for (int l = 0; l < 16; l++) {
+            total += acc[l];
+        }
+        dbias[c] = total;
     }
 }
 
@@ -5682,30 +5939,40 @@ static void k21_dconv2_weight_conv2d_grad_weight(const float *restrict dy, const
 static void k22_dx_maxpool2d_grad_relu_grad(const float *dx_conv2d_grad_input, const float *x_relu, float *dconv1_relu_grad)
 {
     for (long nc = 0; nc < 24; nc++) {
-        float yp[900]; /* this plane of x_relu, before dx overwrites it */
-        memcpy(yp, x_relu + nc * 900, sizeof yp);
+        const float *yp = x_relu + nc * 900;
         const float *dyp = dx_conv2d_grad_input + nc * 225;
         float *dxp = dconv1_relu_grad + nc * 900;
-        memset(dxp, 0, sizeof yp);
         for (int oh = 0; oh < 15; oh++) {
+            float band[2][30]; /* the band's rows of x_relu, before dx overwrites them */
+            memcpy(band, yp + oh * 60, sizeof band);
+            float top[15];
+            int best[15];
             for (int ow = 0; ow < 15; ow++) {
-                const int first = oh * 60 + ow * 2;
-                int best = first;
-                float top = yp[first];
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const int at = first + i * 30 + j;
-                        const int take = yp[at] > top || yp[at] != yp[at];
-                        best = take ? at : best;
-                        top = take ? yp[at] : top;
+                top[ow] = band[0][ow * 2];
+                best[ow] = 0;
+            }
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 15; ow++) {
+                        const float v = band[i][ow * 2 + j];
+                        const int take = (v > top[ow]) | (v != v);
+                        best[ow] = take ? i * 2 + j : best[ow];
+                        top[ow] = take ? v : top[ow];
                     }
                 }
-                dxp[best] += dyp[oh * 15 + ow];
             }
-        }
-        /* relu's mask, from its output */
-        for (long i = 0; i < 900; i++) {
-            dxp[i] = yp[i] > 0 ? dxp[i] : 0;
+            float g[15];
+            memcpy(g, dyp + oh * 15, sizeof g);
+            float out[2][30] = {{0}}; /* columns no window covers stay 0 */
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 15; ow++) {
+                        const float gsel = best[ow] == i * 2 + j ? g[ow] : 0;
+                        out[i][ow * 2 + j] = band[i][ow * 2 + j] > 0 ? gsel : 0; /* relu's mask */
+                    }
+                }
+            }
+            memcpy(dxp + oh * 60, out, sizeof out);
         }
     }
 }
@@ -5714,14 +5981,24 @@ static void k22_dx_maxpool2d_grad_relu_grad(const float *dx_conv2d_grad_input, c
 static void k23_dconv1_bias_bias_grad(const float *restrict dy, float *restrict dbias)
 {
     for (int c = 0; c < 6; c++) {
-        float acc = 0;
+        float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
         for (int n = 0; n < 4; n++) {
             const float *row = dy + ((long)n * 6 + c) * 900;
-            for (int j = 0; j < 900; j++) {
-                acc += row[j];
+            for (int j0 = 0; j0 < 896; j0 += 16) {
+                for (int l = 0; l < 16; l++) {
+                    const int j = j0 + l;
+                    acc[l] += row[j];
+                }
+            }
+            for (int j = 896; j < 900; j++) {
+                acc[j - 896] += row[j];
             }
         }
-        dbias[c] = acc;
+        float total = 0;
+        for (int l = 0; l < 16; l++) {
+            total += acc[l];
+        }
+        dbias[c] = total;
     }
 }
 
@@ -6094,13 +6371,13 @@ static void k26_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                         for (int j = 0; j < 2; j++) {
                             const float *xs = xr + i * 30 + j;
                             for (int p = 0; p < 8; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 8; p < 12; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 12; p < 15; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                         }
                     }
@@ -6119,50 +6396,280 @@ static void k26_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
 static void k27_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_13)
 {
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 16; nb++) {
-        const int n = nb / 4, f0 = nb % 4 * 4;
+    for (int nb = 0; nb < 8; nb++) {
+        const int n = nb / 2, f0 = nb % 2 * 8;
         const float *xn = x + (long)n * 1350;
         /* filters f0 + k, each plane 15 wide like the input: output p reads input p + i * 15 + j */
-        float acc[4][193];
-        for (int k = 0; k < 4; k++) {
-            for (int p = 0; p < 192; p++) {
-                acc[k][p] = 0;
+        float acc[8][193];
+        /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 193; p0 += 2 * NNC_LANES) {
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 6; c++) {
+                const float *src = xn + (long)c * 225 + p0;
+                const float *wt = w + ((long)f0 * 6 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[54]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[108]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[162]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[216]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[270]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[324]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[378]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[55]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[109]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[163]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[217]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[271]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[325]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[379]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[56]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[110]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[164]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[218]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[272]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[326]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[380]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[57]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[111]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[165]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[219]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[273]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[327]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[381]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 16 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 16 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[58]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[112]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[166]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[220]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[274]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[328]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[382]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 17 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 17 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[59]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[113]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[167]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[221]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[275]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[329]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[383]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[60]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[114]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[168]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[222]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[276]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[330]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[384]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 31 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 31 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[61]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[115]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[169]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[223]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[277]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[331]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[385]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 32 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 32 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[62]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[116]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[170]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[224]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[278]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[332]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[386]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 192; p < 193; p++) {
-                acc[k][p] = 0;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int c = 0; c < 6; c++) {
-            const float *xc = xn + (long)c * 225;
-            const float *wt = w + ((long)f0 * 6 + c) * 9; /* filter f0 + k's taps at wt[k * 54] */
-            for (int p = 0; p < 192; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[54] * v; a2 += wt[108] * v; a3 += wt[162] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[55] * v; a2 += wt[109] * v; a3 += wt[163] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[56] * v; a2 += wt[110] * v; a3 += wt[164] * v; }
-                { const float v = xc[p + 15]; a0 += wt[3] * v; a1 += wt[57] * v; a2 += wt[111] * v; a3 += wt[165] * v; }
-                { const float v = xc[p + 16]; a0 += wt[4] * v; a1 += wt[58] * v; a2 += wt[112] * v; a3 += wt[166] * v; }
-                { const float v = xc[p + 17]; a0 += wt[5] * v; a1 += wt[59] * v; a2 += wt[113] * v; a3 += wt[167] * v; }
-                { const float v = xc[p + 30]; a0 += wt[6] * v; a1 += wt[60] * v; a2 += wt[114] * v; a3 += wt[168] * v; }
-                { const float v = xc[p + 31]; a0 += wt[7] * v; a1 += wt[61] * v; a2 += wt[115] * v; a3 += wt[169] * v; }
-                { const float v = xc[p + 32]; a0 += wt[8] * v; a1 += wt[62] * v; a2 += wt[116] * v; a3 += wt[170] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+        if (193 % (2 * NNC_LANES) != 0) {
+            const int p0 = 193 - 2 * NNC_LANES; /* the last positions */
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 6; c++) {
+                const float *src = xn + (long)c * 225 + p0;
+                const float *wt = w + ((long)f0 * 6 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[54]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[108]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[162]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[216]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[270]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[324]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[378]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[55]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[109]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[163]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[217]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[271]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[325]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[379]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[56]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[110]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[164]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[218]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[272]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[326]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[380]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[57]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[111]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[165]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[219]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[273]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[327]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[381]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 16 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 16 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[58]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[112]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[166]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[220]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[274]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[328]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[382]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 17 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 17 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[59]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[113]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[167]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[221]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[275]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[329]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[383]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[60]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[114]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[168]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[222]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[276]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[330]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[384]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 31 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 31 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[61]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[115]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[169]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[223]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[277]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[331]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[385]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 32 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 32 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[62]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[116]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[170]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[224]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[278]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[332]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[386]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 192; p < 193; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[54] * v; a2 += wt[108] * v; a3 += wt[162] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[55] * v; a2 += wt[109] * v; a3 += wt[163] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[56] * v; a2 += wt[110] * v; a3 += wt[164] * v; }
-                { const float v = xc[p + 15]; a0 += wt[3] * v; a1 += wt[57] * v; a2 += wt[111] * v; a3 += wt[165] * v; }
-                { const float v = xc[p + 16]; a0 += wt[4] * v; a1 += wt[58] * v; a2 += wt[112] * v; a3 += wt[166] * v; }
-                { const float v = xc[p + 17]; a0 += wt[5] * v; a1 += wt[59] * v; a2 += wt[113] * v; a3 += wt[167] * v; }
-                { const float v = xc[p + 30]; a0 += wt[6] * v; a1 += wt[60] * v; a2 += wt[114] * v; a3 += wt[168] * v; }
-                { const float v = xc[p + 31]; a0 += wt[7] * v; a1 += wt[61] * v; a2 += wt[115] * v; a3 += wt[169] * v; }
-                { const float v = xc[p + 32]; a0 += wt[8] * v; a1 += wt[62] * v; a2 += wt[116] * v; a3 += wt[170] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 8; k++) {
             const int f = f0 + k, nf = n * 16 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[169]; /* the plane the pooling reads */
@@ -6192,10 +6699,10 @@ static void k27_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                         for (int j = 0; j < 2; j++) {
                             const float *xs = xr + i * 13 + j;
                             for (int p = 0; p < 4; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 4; p < 6; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                         }
                     }

@@ -3806,6 +3806,11 @@ enum { NTENSORS = 10 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
+/* Vectorise loops of any trip count and inline sqrt as an instruction; results are the same bits (see docs/generated-code.md) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic", "no-math-errno")
+#endif
+
 /* k00_conv1_conv2d_bias_add_relu_maxpool2d: fused by rule conv_pool (dsl-examples/mnist_cnn.nn), any mode
  *   conv2d           conv1        [64, 32, 26, 26]  line 19  (kept in registers)
  *   bias_add         conv1        [64, 32, 26, 26]  line 19  (kept in registers)
@@ -3815,66 +3820,280 @@ enum { NTENSORS = 10 };
 static void k00_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv1_bias, float *restrict x_6, float *restrict x_7)
 {
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 512; nb++) {
-        const int n = nb / 8, f0 = nb % 8 * 4;
+    for (int nb = 0; nb < 256; nb++) {
+        const int n = nb / 4, f0 = nb % 4 * 8;
         const float *xn = x + (long)n * 784;
         /* filters f0 + k, each plane 28 wide like the input: output p reads input p + i * 28 + j */
-        float acc[4][726];
-        for (int k = 0; k < 4; k++) {
-            for (int p = 0; p < 720; p++) {
-                acc[k][p] = 0;
+        float acc[8][726];
+        /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 726; p0 += 2 * NNC_LANES) {
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 1; c++) {
+                const float *src = xn + (long)c * 784 + p0;
+                const float *wt = w + ((long)f0 * 1 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 720; p < 724; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 724; p < 726; p++) {
-                acc[k][p] = 0;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int c = 0; c < 1; c++) {
-            const float *xc = xn + (long)c * 784;
-            const float *wt = w + ((long)f0 * 1 + c) * 9; /* filter f0 + k's taps at wt[k * 9] */
-            for (int p = 0; p < 720; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = xc[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = xc[p + 29]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = xc[p + 30]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = xc[p + 56]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = xc[p + 57]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = xc[p + 58]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+        if (726 % (2 * NNC_LANES) != 0) {
+            const int p0 = 726 - 2 * NNC_LANES; /* the last positions */
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 1; c++) {
+                const float *src = xn + (long)c * 784 + p0;
+                const float *wt = w + ((long)f0 * 1 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 720; p < 724; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = xc[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = xc[p + 29]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = xc[p + 30]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = xc[p + 56]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = xc[p + 57]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = xc[p + 58]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 724; p < 726; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = xc[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = xc[p + 29]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = xc[p + 30]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = xc[p + 56]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = xc[p + 57]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = xc[p + 58]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 8; k++) {
             const int f = f0 + k, nf = n * 32 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[676]; /* the plane the pooling reads */
@@ -3909,13 +4128,13 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                         for (int j = 0; j < 2; j++) {
                             const float *xs = xr + i * 26 + j;
                             for (int p = 0; p < 8; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 8; p < 12; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 12; p < 13; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                         }
                     }
@@ -3934,82 +4153,280 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
 static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_12, float *restrict x_13)
 {
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 1024; nb++) {
-        const int n = nb / 16, f0 = nb % 16 * 4;
+    for (int nb = 0; nb < 512; nb++) {
+        const int n = nb / 8, f0 = nb % 8 * 8;
         const float *xn = x + (long)n * 5408;
         /* filters f0 + k, each plane 13 wide like the input: output p reads input p + i * 13 + j */
-        float acc[4][141];
-        for (int k = 0; k < 4; k++) {
-            for (int p = 0; p < 128; p++) {
-                acc[k][p] = 0;
+        float acc[8][141];
+        /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 141; p0 += 2 * NNC_LANES) {
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 32; c++) {
+                const float *src = xn + (long)c * 169 + p0;
+                const float *wt = w + ((long)f0 * 32 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[864]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1152]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1440]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1728]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2016]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[865]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1153]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1441]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1729]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2017]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[866]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1154]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1442]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1730]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2018]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[867]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1155]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1443]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1731]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2019]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[868]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1156]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1444]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1732]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2020]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[869]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1157]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1445]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1733]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2021]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[870]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1158]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1446]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1734]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2022]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[871]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1159]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1447]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1735]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2023]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[872]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1160]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1448]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1736]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2024]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 128; p < 136; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 136; p < 140; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 140; p < 141; p++) {
-                acc[k][p] = 0;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int c = 0; c < 32; c++) {
-            const float *xc = xn + (long)c * 169;
-            const float *wt = w + ((long)f0 * 32 + c) * 9; /* filter f0 + k's taps at wt[k * 288] */
-            for (int p = 0; p < 128; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 13]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 14]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 15]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 26]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 27]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 28]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+        if (141 % (2 * NNC_LANES) != 0) {
+            const int p0 = 141 - 2 * NNC_LANES; /* the last positions */
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 32; c++) {
+                const float *src = xn + (long)c * 169 + p0;
+                const float *wt = w + ((long)f0 * 32 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[864]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1152]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1440]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1728]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2016]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[865]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1153]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1441]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1729]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2017]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[866]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1154]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1442]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1730]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2018]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[867]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1155]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1443]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1731]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2019]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[868]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1156]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1444]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1732]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2020]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[869]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1157]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1445]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1733]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2021]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[870]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1158]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1446]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1734]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2022]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[871]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1159]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1447]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1735]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2023]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[872]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1160]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1448]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1736]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2024]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 128; p < 136; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 13]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 14]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 15]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 26]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 27]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 28]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 136; p < 140; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 13]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 14]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 15]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 26]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 27]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 28]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 140; p < 141; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 13]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 14]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 15]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 26]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 27]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 28]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 8; k++) {
             const int f = f0 + k, nf = n * 64 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[121]; /* the plane the pooling reads */
@@ -4041,10 +4458,10 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                         for (int j = 0; j < 2; j++) {
                             const float *xs = xr + i * 11 + j;
                             for (int p = 0; p < 4; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 4; p < 5; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                         }
                     }
@@ -5036,31 +5453,43 @@ static void k16_dx_maxpool2d_grad_relu_grad(const float *dx_conv2d_grad_input, c
 {
     NNC_PARALLEL_FOR
     for (long nc = 0; nc < 4096; nc++) {
-        float yp[121]; /* this plane of x, before dx overwrites it */
-        memcpy(yp, x + nc * 121, sizeof yp);
+        const float *yp = x + nc * 121;
         const float *dyp = dx_conv2d_grad_input + nc * 25;
         float *dxp = dconv2_relu_grad + nc * 121;
-        memset(dxp, 0, sizeof yp);
         for (int oh = 0; oh < 5; oh++) {
+            float band[2][11]; /* the band's rows of x, before dx overwrites them */
+            memcpy(band, yp + oh * 22, sizeof band);
+            float top[5];
+            int best[5];
             for (int ow = 0; ow < 5; ow++) {
-                const int first = oh * 22 + ow * 2;
-                int best = first;
-                float top = yp[first];
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const int at = first + i * 11 + j;
-                        const int take = yp[at] > top || yp[at] != yp[at];
-                        best = take ? at : best;
-                        top = take ? yp[at] : top;
+                top[ow] = band[0][ow * 2];
+                best[ow] = 0;
+            }
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 5; ow++) {
+                        const float v = band[i][ow * 2 + j];
+                        const int take = (v > top[ow]) | (v != v);
+                        best[ow] = take ? i * 2 + j : best[ow];
+                        top[ow] = take ? v : top[ow];
                     }
                 }
-                dxp[best] += dyp[oh * 5 + ow];
             }
+            float g[5];
+            memcpy(g, dyp + oh * 5, sizeof g);
+            float out[2][11] = {{0}}; /* columns no window covers stay 0 */
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 5; ow++) {
+                        const float gsel = best[ow] == i * 2 + j ? g[ow] : 0;
+                        out[i][ow * 2 + j] = band[i][ow * 2 + j] > 0 ? gsel : 0; /* relu's mask */
+                    }
+                }
+            }
+            memcpy(dxp + oh * 22, out, sizeof out);
         }
-        /* relu's mask, from its output */
-        for (long i = 0; i < 121; i++) {
-            dxp[i] = yp[i] > 0 ? dxp[i] : 0;
-        }
+        /* the rows no window covers */
+        memset(dxp + 110, 0, 11 * sizeof *dxp);
     }
 }
 
@@ -5069,14 +5498,24 @@ static void k17_dconv2_bias_bias_grad(const float *restrict dy, float *restrict 
 {
     NNC_PARALLEL_FOR
     for (int c = 0; c < 64; c++) {
-        float acc = 0;
+        float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
         for (int n = 0; n < 64; n++) {
             const float *row = dy + ((long)n * 64 + c) * 121;
-            for (int j = 0; j < 121; j++) {
-                acc += row[j];
+            for (int j0 = 0; j0 < 112; j0 += 16) {
+                for (int l = 0; l < 16; l++) {
+                    const int j = j0 + l;
+                    acc[l] += row[j];
+                }
+            }
+            for (int j = 112; j < 121; j++) {
+                acc[j - 112] += row[j];
             }
         }
-        dbias[c] = acc;
+        float total = 0;
+        for (int l = 0; l < 16; l++) {
+            total += acc[l];
+        }
+        dbias[c] = total;
     }
 }
 
@@ -5084,82 +5523,289 @@ static void k17_dconv2_bias_bias_grad(const float *restrict dy, float *restrict 
 static void k18_dx_conv2d_grad_input(const float *restrict dy, const float *restrict w, float *restrict dx)
 {
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 512; nb++) {
-        const int n = nb / 8, c0 = nb % 8 * 4;
-        /* the dx planes of channels c0 + k */
-        float acc[4][169];
-        for (int k = 0; k < 4; k++) {
-            for (int p = 0; p < 160; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 160; p < 168; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 168; p < 169; p++) {
-                acc[k][p] = 0;
-            }
-        }
-        /* dy[n, f] at 28 + oh * 13 + ow, zeros elsewhere */
-        float dyz[197];
-        for (int p = 0; p < 192; p++) {
-            dyz[p] = 0;
-        }
-        for (int p = 192; p < 196; p++) {
-            dyz[p] = 0;
-        }
-        for (int p = 196; p < 197; p++) {
-            dyz[p] = 0;
-        }
+    for (int nb = 0; nb < 256; nb++) {
+        const int n = nb / 4, c0 = nb % 4 * 8;
+        /* dy[n, f] at dyz[f][28 + oh * 13 + ow], zeros elsewhere */
+        float dyz[64][197];
+        memset(dyz, 0, sizeof dyz);
         for (int f = 0; f < 64; f++) {
             const float *dyf = dy + ((long)n * 64 + f) * 121;
             for (int oh = 0; oh < 11; oh++) {
                 for (int ow = 0; ow < 11; ow++) {
-                    (dyz + 28)[oh * 13 + ow] = dyf[oh * 11 + ow];
+                    (dyz[f] + 28)[oh * 13 + ow] = dyf[oh * 11 + ow];
                 }
             }
-            const float *wt = w + ((long)f * 32 + c0) * 9; /* channel c0 + k's taps at wt[k * 9] */
-            /* tap (i, j) reads dy at p - i * 13 - j */
-            for (int p = 0; p < 160; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = dyz[p + 28]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = dyz[p + 27]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = dyz[p + 26]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = dyz[p + 15]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = dyz[p + 14]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = dyz[p + 13]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = dyz[p + 2]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = dyz[p + 1]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = dyz[p + 0]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+        }
+        /* the dx planes of channels c0 + k; tap (i, j) reads dy at p - i * 13 - j */
+        float acc[8][169];
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 169; p0 += 2 * NNC_LANES) {
+            nnc_vec s[8][2] = {{{0}}};
+            for (int f = 0; f < 64; f++) {
+                const float *src = dyz[f] + p0;
+                const float *wt = w + ((long)f * 32 + c0) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 160; p < 168; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = dyz[p + 28]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = dyz[p + 27]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = dyz[p + 26]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = dyz[p + 15]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = dyz[p + 14]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = dyz[p + 13]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = dyz[p + 2]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = dyz[p + 1]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = dyz[p + 0]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 168; p < 169; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = dyz[p + 28]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = dyz[p + 27]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = dyz[p + 26]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = dyz[p + 15]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = dyz[p + 14]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = dyz[p + 13]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = dyz[p + 2]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = dyz[p + 1]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = dyz[p + 0]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int k = 0; k < 4; k++) {
+        if (169 % (2 * NNC_LANES) != 0) {
+            const int p0 = 169 - 2 * NNC_LANES; /* the last positions */
+            nnc_vec s[8][2] = {{{0}}};
+            for (int f = 0; f < 64; f++) {
+                const float *src = dyz[f] + p0;
+                const float *wt = w + ((long)f * 32 + c0) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+            }
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+            }
+        }
+        for (int k = 0; k < 8; k++) {
             float *dxp = dx + ((long)n * 32 + c0 + k) * 169;
             for (int p = 0; p < 160; p++) {
                 dxp[p] = acc[k][p];
@@ -5365,30 +6011,40 @@ static void k20_dx_maxpool2d_grad_relu_grad(const float *dx_conv2d_grad_input, c
 {
     NNC_PARALLEL_FOR
     for (long nc = 0; nc < 2048; nc++) {
-        float yp[676]; /* this plane of x, before dx overwrites it */
-        memcpy(yp, x + nc * 676, sizeof yp);
+        const float *yp = x + nc * 676;
         const float *dyp = dx_conv2d_grad_input + nc * 169;
         float *dxp = dconv1_relu_grad + nc * 676;
-        memset(dxp, 0, sizeof yp);
         for (int oh = 0; oh < 13; oh++) {
+            float band[2][26]; /* the band's rows of x, before dx overwrites them */
+            memcpy(band, yp + oh * 52, sizeof band);
+            float top[13];
+            int best[13];
             for (int ow = 0; ow < 13; ow++) {
-                const int first = oh * 52 + ow * 2;
-                int best = first;
-                float top = yp[first];
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const int at = first + i * 26 + j;
-                        const int take = yp[at] > top || yp[at] != yp[at];
-                        best = take ? at : best;
-                        top = take ? yp[at] : top;
+                top[ow] = band[0][ow * 2];
+                best[ow] = 0;
+            }
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 13; ow++) {
+                        const float v = band[i][ow * 2 + j];
+                        const int take = (v > top[ow]) | (v != v);
+                        best[ow] = take ? i * 2 + j : best[ow];
+                        top[ow] = take ? v : top[ow];
                     }
                 }
-                dxp[best] += dyp[oh * 13 + ow];
             }
-        }
-        /* relu's mask, from its output */
-        for (long i = 0; i < 676; i++) {
-            dxp[i] = yp[i] > 0 ? dxp[i] : 0;
+            float g[13];
+            memcpy(g, dyp + oh * 13, sizeof g);
+            float out[2][26] = {{0}}; /* columns no window covers stay 0 */
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 13; ow++) {
+                        const float gsel = best[ow] == i * 2 + j ? g[ow] : 0;
+                        out[i][ow * 2 + j] = band[i][ow * 2 + j] > 0 ? gsel : 0; /* relu's mask */
+                    }
+                }
+            }
+            memcpy(dxp + oh * 52, out, sizeof out);
         }
     }
 }
@@ -5398,14 +6054,24 @@ static void k21_dconv1_bias_bias_grad(const float *restrict dy, float *restrict 
 {
     NNC_PARALLEL_FOR
     for (int c = 0; c < 32; c++) {
-        float acc = 0;
+        float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
         for (int n = 0; n < 64; n++) {
             const float *row = dy + ((long)n * 32 + c) * 676;
-            for (int j = 0; j < 676; j++) {
-                acc += row[j];
+            for (int j0 = 0; j0 < 672; j0 += 16) {
+                for (int l = 0; l < 16; l++) {
+                    const int j = j0 + l;
+                    acc[l] += row[j];
+                }
+            }
+            for (int j = 672; j < 676; j++) {
+                acc[j - 672] += row[j];
             }
         }
-        dbias[c] = acc;
+        float total = 0;
+        for (int l = 0; l < 16; l++) {
+            total += acc[l];
+        }
+        dbias[c] = total;
     }
 }
 
@@ -5622,66 +6288,280 @@ static void k23_params_adam_update(float *restrict w, const float *restrict g, f
 static void k24_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv1_bias, float *restrict x_7)
 {
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 512; nb++) {
-        const int n = nb / 8, f0 = nb % 8 * 4;
+    for (int nb = 0; nb < 256; nb++) {
+        const int n = nb / 4, f0 = nb % 4 * 8;
         const float *xn = x + (long)n * 784;
         /* filters f0 + k, each plane 28 wide like the input: output p reads input p + i * 28 + j */
-        float acc[4][726];
-        for (int k = 0; k < 4; k++) {
-            for (int p = 0; p < 720; p++) {
-                acc[k][p] = 0;
+        float acc[8][726];
+        /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 726; p0 += 2 * NNC_LANES) {
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 1; c++) {
+                const float *src = xn + (long)c * 784 + p0;
+                const float *wt = w + ((long)f0 * 1 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 720; p < 724; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 724; p < 726; p++) {
-                acc[k][p] = 0;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int c = 0; c < 1; c++) {
-            const float *xc = xn + (long)c * 784;
-            const float *wt = w + ((long)f0 * 1 + c) * 9; /* filter f0 + k's taps at wt[k * 9] */
-            for (int p = 0; p < 720; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = xc[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = xc[p + 29]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = xc[p + 30]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = xc[p + 56]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = xc[p + 57]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = xc[p + 58]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+        if (726 % (2 * NNC_LANES) != 0) {
+            const int p0 = 726 - 2 * NNC_LANES; /* the last positions */
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 1; c++) {
+                const float *src = xn + (long)c * 784 + p0;
+                const float *wt = w + ((long)f0 * 1 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 720; p < 724; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = xc[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = xc[p + 29]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = xc[p + 30]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = xc[p + 56]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = xc[p + 57]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = xc[p + 58]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 724; p < 726; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = xc[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = xc[p + 29]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = xc[p + 30]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = xc[p + 56]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = xc[p + 57]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = xc[p + 58]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 8; k++) {
             const int f = f0 + k, nf = n * 32 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[676]; /* the plane the pooling reads */
@@ -5714,13 +6594,13 @@ static void k24_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                         for (int j = 0; j < 2; j++) {
                             const float *xs = xr + i * 26 + j;
                             for (int p = 0; p < 8; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 8; p < 12; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 12; p < 13; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                         }
                     }
@@ -5739,82 +6619,280 @@ static void k24_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
 static void k25_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_13)
 {
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 1024; nb++) {
-        const int n = nb / 16, f0 = nb % 16 * 4;
+    for (int nb = 0; nb < 512; nb++) {
+        const int n = nb / 8, f0 = nb % 8 * 8;
         const float *xn = x + (long)n * 5408;
         /* filters f0 + k, each plane 13 wide like the input: output p reads input p + i * 13 + j */
-        float acc[4][141];
-        for (int k = 0; k < 4; k++) {
-            for (int p = 0; p < 128; p++) {
-                acc[k][p] = 0;
+        float acc[8][141];
+        /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 141; p0 += 2 * NNC_LANES) {
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 32; c++) {
+                const float *src = xn + (long)c * 169 + p0;
+                const float *wt = w + ((long)f0 * 32 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[864]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1152]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1440]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1728]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2016]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[865]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1153]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1441]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1729]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2017]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[866]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1154]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1442]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1730]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2018]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[867]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1155]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1443]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1731]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2019]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[868]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1156]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1444]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1732]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2020]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[869]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1157]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1445]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1733]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2021]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[870]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1158]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1446]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1734]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2022]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[871]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1159]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1447]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1735]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2023]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[872]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1160]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1448]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1736]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2024]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 128; p < 136; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 136; p < 140; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 140; p < 141; p++) {
-                acc[k][p] = 0;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int c = 0; c < 32; c++) {
-            const float *xc = xn + (long)c * 169;
-            const float *wt = w + ((long)f0 * 32 + c) * 9; /* filter f0 + k's taps at wt[k * 288] */
-            for (int p = 0; p < 128; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 13]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 14]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 15]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 26]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 27]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 28]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+        if (141 % (2 * NNC_LANES) != 0) {
+            const int p0 = 141 - 2 * NNC_LANES; /* the last positions */
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 32; c++) {
+                const float *src = xn + (long)c * 169 + p0;
+                const float *wt = w + ((long)f0 * 32 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[864]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1152]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1440]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1728]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2016]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[865]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1153]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1441]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1729]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2017]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[866]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1154]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1442]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1730]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2018]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[867]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1155]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1443]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1731]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2019]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[868]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1156]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1444]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1732]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2020]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[869]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1157]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1445]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1733]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2021]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[870]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1158]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1446]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1734]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2022]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[871]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1159]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1447]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1735]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2023]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[872]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1160]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1448]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1736]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2024]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 128; p < 136; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 13]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 14]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 15]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 26]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 27]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 28]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 136; p < 140; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 13]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 14]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 15]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 26]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 27]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 28]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 140; p < 141; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 13]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 14]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 15]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 26]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 27]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 28]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 8; k++) {
             const int f = f0 + k, nf = n * 64 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[121]; /* the plane the pooling reads */
@@ -5844,10 +6922,10 @@ static void k25_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                         for (int j = 0; j < 2; j++) {
                             const float *xs = xr + i * 11 + j;
                             for (int p = 0; p < 4; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 4; p < 5; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                         }
                     }

@@ -3800,6 +3800,11 @@ enum { NTENSORS = 4 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
+/* Vectorise loops of any trip count and inline sqrt as an instruction; results are the same bits (see docs/generated-code.md) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic", "no-math-errno")
+#endif
+
 /* k00_fc1_matmul_bias_add_relu: fused by rule matmul_epilogue (dsl-examples/rmsprop.nn), any mode
  *   matmul           fc1          [64, 128]  line 14  (kept in registers)
  *   bias_add         fc1          [64, 128]  line 14  (kept in registers)

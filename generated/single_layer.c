@@ -3798,6 +3798,11 @@ enum { NTENSORS = 2 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
+/* Vectorise loops of any trip count and inline sqrt as an instruction; results are the same bits (see docs/generated-code.md) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic", "no-math-errno")
+#endif
+
 /* k00_z_matmul_bias_add_sigmoid: fused by rule matmul_epilogue (dsl-examples/single_layer.nn), any mode
  *   matmul           z            [4, 1]  line 13  (kept in registers)
  *   bias_add         z            [4, 1]  line 13  (kept in registers)

@@ -3804,6 +3804,11 @@ enum { NTENSORS = 8 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
+/* Vectorise loops of any trip count and inline sqrt as an instruction; results are the same bits (see docs/generated-code.md) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic", "no-math-errno")
+#endif
+
 /* k00_conv1_conv2d_bias_add_relu: fused by rule conv_epilogue (dsl-examples/torch_mnist_cnn.nn), any mode
  *   conv2d           conv1        [64, 32, 26, 26]  line 15  (kept in registers)
  *   bias_add         conv1        [64, 32, 26, 26]  line 15  (kept in registers)
@@ -3812,66 +3817,280 @@ enum { NTENSORS = 8 };
 static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float *restrict w, const float *restrict conv1_bias, float *restrict x_6)
 {
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 512; nb++) {
-        const int n = nb / 8, f0 = nb % 8 * 4;
+    for (int nb = 0; nb < 256; nb++) {
+        const int n = nb / 4, f0 = nb % 4 * 8;
         const float *xn = x + (long)n * 784;
         /* filters f0 + k, each plane 28 wide like the input: output p reads input p + i * 28 + j */
-        float acc[4][726];
-        for (int k = 0; k < 4; k++) {
-            for (int p = 0; p < 720; p++) {
-                acc[k][p] = 0;
+        float acc[8][726];
+        /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 726; p0 += 2 * NNC_LANES) {
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 1; c++) {
+                const float *src = xn + (long)c * 784 + p0;
+                const float *wt = w + ((long)f0 * 1 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 720; p < 724; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 724; p < 726; p++) {
-                acc[k][p] = 0;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int c = 0; c < 1; c++) {
-            const float *xc = xn + (long)c * 784;
-            const float *wt = w + ((long)f0 * 1 + c) * 9; /* filter f0 + k's taps at wt[k * 9] */
-            for (int p = 0; p < 720; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = xc[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = xc[p + 29]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = xc[p + 30]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = xc[p + 56]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = xc[p + 57]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = xc[p + 58]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+        if (726 % (2 * NNC_LANES) != 0) {
+            const int p0 = 726 - 2 * NNC_LANES; /* the last positions */
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 1; c++) {
+                const float *src = xn + (long)c * 784 + p0;
+                const float *wt = w + ((long)f0 * 1 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 720; p < 724; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = xc[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = xc[p + 29]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = xc[p + 30]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = xc[p + 56]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = xc[p + 57]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = xc[p + 58]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 724; p < 726; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = xc[p + 28]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = xc[p + 29]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = xc[p + 30]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = xc[p + 56]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = xc[p + 57]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = xc[p + 58]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 8; k++) {
             const int f = f0 + k, nf = n * 32 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             for (int oh = 0; oh < 26; oh++) {
@@ -3896,82 +4115,280 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
 static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_11, float *restrict x_12)
 {
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 1024; nb++) {
-        const int n = nb / 16, f0 = nb % 16 * 4;
+    for (int nb = 0; nb < 512; nb++) {
+        const int n = nb / 8, f0 = nb % 8 * 8;
         const float *xn = x + (long)n * 21632;
         /* filters f0 + k, each plane 26 wide like the input: output p reads input p + i * 26 + j */
-        float acc[4][622];
-        for (int k = 0; k < 4; k++) {
-            for (int p = 0; p < 608; p++) {
-                acc[k][p] = 0;
+        float acc[8][622];
+        /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 622; p0 += 2 * NNC_LANES) {
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 32; c++) {
+                const float *src = xn + (long)c * 676 + p0;
+                const float *wt = w + ((long)f0 * 32 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[864]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1152]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1440]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1728]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2016]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[865]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1153]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1441]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1729]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2017]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[866]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1154]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1442]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1730]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2018]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[867]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1155]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1443]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1731]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2019]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[868]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1156]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1444]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1732]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2020]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[869]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1157]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1445]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1733]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2021]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 52 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 52 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[870]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1158]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1446]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1734]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2022]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 53 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 53 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[871]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1159]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1447]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1735]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2023]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 54 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 54 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[872]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1160]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1448]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1736]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2024]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 608; p < 616; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 616; p < 620; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 620; p < 622; p++) {
-                acc[k][p] = 0;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int c = 0; c < 32; c++) {
-            const float *xc = xn + (long)c * 676;
-            const float *wt = w + ((long)f0 * 32 + c) * 9; /* filter f0 + k's taps at wt[k * 288] */
-            for (int p = 0; p < 608; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+        if (622 % (2 * NNC_LANES) != 0) {
+            const int p0 = 622 - 2 * NNC_LANES; /* the last positions */
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 32; c++) {
+                const float *src = xn + (long)c * 676 + p0;
+                const float *wt = w + ((long)f0 * 32 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[864]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1152]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1440]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1728]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2016]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[865]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1153]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1441]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1729]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2017]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[866]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1154]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1442]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1730]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2018]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[867]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1155]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1443]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1731]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2019]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[868]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1156]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1444]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1732]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2020]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[869]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1157]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1445]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1733]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2021]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 52 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 52 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[870]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1158]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1446]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1734]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2022]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 53 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 53 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[871]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1159]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1447]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1735]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2023]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 54 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 54 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[872]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1160]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1448]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1736]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2024]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 608; p < 616; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 616; p < 620; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 620; p < 622; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 8; k++) {
             const int f = f0 + k, nf = n * 64 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[576]; /* the plane the pooling reads */
@@ -4003,10 +4420,10 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                         for (int j = 0; j < 2; j++) {
                             const float *xs = xr + i * 24 + j;
                             for (int p = 0; p < 8; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 8; p < 12; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                         }
                     }
@@ -4683,30 +5100,40 @@ static void k14_dx_maxpool2d_grad_relu_grad(const float *dx_matmul, const float 
 {
     NNC_PARALLEL_FOR
     for (long nc = 0; nc < 4096; nc++) {
-        float yp[576]; /* this plane of x, before dx overwrites it */
-        memcpy(yp, x + nc * 576, sizeof yp);
+        const float *yp = x + nc * 576;
         const float *dyp = dx_matmul + nc * 144;
         float *dxp = dconv2_relu_grad + nc * 576;
-        memset(dxp, 0, sizeof yp);
         for (int oh = 0; oh < 12; oh++) {
+            float band[2][24]; /* the band's rows of x, before dx overwrites them */
+            memcpy(band, yp + oh * 48, sizeof band);
+            float top[12];
+            int best[12];
             for (int ow = 0; ow < 12; ow++) {
-                const int first = oh * 48 + ow * 2;
-                int best = first;
-                float top = yp[first];
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const int at = first + i * 24 + j;
-                        const int take = yp[at] > top || yp[at] != yp[at];
-                        best = take ? at : best;
-                        top = take ? yp[at] : top;
+                top[ow] = band[0][ow * 2];
+                best[ow] = 0;
+            }
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 12; ow++) {
+                        const float v = band[i][ow * 2 + j];
+                        const int take = (v > top[ow]) | (v != v);
+                        best[ow] = take ? i * 2 + j : best[ow];
+                        top[ow] = take ? v : top[ow];
                     }
                 }
-                dxp[best] += dyp[oh * 12 + ow];
             }
-        }
-        /* relu's mask, from its output */
-        for (long i = 0; i < 576; i++) {
-            dxp[i] = yp[i] > 0 ? dxp[i] : 0;
+            float g[12];
+            memcpy(g, dyp + oh * 12, sizeof g);
+            float out[2][24] = {{0}}; /* columns no window covers stay 0 */
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 12; ow++) {
+                        const float gsel = best[ow] == i * 2 + j ? g[ow] : 0;
+                        out[i][ow * 2 + j] = band[i][ow * 2 + j] > 0 ? gsel : 0; /* relu's mask */
+                    }
+                }
+            }
+            memcpy(dxp + oh * 48, out, sizeof out);
         }
     }
 }
@@ -4716,14 +5143,21 @@ static void k15_dconv2_bias_bias_grad(const float *restrict dy, float *restrict 
 {
     NNC_PARALLEL_FOR
     for (int c = 0; c < 64; c++) {
-        float acc = 0;
+        float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
         for (int n = 0; n < 64; n++) {
             const float *row = dy + ((long)n * 64 + c) * 576;
-            for (int j = 0; j < 576; j++) {
-                acc += row[j];
+            for (int j0 = 0; j0 < 576; j0 += 16) {
+                for (int l = 0; l < 16; l++) {
+                    const int j = j0 + l;
+                    acc[l] += row[j];
+                }
             }
         }
-        dbias[c] = acc;
+        float total = 0;
+        for (int l = 0; l < 16; l++) {
+            total += acc[l];
+        }
+        dbias[c] = total;
     }
 }
 
@@ -5027,15 +5461,25 @@ static void k18_dconv1_relu_grad_bias_grad_conv2d_grad_weight(const float *restr
     /* bias_grad, dy through relu_grad */ {
         NNC_PARALLEL_FOR
         for (int c = 0; c < 32; c++) {
-            float acc = 0;
+            float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
             for (int n = 0; n < 64; n++) {
                 const float *row = dy + ((long)n * 32 + c) * 676;
                 const float *yrow = y + ((long)n * 32 + c) * 676;
-                for (int j = 0; j < 676; j++) {
-                    acc += (yrow[j] > 0.0f ? row[j] : 0.0f);
+                for (int j0 = 0; j0 < 672; j0 += 16) {
+                    for (int l = 0; l < 16; l++) {
+                        const int j = j0 + l;
+                        acc[l] += (yrow[j] > 0.0f ? row[j] : 0.0f);
+                    }
+                }
+                for (int j = 672; j < 676; j++) {
+                    acc[j - 672] += (yrow[j] > 0.0f ? row[j] : 0.0f);
                 }
             }
-            dbias[c] = acc;
+            float total = 0;
+            for (int l = 0; l < 16; l++) {
+                total += acc[l];
+            }
+            dbias[c] = total;
         }
     }
     /* conv2d_grad_weight, dy through relu_grad */ {
@@ -5249,82 +5693,280 @@ static void k19_params_adam_update(float *restrict w, const float *restrict g, f
 static void k20_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_12)
 {
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 1024; nb++) {
-        const int n = nb / 16, f0 = nb % 16 * 4;
+    for (int nb = 0; nb < 512; nb++) {
+        const int n = nb / 8, f0 = nb % 8 * 8;
         const float *xn = x + (long)n * 21632;
         /* filters f0 + k, each plane 26 wide like the input: output p reads input p + i * 26 + j */
-        float acc[4][622];
-        for (int k = 0; k < 4; k++) {
-            for (int p = 0; p < 608; p++) {
-                acc[k][p] = 0;
+        float acc[8][622];
+        /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 622; p0 += 2 * NNC_LANES) {
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 32; c++) {
+                const float *src = xn + (long)c * 676 + p0;
+                const float *wt = w + ((long)f0 * 32 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[864]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1152]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1440]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1728]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2016]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[865]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1153]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1441]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1729]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2017]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[866]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1154]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1442]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1730]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2018]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[867]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1155]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1443]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1731]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2019]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[868]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1156]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1444]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1732]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2020]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[869]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1157]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1445]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1733]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2021]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 52 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 52 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[870]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1158]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1446]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1734]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2022]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 53 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 53 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[871]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1159]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1447]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1735]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2023]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 54 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 54 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[872]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1160]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1448]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1736]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2024]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 608; p < 616; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 616; p < 620; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 620; p < 622; p++) {
-                acc[k][p] = 0;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int c = 0; c < 32; c++) {
-            const float *xc = xn + (long)c * 676;
-            const float *wt = w + ((long)f0 * 32 + c) * 9; /* filter f0 + k's taps at wt[k * 288] */
-            for (int p = 0; p < 608; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+        if (622 % (2 * NNC_LANES) != 0) {
+            const int p0 = 622 - 2 * NNC_LANES; /* the last positions */
+            nnc_vec s[8][2] = {{{0}}};
+            for (int c = 0; c < 32; c++) {
+                const float *src = xn + (long)c * 676 + p0;
+                const float *wt = w + ((long)f0 * 32 + c) * 9;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[864]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1152]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1440]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1728]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2016]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[865]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1153]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1441]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1729]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2017]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[866]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1154]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1442]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1730]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2018]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[867]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1155]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1443]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1731]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2019]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[868]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1156]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1444]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1732]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2020]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[869]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1157]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1445]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1733]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2021]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 52 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 52 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[870]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1158]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1446]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1734]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2022]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 53 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 53 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[871]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1159]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1447]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1735]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2023]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], src + 54 + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], src + 54 + 1 * NNC_LANES, sizeof b[1]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = wt[872]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = wt[1160]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = wt[1448]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = wt[1736]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = wt[2024]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                }
             }
-            for (int p = 608; p < 616; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 616; p < 620; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 620; p < 622; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[288] * v; a2 += wt[576] * v; a3 += wt[864] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[289] * v; a2 += wt[577] * v; a3 += wt[865] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[290] * v; a2 += wt[578] * v; a3 += wt[866] * v; }
-                { const float v = xc[p + 26]; a0 += wt[3] * v; a1 += wt[291] * v; a2 += wt[579] * v; a3 += wt[867] * v; }
-                { const float v = xc[p + 27]; a0 += wt[4] * v; a1 += wt[292] * v; a2 += wt[580] * v; a3 += wt[868] * v; }
-                { const float v = xc[p + 28]; a0 += wt[5] * v; a1 += wt[293] * v; a2 += wt[581] * v; a3 += wt[869] * v; }
-                { const float v = xc[p + 52]; a0 += wt[6] * v; a1 += wt[294] * v; a2 += wt[582] * v; a3 += wt[870] * v; }
-                { const float v = xc[p + 53]; a0 += wt[7] * v; a1 += wt[295] * v; a2 += wt[583] * v; a3 += wt[871] * v; }
-                { const float v = xc[p + 54]; a0 += wt[8] * v; a1 += wt[296] * v; a2 += wt[584] * v; a3 += wt[872] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 8; k++) {
             const int f = f0 + k, nf = n * 64 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[576]; /* the plane the pooling reads */
@@ -5354,10 +5996,10 @@ static void k20_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                         for (int j = 0; j < 2; j++) {
                             const float *xs = xr + i * 24 + j;
                             for (int p = 0; p < 8; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                             for (int p = 8; p < 12; p++) {
-                                yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                                yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                             }
                         }
                     }

@@ -3810,6 +3810,11 @@ enum { NTENSORS = 14 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
+/* Vectorise loops of any trip count and inline sqrt as an instruction; results are the same bits (see docs/generated-code.md) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic", "no-math-errno")
+#endif
+
 /* k00_conv1_conv2d: conv2d conv1 -> [64, 16, 28, 28]  (dsl-examples/transfer.nn:18, forward) */
 static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, float *restrict y)
 {
@@ -3937,13 +3942,13 @@ static void k02_x_maxpool2d(const float *restrict x, float *restrict y)
                 for (int j = 0; j < 2; j++) {
                     const float *xs = xr + i * 28 + j;
                     for (int p = 0; p < 8; p++) {
-                        yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                        yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                     }
                     for (int p = 8; p < 12; p++) {
-                        yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                        yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                     }
                     for (int p = 12; p < 14; p++) {
-                        yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                        yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                     }
                 }
             }
@@ -4084,10 +4089,10 @@ static void k05_x_maxpool2d(const float *restrict x, float *restrict y)
                 for (int j = 0; j < 2; j++) {
                     const float *xs = xr + i * 14 + j;
                     for (int p = 0; p < 4; p++) {
-                        yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                        yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                     }
                     for (int p = 4; p < 7; p++) {
-                        yr[p] = xs[p * 2] > yr[p] || xs[p * 2] != xs[p * 2] ? xs[p * 2] : yr[p];
+                        yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
                     }
                 }
             }
@@ -4762,30 +4767,40 @@ static void k18_dx_maxpool2d_grad_relu_grad(const float *dx_matmul, const float 
 {
     NNC_PARALLEL_FOR
     for (long nc = 0; nc < 2048; nc++) {
-        float yp[196]; /* this plane of x_relu, before dx overwrites it */
-        memcpy(yp, x_relu + nc * 196, sizeof yp);
+        const float *yp = x_relu + nc * 196;
         const float *dyp = dx_matmul + nc * 49;
         float *dxp = dbn2_relu_grad + nc * 196;
-        memset(dxp, 0, sizeof yp);
         for (int oh = 0; oh < 7; oh++) {
+            float band[2][14]; /* the band's rows of x_relu, before dx overwrites them */
+            memcpy(band, yp + oh * 28, sizeof band);
+            float top[7];
+            int best[7];
             for (int ow = 0; ow < 7; ow++) {
-                const int first = oh * 28 + ow * 2;
-                int best = first;
-                float top = yp[first];
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const int at = first + i * 14 + j;
-                        const int take = yp[at] > top || yp[at] != yp[at];
-                        best = take ? at : best;
-                        top = take ? yp[at] : top;
+                top[ow] = band[0][ow * 2];
+                best[ow] = 0;
+            }
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 7; ow++) {
+                        const float v = band[i][ow * 2 + j];
+                        const int take = (v > top[ow]) | (v != v);
+                        best[ow] = take ? i * 2 + j : best[ow];
+                        top[ow] = take ? v : top[ow];
                     }
                 }
-                dxp[best] += dyp[oh * 7 + ow];
             }
-        }
-        /* relu's mask, from its output */
-        for (long i = 0; i < 196; i++) {
-            dxp[i] = yp[i] > 0 ? dxp[i] : 0;
+            float g[7];
+            memcpy(g, dyp + oh * 7, sizeof g);
+            float out[2][14] = {{0}}; /* columns no window covers stay 0 */
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 7; ow++) {
+                        const float gsel = best[ow] == i * 2 + j ? g[ow] : 0;
+                        out[i][ow * 2 + j] = band[i][ow * 2 + j] > 0 ? gsel : 0; /* relu's mask */
+                    }
+                }
+            }
+            memcpy(dxp + oh * 28, out, sizeof out);
         }
     }
 }
@@ -4828,14 +4843,26 @@ static void k19_dconv2_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(const
             }
         }
         dgamma[c] = (float)(sum_dy_xc * inv_std);
-        float acc = 0;
-        for (int n = 0; n < 64; n++) {
-            const long base = ((long)n * 32 + c) * 196;
-            for (int j = 0; j < 196; j++) {
-                acc += dy[base + j];
+        {
+            float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
+            for (int n = 0; n < 64; n++) {
+                const float *row = dy + ((long)n * 32 + c) * 196;
+                for (int j0 = 0; j0 < 192; j0 += 16) {
+                    for (int l = 0; l < 16; l++) {
+                        const int j = j0 + l;
+                        acc[l] += row[j];
+                    }
+                }
+                for (int j = 192; j < 196; j++) {
+                    acc[j - 192] += row[j];
+                }
             }
+            float total = 0;
+            for (int l = 0; l < 16; l++) {
+                total += acc[l];
+            }
+            dbias[c] = total;
         }
-        dbias[c] = acc;
         const float mean_dy = (float)(sum_dy / 12544);
         const float mean_dy_xhat = (float)(sum_dy_xc * inv_std / 12544);
         const float k = gamma[c] * inv_std;
@@ -4950,30 +4977,40 @@ static void k22_dx_maxpool2d_grad_relu_grad(const float *dx_conv2d_grad_input, c
 {
     NNC_PARALLEL_FOR
     for (long nc = 0; nc < 1024; nc++) {
-        float yp[784]; /* this plane of x_relu, before dx overwrites it */
-        memcpy(yp, x_relu + nc * 784, sizeof yp);
+        const float *yp = x_relu + nc * 784;
         const float *dyp = dx_conv2d_grad_input + nc * 196;
         float *dxp = dbn1_relu_grad + nc * 784;
-        memset(dxp, 0, sizeof yp);
         for (int oh = 0; oh < 14; oh++) {
+            float band[2][28]; /* the band's rows of x_relu, before dx overwrites them */
+            memcpy(band, yp + oh * 56, sizeof band);
+            float top[14];
+            int best[14];
             for (int ow = 0; ow < 14; ow++) {
-                const int first = oh * 56 + ow * 2;
-                int best = first;
-                float top = yp[first];
-                for (int i = 0; i < 2; i++) {
-                    for (int j = 0; j < 2; j++) {
-                        const int at = first + i * 28 + j;
-                        const int take = yp[at] > top || yp[at] != yp[at];
-                        best = take ? at : best;
-                        top = take ? yp[at] : top;
+                top[ow] = band[0][ow * 2];
+                best[ow] = 0;
+            }
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 14; ow++) {
+                        const float v = band[i][ow * 2 + j];
+                        const int take = (v > top[ow]) | (v != v);
+                        best[ow] = take ? i * 2 + j : best[ow];
+                        top[ow] = take ? v : top[ow];
                     }
                 }
-                dxp[best] += dyp[oh * 14 + ow];
             }
-        }
-        /* relu's mask, from its output */
-        for (long i = 0; i < 784; i++) {
-            dxp[i] = yp[i] > 0 ? dxp[i] : 0;
+            float g[14];
+            memcpy(g, dyp + oh * 14, sizeof g);
+            float out[2][28] = {{0}}; /* columns no window covers stay 0 */
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 2; j++) {
+                    for (int ow = 0; ow < 14; ow++) {
+                        const float gsel = best[ow] == i * 2 + j ? g[ow] : 0;
+                        out[i][ow * 2 + j] = band[i][ow * 2 + j] > 0 ? gsel : 0; /* relu's mask */
+                    }
+                }
+            }
+            memcpy(dxp + oh * 56, out, sizeof out);
         }
     }
 }
@@ -5012,14 +5049,23 @@ static void k23_dconv1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(const
             }
         }
         dgamma[c] = (float)(sum_dy_xc * inv_std);
-        float acc = 0;
-        for (int n = 0; n < 64; n++) {
-            const long base = ((long)n * 16 + c) * 784;
-            for (int j = 0; j < 784; j++) {
-                acc += dy[base + j];
+        {
+            float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
+            for (int n = 0; n < 64; n++) {
+                const float *row = dy + ((long)n * 16 + c) * 784;
+                for (int j0 = 0; j0 < 784; j0 += 16) {
+                    for (int l = 0; l < 16; l++) {
+                        const int j = j0 + l;
+                        acc[l] += row[j];
+                    }
+                }
             }
+            float total = 0;
+            for (int l = 0; l < 16; l++) {
+                total += acc[l];
+            }
+            dbias[c] = total;
         }
-        dbias[c] = acc;
         const float mean_dy = (float)(sum_dy / 50176);
         const float mean_dy_xhat = (float)(sum_dy_xc * inv_std / 50176);
         const float k = gamma[c] * inv_std;
