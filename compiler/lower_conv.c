@@ -233,29 +233,37 @@ static void emit_tap_tile(Emitter *e, const TapTile *t, int nv)
     emit_close(e, NULL);
 }
 
-/* acc[k][p] for p in [0, width): tiles of TILE_VECS vectors, then one
- * more ending at width, overlapping the one before (it recomputes some
+/* Vector registers of positions per tile: TILE_VECS, or one for planes
+ * narrower than that on the widest vectors (8 sums then, still as many
+ * as two FMA units with four cycles of latency keep busy). */
+static int tile_vecs(long width)
+{
+    return width >= TILE_VECS * MAX_LANES ? TILE_VECS : 1;
+}
+
+/* acc[k][p] for p in [0, width): tiles of nv vectors, then one more
+ * ending at width, overlapping the one before (it recomputes some
  * positions, with the same bits): no scalar remainder. */
 static void emit_tap_tiles(Emitter *e, const TapTile *t, long width)
 {
+    int nv = tile_vecs(width);
     lower_vec_type(e);
     emit_open(e, "for (int p0 = 0; p0 + %d * NNC_LANES <= %ld; p0 += %d * "
-              "NNC_LANES)", TILE_VECS, width, TILE_VECS);
-    emit_tap_tile(e, t, TILE_VECS);
+              "NNC_LANES)", nv, width, nv);
+    emit_tap_tile(e, t, nv);
     emit_close(e, NULL);
-    emit_open(e, "if (%ld %% (%d * NNC_LANES) != 0)", width, TILE_VECS);
+    emit_open(e, "if (%ld %% (%d * NNC_LANES) != 0)", width, nv);
     emit(e, "const int p0 = %ld - %d * NNC_LANES; /* the last positions */",
-         width, TILE_VECS);
-    emit_tap_tile(e, t, TILE_VECS);
+         width, nv);
+    emit_tap_tile(e, t, nv);
     emit_close(e, NULL);
 }
 
 /* Whether a plane of `width` positions takes register tiles of `rows`
- * planes: at least one whole tile wide on the widest vectors. */
+ * planes: at least one vector wide on the widest vectors. */
 static bool tiles_fit(int count, int rows, long width)
 {
-    return count % rows == 0 && width >= TILE_VECS * MAX_LANES &&
-           rows * width <= WIDE_MAX;
+    return count % rows == 0 && width >= MAX_LANES && rows * width <= WIDE_MAX;
 }
 
 enum { MAX_SUMS = 32 }; /* sums one lane loop may carry */
@@ -551,7 +559,7 @@ static void lower_conv2d_wide(Emitter *e, const Graph *g, const IrOp *o,
                      (long)x.c * taps, 0, 1, x.w};
         emit(e, "%s acc[%d][%ld];", R, B, width);
         emit(e, "/* %d filters by %d vectors of positions at a time, summed "
-             "over channels and taps in registers */", B, TILE_VECS);
+             "over channels and taps in registers */", B, tile_vecs(width));
         emit_tap_tiles(e, &t, width);
     } else {
         emit_planes(e, "acc", B, width);
@@ -968,6 +976,155 @@ static void lower_conv2d_grad_weight_wide(Emitter *e, const Graph *g,
     emit_close(e, NULL);
 }
 
+/* The weight gradient as a matrix product in register tiles:
+ *   dwT[(c, t)][f] = sum over n, then positions p of x[n, c, p + off(t)] * dy[n, f, p]
+ * rows (c, t) (the flat index of w[f] after f), columns f. Per sample,
+ * a block of WG_COLS filters of dy (read through `act`) is transposed
+ * to dyT[p][f], so each step p of a tile is TILE_VECS vector loads of
+ * dyT and one broadcast of x per row: TILE_ROWS x TILE_VECS sums in
+ * registers, as in lower_gemm. The rows are split in groups of
+ * WG_TILES tiles, so (filter block, group) pairs give the threads
+ * several tasks. Each element is summed over the batch in sample order
+ * and over the positions in order, in one accumulator; the task holding
+ * it is fixed, so any thread count gives the same bits. The transpose
+ * costs one move per element of dy and feeds `rows` multiply-adds per
+ * element; under WG_MIN_ROWS rows (conv1 on one channel: 9) it costs
+ * more than it saves (measured 6x slower), and lanes of partial sums
+ * (lower_conv2d_grad_weight_wide) do better. */
+enum { WG_COLS = 32, WG_TILES = 9, DYT_MAX = 24576, WG_MIN_ROWS = 64 };
+
+static bool weight_tiles_fit(const IrOp *o, Dims dy, Dims x)
+{
+    return o->attr.win.sh == 1 && o->attr.win.sw == 1 && o->attr.win.ph == 0 &&
+           o->attr.win.pw == 0 && dy.h == x.h - o->attr.win.kh + 1 &&
+           dy.w == x.w - o->attr.win.kw + 1 && dy.c % WG_COLS == 0 &&
+           (long)dy.h * dy.w * WG_COLS <= DYT_MAX &&
+           x.c * o->attr.win.kh * o->attr.win.kw >= WG_MIN_ROWS;
+}
+
+/* One tile of mr rows starting at row r0 of the group (r in the whole
+ * gradient: rbase + r0): its sums start from dwT, run over every
+ * position of sample n, and go back to dwT. */
+static void emit_weight_tile(Emitter *e, int mr, const char *r0, Dims dy,
+                             Dims x)
+{
+    const char *R = e->real;
+    for (int r = 0; r < mr; r++)
+        emit(e, "const %s *x%d = xn + xoff[rbase + %s + %d];", R, r, r0, r);
+    emit_open(e, "for (int j0 = 0; j0 < %d; j0 += %d * NNC_LANES)", WG_COLS,
+              TILE_VECS);
+    emit(e, "nnc_vec s[%d][%d];", mr, TILE_VECS);
+    emit_open(e, "for (int r = 0; r < %d; r++)", mr);
+    for (int v = 0; v < TILE_VECS; v++)
+        emit(e, "memcpy(&s[r][%d], dwT[%s + r] + j0 + %d * NNC_LANES, "
+             "sizeof s[r][%d]);", v, r0, v, v);
+    emit_close(e, NULL);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", dy.h);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", dy.w);
+    emit(e, "const %s *brow = dyT[oh * %d + ow] + j0;", R, dy.w);
+    emit(e, "nnc_vec b[%d];", TILE_VECS);
+    for (int v = 0; v < TILE_VECS; v++)
+        emit(e, "memcpy(&b[%d], brow + %d * NNC_LANES, sizeof b[%d]);", v, v,
+             v);
+    for (int r = 0; r < mr; r++) {
+        char line[160];
+        size_t at = (size_t)snprintf(line, sizeof line,
+                                     "{ const %s a = x%d[oh * %d + ow];", R, r,
+                                     x.w);
+        for (int v = 0; v < TILE_VECS; v++)
+            at += (size_t)snprintf(line + at, sizeof line - at,
+                                   " s[%d][%d] += a * b[%d];", r, v, v);
+        snprintf(line + at, sizeof line - at, " }");
+        emit(e, "%s", line);
+    }
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_open(e, "for (int r = 0; r < %d; r++)", mr);
+    for (int v = 0; v < TILE_VECS; v++)
+        emit(e, "memcpy(dwT[%s + r] + j0 + %d * NNC_LANES, &s[r][%d], "
+             "sizeof s[r][%d]);", r0, v, v, v);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* static const int xoff[rows]: where row (c, i, j) starts in a sample */
+static void emit_row_offsets(Emitter *e, Dims x, int KH, int KW)
+{
+    int rows = x.c * KH * KW;
+    emit(e, "/* row (c, i, j) of the gradient reads the sample's x from "
+         "c * %ld + i * %d + j */", (long)x.h * x.w, x.w);
+    emit_open(e, "static const int xoff[%d] =", rows);
+    char line[256];
+    size_t at = 0;
+    for (int r = 0; r < rows; r++) {
+        int c = r / (KH * KW), i = r / KW % KH, j = r % KW;
+        at += (size_t)snprintf(line + at, sizeof line - at, "%ld,%s",
+                               c * (long)x.h * x.w + i * x.w + j,
+                               r + 1 < rows && (r + 1) % 12 ? " " : "");
+        if ((r + 1) % 12 == 0 || r + 1 == rows) {
+            emit(e, "%s", line);
+            at = 0;
+        }
+    }
+    emit_close(e, ";");
+}
+
+static void lower_conv2d_grad_weight_tiled(Emitter *e, const IrOp *o,
+                                           Dims dy, Dims x, const IrOp *act)
+{
+    int KH = o->attr.win.kh, KW = o->attr.win.kw, taps = KH * KW;
+    int rows = x.c * taps, rest = rows % TILE_ROWS;
+    int group_rows = WG_TILES * TILE_ROWS;
+    int groups = (rows + group_rows - 1) / group_rows;
+    int fblocks = dy.c / WG_COLS;
+    long plane = (long)x.h * x.w, oplane = (long)dy.h * dy.w;
+    const char *R = e->real;
+    char at[48], dyv[64], yv[64], el[256];
+    emit_row_offsets(e, x, KH, KW);
+    lower_vec_type(e);
+    lower_parallel_for(e, 2L * dy.n * dy.c * oplane * rows);
+    emit_open(e, "for (int task = 0; task < %d; task++)", fblocks * groups);
+    emit(e, "const int f0 = task / %d * %d, rbase = task %% %d * %d;", groups,
+         WG_COLS, groups, group_rows);
+    emit(e, "const int nrows = %d - rbase < %d ? %d - rbase : %d;", rows,
+         group_rows, rows, group_rows);
+    emit(e, "/* dwT[r][f]: the gradient of row rbase + r, filter f0 + f */");
+    emit(e, "%s dwT[%d][%d];", R, group_rows, WG_COLS);
+    emit(e, "memset(dwT, 0, sizeof dwT);");
+    emit(e, "%s dyT[%ld][%d]; /* dy[n, f0 + f] at position p, in dyT[p][f] */",
+         R, oplane, WG_COLS);
+    emit_open(e, "for (int n = 0; n < %d; n++)", x.n);
+    emit(e, "const %s *xn = x + (long)n * %ld;", R, x.c * plane);
+    emit_open(e, "for (int f = 0; f < %d; f++)", WG_COLS);
+    emit(e, "const long off = ((long)n * %d + f0 + f) * %ld;", dy.c, oplane);
+    snprintf(at, sizeof at, "[off + p]");
+    snprintf(dyv, sizeof dyv, "dy%s", at);
+    snprintf(yv, sizeof yv, "y%s", at);
+    lower_dy_elem(e, act, dyv, yv, el, sizeof el);
+    emit_open(e, "for (int p = 0; p < %ld; p++)", oplane);
+    emit(e, "dyT[p][f] = %s;", el);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_open(e, "for (int r0 = 0; r0 + %d <= nrows; r0 += %d)", TILE_ROWS,
+              TILE_ROWS);
+    emit_weight_tile(e, TILE_ROWS, "r0", dy, x);
+    emit_close(e, NULL);
+    if (rest) {
+        emit_open(e, "if (rbase + nrows == %d) /* the last %d rows */", rows,
+                  rest);
+        emit(e, "const int r1 = nrows - %d;", rest);
+        emit_weight_tile(e, rest, "r1", dy, x);
+        emit_close(e, NULL);
+    }
+    emit_close(e, NULL);
+    emit_open(e, "for (int r = 0; r < nrows; r++)");
+    emit_open(e, "for (int f = 0; f < %d; f++)", WG_COLS);
+    emit(e, "dw[(long)(f0 + f) * %d + rbase + r] = dwT[r][f];", rows);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
 /* dw of the (f, c) pair from its partial sums; closes the pair's loop */
 static void emit_weight_sums(Emitter *e, int taps, bool wide)
 {
@@ -999,6 +1156,10 @@ static void lower_conv2d_grad_weight(Emitter *e, const Graph *g,
     long width = wide_size(x, dy);
     int L = lanes(e);
     const char *R = e->real;
+    if (weight_tiles_fit(o, dy, x)) {
+        lower_conv2d_grad_weight_tiled(e, o, dy, x, act);
+        return;
+    }
     if (wide && KH * KW <= MAX_TAPS) {
         lower_conv2d_grad_weight_wide(e, g, o, act);
         return;

@@ -5575,82 +5575,269 @@ static void k23_dbn3_relu_grad_batchnorm_grad_input_batchnorm_grad_gamma_bias_gr
 static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *restrict w, float *restrict dx)
 {
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 1024; nb++) {
-        const int n = nb / 16, c0 = nb % 16 * 4;
-        /* the dx planes of channels c0 + k */
-        float acc[4][25];
-        for (int k = 0; k < 4; k++) {
-            for (int p = 0; p < 16; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 16; p < 24; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 24; p < 25; p++) {
-                acc[k][p] = 0;
-            }
-        }
-        /* dy[n, f] at 12 + oh * 5 + ow, zeros elsewhere */
-        float dyz[37];
-        for (int p = 0; p < 32; p++) {
-            dyz[p] = 0;
-        }
-        for (int p = 32; p < 36; p++) {
-            dyz[p] = 0;
-        }
-        for (int p = 36; p < 37; p++) {
-            dyz[p] = 0;
-        }
+    for (int nb = 0; nb < 512; nb++) {
+        const int n = nb / 8, c0 = nb % 8 * 8;
+        /* dy[n, f] at dyz[f][12 + oh * 5 + ow], zeros elsewhere */
+        float dyz[64][37];
+        memset(dyz, 0, sizeof dyz);
         for (int f = 0; f < 64; f++) {
             const float *dyf = dy + ((long)n * 64 + f) * 9;
             for (int oh = 0; oh < 3; oh++) {
                 for (int ow = 0; ow < 3; ow++) {
-                    (dyz + 12)[oh * 5 + ow] = dyf[oh * 3 + ow];
+                    (dyz[f] + 12)[oh * 5 + ow] = dyf[oh * 3 + ow];
                 }
             }
-            const float *wt = w + ((long)f * 64 + c0) * 9; /* channel c0 + k's taps at wt[k * 9] */
-            /* tap (i, j) reads dy at p - i * 5 - j */
-            for (int p = 0; p < 16; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = dyz[p + 12]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = dyz[p + 11]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = dyz[p + 10]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = dyz[p + 7]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = dyz[p + 6]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = dyz[p + 5]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = dyz[p + 2]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = dyz[p + 1]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = dyz[p + 0]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+        }
+        /* the dx planes of channels c0 + k; tap (i, j) reads dy at p - i * 5 - j */
+        float acc[8][25];
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        for (int p0 = 0; p0 + 1 * NNC_LANES <= 25; p0 += 1 * NNC_LANES) {
+            nnc_vec s[8][1] = {{{0}}};
+            for (int f = 0; f < 64; f++) {
+                const float *src = dyz[f] + p0;
+                const float *wt = w + ((long)f * 64 + c0) * 9;
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 12 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; }
+                    { const float a = wt[9]; s[1][0] += a * b[0]; }
+                    { const float a = wt[18]; s[2][0] += a * b[0]; }
+                    { const float a = wt[27]; s[3][0] += a * b[0]; }
+                    { const float a = wt[36]; s[4][0] += a * b[0]; }
+                    { const float a = wt[45]; s[5][0] += a * b[0]; }
+                    { const float a = wt[54]; s[6][0] += a * b[0]; }
+                    { const float a = wt[63]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 11 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; }
+                    { const float a = wt[10]; s[1][0] += a * b[0]; }
+                    { const float a = wt[19]; s[2][0] += a * b[0]; }
+                    { const float a = wt[28]; s[3][0] += a * b[0]; }
+                    { const float a = wt[37]; s[4][0] += a * b[0]; }
+                    { const float a = wt[46]; s[5][0] += a * b[0]; }
+                    { const float a = wt[55]; s[6][0] += a * b[0]; }
+                    { const float a = wt[64]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 10 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; }
+                    { const float a = wt[11]; s[1][0] += a * b[0]; }
+                    { const float a = wt[20]; s[2][0] += a * b[0]; }
+                    { const float a = wt[29]; s[3][0] += a * b[0]; }
+                    { const float a = wt[38]; s[4][0] += a * b[0]; }
+                    { const float a = wt[47]; s[5][0] += a * b[0]; }
+                    { const float a = wt[56]; s[6][0] += a * b[0]; }
+                    { const float a = wt[65]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 7 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; }
+                    { const float a = wt[12]; s[1][0] += a * b[0]; }
+                    { const float a = wt[21]; s[2][0] += a * b[0]; }
+                    { const float a = wt[30]; s[3][0] += a * b[0]; }
+                    { const float a = wt[39]; s[4][0] += a * b[0]; }
+                    { const float a = wt[48]; s[5][0] += a * b[0]; }
+                    { const float a = wt[57]; s[6][0] += a * b[0]; }
+                    { const float a = wt[66]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 6 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; }
+                    { const float a = wt[13]; s[1][0] += a * b[0]; }
+                    { const float a = wt[22]; s[2][0] += a * b[0]; }
+                    { const float a = wt[31]; s[3][0] += a * b[0]; }
+                    { const float a = wt[40]; s[4][0] += a * b[0]; }
+                    { const float a = wt[49]; s[5][0] += a * b[0]; }
+                    { const float a = wt[58]; s[6][0] += a * b[0]; }
+                    { const float a = wt[67]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 5 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; }
+                    { const float a = wt[14]; s[1][0] += a * b[0]; }
+                    { const float a = wt[23]; s[2][0] += a * b[0]; }
+                    { const float a = wt[32]; s[3][0] += a * b[0]; }
+                    { const float a = wt[41]; s[4][0] += a * b[0]; }
+                    { const float a = wt[50]; s[5][0] += a * b[0]; }
+                    { const float a = wt[59]; s[6][0] += a * b[0]; }
+                    { const float a = wt[68]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; }
+                    { const float a = wt[15]; s[1][0] += a * b[0]; }
+                    { const float a = wt[24]; s[2][0] += a * b[0]; }
+                    { const float a = wt[33]; s[3][0] += a * b[0]; }
+                    { const float a = wt[42]; s[4][0] += a * b[0]; }
+                    { const float a = wt[51]; s[5][0] += a * b[0]; }
+                    { const float a = wt[60]; s[6][0] += a * b[0]; }
+                    { const float a = wt[69]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; }
+                    { const float a = wt[16]; s[1][0] += a * b[0]; }
+                    { const float a = wt[25]; s[2][0] += a * b[0]; }
+                    { const float a = wt[34]; s[3][0] += a * b[0]; }
+                    { const float a = wt[43]; s[4][0] += a * b[0]; }
+                    { const float a = wt[52]; s[5][0] += a * b[0]; }
+                    { const float a = wt[61]; s[6][0] += a * b[0]; }
+                    { const float a = wt[70]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; }
+                    { const float a = wt[17]; s[1][0] += a * b[0]; }
+                    { const float a = wt[26]; s[2][0] += a * b[0]; }
+                    { const float a = wt[35]; s[3][0] += a * b[0]; }
+                    { const float a = wt[44]; s[4][0] += a * b[0]; }
+                    { const float a = wt[53]; s[5][0] += a * b[0]; }
+                    { const float a = wt[62]; s[6][0] += a * b[0]; }
+                    { const float a = wt[71]; s[7][0] += a * b[0]; }
+                }
             }
-            for (int p = 16; p < 24; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = dyz[p + 12]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = dyz[p + 11]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = dyz[p + 10]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = dyz[p + 7]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = dyz[p + 6]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = dyz[p + 5]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = dyz[p + 2]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = dyz[p + 1]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = dyz[p + 0]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 24; p < 25; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = dyz[p + 12]; a0 += wt[0] * v; a1 += wt[9] * v; a2 += wt[18] * v; a3 += wt[27] * v; }
-                { const float v = dyz[p + 11]; a0 += wt[1] * v; a1 += wt[10] * v; a2 += wt[19] * v; a3 += wt[28] * v; }
-                { const float v = dyz[p + 10]; a0 += wt[2] * v; a1 += wt[11] * v; a2 += wt[20] * v; a3 += wt[29] * v; }
-                { const float v = dyz[p + 7]; a0 += wt[3] * v; a1 += wt[12] * v; a2 += wt[21] * v; a3 += wt[30] * v; }
-                { const float v = dyz[p + 6]; a0 += wt[4] * v; a1 += wt[13] * v; a2 += wt[22] * v; a3 += wt[31] * v; }
-                { const float v = dyz[p + 5]; a0 += wt[5] * v; a1 += wt[14] * v; a2 += wt[23] * v; a3 += wt[32] * v; }
-                { const float v = dyz[p + 2]; a0 += wt[6] * v; a1 += wt[15] * v; a2 += wt[24] * v; a3 += wt[33] * v; }
-                { const float v = dyz[p + 1]; a0 += wt[7] * v; a1 += wt[16] * v; a2 += wt[25] * v; a3 += wt[34] * v; }
-                { const float v = dyz[p + 0]; a0 += wt[8] * v; a1 += wt[17] * v; a2 += wt[26] * v; a3 += wt[35] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
             }
         }
-        for (int k = 0; k < 4; k++) {
+        if (25 % (1 * NNC_LANES) != 0) {
+            const int p0 = 25 - 1 * NNC_LANES; /* the last positions */
+            nnc_vec s[8][1] = {{{0}}};
+            for (int f = 0; f < 64; f++) {
+                const float *src = dyz[f] + p0;
+                const float *wt = w + ((long)f * 64 + c0) * 9;
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 12 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; }
+                    { const float a = wt[9]; s[1][0] += a * b[0]; }
+                    { const float a = wt[18]; s[2][0] += a * b[0]; }
+                    { const float a = wt[27]; s[3][0] += a * b[0]; }
+                    { const float a = wt[36]; s[4][0] += a * b[0]; }
+                    { const float a = wt[45]; s[5][0] += a * b[0]; }
+                    { const float a = wt[54]; s[6][0] += a * b[0]; }
+                    { const float a = wt[63]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 11 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; }
+                    { const float a = wt[10]; s[1][0] += a * b[0]; }
+                    { const float a = wt[19]; s[2][0] += a * b[0]; }
+                    { const float a = wt[28]; s[3][0] += a * b[0]; }
+                    { const float a = wt[37]; s[4][0] += a * b[0]; }
+                    { const float a = wt[46]; s[5][0] += a * b[0]; }
+                    { const float a = wt[55]; s[6][0] += a * b[0]; }
+                    { const float a = wt[64]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 10 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; }
+                    { const float a = wt[11]; s[1][0] += a * b[0]; }
+                    { const float a = wt[20]; s[2][0] += a * b[0]; }
+                    { const float a = wt[29]; s[3][0] += a * b[0]; }
+                    { const float a = wt[38]; s[4][0] += a * b[0]; }
+                    { const float a = wt[47]; s[5][0] += a * b[0]; }
+                    { const float a = wt[56]; s[6][0] += a * b[0]; }
+                    { const float a = wt[65]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 7 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; }
+                    { const float a = wt[12]; s[1][0] += a * b[0]; }
+                    { const float a = wt[21]; s[2][0] += a * b[0]; }
+                    { const float a = wt[30]; s[3][0] += a * b[0]; }
+                    { const float a = wt[39]; s[4][0] += a * b[0]; }
+                    { const float a = wt[48]; s[5][0] += a * b[0]; }
+                    { const float a = wt[57]; s[6][0] += a * b[0]; }
+                    { const float a = wt[66]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 6 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; }
+                    { const float a = wt[13]; s[1][0] += a * b[0]; }
+                    { const float a = wt[22]; s[2][0] += a * b[0]; }
+                    { const float a = wt[31]; s[3][0] += a * b[0]; }
+                    { const float a = wt[40]; s[4][0] += a * b[0]; }
+                    { const float a = wt[49]; s[5][0] += a * b[0]; }
+                    { const float a = wt[58]; s[6][0] += a * b[0]; }
+                    { const float a = wt[67]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 5 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; }
+                    { const float a = wt[14]; s[1][0] += a * b[0]; }
+                    { const float a = wt[23]; s[2][0] += a * b[0]; }
+                    { const float a = wt[32]; s[3][0] += a * b[0]; }
+                    { const float a = wt[41]; s[4][0] += a * b[0]; }
+                    { const float a = wt[50]; s[5][0] += a * b[0]; }
+                    { const float a = wt[59]; s[6][0] += a * b[0]; }
+                    { const float a = wt[68]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; }
+                    { const float a = wt[15]; s[1][0] += a * b[0]; }
+                    { const float a = wt[24]; s[2][0] += a * b[0]; }
+                    { const float a = wt[33]; s[3][0] += a * b[0]; }
+                    { const float a = wt[42]; s[4][0] += a * b[0]; }
+                    { const float a = wt[51]; s[5][0] += a * b[0]; }
+                    { const float a = wt[60]; s[6][0] += a * b[0]; }
+                    { const float a = wt[69]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; }
+                    { const float a = wt[16]; s[1][0] += a * b[0]; }
+                    { const float a = wt[25]; s[2][0] += a * b[0]; }
+                    { const float a = wt[34]; s[3][0] += a * b[0]; }
+                    { const float a = wt[43]; s[4][0] += a * b[0]; }
+                    { const float a = wt[52]; s[5][0] += a * b[0]; }
+                    { const float a = wt[61]; s[6][0] += a * b[0]; }
+                    { const float a = wt[70]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; }
+                    { const float a = wt[17]; s[1][0] += a * b[0]; }
+                    { const float a = wt[26]; s[2][0] += a * b[0]; }
+                    { const float a = wt[35]; s[3][0] += a * b[0]; }
+                    { const float a = wt[44]; s[4][0] += a * b[0]; }
+                    { const float a = wt[53]; s[5][0] += a * b[0]; }
+                    { const float a = wt[62]; s[6][0] += a * b[0]; }
+                    { const float a = wt[71]; s[7][0] += a * b[0]; }
+                }
+            }
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+            }
+        }
+        for (int k = 0; k < 8; k++) {
             float *dxp = dx + ((long)n * 64 + c0 + k) * 25;
             for (int p = 0; p < 16; p++) {
                 dxp[p] = acc[k][p];
@@ -5668,117 +5855,124 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
 /* k25_dconv3_weight_conv2d_grad_weight: conv2d_grad_weight dconv3_weight -> [64, 64, 3, 3]  (dsl-examples/mnist_cnn_bn.nn:16, backward) */
 static void k25_dconv3_weight_conv2d_grad_weight(const float *restrict dy, const float *restrict x, float *restrict dw)
 {
+    /* row (c, i, j) of the gradient reads the sample's x from c * 25 + i * 5 + j */
+    static const int xoff[576] = {
+        0, 1, 2, 5, 6, 7, 10, 11, 12, 25, 26, 27,
+        30, 31, 32, 35, 36, 37, 50, 51, 52, 55, 56, 57,
+        60, 61, 62, 75, 76, 77, 80, 81, 82, 85, 86, 87,
+        100, 101, 102, 105, 106, 107, 110, 111, 112, 125, 126, 127,
+        130, 131, 132, 135, 136, 137, 150, 151, 152, 155, 156, 157,
+        160, 161, 162, 175, 176, 177, 180, 181, 182, 185, 186, 187,
+        200, 201, 202, 205, 206, 207, 210, 211, 212, 225, 226, 227,
+        230, 231, 232, 235, 236, 237, 250, 251, 252, 255, 256, 257,
+        260, 261, 262, 275, 276, 277, 280, 281, 282, 285, 286, 287,
+        300, 301, 302, 305, 306, 307, 310, 311, 312, 325, 326, 327,
+        330, 331, 332, 335, 336, 337, 350, 351, 352, 355, 356, 357,
+        360, 361, 362, 375, 376, 377, 380, 381, 382, 385, 386, 387,
+        400, 401, 402, 405, 406, 407, 410, 411, 412, 425, 426, 427,
+        430, 431, 432, 435, 436, 437, 450, 451, 452, 455, 456, 457,
+        460, 461, 462, 475, 476, 477, 480, 481, 482, 485, 486, 487,
+        500, 501, 502, 505, 506, 507, 510, 511, 512, 525, 526, 527,
+        530, 531, 532, 535, 536, 537, 550, 551, 552, 555, 556, 557,
+        560, 561, 562, 575, 576, 577, 580, 581, 582, 585, 586, 587,
+        600, 601, 602, 605, 606, 607, 610, 611, 612, 625, 626, 627,
+        630, 631, 632, 635, 636, 637, 650, 651, 652, 655, 656, 657,
+        660, 661, 662, 675, 676, 677, 680, 681, 682, 685, 686, 687,
+        700, 701, 702, 705, 706, 707, 710, 711, 712, 725, 726, 727,
+        730, 731, 732, 735, 736, 737, 750, 751, 752, 755, 756, 757,
+        760, 761, 762, 775, 776, 777, 780, 781, 782, 785, 786, 787,
+        800, 801, 802, 805, 806, 807, 810, 811, 812, 825, 826, 827,
+        830, 831, 832, 835, 836, 837, 850, 851, 852, 855, 856, 857,
+        860, 861, 862, 875, 876, 877, 880, 881, 882, 885, 886, 887,
+        900, 901, 902, 905, 906, 907, 910, 911, 912, 925, 926, 927,
+        930, 931, 932, 935, 936, 937, 950, 951, 952, 955, 956, 957,
+        960, 961, 962, 975, 976, 977, 980, 981, 982, 985, 986, 987,
+        1000, 1001, 1002, 1005, 1006, 1007, 1010, 1011, 1012, 1025, 1026, 1027,
+        1030, 1031, 1032, 1035, 1036, 1037, 1050, 1051, 1052, 1055, 1056, 1057,
+        1060, 1061, 1062, 1075, 1076, 1077, 1080, 1081, 1082, 1085, 1086, 1087,
+        1100, 1101, 1102, 1105, 1106, 1107, 1110, 1111, 1112, 1125, 1126, 1127,
+        1130, 1131, 1132, 1135, 1136, 1137, 1150, 1151, 1152, 1155, 1156, 1157,
+        1160, 1161, 1162, 1175, 1176, 1177, 1180, 1181, 1182, 1185, 1186, 1187,
+        1200, 1201, 1202, 1205, 1206, 1207, 1210, 1211, 1212, 1225, 1226, 1227,
+        1230, 1231, 1232, 1235, 1236, 1237, 1250, 1251, 1252, 1255, 1256, 1257,
+        1260, 1261, 1262, 1275, 1276, 1277, 1280, 1281, 1282, 1285, 1286, 1287,
+        1300, 1301, 1302, 1305, 1306, 1307, 1310, 1311, 1312, 1325, 1326, 1327,
+        1330, 1331, 1332, 1335, 1336, 1337, 1350, 1351, 1352, 1355, 1356, 1357,
+        1360, 1361, 1362, 1375, 1376, 1377, 1380, 1381, 1382, 1385, 1386, 1387,
+        1400, 1401, 1402, 1405, 1406, 1407, 1410, 1411, 1412, 1425, 1426, 1427,
+        1430, 1431, 1432, 1435, 1436, 1437, 1450, 1451, 1452, 1455, 1456, 1457,
+        1460, 1461, 1462, 1475, 1476, 1477, 1480, 1481, 1482, 1485, 1486, 1487,
+        1500, 1501, 1502, 1505, 1506, 1507, 1510, 1511, 1512, 1525, 1526, 1527,
+        1530, 1531, 1532, 1535, 1536, 1537, 1550, 1551, 1552, 1555, 1556, 1557,
+        1560, 1561, 1562, 1575, 1576, 1577, 1580, 1581, 1582, 1585, 1586, 1587,
+    };
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
     NNC_PARALLEL_FOR
-    for (int fc = 0; fc < 64; fc++) {
-        const int f0 = fc / 2 * 2, c0 = fc % 2 * 32;
-        /* channel c0 + cc, filter f0 + k, tap t: 16 partial sums */
-        float lanes[32][2][9][16];
-        for (int cc = 0; cc < 32; cc++) {
-            for (int k = 0; k < 2; k++) {
-                for (int t = 0; t < 9; t++) {
-                    for (int p = 0; p < 16; p++) {
-                        lanes[cc][k][t][p] = 0;
-                    }
-                }
-            }
-        }
-        /* dy[n, f0 + k] with rows 5 apart, like the input; the gaps stay 0 */
-        float dyw[2][13];
-        for (int k = 0; k < 2; k++) {
-            for (int p = 0; p < 8; p++) {
-                dyw[k][p] = 0;
-            }
-            for (int p = 8; p < 12; p++) {
-                dyw[k][p] = 0;
-            }
-            for (int p = 12; p < 13; p++) {
-                dyw[k][p] = 0;
-            }
-        }
+    for (int task = 0; task < 16; task++) {
+        const int f0 = task / 8 * 32, rbase = task % 8 * 72;
+        const int nrows = 576 - rbase < 72 ? 576 - rbase : 72;
+        /* dwT[r][f]: the gradient of row rbase + r, filter f0 + f */
+        float dwT[72][32];
+        memset(dwT, 0, sizeof dwT);
+        float dyT[9][32]; /* dy[n, f0 + f] at position p, in dyT[p][f] */
         for (int n = 0; n < 64; n++) {
-            for (int k = 0; k < 2; k++) {
-                const float *dyf = dy + ((long)n * 64 + f0 + k) * 9;
-                for (int oh = 0; oh < 3; oh++) {
-                    for (int ow = 0; ow < 3; ow++) {
-                        dyw[k][oh * 5 + ow] = dyf[oh * 3 + ow];
-                    }
+            const float *xn = x + (long)n * 1600;
+            for (int f = 0; f < 32; f++) {
+                const long off = ((long)n * 64 + f0 + f) * 9;
+                for (int p = 0; p < 9; p++) {
+                    dyT[p][f] = dy[off + p];
                 }
             }
-            /* the copy serves 32 channels: its reads wait for its stores once */
-            for (int cc = 0; cc < 32; cc++) {
-                const float *xc = x + ((long)n * 64 + c0 + cc) * 25;
-                float (*lane)[9][16] = lanes[cc];
-                for (int p = 0; p < 8; p++) {
-                    lane[0][0][p] += dyw[0][0 + p] * xc[0 + p + 0];
-                    lane[0][1][p] += dyw[0][0 + p] * xc[0 + p + 1];
-                    lane[0][2][p] += dyw[0][0 + p] * xc[0 + p + 2];
-                    lane[0][3][p] += dyw[0][0 + p] * xc[0 + p + 5];
-                    lane[0][4][p] += dyw[0][0 + p] * xc[0 + p + 6];
-                    lane[0][5][p] += dyw[0][0 + p] * xc[0 + p + 7];
-                    lane[0][6][p] += dyw[0][0 + p] * xc[0 + p + 10];
-                    lane[0][7][p] += dyw[0][0 + p] * xc[0 + p + 11];
-                    lane[0][8][p] += dyw[0][0 + p] * xc[0 + p + 12];
-                    lane[1][0][p] += dyw[1][0 + p] * xc[0 + p + 0];
-                    lane[1][1][p] += dyw[1][0 + p] * xc[0 + p + 1];
-                    lane[1][2][p] += dyw[1][0 + p] * xc[0 + p + 2];
-                    lane[1][3][p] += dyw[1][0 + p] * xc[0 + p + 5];
-                    lane[1][4][p] += dyw[1][0 + p] * xc[0 + p + 6];
-                    lane[1][5][p] += dyw[1][0 + p] * xc[0 + p + 7];
-                    lane[1][6][p] += dyw[1][0 + p] * xc[0 + p + 10];
-                    lane[1][7][p] += dyw[1][0 + p] * xc[0 + p + 11];
-                    lane[1][8][p] += dyw[1][0 + p] * xc[0 + p + 12];
-                }
-                for (int p = 8; p < 12; p++) {
-                    lane[0][0][p] += dyw[0][0 + p] * xc[0 + p + 0];
-                    lane[0][1][p] += dyw[0][0 + p] * xc[0 + p + 1];
-                    lane[0][2][p] += dyw[0][0 + p] * xc[0 + p + 2];
-                    lane[0][3][p] += dyw[0][0 + p] * xc[0 + p + 5];
-                    lane[0][4][p] += dyw[0][0 + p] * xc[0 + p + 6];
-                    lane[0][5][p] += dyw[0][0 + p] * xc[0 + p + 7];
-                    lane[0][6][p] += dyw[0][0 + p] * xc[0 + p + 10];
-                    lane[0][7][p] += dyw[0][0 + p] * xc[0 + p + 11];
-                    lane[0][8][p] += dyw[0][0 + p] * xc[0 + p + 12];
-                    lane[1][0][p] += dyw[1][0 + p] * xc[0 + p + 0];
-                    lane[1][1][p] += dyw[1][0 + p] * xc[0 + p + 1];
-                    lane[1][2][p] += dyw[1][0 + p] * xc[0 + p + 2];
-                    lane[1][3][p] += dyw[1][0 + p] * xc[0 + p + 5];
-                    lane[1][4][p] += dyw[1][0 + p] * xc[0 + p + 6];
-                    lane[1][5][p] += dyw[1][0 + p] * xc[0 + p + 7];
-                    lane[1][6][p] += dyw[1][0 + p] * xc[0 + p + 10];
-                    lane[1][7][p] += dyw[1][0 + p] * xc[0 + p + 11];
-                    lane[1][8][p] += dyw[1][0 + p] * xc[0 + p + 12];
-                }
-                for (int p = 12; p < 13; p++) {
-                    lane[0][0][p] += dyw[0][0 + p] * xc[0 + p + 0];
-                    lane[0][1][p] += dyw[0][0 + p] * xc[0 + p + 1];
-                    lane[0][2][p] += dyw[0][0 + p] * xc[0 + p + 2];
-                    lane[0][3][p] += dyw[0][0 + p] * xc[0 + p + 5];
-                    lane[0][4][p] += dyw[0][0 + p] * xc[0 + p + 6];
-                    lane[0][5][p] += dyw[0][0 + p] * xc[0 + p + 7];
-                    lane[0][6][p] += dyw[0][0 + p] * xc[0 + p + 10];
-                    lane[0][7][p] += dyw[0][0 + p] * xc[0 + p + 11];
-                    lane[0][8][p] += dyw[0][0 + p] * xc[0 + p + 12];
-                    lane[1][0][p] += dyw[1][0 + p] * xc[0 + p + 0];
-                    lane[1][1][p] += dyw[1][0 + p] * xc[0 + p + 1];
-                    lane[1][2][p] += dyw[1][0 + p] * xc[0 + p + 2];
-                    lane[1][3][p] += dyw[1][0 + p] * xc[0 + p + 5];
-                    lane[1][4][p] += dyw[1][0 + p] * xc[0 + p + 6];
-                    lane[1][5][p] += dyw[1][0 + p] * xc[0 + p + 7];
-                    lane[1][6][p] += dyw[1][0 + p] * xc[0 + p + 10];
-                    lane[1][7][p] += dyw[1][0 + p] * xc[0 + p + 11];
-                    lane[1][8][p] += dyw[1][0 + p] * xc[0 + p + 12];
+            for (int r0 = 0; r0 + 8 <= nrows; r0 += 8) {
+                const float *x0 = xn + xoff[rbase + r0 + 0];
+                const float *x1 = xn + xoff[rbase + r0 + 1];
+                const float *x2 = xn + xoff[rbase + r0 + 2];
+                const float *x3 = xn + xoff[rbase + r0 + 3];
+                const float *x4 = xn + xoff[rbase + r0 + 4];
+                const float *x5 = xn + xoff[rbase + r0 + 5];
+                const float *x6 = xn + xoff[rbase + r0 + 6];
+                const float *x7 = xn + xoff[rbase + r0 + 7];
+                for (int j0 = 0; j0 < 32; j0 += 2 * NNC_LANES) {
+                    nnc_vec s[8][2];
+                    for (int r = 0; r < 8; r++) {
+                        memcpy(&s[r][0], dwT[r0 + r] + j0 + 0 * NNC_LANES, sizeof s[r][0]);
+                        memcpy(&s[r][1], dwT[r0 + r] + j0 + 1 * NNC_LANES, sizeof s[r][1]);
+                    }
+                    for (int oh = 0; oh < 3; oh++) {
+                        for (int ow = 0; ow < 3; ow++) {
+                            const float *brow = dyT[oh * 3 + ow] + j0;
+                            nnc_vec b[2];
+                            memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                            memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                            { const float a = x0[oh * 5 + ow]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = x1[oh * 5 + ow]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = x2[oh * 5 + ow]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = x3[oh * 5 + ow]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = x4[oh * 5 + ow]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = x5[oh * 5 + ow]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = x6[oh * 5 + ow]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = x7[oh * 5 + ow]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                        }
+                    }
+                    for (int r = 0; r < 8; r++) {
+                        memcpy(dwT[r0 + r] + j0 + 0 * NNC_LANES, &s[r][0], sizeof s[r][0]);
+                        memcpy(dwT[r0 + r] + j0 + 1 * NNC_LANES, &s[r][1], sizeof s[r][1]);
+                    }
                 }
             }
         }
-        for (int cc = 0; cc < 32; cc++) {
-            for (int k = 0; k < 2; k++) {
-                for (int t = 0; t < 9; t++) {
-                    float s = 0;
-                    for (int q = 0; q < 16; q++) {
-                        s += lanes[cc][k][t][q];
-                    }
-                    dw[((long)(f0 + k) * 64 + c0 + cc) * 9 + t] = s;
-                }
+        for (int r = 0; r < nrows; r++) {
+            for (int f = 0; f < 32; f++) {
+                dw[(long)(f0 + f) * 576 + rbase + r] = dwT[r][f];
             }
         }
     }
@@ -6211,181 +6405,100 @@ static void k28_dx_conv2d_grad_input(const float *restrict dy, const float *rest
 /* k29_dconv2_weight_conv2d_grad_weight: conv2d_grad_weight dconv2_weight -> [64, 32, 3, 3]  (dsl-examples/mnist_cnn_bn.nn:14, backward) */
 static void k29_dconv2_weight_conv2d_grad_weight(const float *restrict dy, const float *restrict x, float *restrict dw)
 {
+    /* row (c, i, j) of the gradient reads the sample's x from c * 169 + i * 13 + j */
+    static const int xoff[288] = {
+        0, 1, 2, 13, 14, 15, 26, 27, 28, 169, 170, 171,
+        182, 183, 184, 195, 196, 197, 338, 339, 340, 351, 352, 353,
+        364, 365, 366, 507, 508, 509, 520, 521, 522, 533, 534, 535,
+        676, 677, 678, 689, 690, 691, 702, 703, 704, 845, 846, 847,
+        858, 859, 860, 871, 872, 873, 1014, 1015, 1016, 1027, 1028, 1029,
+        1040, 1041, 1042, 1183, 1184, 1185, 1196, 1197, 1198, 1209, 1210, 1211,
+        1352, 1353, 1354, 1365, 1366, 1367, 1378, 1379, 1380, 1521, 1522, 1523,
+        1534, 1535, 1536, 1547, 1548, 1549, 1690, 1691, 1692, 1703, 1704, 1705,
+        1716, 1717, 1718, 1859, 1860, 1861, 1872, 1873, 1874, 1885, 1886, 1887,
+        2028, 2029, 2030, 2041, 2042, 2043, 2054, 2055, 2056, 2197, 2198, 2199,
+        2210, 2211, 2212, 2223, 2224, 2225, 2366, 2367, 2368, 2379, 2380, 2381,
+        2392, 2393, 2394, 2535, 2536, 2537, 2548, 2549, 2550, 2561, 2562, 2563,
+        2704, 2705, 2706, 2717, 2718, 2719, 2730, 2731, 2732, 2873, 2874, 2875,
+        2886, 2887, 2888, 2899, 2900, 2901, 3042, 3043, 3044, 3055, 3056, 3057,
+        3068, 3069, 3070, 3211, 3212, 3213, 3224, 3225, 3226, 3237, 3238, 3239,
+        3380, 3381, 3382, 3393, 3394, 3395, 3406, 3407, 3408, 3549, 3550, 3551,
+        3562, 3563, 3564, 3575, 3576, 3577, 3718, 3719, 3720, 3731, 3732, 3733,
+        3744, 3745, 3746, 3887, 3888, 3889, 3900, 3901, 3902, 3913, 3914, 3915,
+        4056, 4057, 4058, 4069, 4070, 4071, 4082, 4083, 4084, 4225, 4226, 4227,
+        4238, 4239, 4240, 4251, 4252, 4253, 4394, 4395, 4396, 4407, 4408, 4409,
+        4420, 4421, 4422, 4563, 4564, 4565, 4576, 4577, 4578, 4589, 4590, 4591,
+        4732, 4733, 4734, 4745, 4746, 4747, 4758, 4759, 4760, 4901, 4902, 4903,
+        4914, 4915, 4916, 4927, 4928, 4929, 5070, 5071, 5072, 5083, 5084, 5085,
+        5096, 5097, 5098, 5239, 5240, 5241, 5252, 5253, 5254, 5265, 5266, 5267,
+    };
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
     NNC_PARALLEL_FOR
-    for (int fc = 0; fc < 32; fc++) {
-        const int f0 = fc / 1 * 2, c0 = fc % 1 * 32;
-        /* channel c0 + cc, filter f0 + k, tap t: 16 partial sums */
-        float lanes[32][2][9][16];
-        for (int cc = 0; cc < 32; cc++) {
-            for (int k = 0; k < 2; k++) {
-                for (int t = 0; t < 9; t++) {
-                    for (int p = 0; p < 16; p++) {
-                        lanes[cc][k][t][p] = 0;
-                    }
-                }
-            }
-        }
-        /* dy[n, f0 + k] with rows 13 apart, like the input; the gaps stay 0 */
-        float dyw[2][141];
-        for (int k = 0; k < 2; k++) {
-            for (int p = 0; p < 128; p++) {
-                dyw[k][p] = 0;
-            }
-            for (int p = 128; p < 136; p++) {
-                dyw[k][p] = 0;
-            }
-            for (int p = 136; p < 140; p++) {
-                dyw[k][p] = 0;
-            }
-            for (int p = 140; p < 141; p++) {
-                dyw[k][p] = 0;
-            }
-        }
+    for (int task = 0; task < 8; task++) {
+        const int f0 = task / 4 * 32, rbase = task % 4 * 72;
+        const int nrows = 288 - rbase < 72 ? 288 - rbase : 72;
+        /* dwT[r][f]: the gradient of row rbase + r, filter f0 + f */
+        float dwT[72][32];
+        memset(dwT, 0, sizeof dwT);
+        float dyT[121][32]; /* dy[n, f0 + f] at position p, in dyT[p][f] */
         for (int n = 0; n < 64; n++) {
-            for (int k = 0; k < 2; k++) {
-                const float *dyf = dy + ((long)n * 64 + f0 + k) * 121;
-                for (int oh = 0; oh < 11; oh++) {
-                    for (int ow = 0; ow < 11; ow++) {
-                        dyw[k][oh * 13 + ow] = dyf[oh * 11 + ow];
-                    }
+            const float *xn = x + (long)n * 5408;
+            for (int f = 0; f < 32; f++) {
+                const long off = ((long)n * 64 + f0 + f) * 121;
+                for (int p = 0; p < 121; p++) {
+                    dyT[p][f] = dy[off + p];
                 }
             }
-            /* the copy serves 32 channels: its reads wait for its stores once */
-            for (int cc = 0; cc < 32; cc++) {
-                const float *xc = x + ((long)n * 32 + c0 + cc) * 169;
-                float (*lane)[9][16] = lanes[cc];
-                /* rows of 16, 4 at a time: lane q of every sum in a register */
-                for (int p0 = 0; p0 < 128; p0 += 64) {
-                    for (int q = 0; q < 16; q++) {
-                        float s0_0 = lane[0][0][q], s0_1 = lane[0][1][q], s0_2 = lane[0][2][q], s0_3 = lane[0][3][q], s0_4 = lane[0][4][q], s0_5 = lane[0][5][q], s0_6 = lane[0][6][q], s0_7 = lane[0][7][q], s0_8 = lane[0][8][q];
-                        float s1_0 = lane[1][0][q], s1_1 = lane[1][1][q], s1_2 = lane[1][2][q], s1_3 = lane[1][3][q], s1_4 = lane[1][4][q], s1_5 = lane[1][5][q], s1_6 = lane[1][6][q], s1_7 = lane[1][7][q], s1_8 = lane[1][8][q];
-                        {
-                            const int p = p0 + 0 + q;
-                            const float d0 = dyw[0][p], d1 = dyw[1][p];
-                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
-                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
-                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
-                            s0_3 += d0 * xc[p + 13]; s1_3 += d1 * xc[p + 13];
-                            s0_4 += d0 * xc[p + 14]; s1_4 += d1 * xc[p + 14];
-                            s0_5 += d0 * xc[p + 15]; s1_5 += d1 * xc[p + 15];
-                            s0_6 += d0 * xc[p + 26]; s1_6 += d1 * xc[p + 26];
-                            s0_7 += d0 * xc[p + 27]; s1_7 += d1 * xc[p + 27];
-                            s0_8 += d0 * xc[p + 28]; s1_8 += d1 * xc[p + 28];
-                        }
-                        {
-                            const int p = p0 + 16 + q;
-                            const float d0 = dyw[0][p], d1 = dyw[1][p];
-                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
-                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
-                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
-                            s0_3 += d0 * xc[p + 13]; s1_3 += d1 * xc[p + 13];
-                            s0_4 += d0 * xc[p + 14]; s1_4 += d1 * xc[p + 14];
-                            s0_5 += d0 * xc[p + 15]; s1_5 += d1 * xc[p + 15];
-                            s0_6 += d0 * xc[p + 26]; s1_6 += d1 * xc[p + 26];
-                            s0_7 += d0 * xc[p + 27]; s1_7 += d1 * xc[p + 27];
-                            s0_8 += d0 * xc[p + 28]; s1_8 += d1 * xc[p + 28];
-                        }
-                        {
-                            const int p = p0 + 32 + q;
-                            const float d0 = dyw[0][p], d1 = dyw[1][p];
-                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
-                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
-                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
-                            s0_3 += d0 * xc[p + 13]; s1_3 += d1 * xc[p + 13];
-                            s0_4 += d0 * xc[p + 14]; s1_4 += d1 * xc[p + 14];
-                            s0_5 += d0 * xc[p + 15]; s1_5 += d1 * xc[p + 15];
-                            s0_6 += d0 * xc[p + 26]; s1_6 += d1 * xc[p + 26];
-                            s0_7 += d0 * xc[p + 27]; s1_7 += d1 * xc[p + 27];
-                            s0_8 += d0 * xc[p + 28]; s1_8 += d1 * xc[p + 28];
-                        }
-                        {
-                            const int p = p0 + 48 + q;
-                            const float d0 = dyw[0][p], d1 = dyw[1][p];
-                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
-                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
-                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
-                            s0_3 += d0 * xc[p + 13]; s1_3 += d1 * xc[p + 13];
-                            s0_4 += d0 * xc[p + 14]; s1_4 += d1 * xc[p + 14];
-                            s0_5 += d0 * xc[p + 15]; s1_5 += d1 * xc[p + 15];
-                            s0_6 += d0 * xc[p + 26]; s1_6 += d1 * xc[p + 26];
-                            s0_7 += d0 * xc[p + 27]; s1_7 += d1 * xc[p + 27];
-                            s0_8 += d0 * xc[p + 28]; s1_8 += d1 * xc[p + 28];
-                        }
-                        lane[0][0][q] = s0_0; lane[0][1][q] = s0_1; lane[0][2][q] = s0_2; lane[0][3][q] = s0_3; lane[0][4][q] = s0_4; lane[0][5][q] = s0_5; lane[0][6][q] = s0_6; lane[0][7][q] = s0_7; lane[0][8][q] = s0_8;
-                        lane[1][0][q] = s1_0; lane[1][1][q] = s1_1; lane[1][2][q] = s1_2; lane[1][3][q] = s1_3; lane[1][4][q] = s1_4; lane[1][5][q] = s1_5; lane[1][6][q] = s1_6; lane[1][7][q] = s1_7; lane[1][8][q] = s1_8;
+            for (int r0 = 0; r0 + 8 <= nrows; r0 += 8) {
+                const float *x0 = xn + xoff[rbase + r0 + 0];
+                const float *x1 = xn + xoff[rbase + r0 + 1];
+                const float *x2 = xn + xoff[rbase + r0 + 2];
+                const float *x3 = xn + xoff[rbase + r0 + 3];
+                const float *x4 = xn + xoff[rbase + r0 + 4];
+                const float *x5 = xn + xoff[rbase + r0 + 5];
+                const float *x6 = xn + xoff[rbase + r0 + 6];
+                const float *x7 = xn + xoff[rbase + r0 + 7];
+                for (int j0 = 0; j0 < 32; j0 += 2 * NNC_LANES) {
+                    nnc_vec s[8][2];
+                    for (int r = 0; r < 8; r++) {
+                        memcpy(&s[r][0], dwT[r0 + r] + j0 + 0 * NNC_LANES, sizeof s[r][0]);
+                        memcpy(&s[r][1], dwT[r0 + r] + j0 + 1 * NNC_LANES, sizeof s[r][1]);
                     }
-                }
-                for (int p = 0; p < 8; p++) {
-                    lane[0][0][p] += dyw[0][128 + p] * xc[128 + p + 0];
-                    lane[0][1][p] += dyw[0][128 + p] * xc[128 + p + 1];
-                    lane[0][2][p] += dyw[0][128 + p] * xc[128 + p + 2];
-                    lane[0][3][p] += dyw[0][128 + p] * xc[128 + p + 13];
-                    lane[0][4][p] += dyw[0][128 + p] * xc[128 + p + 14];
-                    lane[0][5][p] += dyw[0][128 + p] * xc[128 + p + 15];
-                    lane[0][6][p] += dyw[0][128 + p] * xc[128 + p + 26];
-                    lane[0][7][p] += dyw[0][128 + p] * xc[128 + p + 27];
-                    lane[0][8][p] += dyw[0][128 + p] * xc[128 + p + 28];
-                    lane[1][0][p] += dyw[1][128 + p] * xc[128 + p + 0];
-                    lane[1][1][p] += dyw[1][128 + p] * xc[128 + p + 1];
-                    lane[1][2][p] += dyw[1][128 + p] * xc[128 + p + 2];
-                    lane[1][3][p] += dyw[1][128 + p] * xc[128 + p + 13];
-                    lane[1][4][p] += dyw[1][128 + p] * xc[128 + p + 14];
-                    lane[1][5][p] += dyw[1][128 + p] * xc[128 + p + 15];
-                    lane[1][6][p] += dyw[1][128 + p] * xc[128 + p + 26];
-                    lane[1][7][p] += dyw[1][128 + p] * xc[128 + p + 27];
-                    lane[1][8][p] += dyw[1][128 + p] * xc[128 + p + 28];
-                }
-                for (int p = 8; p < 12; p++) {
-                    lane[0][0][p] += dyw[0][128 + p] * xc[128 + p + 0];
-                    lane[0][1][p] += dyw[0][128 + p] * xc[128 + p + 1];
-                    lane[0][2][p] += dyw[0][128 + p] * xc[128 + p + 2];
-                    lane[0][3][p] += dyw[0][128 + p] * xc[128 + p + 13];
-                    lane[0][4][p] += dyw[0][128 + p] * xc[128 + p + 14];
-                    lane[0][5][p] += dyw[0][128 + p] * xc[128 + p + 15];
-                    lane[0][6][p] += dyw[0][128 + p] * xc[128 + p + 26];
-                    lane[0][7][p] += dyw[0][128 + p] * xc[128 + p + 27];
-                    lane[0][8][p] += dyw[0][128 + p] * xc[128 + p + 28];
-                    lane[1][0][p] += dyw[1][128 + p] * xc[128 + p + 0];
-                    lane[1][1][p] += dyw[1][128 + p] * xc[128 + p + 1];
-                    lane[1][2][p] += dyw[1][128 + p] * xc[128 + p + 2];
-                    lane[1][3][p] += dyw[1][128 + p] * xc[128 + p + 13];
-                    lane[1][4][p] += dyw[1][128 + p] * xc[128 + p + 14];
-                    lane[1][5][p] += dyw[1][128 + p] * xc[128 + p + 15];
-                    lane[1][6][p] += dyw[1][128 + p] * xc[128 + p + 26];
-                    lane[1][7][p] += dyw[1][128 + p] * xc[128 + p + 27];
-                    lane[1][8][p] += dyw[1][128 + p] * xc[128 + p + 28];
-                }
-                for (int p = 12; p < 13; p++) {
-                    lane[0][0][p] += dyw[0][128 + p] * xc[128 + p + 0];
-                    lane[0][1][p] += dyw[0][128 + p] * xc[128 + p + 1];
-                    lane[0][2][p] += dyw[0][128 + p] * xc[128 + p + 2];
-                    lane[0][3][p] += dyw[0][128 + p] * xc[128 + p + 13];
-                    lane[0][4][p] += dyw[0][128 + p] * xc[128 + p + 14];
-                    lane[0][5][p] += dyw[0][128 + p] * xc[128 + p + 15];
-                    lane[0][6][p] += dyw[0][128 + p] * xc[128 + p + 26];
-                    lane[0][7][p] += dyw[0][128 + p] * xc[128 + p + 27];
-                    lane[0][8][p] += dyw[0][128 + p] * xc[128 + p + 28];
-                    lane[1][0][p] += dyw[1][128 + p] * xc[128 + p + 0];
-                    lane[1][1][p] += dyw[1][128 + p] * xc[128 + p + 1];
-                    lane[1][2][p] += dyw[1][128 + p] * xc[128 + p + 2];
-                    lane[1][3][p] += dyw[1][128 + p] * xc[128 + p + 13];
-                    lane[1][4][p] += dyw[1][128 + p] * xc[128 + p + 14];
-                    lane[1][5][p] += dyw[1][128 + p] * xc[128 + p + 15];
-                    lane[1][6][p] += dyw[1][128 + p] * xc[128 + p + 26];
-                    lane[1][7][p] += dyw[1][128 + p] * xc[128 + p + 27];
-                    lane[1][8][p] += dyw[1][128 + p] * xc[128 + p + 28];
+                    for (int oh = 0; oh < 11; oh++) {
+                        for (int ow = 0; ow < 11; ow++) {
+                            const float *brow = dyT[oh * 11 + ow] + j0;
+                            nnc_vec b[2];
+                            memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                            memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                            { const float a = x0[oh * 13 + ow]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = x1[oh * 13 + ow]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = x2[oh * 13 + ow]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = x3[oh * 13 + ow]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = x4[oh * 13 + ow]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = x5[oh * 13 + ow]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = x6[oh * 13 + ow]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = x7[oh * 13 + ow]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                        }
+                    }
+                    for (int r = 0; r < 8; r++) {
+                        memcpy(dwT[r0 + r] + j0 + 0 * NNC_LANES, &s[r][0], sizeof s[r][0]);
+                        memcpy(dwT[r0 + r] + j0 + 1 * NNC_LANES, &s[r][1], sizeof s[r][1]);
+                    }
                 }
             }
         }
-        for (int cc = 0; cc < 32; cc++) {
-            for (int k = 0; k < 2; k++) {
-                for (int t = 0; t < 9; t++) {
-                    float s = 0;
-                    for (int q = 0; q < 16; q++) {
-                        s += lanes[cc][k][t][q];
-                    }
-                    dw[((long)(f0 + k) * 32 + c0 + cc) * 9 + t] = s;
-                }
+        for (int r = 0; r < nrows; r++) {
+            for (int f = 0; f < 32; f++) {
+                dw[(long)(f0 + f) * 288 + rbase + r] = dwT[r][f];
             }
         }
     }

@@ -5239,213 +5239,100 @@ static void k16_dx_conv2d_grad_input(const float *restrict dy, const float *rest
 /* k17_dconv2_weight_conv2d_grad_weight: conv2d_grad_weight dconv2_weight -> [64, 32, 3, 3]  (dsl-examples/torch_mnist_cnn.nn:16, backward) */
 static void k17_dconv2_weight_conv2d_grad_weight(const float *restrict dy, const float *restrict x, float *restrict dw)
 {
+    /* row (c, i, j) of the gradient reads the sample's x from c * 676 + i * 26 + j */
+    static const int xoff[288] = {
+        0, 1, 2, 26, 27, 28, 52, 53, 54, 676, 677, 678,
+        702, 703, 704, 728, 729, 730, 1352, 1353, 1354, 1378, 1379, 1380,
+        1404, 1405, 1406, 2028, 2029, 2030, 2054, 2055, 2056, 2080, 2081, 2082,
+        2704, 2705, 2706, 2730, 2731, 2732, 2756, 2757, 2758, 3380, 3381, 3382,
+        3406, 3407, 3408, 3432, 3433, 3434, 4056, 4057, 4058, 4082, 4083, 4084,
+        4108, 4109, 4110, 4732, 4733, 4734, 4758, 4759, 4760, 4784, 4785, 4786,
+        5408, 5409, 5410, 5434, 5435, 5436, 5460, 5461, 5462, 6084, 6085, 6086,
+        6110, 6111, 6112, 6136, 6137, 6138, 6760, 6761, 6762, 6786, 6787, 6788,
+        6812, 6813, 6814, 7436, 7437, 7438, 7462, 7463, 7464, 7488, 7489, 7490,
+        8112, 8113, 8114, 8138, 8139, 8140, 8164, 8165, 8166, 8788, 8789, 8790,
+        8814, 8815, 8816, 8840, 8841, 8842, 9464, 9465, 9466, 9490, 9491, 9492,
+        9516, 9517, 9518, 10140, 10141, 10142, 10166, 10167, 10168, 10192, 10193, 10194,
+        10816, 10817, 10818, 10842, 10843, 10844, 10868, 10869, 10870, 11492, 11493, 11494,
+        11518, 11519, 11520, 11544, 11545, 11546, 12168, 12169, 12170, 12194, 12195, 12196,
+        12220, 12221, 12222, 12844, 12845, 12846, 12870, 12871, 12872, 12896, 12897, 12898,
+        13520, 13521, 13522, 13546, 13547, 13548, 13572, 13573, 13574, 14196, 14197, 14198,
+        14222, 14223, 14224, 14248, 14249, 14250, 14872, 14873, 14874, 14898, 14899, 14900,
+        14924, 14925, 14926, 15548, 15549, 15550, 15574, 15575, 15576, 15600, 15601, 15602,
+        16224, 16225, 16226, 16250, 16251, 16252, 16276, 16277, 16278, 16900, 16901, 16902,
+        16926, 16927, 16928, 16952, 16953, 16954, 17576, 17577, 17578, 17602, 17603, 17604,
+        17628, 17629, 17630, 18252, 18253, 18254, 18278, 18279, 18280, 18304, 18305, 18306,
+        18928, 18929, 18930, 18954, 18955, 18956, 18980, 18981, 18982, 19604, 19605, 19606,
+        19630, 19631, 19632, 19656, 19657, 19658, 20280, 20281, 20282, 20306, 20307, 20308,
+        20332, 20333, 20334, 20956, 20957, 20958, 20982, 20983, 20984, 21008, 21009, 21010,
+    };
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
     NNC_PARALLEL_FOR
-    for (int fc = 0; fc < 32; fc++) {
-        const int f0 = fc / 1 * 2, c0 = fc % 1 * 32;
-        /* channel c0 + cc, filter f0 + k, tap t: 16 partial sums */
-        float lanes[32][2][9][16];
-        for (int cc = 0; cc < 32; cc++) {
-            for (int k = 0; k < 2; k++) {
-                for (int t = 0; t < 9; t++) {
-                    for (int p = 0; p < 16; p++) {
-                        lanes[cc][k][t][p] = 0;
-                    }
-                }
-            }
-        }
-        /* dy[n, f0 + k] with rows 26 apart, like the input; the gaps stay 0 */
-        float dyw[2][622];
-        for (int k = 0; k < 2; k++) {
-            for (int p = 0; p < 608; p++) {
-                dyw[k][p] = 0;
-            }
-            for (int p = 608; p < 616; p++) {
-                dyw[k][p] = 0;
-            }
-            for (int p = 616; p < 620; p++) {
-                dyw[k][p] = 0;
-            }
-            for (int p = 620; p < 622; p++) {
-                dyw[k][p] = 0;
-            }
-        }
+    for (int task = 0; task < 8; task++) {
+        const int f0 = task / 4 * 32, rbase = task % 4 * 72;
+        const int nrows = 288 - rbase < 72 ? 288 - rbase : 72;
+        /* dwT[r][f]: the gradient of row rbase + r, filter f0 + f */
+        float dwT[72][32];
+        memset(dwT, 0, sizeof dwT);
+        float dyT[576][32]; /* dy[n, f0 + f] at position p, in dyT[p][f] */
         for (int n = 0; n < 64; n++) {
-            for (int k = 0; k < 2; k++) {
-                const float *dyf = dy + ((long)n * 64 + f0 + k) * 576;
-                for (int oh = 0; oh < 24; oh++) {
-                    for (int ow = 0; ow < 24; ow++) {
-                        dyw[k][oh * 26 + ow] = dyf[oh * 24 + ow];
-                    }
+            const float *xn = x + (long)n * 21632;
+            for (int f = 0; f < 32; f++) {
+                const long off = ((long)n * 64 + f0 + f) * 576;
+                for (int p = 0; p < 576; p++) {
+                    dyT[p][f] = dy[off + p];
                 }
             }
-            /* the copy serves 32 channels: its reads wait for its stores once */
-            for (int cc = 0; cc < 32; cc++) {
-                const float *xc = x + ((long)n * 32 + c0 + cc) * 676;
-                float (*lane)[9][16] = lanes[cc];
-                /* rows of 16, 4 at a time: lane q of every sum in a register */
-                for (int p0 = 0; p0 < 576; p0 += 64) {
-                    for (int q = 0; q < 16; q++) {
-                        float s0_0 = lane[0][0][q], s0_1 = lane[0][1][q], s0_2 = lane[0][2][q], s0_3 = lane[0][3][q], s0_4 = lane[0][4][q], s0_5 = lane[0][5][q], s0_6 = lane[0][6][q], s0_7 = lane[0][7][q], s0_8 = lane[0][8][q];
-                        float s1_0 = lane[1][0][q], s1_1 = lane[1][1][q], s1_2 = lane[1][2][q], s1_3 = lane[1][3][q], s1_4 = lane[1][4][q], s1_5 = lane[1][5][q], s1_6 = lane[1][6][q], s1_7 = lane[1][7][q], s1_8 = lane[1][8][q];
-                        {
-                            const int p = p0 + 0 + q;
-                            const float d0 = dyw[0][p], d1 = dyw[1][p];
-                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
-                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
-                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
-                            s0_3 += d0 * xc[p + 26]; s1_3 += d1 * xc[p + 26];
-                            s0_4 += d0 * xc[p + 27]; s1_4 += d1 * xc[p + 27];
-                            s0_5 += d0 * xc[p + 28]; s1_5 += d1 * xc[p + 28];
-                            s0_6 += d0 * xc[p + 52]; s1_6 += d1 * xc[p + 52];
-                            s0_7 += d0 * xc[p + 53]; s1_7 += d1 * xc[p + 53];
-                            s0_8 += d0 * xc[p + 54]; s1_8 += d1 * xc[p + 54];
-                        }
-                        {
-                            const int p = p0 + 16 + q;
-                            const float d0 = dyw[0][p], d1 = dyw[1][p];
-                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
-                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
-                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
-                            s0_3 += d0 * xc[p + 26]; s1_3 += d1 * xc[p + 26];
-                            s0_4 += d0 * xc[p + 27]; s1_4 += d1 * xc[p + 27];
-                            s0_5 += d0 * xc[p + 28]; s1_5 += d1 * xc[p + 28];
-                            s0_6 += d0 * xc[p + 52]; s1_6 += d1 * xc[p + 52];
-                            s0_7 += d0 * xc[p + 53]; s1_7 += d1 * xc[p + 53];
-                            s0_8 += d0 * xc[p + 54]; s1_8 += d1 * xc[p + 54];
-                        }
-                        {
-                            const int p = p0 + 32 + q;
-                            const float d0 = dyw[0][p], d1 = dyw[1][p];
-                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
-                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
-                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
-                            s0_3 += d0 * xc[p + 26]; s1_3 += d1 * xc[p + 26];
-                            s0_4 += d0 * xc[p + 27]; s1_4 += d1 * xc[p + 27];
-                            s0_5 += d0 * xc[p + 28]; s1_5 += d1 * xc[p + 28];
-                            s0_6 += d0 * xc[p + 52]; s1_6 += d1 * xc[p + 52];
-                            s0_7 += d0 * xc[p + 53]; s1_7 += d1 * xc[p + 53];
-                            s0_8 += d0 * xc[p + 54]; s1_8 += d1 * xc[p + 54];
-                        }
-                        {
-                            const int p = p0 + 48 + q;
-                            const float d0 = dyw[0][p], d1 = dyw[1][p];
-                            s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
-                            s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
-                            s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
-                            s0_3 += d0 * xc[p + 26]; s1_3 += d1 * xc[p + 26];
-                            s0_4 += d0 * xc[p + 27]; s1_4 += d1 * xc[p + 27];
-                            s0_5 += d0 * xc[p + 28]; s1_5 += d1 * xc[p + 28];
-                            s0_6 += d0 * xc[p + 52]; s1_6 += d1 * xc[p + 52];
-                            s0_7 += d0 * xc[p + 53]; s1_7 += d1 * xc[p + 53];
-                            s0_8 += d0 * xc[p + 54]; s1_8 += d1 * xc[p + 54];
-                        }
-                        lane[0][0][q] = s0_0; lane[0][1][q] = s0_1; lane[0][2][q] = s0_2; lane[0][3][q] = s0_3; lane[0][4][q] = s0_4; lane[0][5][q] = s0_5; lane[0][6][q] = s0_6; lane[0][7][q] = s0_7; lane[0][8][q] = s0_8;
-                        lane[1][0][q] = s1_0; lane[1][1][q] = s1_1; lane[1][2][q] = s1_2; lane[1][3][q] = s1_3; lane[1][4][q] = s1_4; lane[1][5][q] = s1_5; lane[1][6][q] = s1_6; lane[1][7][q] = s1_7; lane[1][8][q] = s1_8;
+            for (int r0 = 0; r0 + 8 <= nrows; r0 += 8) {
+                const float *x0 = xn + xoff[rbase + r0 + 0];
+                const float *x1 = xn + xoff[rbase + r0 + 1];
+                const float *x2 = xn + xoff[rbase + r0 + 2];
+                const float *x3 = xn + xoff[rbase + r0 + 3];
+                const float *x4 = xn + xoff[rbase + r0 + 4];
+                const float *x5 = xn + xoff[rbase + r0 + 5];
+                const float *x6 = xn + xoff[rbase + r0 + 6];
+                const float *x7 = xn + xoff[rbase + r0 + 7];
+                for (int j0 = 0; j0 < 32; j0 += 2 * NNC_LANES) {
+                    nnc_vec s[8][2];
+                    for (int r = 0; r < 8; r++) {
+                        memcpy(&s[r][0], dwT[r0 + r] + j0 + 0 * NNC_LANES, sizeof s[r][0]);
+                        memcpy(&s[r][1], dwT[r0 + r] + j0 + 1 * NNC_LANES, sizeof s[r][1]);
                     }
-                }
-                for (int q = 0; q < 16; q++) {
-                    float s0_0 = lane[0][0][q], s0_1 = lane[0][1][q], s0_2 = lane[0][2][q], s0_3 = lane[0][3][q], s0_4 = lane[0][4][q], s0_5 = lane[0][5][q], s0_6 = lane[0][6][q], s0_7 = lane[0][7][q], s0_8 = lane[0][8][q];
-                    float s1_0 = lane[1][0][q], s1_1 = lane[1][1][q], s1_2 = lane[1][2][q], s1_3 = lane[1][3][q], s1_4 = lane[1][4][q], s1_5 = lane[1][5][q], s1_6 = lane[1][6][q], s1_7 = lane[1][7][q], s1_8 = lane[1][8][q];
-                    {
-                        const int p = 576 + 0 + q;
-                        const float d0 = dyw[0][p], d1 = dyw[1][p];
-                        s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
-                        s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
-                        s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
-                        s0_3 += d0 * xc[p + 26]; s1_3 += d1 * xc[p + 26];
-                        s0_4 += d0 * xc[p + 27]; s1_4 += d1 * xc[p + 27];
-                        s0_5 += d0 * xc[p + 28]; s1_5 += d1 * xc[p + 28];
-                        s0_6 += d0 * xc[p + 52]; s1_6 += d1 * xc[p + 52];
-                        s0_7 += d0 * xc[p + 53]; s1_7 += d1 * xc[p + 53];
-                        s0_8 += d0 * xc[p + 54]; s1_8 += d1 * xc[p + 54];
+                    for (int oh = 0; oh < 24; oh++) {
+                        for (int ow = 0; ow < 24; ow++) {
+                            const float *brow = dyT[oh * 24 + ow] + j0;
+                            nnc_vec b[2];
+                            memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                            memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                            { const float a = x0[oh * 26 + ow]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = x1[oh * 26 + ow]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = x2[oh * 26 + ow]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = x3[oh * 26 + ow]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = x4[oh * 26 + ow]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = x5[oh * 26 + ow]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = x6[oh * 26 + ow]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = x7[oh * 26 + ow]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                        }
                     }
-                    {
-                        const int p = 576 + 16 + q;
-                        const float d0 = dyw[0][p], d1 = dyw[1][p];
-                        s0_0 += d0 * xc[p + 0]; s1_0 += d1 * xc[p + 0];
-                        s0_1 += d0 * xc[p + 1]; s1_1 += d1 * xc[p + 1];
-                        s0_2 += d0 * xc[p + 2]; s1_2 += d1 * xc[p + 2];
-                        s0_3 += d0 * xc[p + 26]; s1_3 += d1 * xc[p + 26];
-                        s0_4 += d0 * xc[p + 27]; s1_4 += d1 * xc[p + 27];
-                        s0_5 += d0 * xc[p + 28]; s1_5 += d1 * xc[p + 28];
-                        s0_6 += d0 * xc[p + 52]; s1_6 += d1 * xc[p + 52];
-                        s0_7 += d0 * xc[p + 53]; s1_7 += d1 * xc[p + 53];
-                        s0_8 += d0 * xc[p + 54]; s1_8 += d1 * xc[p + 54];
+                    for (int r = 0; r < 8; r++) {
+                        memcpy(dwT[r0 + r] + j0 + 0 * NNC_LANES, &s[r][0], sizeof s[r][0]);
+                        memcpy(dwT[r0 + r] + j0 + 1 * NNC_LANES, &s[r][1], sizeof s[r][1]);
                     }
-                    lane[0][0][q] = s0_0; lane[0][1][q] = s0_1; lane[0][2][q] = s0_2; lane[0][3][q] = s0_3; lane[0][4][q] = s0_4; lane[0][5][q] = s0_5; lane[0][6][q] = s0_6; lane[0][7][q] = s0_7; lane[0][8][q] = s0_8;
-                    lane[1][0][q] = s1_0; lane[1][1][q] = s1_1; lane[1][2][q] = s1_2; lane[1][3][q] = s1_3; lane[1][4][q] = s1_4; lane[1][5][q] = s1_5; lane[1][6][q] = s1_6; lane[1][7][q] = s1_7; lane[1][8][q] = s1_8;
-                }
-                for (int p = 0; p < 8; p++) {
-                    lane[0][0][p] += dyw[0][608 + p] * xc[608 + p + 0];
-                    lane[0][1][p] += dyw[0][608 + p] * xc[608 + p + 1];
-                    lane[0][2][p] += dyw[0][608 + p] * xc[608 + p + 2];
-                    lane[0][3][p] += dyw[0][608 + p] * xc[608 + p + 26];
-                    lane[0][4][p] += dyw[0][608 + p] * xc[608 + p + 27];
-                    lane[0][5][p] += dyw[0][608 + p] * xc[608 + p + 28];
-                    lane[0][6][p] += dyw[0][608 + p] * xc[608 + p + 52];
-                    lane[0][7][p] += dyw[0][608 + p] * xc[608 + p + 53];
-                    lane[0][8][p] += dyw[0][608 + p] * xc[608 + p + 54];
-                    lane[1][0][p] += dyw[1][608 + p] * xc[608 + p + 0];
-                    lane[1][1][p] += dyw[1][608 + p] * xc[608 + p + 1];
-                    lane[1][2][p] += dyw[1][608 + p] * xc[608 + p + 2];
-                    lane[1][3][p] += dyw[1][608 + p] * xc[608 + p + 26];
-                    lane[1][4][p] += dyw[1][608 + p] * xc[608 + p + 27];
-                    lane[1][5][p] += dyw[1][608 + p] * xc[608 + p + 28];
-                    lane[1][6][p] += dyw[1][608 + p] * xc[608 + p + 52];
-                    lane[1][7][p] += dyw[1][608 + p] * xc[608 + p + 53];
-                    lane[1][8][p] += dyw[1][608 + p] * xc[608 + p + 54];
-                }
-                for (int p = 8; p < 12; p++) {
-                    lane[0][0][p] += dyw[0][608 + p] * xc[608 + p + 0];
-                    lane[0][1][p] += dyw[0][608 + p] * xc[608 + p + 1];
-                    lane[0][2][p] += dyw[0][608 + p] * xc[608 + p + 2];
-                    lane[0][3][p] += dyw[0][608 + p] * xc[608 + p + 26];
-                    lane[0][4][p] += dyw[0][608 + p] * xc[608 + p + 27];
-                    lane[0][5][p] += dyw[0][608 + p] * xc[608 + p + 28];
-                    lane[0][6][p] += dyw[0][608 + p] * xc[608 + p + 52];
-                    lane[0][7][p] += dyw[0][608 + p] * xc[608 + p + 53];
-                    lane[0][8][p] += dyw[0][608 + p] * xc[608 + p + 54];
-                    lane[1][0][p] += dyw[1][608 + p] * xc[608 + p + 0];
-                    lane[1][1][p] += dyw[1][608 + p] * xc[608 + p + 1];
-                    lane[1][2][p] += dyw[1][608 + p] * xc[608 + p + 2];
-                    lane[1][3][p] += dyw[1][608 + p] * xc[608 + p + 26];
-                    lane[1][4][p] += dyw[1][608 + p] * xc[608 + p + 27];
-                    lane[1][5][p] += dyw[1][608 + p] * xc[608 + p + 28];
-                    lane[1][6][p] += dyw[1][608 + p] * xc[608 + p + 52];
-                    lane[1][7][p] += dyw[1][608 + p] * xc[608 + p + 53];
-                    lane[1][8][p] += dyw[1][608 + p] * xc[608 + p + 54];
-                }
-                for (int p = 12; p < 14; p++) {
-                    lane[0][0][p] += dyw[0][608 + p] * xc[608 + p + 0];
-                    lane[0][1][p] += dyw[0][608 + p] * xc[608 + p + 1];
-                    lane[0][2][p] += dyw[0][608 + p] * xc[608 + p + 2];
-                    lane[0][3][p] += dyw[0][608 + p] * xc[608 + p + 26];
-                    lane[0][4][p] += dyw[0][608 + p] * xc[608 + p + 27];
-                    lane[0][5][p] += dyw[0][608 + p] * xc[608 + p + 28];
-                    lane[0][6][p] += dyw[0][608 + p] * xc[608 + p + 52];
-                    lane[0][7][p] += dyw[0][608 + p] * xc[608 + p + 53];
-                    lane[0][8][p] += dyw[0][608 + p] * xc[608 + p + 54];
-                    lane[1][0][p] += dyw[1][608 + p] * xc[608 + p + 0];
-                    lane[1][1][p] += dyw[1][608 + p] * xc[608 + p + 1];
-                    lane[1][2][p] += dyw[1][608 + p] * xc[608 + p + 2];
-                    lane[1][3][p] += dyw[1][608 + p] * xc[608 + p + 26];
-                    lane[1][4][p] += dyw[1][608 + p] * xc[608 + p + 27];
-                    lane[1][5][p] += dyw[1][608 + p] * xc[608 + p + 28];
-                    lane[1][6][p] += dyw[1][608 + p] * xc[608 + p + 52];
-                    lane[1][7][p] += dyw[1][608 + p] * xc[608 + p + 53];
-                    lane[1][8][p] += dyw[1][608 + p] * xc[608 + p + 54];
                 }
             }
         }
-        for (int cc = 0; cc < 32; cc++) {
-            for (int k = 0; k < 2; k++) {
-                for (int t = 0; t < 9; t++) {
-                    float s = 0;
-                    for (int q = 0; q < 16; q++) {
-                        s += lanes[cc][k][t][q];
-                    }
-                    dw[((long)(f0 + k) * 32 + c0 + cc) * 9 + t] = s;
-                }
+        for (int r = 0; r < nrows; r++) {
+            for (int f = 0; f < 32; f++) {
+                dw[(long)(f0 + f) * 288 + rbase + r] = dwT[r][f];
             }
         }
     }
