@@ -455,7 +455,8 @@ const char *lower_libm(Emitter *e, const char *name)
 {
     /* the float variants of libm, under --dtype f64 the double ones */
     static const char *const f32[][2] = {{"exp", "expf"}, {"log", "logf"},
-        {"fmax", "fmaxf"}, {"log1p", "log1pf"}, {"fabs", "fabsf"}};
+        {"fmax", "fmaxf"}, {"log1p", "log1pf"}, {"fabs", "fabsf"},
+};
     for (size_t i = 0; i < sizeof f32 / sizeof f32[0]; i++)
         if (strcmp(f32[i][0], name) == 0)
             return e->o->f64 ? f32[i][0] : f32[i][1];
@@ -608,9 +609,14 @@ static void lower_pointwise_loss(Emitter *e, const Graph *g, const IrOp *o)
         emit(e, "total += (p - t) * (p - t);");
         break;
     case OP_BCE:
-        /* PyTorch clamps each log at -100 so p = 0 or 1 stays finite */
-        emit(e, "total -= t * fmax(log(p), -100.0) + (1 - t) * "
-             "fmax(log(1 - p), -100.0);");
+        /* PyTorch clamps each log at -100 so p = 0 or 1 stays finite, with
+         * std::max, which keeps a NaN (fmax would hide it); the logs in
+         * the element type, as PyTorch takes them, summed in double */
+        emit(e, "const %s lp = %s(pred[i]), lq = %s(1 - pred[i]);", e->real,
+             lower_libm(e, "log"), lower_libm(e, "log"));
+        emit(e, "(void)p; /* the logs read pred in its own type */");
+        emit(e, "total -= t * (lp < -100 ? -100.0 : (double)lp) + (1 - t) * "
+             "(lq < -100 ? -100.0 : (double)lq);");
         break;
     default: /* BCE_LOGITS, in the form that never overflows */
         emit(e, "total += fmax(p, 0.0) - p * t + log1p(exp(-fabs(p)));");
@@ -673,6 +679,50 @@ void lower_sgd(Emitter *e, const IrOp *o, long n)
     emit_close(e, NULL);
 }
 
+/* A loop over n parameters that needs one square root per element:
+ * `pre` (statements with i, the element, and l, its place in a block)
+ * ends by putting the argument in sq[l]; `post` reads the root in
+ * root[l]. Blocks of SQRT_BLOCK elements take the roots with
+ * nnc_sqrt_block, so the whole loop vectorises; the last n %
+ * SQRT_BLOCK elements go one at a time. The roots are in double, as
+ * the whole update is (see lower_adam). */
+static void emit_sqrt_sweep(Emitter *e, long n, const char *const *pre,
+                            int npre, const char *const *post, int npost)
+{
+    long blocks = n / SQRT_BLOCK;
+    if (blocks) {
+        lower_parallel_for(e, n * 8);
+        emit_open(e, "for (%s b = 0; b < %ld; b++)", idx_type(n), blocks);
+        emit(e, "double sq[%d], root[%d];", SQRT_BLOCK, SQRT_BLOCK);
+        emit_open(e, "for (int l = 0; l < %d; l++)", SQRT_BLOCK);
+        emit(e, "const %s i = b * %d + l;", idx_type(n), SQRT_BLOCK);
+        for (int k = 0; k < npre; k++)
+            emit(e, "%s", pre[k]);
+        emit_close(e, NULL);
+        emit(e, "nnc_sqrt_block(root, sq);");
+        emit_open(e, "for (int l = 0; l < %d; l++)", SQRT_BLOCK);
+        emit(e, "const %s i = b * %d + l;", idx_type(n), SQRT_BLOCK);
+        for (int k = 0; k < npost; k++)
+            emit(e, "%s", post[k]);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+    }
+    if (blocks * SQRT_BLOCK < n) {
+        emit_open(e, "for (%s i = %ld; i < %ld; i++)", idx_type(n),
+                  blocks * SQRT_BLOCK, n);
+        emit(e, "const int l = 0;");
+        emit(e, "double sq[1], root[1];");
+        for (int k = 0; k < npre; k++)
+            emit(e, "%s", pre[k]);
+        emit(e, "root[0] = sqrt(sq[0]);");
+        for (int k = 0; k < npost; k++)
+            emit(e, "%s", post[k]);
+        emit_close(e, NULL);
+    }
+}
+
+/* PyTorch's Adam, computed in double from the stored state and rounded
+ * once per stored value, as before vectorising: the same bits. */
 void lower_adam(Emitter *e, const IrOp *o, long n)
 {
     const OptimSpec *s = &o->attr.opt;
@@ -682,7 +732,11 @@ void lower_adam(Emitter *e, const IrOp *o, long n)
         return;
     }
     Emitter de = {.real = "double", .o = e->o};
+    const char *R = e->real;
     char b1[48], b2[48], c1[48], c2[48], eps[48], wd[48];
+    char pre[5][200], post[1][200];
+    const char *prep[5], *postp[1];
+    int np = 0;
     emit_lit(&de, s->beta1, b1, sizeof b1);
     emit_lit(&de, s->beta2, b2, sizeof b2);
     emit_lit(&de, 1 - s->beta1, c1, sizeof c1);
@@ -690,18 +744,23 @@ void lower_adam(Emitter *e, const IrOp *o, long n)
     emit_lit(&de, s->eps, eps, sizeof eps);
     emit_lit(&de, s->weight_decay, wd, sizeof wd);
     emit(e, "const double step_size = lr / bias1, root_bias2 = sqrt(bias2);");
-    lower_parallel_for(e, n * 8);
-    emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
-    emit(e, "double d = g[i];");
+    snprintf(pre[np++], sizeof pre[0], "double d = g[i];");
     if (s->weight_decay != 0 && s->decoupled)
-        emit(e, "w[i] *= (%s)(1 - lr * %s);", e->real, wd);
+        snprintf(pre[np++], sizeof pre[0], "w[i] *= (%s)(1 - lr * %s);", R, wd);
     else if (s->weight_decay != 0)
-        emit(e, "d += %s * w[i];", wd);
-    emit(e, "m[i] = (%s)(%s * m[i] + %s * d);", e->real, b1, c1);
-    emit(e, "v[i] = (%s)(%s * v[i] + %s * d * d);", e->real, b2, c2);
-    emit(e, "w[i] -= (%s)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 "
-         "+ %s));", e->real, eps);
-    emit_close(e, NULL);
+        snprintf(pre[np++], sizeof pre[0], "d += %s * w[i];", wd);
+    snprintf(pre[np++], sizeof pre[0], "m[i] = (%s)(%s * m[i] + %s * d);", R,
+             b1, c1);
+    snprintf(pre[np++], sizeof pre[0], "v[i] = (%s)(%s * v[i] + %s * d * d);",
+             R, b2, c2);
+    snprintf(pre[np++], sizeof pre[0], "sq[l] = v[i];");
+    snprintf(post[0], sizeof post[0],
+             "w[i] -= (%s)(step_size * m[i] / (root[l] / root_bias2 + %s));", R,
+             eps);
+    for (int k = 0; k < np; k++)
+        prep[k] = pre[k];
+    postp[0] = post[0];
+    emit_sqrt_sweep(e, n, prep, np, postp, 1);
 }
 
 /* torch.optim.RMSprop. The state pointer v is square_avg; the momentum
@@ -712,7 +771,11 @@ void lower_rmsprop(Emitter *e, const IrOp *o, long n)
 {
     const OptimSpec *s = &o->attr.opt;
     Emitter de = {.real = "double", .o = e->o};
+    const char *R = e->real;
     char a[48], c[48], eps[48], wd[48], mu[48];
+    char pre[6][200], post[3][200];
+    const char *prep[6], *postp[3];
+    int np = 0, nq = 0;
     emit_lit(&de, s->alpha, a, sizeof a);
     emit_lit(&de, 1 - s->alpha, c, sizeof c);
     emit_lit(&de, s->eps, eps, sizeof eps);
@@ -720,29 +783,40 @@ void lower_rmsprop(Emitter *e, const IrOp *o, long n)
     emit_lit(&de, s->momentum, mu, sizeof mu);
     long buf = s->state_stride, avg = s->state_stride * (s->momentum > 0 ? 2 : 1);
     emit(e, "(void)first_step; /* the buffers start at zero */");
-    lower_parallel_for(e, n * 8);
-    emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
-    emit(e, "double d = g[i];");
+    snprintf(pre[np++], sizeof pre[0], "double d = g[i];");
     if (s->weight_decay != 0)
-        emit(e, "d += %s * w[i];", wd);
-    emit(e, "const double sq = %s * v[i] + %s * d * d;", a, c);
-    emit(e, "v[i] = (%s)sq;", e->real);
+        snprintf(pre[np++], sizeof pre[0], "d += %s * w[i];", wd);
+    snprintf(pre[np++], sizeof pre[0], "v[i] = (%s)(%s * v[i] + %s * d * d);",
+             R, a, c);
     if (s->centered) {
-        emit(e, "const double ga = %s * v[i + %ld] + %s * d;", a, avg, c);
-        emit(e, "v[i + %ld] = (%s)ga;", avg, e->real);
-        emit(e, "const double avg = sqrt((double)v[i] - (double)v[i + %ld] * "
-             "v[i + %ld]) + %s;", avg, avg, eps);
+        snprintf(pre[np++], sizeof pre[0],
+                 "v[i + %ld] = (%s)(%s * v[i + %ld] + %s * d);", avg, R, a, avg,
+                 c);
+        snprintf(pre[np++], sizeof pre[0],
+                 "sq[l] = (double)v[i] - (double)v[i + %ld] * v[i + %ld];", avg,
+                 avg);
     } else {
-        emit(e, "const double avg = sqrt((double)v[i]) + %s;", eps);
+        snprintf(pre[np++], sizeof pre[0], "sq[l] = v[i];");
     }
+    /* d again: the gradient with its weight decay (w has not moved) */
+    snprintf(post[nq++], sizeof post[0], "const double dg = g[i]%s%s%s;",
+             s->weight_decay != 0 ? " + " : "", s->weight_decay != 0 ? wd : "",
+             s->weight_decay != 0 ? " * w[i]" : "");
     if (s->momentum > 0) {
-        emit(e, "v[i + %ld] = (%s)(%s * v[i + %ld] + d / avg);", buf, e->real,
-             mu, buf);
-        emit(e, "w[i] -= (%s)(lr * v[i + %ld]);", e->real, buf);
+        snprintf(post[nq++], sizeof post[0],
+                 "v[i + %ld] = (%s)(%s * v[i + %ld] + dg / (root[l] + %s));", buf,
+                 R, mu, buf, eps);
+        snprintf(post[nq++], sizeof post[0], "w[i] -= (%s)(lr * v[i + %ld]);",
+                 R, buf);
     } else {
-        emit(e, "w[i] -= (%s)(lr * d / avg);", e->real);
+        snprintf(post[nq++], sizeof post[0],
+                 "w[i] -= (%s)(lr * dg / (root[l] + %s));", R, eps);
     }
-    emit_close(e, NULL);
+    for (int k = 0; k < np; k++)
+        prep[k] = pre[k];
+    for (int k = 0; k < nq; k++)
+        postp[k] = post[k];
+    emit_sqrt_sweep(e, n, prep, np, postp, nq);
 }
 
 /* ---------------------------------------------------------------- */

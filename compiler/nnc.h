@@ -712,6 +712,8 @@ void lower_bias_channel_sum(Emitter *e, const Shape *dys, const IrOp *act);
 void lower_bias_grad(Emitter *e, const Graph *g, const IrOp *o,
                      const IrOp *act);
 void lower_sgd(Emitter *e, const IrOp *o, long n);
+/* elements of nnc_sqrt_block, the generated code's vector square root */
+enum { SQRT_BLOCK = 16 };
 void lower_adam(Emitter *e, const IrOp *o, long n);
 void lower_rmsprop(Emitter *e, const IrOp *o, long n);
 /* where value v lives in program p, as a C expression */

@@ -3804,10 +3804,34 @@ enum { NTENSORS = 8 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
-/* Vectorise loops of any trip count and inline sqrt as an instruction; results are the same bits (see docs/generated-code.md) */
+/* Vectorise loops of any trip count; results are the same bits (see docs/generated-code.md) */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("vect-cost-model=dynamic", "no-math-errno")
+#pragma GCC optimize("vect-cost-model=dynamic")
 #endif
+
+/* nnc_sqrt_block(out, in): out[l] = sqrt(in[l]) for l < 16, as vector instructions where the compiler has them */
+#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
+#include <immintrin.h>
+#endif
+static inline void nnc_sqrt_block(double *restrict out, const double *restrict in) {
+    #if defined(__AVX512F__)
+    for (int l = 0; l < 16; l += 8) {
+        _mm512_storeu_pd(out + l, _mm512_sqrt_pd(_mm512_loadu_pd(in + l)));
+    }
+    #elif defined(__AVX__)
+    for (int l = 0; l < 16; l += 4) {
+        _mm256_storeu_pd(out + l, _mm256_sqrt_pd(_mm256_loadu_pd(in + l)));
+    }
+    #elif defined(__SSE2__)
+    for (int l = 0; l < 16; l += 2) {
+        _mm_storeu_pd(out + l, _mm_sqrt_pd(_mm_loadu_pd(in + l)));
+    }
+    #else
+    for (int l = 0; l < 16; l++) {
+        out[l] = sqrt(in[l]);
+    }
+    #endif
+}
 
 /* k00_fc1_matmul_bias_add: fused by rule matmul_epilogue (dsl-examples/bn_net.nn), any mode
  *   matmul           fc1          [4, 4]  line 14  (kept in registers)
@@ -4162,11 +4186,30 @@ static void k13_params_adam_update(float *restrict w, const float *restrict g, f
 {
     /* parameters fc1.weight .. bn1.bias: contiguous in params, grads and state */
     const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
-    for (int i = 0; i < 20; i++) {
+    for (int b = 0; b < 1; b++) {
+        double sq[16], root[16];
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            double d = g[i];
+            m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
+            v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
+            sq[l] = v[i];
+        }
+        nnc_sqrt_block(root, sq);
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
+        }
+    }
+    for (int i = 16; i < 20; i++) {
+        const int l = 0;
+        double sq[1], root[1];
         double d = g[i];
         m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
         v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
-        w[i] -= (float)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 + 1e-08));
+        sq[l] = v[i];
+        root[0] = sqrt(sq[0]);
+        w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
     }
 }
 
@@ -4179,10 +4222,14 @@ static void k14_params_adam_update(float *restrict w, const float *restrict g, f
     /* parameters fc2.weight .. fc2.bias: contiguous in params, grads and state */
     const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
     for (int i = 0; i < 5; i++) {
+        const int l = 0;
+        double sq[1], root[1];
         double d = g[i];
         m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
         v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
-        w[i] -= (float)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 + 1e-08));
+        sq[l] = v[i];
+        root[0] = sqrt(sq[0]);
+        w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
     }
 }
 

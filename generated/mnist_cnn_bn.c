@@ -3820,10 +3820,34 @@ enum { NTENSORS = 22 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
-/* Vectorise loops of any trip count and inline sqrt as an instruction; results are the same bits (see docs/generated-code.md) */
+/* Vectorise loops of any trip count; results are the same bits (see docs/generated-code.md) */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("vect-cost-model=dynamic", "no-math-errno")
+#pragma GCC optimize("vect-cost-model=dynamic")
 #endif
+
+/* nnc_sqrt_block(out, in): out[l] = sqrt(in[l]) for l < 16, as vector instructions where the compiler has them */
+#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
+#include <immintrin.h>
+#endif
+static inline void nnc_sqrt_block(double *restrict out, const double *restrict in) {
+    #if defined(__AVX512F__)
+    for (int l = 0; l < 16; l += 8) {
+        _mm512_storeu_pd(out + l, _mm512_sqrt_pd(_mm512_loadu_pd(in + l)));
+    }
+    #elif defined(__AVX__)
+    for (int l = 0; l < 16; l += 4) {
+        _mm256_storeu_pd(out + l, _mm256_sqrt_pd(_mm256_loadu_pd(in + l)));
+    }
+    #elif defined(__SSE2__)
+    for (int l = 0; l < 16; l += 2) {
+        _mm_storeu_pd(out + l, _mm_sqrt_pd(_mm_loadu_pd(in + l)));
+    }
+    #else
+    for (int l = 0; l < 16; l++) {
+        out[l] = sqrt(in[l]);
+    }
+    #endif
+}
 
 /* k00_conv1_conv2d: conv2d conv1 -> [64, 32, 26, 26]  (dsl-examples/mnist_cnn_bn.nn:12, forward) */
 static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, float *restrict y)
@@ -6845,11 +6869,20 @@ static void k37_params_adam_update(float *restrict w, const float *restrict g, f
 {
     /* parameters conv1.weight .. bn1.bias: contiguous in params, grads and state */
     const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
-    for (int i = 0; i < 352; i++) {
-        double d = g[i];
-        m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
-        v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
-        w[i] -= (float)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 + 1e-08));
+    for (int b = 0; b < 22; b++) {
+        double sq[16], root[16];
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            double d = g[i];
+            m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
+            v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
+            sq[l] = v[i];
+        }
+        nnc_sqrt_block(root, sq);
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
+        }
     }
 }
 
@@ -6862,11 +6895,20 @@ static void k38_params_adam_update(float *restrict w, const float *restrict g, f
 {
     /* parameters conv2.weight .. bn2.bias: contiguous in params, grads and state */
     const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
-    for (int i = 0; i < 18560; i++) {
-        double d = g[i];
-        m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
-        v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
-        w[i] -= (float)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 + 1e-08));
+    for (int b = 0; b < 1160; b++) {
+        double sq[16], root[16];
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            double d = g[i];
+            m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
+            v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
+            sq[l] = v[i];
+        }
+        nnc_sqrt_block(root, sq);
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
+        }
     }
 }
 
@@ -6880,11 +6922,20 @@ static void k39_params_adam_update(float *restrict w, const float *restrict g, f
     /* parameters conv3.weight .. bn3.bias: contiguous in params, grads and state */
     const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
     NNC_PARALLEL_FOR
-    for (int i = 0; i < 36992; i++) {
-        double d = g[i];
-        m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
-        v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
-        w[i] -= (float)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 + 1e-08));
+    for (int b = 0; b < 2312; b++) {
+        double sq[16], root[16];
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            double d = g[i];
+            m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
+            v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
+            sq[l] = v[i];
+        }
+        nnc_sqrt_block(root, sq);
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
+        }
     }
 }
 
@@ -6898,11 +6949,20 @@ static void k40_params_adam_update(float *restrict w, const float *restrict g, f
     /* parameters fc1.weight .. bn4.bias: contiguous in params, grads and state */
     const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
     NNC_PARALLEL_FOR
-    for (int i = 0; i < 36992; i++) {
-        double d = g[i];
-        m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
-        v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
-        w[i] -= (float)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 + 1e-08));
+    for (int b = 0; b < 2312; b++) {
+        double sq[16], root[16];
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            double d = g[i];
+            m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
+            v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
+            sq[l] = v[i];
+        }
+        nnc_sqrt_block(root, sq);
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
+        }
     }
 }
 
@@ -6914,11 +6974,30 @@ static void k41_params_adam_update(float *restrict w, const float *restrict g, f
 {
     /* parameters logits.weight .. logits.bias: contiguous in params, grads and state */
     const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
-    for (int i = 0; i < 650; i++) {
+    for (int b = 0; b < 40; b++) {
+        double sq[16], root[16];
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            double d = g[i];
+            m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
+            v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
+            sq[l] = v[i];
+        }
+        nnc_sqrt_block(root, sq);
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
+        }
+    }
+    for (int i = 640; i < 650; i++) {
+        const int l = 0;
+        double sq[1], root[1];
         double d = g[i];
         m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
         v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
-        w[i] -= (float)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 + 1e-08));
+        sq[l] = v[i];
+        root[0] = sqrt(sq[0]);
+        w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
     }
 }
 

@@ -3805,10 +3805,34 @@ enum { NTENSORS = 7 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
-/* Vectorise loops of any trip count and inline sqrt as an instruction; results are the same bits (see docs/generated-code.md) */
+/* Vectorise loops of any trip count; results are the same bits (see docs/generated-code.md) */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("vect-cost-model=dynamic", "no-math-errno")
+#pragma GCC optimize("vect-cost-model=dynamic")
 #endif
+
+/* nnc_sqrt_block(out, in): out[l] = sqrt(in[l]) for l < 16, as vector instructions where the compiler has them */
+#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
+#include <immintrin.h>
+#endif
+static inline void nnc_sqrt_block(double *restrict out, const double *restrict in) {
+    #if defined(__AVX512F__)
+    for (int l = 0; l < 16; l += 8) {
+        _mm512_storeu_pd(out + l, _mm512_sqrt_pd(_mm512_loadu_pd(in + l)));
+    }
+    #elif defined(__AVX__)
+    for (int l = 0; l < 16; l += 4) {
+        _mm256_storeu_pd(out + l, _mm256_sqrt_pd(_mm256_loadu_pd(in + l)));
+    }
+    #elif defined(__SSE2__)
+    for (int l = 0; l < 16; l += 2) {
+        _mm_storeu_pd(out + l, _mm_sqrt_pd(_mm_loadu_pd(in + l)));
+    }
+    #else
+    for (int l = 0; l < 16; l++) {
+        out[l] = sqrt(in[l]);
+    }
+    #endif
+}
 
 /* k00_fc1_matmul: matmul fc1 -> [128, 256]  (dsl-examples/regularised.nn:21, forward) */
 static void k00_fc1_matmul(const float *restrict A, const float *restrict B, float *restrict C, float *restrict packed)
@@ -4560,12 +4584,21 @@ static void k15_fc1_adam_update(float *restrict w, const float *restrict g, floa
     /* parameters fc1.weight .. fc1.weight: contiguous in params, grads and state */
     const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
     NNC_PARALLEL_FOR
-    for (int i = 0; i < 200704; i++) {
-        double d = g[i];
-        w[i] *= (float)(1 - lr * 0.050000000000000003);
-        m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
-        v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
-        w[i] -= (float)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 + 1e-08));
+    for (int b = 0; b < 12544; b++) {
+        double sq[16], root[16];
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            double d = g[i];
+            w[i] *= (float)(1 - lr * 0.050000000000000003);
+            m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
+            v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
+            sq[l] = v[i];
+        }
+        nnc_sqrt_block(root, sq);
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
+        }
     }
 }
 
@@ -4577,11 +4610,20 @@ static void k16_params_adam_update(float *restrict w, const float *restrict g, f
 {
     /* parameters bn1.weight .. bn1.bias: contiguous in params, grads and state */
     const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
-    for (int i = 0; i < 512; i++) {
-        double d = g[i];
-        m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
-        v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
-        w[i] -= (float)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 + 1e-08));
+    for (int b = 0; b < 32; b++) {
+        double sq[16], root[16];
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            double d = g[i];
+            m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
+            v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
+            sq[l] = v[i];
+        }
+        nnc_sqrt_block(root, sq);
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
+        }
     }
 }
 
@@ -4592,12 +4634,21 @@ static void k17_fc2_adam_update(float *restrict w, const float *restrict g, floa
 {
     /* parameters fc2.weight .. fc2.weight: contiguous in params, grads and state */
     const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
-    for (int i = 0; i < 2560; i++) {
-        double d = g[i];
-        w[i] *= (float)(1 - lr * 0.050000000000000003);
-        m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
-        v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
-        w[i] -= (float)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 + 1e-08));
+    for (int b = 0; b < 160; b++) {
+        double sq[16], root[16];
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            double d = g[i];
+            w[i] *= (float)(1 - lr * 0.050000000000000003);
+            m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
+            v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
+            sq[l] = v[i];
+        }
+        nnc_sqrt_block(root, sq);
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
+        }
     }
 }
 
@@ -4609,10 +4660,14 @@ static void k18_fc2_adam_update(float *restrict w, const float *restrict g, floa
     /* parameters fc2.bias .. fc2.bias: contiguous in params, grads and state */
     const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
     for (int i = 0; i < 10; i++) {
+        const int l = 0;
+        double sq[1], root[1];
         double d = g[i];
         m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
         v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
-        w[i] -= (float)(step_size * m[i] / (sqrt((double)v[i]) / root_bias2 + 1e-08));
+        sq[l] = v[i];
+        root[0] = sqrt(sq[0]);
+        w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
     }
 }
 

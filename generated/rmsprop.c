@@ -3800,10 +3800,34 @@ enum { NTENSORS = 4 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
-/* Vectorise loops of any trip count and inline sqrt as an instruction; results are the same bits (see docs/generated-code.md) */
+/* Vectorise loops of any trip count; results are the same bits (see docs/generated-code.md) */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("vect-cost-model=dynamic", "no-math-errno")
+#pragma GCC optimize("vect-cost-model=dynamic")
 #endif
+
+/* nnc_sqrt_block(out, in): out[l] = sqrt(in[l]) for l < 16, as vector instructions where the compiler has them */
+#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
+#include <immintrin.h>
+#endif
+static inline void nnc_sqrt_block(double *restrict out, const double *restrict in) {
+    #if defined(__AVX512F__)
+    for (int l = 0; l < 16; l += 8) {
+        _mm512_storeu_pd(out + l, _mm512_sqrt_pd(_mm512_loadu_pd(in + l)));
+    }
+    #elif defined(__AVX__)
+    for (int l = 0; l < 16; l += 4) {
+        _mm256_storeu_pd(out + l, _mm256_sqrt_pd(_mm256_loadu_pd(in + l)));
+    }
+    #elif defined(__SSE2__)
+    for (int l = 0; l < 16; l += 2) {
+        _mm_storeu_pd(out + l, _mm_sqrt_pd(_mm_loadu_pd(in + l)));
+    }
+    #else
+    for (int l = 0; l < 16; l++) {
+        out[l] = sqrt(in[l]);
+    }
+    #endif
+}
 
 /* k00_fc1_matmul_bias_add_relu: fused by rule matmul_epilogue (dsl-examples/rmsprop.nn), any mode
  *   matmul           fc1          [64, 128]  line 14  (kept in registers)
@@ -4438,15 +4462,35 @@ static void k11_params_rmsprop_update(float *restrict w, const float *restrict g
     /* parameters fc1.weight .. logits.bias: contiguous in params, grads and state */
     (void)first_step; /* the buffers start at zero */
     NNC_PARALLEL_FOR
-    for (int i = 0; i < 101770; i++) {
+    for (int b = 0; b < 6360; b++) {
+        double sq[16], root[16];
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            double d = g[i];
+            d += 0.0001 * w[i];
+            v[i] = (float)(0.90000000000000002 * v[i] + 0.099999999999999978 * d * d);
+            v[i + 203540] = (float)(0.90000000000000002 * v[i + 203540] + 0.099999999999999978 * d);
+            sq[l] = (double)v[i] - (double)v[i + 203540] * v[i + 203540];
+        }
+        nnc_sqrt_block(root, sq);
+        for (int l = 0; l < 16; l++) {
+            const int i = b * 16 + l;
+            const double dg = g[i] + 0.0001 * w[i];
+            v[i + 101770] = (float)(0.5 * v[i + 101770] + dg / (root[l] + 1e-08));
+            w[i] -= (float)(lr * v[i + 101770]);
+        }
+    }
+    for (int i = 101760; i < 101770; i++) {
+        const int l = 0;
+        double sq[1], root[1];
         double d = g[i];
         d += 0.0001 * w[i];
-        const double sq = 0.90000000000000002 * v[i] + 0.099999999999999978 * d * d;
-        v[i] = (float)sq;
-        const double ga = 0.90000000000000002 * v[i + 203540] + 0.099999999999999978 * d;
-        v[i + 203540] = (float)ga;
-        const double avg = sqrt((double)v[i] - (double)v[i + 203540] * v[i + 203540]) + 1e-08;
-        v[i + 101770] = (float)(0.5 * v[i + 101770] + d / avg);
+        v[i] = (float)(0.90000000000000002 * v[i] + 0.099999999999999978 * d * d);
+        v[i + 203540] = (float)(0.90000000000000002 * v[i + 203540] + 0.099999999999999978 * d);
+        sq[l] = (double)v[i] - (double)v[i + 203540] * v[i + 203540];
+        root[0] = sqrt(sq[0]);
+        const double dg = g[i] + 0.0001 * w[i];
+        v[i + 101770] = (float)(0.5 * v[i + 101770] + dg / (root[l] + 1e-08));
         w[i] -= (float)(lr * v[i + 101770]);
     }
 }
