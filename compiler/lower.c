@@ -603,7 +603,8 @@ static void lower_pointwise_loss(Emitter *e, const Graph *g, const IrOp *o)
     long n = shape_elems(&g->ops[o->in[0]].shape);
     emit(e, "double total = 0;");
     emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
-    emit(e, "const double p = pred[i], t = target[i];");
+    emit(e, "const double %st = target[i];",
+         o->op == OP_BCE ? "" : "p = pred[i], ");
     switch (o->op) {
     case OP_MSE:
         emit(e, "total += (p - t) * (p - t);");
@@ -614,7 +615,6 @@ static void lower_pointwise_loss(Emitter *e, const Graph *g, const IrOp *o)
          * the element type, as PyTorch takes them, summed in double */
         emit(e, "const %s lp = %s(pred[i]), lq = %s(1 - pred[i]);", e->real,
              lower_libm(e, "log"), lower_libm(e, "log"));
-        emit(e, "(void)p; /* the logs read pred in its own type */");
         emit(e, "total -= t * (lp < -100 ? -100.0 : (double)lp) + (1 - t) * "
              "(lq < -100 ? -100.0 : (double)lq);");
         break;

@@ -531,6 +531,76 @@ static void emit_planes(Emitter *e, const char *name, int B, long width)
     emit_close(e, NULL);
 }
 
+/* Planes narrower than a vector (conv3 of mnist_cnn: 3x3 outputs, 13
+ * wide) turn the tile around: rows are the plane's SMALL_MAX or fewer
+ * positions, columns two vectors of filters, so the weights are first
+ * laid out as wT[(c, i, j)][f] (once per call, before the parallel
+ * loop). Each tap is two vector loads of wT and a broadcast of x per
+ * position; every output is still summed over channels, then taps, in
+ * order: the same bits as the untiled nest. */
+enum { SMALL_MAX = 12, SMALL_COLS = 32, WT_MAX = 40960 };
+
+static bool small_tiles_fit(Dims x, Dims y, int taps, long width)
+{
+    return width < MAX_LANES && (long)y.h * y.w <= SMALL_MAX &&
+           y.c % SMALL_COLS == 0 && (long)x.c * taps * y.c <= WT_MAX &&
+           (long)y.c * width <= WIDE_MAX;
+}
+
+static void emit_weights_transposed(Emitter *e, int F, long K)
+{
+    emit(e, "/* the weights as wT[(c, i, j)][f], so a tile's filters are "
+         "contiguous */");
+    emit(e, "%s wT[%ld][%d];", e->real, K, F);
+    emit_open(e, "for (int r = 0; r < %ld; r++)", K);
+    emit_open(e, "for (int f = 0; f < %d; f++)", F);
+    emit(e, "wT[r][f] = w[(long)f * %ld + r];", K);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* acc[f][position] for every filter of sample n (xn), from wT */
+static void emit_small_plane_tiles(Emitter *e, const IrOp *o, Dims x, Dims y)
+{
+    int KH = o->attr.win.kh, KW = o->attr.win.kw, taps = KH * KW;
+    int P = y.h * y.w;
+    long plane = (long)x.h * x.w;
+    const char *R = e->real;
+    lower_vec_type(e);
+    emit(e, "/* %d positions by 2 vectors of filters at a time, summed over "
+         "channels and taps in registers */", P);
+    emit_open(e, "for (int j0 = 0; j0 < %d; j0 += 2 * NNC_LANES)", y.c);
+    emit(e, "nnc_vec s[%d][2] = {{{0}}};", P);
+    emit_open(e, "for (int c = 0; c < %d; c++)", x.c);
+    emit(e, "const %s *xc = xn + (long)c * %ld;", R, plane);
+    emit(e, "const %s *wr = wT[c * %d] + j0;", R, taps);
+    for (int i = 0; i < KH; i++)
+        for (int j = 0; j < KW; j++) {
+            int t = i * KW + j;
+            emit_open(e, "%s", "");
+            emit(e, "nnc_vec b[2];");
+            emit(e, "memcpy(&b[0], wr + %ld, sizeof b[0]);", (long)t * y.c);
+            emit(e, "memcpy(&b[1], wr + %ld + NNC_LANES, sizeof b[1]);",
+                 (long)t * y.c);
+            for (int q = 0; q < P; q++) {
+                long at = (long)(q / y.w) * x.w + q % y.w + i * x.w + j;
+                emit(e, "{ const %s a = xc[%ld]; s[%d][0] += a * b[0]; "
+                     "s[%d][1] += a * b[1]; }", R, at, q, q);
+            }
+            emit_close(e, NULL);
+        }
+    emit_close(e, NULL);
+    emit_open(e, "for (int q = 0; q < %d; q++)", P);
+    emit(e, "%s out[2 * NNC_LANES];", R);
+    emit(e, "memcpy(out, &s[q][0], sizeof s[q][0]);");
+    emit(e, "memcpy(out + NNC_LANES, &s[q][1], sizeof s[q][1]);");
+    emit_open(e, "for (int l = 0; l < 2 * NNC_LANES; l++)");
+    emit(e, "acc[j0 + l][q / %d * %d + q %% %d] = out[l];", y.w, x.w, y.w);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
 /* The wide-rows forward with its taps unrolled, B filters at a time: one
  * iteration of the parallel loop sums the planes of filters f0 .. f0+B-1
  * of one sample together, so each input element loaded serves B filters;
@@ -543,8 +613,11 @@ static void lower_conv2d_wide(Emitter *e, const Graph *g, const IrOp *o,
     long plane = (long)x.h * x.w, oplane = (long)y.h * y.w;
     long width = wide_size(x, y);
     bool tiled = tiles_fit(y.c, TILE_ROWS, width);
-    int B = tiled ? TILE_ROWS : plane_block(y.c, width);
+    bool small = !tiled && small_tiles_fit(x, y, taps, width);
+    int B = tiled ? TILE_ROWS : small ? y.c : plane_block(y.c, width);
     const char *R = e->real;
+    if (small)
+        emit_weights_transposed(e, y.c, (long)x.c * taps);
     lower_parallel_for(e, 2L * y.n * y.c * oplane * x.c * taps);
     emit_open(e, "for (int nb = 0; nb < %d; nb++)", y.n * y.c / B);
     emit(e, "const int n = nb / %d, f0 = nb %% %d * %d;", y.c / B, y.c / B, B);
@@ -561,6 +634,9 @@ static void lower_conv2d_wide(Emitter *e, const Graph *g, const IrOp *o,
         emit(e, "/* %d filters by %d vectors of positions at a time, summed "
              "over channels and taps in registers */", B, tile_vecs(width));
         emit_tap_tiles(e, &t, width);
+    } else if (small) {
+        emit(e, "%s acc[%d][%ld];", R, B, width);
+        emit_small_plane_tiles(e, o, x, y);
     } else {
         emit_planes(e, "acc", B, width);
         emit_open(e, "for (int c = 0; c < %d; c++)", x.c);

@@ -4636,67 +4636,172 @@ static void k05_x_maxpool2d(const float *restrict x, float *restrict y)
 /* k06_conv3_conv2d: conv2d conv3 -> [64, 64, 3, 3]  (dsl-examples/mnist_cnn_bn.nn:16, forward) */
 static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, float *restrict y)
 {
+    /* the weights as wT[(c, i, j)][f], so a tile's filters are contiguous */
+    float wT[576][64];
+    for (int r = 0; r < 576; r++) {
+        for (int f = 0; f < 64; f++) {
+            wT[r][f] = w[(long)f * 576 + r];
+        }
+    }
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 1024; nb++) {
-        const int n = nb / 16, f0 = nb % 16 * 4;
+    for (int nb = 0; nb < 64; nb++) {
+        const int n = nb / 1, f0 = nb % 1 * 64;
         const float *xn = x + (long)n * 1600;
         /* filters f0 + k, each plane 5 wide like the input: output p reads input p + i * 5 + j */
-        float acc[4][13];
-        for (int k = 0; k < 4; k++) {
-            for (int p = 0; p < 8; p++) {
-                acc[k][p] = 0;
+        float acc[64][13];
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        /* 9 positions by 2 vectors of filters at a time, summed over channels and taps in registers */
+        for (int j0 = 0; j0 < 64; j0 += 2 * NNC_LANES) {
+            nnc_vec s[9][2] = {{{0}}};
+            for (int c = 0; c < 64; c++) {
+                const float *xc = xn + (long)c * 25;
+                const float *wr = wT[c * 9] + j0;
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], wr + 0, sizeof b[0]);
+                    memcpy(&b[1], wr + 0 + NNC_LANES, sizeof b[1]);
+                    { const float a = xc[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = xc[1]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = xc[2]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = xc[5]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = xc[6]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = xc[7]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = xc[10]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = xc[11]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    { const float a = xc[12]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], wr + 64, sizeof b[0]);
+                    memcpy(&b[1], wr + 64 + NNC_LANES, sizeof b[1]);
+                    { const float a = xc[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = xc[2]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = xc[3]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = xc[6]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = xc[7]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = xc[8]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = xc[11]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = xc[12]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    { const float a = xc[13]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], wr + 128, sizeof b[0]);
+                    memcpy(&b[1], wr + 128 + NNC_LANES, sizeof b[1]);
+                    { const float a = xc[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = xc[3]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = xc[4]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = xc[7]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = xc[8]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = xc[9]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = xc[12]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = xc[13]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    { const float a = xc[14]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], wr + 192, sizeof b[0]);
+                    memcpy(&b[1], wr + 192 + NNC_LANES, sizeof b[1]);
+                    { const float a = xc[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = xc[6]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = xc[7]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = xc[10]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = xc[11]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = xc[12]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = xc[15]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = xc[16]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    { const float a = xc[17]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], wr + 256, sizeof b[0]);
+                    memcpy(&b[1], wr + 256 + NNC_LANES, sizeof b[1]);
+                    { const float a = xc[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = xc[7]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = xc[8]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = xc[11]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = xc[12]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = xc[13]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = xc[16]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = xc[17]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    { const float a = xc[18]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], wr + 320, sizeof b[0]);
+                    memcpy(&b[1], wr + 320 + NNC_LANES, sizeof b[1]);
+                    { const float a = xc[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = xc[8]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = xc[9]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = xc[12]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = xc[13]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = xc[14]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = xc[17]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = xc[18]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    { const float a = xc[19]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], wr + 384, sizeof b[0]);
+                    memcpy(&b[1], wr + 384 + NNC_LANES, sizeof b[1]);
+                    { const float a = xc[10]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = xc[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = xc[12]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = xc[15]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = xc[16]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = xc[17]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = xc[20]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = xc[21]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    { const float a = xc[22]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], wr + 448, sizeof b[0]);
+                    memcpy(&b[1], wr + 448 + NNC_LANES, sizeof b[1]);
+                    { const float a = xc[11]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = xc[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = xc[13]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = xc[16]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = xc[17]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = xc[18]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = xc[21]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = xc[22]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    { const float a = xc[23]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                }
+                {
+                    nnc_vec b[2];
+                    memcpy(&b[0], wr + 512, sizeof b[0]);
+                    memcpy(&b[1], wr + 512 + NNC_LANES, sizeof b[1]);
+                    { const float a = xc[12]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                    { const float a = xc[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    { const float a = xc[14]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    { const float a = xc[17]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    { const float a = xc[18]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                    { const float a = xc[19]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                    { const float a = xc[22]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    { const float a = xc[23]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    { const float a = xc[24]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                }
             }
-            for (int p = 8; p < 12; p++) {
-                acc[k][p] = 0;
-            }
-            for (int p = 12; p < 13; p++) {
-                acc[k][p] = 0;
+            for (int q = 0; q < 9; q++) {
+                float out[2 * NNC_LANES];
+                memcpy(out, &s[q][0], sizeof s[q][0]);
+                memcpy(out + NNC_LANES, &s[q][1], sizeof s[q][1]);
+                for (int l = 0; l < 2 * NNC_LANES; l++) {
+                    acc[j0 + l][q / 3 * 5 + q % 3] = out[l];
+                }
             }
         }
-        for (int c = 0; c < 64; c++) {
-            const float *xc = xn + (long)c * 25;
-            const float *wt = w + ((long)f0 * 64 + c) * 9; /* filter f0 + k's taps at wt[k * 576] */
-            for (int p = 0; p < 8; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[576] * v; a2 += wt[1152] * v; a3 += wt[1728] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[577] * v; a2 += wt[1153] * v; a3 += wt[1729] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[578] * v; a2 += wt[1154] * v; a3 += wt[1730] * v; }
-                { const float v = xc[p + 5]; a0 += wt[3] * v; a1 += wt[579] * v; a2 += wt[1155] * v; a3 += wt[1731] * v; }
-                { const float v = xc[p + 6]; a0 += wt[4] * v; a1 += wt[580] * v; a2 += wt[1156] * v; a3 += wt[1732] * v; }
-                { const float v = xc[p + 7]; a0 += wt[5] * v; a1 += wt[581] * v; a2 += wt[1157] * v; a3 += wt[1733] * v; }
-                { const float v = xc[p + 10]; a0 += wt[6] * v; a1 += wt[582] * v; a2 += wt[1158] * v; a3 += wt[1734] * v; }
-                { const float v = xc[p + 11]; a0 += wt[7] * v; a1 += wt[583] * v; a2 += wt[1159] * v; a3 += wt[1735] * v; }
-                { const float v = xc[p + 12]; a0 += wt[8] * v; a1 += wt[584] * v; a2 += wt[1160] * v; a3 += wt[1736] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 8; p < 12; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[576] * v; a2 += wt[1152] * v; a3 += wt[1728] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[577] * v; a2 += wt[1153] * v; a3 += wt[1729] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[578] * v; a2 += wt[1154] * v; a3 += wt[1730] * v; }
-                { const float v = xc[p + 5]; a0 += wt[3] * v; a1 += wt[579] * v; a2 += wt[1155] * v; a3 += wt[1731] * v; }
-                { const float v = xc[p + 6]; a0 += wt[4] * v; a1 += wt[580] * v; a2 += wt[1156] * v; a3 += wt[1732] * v; }
-                { const float v = xc[p + 7]; a0 += wt[5] * v; a1 += wt[581] * v; a2 += wt[1157] * v; a3 += wt[1733] * v; }
-                { const float v = xc[p + 10]; a0 += wt[6] * v; a1 += wt[582] * v; a2 += wt[1158] * v; a3 += wt[1734] * v; }
-                { const float v = xc[p + 11]; a0 += wt[7] * v; a1 += wt[583] * v; a2 += wt[1159] * v; a3 += wt[1735] * v; }
-                { const float v = xc[p + 12]; a0 += wt[8] * v; a1 += wt[584] * v; a2 += wt[1160] * v; a3 += wt[1736] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-            for (int p = 12; p < 13; p++) {
-                float a0 = acc[0][p], a1 = acc[1][p], a2 = acc[2][p], a3 = acc[3][p];
-                { const float v = xc[p + 0]; a0 += wt[0] * v; a1 += wt[576] * v; a2 += wt[1152] * v; a3 += wt[1728] * v; }
-                { const float v = xc[p + 1]; a0 += wt[1] * v; a1 += wt[577] * v; a2 += wt[1153] * v; a3 += wt[1729] * v; }
-                { const float v = xc[p + 2]; a0 += wt[2] * v; a1 += wt[578] * v; a2 += wt[1154] * v; a3 += wt[1730] * v; }
-                { const float v = xc[p + 5]; a0 += wt[3] * v; a1 += wt[579] * v; a2 += wt[1155] * v; a3 += wt[1731] * v; }
-                { const float v = xc[p + 6]; a0 += wt[4] * v; a1 += wt[580] * v; a2 += wt[1156] * v; a3 += wt[1732] * v; }
-                { const float v = xc[p + 7]; a0 += wt[5] * v; a1 += wt[581] * v; a2 += wt[1157] * v; a3 += wt[1733] * v; }
-                { const float v = xc[p + 10]; a0 += wt[6] * v; a1 += wt[582] * v; a2 += wt[1158] * v; a3 += wt[1734] * v; }
-                { const float v = xc[p + 11]; a0 += wt[7] * v; a1 += wt[583] * v; a2 += wt[1159] * v; a3 += wt[1735] * v; }
-                { const float v = xc[p + 12]; a0 += wt[8] * v; a1 += wt[584] * v; a2 += wt[1160] * v; a3 += wt[1736] * v; }
-                acc[0][p] = a0; acc[1][p] = a1; acc[2][p] = a2; acc[3][p] = a3;
-            }
-        }
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 64; k++) {
             float *yp = y + ((long)n * 64 + f0 + k) * 9;
             for (int oh = 0; oh < 3; oh++) {
                 for (int ow = 0; ow < 3; ow++) {

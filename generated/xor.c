@@ -3918,9 +3918,8 @@ static void k02_loss_bce(const float *restrict pred, const float *restrict targe
 {
     double total = 0;
     for (int i = 0; i < 4; i++) {
-        const double p = pred[i], t = target[i];
+        const double t = target[i];
         const float lp = logf(pred[i]), lq = logf(1 - pred[i]);
-        (void)p; /* the logs read pred in its own type */
         total -= t * (lp < -100 ? -100.0 : (double)lp) + (1 - t) * (lq < -100 ? -100.0 : (double)lq);
     }
     loss[0] = (float)(total / 4);
