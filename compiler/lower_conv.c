@@ -1354,8 +1354,8 @@ static void emit_maxpool_plane(Emitter *e, const IrOp *o, Dims x, Dims y)
     emit_open(e, "for (int i = 0; i < %d; i++)", o->attr.win.kh);
     emit_open(e, "for (int j = 0; j < %d; j++)", o->attr.win.kw);
     emit(e, "const %s *xs = xr + i * %d + j;", e->real, x.w);
-    snprintf(stmt, sizeof stmt, "yr[p] = (xs[p * %d] > yr[p]) | (xs[p * %d] != "
-             "xs[p * %d]) ? xs[p * %d] : yr[p];", o->attr.win.sw,
+    snprintf(stmt, sizeof stmt, "yr[p] = ((xs[p * %d] > yr[p]) | (xs[p * %d] != "
+             "xs[p * %d])) ? xs[p * %d] : yr[p];", o->attr.win.sw,
              o->attr.win.sw, o->attr.win.sw, o->attr.win.sw);
     emit_vector_loop(e, y.w, stmt);
     emit_close(e, NULL);

@@ -3405,8 +3405,8 @@ NNC_RT int nnc__final_report(nnc_run *r, int trained, double seconds)
     double test_loss = 0, test_acc = 0;
     nnc_class_tally tally;
     memset(&tally, 0, sizeof tally);
-    int per_class = cfg->per_class && NNC_T_CLASSES && !r->args->quiet;
-    int confusion = cfg->confusion && NNC_T_CLASSES && !r->args->quiet;
+    int per_class = cfg->per_class && NNC_T_CLASSES > 0 && !r->args->quiet;
+    int confusion = cfg->confusion && NNC_T_CLASSES > 0 && !r->args->quiet;
     if (confusion &&
         !(tally.confusion = calloc((size_t)NNC_T_CLASSES * (NNC_T_CLASSES + 1),
                                    sizeof(long)))) {
@@ -3805,9 +3805,11 @@ enum { NTENSORS = 7 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
-/* Vectorise loops of any trip count; results are the same bits (see docs/generated-code.md) */
+/* Vectorise loops of any trip count, and fuse multiply-adds whatever -std says (see docs/generated-code.md) */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("vect-cost-model=dynamic")
+#pragma GCC optimize("vect-cost-model=dynamic", "fp-contract=fast")
+#elif defined(__clang__)
+#pragma clang fp contract(fast)
 #endif
 
 /* nnc_sqrt_block(out, in): out[l] = sqrt(in[l]) for l < 16, as vector instructions where the compiler has them */

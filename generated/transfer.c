@@ -3405,8 +3405,8 @@ NNC_RT int nnc__final_report(nnc_run *r, int trained, double seconds)
     double test_loss = 0, test_acc = 0;
     nnc_class_tally tally;
     memset(&tally, 0, sizeof tally);
-    int per_class = cfg->per_class && NNC_T_CLASSES && !r->args->quiet;
-    int confusion = cfg->confusion && NNC_T_CLASSES && !r->args->quiet;
+    int per_class = cfg->per_class && NNC_T_CLASSES > 0 && !r->args->quiet;
+    int confusion = cfg->confusion && NNC_T_CLASSES > 0 && !r->args->quiet;
     if (confusion &&
         !(tally.confusion = calloc((size_t)NNC_T_CLASSES * (NNC_T_CLASSES + 1),
                                    sizeof(long)))) {
@@ -3810,34 +3810,12 @@ enum { NTENSORS = 14 };
 
 /* ---- kernels: one per fused group, in schedule order ---- */
 
-/* Vectorise loops of any trip count; results are the same bits (see docs/generated-code.md) */
+/* Vectorise loops of any trip count, and fuse multiply-adds whatever -std says (see docs/generated-code.md) */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("vect-cost-model=dynamic")
+#pragma GCC optimize("vect-cost-model=dynamic", "fp-contract=fast")
+#elif defined(__clang__)
+#pragma clang fp contract(fast)
 #endif
-
-/* nnc_sqrt_block(out, in): out[l] = sqrt(in[l]) for l < 16, as vector instructions where the compiler has them */
-#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
-#include <immintrin.h>
-#endif
-static inline void nnc_sqrt_block(double *restrict out, const double *restrict in) {
-    #if defined(__AVX512F__)
-    for (int l = 0; l < 16; l += 8) {
-        _mm512_storeu_pd(out + l, _mm512_sqrt_pd(_mm512_loadu_pd(in + l)));
-    }
-    #elif defined(__AVX__)
-    for (int l = 0; l < 16; l += 4) {
-        _mm256_storeu_pd(out + l, _mm256_sqrt_pd(_mm256_loadu_pd(in + l)));
-    }
-    #elif defined(__SSE2__)
-    for (int l = 0; l < 16; l += 2) {
-        _mm_storeu_pd(out + l, _mm_sqrt_pd(_mm_loadu_pd(in + l)));
-    }
-    #else
-    for (int l = 0; l < 16; l++) {
-        out[l] = sqrt(in[l]);
-    }
-    #endif
-}
 
 /* k00_conv1_conv2d: conv2d conv1 -> [64, 16, 28, 28]  (dsl-examples/transfer.nn:18, forward) */
 static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, float *restrict y)
@@ -3966,13 +3944,13 @@ static void k02_x_maxpool2d(const float *restrict x, float *restrict y)
                 for (int j = 0; j < 2; j++) {
                     const float *xs = xr + i * 28 + j;
                     for (int p = 0; p < 8; p++) {
-                        yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
+                        yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
                     }
                     for (int p = 8; p < 12; p++) {
-                        yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
+                        yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
                     }
                     for (int p = 12; p < 14; p++) {
-                        yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
+                        yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
                     }
                 }
             }
@@ -4113,10 +4091,10 @@ static void k05_x_maxpool2d(const float *restrict x, float *restrict y)
                 for (int j = 0; j < 2; j++) {
                     const float *xs = xr + i * 14 + j;
                     for (int p = 0; p < 4; p++) {
-                        yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
+                        yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
                     }
                     for (int p = 4; p < 7; p++) {
-                        yr[p] = (xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2]) ? xs[p * 2] : yr[p];
+                        yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
                     }
                 }
             }

@@ -979,8 +979,8 @@ NNC_RT int nnc__final_report(nnc_run *r, int trained, double seconds)
     double test_loss = 0, test_acc = 0;
     nnc_class_tally tally;
     memset(&tally, 0, sizeof tally);
-    int per_class = cfg->per_class && NNC_T_CLASSES && !r->args->quiet;
-    int confusion = cfg->confusion && NNC_T_CLASSES && !r->args->quiet;
+    int per_class = cfg->per_class && NNC_T_CLASSES > 0 && !r->args->quiet;
+    int confusion = cfg->confusion && NNC_T_CLASSES > 0 && !r->args->quiet;
     if (confusion &&
         !(tally.confusion = calloc((size_t)NNC_T_CLASSES * (NNC_T_CLASSES + 1),
                                    sizeof(long)))) {
