@@ -713,12 +713,18 @@ void lower_conv2d_fused(Emitter *e, const Graph *g, const IrOp *o,
     emit_close(e, NULL);
 }
 
-enum { DYZ_MAX = 16384 }; /* elements of the padded dy planes of a sample */
+enum {
+    DYZ_MAX = 16384,      /* elements of the padded dy planes of a sample */
+    SAMPLE_TASKS_MIN = 16 /* samples enough to share out one per task */
+};
 
 /* The gathering input gradient in register tiles (emit_tap_tiles) of
  * TILE_ROWS channels: every dy plane of the sample is first copied (and
  * masked) into dyz, padded with zeros, because a tile sums over all of
- * them. The sums run over f, then taps, as in the untiled form. */
+ * them; with a batch of SAMPLE_TASKS_MIN or more, a task is a sample,
+ * so the copy is made once for all its channels (before, once per block
+ * of 8: 4 times for conv2, 8 for conv3). The sums run over f, then taps,
+ * as in the untiled form. */
 static void lower_conv2d_grad_input_tiled(Emitter *e, const IrOp *o, Dims dy,
                                           Dims x, const IrOp *act)
 {
@@ -728,9 +734,15 @@ static void lower_conv2d_grad_input_tiled(Emitter *e, const IrOp *o, Dims dy,
     int B = TILE_ROWS;
     const char *R = e->real;
     char off[64], dst[48], wt[64];
+    bool per_sample = x.n >= SAMPLE_TASKS_MIN;
     lower_parallel_for(e, 2L * dy.n * dy.c * oplane * x.c * taps);
-    emit_open(e, "for (int nb = 0; nb < %d; nb++)", x.n * x.c / B);
-    emit(e, "const int n = nb / %d, c0 = nb %% %d * %d;", x.c / B, x.c / B, B);
+    if (per_sample) {
+        emit_open(e, "for (int n = 0; n < %d; n++)", x.n);
+    } else {
+        emit_open(e, "for (int nb = 0; nb < %d; nb++)", x.n * x.c / B);
+        emit(e, "const int n = nb / %d, c0 = nb %% %d * %d;", x.c / B,
+             x.c / B, B);
+    }
     emit(e, "/* dy[n, f] at dyz[f][%ld + oh * %d + ow], zeros elsewhere */",
          lead, x.w);
     emit(e, "%s dyz[%d][%ld];", R, dy.c, lead + plane);
@@ -740,6 +752,8 @@ static void lower_conv2d_grad_input_tiled(Emitter *e, const IrOp *o, Dims dy,
     snprintf(dst, sizeof dst, "(dyz[f] + %ld)", lead);
     emit_dy_copy(e, act, "dyf", "yf", dst, x.w, off, dy);
     emit_close(e, NULL);
+    if (per_sample)
+        emit_open(e, "for (int c0 = 0; c0 < %d; c0 += %d)", x.c, B);
     emit(e, "/* the dx planes of channels c0 + k; tap (i, j) reads dy at "
          "p - i * %d - j */", x.w);
     emit(e, "%s acc[%d][%ld];", R, B, plane);
@@ -750,6 +764,8 @@ static void lower_conv2d_grad_input_tiled(Emitter *e, const IrOp *o, Dims dy,
     emit(e, "%s *dxp = dx + ((long)n * %d + c0 + k) * %ld;", R, x.c, plane);
     emit_vector_loop(e, plane, "dxp[p] = acc[k][p];");
     emit_close(e, NULL);
+    if (per_sample)
+        emit_close(e, NULL);
     emit_close(e, NULL);
 }
 

@@ -5367,8 +5367,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
     }
     /* conv2d_grad_input, dy through relu_grad */ {
         NNC_PARALLEL_FOR
-        for (int nb = 0; nb < 512; nb++) {
-            const int n = nb / 8, c0 = nb % 8 * 8;
+        for (int n = 0; n < 64; n++) {
             /* dy[n, f] at dyz[f][12 + oh * 5 + ow], zeros elsewhere */
             float dyz[64][37];
             memset(dyz, 0, sizeof dyz);
@@ -5381,265 +5380,267 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                     }
                 }
             }
-            /* the dx planes of channels c0 + k; tap (i, j) reads dy at p - i * 5 - j */
-            float acc[8][25];
-            /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
-            #if defined(__AVX512F__)
-            #define NNC_VEC_BYTES 64
-            #elif defined(__AVX__)
-            #define NNC_VEC_BYTES 32
-            #else
-            #define NNC_VEC_BYTES 16
-            #endif
-            #define NNC_LANES (NNC_VEC_BYTES / 4)
-            typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-            for (int p0 = 0; p0 + 1 * NNC_LANES <= 25; p0 += 1 * NNC_LANES) {
-                nnc_vec s[8][1] = {{{0}}};
-                for (int f = 0; f < 64; f++) {
-                    const float *src = dyz[f] + p0;
-                    const float *wt = w + ((long)f * 64 + c0) * 9;
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 12 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[0]; s[0][0] += a * b[0]; }
-                        { const float a = wt[9]; s[1][0] += a * b[0]; }
-                        { const float a = wt[18]; s[2][0] += a * b[0]; }
-                        { const float a = wt[27]; s[3][0] += a * b[0]; }
-                        { const float a = wt[36]; s[4][0] += a * b[0]; }
-                        { const float a = wt[45]; s[5][0] += a * b[0]; }
-                        { const float a = wt[54]; s[6][0] += a * b[0]; }
-                        { const float a = wt[63]; s[7][0] += a * b[0]; }
+            for (int c0 = 0; c0 < 64; c0 += 8) {
+                /* the dx planes of channels c0 + k; tap (i, j) reads dy at p - i * 5 - j */
+                float acc[8][25];
+                /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+                #if defined(__AVX512F__)
+                #define NNC_VEC_BYTES 64
+                #elif defined(__AVX__)
+                #define NNC_VEC_BYTES 32
+                #else
+                #define NNC_VEC_BYTES 16
+                #endif
+                #define NNC_LANES (NNC_VEC_BYTES / 4)
+                typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+                for (int p0 = 0; p0 + 1 * NNC_LANES <= 25; p0 += 1 * NNC_LANES) {
+                    nnc_vec s[8][1] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *src = dyz[f] + p0;
+                        const float *wt = w + ((long)f * 64 + c0) * 9;
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 12 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[0]; s[0][0] += a * b[0]; }
+                            { const float a = wt[9]; s[1][0] += a * b[0]; }
+                            { const float a = wt[18]; s[2][0] += a * b[0]; }
+                            { const float a = wt[27]; s[3][0] += a * b[0]; }
+                            { const float a = wt[36]; s[4][0] += a * b[0]; }
+                            { const float a = wt[45]; s[5][0] += a * b[0]; }
+                            { const float a = wt[54]; s[6][0] += a * b[0]; }
+                            { const float a = wt[63]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 11 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[1]; s[0][0] += a * b[0]; }
+                            { const float a = wt[10]; s[1][0] += a * b[0]; }
+                            { const float a = wt[19]; s[2][0] += a * b[0]; }
+                            { const float a = wt[28]; s[3][0] += a * b[0]; }
+                            { const float a = wt[37]; s[4][0] += a * b[0]; }
+                            { const float a = wt[46]; s[5][0] += a * b[0]; }
+                            { const float a = wt[55]; s[6][0] += a * b[0]; }
+                            { const float a = wt[64]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 10 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[2]; s[0][0] += a * b[0]; }
+                            { const float a = wt[11]; s[1][0] += a * b[0]; }
+                            { const float a = wt[20]; s[2][0] += a * b[0]; }
+                            { const float a = wt[29]; s[3][0] += a * b[0]; }
+                            { const float a = wt[38]; s[4][0] += a * b[0]; }
+                            { const float a = wt[47]; s[5][0] += a * b[0]; }
+                            { const float a = wt[56]; s[6][0] += a * b[0]; }
+                            { const float a = wt[65]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 7 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[3]; s[0][0] += a * b[0]; }
+                            { const float a = wt[12]; s[1][0] += a * b[0]; }
+                            { const float a = wt[21]; s[2][0] += a * b[0]; }
+                            { const float a = wt[30]; s[3][0] += a * b[0]; }
+                            { const float a = wt[39]; s[4][0] += a * b[0]; }
+                            { const float a = wt[48]; s[5][0] += a * b[0]; }
+                            { const float a = wt[57]; s[6][0] += a * b[0]; }
+                            { const float a = wt[66]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 6 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[4]; s[0][0] += a * b[0]; }
+                            { const float a = wt[13]; s[1][0] += a * b[0]; }
+                            { const float a = wt[22]; s[2][0] += a * b[0]; }
+                            { const float a = wt[31]; s[3][0] += a * b[0]; }
+                            { const float a = wt[40]; s[4][0] += a * b[0]; }
+                            { const float a = wt[49]; s[5][0] += a * b[0]; }
+                            { const float a = wt[58]; s[6][0] += a * b[0]; }
+                            { const float a = wt[67]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 5 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[5]; s[0][0] += a * b[0]; }
+                            { const float a = wt[14]; s[1][0] += a * b[0]; }
+                            { const float a = wt[23]; s[2][0] += a * b[0]; }
+                            { const float a = wt[32]; s[3][0] += a * b[0]; }
+                            { const float a = wt[41]; s[4][0] += a * b[0]; }
+                            { const float a = wt[50]; s[5][0] += a * b[0]; }
+                            { const float a = wt[59]; s[6][0] += a * b[0]; }
+                            { const float a = wt[68]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[6]; s[0][0] += a * b[0]; }
+                            { const float a = wt[15]; s[1][0] += a * b[0]; }
+                            { const float a = wt[24]; s[2][0] += a * b[0]; }
+                            { const float a = wt[33]; s[3][0] += a * b[0]; }
+                            { const float a = wt[42]; s[4][0] += a * b[0]; }
+                            { const float a = wt[51]; s[5][0] += a * b[0]; }
+                            { const float a = wt[60]; s[6][0] += a * b[0]; }
+                            { const float a = wt[69]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[7]; s[0][0] += a * b[0]; }
+                            { const float a = wt[16]; s[1][0] += a * b[0]; }
+                            { const float a = wt[25]; s[2][0] += a * b[0]; }
+                            { const float a = wt[34]; s[3][0] += a * b[0]; }
+                            { const float a = wt[43]; s[4][0] += a * b[0]; }
+                            { const float a = wt[52]; s[5][0] += a * b[0]; }
+                            { const float a = wt[61]; s[6][0] += a * b[0]; }
+                            { const float a = wt[70]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[8]; s[0][0] += a * b[0]; }
+                            { const float a = wt[17]; s[1][0] += a * b[0]; }
+                            { const float a = wt[26]; s[2][0] += a * b[0]; }
+                            { const float a = wt[35]; s[3][0] += a * b[0]; }
+                            { const float a = wt[44]; s[4][0] += a * b[0]; }
+                            { const float a = wt[53]; s[5][0] += a * b[0]; }
+                            { const float a = wt[62]; s[6][0] += a * b[0]; }
+                            { const float a = wt[71]; s[7][0] += a * b[0]; }
+                        }
                     }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 11 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[1]; s[0][0] += a * b[0]; }
-                        { const float a = wt[10]; s[1][0] += a * b[0]; }
-                        { const float a = wt[19]; s[2][0] += a * b[0]; }
-                        { const float a = wt[28]; s[3][0] += a * b[0]; }
-                        { const float a = wt[37]; s[4][0] += a * b[0]; }
-                        { const float a = wt[46]; s[5][0] += a * b[0]; }
-                        { const float a = wt[55]; s[6][0] += a * b[0]; }
-                        { const float a = wt[64]; s[7][0] += a * b[0]; }
+                    for (int k = 0; k < 8; k++) {
+                        memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
                     }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 10 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[2]; s[0][0] += a * b[0]; }
-                        { const float a = wt[11]; s[1][0] += a * b[0]; }
-                        { const float a = wt[20]; s[2][0] += a * b[0]; }
-                        { const float a = wt[29]; s[3][0] += a * b[0]; }
-                        { const float a = wt[38]; s[4][0] += a * b[0]; }
-                        { const float a = wt[47]; s[5][0] += a * b[0]; }
-                        { const float a = wt[56]; s[6][0] += a * b[0]; }
-                        { const float a = wt[65]; s[7][0] += a * b[0]; }
+                }
+                if (25 % (1 * NNC_LANES) != 0) {
+                    const int p0 = 25 - 1 * NNC_LANES; /* the last positions */
+                    nnc_vec s[8][1] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *src = dyz[f] + p0;
+                        const float *wt = w + ((long)f * 64 + c0) * 9;
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 12 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[0]; s[0][0] += a * b[0]; }
+                            { const float a = wt[9]; s[1][0] += a * b[0]; }
+                            { const float a = wt[18]; s[2][0] += a * b[0]; }
+                            { const float a = wt[27]; s[3][0] += a * b[0]; }
+                            { const float a = wt[36]; s[4][0] += a * b[0]; }
+                            { const float a = wt[45]; s[5][0] += a * b[0]; }
+                            { const float a = wt[54]; s[6][0] += a * b[0]; }
+                            { const float a = wt[63]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 11 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[1]; s[0][0] += a * b[0]; }
+                            { const float a = wt[10]; s[1][0] += a * b[0]; }
+                            { const float a = wt[19]; s[2][0] += a * b[0]; }
+                            { const float a = wt[28]; s[3][0] += a * b[0]; }
+                            { const float a = wt[37]; s[4][0] += a * b[0]; }
+                            { const float a = wt[46]; s[5][0] += a * b[0]; }
+                            { const float a = wt[55]; s[6][0] += a * b[0]; }
+                            { const float a = wt[64]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 10 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[2]; s[0][0] += a * b[0]; }
+                            { const float a = wt[11]; s[1][0] += a * b[0]; }
+                            { const float a = wt[20]; s[2][0] += a * b[0]; }
+                            { const float a = wt[29]; s[3][0] += a * b[0]; }
+                            { const float a = wt[38]; s[4][0] += a * b[0]; }
+                            { const float a = wt[47]; s[5][0] += a * b[0]; }
+                            { const float a = wt[56]; s[6][0] += a * b[0]; }
+                            { const float a = wt[65]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 7 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[3]; s[0][0] += a * b[0]; }
+                            { const float a = wt[12]; s[1][0] += a * b[0]; }
+                            { const float a = wt[21]; s[2][0] += a * b[0]; }
+                            { const float a = wt[30]; s[3][0] += a * b[0]; }
+                            { const float a = wt[39]; s[4][0] += a * b[0]; }
+                            { const float a = wt[48]; s[5][0] += a * b[0]; }
+                            { const float a = wt[57]; s[6][0] += a * b[0]; }
+                            { const float a = wt[66]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 6 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[4]; s[0][0] += a * b[0]; }
+                            { const float a = wt[13]; s[1][0] += a * b[0]; }
+                            { const float a = wt[22]; s[2][0] += a * b[0]; }
+                            { const float a = wt[31]; s[3][0] += a * b[0]; }
+                            { const float a = wt[40]; s[4][0] += a * b[0]; }
+                            { const float a = wt[49]; s[5][0] += a * b[0]; }
+                            { const float a = wt[58]; s[6][0] += a * b[0]; }
+                            { const float a = wt[67]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 5 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[5]; s[0][0] += a * b[0]; }
+                            { const float a = wt[14]; s[1][0] += a * b[0]; }
+                            { const float a = wt[23]; s[2][0] += a * b[0]; }
+                            { const float a = wt[32]; s[3][0] += a * b[0]; }
+                            { const float a = wt[41]; s[4][0] += a * b[0]; }
+                            { const float a = wt[50]; s[5][0] += a * b[0]; }
+                            { const float a = wt[59]; s[6][0] += a * b[0]; }
+                            { const float a = wt[68]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[6]; s[0][0] += a * b[0]; }
+                            { const float a = wt[15]; s[1][0] += a * b[0]; }
+                            { const float a = wt[24]; s[2][0] += a * b[0]; }
+                            { const float a = wt[33]; s[3][0] += a * b[0]; }
+                            { const float a = wt[42]; s[4][0] += a * b[0]; }
+                            { const float a = wt[51]; s[5][0] += a * b[0]; }
+                            { const float a = wt[60]; s[6][0] += a * b[0]; }
+                            { const float a = wt[69]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[7]; s[0][0] += a * b[0]; }
+                            { const float a = wt[16]; s[1][0] += a * b[0]; }
+                            { const float a = wt[25]; s[2][0] += a * b[0]; }
+                            { const float a = wt[34]; s[3][0] += a * b[0]; }
+                            { const float a = wt[43]; s[4][0] += a * b[0]; }
+                            { const float a = wt[52]; s[5][0] += a * b[0]; }
+                            { const float a = wt[61]; s[6][0] += a * b[0]; }
+                            { const float a = wt[70]; s[7][0] += a * b[0]; }
+                        }
+                        {
+                            nnc_vec b[1];
+                            memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                            { const float a = wt[8]; s[0][0] += a * b[0]; }
+                            { const float a = wt[17]; s[1][0] += a * b[0]; }
+                            { const float a = wt[26]; s[2][0] += a * b[0]; }
+                            { const float a = wt[35]; s[3][0] += a * b[0]; }
+                            { const float a = wt[44]; s[4][0] += a * b[0]; }
+                            { const float a = wt[53]; s[5][0] += a * b[0]; }
+                            { const float a = wt[62]; s[6][0] += a * b[0]; }
+                            { const float a = wt[71]; s[7][0] += a * b[0]; }
+                        }
                     }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 7 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[3]; s[0][0] += a * b[0]; }
-                        { const float a = wt[12]; s[1][0] += a * b[0]; }
-                        { const float a = wt[21]; s[2][0] += a * b[0]; }
-                        { const float a = wt[30]; s[3][0] += a * b[0]; }
-                        { const float a = wt[39]; s[4][0] += a * b[0]; }
-                        { const float a = wt[48]; s[5][0] += a * b[0]; }
-                        { const float a = wt[57]; s[6][0] += a * b[0]; }
-                        { const float a = wt[66]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 6 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[4]; s[0][0] += a * b[0]; }
-                        { const float a = wt[13]; s[1][0] += a * b[0]; }
-                        { const float a = wt[22]; s[2][0] += a * b[0]; }
-                        { const float a = wt[31]; s[3][0] += a * b[0]; }
-                        { const float a = wt[40]; s[4][0] += a * b[0]; }
-                        { const float a = wt[49]; s[5][0] += a * b[0]; }
-                        { const float a = wt[58]; s[6][0] += a * b[0]; }
-                        { const float a = wt[67]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 5 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[5]; s[0][0] += a * b[0]; }
-                        { const float a = wt[14]; s[1][0] += a * b[0]; }
-                        { const float a = wt[23]; s[2][0] += a * b[0]; }
-                        { const float a = wt[32]; s[3][0] += a * b[0]; }
-                        { const float a = wt[41]; s[4][0] += a * b[0]; }
-                        { const float a = wt[50]; s[5][0] += a * b[0]; }
-                        { const float a = wt[59]; s[6][0] += a * b[0]; }
-                        { const float a = wt[68]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[6]; s[0][0] += a * b[0]; }
-                        { const float a = wt[15]; s[1][0] += a * b[0]; }
-                        { const float a = wt[24]; s[2][0] += a * b[0]; }
-                        { const float a = wt[33]; s[3][0] += a * b[0]; }
-                        { const float a = wt[42]; s[4][0] += a * b[0]; }
-                        { const float a = wt[51]; s[5][0] += a * b[0]; }
-                        { const float a = wt[60]; s[6][0] += a * b[0]; }
-                        { const float a = wt[69]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[7]; s[0][0] += a * b[0]; }
-                        { const float a = wt[16]; s[1][0] += a * b[0]; }
-                        { const float a = wt[25]; s[2][0] += a * b[0]; }
-                        { const float a = wt[34]; s[3][0] += a * b[0]; }
-                        { const float a = wt[43]; s[4][0] += a * b[0]; }
-                        { const float a = wt[52]; s[5][0] += a * b[0]; }
-                        { const float a = wt[61]; s[6][0] += a * b[0]; }
-                        { const float a = wt[70]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[8]; s[0][0] += a * b[0]; }
-                        { const float a = wt[17]; s[1][0] += a * b[0]; }
-                        { const float a = wt[26]; s[2][0] += a * b[0]; }
-                        { const float a = wt[35]; s[3][0] += a * b[0]; }
-                        { const float a = wt[44]; s[4][0] += a * b[0]; }
-                        { const float a = wt[53]; s[5][0] += a * b[0]; }
-                        { const float a = wt[62]; s[6][0] += a * b[0]; }
-                        { const float a = wt[71]; s[7][0] += a * b[0]; }
+                    for (int k = 0; k < 8; k++) {
+                        memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
                     }
                 }
                 for (int k = 0; k < 8; k++) {
-                    memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                }
-            }
-            if (25 % (1 * NNC_LANES) != 0) {
-                const int p0 = 25 - 1 * NNC_LANES; /* the last positions */
-                nnc_vec s[8][1] = {{{0}}};
-                for (int f = 0; f < 64; f++) {
-                    const float *src = dyz[f] + p0;
-                    const float *wt = w + ((long)f * 64 + c0) * 9;
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 12 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[0]; s[0][0] += a * b[0]; }
-                        { const float a = wt[9]; s[1][0] += a * b[0]; }
-                        { const float a = wt[18]; s[2][0] += a * b[0]; }
-                        { const float a = wt[27]; s[3][0] += a * b[0]; }
-                        { const float a = wt[36]; s[4][0] += a * b[0]; }
-                        { const float a = wt[45]; s[5][0] += a * b[0]; }
-                        { const float a = wt[54]; s[6][0] += a * b[0]; }
-                        { const float a = wt[63]; s[7][0] += a * b[0]; }
+                    float *dxp = dx + ((long)n * 64 + c0 + k) * 25;
+                    for (int p = 0; p < 16; p++) {
+                        dxp[p] = acc[k][p];
                     }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 11 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[1]; s[0][0] += a * b[0]; }
-                        { const float a = wt[10]; s[1][0] += a * b[0]; }
-                        { const float a = wt[19]; s[2][0] += a * b[0]; }
-                        { const float a = wt[28]; s[3][0] += a * b[0]; }
-                        { const float a = wt[37]; s[4][0] += a * b[0]; }
-                        { const float a = wt[46]; s[5][0] += a * b[0]; }
-                        { const float a = wt[55]; s[6][0] += a * b[0]; }
-                        { const float a = wt[64]; s[7][0] += a * b[0]; }
+                    for (int p = 16; p < 24; p++) {
+                        dxp[p] = acc[k][p];
                     }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 10 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[2]; s[0][0] += a * b[0]; }
-                        { const float a = wt[11]; s[1][0] += a * b[0]; }
-                        { const float a = wt[20]; s[2][0] += a * b[0]; }
-                        { const float a = wt[29]; s[3][0] += a * b[0]; }
-                        { const float a = wt[38]; s[4][0] += a * b[0]; }
-                        { const float a = wt[47]; s[5][0] += a * b[0]; }
-                        { const float a = wt[56]; s[6][0] += a * b[0]; }
-                        { const float a = wt[65]; s[7][0] += a * b[0]; }
+                    for (int p = 24; p < 25; p++) {
+                        dxp[p] = acc[k][p];
                     }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 7 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[3]; s[0][0] += a * b[0]; }
-                        { const float a = wt[12]; s[1][0] += a * b[0]; }
-                        { const float a = wt[21]; s[2][0] += a * b[0]; }
-                        { const float a = wt[30]; s[3][0] += a * b[0]; }
-                        { const float a = wt[39]; s[4][0] += a * b[0]; }
-                        { const float a = wt[48]; s[5][0] += a * b[0]; }
-                        { const float a = wt[57]; s[6][0] += a * b[0]; }
-                        { const float a = wt[66]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 6 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[4]; s[0][0] += a * b[0]; }
-                        { const float a = wt[13]; s[1][0] += a * b[0]; }
-                        { const float a = wt[22]; s[2][0] += a * b[0]; }
-                        { const float a = wt[31]; s[3][0] += a * b[0]; }
-                        { const float a = wt[40]; s[4][0] += a * b[0]; }
-                        { const float a = wt[49]; s[5][0] += a * b[0]; }
-                        { const float a = wt[58]; s[6][0] += a * b[0]; }
-                        { const float a = wt[67]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 5 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[5]; s[0][0] += a * b[0]; }
-                        { const float a = wt[14]; s[1][0] += a * b[0]; }
-                        { const float a = wt[23]; s[2][0] += a * b[0]; }
-                        { const float a = wt[32]; s[3][0] += a * b[0]; }
-                        { const float a = wt[41]; s[4][0] += a * b[0]; }
-                        { const float a = wt[50]; s[5][0] += a * b[0]; }
-                        { const float a = wt[59]; s[6][0] += a * b[0]; }
-                        { const float a = wt[68]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[6]; s[0][0] += a * b[0]; }
-                        { const float a = wt[15]; s[1][0] += a * b[0]; }
-                        { const float a = wt[24]; s[2][0] += a * b[0]; }
-                        { const float a = wt[33]; s[3][0] += a * b[0]; }
-                        { const float a = wt[42]; s[4][0] += a * b[0]; }
-                        { const float a = wt[51]; s[5][0] += a * b[0]; }
-                        { const float a = wt[60]; s[6][0] += a * b[0]; }
-                        { const float a = wt[69]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[7]; s[0][0] += a * b[0]; }
-                        { const float a = wt[16]; s[1][0] += a * b[0]; }
-                        { const float a = wt[25]; s[2][0] += a * b[0]; }
-                        { const float a = wt[34]; s[3][0] += a * b[0]; }
-                        { const float a = wt[43]; s[4][0] += a * b[0]; }
-                        { const float a = wt[52]; s[5][0] += a * b[0]; }
-                        { const float a = wt[61]; s[6][0] += a * b[0]; }
-                        { const float a = wt[70]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                        { const float a = wt[8]; s[0][0] += a * b[0]; }
-                        { const float a = wt[17]; s[1][0] += a * b[0]; }
-                        { const float a = wt[26]; s[2][0] += a * b[0]; }
-                        { const float a = wt[35]; s[3][0] += a * b[0]; }
-                        { const float a = wt[44]; s[4][0] += a * b[0]; }
-                        { const float a = wt[53]; s[5][0] += a * b[0]; }
-                        { const float a = wt[62]; s[6][0] += a * b[0]; }
-                        { const float a = wt[71]; s[7][0] += a * b[0]; }
-                    }
-                }
-                for (int k = 0; k < 8; k++) {
-                    memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                }
-            }
-            for (int k = 0; k < 8; k++) {
-                float *dxp = dx + ((long)n * 64 + c0 + k) * 25;
-                for (int p = 0; p < 16; p++) {
-                    dxp[p] = acc[k][p];
-                }
-                for (int p = 16; p < 24; p++) {
-                    dxp[p] = acc[k][p];
-                }
-                for (int p = 24; p < 25; p++) {
-                    dxp[p] = acc[k][p];
                 }
             }
         }
@@ -5847,8 +5848,7 @@ static void k17_dconv2_bias_bias_grad(const float *restrict dy, float *restrict 
 static void k18_dx_conv2d_grad_input(const float *restrict dy, const float *restrict w, float *restrict dx)
 {
     NNC_PARALLEL_FOR
-    for (int nb = 0; nb < 256; nb++) {
-        const int n = nb / 4, c0 = nb % 4 * 8;
+    for (int n = 0; n < 64; n++) {
         /* dy[n, f] at dyz[f][28 + oh * 13 + ow], zeros elsewhere */
         float dyz[64][197];
         memset(dyz, 0, sizeof dyz);
@@ -5860,285 +5860,287 @@ static void k18_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                 }
             }
         }
-        /* the dx planes of channels c0 + k; tap (i, j) reads dy at p - i * 13 - j */
-        float acc[8][169];
-        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
-        #if defined(__AVX512F__)
-        #define NNC_VEC_BYTES 64
-        #elif defined(__AVX__)
-        #define NNC_VEC_BYTES 32
-        #else
-        #define NNC_VEC_BYTES 16
-        #endif
-        #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-        for (int p0 = 0; p0 + 2 * NNC_LANES <= 169; p0 += 2 * NNC_LANES) {
-            nnc_vec s[8][2] = {{{0}}};
-            for (int f = 0; f < 64; f++) {
-                const float *src = dyz[f] + p0;
-                const float *wt = w + ((long)f * 32 + c0) * 9;
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+        for (int c0 = 0; c0 < 32; c0 += 8) {
+            /* the dx planes of channels c0 + k; tap (i, j) reads dy at p - i * 13 - j */
+            float acc[8][169];
+            /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+            #if defined(__AVX512F__)
+            #define NNC_VEC_BYTES 64
+            #elif defined(__AVX__)
+            #define NNC_VEC_BYTES 32
+            #else
+            #define NNC_VEC_BYTES 16
+            #endif
+            #define NNC_LANES (NNC_VEC_BYTES / 4)
+            typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+            for (int p0 = 0; p0 + 2 * NNC_LANES <= 169; p0 += 2 * NNC_LANES) {
+                nnc_vec s[8][2] = {{{0}}};
+                for (int f = 0; f < 64; f++) {
+                    const float *src = dyz[f] + p0;
+                    const float *wt = w + ((long)f * 32 + c0) * 9;
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
                 }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                for (int k = 0; k < 8; k++) {
+                    memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                    memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
                 }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+            }
+            if (169 % (2 * NNC_LANES) != 0) {
+                const int p0 = 169 - 2 * NNC_LANES; /* the last positions */
+                nnc_vec s[8][2] = {{{0}}};
+                for (int f = 0; f < 64; f++) {
+                    const float *src = dyz[f] + p0;
+                    const float *wt = w + ((long)f * 32 + c0) * 9;
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                        { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
                 }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                for (int k = 0; k < 8; k++) {
+                    memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                    memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
-            }
-        }
-        if (169 % (2 * NNC_LANES) != 0) {
-            const int p0 = 169 - 2 * NNC_LANES; /* the last positions */
-            nnc_vec s[8][2] = {{{0}}};
-            for (int f = 0; f < 64; f++) {
-                const float *src = dyz[f] + p0;
-                const float *wt = w + ((long)f * 32 + c0) * 9;
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                float *dxp = dx + ((long)n * 32 + c0 + k) * 169;
+                for (int p = 0; p < 160; p++) {
+                    dxp[p] = acc[k][p];
                 }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                for (int p = 160; p < 168; p++) {
+                    dxp[p] = acc[k][p];
                 }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                for (int p = 168; p < 169; p++) {
+                    dxp[p] = acc[k][p];
                 }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                }
-                {
-                    nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
-                    { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                    { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                    { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                    { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                    { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                    { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                    { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                    { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                }
-            }
-            for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
-            }
-        }
-        for (int k = 0; k < 8; k++) {
-            float *dxp = dx + ((long)n * 32 + c0 + k) * 169;
-            for (int p = 0; p < 160; p++) {
-                dxp[p] = acc[k][p];
-            }
-            for (int p = 160; p < 168; p++) {
-                dxp[p] = acc[k][p];
-            }
-            for (int p = 168; p < 169; p++) {
-                dxp[p] = acc[k][p];
             }
         }
     }
