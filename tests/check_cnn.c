@@ -416,6 +416,59 @@ START_TEST(conv_pool_backward_ops)
 END_TEST
 
 /* ---------------------------------------------------------------- */
+/* which loop nest each convolution gets                              */
+
+/* The generated C of a program (fused, f32, no main, batch 16) as one
+ * string. */
+static char *generated_c(const char *input, const char *body)
+{
+    Compiled c;
+    char *src = model_text(input, body, "batch 16");
+    if (compile_to(&c, src, "autodiff"))
+        ck_abort_msg("unexpected errors for:\n%s\n%s", src, c.messages);
+    Kernels *ks = fuse(c.g, true);
+    Plan *plans[PROG__COUNT];
+    for (int p = 0; p < PROG__COUNT; p++)
+        plans[p] = plan_program(&c.arena, c.g, ks, (ProgKind)p);
+    char *text = NULL, *htext = NULL;
+    size_t len = 0, hlen = 0;
+    FILE *f = open_memstream(&text, &len), *h = open_memstream(&htext, &hlen);
+    EmitOptions eo = {.prefix = "m", .source = "t.nn", .header = "m.h",
+                      .fused = true};
+    ck_assert_int_eq(emit_c(f, h, c.g, ks, plans, &c.train, &eo), 0);
+    fclose(f);
+    fclose(h);
+    free(htext);
+    compiled_free(&c);
+    free(src);
+    return text;
+}
+
+/* mnist_cnn's shapes at batch 16: conv2 (13x13 input, 32 -> 64) takes
+ * 8-filter register tiles forward and backward and the transposed-dy
+ * weight gradient; conv3 (5x5 input, 3x3 output) the tile turned
+ * around; conv1 (one channel: 9 rows) keeps lane sums for its weight
+ * gradient; the 2x2 pooling routes its gradient band by band. */
+START_TEST(conv_kernels_tiled_by_shape)
+{
+    char *c = generated_c(
+        "[1, 28, 28]",
+        "    a = conv2d(x, 32) |> relu |> maxpool2d(2)\n"
+        "    b = conv2d(a, 64) |> relu |> maxpool2d(2)\n"
+        "    h = conv2d(b, 64) |> relu\n");
+    ck_assert_ptr_nonnull(strstr(c, "/* 8 filters by 2 vectors of positions at a time"));
+    ck_assert_ptr_nonnull(strstr(c, "float dyz[64][197];"));
+    ck_assert_ptr_nonnull(strstr(c, "float dyT[121][32];"));
+    ck_assert_ptr_nonnull(strstr(c, "float wT[576][64];"));
+    ck_assert_ptr_nonnull(strstr(c, "/* 9 positions by 2 vectors of filters"));
+    ck_assert_ptr_nonnull(strstr(c, "float lanes[1][2][9][16];"));
+    ck_assert_ptr_nonnull(strstr(c, "float band[2][26];"));
+    ck_assert_ptr_null(strstr(c, "nnc_sqrt_block")); /* sgd: no square roots */
+    free(c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
 /* the train block: image data                                        */
 
 static const char *const cifar_model =
@@ -529,6 +582,7 @@ Suite *cnn_suite(void)
     suite_add_tcase(s, t);
     t = tcase_create("backward");
     tcase_add_test(t, conv_pool_backward_ops);
+    tcase_add_test(t, conv_kernels_tiled_by_shape);
     suite_add_tcase(s, t);
     t = tcase_create("train_data");
     tcase_add_test(t, train_cifar10);
