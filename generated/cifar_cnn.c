@@ -4101,7 +4101,126 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        if (193 % (2 * NNC_LANES) != 0) {
+        if (193 % (2 * NNC_LANES) != 0 && 193 % (2 * NNC_LANES) <= NNC_LANES) {
+            const int p0 = 193 - NNC_LANES; /* the last positions, one vector */
+            nnc_vec s[8][1] = {{{0}}};
+            for (int c = 0; c < 6; c++) {
+                const float *src = xn + (long)c * 225 + p0;
+                const float *wt = w + ((long)f0 * 6 + c) * 9;
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; }
+                    { const float a = wt[54]; s[1][0] += a * b[0]; }
+                    { const float a = wt[108]; s[2][0] += a * b[0]; }
+                    { const float a = wt[162]; s[3][0] += a * b[0]; }
+                    { const float a = wt[216]; s[4][0] += a * b[0]; }
+                    { const float a = wt[270]; s[5][0] += a * b[0]; }
+                    { const float a = wt[324]; s[6][0] += a * b[0]; }
+                    { const float a = wt[378]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; }
+                    { const float a = wt[55]; s[1][0] += a * b[0]; }
+                    { const float a = wt[109]; s[2][0] += a * b[0]; }
+                    { const float a = wt[163]; s[3][0] += a * b[0]; }
+                    { const float a = wt[217]; s[4][0] += a * b[0]; }
+                    { const float a = wt[271]; s[5][0] += a * b[0]; }
+                    { const float a = wt[325]; s[6][0] += a * b[0]; }
+                    { const float a = wt[379]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; }
+                    { const float a = wt[56]; s[1][0] += a * b[0]; }
+                    { const float a = wt[110]; s[2][0] += a * b[0]; }
+                    { const float a = wt[164]; s[3][0] += a * b[0]; }
+                    { const float a = wt[218]; s[4][0] += a * b[0]; }
+                    { const float a = wt[272]; s[5][0] += a * b[0]; }
+                    { const float a = wt[326]; s[6][0] += a * b[0]; }
+                    { const float a = wt[380]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; }
+                    { const float a = wt[57]; s[1][0] += a * b[0]; }
+                    { const float a = wt[111]; s[2][0] += a * b[0]; }
+                    { const float a = wt[165]; s[3][0] += a * b[0]; }
+                    { const float a = wt[219]; s[4][0] += a * b[0]; }
+                    { const float a = wt[273]; s[5][0] += a * b[0]; }
+                    { const float a = wt[327]; s[6][0] += a * b[0]; }
+                    { const float a = wt[381]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 16 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; }
+                    { const float a = wt[58]; s[1][0] += a * b[0]; }
+                    { const float a = wt[112]; s[2][0] += a * b[0]; }
+                    { const float a = wt[166]; s[3][0] += a * b[0]; }
+                    { const float a = wt[220]; s[4][0] += a * b[0]; }
+                    { const float a = wt[274]; s[5][0] += a * b[0]; }
+                    { const float a = wt[328]; s[6][0] += a * b[0]; }
+                    { const float a = wt[382]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 17 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; }
+                    { const float a = wt[59]; s[1][0] += a * b[0]; }
+                    { const float a = wt[113]; s[2][0] += a * b[0]; }
+                    { const float a = wt[167]; s[3][0] += a * b[0]; }
+                    { const float a = wt[221]; s[4][0] += a * b[0]; }
+                    { const float a = wt[275]; s[5][0] += a * b[0]; }
+                    { const float a = wt[329]; s[6][0] += a * b[0]; }
+                    { const float a = wt[383]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; }
+                    { const float a = wt[60]; s[1][0] += a * b[0]; }
+                    { const float a = wt[114]; s[2][0] += a * b[0]; }
+                    { const float a = wt[168]; s[3][0] += a * b[0]; }
+                    { const float a = wt[222]; s[4][0] += a * b[0]; }
+                    { const float a = wt[276]; s[5][0] += a * b[0]; }
+                    { const float a = wt[330]; s[6][0] += a * b[0]; }
+                    { const float a = wt[384]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 31 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; }
+                    { const float a = wt[61]; s[1][0] += a * b[0]; }
+                    { const float a = wt[115]; s[2][0] += a * b[0]; }
+                    { const float a = wt[169]; s[3][0] += a * b[0]; }
+                    { const float a = wt[223]; s[4][0] += a * b[0]; }
+                    { const float a = wt[277]; s[5][0] += a * b[0]; }
+                    { const float a = wt[331]; s[6][0] += a * b[0]; }
+                    { const float a = wt[385]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 32 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; }
+                    { const float a = wt[62]; s[1][0] += a * b[0]; }
+                    { const float a = wt[116]; s[2][0] += a * b[0]; }
+                    { const float a = wt[170]; s[3][0] += a * b[0]; }
+                    { const float a = wt[224]; s[4][0] += a * b[0]; }
+                    { const float a = wt[278]; s[5][0] += a * b[0]; }
+                    { const float a = wt[332]; s[6][0] += a * b[0]; }
+                    { const float a = wt[386]; s[7][0] += a * b[0]; }
+                }
+            }
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+            }
+        }
+        else if (193 % (2 * NNC_LANES) != 0) {
             const int p0 = 193 - 2 * NNC_LANES; /* the last positions */
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 6; c++) {
@@ -6542,7 +6661,126 @@ static void k27_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        if (193 % (2 * NNC_LANES) != 0) {
+        if (193 % (2 * NNC_LANES) != 0 && 193 % (2 * NNC_LANES) <= NNC_LANES) {
+            const int p0 = 193 - NNC_LANES; /* the last positions, one vector */
+            nnc_vec s[8][1] = {{{0}}};
+            for (int c = 0; c < 6; c++) {
+                const float *src = xn + (long)c * 225 + p0;
+                const float *wt = w + ((long)f0 * 6 + c) * 9;
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; }
+                    { const float a = wt[54]; s[1][0] += a * b[0]; }
+                    { const float a = wt[108]; s[2][0] += a * b[0]; }
+                    { const float a = wt[162]; s[3][0] += a * b[0]; }
+                    { const float a = wt[216]; s[4][0] += a * b[0]; }
+                    { const float a = wt[270]; s[5][0] += a * b[0]; }
+                    { const float a = wt[324]; s[6][0] += a * b[0]; }
+                    { const float a = wt[378]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; }
+                    { const float a = wt[55]; s[1][0] += a * b[0]; }
+                    { const float a = wt[109]; s[2][0] += a * b[0]; }
+                    { const float a = wt[163]; s[3][0] += a * b[0]; }
+                    { const float a = wt[217]; s[4][0] += a * b[0]; }
+                    { const float a = wt[271]; s[5][0] += a * b[0]; }
+                    { const float a = wt[325]; s[6][0] += a * b[0]; }
+                    { const float a = wt[379]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; }
+                    { const float a = wt[56]; s[1][0] += a * b[0]; }
+                    { const float a = wt[110]; s[2][0] += a * b[0]; }
+                    { const float a = wt[164]; s[3][0] += a * b[0]; }
+                    { const float a = wt[218]; s[4][0] += a * b[0]; }
+                    { const float a = wt[272]; s[5][0] += a * b[0]; }
+                    { const float a = wt[326]; s[6][0] += a * b[0]; }
+                    { const float a = wt[380]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; }
+                    { const float a = wt[57]; s[1][0] += a * b[0]; }
+                    { const float a = wt[111]; s[2][0] += a * b[0]; }
+                    { const float a = wt[165]; s[3][0] += a * b[0]; }
+                    { const float a = wt[219]; s[4][0] += a * b[0]; }
+                    { const float a = wt[273]; s[5][0] += a * b[0]; }
+                    { const float a = wt[327]; s[6][0] += a * b[0]; }
+                    { const float a = wt[381]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 16 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; }
+                    { const float a = wt[58]; s[1][0] += a * b[0]; }
+                    { const float a = wt[112]; s[2][0] += a * b[0]; }
+                    { const float a = wt[166]; s[3][0] += a * b[0]; }
+                    { const float a = wt[220]; s[4][0] += a * b[0]; }
+                    { const float a = wt[274]; s[5][0] += a * b[0]; }
+                    { const float a = wt[328]; s[6][0] += a * b[0]; }
+                    { const float a = wt[382]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 17 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; }
+                    { const float a = wt[59]; s[1][0] += a * b[0]; }
+                    { const float a = wt[113]; s[2][0] += a * b[0]; }
+                    { const float a = wt[167]; s[3][0] += a * b[0]; }
+                    { const float a = wt[221]; s[4][0] += a * b[0]; }
+                    { const float a = wt[275]; s[5][0] += a * b[0]; }
+                    { const float a = wt[329]; s[6][0] += a * b[0]; }
+                    { const float a = wt[383]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; }
+                    { const float a = wt[60]; s[1][0] += a * b[0]; }
+                    { const float a = wt[114]; s[2][0] += a * b[0]; }
+                    { const float a = wt[168]; s[3][0] += a * b[0]; }
+                    { const float a = wt[222]; s[4][0] += a * b[0]; }
+                    { const float a = wt[276]; s[5][0] += a * b[0]; }
+                    { const float a = wt[330]; s[6][0] += a * b[0]; }
+                    { const float a = wt[384]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 31 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; }
+                    { const float a = wt[61]; s[1][0] += a * b[0]; }
+                    { const float a = wt[115]; s[2][0] += a * b[0]; }
+                    { const float a = wt[169]; s[3][0] += a * b[0]; }
+                    { const float a = wt[223]; s[4][0] += a * b[0]; }
+                    { const float a = wt[277]; s[5][0] += a * b[0]; }
+                    { const float a = wt[331]; s[6][0] += a * b[0]; }
+                    { const float a = wt[385]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 32 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; }
+                    { const float a = wt[62]; s[1][0] += a * b[0]; }
+                    { const float a = wt[116]; s[2][0] += a * b[0]; }
+                    { const float a = wt[170]; s[3][0] += a * b[0]; }
+                    { const float a = wt[224]; s[4][0] += a * b[0]; }
+                    { const float a = wt[278]; s[5][0] += a * b[0]; }
+                    { const float a = wt[332]; s[6][0] += a * b[0]; }
+                    { const float a = wt[386]; s[7][0] += a * b[0]; }
+                }
+            }
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+            }
+        }
+        else if (193 % (2 * NNC_LANES) != 0) {
             const int p0 = 193 - 2 * NNC_LANES; /* the last positions */
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 6; c++) {

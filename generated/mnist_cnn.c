@@ -3990,7 +3990,126 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        if (726 % (2 * NNC_LANES) != 0) {
+        if (726 % (2 * NNC_LANES) != 0 && 726 % (2 * NNC_LANES) <= NNC_LANES) {
+            const int p0 = 726 - NNC_LANES; /* the last positions, one vector */
+            nnc_vec s[8][1] = {{{0}}};
+            for (int c = 0; c < 1; c++) {
+                const float *src = xn + (long)c * 784 + p0;
+                const float *wt = w + ((long)f0 * 1 + c) * 9;
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; }
+                    { const float a = wt[9]; s[1][0] += a * b[0]; }
+                    { const float a = wt[18]; s[2][0] += a * b[0]; }
+                    { const float a = wt[27]; s[3][0] += a * b[0]; }
+                    { const float a = wt[36]; s[4][0] += a * b[0]; }
+                    { const float a = wt[45]; s[5][0] += a * b[0]; }
+                    { const float a = wt[54]; s[6][0] += a * b[0]; }
+                    { const float a = wt[63]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; }
+                    { const float a = wt[10]; s[1][0] += a * b[0]; }
+                    { const float a = wt[19]; s[2][0] += a * b[0]; }
+                    { const float a = wt[28]; s[3][0] += a * b[0]; }
+                    { const float a = wt[37]; s[4][0] += a * b[0]; }
+                    { const float a = wt[46]; s[5][0] += a * b[0]; }
+                    { const float a = wt[55]; s[6][0] += a * b[0]; }
+                    { const float a = wt[64]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; }
+                    { const float a = wt[11]; s[1][0] += a * b[0]; }
+                    { const float a = wt[20]; s[2][0] += a * b[0]; }
+                    { const float a = wt[29]; s[3][0] += a * b[0]; }
+                    { const float a = wt[38]; s[4][0] += a * b[0]; }
+                    { const float a = wt[47]; s[5][0] += a * b[0]; }
+                    { const float a = wt[56]; s[6][0] += a * b[0]; }
+                    { const float a = wt[65]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; }
+                    { const float a = wt[12]; s[1][0] += a * b[0]; }
+                    { const float a = wt[21]; s[2][0] += a * b[0]; }
+                    { const float a = wt[30]; s[3][0] += a * b[0]; }
+                    { const float a = wt[39]; s[4][0] += a * b[0]; }
+                    { const float a = wt[48]; s[5][0] += a * b[0]; }
+                    { const float a = wt[57]; s[6][0] += a * b[0]; }
+                    { const float a = wt[66]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; }
+                    { const float a = wt[13]; s[1][0] += a * b[0]; }
+                    { const float a = wt[22]; s[2][0] += a * b[0]; }
+                    { const float a = wt[31]; s[3][0] += a * b[0]; }
+                    { const float a = wt[40]; s[4][0] += a * b[0]; }
+                    { const float a = wt[49]; s[5][0] += a * b[0]; }
+                    { const float a = wt[58]; s[6][0] += a * b[0]; }
+                    { const float a = wt[67]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; }
+                    { const float a = wt[14]; s[1][0] += a * b[0]; }
+                    { const float a = wt[23]; s[2][0] += a * b[0]; }
+                    { const float a = wt[32]; s[3][0] += a * b[0]; }
+                    { const float a = wt[41]; s[4][0] += a * b[0]; }
+                    { const float a = wt[50]; s[5][0] += a * b[0]; }
+                    { const float a = wt[59]; s[6][0] += a * b[0]; }
+                    { const float a = wt[68]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; }
+                    { const float a = wt[15]; s[1][0] += a * b[0]; }
+                    { const float a = wt[24]; s[2][0] += a * b[0]; }
+                    { const float a = wt[33]; s[3][0] += a * b[0]; }
+                    { const float a = wt[42]; s[4][0] += a * b[0]; }
+                    { const float a = wt[51]; s[5][0] += a * b[0]; }
+                    { const float a = wt[60]; s[6][0] += a * b[0]; }
+                    { const float a = wt[69]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; }
+                    { const float a = wt[16]; s[1][0] += a * b[0]; }
+                    { const float a = wt[25]; s[2][0] += a * b[0]; }
+                    { const float a = wt[34]; s[3][0] += a * b[0]; }
+                    { const float a = wt[43]; s[4][0] += a * b[0]; }
+                    { const float a = wt[52]; s[5][0] += a * b[0]; }
+                    { const float a = wt[61]; s[6][0] += a * b[0]; }
+                    { const float a = wt[70]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; }
+                    { const float a = wt[17]; s[1][0] += a * b[0]; }
+                    { const float a = wt[26]; s[2][0] += a * b[0]; }
+                    { const float a = wt[35]; s[3][0] += a * b[0]; }
+                    { const float a = wt[44]; s[4][0] += a * b[0]; }
+                    { const float a = wt[53]; s[5][0] += a * b[0]; }
+                    { const float a = wt[62]; s[6][0] += a * b[0]; }
+                    { const float a = wt[71]; s[7][0] += a * b[0]; }
+                }
+            }
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+            }
+        }
+        else if (726 % (2 * NNC_LANES) != 0) {
             const int p0 = 726 - 2 * NNC_LANES; /* the last positions */
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 1; c++) {
@@ -4323,7 +4442,126 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        if (141 % (2 * NNC_LANES) != 0) {
+        if (141 % (2 * NNC_LANES) != 0 && 141 % (2 * NNC_LANES) <= NNC_LANES) {
+            const int p0 = 141 - NNC_LANES; /* the last positions, one vector */
+            nnc_vec s[8][1] = {{{0}}};
+            for (int c = 0; c < 32; c++) {
+                const float *src = xn + (long)c * 169 + p0;
+                const float *wt = w + ((long)f0 * 32 + c) * 9;
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; }
+                    { const float a = wt[288]; s[1][0] += a * b[0]; }
+                    { const float a = wt[576]; s[2][0] += a * b[0]; }
+                    { const float a = wt[864]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1152]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1440]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1728]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2016]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; }
+                    { const float a = wt[289]; s[1][0] += a * b[0]; }
+                    { const float a = wt[577]; s[2][0] += a * b[0]; }
+                    { const float a = wt[865]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1153]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1441]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1729]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2017]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; }
+                    { const float a = wt[290]; s[1][0] += a * b[0]; }
+                    { const float a = wt[578]; s[2][0] += a * b[0]; }
+                    { const float a = wt[866]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1154]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1442]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1730]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2018]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; }
+                    { const float a = wt[291]; s[1][0] += a * b[0]; }
+                    { const float a = wt[579]; s[2][0] += a * b[0]; }
+                    { const float a = wt[867]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1155]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1443]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1731]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2019]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; }
+                    { const float a = wt[292]; s[1][0] += a * b[0]; }
+                    { const float a = wt[580]; s[2][0] += a * b[0]; }
+                    { const float a = wt[868]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1156]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1444]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1732]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2020]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; }
+                    { const float a = wt[293]; s[1][0] += a * b[0]; }
+                    { const float a = wt[581]; s[2][0] += a * b[0]; }
+                    { const float a = wt[869]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1157]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1445]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1733]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2021]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; }
+                    { const float a = wt[294]; s[1][0] += a * b[0]; }
+                    { const float a = wt[582]; s[2][0] += a * b[0]; }
+                    { const float a = wt[870]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1158]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1446]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1734]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2022]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; }
+                    { const float a = wt[295]; s[1][0] += a * b[0]; }
+                    { const float a = wt[583]; s[2][0] += a * b[0]; }
+                    { const float a = wt[871]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1159]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1447]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1735]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2023]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; }
+                    { const float a = wt[296]; s[1][0] += a * b[0]; }
+                    { const float a = wt[584]; s[2][0] += a * b[0]; }
+                    { const float a = wt[872]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1160]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1448]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1736]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2024]; s[7][0] += a * b[0]; }
+                }
+            }
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+            }
+        }
+        else if (141 % (2 * NNC_LANES) != 0) {
             const int p0 = 141 - 2 * NNC_LANES; /* the last positions */
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 32; c++) {
@@ -5511,7 +5749,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
                     }
                 }
-                if (25 % (1 * NNC_LANES) != 0) {
+                if (25 % NNC_LANES != 0) {
                     const int p0 = 25 - 1 * NNC_LANES; /* the last positions */
                     nnc_vec s[8][1] = {{{0}}};
                     for (int f = 0; f < 64; f++) {
@@ -6001,7 +6239,126 @@ static void k18_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
                 }
             }
-            if (169 % (2 * NNC_LANES) != 0) {
+            if (169 % (2 * NNC_LANES) != 0 && 169 % (2 * NNC_LANES) <= NNC_LANES) {
+                const int p0 = 169 - NNC_LANES; /* the last positions, one vector */
+                nnc_vec s[8][1] = {{{0}}};
+                for (int f = 0; f < 64; f++) {
+                    const float *src = dyz[f] + p0;
+                    const float *wt = w + ((long)f * 32 + c0) * 9;
+                    {
+                        nnc_vec b[1];
+                        memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                        { const float a = wt[0]; s[0][0] += a * b[0]; }
+                        { const float a = wt[9]; s[1][0] += a * b[0]; }
+                        { const float a = wt[18]; s[2][0] += a * b[0]; }
+                        { const float a = wt[27]; s[3][0] += a * b[0]; }
+                        { const float a = wt[36]; s[4][0] += a * b[0]; }
+                        { const float a = wt[45]; s[5][0] += a * b[0]; }
+                        { const float a = wt[54]; s[6][0] += a * b[0]; }
+                        { const float a = wt[63]; s[7][0] += a * b[0]; }
+                    }
+                    {
+                        nnc_vec b[1];
+                        memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                        { const float a = wt[1]; s[0][0] += a * b[0]; }
+                        { const float a = wt[10]; s[1][0] += a * b[0]; }
+                        { const float a = wt[19]; s[2][0] += a * b[0]; }
+                        { const float a = wt[28]; s[3][0] += a * b[0]; }
+                        { const float a = wt[37]; s[4][0] += a * b[0]; }
+                        { const float a = wt[46]; s[5][0] += a * b[0]; }
+                        { const float a = wt[55]; s[6][0] += a * b[0]; }
+                        { const float a = wt[64]; s[7][0] += a * b[0]; }
+                    }
+                    {
+                        nnc_vec b[1];
+                        memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                        { const float a = wt[2]; s[0][0] += a * b[0]; }
+                        { const float a = wt[11]; s[1][0] += a * b[0]; }
+                        { const float a = wt[20]; s[2][0] += a * b[0]; }
+                        { const float a = wt[29]; s[3][0] += a * b[0]; }
+                        { const float a = wt[38]; s[4][0] += a * b[0]; }
+                        { const float a = wt[47]; s[5][0] += a * b[0]; }
+                        { const float a = wt[56]; s[6][0] += a * b[0]; }
+                        { const float a = wt[65]; s[7][0] += a * b[0]; }
+                    }
+                    {
+                        nnc_vec b[1];
+                        memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                        { const float a = wt[3]; s[0][0] += a * b[0]; }
+                        { const float a = wt[12]; s[1][0] += a * b[0]; }
+                        { const float a = wt[21]; s[2][0] += a * b[0]; }
+                        { const float a = wt[30]; s[3][0] += a * b[0]; }
+                        { const float a = wt[39]; s[4][0] += a * b[0]; }
+                        { const float a = wt[48]; s[5][0] += a * b[0]; }
+                        { const float a = wt[57]; s[6][0] += a * b[0]; }
+                        { const float a = wt[66]; s[7][0] += a * b[0]; }
+                    }
+                    {
+                        nnc_vec b[1];
+                        memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                        { const float a = wt[4]; s[0][0] += a * b[0]; }
+                        { const float a = wt[13]; s[1][0] += a * b[0]; }
+                        { const float a = wt[22]; s[2][0] += a * b[0]; }
+                        { const float a = wt[31]; s[3][0] += a * b[0]; }
+                        { const float a = wt[40]; s[4][0] += a * b[0]; }
+                        { const float a = wt[49]; s[5][0] += a * b[0]; }
+                        { const float a = wt[58]; s[6][0] += a * b[0]; }
+                        { const float a = wt[67]; s[7][0] += a * b[0]; }
+                    }
+                    {
+                        nnc_vec b[1];
+                        memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                        { const float a = wt[5]; s[0][0] += a * b[0]; }
+                        { const float a = wt[14]; s[1][0] += a * b[0]; }
+                        { const float a = wt[23]; s[2][0] += a * b[0]; }
+                        { const float a = wt[32]; s[3][0] += a * b[0]; }
+                        { const float a = wt[41]; s[4][0] += a * b[0]; }
+                        { const float a = wt[50]; s[5][0] += a * b[0]; }
+                        { const float a = wt[59]; s[6][0] += a * b[0]; }
+                        { const float a = wt[68]; s[7][0] += a * b[0]; }
+                    }
+                    {
+                        nnc_vec b[1];
+                        memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                        { const float a = wt[6]; s[0][0] += a * b[0]; }
+                        { const float a = wt[15]; s[1][0] += a * b[0]; }
+                        { const float a = wt[24]; s[2][0] += a * b[0]; }
+                        { const float a = wt[33]; s[3][0] += a * b[0]; }
+                        { const float a = wt[42]; s[4][0] += a * b[0]; }
+                        { const float a = wt[51]; s[5][0] += a * b[0]; }
+                        { const float a = wt[60]; s[6][0] += a * b[0]; }
+                        { const float a = wt[69]; s[7][0] += a * b[0]; }
+                    }
+                    {
+                        nnc_vec b[1];
+                        memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                        { const float a = wt[7]; s[0][0] += a * b[0]; }
+                        { const float a = wt[16]; s[1][0] += a * b[0]; }
+                        { const float a = wt[25]; s[2][0] += a * b[0]; }
+                        { const float a = wt[34]; s[3][0] += a * b[0]; }
+                        { const float a = wt[43]; s[4][0] += a * b[0]; }
+                        { const float a = wt[52]; s[5][0] += a * b[0]; }
+                        { const float a = wt[61]; s[6][0] += a * b[0]; }
+                        { const float a = wt[70]; s[7][0] += a * b[0]; }
+                    }
+                    {
+                        nnc_vec b[1];
+                        memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                        { const float a = wt[8]; s[0][0] += a * b[0]; }
+                        { const float a = wt[17]; s[1][0] += a * b[0]; }
+                        { const float a = wt[26]; s[2][0] += a * b[0]; }
+                        { const float a = wt[35]; s[3][0] += a * b[0]; }
+                        { const float a = wt[44]; s[4][0] += a * b[0]; }
+                        { const float a = wt[53]; s[5][0] += a * b[0]; }
+                        { const float a = wt[62]; s[6][0] += a * b[0]; }
+                        { const float a = wt[71]; s[7][0] += a * b[0]; }
+                    }
+                }
+                for (int k = 0; k < 8; k++) {
+                    memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                }
+            }
+            else if (169 % (2 * NNC_LANES) != 0) {
                 const int p0 = 169 - 2 * NNC_LANES; /* the last positions */
                 nnc_vec s[8][2] = {{{0}}};
                 for (int f = 0; f < 64; f++) {
@@ -6696,7 +7053,126 @@ static void k24_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        if (726 % (2 * NNC_LANES) != 0) {
+        if (726 % (2 * NNC_LANES) != 0 && 726 % (2 * NNC_LANES) <= NNC_LANES) {
+            const int p0 = 726 - NNC_LANES; /* the last positions, one vector */
+            nnc_vec s[8][1] = {{{0}}};
+            for (int c = 0; c < 1; c++) {
+                const float *src = xn + (long)c * 784 + p0;
+                const float *wt = w + ((long)f0 * 1 + c) * 9;
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; }
+                    { const float a = wt[9]; s[1][0] += a * b[0]; }
+                    { const float a = wt[18]; s[2][0] += a * b[0]; }
+                    { const float a = wt[27]; s[3][0] += a * b[0]; }
+                    { const float a = wt[36]; s[4][0] += a * b[0]; }
+                    { const float a = wt[45]; s[5][0] += a * b[0]; }
+                    { const float a = wt[54]; s[6][0] += a * b[0]; }
+                    { const float a = wt[63]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; }
+                    { const float a = wt[10]; s[1][0] += a * b[0]; }
+                    { const float a = wt[19]; s[2][0] += a * b[0]; }
+                    { const float a = wt[28]; s[3][0] += a * b[0]; }
+                    { const float a = wt[37]; s[4][0] += a * b[0]; }
+                    { const float a = wt[46]; s[5][0] += a * b[0]; }
+                    { const float a = wt[55]; s[6][0] += a * b[0]; }
+                    { const float a = wt[64]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; }
+                    { const float a = wt[11]; s[1][0] += a * b[0]; }
+                    { const float a = wt[20]; s[2][0] += a * b[0]; }
+                    { const float a = wt[29]; s[3][0] += a * b[0]; }
+                    { const float a = wt[38]; s[4][0] += a * b[0]; }
+                    { const float a = wt[47]; s[5][0] += a * b[0]; }
+                    { const float a = wt[56]; s[6][0] += a * b[0]; }
+                    { const float a = wt[65]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; }
+                    { const float a = wt[12]; s[1][0] += a * b[0]; }
+                    { const float a = wt[21]; s[2][0] += a * b[0]; }
+                    { const float a = wt[30]; s[3][0] += a * b[0]; }
+                    { const float a = wt[39]; s[4][0] += a * b[0]; }
+                    { const float a = wt[48]; s[5][0] += a * b[0]; }
+                    { const float a = wt[57]; s[6][0] += a * b[0]; }
+                    { const float a = wt[66]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; }
+                    { const float a = wt[13]; s[1][0] += a * b[0]; }
+                    { const float a = wt[22]; s[2][0] += a * b[0]; }
+                    { const float a = wt[31]; s[3][0] += a * b[0]; }
+                    { const float a = wt[40]; s[4][0] += a * b[0]; }
+                    { const float a = wt[49]; s[5][0] += a * b[0]; }
+                    { const float a = wt[58]; s[6][0] += a * b[0]; }
+                    { const float a = wt[67]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; }
+                    { const float a = wt[14]; s[1][0] += a * b[0]; }
+                    { const float a = wt[23]; s[2][0] += a * b[0]; }
+                    { const float a = wt[32]; s[3][0] += a * b[0]; }
+                    { const float a = wt[41]; s[4][0] += a * b[0]; }
+                    { const float a = wt[50]; s[5][0] += a * b[0]; }
+                    { const float a = wt[59]; s[6][0] += a * b[0]; }
+                    { const float a = wt[68]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; }
+                    { const float a = wt[15]; s[1][0] += a * b[0]; }
+                    { const float a = wt[24]; s[2][0] += a * b[0]; }
+                    { const float a = wt[33]; s[3][0] += a * b[0]; }
+                    { const float a = wt[42]; s[4][0] += a * b[0]; }
+                    { const float a = wt[51]; s[5][0] += a * b[0]; }
+                    { const float a = wt[60]; s[6][0] += a * b[0]; }
+                    { const float a = wt[69]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; }
+                    { const float a = wt[16]; s[1][0] += a * b[0]; }
+                    { const float a = wt[25]; s[2][0] += a * b[0]; }
+                    { const float a = wt[34]; s[3][0] += a * b[0]; }
+                    { const float a = wt[43]; s[4][0] += a * b[0]; }
+                    { const float a = wt[52]; s[5][0] += a * b[0]; }
+                    { const float a = wt[61]; s[6][0] += a * b[0]; }
+                    { const float a = wt[70]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; }
+                    { const float a = wt[17]; s[1][0] += a * b[0]; }
+                    { const float a = wt[26]; s[2][0] += a * b[0]; }
+                    { const float a = wt[35]; s[3][0] += a * b[0]; }
+                    { const float a = wt[44]; s[4][0] += a * b[0]; }
+                    { const float a = wt[53]; s[5][0] += a * b[0]; }
+                    { const float a = wt[62]; s[6][0] += a * b[0]; }
+                    { const float a = wt[71]; s[7][0] += a * b[0]; }
+                }
+            }
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+            }
+        }
+        else if (726 % (2 * NNC_LANES) != 0) {
             const int p0 = 726 - 2 * NNC_LANES; /* the last positions */
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 1; c++) {
@@ -7027,7 +7503,126 @@ static void k25_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        if (141 % (2 * NNC_LANES) != 0) {
+        if (141 % (2 * NNC_LANES) != 0 && 141 % (2 * NNC_LANES) <= NNC_LANES) {
+            const int p0 = 141 - NNC_LANES; /* the last positions, one vector */
+            nnc_vec s[8][1] = {{{0}}};
+            for (int c = 0; c < 32; c++) {
+                const float *src = xn + (long)c * 169 + p0;
+                const float *wt = w + ((long)f0 * 32 + c) * 9;
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[0]; s[0][0] += a * b[0]; }
+                    { const float a = wt[288]; s[1][0] += a * b[0]; }
+                    { const float a = wt[576]; s[2][0] += a * b[0]; }
+                    { const float a = wt[864]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1152]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1440]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1728]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2016]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[1]; s[0][0] += a * b[0]; }
+                    { const float a = wt[289]; s[1][0] += a * b[0]; }
+                    { const float a = wt[577]; s[2][0] += a * b[0]; }
+                    { const float a = wt[865]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1153]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1441]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1729]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2017]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[2]; s[0][0] += a * b[0]; }
+                    { const float a = wt[290]; s[1][0] += a * b[0]; }
+                    { const float a = wt[578]; s[2][0] += a * b[0]; }
+                    { const float a = wt[866]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1154]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1442]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1730]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2018]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[3]; s[0][0] += a * b[0]; }
+                    { const float a = wt[291]; s[1][0] += a * b[0]; }
+                    { const float a = wt[579]; s[2][0] += a * b[0]; }
+                    { const float a = wt[867]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1155]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1443]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1731]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2019]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[4]; s[0][0] += a * b[0]; }
+                    { const float a = wt[292]; s[1][0] += a * b[0]; }
+                    { const float a = wt[580]; s[2][0] += a * b[0]; }
+                    { const float a = wt[868]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1156]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1444]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1732]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2020]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[5]; s[0][0] += a * b[0]; }
+                    { const float a = wt[293]; s[1][0] += a * b[0]; }
+                    { const float a = wt[581]; s[2][0] += a * b[0]; }
+                    { const float a = wt[869]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1157]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1445]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1733]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2021]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[6]; s[0][0] += a * b[0]; }
+                    { const float a = wt[294]; s[1][0] += a * b[0]; }
+                    { const float a = wt[582]; s[2][0] += a * b[0]; }
+                    { const float a = wt[870]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1158]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1446]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1734]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2022]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[7]; s[0][0] += a * b[0]; }
+                    { const float a = wt[295]; s[1][0] += a * b[0]; }
+                    { const float a = wt[583]; s[2][0] += a * b[0]; }
+                    { const float a = wt[871]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1159]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1447]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1735]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2023]; s[7][0] += a * b[0]; }
+                }
+                {
+                    nnc_vec b[1];
+                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    { const float a = wt[8]; s[0][0] += a * b[0]; }
+                    { const float a = wt[296]; s[1][0] += a * b[0]; }
+                    { const float a = wt[584]; s[2][0] += a * b[0]; }
+                    { const float a = wt[872]; s[3][0] += a * b[0]; }
+                    { const float a = wt[1160]; s[4][0] += a * b[0]; }
+                    { const float a = wt[1448]; s[5][0] += a * b[0]; }
+                    { const float a = wt[1736]; s[6][0] += a * b[0]; }
+                    { const float a = wt[2024]; s[7][0] += a * b[0]; }
+                }
+            }
+            for (int k = 0; k < 8; k++) {
+                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+            }
+        }
+        else if (141 % (2 * NNC_LANES) != 0) {
             const int p0 = 141 - 2 * NNC_LANES; /* the last positions */
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 32; c++) {
