@@ -7,8 +7,11 @@
  * independent planes or channels under OpenMP; every sum runs in a fixed
  * order (weight gradients and batch statistics over the batch in sample
  * order, each result owned by one thread), so a given thread count
- * always gives the same bits. No atomics and no allocation: scratch rows
- * live on the stack, bounded by WIDE_MAX elements.
+ * always gives the same bits. No atomics and no allocation: scratch
+ * lives on the stack, bounded per buffer: rows by WIDE_MAX elements, a
+ * sample's padded dy planes by DYZ_MAX, a transposed dy block by
+ * DYT_MAX, transposed weights by WT_MAX (shapes beyond them take the
+ * untiled nests).
  *
  * Convolutions come in two loop shapes:
  *   - "wide rows" (stride 1, no padding): an output plane is computed as
@@ -29,6 +32,10 @@
  * the weight gradient 2 filters' taps over rows of lanes, for a group of
  * channels that share one copy of dy. Blocking changes which iteration
  * computes an output, never the order of its sum.
+ * Where the shapes allow, the three convolution products are register-
+ * tiled instead (emit_tap_tiles, emit_small_plane_tiles,
+ * lower_conv2d_grad_weight_tiled): 8 planes by 2 vectors of sums stay in
+ * registers over the whole reduction.
  * Long sums (weight gradients, batch statistics) are kept in LANES
  * partial sums added up in lane order at the end: vectorisable without
  * -ffast-math, and still one fixed order.
