@@ -686,8 +686,10 @@ void lower_sgd(Emitter *e, const IrOp *o, long n)
  * nnc_sqrt_block, so the whole loop vectorises; the last n %
  * SQRT_BLOCK elements go one at a time. The roots are in double, as
  * the whole update is (see lower_adam). */
-static void emit_sqrt_sweep(Emitter *e, long n, const char *const *pre,
-                            int npre, const char *const *post, int npost)
+enum { SWEEP_LINE = 200 }; /* characters of one statement of a sweep */
+
+static void emit_sqrt_sweep(Emitter *e, long n, char (*pre)[SWEEP_LINE],
+                            int npre, char (*post)[SWEEP_LINE], int npost)
 {
     long blocks = n / SQRT_BLOCK;
     if (blocks) {
@@ -734,8 +736,7 @@ void lower_adam(Emitter *e, const IrOp *o, long n)
     Emitter de = {.real = "double", .o = e->o};
     const char *R = e->real;
     char b1[48], b2[48], c1[48], c2[48], eps[48], wd[48];
-    char pre[5][200], post[1][200];
-    const char *prep[5], *postp[1];
+    char pre[5][SWEEP_LINE], post[1][SWEEP_LINE];
     int np = 0;
     emit_lit(&de, s->beta1, b1, sizeof b1);
     emit_lit(&de, s->beta2, b2, sizeof b2);
@@ -757,10 +758,7 @@ void lower_adam(Emitter *e, const IrOp *o, long n)
     snprintf(post[0], sizeof post[0],
              "w[i] -= (%s)(step_size * m[i] / (root[l] / root_bias2 + %s));", R,
              eps);
-    for (int k = 0; k < np; k++)
-        prep[k] = pre[k];
-    postp[0] = post[0];
-    emit_sqrt_sweep(e, n, prep, np, postp, 1);
+    emit_sqrt_sweep(e, n, pre, np, post, 1);
 }
 
 /* torch.optim.RMSprop. The state pointer v is square_avg; the momentum
@@ -773,8 +771,7 @@ void lower_rmsprop(Emitter *e, const IrOp *o, long n)
     Emitter de = {.real = "double", .o = e->o};
     const char *R = e->real;
     char a[48], c[48], eps[48], wd[48], mu[48];
-    char pre[6][200], post[3][200];
-    const char *prep[6], *postp[3];
+    char pre[6][SWEEP_LINE], post[3][SWEEP_LINE];
     int np = 0, nq = 0;
     emit_lit(&de, s->alpha, a, sizeof a);
     emit_lit(&de, 1 - s->alpha, c, sizeof c);
@@ -812,11 +809,7 @@ void lower_rmsprop(Emitter *e, const IrOp *o, long n)
         snprintf(post[nq++], sizeof post[0],
                  "w[i] -= (%s)(lr * dg / (root[l] + %s));", R, eps);
     }
-    for (int k = 0; k < np; k++)
-        prep[k] = pre[k];
-    for (int k = 0; k < nq; k++)
-        postp[k] = post[k];
-    emit_sqrt_sweep(e, n, prep, np, postp, nq);
+    emit_sqrt_sweep(e, n, pre, np, post, nq);
 }
 
 /* ---------------------------------------------------------------- */

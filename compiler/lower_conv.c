@@ -201,6 +201,20 @@ typedef struct TapTile {
     int sign, row;
 } TapTile;
 
+/* One row k of a tile's step: the scalar `a_expr`, broadcast, times each
+ * of the nv vectors b[v], into the sums s[k][v]. */
+static void emit_tile_row(Emitter *e, int k, const char *a_expr, int nv)
+{
+    char line[192];
+    size_t at = (size_t)snprintf(line, sizeof line, "{ const %s a = %s;",
+                                 e->real, a_expr);
+    for (int v = 0; v < nv; v++)
+        at += (size_t)snprintf(line + at, sizeof line - at,
+                               " s[%d][%d] += a * b[%d];", k, v, v);
+    snprintf(line + at, sizeof line - at, " }");
+    emit(e, "%s", line);
+}
+
 /* One tile of t->rows planes by nv vectors at position p0, summed in
  * registers and stored to acc[k][p0 ...]. */
 static void emit_tap_tile(Emitter *e, const TapTile *t, int nv)
@@ -220,15 +234,9 @@ static void emit_tap_tile(Emitter *e, const TapTile *t, int nv)
                 emit(e, "memcpy(&b[%d], src + %ld + %d * NNC_LANES, "
                      "sizeof b[%d]);", v, off, v, v);
             for (int k = 0; k < t->rows; k++) {
-                char line[160];
-                size_t at = (size_t)snprintf(line, sizeof line,
-                                             "{ const %s a = wt[%ld];", R,
-                                             k * t->wstride + i * t->KW + j);
-                for (int v = 0; v < nv; v++)
-                    at += (size_t)snprintf(line + at, sizeof line - at,
-                                           " s[%d][%d] += a * b[%d];", k, v, v);
-                snprintf(line + at, sizeof line - at, " }");
-                emit(e, "%s", line);
+                char a[48];
+                snprintf(a, sizeof a, "wt[%ld]", k * t->wstride + i * t->KW + j);
+                emit_tile_row(e, k, a, nv);
             }
             emit_close(e, NULL);
         }
@@ -604,9 +612,10 @@ static void emit_small_plane_tiles(Emitter *e, const IrOp *o, Dims x, Dims y)
             emit(e, "memcpy(&b[1], wr + %ld + NNC_LANES, sizeof b[1]);",
                  (long)t * y.c);
             for (int q = 0; q < P; q++) {
-                long at = (long)(q / y.w) * x.w + q % y.w + i * x.w + j;
-                emit(e, "{ const %s a = xc[%ld]; s[%d][0] += a * b[0]; "
-                     "s[%d][1] += a * b[1]; }", R, at, q, q);
+                char a[48];
+                snprintf(a, sizeof a, "xc[%ld]",
+                         (long)(q / y.w) * x.w + q % y.w + i * x.w + j);
+                emit_tile_row(e, q, a, 2);
             }
             emit_close(e, NULL);
         }
@@ -1108,9 +1117,7 @@ enum { WG_COLS = 32, WG_TILES = 9, DYT_MAX = 24576, WG_MIN_ROWS = 64 };
 
 static bool weight_tiles_fit(const IrOp *o, Dims dy, Dims x)
 {
-    return o->attr.win.sh == 1 && o->attr.win.sw == 1 && o->attr.win.ph == 0 &&
-           o->attr.win.pw == 0 && dy.h == x.h - o->attr.win.kh + 1 &&
-           dy.w == x.w - o->attr.win.kw + 1 && dy.c % WG_COLS == 0 &&
+    return use_wide_rows(o, x, dy) && dy.c % WG_COLS == 0 &&
            (long)dy.h * dy.w * WG_COLS <= DYT_MAX &&
            x.c * o->attr.win.kh * o->attr.win.kw >= WG_MIN_ROWS;
 }
@@ -1140,15 +1147,9 @@ static void emit_weight_tile(Emitter *e, int mr, const char *r0, Dims dy,
         emit(e, "memcpy(&b[%d], brow + %d * NNC_LANES, sizeof b[%d]);", v, v,
              v);
     for (int r = 0; r < mr; r++) {
-        char line[160];
-        size_t at = (size_t)snprintf(line, sizeof line,
-                                     "{ const %s a = x%d[oh * %d + ow];", R, r,
-                                     x.w);
-        for (int v = 0; v < TILE_VECS; v++)
-            at += (size_t)snprintf(line + at, sizeof line - at,
-                                   " s[%d][%d] += a * b[%d];", r, v, v);
-        snprintf(line + at, sizeof line - at, " }");
-        emit(e, "%s", line);
+        char a[48];
+        snprintf(a, sizeof a, "x%d[oh * %d + ow]", r, x.w);
+        emit_tile_row(e, r, a, TILE_VECS);
     }
     emit_close(e, NULL);
     emit_close(e, NULL);
