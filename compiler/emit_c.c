@@ -377,6 +377,19 @@ static void emit_kernels(Emitter *e, const Graph *g, const Kernels *ks)
     emit(e, "#pragma clang fp contract(fast)");
     emit(e, "#endif");
     emit_blank(e);
+    /* the attribute's options count from the command line's, not from the
+     * pragma's, so it repeats fp-contract */
+    emit(e, "/* NNC_SCALAR: a kernel over a few values, compiled without "
+         "vectors: vector loads of");
+    emit(e, " * values stored one by one wait until the stores reach the "
+         "cache (see docs/generated-code.md) */");
+    emit(e, "#if defined(__GNUC__) && !defined(__clang__)");
+    emit(e, "#define NNC_SCALAR __attribute__((optimize(\"no-tree-vectorize\", "
+         "\"no-tree-slp-vectorize\", \"fp-contract=fast\")))");
+    emit(e, "#else");
+    emit(e, "#define NNC_SCALAR");
+    emit(e, "#endif");
+    emit_blank(e);
     if (uses_square_roots(g))
         emit_sqrt_block(e);
     for (int i = 0; i < ks->n; i++)
@@ -432,7 +445,7 @@ static void emit_programs(Emitter *e, const Graph *g, const Kernels *ks,
     const char *R = e->real, *L = n->label_t, *p = n->p;
     emit(e, "/* ---- programs: straight-line kernel calls ---- */");
     emit_blank(e);
-    emit_finite_helper(e);
+    emit_finite_helper(e, g->param_elems <= TINY_PARAMS);
     emit(e, "/* Evaluation mode: outputs only. */");
     emit_open(e, "static void forward_predict(%s *m, const %s *x)", p, R);
     emit_calls(e, g, ks, plans[PROG_PREDICT], -1, false);

@@ -234,8 +234,11 @@ static void pointwise_loss_grad_expr(Emitter *e, const IrOp *o, const char *p,
         snprintf(buf, len, "scale * 2 * (%s - %s)", p, t);
         break;
     case OP_BCE_GRAD:
-        snprintf(buf, len, "scale * (%s - %s) / %s((1 - %s) * %s, %s)", p, t,
-                 lower_libm(e, "fmax"), p, p, e->o->f64 ? "1e-12" : "1e-12f");
+        /* a compare, not fmaxf: gcc calls libm for fmaxf, and the two
+         * agree on every input (a NaN product gives the floor in both) */
+        snprintf(buf, len, "scale * (%s - %s) / ((1 - %s) * %s > %s ? (1 - %s) * %s : %s)",
+                 p, t, p, p, e->o->f64 ? "1e-12" : "1e-12f", p, p,
+                 e->o->f64 ? "1e-12" : "1e-12f");
         break;
     default:
         snprintf(buf, len, "scale * (1 / (1 + %s(-%s)) - %s)",
@@ -251,7 +254,7 @@ static void emit_member_range(Emitter *e, const Graph *g, const Kernel *k,
 {
     for (int m = from; m < to; m++) {
         const IrOp *o = &g->ops[k->ops[m]];
-        char x[96], y[96], expr[512];
+        char x[96], y[96], expr[1024];
         operand(k, a, o, 0, idx, col, x, sizeof x);
         if (o->nin > 1)
             operand(k, a, o, 1, idx, col, y, sizeof y);
@@ -598,8 +601,8 @@ void lower_fused_kernel(Emitter *e, const Graph *g, const Kernel *k)
             adam       ? arena_printf(g->arena, ", %s *restrict m, %s *restrict v", R, R)
             : momentum ? arena_printf(g->arena, ", %s *restrict v", R)
                        : "";
-        emit(e, "static void %s(%s *restrict w, const %s *restrict g%s, "
-             "double lr, %s)", k->name, R, R, state,
+        emit(e, "%s %s(%s *restrict w, const %s *restrict g%s, "
+             "double lr, %s)", kernel_storage(g, k), k->name, R, R, state,
              adam ? "double bias1, double bias2" : "int first_step");
         emit_open(e, "%s", "");
         lower_update_sweep(e, g, k);
@@ -609,7 +612,7 @@ void lower_fused_kernel(Emitter *e, const Graph *g, const Kernel *k)
     }
     collect_args(g, k, &a);
     signature(e, g, k, &a, sig, sizeof sig);
-    emit(e, "static void %s(%s)", k->name, sig);
+    emit(e, "%s %s(%s)", kernel_storage(g, k), k->name, sig);
     emit_open(e, "%s", "");
     switch (k->kind) {
     case KK_EPILOGUE: lower_epilogue(e, g, k, &a); break;

@@ -26,7 +26,7 @@
  * both FMA units busy on AVX-512 (a 4 x 2 tile measured half as fast;
  * see docs/generated-code.md). MAX_VEC_BYTES is the widest register the
  * generated code uses (AVX-512); it picks its width when compiled. */
-enum { MR = 8, NVEC = 2, MAX_VEC_BYTES = 64, PACK_BLOCK = 16 };
+enum { MR = 8, NVEC = 2, MAX_VEC_BYTES = 64, PACK_BLOCK = 16, TINY_MACS = 512 };
 
 static long gemm_n(const Graph *g, const IrOp *o)
 {
@@ -42,14 +42,6 @@ static long gemm_k(const Graph *g, const IrOp *o)
     return o->attr.mm.ta ? arows : acols;
 }
 
-long gemm_scratch_elems(const Graph *g, const Kernel *k)
-{
-    const IrOp *o = &g->ops[k->ops[0]];
-    if (o->op != OP_MATMUL || !o->attr.mm.tb)
-        return 0;
-    return gemm_k(g, o) * gemm_n(g, o);
-}
-
 void gemm_from_op(const Graph *g, const IrOp *o, Gemm *m)
 {
     const IrOp *A = &g->ops[o->in[0]];
@@ -59,6 +51,31 @@ void gemm_from_op(const Graph *g, const IrOp *o, Gemm *m)
     m->M = m->ta ? acols : arows;
     m->K = gemm_k(g, o);
     m->N = gemm_n(g, o);
+}
+
+/* A product narrower than 8 columns with at most TINY_MACS multiply-adds
+ * (XOR's layers) is written as one dot product an element: tiles,
+ * packing and the `sum` array cost more than its arithmetic (XOR's
+ * 4x4x2 layer took 25% of a training step as a tile, the array kept on
+ * the stack). */
+static bool gemm_is_tiny(const Gemm *m)
+{
+    return m->N < MAX_VEC_BYTES / 8 && m->M * m->N * m->K <= TINY_MACS;
+}
+
+bool gemm_op_is_tiny(const Graph *g, const IrOp *o)
+{
+    Gemm m;
+    gemm_from_op(g, o, &m);
+    return gemm_is_tiny(&m);
+}
+
+long gemm_scratch_elems(const Graph *g, const Kernel *k)
+{
+    const IrOp *o = &g->ops[k->ops[0]];
+    if (o->op != OP_MATMUL || !o->attr.mm.tb || gemm_op_is_tiny(g, o))
+        return 0;
+    return gemm_k(g, o) * gemm_n(g, o);
 }
 
 /* B^T [N, K] -> packed [K, N], rows of the result contiguous in j.
@@ -258,8 +275,45 @@ static void emit_band(Emitter *e, const Gemm *m, const GemmTiling *t,
     }
 }
 
+/* Each element of C summed over k in order, as a tile sums it, so the
+ * bits are those of the tiled form; B is read where it is, unpacked.
+ * The loops are unrolled whole: every index becomes a constant and every
+ * element a chain of multiply-adds on its own. */
+static void emit_dot_products(Emitter *e, const Gemm *m)
+{
+    emit(e, "/* [%ld, %ld] = %s[%ld, %ld] * %s[%ld, %ld], %ld multiply-adds: "
+         "one dot product an element */", m->M, m->N, m->ta ? "A^T" : "A",
+         m->M, m->K, m->tb ? "B^T" : "B", m->K, m->N, m->M * m->N * m->K);
+    emit(e, "#pragma GCC unroll %d", TINY_MACS);
+    emit_open(e, "for (int i = 0; i < %ld; i++)", m->M);
+    emit(e, "#pragma GCC unroll %d", TINY_MACS);
+    emit_open(e, "for (int j = 0; j < %ld; j++)", m->N);
+    emit(e, "const long at = (long)i * %ld + j;", m->N);
+    emit(e, "%s t0 = 0;", e->real);
+    emit(e, "#pragma GCC unroll %d", TINY_MACS);
+    emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
+    char a[96], b[96];
+    if (m->ta)
+        snprintf(a, sizeof a, "%s[(long)k * %ld + i]", m->a, m->M);
+    else
+        snprintf(a, sizeof a, "%s[(long)i * %ld + k]", m->a, m->K);
+    if (m->tb)
+        snprintf(b, sizeof b, "%s[(long)j * %ld + k]", m->b, m->K);
+    else
+        snprintf(b, sizeof b, "%s[(long)k * %ld + j]", m->b, m->N);
+    emit(e, "t0 += %s * %s;", a, b);
+    emit_close(e, NULL);
+    m->epilogue(e, m->ctx);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
 void lower_gemm(Emitter *e, const Gemm *m)
 {
+    if (gemm_is_tiny(m)) {
+        emit_dot_products(e, m);
+        return;
+    }
     GemmTiling t;
     int max_lanes = gemm_max_lanes(e);
     gemm_tiling(m, max_lanes, &t);

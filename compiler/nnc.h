@@ -636,7 +636,7 @@ const char *emit_escape(const char *s, char *buf, size_t len);
 
 /* emit_finite.c: NaN and infinity in the generated code (all_finite, the
  * checked training program's tests, the API, the save guard). */
-void emit_finite_helper(Emitter *e);
+void emit_finite_helper(Emitter *e, bool scalar);
 void emit_kernel_checks(Emitter *e, const Graph *g, const Kernel *k,
                         const Plan *p);
 void emit_input_checks(Emitter *e, const Graph *g);
@@ -693,6 +693,7 @@ void lower_bn_grad_fused(Emitter *e, const Graph *g, const IrOp *act,
 void lower_kernel(Emitter *e, const Graph *g, const Kernel *k);
 void lower_call(Emitter *e, const Graph *g, const Kernel *k, const Plan *p);
 /* pieces lower_fused.c shares with lower.c */
+const char *kernel_storage(const Graph *g, const Kernel *k);
 void lower_parallel_for(Emitter *e, long work);
 void lower_ewise_expr(Emitter *e, const IrOp *o, const char *a, const char *b,
                       char *buf, size_t len);
@@ -732,6 +733,11 @@ typedef struct Gemm {
     const void *ctx;
 } Gemm;
 void gemm_from_op(const Graph *g, const IrOp *o, Gemm *m);
+/* whether matmul o is small enough to be written as dot products */
+bool gemm_op_is_tiny(const Graph *g, const IrOp *o);
+/* parameter blocks (and optimizer updates) this small get scalar code:
+ * see kernel_is_scalar in lower.c */
+enum { TINY_PARAMS = 256 };
 void lower_gemm(Emitter *e, const Gemm *m);
 /* typedef nnc_vec, the vector register type of e's real type, with
  * NNC_LANES its length: chosen when the C is compiled */

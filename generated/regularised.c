@@ -3812,6 +3812,14 @@ enum { NTENSORS = 7 };
 #pragma clang fp contract(fast)
 #endif
 
+/* NNC_SCALAR: a kernel over a few values, compiled without vectors: vector loads of
+ * values stored one by one wait until the stores reach the cache (see docs/generated-code.md) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NNC_SCALAR __attribute__((optimize("no-tree-vectorize", "no-tree-slp-vectorize", "fp-contract=fast")))
+#else
+#define NNC_SCALAR
+#endif
+
 /* nnc_sqrt_block(out, in): out[l] = sqrt(in[l]) for l < 16, as vector instructions where the compiler has them */
 #if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
 #include <immintrin.h>
@@ -4657,7 +4665,7 @@ static void k17_fc2_adam_update(float *restrict w, const float *restrict g, floa
 /* k18_fc2_adam_update: fused by rule update_sweep (dsl-examples/regularised.nn), any mode
  *   adam_update      fc2          [10]  line 23
  */
-static void k18_fc2_adam_update(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, double lr, double bias1, double bias2)
+static NNC_SCALAR void k18_fc2_adam_update(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, double lr, double bias1, double bias2)
 {
     /* parameters fc2.bias .. fc2.bias: contiguous in params, grads and state */
     const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
@@ -4708,16 +4716,17 @@ static void k20_x_dropout_mask(float *restrict mask, nnc_rng *rng)
 
 /* ---- programs: straight-line kernel calls ---- */
 
-/* Whether n values are all finite. x - x is 0 for a finite x and NaN for an
- * infinity or a NaN, so one sum answers it without a branch in the loop;
- * the sum is 0 or NaN in any order, so the lanes may add it up. */
+/* Whether n values are all finite: an infinity or a NaN is the one value whose
+ * exponent bits are all ones. The test is ORed over the values, so the loop has
+ * no branch and no order to keep, and vectorises as it is. */
 static int all_finite(const float *v, long n) {
-    float acc = 0;
-    NNC_SIMD_SUM
+    uint32_t bad = 0;
     for (long i = 0; i < n; i++) {
-        acc += v[i] - v[i];
+        uint32_t bits;
+        memcpy(&bits, &v[i], sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
     }
-    return acc == 0;
+    return !bad;
 }
 
 /* Evaluation mode: outputs only. */

@@ -3805,44 +3805,35 @@ enum { NTENSORS = 2 };
 #pragma clang fp contract(fast)
 #endif
 
+/* NNC_SCALAR: a kernel over a few values, compiled without vectors: vector loads of
+ * values stored one by one wait until the stores reach the cache (see docs/generated-code.md) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NNC_SCALAR __attribute__((optimize("no-tree-vectorize", "no-tree-slp-vectorize", "fp-contract=fast")))
+#else
+#define NNC_SCALAR
+#endif
+
 /* k00_z_matmul_bias_add_sigmoid: fused by rule matmul_epilogue (dsl-examples/single_layer.nn), any mode
  *   matmul           z            [4, 1]  line 13  (kept in registers)
  *   bias_add         z            [4, 1]  line 13  (kept in registers)
  *   sigmoid          p            [4, 1]  line 15
  */
-static void k00_z_matmul_bias_add_sigmoid(const float *restrict x, const float *restrict z_weight, const float *restrict z_bias, float *restrict p, float *restrict packed)
+static NNC_SCALAR void k00_z_matmul_bias_add_sigmoid(const float *restrict x, const float *restrict z_weight, const float *restrict z_bias, float *restrict p)
 {
-    /* [4, 1] = A[4, 2] * B^T[2, 1], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [2, 1] first, so the inner loop reads it contiguously */
-    for (int k = 0; k < 2; k++) {
+    /* [4, 1] = A[4, 2] * B^T[2, 1], 8 multiply-adds: one dot product an element */
+    #pragma GCC unroll 512
+    for (int i = 0; i < 4; i++) {
+        #pragma GCC unroll 512
         for (int j = 0; j < 1; j++) {
-            packed[(long)k * 1 + j] = z_weight[(long)j * 2 + k];
-        }
-    }
-    {
-        const int i0 = 0; /* all 4 rows, fewer than a band */
-        {
-            const long j0 = 0;
-            float sum[4][1] = {{0}};
+            const long at = (long)i * 1 + j;
+            float t0 = 0;
+            #pragma GCC unroll 512
             for (int k = 0; k < 2; k++) {
-                const float *restrict brow = packed + (long)k * 1 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = x[(long)(i0 + r) * 2 + k];
-                    for (int c = 0; c < 1; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
-                }
+                t0 += x[(long)i * 2 + k] * z_weight[(long)j * 2 + k];
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 1; c++) {
-                    const long at = (long)(i0 + r) * 1 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + z_bias[j]; /* z bias_add */
-                    const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
-                    p[at] = t2;
-                }
-            }
+            const float t1 = t0 + z_bias[j]; /* z bias_add */
+            const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
+            p[at] = t2;
         }
     }
 }
@@ -3875,7 +3866,7 @@ static void k03_dp_bce_grad_sigmoid_grad(const float *p, const float *y, const f
 {
     const float scale = dloss_fill[0] / 4.0f;
     for (long i = 0; i < 4; i++) {
-        const float t0 = scale * (p[i] - y[i]) / fmaxf((1 - p[i]) * p[i], 1e-12f); /* dp bce_grad */
+        const float t0 = scale * (p[i] - y[i]) / ((1 - p[i]) * p[i] > 1e-12f ? (1 - p[i]) * p[i] : 1e-12f); /* dp bce_grad */
         const float t1 = t0 * p[i] * (1.0f - p[i]); /* dz sigmoid_grad */
         dz_sigmoid_grad[i] = t1;
     }
@@ -3894,30 +3885,20 @@ static void k04_dz_bias_bias_grad(const float *restrict dy, float *restrict dbia
 }
 
 /* k05_dz_weight_matmul: matmul dz_weight -> [1, 2]  (dsl-examples/single_layer.nn:13, backward) */
-static void k05_dz_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static NNC_SCALAR void k05_dz_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [1, 2] = A^T[1, 4] * B[4, 2], in tiles of 8 rows by all the columns */
-    {
-        const int i0 = 0; /* all 1 rows, fewer than a band */
-        {
-            const long j0 = 0;
-            float sum[1][2] = {{0}};
+    /* [1, 2] = A^T[1, 4] * B[4, 2], 8 multiply-adds: one dot product an element */
+    #pragma GCC unroll 512
+    for (int i = 0; i < 1; i++) {
+        #pragma GCC unroll 512
+        for (int j = 0; j < 2; j++) {
+            const long at = (long)i * 2 + j;
+            float t0 = 0;
+            #pragma GCC unroll 512
             for (int k = 0; k < 4; k++) {
-                const float *restrict brow = B + (long)k * 2 + j0;
-                for (int r = 0; r < 1; r++) {
-                    const float a = A[(long)k * 1 + i0 + r];
-                    for (int c = 0; c < 2; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
-                }
+                t0 += A[(long)k * 1 + i] * B[(long)k * 2 + j];
             }
-            for (int r = 0; r < 1; r++) {
-                for (int c = 0; c < 2; c++) {
-                    const long at = (long)(i0 + r) * 2 + j0 + c;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
-                }
-            }
+            C[at] = t0;
         }
     }
 }
@@ -3926,7 +3907,7 @@ static void k05_dz_weight_matmul(const float *restrict A, const float *restrict 
  *   sgd_update       z            [1, 2]  line 13
  *   sgd_update       z            [1]  line 13
  */
-static void k06_params_sgd_update(float *restrict w, const float *restrict g, double lr, int first_step)
+static NNC_SCALAR void k06_params_sgd_update(float *restrict w, const float *restrict g, double lr, int first_step)
 {
     /* parameters z.weight .. z.bias: contiguous in params, grads and state */
     (void)first_step; /* no momentum buffer to start */
@@ -3938,32 +3919,33 @@ static void k06_params_sgd_update(float *restrict w, const float *restrict g, do
 
 /* ---- programs: straight-line kernel calls ---- */
 
-/* Whether n values are all finite. x - x is 0 for a finite x and NaN for an
- * infinity or a NaN, so one sum answers it without a branch in the loop;
- * the sum is 0 or NaN in any order, so the lanes may add it up. */
-static int all_finite(const float *v, long n) {
-    float acc = 0;
-    NNC_SIMD_SUM
+/* Whether n values are all finite: an infinity or a NaN is the one value whose
+ * exponent bits are all ones. The test is ORed over the values, so the loop has
+ * no branch and no order to keep, and vectorises as it is. */
+static NNC_SCALAR int all_finite(const float *v, long n) {
+    uint32_t bad = 0;
     for (long i = 0; i < n; i++) {
-        acc += v[i] - v[i];
+        uint32_t bits;
+        memcpy(&bits, &v[i], sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
     }
-    return acc == 0;
+    return !bad;
 }
 
 /* Evaluation mode: outputs only. */
 static void forward_predict(single_layer *m, const float *x) {
-    k00_z_matmul_bias_add_sigmoid(x, m->params + 0, m->params + 2, m->arena + 0, m->arena + 16);
+    k00_z_matmul_bias_add_sigmoid(x, m->params + 0, m->params + 2, m->arena + 0);
 }
 
 /* Evaluation mode: outputs and loss. */
 static void forward_eval(single_layer *m, const float *x, const float *y) {
-    k00_z_matmul_bias_add_sigmoid(x, m->params + 0, m->params + 2, m->arena + 0, m->arena + 16);
+    k00_z_matmul_bias_add_sigmoid(x, m->params + 0, m->params + 2, m->arena + 0);
     k01_loss_bce(m->arena + 0, y, m->arena + 16);
 }
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(single_layer *m, const float *x, const float *y) {
-    k00_z_matmul_bias_add_sigmoid(x, m->params + 0, m->params + 2, m->arena + 0, m->arena + 16);
+    k00_z_matmul_bias_add_sigmoid(x, m->params + 0, m->params + 2, m->arena + 0);
     k01_loss_bce(m->arena + 0, y, m->arena + 16);
     k02_dloss_fill(m->arena + 32);
     k03_dp_bce_grad_sigmoid_grad(m->arena + 0, y, m->arena + 32, m->arena + 48);
@@ -3994,7 +3976,7 @@ static const char *forward_backward_checked(single_layer *m, const float *x, con
     if (!all_finite(y, 4)) {
         return "the label batch";
     }
-    k00_z_matmul_bias_add_sigmoid(x, m->params + 0, m->params + 2, m->arena + 0, m->arena + 16);
+    k00_z_matmul_bias_add_sigmoid(x, m->params + 0, m->params + 2, m->arena + 0);
     if (!all_finite(m->arena + 0, 4)) {
         return "p = sigmoid [4, 1] at dsl-examples/single_layer.nn:15 (forward, kernel k00_z_matmul_bias_add_sigmoid)";
     }

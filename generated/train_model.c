@@ -3817,6 +3817,14 @@ enum { NTENSORS = 14 };
 #pragma clang fp contract(fast)
 #endif
 
+/* NNC_SCALAR: a kernel over a few values, compiled without vectors: vector loads of
+ * values stored one by one wait until the stores reach the cache (see docs/generated-code.md) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NNC_SCALAR __attribute__((optimize("no-tree-vectorize", "no-tree-slp-vectorize", "fp-contract=fast")))
+#else
+#define NNC_SCALAR
+#endif
+
 /* k00_conv1_conv2d: conv2d conv1 -> [64, 16, 28, 28]  (dsl-examples/train_model.nn:24, forward) */
 static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, float *restrict y)
 {
@@ -5153,7 +5161,7 @@ static void k26_bn2_bn_running_update(float *restrict running_mean, float *restr
  *   sgd_update       bn1          [16]  line 25
  *   sgd_update       bn1          [16]  line 25
  */
-static void k27_params_sgd_update(float *restrict w, const float *restrict g, float *restrict v, double lr, int first_step)
+static NNC_SCALAR void k27_params_sgd_update(float *restrict w, const float *restrict g, float *restrict v, double lr, int first_step)
 {
     /* parameters conv1.weight .. bn1.bias: contiguous in params, grads and state */
     for (int i = 0; i < 176; i++) {
@@ -5250,16 +5258,17 @@ static void k31_bn2_bn_stats_batchnorm_relu(const float *restrict x, const float
 
 /* ---- programs: straight-line kernel calls ---- */
 
-/* Whether n values are all finite. x - x is 0 for a finite x and NaN for an
- * infinity or a NaN, so one sum answers it without a branch in the loop;
- * the sum is 0 or NaN in any order, so the lanes may add it up. */
+/* Whether n values are all finite: an infinity or a NaN is the one value whose
+ * exponent bits are all ones. The test is ORed over the values, so the loop has
+ * no branch and no order to keep, and vectorises as it is. */
 static int all_finite(const float *v, long n) {
-    float acc = 0;
-    NNC_SIMD_SUM
+    uint32_t bad = 0;
     for (long i = 0; i < n; i++) {
-        acc += v[i] - v[i];
+        uint32_t bits;
+        memcpy(&bits, &v[i], sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
     }
-    return acc == 0;
+    return !bad;
 }
 
 /* Evaluation mode: outputs only. */

@@ -3807,44 +3807,35 @@ enum { NTENSORS = 4 };
 #pragma clang fp contract(fast)
 #endif
 
+/* NNC_SCALAR: a kernel over a few values, compiled without vectors: vector loads of
+ * values stored one by one wait until the stores reach the cache (see docs/generated-code.md) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NNC_SCALAR __attribute__((optimize("no-tree-vectorize", "no-tree-slp-vectorize", "fp-contract=fast")))
+#else
+#define NNC_SCALAR
+#endif
+
 /* k00_fc1_matmul_bias_add_relu: fused by rule matmul_epilogue (dsl-examples/xor.nn), any mode
  *   matmul           fc1          [4, 4]  line 8  (kept in registers)
  *   bias_add         fc1          [4, 4]  line 8  (kept in registers)
  *   relu             h            [4, 4]  line 9
  */
-static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *restrict fc1_weight, const float *restrict fc1_bias, float *restrict h, float *restrict packed)
+static NNC_SCALAR void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *restrict fc1_weight, const float *restrict fc1_bias, float *restrict h)
 {
-    /* [4, 4] = A[4, 2] * B^T[2, 4], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [2, 4] first, so the inner loop reads it contiguously */
-    for (int k = 0; k < 2; k++) {
+    /* [4, 4] = A[4, 2] * B^T[2, 4], 32 multiply-adds: one dot product an element */
+    #pragma GCC unroll 512
+    for (int i = 0; i < 4; i++) {
+        #pragma GCC unroll 512
         for (int j = 0; j < 4; j++) {
-            packed[(long)k * 4 + j] = fc1_weight[(long)j * 2 + k];
-        }
-    }
-    {
-        const int i0 = 0; /* all 4 rows, fewer than a band */
-        {
-            const long j0 = 0;
-            float sum[4][4] = {{0}};
+            const long at = (long)i * 4 + j;
+            float t0 = 0;
+            #pragma GCC unroll 512
             for (int k = 0; k < 2; k++) {
-                const float *restrict brow = packed + (long)k * 4 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = x[(long)(i0 + r) * 2 + k];
-                    for (int c = 0; c < 4; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
-                }
+                t0 += x[(long)i * 2 + k] * fc1_weight[(long)j * 2 + k];
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 4; c++) {
-                    const long at = (long)(i0 + r) * 4 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
-                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* h relu */
-                    h[at] = t2;
-                }
-            }
+            const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
+            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* h relu */
+            h[at] = t2;
         }
     }
 }
@@ -3854,39 +3845,22 @@ static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
  *   bias_add         fc2          [4, 1]  line 10  (kept in registers)
  *   sigmoid          p            [4, 1]  line 12
  */
-static void k01_fc2_matmul_bias_add_sigmoid(const float *restrict h, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict p, float *restrict packed)
+static NNC_SCALAR void k01_fc2_matmul_bias_add_sigmoid(const float *restrict h, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict p)
 {
-    /* [4, 1] = A[4, 4] * B^T[4, 1], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [4, 1] first, so the inner loop reads it contiguously */
-    for (int k = 0; k < 4; k++) {
+    /* [4, 1] = A[4, 4] * B^T[4, 1], 16 multiply-adds: one dot product an element */
+    #pragma GCC unroll 512
+    for (int i = 0; i < 4; i++) {
+        #pragma GCC unroll 512
         for (int j = 0; j < 1; j++) {
-            packed[(long)k * 1 + j] = fc2_weight[(long)j * 4 + k];
-        }
-    }
-    {
-        const int i0 = 0; /* all 4 rows, fewer than a band */
-        {
-            const long j0 = 0;
-            float sum[4][1] = {{0}};
+            const long at = (long)i * 1 + j;
+            float t0 = 0;
+            #pragma GCC unroll 512
             for (int k = 0; k < 4; k++) {
-                const float *restrict brow = packed + (long)k * 1 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = h[(long)(i0 + r) * 4 + k];
-                    for (int c = 0; c < 1; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
-                }
+                t0 += h[(long)i * 4 + k] * fc2_weight[(long)j * 4 + k];
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 1; c++) {
-                    const long at = (long)(i0 + r) * 1 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
-                    const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
-                    p[at] = t2;
-                }
-            }
+            const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
+            const float t2 = 1.0f / (1.0f + expf(-t1)); /* p sigmoid */
+            p[at] = t2;
         }
     }
 }
@@ -3919,7 +3893,7 @@ static void k04_dp_bce_grad_sigmoid_grad(const float *p, const float *y, const f
 {
     const float scale = dloss_fill[0] / 4.0f;
     for (long i = 0; i < 4; i++) {
-        const float t0 = scale * (p[i] - y[i]) / fmaxf((1 - p[i]) * p[i], 1e-12f); /* dp bce_grad */
+        const float t0 = scale * (p[i] - y[i]) / ((1 - p[i]) * p[i] > 1e-12f ? (1 - p[i]) * p[i] : 1e-12f); /* dp bce_grad */
         const float t1 = t0 * p[i] * (1.0f - p[i]); /* dfc2 sigmoid_grad */
         dfc2_sigmoid_grad[i] = t1;
     }
@@ -3941,60 +3915,40 @@ static void k05_dfc2_bias_bias_grad(const float *restrict dy, float *restrict db
  *   matmul           dh           [4, 4]  line 9  (kept in registers)
  *   relu_grad        dfc1         [4, 4]  line 8
  */
-static void k06_dh_matmul_relu_grad(const float *restrict dfc2_sigmoid_grad, const float *restrict fc2_weight, const float *restrict h, float *restrict dfc1_relu_grad)
+static NNC_SCALAR void k06_dh_matmul_relu_grad(const float *restrict dfc2_sigmoid_grad, const float *restrict fc2_weight, const float *restrict h, float *restrict dfc1_relu_grad)
 {
-    /* [4, 4] = A[4, 1] * B[1, 4], in tiles of 8 rows by all the columns */
-    {
-        const int i0 = 0; /* all 4 rows, fewer than a band */
-        {
-            const long j0 = 0;
-            float sum[4][4] = {{0}};
+    /* [4, 4] = A[4, 1] * B[1, 4], 16 multiply-adds: one dot product an element */
+    #pragma GCC unroll 512
+    for (int i = 0; i < 4; i++) {
+        #pragma GCC unroll 512
+        for (int j = 0; j < 4; j++) {
+            const long at = (long)i * 4 + j;
+            float t0 = 0;
+            #pragma GCC unroll 512
             for (int k = 0; k < 1; k++) {
-                const float *restrict brow = fc2_weight + (long)k * 4 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = dfc2_sigmoid_grad[(long)(i0 + r) * 1 + k];
-                    for (int c = 0; c < 4; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
-                }
+                t0 += dfc2_sigmoid_grad[(long)i * 1 + k] * fc2_weight[(long)k * 4 + j];
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 4; c++) {
-                    const long at = (long)(i0 + r) * 4 + j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = h[at] > 0.0f ? t0 : 0.0f; /* dfc1 relu_grad */
-                    dfc1_relu_grad[at] = t1;
-                }
-            }
+            const float t1 = h[at] > 0.0f ? t0 : 0.0f; /* dfc1 relu_grad */
+            dfc1_relu_grad[at] = t1;
         }
     }
 }
 
 /* k07_dfc2_weight_matmul: matmul dfc2_weight -> [1, 4]  (dsl-examples/xor.nn:10, backward) */
-static void k07_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static NNC_SCALAR void k07_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [1, 4] = A^T[1, 4] * B[4, 4], in tiles of 8 rows by all the columns */
-    {
-        const int i0 = 0; /* all 1 rows, fewer than a band */
-        {
-            const long j0 = 0;
-            float sum[1][4] = {{0}};
+    /* [1, 4] = A^T[1, 4] * B[4, 4], 16 multiply-adds: one dot product an element */
+    #pragma GCC unroll 512
+    for (int i = 0; i < 1; i++) {
+        #pragma GCC unroll 512
+        for (int j = 0; j < 4; j++) {
+            const long at = (long)i * 4 + j;
+            float t0 = 0;
+            #pragma GCC unroll 512
             for (int k = 0; k < 4; k++) {
-                const float *restrict brow = B + (long)k * 4 + j0;
-                for (int r = 0; r < 1; r++) {
-                    const float a = A[(long)k * 1 + i0 + r];
-                    for (int c = 0; c < 4; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
-                }
+                t0 += A[(long)k * 1 + i] * B[(long)k * 4 + j];
             }
-            for (int r = 0; r < 1; r++) {
-                for (int c = 0; c < 4; c++) {
-                    const long at = (long)(i0 + r) * 4 + j0 + c;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
-                }
-            }
+            C[at] = t0;
         }
     }
 }
@@ -4012,30 +3966,20 @@ static void k08_dfc1_bias_bias_grad(const float *restrict dy, float *restrict db
 }
 
 /* k09_dfc1_weight_matmul: matmul dfc1_weight -> [4, 2]  (dsl-examples/xor.nn:8, backward) */
-static void k09_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static NNC_SCALAR void k09_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
-    /* [4, 2] = A^T[4, 4] * B[4, 2], in tiles of 8 rows by all the columns */
-    {
-        const int i0 = 0; /* all 4 rows, fewer than a band */
-        {
-            const long j0 = 0;
-            float sum[4][2] = {{0}};
+    /* [4, 2] = A^T[4, 4] * B[4, 2], 32 multiply-adds: one dot product an element */
+    #pragma GCC unroll 512
+    for (int i = 0; i < 4; i++) {
+        #pragma GCC unroll 512
+        for (int j = 0; j < 2; j++) {
+            const long at = (long)i * 2 + j;
+            float t0 = 0;
+            #pragma GCC unroll 512
             for (int k = 0; k < 4; k++) {
-                const float *restrict brow = B + (long)k * 2 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = A[(long)k * 4 + i0 + r];
-                    for (int c = 0; c < 2; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
-                }
+                t0 += A[(long)k * 4 + i] * B[(long)k * 2 + j];
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 2; c++) {
-                    const long at = (long)(i0 + r) * 2 + j0 + c;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
-                }
-            }
+            C[at] = t0;
         }
     }
 }
@@ -4046,7 +3990,7 @@ static void k09_dfc1_weight_matmul(const float *restrict A, const float *restric
  *   sgd_update       fc2          [1, 4]  line 10
  *   sgd_update       fc2          [1]  line 10
  */
-static void k10_params_sgd_update(float *restrict w, const float *restrict g, double lr, int first_step)
+static NNC_SCALAR void k10_params_sgd_update(float *restrict w, const float *restrict g, double lr, int first_step)
 {
     /* parameters fc1.weight .. fc2.bias: contiguous in params, grads and state */
     (void)first_step; /* no momentum buffer to start */
@@ -4058,35 +4002,36 @@ static void k10_params_sgd_update(float *restrict w, const float *restrict g, do
 
 /* ---- programs: straight-line kernel calls ---- */
 
-/* Whether n values are all finite. x - x is 0 for a finite x and NaN for an
- * infinity or a NaN, so one sum answers it without a branch in the loop;
- * the sum is 0 or NaN in any order, so the lanes may add it up. */
-static int all_finite(const float *v, long n) {
-    float acc = 0;
-    NNC_SIMD_SUM
+/* Whether n values are all finite: an infinity or a NaN is the one value whose
+ * exponent bits are all ones. The test is ORed over the values, so the loop has
+ * no branch and no order to keep, and vectorises as it is. */
+static NNC_SCALAR int all_finite(const float *v, long n) {
+    uint32_t bad = 0;
     for (long i = 0; i < n; i++) {
-        acc += v[i] - v[i];
+        uint32_t bits;
+        memcpy(&bits, &v[i], sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
     }
-    return acc == 0;
+    return !bad;
 }
 
 /* Evaluation mode: outputs only. */
 static void forward_predict(xor *m, const float *x) {
-    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 8, m->arena + 0, m->arena + 16);
-    k01_fc2_matmul_bias_add_sigmoid(m->arena + 0, m->params + 12, m->params + 16, m->arena + 16, m->arena + 32);
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 8, m->arena + 0);
+    k01_fc2_matmul_bias_add_sigmoid(m->arena + 0, m->params + 12, m->params + 16, m->arena + 16);
 }
 
 /* Evaluation mode: outputs and loss. */
 static void forward_eval(xor *m, const float *x, const float *y) {
-    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 8, m->arena + 0, m->arena + 16);
-    k01_fc2_matmul_bias_add_sigmoid(m->arena + 0, m->params + 12, m->params + 16, m->arena + 16, m->arena + 32);
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 8, m->arena + 0);
+    k01_fc2_matmul_bias_add_sigmoid(m->arena + 0, m->params + 12, m->params + 16, m->arena + 16);
     k02_loss_bce(m->arena + 16, y, m->arena + 0);
 }
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(xor *m, const float *x, const float *y) {
-    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 8, m->arena + 0, m->arena + 16);
-    k01_fc2_matmul_bias_add_sigmoid(m->arena + 0, m->params + 12, m->params + 16, m->arena + 16, m->arena + 32);
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 8, m->arena + 0);
+    k01_fc2_matmul_bias_add_sigmoid(m->arena + 0, m->params + 12, m->params + 16, m->arena + 16);
     k02_loss_bce(m->arena + 16, y, m->arena + 32);
     k03_dloss_fill(m->arena + 48);
     k04_dp_bce_grad_sigmoid_grad(m->arena + 16, y, m->arena + 48, m->arena + 64);
@@ -4126,11 +4071,11 @@ static const char *forward_backward_checked(xor *m, const float *x, const float 
     if (!all_finite(y, 4)) {
         return "the label batch";
     }
-    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 8, m->arena + 0, m->arena + 16);
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 8, m->arena + 0);
     if (!all_finite(m->arena + 0, 16)) {
         return "h = relu [4, 4] at dsl-examples/xor.nn:9 (forward, kernel k00_fc1_matmul_bias_add_relu)";
     }
-    k01_fc2_matmul_bias_add_sigmoid(m->arena + 0, m->params + 12, m->params + 16, m->arena + 16, m->arena + 32);
+    k01_fc2_matmul_bias_add_sigmoid(m->arena + 0, m->params + 12, m->params + 16, m->arena + 16);
     if (!all_finite(m->arena + 16, 4)) {
         return "p = sigmoid [4, 1] at dsl-examples/xor.nn:12 (forward, kernel k01_fc2_matmul_bias_add_sigmoid)";
     }
