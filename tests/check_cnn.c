@@ -468,6 +468,32 @@ START_TEST(conv_kernels_tiled_by_shape)
 }
 END_TEST
 
+/* XOR-sized products (at most 512 multiply-adds, under 8 columns) are dot
+ * products without a packed copy of B, and they, the optimizer update and
+ * the gradient check of a block of at most 256 parameters are scalar
+ * (NNC_SCALAR); an MNIST-sized layer keeps the vector tiles. */
+START_TEST(small_products_scalar)
+{
+    char *c = generated_c("[2]", "    h = dense(x, 4) |> relu\n");
+    ck_assert_ptr_nonnull(strstr(c, "[16, 4] = A[16, 2] * B^T[2, 4], 128 multiply-adds: one dot product an element"));
+    ck_assert_ptr_nonnull(strstr(c, "#pragma GCC unroll 512"));
+    ck_assert_ptr_nonnull(strstr(c, "static NNC_SCALAR void k00_fc1_matmul_bias_add_relu("));
+    ck_assert_ptr_nonnull(strstr(c, "static NNC_SCALAR int all_finite("));
+    /* the update of all 27 parameters, declared scalar */
+    const char *update = strstr(c, "_params_sgd_update(float *restrict w");
+    ck_assert_ptr_nonnull(update);
+    ck_assert_int_eq(strncmp(update - 26, "static NNC_SCALAR void k", 24), 0);
+    ck_assert_ptr_null(strstr(c, "packed"));
+    ck_assert_ptr_null(strstr(c, "in tiles of"));
+    free(c);
+    c = generated_c("[784]", "    h = dense(x, 32) |> relu\n");
+    ck_assert_ptr_nonnull(strstr(c, "in tiles of 8 rows"));
+    ck_assert_ptr_null(strstr(c, "static NNC_SCALAR"));
+    ck_assert_ptr_null(strstr(c, "one dot product an element"));
+    free(c);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- */
 /* the train block: image data                                        */
 
@@ -583,6 +609,7 @@ Suite *cnn_suite(void)
     t = tcase_create("backward");
     tcase_add_test(t, conv_pool_backward_ops);
     tcase_add_test(t, conv_kernels_tiled_by_shape);
+    tcase_add_test(t, small_products_scalar);
     suite_add_tcase(s, t);
     t = tcase_create("train_data");
     tcase_add_test(t, train_cifar10);
