@@ -269,6 +269,28 @@ static int pool_successor(const Fuser *f, const int *ops, int n)
     return -1;
 }
 
+/* The MAXPOOL2D_PLACE of max pooling `pool` (same window, same input:
+ * the chain's end), or -1. It is a backward op, computed in the forward
+ * kernel beside the pooling it shadows (autodiff.c): the kernel runs
+ * before any reader of it, and the chain's end never has to be stored
+ * for it. */
+static int place_successor(const Fuser *f, const int *ops, int n, int pool)
+{
+    const Graph *g = f->g;
+    int last = ops[n - 1];
+    if (g->ops[pool].op != OP_MAXPOOL2D)
+        return -1;
+    for (int u = 0; u < f->nusers[last]; u++) {
+        int c = f->users[last][u];
+        const IrOp *o = &g->ops[c];
+        if (o->op == OP_MAXPOOL2D_PLACE && o->in[0] == last &&
+            f->assigned[c] < 0 && inputs_ready(f, ops, n, c) &&
+            !memcmp(&o->attr.win, &g->ops[pool].attr.win, sizeof o->attr.win))
+            return c;
+    }
+    return -1;
+}
+
 /* CONV2D, a bias and an elementwise chain, maybe a pooling. Legal when
  * the chain grows as for matmul_epilogue (each member the one chainable
  * reader of the previous, same shape) and an output plane fits on the
@@ -281,8 +303,12 @@ static int rule_conv_epilogue(const Fuser *f, int first, int *ops)
     if (n == 1)
         return 1;
     int pool = pool_successor(f, ops, n);
-    if (pool >= 0)
+    if (pool >= 0) {
+        int place = place_successor(f, ops, n, pool);
         ops[n++] = pool;
+        if (place >= 0)
+            ops[n++] = place;
+    }
     return n;
 }
 
@@ -424,8 +450,9 @@ static KernelKind form_kernel(const Fuser *f, int first, int *ops, int *n,
         return KK_POOL_RELU_GRAD;
     }
     if (o->op == OP_CONV2D && (*n = rule_conv_epilogue(f, first, ops)) > 1) {
-        *rule = is_pool(f->g->ops[ops[*n - 1]].op) ? "conv_pool"
-                                                   : "conv_epilogue";
+        int last = f->g->ops[ops[*n - 1]].op;
+        *rule = is_pool(last) || last == OP_MAXPOOL2D_PLACE ? "conv_pool"
+                                                            : "conv_epilogue";
         return KK_CONV_EPILOGUE;
     }
     if (is_activation_grad(o->op) &&

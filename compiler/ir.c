@@ -278,6 +278,10 @@ long long op_flops(const Graph *g, int v)
                    o->shape.dim[1];
         if (o->op == OP_MAXPOOL2D || o->op == OP_AVGPOOL2D)
             return n * window;
+        /* the pooling's own comparisons, counted there: storing where the
+         * maximum was must not make the same network count more work */
+        if (o->op == OP_MAXPOOL2D_PLACE)
+            return 0;
         return shape_elems(&g->ops[o->in[0]].shape) * window;
     }
     case OC_CHANNEL:

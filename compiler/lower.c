@@ -55,6 +55,8 @@ static Roles op_roles(OpKind op)
     case OP_MAXPOOL2D:
     case OP_AVGPOOL2D: return (Roles){{"x"}, "y"};
     case OP_MAXPOOL2D_GRAD: return (Roles){{"dy", "x"}, "dx"};
+    case OP_MAXPOOL2D_PLACE: return (Roles){{"x"}, "place"};
+    case OP_MAXPOOL2D_GRAD_AT: return (Roles){{"dy", "place"}, "dx"};
     case OP_AVGPOOL2D_GRAD: return (Roles){{"dy"}, "dx"};
     case OP_BN_STATS: return (Roles){{"x", "running_mean", "running_var"}, "stats"};
     case OP_BATCHNORM: return (Roles){{"x", "stats", "gamma", "beta"}, "y"};

@@ -491,6 +491,9 @@ bool conv_plane_on_stack(const Graph *g, const IrOp *o)
     return (long)y.h * (x.w > y.w ? x.w : y.w) <= WIDE_MAX;
 }
 
+static void lower_pool_places(Emitter *e, const IrOp *o, Dims x, Dims p,
+                              const char *place);
+
 /* The fused form's last step for one finished plane in `acc` (rows
  * `row` apart): each element in t0, with its flat index `at`, its place
  * in the plane `q` and the filter `f`, goes to the epilogue; then the
@@ -519,7 +522,10 @@ static void emit_conv_epilogue(Emitter *e, const Graph *g,
     emit(e, "const %s *xp = act;", e->real);
     emit(e, "%s *yp = %s + (long)nf * %ld;", e->real, ep->pooled,
          (long)py.h * py.w);
-    lower_pool_plane(e, g, ep->pool);
+    if (ep->place)
+        lower_pool_places(e, ep->pool, y, py, ep->place);
+    else
+        lower_pool_plane(e, g, ep->pool);
     emit_close(e, NULL);
 }
 
@@ -1415,6 +1421,17 @@ bool maxpool_windows_disjoint(const IrOp *o)
     return o->attr.win.sh == o->attr.win.kh && o->attr.win.sw == o->attr.win.kw;
 }
 
+/* Windows that tile the plane leave its last x.h % KH rows (d.h bands
+ * of KH rows) out of every window: their gradient is 0. */
+static void emit_uncovered_rows(Emitter *e, Dims d, Dims x, int KH)
+{
+    if (d.h * KH < x.h) {
+        emit(e, "/* the rows no window covers */");
+        emit(e, "memset(dxp + %d, 0, %d * sizeof *dxp);", d.h * KH * x.w,
+             (x.h - d.h * KH) * x.w);
+    }
+}
+
 /* The argmax of every window of band oh, as vector passes over the
  * band's windows: for window element (i, j), in scan order, one pass
  * over ow updates top[ow] and best[ow] (i * KW + j of the first
@@ -1484,11 +1501,99 @@ void lower_maxpool_grad_disjoint(Emitter *e, const IrOp *o, const Shape *dys,
     emit_close(e, NULL);
     emit(e, "memcpy(dxp + oh * %d, out, sizeof out);", KH * x.w);
     emit_close(e, NULL);
-    if (d.h * KH < x.h) {
-        emit(e, "/* the rows no window covers */");
-        emit(e, "memset(dxp + %d, 0, %d * sizeof *dxp);", d.h * KH * x.w,
-             (x.h - d.h * KH) * x.w);
+    emit_uncovered_rows(e, d, x, KH);
+    emit_close(e, NULL);
+}
+
+/* The place in their windows of the first maxima of band oh of plane xp
+ * (windows tiling the plane, KH rows a band): the band is copied, its
+ * windows' argmax found as emit_band_argmax finds it, and best[] stored
+ * as real numbers to prow; with `yrow`, the maxima too (top[]), which
+ * are the pooling's values: the same scan as emit_maxpool_plane. */
+static void emit_band_places(Emitter *e, const IrOp *o, Dims x, int PW,
+                             const char *prow, const char *yrow)
+{
+    const char *R = e->real;
+    int KH = o->attr.win.kh;
+    emit(e, "%s band[%d][%d];", R, KH, x.w);
+    emit(e, "memcpy(band, xp + oh * %d, sizeof band);", KH * x.w);
+    emit_band_argmax(e, o, PW);
+    emit(e, "%s at[%d];", R, PW);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", PW);
+    emit(e, "at[ow] = (%s)best[ow];", R);
+    emit_close(e, NULL);
+    emit(e, "memcpy(%s, at, sizeof at);", prow);
+    if (yrow)
+        emit(e, "memcpy(%s, top, sizeof top);", yrow);
+}
+
+/* Rule-free form of MAXPOOL2D_PLACE: one plane per task. */
+static void lower_maxpool2d_place(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Dims x = nchw(&g->ops[o->in[0]].shape), p = nchw(&o->shape);
+    pool_plane_loop(e, "x", x, "place", p,
+                    (long)p.n * p.c * p.h * p.w * o->attr.win.kh * o->attr.win.kw);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", p.h);
+    char prow[48];
+    snprintf(prow, sizeof prow, "placep + oh * %d", p.w);
+    emit_band_places(e, o, x, p.w, prow, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* Rule conv_pool with MAXPOOL2D_PLACE: the pooling of plane nf (in
+ * xp, the stack copy; results at yp) and the places of its maxima, in
+ * one scan. */
+static void lower_pool_places(Emitter *e, const IrOp *o, Dims x, Dims p,
+                              const char *place)
+{
+    emit(e, "%s *pp = %s + (long)nf * %ld;", e->real, place, (long)p.h * p.w);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", p.h);
+    char prow[48], yrow[48];
+    snprintf(prow, sizeof prow, "pp + oh * %d", p.w);
+    snprintf(yrow, sizeof yrow, "yp + oh * %d", p.w);
+    emit_band_places(e, o, x, p.w, prow, yrow);
+    emit_close(e, NULL);
+}
+
+/* dx = dy at each window's place, 0 elsewhere (rows and columns no
+ * window covers too). Per band, each column's window gradient and
+ * place (minus the column's offset in the window) are spread over the
+ * band's width first, so each of its KH rows is one contiguous select. */
+static void lower_maxpool2d_grad_at(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Dims d = nchw(&g->ops[o->in[0]].shape), x = nchw(&o->shape);
+    int KH = o->attr.win.kh, KW = o->attr.win.kw;
+    const char *R = e->real;
+    lower_parallel_for(e, (long)x.n * x.c * x.h * x.w * 2);
+    emit_open(e, "for (long nc = 0; nc < %d; nc++)", x.n * x.c);
+    emit(e, "const %s *dyp = dy + nc * %ld;", R, (long)d.h * d.w);
+    emit(e, "const %s *pp = place + nc * %ld;", R, (long)d.h * d.w);
+    emit(e, "%s *dxp = dx + nc * %ld;", R, (long)x.h * x.w);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", d.h);
+    emit(e, "%s gw[%d], pw[%d]; /* per column: its window's gradient and "
+         "place, less the column's offset */", R, x.w, x.w);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", d.w);
+    emit_open(e, "for (int j = 0; j < %d; j++)", KW);
+    emit(e, "gw[ow * %d + j] = dyp[oh * %d + ow];", KW, d.w);
+    emit(e, "pw[ow * %d + j] = pp[oh * %d + ow] - j;", KW, d.w);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    if (d.w * KW < x.w) {
+        emit_open(e, "for (int q = %d; q < %d; q++) /* no window covers "
+                  "these columns */", d.w * KW, x.w);
+        emit(e, "gw[q] = 0;");
+        emit(e, "pw[q] = -1;");
+        emit_close(e, NULL);
     }
+    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
+    emit(e, "%s *dxr = dxp + (oh * %d + i) * %d;", R, KH, x.w);
+    char stmt[160];
+    snprintf(stmt, sizeof stmt, "dxr[p] = pw[p] == i * %d ? gw[p] : 0;", KW);
+    emit_vector_loop(e, x.w, stmt);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_uncovered_rows(e, d, x, KH);
     emit_close(e, NULL);
 }
 
@@ -1906,6 +2011,8 @@ bool lower_conv_body(Emitter *e, const Graph *g, const IrOp *o,
     case OP_CONV2D_GRAD_WEIGHT: lower_conv_grad(e, g, o, NULL); break;
     case OP_MAXPOOL2D: lower_maxpool2d(e, g, o); break;
     case OP_MAXPOOL2D_GRAD: lower_maxpool2d_grad(e, g, o); break;
+    case OP_MAXPOOL2D_PLACE: lower_maxpool2d_place(e, g, o); break;
+    case OP_MAXPOOL2D_GRAD_AT: lower_maxpool2d_grad_at(e, g, o); break;
     case OP_AVGPOOL2D: lower_avgpool2d(e, g, o); break;
     case OP_AVGPOOL2D_GRAD: lower_avgpool2d_grad(e, g, o); break;
     case OP_BN_STATS: lower_bn_stats(e, g, o, train_mode); break;

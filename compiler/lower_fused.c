@@ -359,11 +359,16 @@ static bool is_pool(OpKind op)
 
 /* The convolution's value arrives in t0; the chain runs from member 1 up
  * to the pooling, whose plane the chain's last value goes to. */
+static bool is_pool_member(OpKind op)
+{
+    return is_pool(op) || op == OP_MAXPOOL2D_PLACE;
+}
+
 static void conv_epilogue(Emitter *e, const void *ctx)
 {
     const EpilogueCtx *c = ctx;
     int chain_end = c->k->nops;
-    if (is_pool(c->g->ops[c->k->ops[chain_end - 1]].op))
+    while (is_pool_member(c->g->ops[c->k->ops[chain_end - 1]].op))
         chain_end--;
     if (c->k->stored[0])
         emit(e, "%s[at] = t0;", arg_name(c->a, c->k->ops[0]));
@@ -377,13 +382,18 @@ static void lower_conv_epilogue(Emitter *e, const Graph *g, const Kernel *k,
 {
     EpilogueCtx ctx = {g, k, a};
     ConvEpilogue ep = {.store = conv_epilogue, .ctx = &ctx};
-    int last = k->ops[k->nops - 1];
-    if (is_pool(g->ops[last].op)) {
-        ep.pool = &g->ops[last];
-        ep.pooled = arg_name(a, last);
+    for (int m = 1; m < k->nops; m++) {
+        int v = k->ops[m];
+        if (is_pool(g->ops[v].op)) {
+            ep.pool = &g->ops[v];
+            ep.pooled = arg_name(a, v);
+        } else if (g->ops[v].op == OP_MAXPOOL2D_PLACE) {
+            ep.place = arg_name(a, v);
+        }
     }
     for (int m = 0; m < k->nops; m++)
-        ep.stores = ep.stores || (k->stored[m] && !is_pool(g->ops[k->ops[m]].op));
+        ep.stores = ep.stores ||
+                    (k->stored[m] && !is_pool_member(g->ops[k->ops[m]].op));
     lower_conv2d_fused(e, g, &g->ops[k->ops[0]], &ep);
 }
 

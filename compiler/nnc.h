@@ -662,6 +662,7 @@ typedef struct ConvEpilogue {
     const void *ctx;
     const IrOp *pool;   /* a pooling of each finished plane, or NULL */
     const char *pooled; /* the pooling's result buffer */
+    const char *place;  /* MAXPOOL2D_PLACE's result buffer, or NULL */
     bool stores;        /* the epilogue stores elements (uses `at`) */
 } ConvEpilogue;
 typedef struct BnEpilogue {

@@ -400,8 +400,24 @@ START_TEST(conv_pool_backward_ops)
     /* the first conv reads the input: no input gradient for it */
     ck_assert_int_eq(count_ops(g, OP_CONV2D_GRAD_INPUT), 1);
     ck_assert_int_eq(count_ops(g, OP_CONV2D_GRAD_WEIGHT), 2);
-    ck_assert_int_eq(count_ops(g, OP_MAXPOOL2D_GRAD), 1);
+    /* 2x2 windows tile the plane: the gradient goes to the places the
+     * forward recorded, relu's mask applied to the pooled gradient */
+    ck_assert_int_eq(count_ops(g, OP_MAXPOOL2D_GRAD), 0);
+    ck_assert_int_eq(count_ops(g, OP_MAXPOOL2D_PLACE), 1);
+    ck_assert_int_eq(count_ops(g, OP_MAXPOOL2D_GRAD_AT), 1);
     ck_assert_int_eq(count_ops(g, OP_AVGPOOL2D_GRAD), 1);
+    int pool = find_op(g, OP_MAXPOOL2D), relu = g->ops[pool].in[0];
+    ck_assert_int_eq(g->ops[relu].op, OP_RELU);
+    for (int i = 0; i < g->nops; i++) {
+        if (g->ops[i].phase == PH_FORWARD)
+            continue;
+        for (int j = 0; j < g->ops[i].nin; j++)
+            if (g->ops[i].in[j] == relu) /* only the place reads it */
+                ck_assert_int_eq(g->ops[i].op, OP_MAXPOOL2D_PLACE);
+        if (g->ops[i].op == OP_RELU_GRAD && g->ops[i].in[1] == pool)
+            pool = -1; /* the mask reads the pooled values */
+    }
+    ck_assert_int_eq(pool, -1);
     const Param *w1 = find_param(g, "conv1.weight");
     const IrOp *dw = &g->ops[w1->grad];
     ck_assert_int_eq(dw->op, OP_CONV2D_GRAD_WEIGHT);
@@ -411,6 +427,37 @@ START_TEST(conv_pool_backward_ops)
     int conv = find_op(g, OP_CONV2D);
     ck_assert_int_gt(op_flops(g, conv), 0);
     ck_assert(ir_verify(g, stderr));
+    compiled_free(&c);
+}
+END_TEST
+
+/* Overlapping windows keep the gradient that finds each maximum again;
+ * a relu output that something else reads keeps relu's own gradient. */
+START_TEST(maxpool_grad_forms)
+{
+    Compiled c;
+    expect_ok(&c, "[2, 9, 9]",
+              "    a = conv2d(x, 3) |> relu\n"
+              "    b = maxpool2d(a, 3, stride = 2)\n"
+              "    h = b\n",
+              "autodiff");
+    ck_assert_int_eq(count_ops(c.g, OP_MAXPOOL2D_GRAD), 1);
+    ck_assert_int_eq(count_ops(c.g, OP_MAXPOOL2D_PLACE), 0);
+    compiled_free(&c);
+    expect_ok(&c, "[2, 8, 8]",
+              "    a = conv2d(x, 3, padding = same) |> relu\n"
+              "    h = maxpool2d(a, 2) + maxpool2d(a, 2, stride = 2)\n",
+              "autodiff");
+    ck_assert_int_eq(count_ops(c.g, OP_MAXPOOL2D_GRAD), 0);
+    ck_assert_int_eq(count_ops(c.g, OP_MAXPOOL2D_PLACE), 2);
+    /* two readers of the relu output: each pool's gradient goes to it, and
+     * relu's gradient reads it as before */
+    ck_assert_int_eq(count_ops(c.g, OP_MAXPOOL2D_GRAD_AT), 2);
+    int relu = find_op(c.g, OP_RELU), masks = 0;
+    for (int i = 0; i < c.g->nops; i++)
+        masks += c.g->ops[i].op == OP_RELU_GRAD && c.g->ops[i].in[1] == relu;
+    ck_assert_int_eq(masks, 1);
+    ck_assert(ir_verify(c.g, stderr));
     compiled_free(&c);
 }
 END_TEST
@@ -608,6 +655,7 @@ Suite *cnn_suite(void)
     suite_add_tcase(s, t);
     t = tcase_create("backward");
     tcase_add_test(t, conv_pool_backward_ops);
+    tcase_add_test(t, maxpool_grad_forms);
     tcase_add_test(t, conv_kernels_tiled_by_shape);
     tcase_add_test(t, small_products_scalar);
     suite_add_tcase(s, t);

@@ -569,12 +569,14 @@ START_TEST(rule_ewise_chain)
 }
 END_TEST
 
+/* overlapping windows: windows that tile the plane send the gradient to
+ * places the forward recorded (rule_conv_pool) */
 START_TEST(rule_maxpool_relu_grad_and_in_place)
 {
     Compiled c;
     ck_assert_int_eq(compile_fused(&c, "model n { input x : [1, 6, 6] label y : class(2)\n"
                                    " a = conv2d(x, 2, kernel = 3, padding = same) |> relu\n"
-                                   " b = maxpool2d(a, 2)\n z = dense(flatten(b), 2)\n"
+                                   " b = maxpool2d(a, 3, stride = 2)\n z = dense(flatten(b), 2)\n"
                                    " output p = softmax(z)\n loss cross_entropy(z, y) }\n"
                                    "train n { optimizer sgd(lr = 0.1) batch 2 }\n"),
                      0);
@@ -685,9 +687,13 @@ START_TEST(rule_conv_pool)
     ck_assert_int_eq(train->kind, KK_CONV_EPILOGUE);
     ck_assert_str_eq(train->rule, "conv_pool");
     ck_assert_int_eq(train->ops[3], pool);
-    /* training: the backward pass reads the relu output, so it is stored;
-     * prediction has no backward pass, and never stores it */
-    ck_assert(train->stored[2] && train->stored[3]);
+    /* training: the windows tile the plane, so the kernel also records
+     * where each maximum is, and the backward pass reads those places
+     * and the pooled values, never the relu output: no program stores it */
+    ck_assert_int_eq(train->nops, 5);
+    ck_assert_int_eq(c.g->ops[train->ops[4]].op, OP_MAXPOOL2D_PLACE);
+    ck_assert(!train->stored[2] && train->stored[3] && train->stored[4]);
+    ck_assert_int_lt(c.plans[PROG_TRAIN]->offset[relu], 0);
     const Kernel *pred = kernel_holding(&c, PROG_PREDICT, pool);
     ck_assert_ptr_eq(kernel_holding(&c, PROG_PREDICT, relu), pred);
     ck_assert(!pred->stored[2] && pred->stored[3]);
