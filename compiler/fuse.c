@@ -31,6 +31,9 @@
  *   conv_grad_mask    an activation's gradient + the bias, input and
  *                     weight gradients of the conv that read it: they read
  *                     dy through the mask, which is never stored
+ *   conv_grad_place   maxpool2d_grad_at + the bias, input and weight
+ *                     gradients of the conv that read it: they rebuild
+ *                     dy's planes from the pooled gradient and places
  *   bn_forward        batch statistics + normalisation (+ an elementwise
  *                     chain): one loop over channels
  *   bn_grad           batch norm's input, gamma and beta gradients (+ an
@@ -371,6 +374,21 @@ static int rule_conv_grad_mask(const Fuser *f, int first, int *ops)
                             is_conv_grad);
 }
 
+/* MAXPOOL2D_GRAD_AT (pooled dy, place) and every reader of its result,
+ * which must all be bias, input or weight gradients of a convolution,
+ * as for conv_grad_mask: each rebuilds a plane of dy from the pooled
+ * gradient and the places where it copies dy anyway (the bias gradient
+ * on the stack, to sum it in the order it sums a stored one), so the
+ * spread gradient, 4x the pooled one, is never stored. */
+static int rule_conv_grad_place(const Fuser *f, int first, int *ops)
+{
+    const Shape *s = &f->g->ops[first].shape;
+    if ((long)s->dim[2] * s->dim[3] > MAX_POOL_PLANE / 2)
+        return 1;
+    return take_all_readers(f, ops, 1, first, reads_dy_as_conv_grad,
+                            is_conv_grad);
+}
+
 /* ------- batch normalisation ------- */
 
 /* BN_STATS and the BATCHNORM that normalises the same x with them, then
@@ -458,6 +476,11 @@ static KernelKind form_kernel(const Fuser *f, int first, int *ops, int *n,
     if (is_activation_grad(o->op) &&
         (*n = rule_conv_grad_mask(f, first, ops)) > 1) {
         *rule = "conv_grad_mask";
+        return KK_CONV_GRAD;
+    }
+    if (o->op == OP_MAXPOOL2D_GRAD_AT &&
+        (*n = rule_conv_grad_place(f, first, ops)) > 1) {
+        *rule = "conv_grad_place";
         return KK_CONV_GRAD;
     }
     if (o->op == OP_BN_STATS && (*n = rule_bn_forward(f, first, ops)) > 1) {

@@ -369,10 +369,18 @@ void lower_bias_channel_sum(Emitter *e, const Shape *dys, const IrOp *act)
     } else {
         char off[64];
         snprintf(off, sizeof off, "((long)n * %d + c) * %ld", ch, inner);
-        emit(e, "const %s *row = dy + %s;", e->real, off);
-        if (act)
-            emit(e, "const %s *yrow = y + %s;", e->real, off);
-        lower_dy_elem(e, act, "row[j]", "yrow[j]", el, sizeof el);
+        if (act && act->op == OP_MAXPOOL2D_GRAD_AT) {
+            /* rebuilt on the stack, then summed as if read from memory */
+            emit(e, "%s dym[%ld]; /* dy through %s */", e->real, inner,
+                 op_names[act->op]);
+            lower_dy_spread(e, act, dys, off, "dym");
+            snprintf(el, sizeof el, "dym[j]");
+        } else {
+            emit(e, "const %s *row = dy + %s;", e->real, off);
+            if (act)
+                emit(e, "const %s *yrow = y + %s;", e->real, off);
+            lower_dy_elem(e, act, "row[j]", "yrow[j]", el, sizeof el);
+        }
         if (inner >= BIAS_LANES) {
             emit_plane_partial_sums(e, inner, el);
         } else {

@@ -448,11 +448,41 @@ static void emit_zero(Emitter *e, const char *name, long n)
 /* dst[oh * dst_row + ow] = the consumed gradient of the [OH, OW] plane at
  * dy + off, read through the pointers `src` (and `ysrc` into y): a copy
  * the gradient loops make anyway, so a folded mask costs no pass. */
+static void emit_grad_at_plane(Emitter *e, const IrOp *o, Dims d, Dims x,
+                               const char *dyp, const char *pp,
+                               const char *dst, int dst_row);
+
+/* Rule conv_grad_place: the plane of dy at dy + off rebuilt from the
+ * pooled gradient and the places (planes d.h * d.w apart, where dy's
+ * are out.h * out.w) as maxpool2d_grad_at would store it. */
+static void emit_dy_spread(Emitter *e, const IrOp *at, const char *src,
+                           const char *dst, int dst_row, const char *off,
+                           Dims out)
+{
+    Dims d = {.h = out.h / at->attr.win.kh, .w = out.w / at->attr.win.kw};
+    long plane = (long)out.h * out.w, pooled = (long)d.h * d.w;
+    emit(e, "const long pq = (%s) / %ld * %ld; /* the pooled plane */", off,
+         plane, pooled);
+    emit(e, "const %s *%s = dy + pq, *pg = place + pq;", e->real, src);
+    emit_grad_at_plane(e, at, d, out, src, "pg", dst, dst_row);
+}
+
+void lower_dy_spread(Emitter *e, const IrOp *at, const Shape *dys,
+                     const char *off, const char *dst)
+{
+    Dims out = nchw(dys);
+    emit_dy_spread(e, at, "dyg", dst, out.w, off, out);
+}
+
 static void emit_dy_copy(Emitter *e, const IrOp *act, const char *src,
                          const char *ysrc, const char *dst, int dst_row,
                          const char *off, Dims out)
 {
     char at[32], dyv[64], yv[64], el[256];
+    if (act && act->op == OP_MAXPOOL2D_GRAD_AT) {
+        emit_dy_spread(e, act, src, dst, dst_row, off, out);
+        return;
+    }
     emit(e, "const %s *%s = dy + %s;", e->real, src, off);
     if (act)
         emit(e, "const %s *%s = y + %s;", e->real, ysrc, off);
@@ -1189,6 +1219,45 @@ static void emit_row_offsets(Emitter *e, Dims x, int KH, int KW)
     emit_close(e, ";");
 }
 
+/* dyT[p][f] for the WG_COLS filters f0 + f of sample n, from the pooled
+ * gradient and places as maxpool2d_grad_at spreads them: both are
+ * transposed first (gT[q][f], pT[q][f], a quarter of dyT for 2x2
+ * windows), then each window element's row of dyT is one vector select
+ * over f. Positions no window covers stay at the 0 they were set to
+ * before the loop over samples. */
+static void emit_dyT_spread(Emitter *e, const IrOp *at, Dims dy)
+{
+    int KH = at->attr.win.kh, KW = at->attr.win.kw;
+    Dims d = {.h = dy.h / KH, .w = dy.w / KW};
+    long pooled = (long)d.h * d.w;
+    const char *R = e->real;
+    emit(e, "/* dy through %s: the pooled gradient and places of filters "
+         "f0 + f, in gT[q][f] and pT[q][f] */", op_names[at->op]);
+    emit(e, "%s gT[%ld][%d], pT[%ld][%d];", R, pooled, WG_COLS, pooled,
+         WG_COLS);
+    emit_open(e, "for (int f = 0; f < %d; f++)", WG_COLS);
+    emit(e, "const long pq = ((long)n * %d + f0 + f) * %ld;", dy.c, pooled);
+    emit_open(e, "for (int q = 0; q < %ld; q++)", pooled);
+    emit(e, "gT[q][f] = dy[pq + q];");
+    emit(e, "pT[q][f] = place[pq + q];");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", d.h);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", d.w);
+    emit(e, "const int q = oh * %d + ow;", d.w);
+    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
+    emit_open(e, "for (int j = 0; j < %d; j++)", KW);
+    emit(e, "%s *dr = dyT[(oh * %d + i) * %d + ow * %d + j];", R, KH, dy.w, KW);
+    char stmt[128];
+    snprintf(stmt, sizeof stmt, "dr[p] = pT[q][p] == i * %d + j ? gT[q][p] : 0;",
+             KW);
+    emit_vector_loop(e, WG_COLS, stmt);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
 static void lower_conv2d_grad_weight_tiled(Emitter *e, const IrOp *o,
                                            Dims dy, Dims x, const IrOp *act)
 {
@@ -1213,18 +1282,26 @@ static void lower_conv2d_grad_weight_tiled(Emitter *e, const IrOp *o,
     emit(e, "memset(dwT, 0, sizeof dwT);");
     emit(e, "%s dyT[%ld][%d]; /* dy[n, f0 + f] at position p, in dyT[p][f] */",
          R, oplane, WG_COLS);
+    bool spread = act && act->op == OP_MAXPOOL2D_GRAD_AT;
+    if (spread)
+        emit(e, "memset(dyT, 0, sizeof dyT); /* where no window reaches */");
     emit_open(e, "for (int n = 0; n < %d; n++)", x.n);
     emit(e, "const %s *xn = x + (long)n * %ld;", R, x.c * plane);
-    emit_open(e, "for (int f = 0; f < %d; f++)", WG_COLS);
-    emit(e, "const long off = ((long)n * %d + f0 + f) * %ld;", dy.c, oplane);
-    snprintf(at, sizeof at, "[off + p]");
-    snprintf(dyv, sizeof dyv, "dy%s", at);
-    snprintf(yv, sizeof yv, "y%s", at);
-    lower_dy_elem(e, act, dyv, yv, el, sizeof el);
-    emit_open(e, "for (int p = 0; p < %ld; p++)", oplane);
-    emit(e, "dyT[p][f] = %s;", el);
-    emit_close(e, NULL);
-    emit_close(e, NULL);
+    if (spread) {
+        emit_dyT_spread(e, act, dy);
+    } else {
+        emit_open(e, "for (int f = 0; f < %d; f++)", WG_COLS);
+        emit(e, "const long off = ((long)n * %d + f0 + f) * %ld;", dy.c,
+             oplane);
+        snprintf(at, sizeof at, "[off + p]");
+        snprintf(dyv, sizeof dyv, "dy%s", at);
+        snprintf(yv, sizeof yv, "y%s", at);
+        lower_dy_elem(e, act, dyv, yv, el, sizeof el);
+        emit_open(e, "for (int p = 0; p < %ld; p++)", oplane);
+        emit(e, "dyT[p][f] = %s;", el);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+    }
     emit_open(e, "for (int r0 = 0; r0 + %d <= nrows; r0 += %d)", TILE_ROWS,
               TILE_ROWS);
     emit_weight_tile(e, TILE_ROWS, "r0", dy, x);
@@ -1422,14 +1499,22 @@ bool maxpool_windows_disjoint(const IrOp *o)
 }
 
 /* Windows that tile the plane leave its last x.h % KH rows (d.h bands
- * of KH rows) out of every window: their gradient is 0. */
-static void emit_uncovered_rows(Emitter *e, Dims d, Dims x, int KH)
+ * of KH rows) out of every window: their gradient is 0. `dst` holds the
+ * plane's rows dst_row apart. */
+static void emit_uncovered_rows(Emitter *e, Dims d, Dims x, int KH,
+                                const char *dst, int dst_row)
 {
-    if (d.h * KH < x.h) {
-        emit(e, "/* the rows no window covers */");
-        emit(e, "memset(dxp + %d, 0, %d * sizeof *dxp);", d.h * KH * x.w,
-             (x.h - d.h * KH) * x.w);
+    if (d.h * KH >= x.h)
+        return;
+    emit(e, "/* the rows no window covers */");
+    if (dst_row == x.w) {
+        emit(e, "memset(%s + %d, 0, %d * sizeof *%s);", dst, d.h * KH * x.w,
+             (x.h - d.h * KH) * x.w, dst);
+        return;
     }
+    emit_open(e, "for (int r = %d; r < %d; r++)", d.h * KH, x.h);
+    emit(e, "memset(%s + r * %d, 0, %d * sizeof *%s);", dst, dst_row, x.w, dst);
+    emit_close(e, NULL);
 }
 
 /* The argmax of every window of band oh, as vector passes over the
@@ -1501,7 +1586,7 @@ void lower_maxpool_grad_disjoint(Emitter *e, const IrOp *o, const Shape *dys,
     emit_close(e, NULL);
     emit(e, "memcpy(dxp + oh * %d, out, sizeof out);", KH * x.w);
     emit_close(e, NULL);
-    emit_uncovered_rows(e, d, x, KH);
+    emit_uncovered_rows(e, d, x, KH, "dxp", x.w);
     emit_close(e, NULL);
 }
 
@@ -1556,27 +1641,25 @@ static void lower_pool_places(Emitter *e, const IrOp *o, Dims x, Dims p,
     emit_close(e, NULL);
 }
 
-/* dx = dy at each window's place, 0 elsewhere (rows and columns no
- * window covers too). Per band, each column's window gradient and
- * place (minus the column's offset in the window) are spread over the
- * band's width first, so each of its KH rows is one contiguous select. */
-static void lower_maxpool2d_grad_at(Emitter *e, const Graph *g, const IrOp *o)
+/* The [x.h, x.w] plane of maxpool2d_grad_at(dy, place) from the pooled
+ * [d.h, d.w] planes at `dyp` and `pp`, into `dst` with rows dst_row
+ * apart: dy at each window's place, 0 elsewhere (rows and columns no
+ * window covers too). Per band, each column's window gradient and place
+ * (minus the column's offset in the window) are spread over the band's
+ * width first, so each of its KH rows is one contiguous select. */
+static void emit_grad_at_plane(Emitter *e, const IrOp *o, Dims d, Dims x,
+                               const char *dyp, const char *pp,
+                               const char *dst, int dst_row)
 {
-    Dims d = nchw(&g->ops[o->in[0]].shape), x = nchw(&o->shape);
     int KH = o->attr.win.kh, KW = o->attr.win.kw;
     const char *R = e->real;
-    lower_parallel_for(e, (long)x.n * x.c * x.h * x.w * 2);
-    emit_open(e, "for (long nc = 0; nc < %d; nc++)", x.n * x.c);
-    emit(e, "const %s *dyp = dy + nc * %ld;", R, (long)d.h * d.w);
-    emit(e, "const %s *pp = place + nc * %ld;", R, (long)d.h * d.w);
-    emit(e, "%s *dxp = dx + nc * %ld;", R, (long)x.h * x.w);
     emit_open(e, "for (int oh = 0; oh < %d; oh++)", d.h);
     emit(e, "%s gw[%d], pw[%d]; /* per column: its window's gradient and "
          "place, less the column's offset */", R, x.w, x.w);
     emit_open(e, "for (int ow = 0; ow < %d; ow++)", d.w);
     emit_open(e, "for (int j = 0; j < %d; j++)", KW);
-    emit(e, "gw[ow * %d + j] = dyp[oh * %d + ow];", KW, d.w);
-    emit(e, "pw[ow * %d + j] = pp[oh * %d + ow] - j;", KW, d.w);
+    emit(e, "gw[ow * %d + j] = %s[oh * %d + ow];", KW, dyp, d.w);
+    emit(e, "pw[ow * %d + j] = %s[oh * %d + ow] - j;", KW, pp, d.w);
     emit_close(e, NULL);
     emit_close(e, NULL);
     if (d.w * KW < x.w) {
@@ -1587,13 +1670,26 @@ static void lower_maxpool2d_grad_at(Emitter *e, const Graph *g, const IrOp *o)
         emit_close(e, NULL);
     }
     emit_open(e, "for (int i = 0; i < %d; i++)", KH);
-    emit(e, "%s *dxr = dxp + (oh * %d + i) * %d;", R, KH, x.w);
+    emit(e, "%s *dr = %s + (oh * %d + i) * %d;", R, dst, KH, dst_row);
     char stmt[160];
-    snprintf(stmt, sizeof stmt, "dxr[p] = pw[p] == i * %d ? gw[p] : 0;", KW);
+    snprintf(stmt, sizeof stmt, "dr[p] = pw[p] == i * %d ? gw[p] : 0;", KW);
     emit_vector_loop(e, x.w, stmt);
     emit_close(e, NULL);
     emit_close(e, NULL);
-    emit_uncovered_rows(e, d, x, KH);
+    emit_uncovered_rows(e, d, x, KH, dst, dst_row);
+}
+
+/* dx = maxpool2d_grad_at(dy, place), one plane per task. */
+static void lower_maxpool2d_grad_at(Emitter *e, const Graph *g, const IrOp *o)
+{
+    Dims d = nchw(&g->ops[o->in[0]].shape), x = nchw(&o->shape);
+    const char *R = e->real;
+    lower_parallel_for(e, (long)x.n * x.c * x.h * x.w * 2);
+    emit_open(e, "for (long nc = 0; nc < %d; nc++)", x.n * x.c);
+    emit(e, "const %s *dyp = dy + nc * %ld;", R, (long)d.h * d.w);
+    emit(e, "const %s *pp = place + nc * %ld;", R, (long)d.h * d.w);
+    emit(e, "%s *dxp = dx + nc * %ld;", R, (long)x.h * x.w);
+    emit_grad_at_plane(e, o, d, x, "dyp", "pp", "dxp", x.w);
     emit_close(e, NULL);
 }
 

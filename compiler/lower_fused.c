@@ -71,7 +71,7 @@ static bool is_reserved(const char *name, bool conv)
     /* and those of the convolution and batch-norm loop nests */
     static const char *const conv_locals[] = {"n", "f", "q", "p", "p0", "s", "t", "fc", "xn", "wf", "xc", "wv", "xs",
         "xp", "xr", "yr", "act", "base", "dyz", "dyw", "dyf", "yf", "dyg",
-        "yg", "dym", "dyr", "ymr", "ln", "lane", "lane2", "yrow", "oh_lo",
+        "yg", "dym", "dyr", "pg", "gw", "pw", "dr", "ymr", "ln", "lane", "lane2", "yrow", "oh_lo",
         "oh_hi", "ow_lo", "ow_hi", "batch_mean", "batch_var", "mean",
         "inv_std", "squares", "sum_dy", "sum_dy_xc", "mean_dy",
         "mean_dy_xhat", "xhat"};
@@ -119,7 +119,10 @@ static const char *role_name(const Kernel *k, const IrOp *o, int j)
     for (size_t r = 0; r < sizeof roles / sizeof roles[0]; r++)
         if (roles[r].op == o->op)
             return j < 0 ? roles[r].out : roles[r].in[j];
-    /* the folded activation gradient reads (dy, y) */
+    /* the folded activation gradient reads (dy, y), the folded
+     * maxpool2d_grad_at (dy, place) */
+    if (k->kind == KK_CONV_GRAD && o->op == OP_MAXPOOL2D_GRAD_AT)
+        return j >= 0 ? (const char *[]){"dy", "place"}[j] : NULL;
     bool act = (k->kind == KK_CONV_GRAD || k->kind == KK_BN_GRAD) &&
                op_class[o->op] == OC_EWISE;
     return act && j >= 0 ? (const char *[]){"dy", "y"}[j] : NULL;

@@ -711,6 +711,11 @@ void lower_xent_logit_grad(Emitter *e, const Graph *g, const IrOp *o,
 void lower_dy_elem(Emitter *e, const IrOp *act, const char *dy, const char *y,
                    char *buf, size_t len);
 void lower_bias_channel_sum(Emitter *e, const Shape *dys, const IrOp *act);
+/* The plane of maxpool2d_grad_at(dy, place) (shape dys) at offset `off`
+ * of the result, into `dst` (rows dys.w apart), from the pooled dy and
+ * place the kernel reads under those names (lower_conv.c). */
+void lower_dy_spread(Emitter *e, const IrOp *at, const Shape *dys,
+                     const char *off, const char *dst);
 void lower_bias_grad(Emitter *e, const Graph *g, const IrOp *o,
                      const IrOp *act);
 void lower_sgd(Emitter *e, const IrOp *o, long n);

@@ -6421,12 +6421,12 @@ static void k28_dbn2_maxpool2d_grad_at(const float *restrict dy, const float *re
                 pw[q] = -1;
             }
             for (int i = 0; i < 2; i++) {
-                float *dxr = dxp + (oh * 2 + i) * 11;
+                float *dr = dxp + (oh * 2 + i) * 11;
                 for (int p = 0; p < 8; p++) {
-                    dxr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                 }
                 for (int p = 8; p < 11; p++) {
-                    dxr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                 }
             }
         }
@@ -7094,15 +7094,15 @@ static void k34_dbn1_maxpool2d_grad_at(const float *restrict dy, const float *re
                 }
             }
             for (int i = 0; i < 2; i++) {
-                float *dxr = dxp + (oh * 2 + i) * 26;
+                float *dr = dxp + (oh * 2 + i) * 26;
                 for (int p = 0; p < 16; p++) {
-                    dxr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                 }
                 for (int p = 16; p < 24; p++) {
-                    dxr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                 }
                 for (int p = 24; p < 26; p++) {
-                    dxr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                 }
             }
         }

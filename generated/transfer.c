@@ -4830,15 +4830,15 @@ static void k20_dbn2_maxpool2d_grad_at(const float *restrict dy, const float *re
                 }
             }
             for (int i = 0; i < 2; i++) {
-                float *dxr = dxp + (oh * 2 + i) * 14;
+                float *dr = dxp + (oh * 2 + i) * 14;
                 for (int p = 0; p < 8; p++) {
-                    dxr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                 }
                 for (int p = 8; p < 12; p++) {
-                    dxr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                 }
                 for (int p = 12; p < 14; p++) {
-                    dxr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                 }
             }
         }
@@ -5070,15 +5070,15 @@ static void k26_dbn1_maxpool2d_grad_at(const float *restrict dy, const float *re
                 }
             }
             for (int i = 0; i < 2; i++) {
-                float *dxr = dxp + (oh * 2 + i) * 28;
+                float *dr = dxp + (oh * 2 + i) * 28;
                 for (int p = 0; p < 16; p++) {
-                    dxr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                 }
                 for (int p = 16; p < 24; p++) {
-                    dxr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                 }
                 for (int p = 24; p < 28; p++) {
-                    dxr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                 }
             }
         }

@@ -756,6 +756,63 @@ START_TEST(rule_conv_grad_mask_not_when_read_elsewhere)
 }
 END_TEST
 
+/* How many bias gradients read value v. */
+static int bias_grads_reading(const Compiled *c, int v)
+{
+    int n = 0;
+    for (int i = 0; i < c->g->nops; i++)
+        n += c->g->ops[i].op == OP_BIAS_GRAD && c->g->ops[i].in[0] == v;
+    return n;
+}
+
+START_TEST(rule_conv_grad_place)
+{
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, CNN_HEAD
+                                   " a = conv2d(x, 2, kernel = 3, padding = same) |> relu\n"
+                                   " b = conv2d(a, 2, kernel = 3, padding = same) |> relu\n"
+                                   " m = maxpool2d(b, 2)\n"
+                                   " z = dense(flatten(m), 2)\n" CNN_TAIL), 0);
+    int at = first_op(&c, OP_MAXPOOL2D_GRAD_AT);
+    const Kernel *k = kernel_holding(&c, PROG_TRAIN, at);
+    ck_assert_int_eq(k->kind, KK_CONV_GRAD);
+    ck_assert_str_eq(k->rule, "conv_grad_place");
+    ck_assert_int_eq(k->ops[0], at);
+    ck_assert(!k->stored[0]); /* the spread gradient never reaches memory */
+    ck_assert_int_eq(k->nops, 4);
+    ck_assert(kernel_has(&c, k, OP_BIAS_GRAD));
+    ck_assert(kernel_has(&c, k, OP_CONV2D_GRAD_INPUT));
+    ck_assert(kernel_has(&c, k, OP_CONV2D_GRAD_WEIGHT));
+    for (int m = 1; m < k->nops; m++)
+        ck_assert(k->stored[m]);
+    /* the bias gradient sums the spread gradient, as unfused: same bits */
+    ck_assert_int_eq(bias_grads_reading(&c, at), 1);
+    compiled_free(&c);
+}
+END_TEST
+
+START_TEST(rule_conv_grad_place_not_when_read_elsewhere)
+{
+    /* b feeds the pooling and, through relu, a dense layer: d(loss)/d(b)
+     * adds the spread gradient to the other path's, so an add reads it */
+    Compiled c;
+    ck_assert_int_eq(compile_fused(&c, CNN_HEAD
+                                   " b = conv2d(x, 2, kernel = 3, padding = same)\n"
+                                   " m = maxpool2d(b, 2)\n"
+                                   " z = dense(flatten(m), 2) + dense(flatten(relu(b)), 2)\n"
+                                   CNN_TAIL), 0);
+    int at = first_op(&c, OP_MAXPOOL2D_GRAD_AT);
+    ck_assert_int_ge(at, 0);
+    const Kernel *k = kernel_holding(&c, PROG_TRAIN, at);
+    ck_assert_int_ne(k->kind, KK_CONV_GRAD);
+    ck_assert_int_eq(k->nops, 1);
+    ck_assert(k->stored[0]);
+    /* and the bias gradient reads the sum, not the pooled gradient */
+    ck_assert_int_eq(bias_grads_reading(&c, c.g->ops[at].in[0]), 0);
+    compiled_free(&c);
+}
+END_TEST
+
 START_TEST(rule_bn_forward)
 {
     Compiled c;
@@ -981,6 +1038,8 @@ Suite *compiler_suite(void)
     tcase_add_test(t, rule_conv_pool_only_at_the_chain_end);
     tcase_add_test(t, rule_conv_grad_mask);
     tcase_add_test(t, rule_conv_grad_mask_not_when_read_elsewhere);
+    tcase_add_test(t, rule_conv_grad_place);
+    tcase_add_test(t, rule_conv_grad_place_not_when_read_elsewhere);
     tcase_add_test(t, rule_bn_forward);
     tcase_add_test(t, rule_bn_grad);
     tcase_add_test(t, rule_bn_grad_mask_not_when_read_elsewhere);
