@@ -29,6 +29,11 @@ GEN_CFLAGS="-std=c11 -O2 -march=native -fopenmp -Wall -Wextra -Werror"
 REF_MODELS="xor mnist_mlp mnist_cnn cifar_cnn"
 XOR_STEPS=10000 # the seed trains XOR for 10000 steps: compare exactly that
 SGEMM_N=2048
+# mnist_mlp's products (batch 64, 784-256-64-10) as bench_sgemm --products
+# lists them: the forward x W^T of each layer, then backwards each layer's
+# dW = dy^T x and (but the first's) dx = dy W. OpenBLAS on just these is
+# what a tuned BLAS makes of the shapes the 60% target is about.
+MLP_PRODUCTS=64x256x784nt,64x64x256nt,64x10x64nt,10x64x64tn,64x64x10nn,64x256x64tn,64x256x64nn,256x784x64tn
 out=$BUILD/bench
 md=$BUILD/bench.md
 
@@ -173,6 +178,14 @@ sgemm_gflops() {
     echo "$line" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p'
 }
 
+# products_gflops: OpenBLAS on mnist_mlp's products alone
+products_gflops() {
+    line=$(OPENBLAS_NUM_THREADS="$THREADS" \
+           "$out/bench_sgemm" --products "$MLP_PRODUCTS" 5 2> "$out/last.err") || {
+        err "bench_sgemm --products failed: $(tail -2 "$out/last.err")"; return 1; }
+    echo "$line" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p'
+}
+
 # steps_for BIN BATCH: a step count that makes one timed run last about
 # TARGET_MS, from short runs grown tenfold until one lasts 50 ms
 steps_for() {
@@ -292,6 +305,7 @@ while [ "$r" -le "$ROUNDS" ]; do
         [ "$have_torch" = 1 ] && torch_ms "$m" 1 $targs >> "$out/$m.torch1.ms"
     done
     [ "$have_sgemm" = 1 ] && sgemm_gflops >> "$out/sgemm.gflops"
+    [ "$have_sgemm" = 1 ] && products_gflops >> "$out/sgemm.mlp_products"
     r=$((r + 1))
 done
 sgemm=$( [ "$have_sgemm" = 1 ] && median < "$out/sgemm.gflops") || sgemm=
@@ -348,7 +362,9 @@ target "mnist_cnn: >= 50% of SGEMM GFLOP/s" "${x:+$(pct "$x / $sgemm")}" \
     "${x:+$x >= 0.5 * $sgemm}"
 x=$(val mnist_mlp.gflops)
 [ -n "$sgemm" ] || x=
-target "mnist_mlp: >= 60% of SGEMM GFLOP/s" "${x:+$(pct "$x / $sgemm")}" \
+blas=$( [ -n "$sgemm" ] && median < "$out/sgemm.mlp_products") || blas=
+target "mnist_mlp: >= 60% of SGEMM GFLOP/s" \
+    "${x:+$(pct "$x / $sgemm")${blas:+ (OpenBLAS on its products alone: $(pct "$blas / $sgemm"))}}" \
     "${x:+$x >= 0.6 * $sgemm}"
 x=$(val xor.vs_torch)
 xn=$(median < "$out/xor.ref.ms" 2> /dev/null) || xn=
