@@ -317,14 +317,10 @@ void lower_dy_elem(Emitter *e, const IrOp *act, const char *dy, const char *y,
     snprintf(buf, len, "(%s)", expr);
 }
 
-/* Partial sums of a bias gradient over planes: one per lane of an
- * AVX-512 register, so the sum over a plane is a vector add per 16
- * elements instead of a chain of dependent scalar adds. */
-enum { BIAS_LANES = 16 };
-
 /* dbias[c] += row[0..inner) through `act`, into BIAS_LANES partial sums:
  * element j goes to acc[j % BIAS_LANES], so the order is fixed. */
-static void emit_plane_partial_sums(Emitter *e, long inner, const char *el)
+void lower_plane_partial_sums(Emitter *e, const char *acc, long inner,
+                              const char *el)
 {
     long whole = inner / BIAS_LANES * BIAS_LANES;
     char stmt[320];
@@ -332,16 +328,26 @@ static void emit_plane_partial_sums(Emitter *e, long inner, const char *el)
         emit_open(e, "for (int j0 = 0; j0 < %ld; j0 += %d)", whole, BIAS_LANES);
         emit_open(e, "for (int l = 0; l < %d; l++)", BIAS_LANES);
         emit(e, "const int j = j0 + l;");
-        emit(e, "acc[l] += %s;", el);
+        emit(e, "%s[l] += %s;", acc, el);
         emit_close(e, NULL);
         emit_close(e, NULL);
     }
     if (whole < inner) {
         emit_open(e, "for (int j = %ld; j < %ld; j++)", whole, inner);
-        snprintf(stmt, sizeof stmt, "acc[j - %ld] += %s;", whole, el);
+        snprintf(stmt, sizeof stmt, "%s[j - %ld] += %s;", acc, whole, el);
         emit(e, "%s", stmt);
         emit_close(e, NULL);
     }
+}
+
+/* dst = the partial sums in acc added up in lane order */
+void lower_partial_sums_total(Emitter *e, const char *acc, const char *dst)
+{
+    emit(e, "%s total = 0;", e->real);
+    emit_open(e, "for (int l = 0; l < %d; l++)", BIAS_LANES);
+    emit(e, "total += %s[l];", acc);
+    emit_close(e, NULL);
+    emit(e, "%s = total;", dst);
 }
 
 /* dbias[c] = sum over n and inner of dy[n, c, inner], in a fixed order
@@ -382,7 +388,7 @@ void lower_bias_channel_sum(Emitter *e, const Shape *dys, const IrOp *act)
             lower_dy_elem(e, act, "row[j]", "yrow[j]", el, sizeof el);
         }
         if (inner >= BIAS_LANES) {
-            emit_plane_partial_sums(e, inner, el);
+            lower_plane_partial_sums(e, "acc", inner, el);
         } else {
             emit_open(e, "for (int j = 0; j < %ld; j++)", inner);
             emit(e, "acc += %s;", el);
@@ -391,11 +397,7 @@ void lower_bias_channel_sum(Emitter *e, const Shape *dys, const IrOp *act)
     }
     emit_close(e, NULL);
     if (inner >= BIAS_LANES) {
-        emit(e, "%s total = 0;", e->real);
-        emit_open(e, "for (int l = 0; l < %d; l++)", BIAS_LANES);
-        emit(e, "total += acc[l];");
-        emit_close(e, NULL);
-        emit(e, "dbias[c] = total;");
+        lower_partial_sums_total(e, "acc", "dbias[c]");
     } else {
         emit(e, "dbias[c] = acc;");
     }

@@ -1077,9 +1077,15 @@ static void emit_weight_pass(Emitter *e, int B, int KH, int KW, int row,
  * filters and one channel: LANES partial sums per (filter, tap) over the
  * whole batch, kept in registers over ROWS_UNROLLED rows at a time
  * (emit_weight_rows), the last partial row in memory as before, then
- * added up in lane order. */
+ * added up in lane order.
+ * With `bias` (rule conv_grad_place, act its maxpool2d_grad_at, every
+ * channel in one group): each plane of dy is rebuilt on the stack once,
+ * its bias sums taken there in the bias gradient's own order (lanes of
+ * j % BIAS_LANES over the plane, samples in turn, one filter a task's),
+ * and then copied into dyw: the bias gradient rebuilds nothing. */
 static void lower_conv2d_grad_weight_wide(Emitter *e, const Graph *g,
-                                          const IrOp *o, const IrOp *act)
+                                          const IrOp *o, const IrOp *act,
+                                          bool bias)
 {
     Dims dy = nchw(&g->ops[o->in[0]].shape), x = nchw(&g->ops[o->in[1]].shape);
     int KH = o->attr.win.kh, KW = o->attr.win.kw, taps = KH * KW;
@@ -1106,10 +1112,21 @@ static void lower_conv2d_grad_weight_wide(Emitter *e, const Graph *g,
     emit(e, "/* dy[n, f0 + k] with rows %d apart, like the input; the gaps "
          "stay 0 */", x.w);
     emit_planes(e, "dyw", B, width);
+    if (bias)
+        emit(e, "%s bl[%d][%d] = {{0}}; /* dbias[f0 + k]: lane l takes plane "
+             "elements j with j %% %d == l */", R, B, BIAS_LANES, BIAS_LANES);
     emit_open(e, "for (int n = 0; n < %d; n++)", x.n);
     emit_open(e, "for (int k = 0; k < %d; k++)", B);
     snprintf(off, sizeof off, "((long)n * %d + f0 + k) * %ld", dy.c, oplane);
-    emit_dy_copy(e, act, "dyf", "yf", "dyw[k]", x.w, off, dy);
+    if (bias) {
+        emit(e, "%s dym[%ld]; /* dy through %s */", R, oplane,
+             op_names[act->op]);
+        emit_dy_spread(e, act, "dyg", "dym", dy.w, off, dy);
+        lower_plane_partial_sums(e, "bl[k]", oplane, "dym[j]");
+        emit_plane_copy(e, "dyw[k]", x.w, "dym", dy.w, dy);
+    } else {
+        emit_dy_copy(e, act, "dyf", "yf", "dyw[k]", x.w, off, dy);
+    }
     emit_close(e, NULL);
     emit(e, "/* the copy serves %d channels: its reads wait for its stores "
          "once */", CB);
@@ -1131,6 +1148,11 @@ static void lower_conv2d_grad_weight_wide(Emitter *e, const Graph *g,
     emit_close(e, NULL);
     emit_close(e, NULL);
     emit_close(e, NULL);
+    if (bias) {
+        emit_open(e, "for (int k = 0; k < %d; k++)", B);
+        lower_partial_sums_total(e, "bl[k]", "dbias[f0 + k]");
+        emit_close(e, NULL);
+    }
     emit_close(e, NULL);
 }
 
@@ -1358,7 +1380,7 @@ static void lower_conv2d_grad_weight(Emitter *e, const Graph *g,
         return;
     }
     if (wide && KH * KW <= MAX_TAPS) {
-        lower_conv2d_grad_weight_wide(e, g, o, act);
+        lower_conv2d_grad_weight_wide(e, g, o, act, false);
         return;
     }
     if (!wide)
@@ -1411,6 +1433,26 @@ static void lower_conv2d_grad_weight(Emitter *e, const Graph *g,
     emit_close(e, NULL);
     emit_close(e, NULL);
     emit_weight_sums(e, KH * KW, wide);
+}
+
+/* The form lower_conv2d_grad_weight picks is the wide one, and its
+ * tasks each take whole filters (one channel group): then a task sees
+ * every plane of its filters once, as the bias gradient needs. */
+bool conv_grad_weight_takes_bias(const Emitter *e, const Graph *g,
+                                 const IrOp *o)
+{
+    Dims dy = nchw(&g->ops[o->in[0]].shape), x = nchw(&g->ops[o->in[1]].shape);
+    int taps = o->attr.win.kh * o->attr.win.kw;
+    int B = weight_block(o->shape.dim[0], taps);
+    return !weight_tiles_fit(o, dy, x) && use_wide_rows(o, x, dy) &&
+           taps <= MAX_TAPS && (long)dy.h * dy.w >= BIAS_LANES &&
+           channel_group(x.c, B * taps * lanes(e)) == x.c;
+}
+
+void lower_conv_grad_weight_bias(Emitter *e, const Graph *g, const IrOp *o,
+                                 const IrOp *at)
+{
+    lower_conv2d_grad_weight_wide(e, g, o, at, true);
 }
 
 /* Rule conv_grad_mask: one gradient of a convolution (its bias's, its

@@ -71,7 +71,7 @@ static bool is_reserved(const char *name, bool conv)
     /* and those of the convolution and batch-norm loop nests */
     static const char *const conv_locals[] = {"n", "f", "q", "p", "p0", "s", "t", "fc", "xn", "wf", "xc", "wv", "xs",
         "xp", "xr", "yr", "act", "base", "dyz", "dyw", "dyf", "yf", "dyg",
-        "yg", "dym", "dyr", "pg", "gw", "pw", "dr", "ymr", "ln", "lane", "lane2", "yrow", "oh_lo",
+        "yg", "dym", "dyr", "pg", "gw", "pw", "dr", "bl", "pq", "ymr", "ln", "lane", "lane2", "yrow", "oh_lo",
         "oh_hi", "ow_lo", "ow_hi", "batch_mean", "batch_var", "mean",
         "inv_std", "squares", "sum_dy", "sum_dy_xc", "mean_dy",
         "mean_dy_xhat", "xhat"};
@@ -400,17 +400,42 @@ static void lower_conv_epilogue(Emitter *e, const Graph *g, const Kernel *k,
     lower_conv2d_fused(e, g, &g->ops[k->ops[0]], &ep);
 }
 
-/* Each member after the folded activation gradient (member 0): a bias,
- * input or weight gradient of the convolution, reading dy through it. */
+/* The member of kind op, or NULL. */
+static const IrOp *member_of_kind(const Graph *g, const Kernel *k, OpKind op)
+{
+    for (int m = 0; m < k->nops; m++)
+        if (g->ops[k->ops[m]].op == op)
+            return &g->ops[k->ops[m]];
+    return NULL;
+}
+
+/* Each member after the folded activation gradient or maxpool2d_grad_at
+ * (member 0, act) is a bias, input or weight gradient of the convolution
+ * reading dy through act, in a loop nest of its own; with
+ * maxpool2d_grad_at, the bias gradient is summed inside the weight
+ * gradient's loop when that loop sees each plane once (rule
+ * conv_grad_place), so the plane is rebuilt once for both. */
 static void lower_conv_grad_kernel(Emitter *e, const Graph *g,
                                    const Kernel *k)
 {
     const IrOp *act = &g->ops[k->ops[0]];
+    const IrOp *bias = member_of_kind(g, k, OP_BIAS_GRAD);
+    const IrOp *weight = member_of_kind(g, k, OP_CONV2D_GRAD_WEIGHT);
+    bool shared = act->op == OP_MAXPOOL2D_GRAD_AT && bias && weight &&
+                  conv_grad_weight_takes_bias(e, g, weight);
     for (int m = 1; m < k->nops; m++) {
         const IrOp *o = &g->ops[k->ops[m]];
-        emit_open(e, "/* %s, dy through %s */", op_names[o->op],
-                  op_names[act->op]);
-        lower_conv_grad(e, g, o, act);
+        if (shared && o == bias)
+            continue;
+        if (shared && o == weight) {
+            emit_open(e, "/* %s and bias_grad, dy through %s */",
+                      op_names[o->op], op_names[act->op]);
+            lower_conv_grad_weight_bias(e, g, o, act);
+        } else {
+            emit_open(e, "/* %s, dy through %s */", op_names[o->op],
+                      op_names[act->op]);
+            lower_conv_grad(e, g, o, act);
+        }
         emit_close(e, NULL);
     }
 }

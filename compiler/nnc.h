@@ -711,6 +711,21 @@ void lower_xent_logit_grad(Emitter *e, const Graph *g, const IrOp *o,
 void lower_dy_elem(Emitter *e, const IrOp *act, const char *dy, const char *y,
                    char *buf, size_t len);
 void lower_bias_channel_sum(Emitter *e, const Shape *dys, const IrOp *act);
+/* Partial sums of a bias gradient over planes: one per lane of an
+ * AVX-512 register, so the sum over a plane is a vector add per 16
+ * elements instead of a chain of dependent scalar adds. Element j of a
+ * plane (the expression `el` of j) goes to acc[j % BIAS_LANES]; the
+ * total adds the lanes in order: the order of every bias gradient. */
+enum { BIAS_LANES = 16 };
+void lower_plane_partial_sums(Emitter *e, const char *acc, long inner,
+                              const char *el);
+void lower_partial_sums_total(Emitter *e, const char *acc, const char *dst);
+/* Whether lower_conv_grad_weight_bias can lower weight gradient o with
+ * the bias gradient of the same dy (through maxpool2d_grad_at `at`). */
+bool conv_grad_weight_takes_bias(const Emitter *e, const Graph *g,
+                                 const IrOp *o);
+void lower_conv_grad_weight_bias(Emitter *e, const Graph *g, const IrOp *o,
+                                 const IrOp *at);
 /* The plane of maxpool2d_grad_at(dy, place) (shape dys) at offset `off`
  * of the result, into `dst` (rows dys.w apart), from the pooled dy and
  * place the kernel reads under those names (lower_conv.c). */

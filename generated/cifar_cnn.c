@@ -5800,57 +5800,6 @@ static void k18_dx_relu_grad(const float *dy, const float *y, float *dx)
  */
 static void k19_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad_weight(const float *restrict dy, const float *restrict place, const float *restrict w, const float *restrict x, float *restrict dbias, float *restrict dx, float *restrict dw)
 {
-    /* bias_grad, dy through maxpool2d_grad_at */ {
-        for (int c = 0; c < 16; c++) {
-            float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
-            for (int n = 0; n < 4; n++) {
-                float dym[169]; /* dy through maxpool2d_grad_at */
-                const long pq = (((long)n * 16 + c) * 169) / 169 * 36; /* the pooled plane */
-                const float *dyg = dy + pq, *pg = place + pq;
-                for (int oh = 0; oh < 6; oh++) {
-                    float gw[13], pw[13]; /* per column: its window's gradient and place, less the column's offset */
-                    for (int ow = 0; ow < 6; ow++) {
-                        for (int j = 0; j < 2; j++) {
-                            gw[ow * 2 + j] = dyg[oh * 6 + ow];
-                            pw[ow * 2 + j] = pg[oh * 6 + ow] - j;
-                        }
-                    }
-                    for (int q = 12; q < 13; q++) /* no window covers these columns */ {
-                        gw[q] = 0;
-                        pw[q] = -1;
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        float *dr = dym + (oh * 2 + i) * 13;
-                        for (int p = 0; p < 8; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 8; p < 12; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 12; p < 13; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                    }
-                }
-                /* the rows no window covers */
-                memset(dym + 156, 0, 13 * sizeof *dym);
-                for (int j0 = 0; j0 < 160; j0 += 16) {
-                    for (int l = 0; l < 16; l++) {
-                        const int j = j0 + l;
-                        acc[l] += dym[j];
-                    }
-                }
-                for (int j = 160; j < 169; j++) {
-                    acc[j - 160] += dym[j];
-                }
-            }
-            float total = 0;
-            for (int l = 0; l < 16; l++) {
-                total += acc[l];
-            }
-            dbias[c] = total;
-        }
-    }
     /* conv2d_grad_input, dy through maxpool2d_grad_at */ {
         NNC_PARALLEL_FOR
         for (int nb = 0; nb < 12; nb++) {
@@ -5945,7 +5894,7 @@ static void k19_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
             }
         }
     }
-    /* conv2d_grad_weight, dy through maxpool2d_grad_at */ {
+    /* conv2d_grad_weight and bias_grad, dy through maxpool2d_grad_at */ {
         NNC_PARALLEL_FOR
         for (int fc = 0; fc < 8; fc++) {
             const int f0 = fc / 1 * 2, c0 = fc % 1 * 6;
@@ -5970,15 +5919,17 @@ static void k19_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                     dyw[k][p] = 0;
                 }
             }
+            float bl[2][16] = {{0}}; /* dbias[f0 + k]: lane l takes plane elements j with j % 16 == l */
             for (int n = 0; n < 4; n++) {
                 for (int k = 0; k < 2; k++) {
+                    float dym[169]; /* dy through maxpool2d_grad_at */
                     const long pq = (((long)n * 16 + f0 + k) * 169) / 169 * 36; /* the pooled plane */
-                    const float *dyf = dy + pq, *pg = place + pq;
+                    const float *dyg = dy + pq, *pg = place + pq;
                     for (int oh = 0; oh < 6; oh++) {
                         float gw[13], pw[13]; /* per column: its window's gradient and place, less the column's offset */
                         for (int ow = 0; ow < 6; ow++) {
                             for (int j = 0; j < 2; j++) {
-                                gw[ow * 2 + j] = dyf[oh * 6 + ow];
+                                gw[ow * 2 + j] = dyg[oh * 6 + ow];
                                 pw[ow * 2 + j] = pg[oh * 6 + ow] - j;
                             }
                         }
@@ -5987,7 +5938,7 @@ static void k19_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                             pw[q] = -1;
                         }
                         for (int i = 0; i < 2; i++) {
-                            float *dr = dyw[k] + (oh * 2 + i) * 15;
+                            float *dr = dym + (oh * 2 + i) * 13;
                             for (int p = 0; p < 8; p++) {
                                 dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                             }
@@ -6000,8 +5951,20 @@ static void k19_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                     }
                     /* the rows no window covers */
-                    for (int r = 12; r < 13; r++) {
-                        memset(dyw[k] + r * 15, 0, 13 * sizeof *dyw[k]);
+                    memset(dym + 156, 0, 13 * sizeof *dym);
+                    for (int j0 = 0; j0 < 160; j0 += 16) {
+                        for (int l = 0; l < 16; l++) {
+                            const int j = j0 + l;
+                            bl[k][l] += dym[j];
+                        }
+                    }
+                    for (int j = 160; j < 169; j++) {
+                        bl[k][j - 160] += dym[j];
+                    }
+                    for (int oh = 0; oh < 13; oh++) {
+                        for (int ow = 0; ow < 13; ow++) {
+                            dyw[k][oh * 15 + ow] = dym[oh * 13 + ow];
+                        }
                     }
                 }
                 /* the copy serves 6 channels: its reads wait for its stores once */
@@ -6102,6 +6065,13 @@ static void k19_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                     }
                 }
             }
+            for (int k = 0; k < 2; k++) {
+                float total = 0;
+                for (int l = 0; l < 16; l++) {
+                    total += bl[k][l];
+                }
+                dbias[f0 + k] = total;
+            }
         }
     }
 }
@@ -6121,55 +6091,7 @@ static void k20_dx_relu_grad(const float *dy, const float *y, float *dx)
  */
 static void k21_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const float *restrict dy, const float *restrict place, const float *restrict x, float *restrict dbias, float *restrict dw)
 {
-    /* bias_grad, dy through maxpool2d_grad_at */ {
-        for (int c = 0; c < 6; c++) {
-            float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
-            for (int n = 0; n < 4; n++) {
-                float dym[900]; /* dy through maxpool2d_grad_at */
-                const long pq = (((long)n * 6 + c) * 900) / 900 * 225; /* the pooled plane */
-                const float *dyg = dy + pq, *pg = place + pq;
-                for (int oh = 0; oh < 15; oh++) {
-                    float gw[30], pw[30]; /* per column: its window's gradient and place, less the column's offset */
-                    for (int ow = 0; ow < 15; ow++) {
-                        for (int j = 0; j < 2; j++) {
-                            gw[ow * 2 + j] = dyg[oh * 15 + ow];
-                            pw[ow * 2 + j] = pg[oh * 15 + ow] - j;
-                        }
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        float *dr = dym + (oh * 2 + i) * 30;
-                        for (int p = 0; p < 16; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 16; p < 24; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 24; p < 28; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 28; p < 30; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                    }
-                }
-                for (int j0 = 0; j0 < 896; j0 += 16) {
-                    for (int l = 0; l < 16; l++) {
-                        const int j = j0 + l;
-                        acc[l] += dym[j];
-                    }
-                }
-                for (int j = 896; j < 900; j++) {
-                    acc[j - 896] += dym[j];
-                }
-            }
-            float total = 0;
-            for (int l = 0; l < 16; l++) {
-                total += acc[l];
-            }
-            dbias[c] = total;
-        }
-    }
-    /* conv2d_grad_weight, dy through maxpool2d_grad_at */ {
+    /* conv2d_grad_weight and bias_grad, dy through maxpool2d_grad_at */ {
         NNC_PARALLEL_FOR
         for (int fc = 0; fc < 3; fc++) {
             const int f0 = fc / 1 * 2, c0 = fc % 1 * 3;
@@ -6200,20 +6122,22 @@ static void k21_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const floa
                     dyw[k][p] = 0;
                 }
             }
+            float bl[2][16] = {{0}}; /* dbias[f0 + k]: lane l takes plane elements j with j % 16 == l */
             for (int n = 0; n < 4; n++) {
                 for (int k = 0; k < 2; k++) {
+                    float dym[900]; /* dy through maxpool2d_grad_at */
                     const long pq = (((long)n * 6 + f0 + k) * 900) / 900 * 225; /* the pooled plane */
-                    const float *dyf = dy + pq, *pg = place + pq;
+                    const float *dyg = dy + pq, *pg = place + pq;
                     for (int oh = 0; oh < 15; oh++) {
                         float gw[30], pw[30]; /* per column: its window's gradient and place, less the column's offset */
                         for (int ow = 0; ow < 15; ow++) {
                             for (int j = 0; j < 2; j++) {
-                                gw[ow * 2 + j] = dyf[oh * 15 + ow];
+                                gw[ow * 2 + j] = dyg[oh * 15 + ow];
                                 pw[ow * 2 + j] = pg[oh * 15 + ow] - j;
                             }
                         }
                         for (int i = 0; i < 2; i++) {
-                            float *dr = dyw[k] + (oh * 2 + i) * 32;
+                            float *dr = dym + (oh * 2 + i) * 30;
                             for (int p = 0; p < 16; p++) {
                                 dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                             }
@@ -6226,6 +6150,20 @@ static void k21_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const floa
                             for (int p = 28; p < 30; p++) {
                                 dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                             }
+                        }
+                    }
+                    for (int j0 = 0; j0 < 896; j0 += 16) {
+                        for (int l = 0; l < 16; l++) {
+                            const int j = j0 + l;
+                            bl[k][l] += dym[j];
+                        }
+                    }
+                    for (int j = 896; j < 900; j++) {
+                        bl[k][j - 896] += dym[j];
+                    }
+                    for (int oh = 0; oh < 30; oh++) {
+                        for (int ow = 0; ow < 30; ow++) {
+                            dyw[k][oh * 32 + ow] = dym[oh * 30 + ow];
                         }
                     }
                 }
@@ -6411,6 +6349,13 @@ static void k21_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const floa
                         dw[((long)(f0 + k) * 3 + c0 + cc) * 9 + t] = s;
                     }
                 }
+            }
+            for (int k = 0; k < 2; k++) {
+                float total = 0;
+                for (int l = 0; l < 16; l++) {
+                    total += bl[k][l];
+                }
+                dbias[f0 + k] = total;
             }
         }
     }

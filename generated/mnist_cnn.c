@@ -6660,53 +6660,7 @@ static void k18_dx_relu_grad(const float *dy, const float *y, float *dx)
  */
 static void k19_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const float *restrict dy, const float *restrict place, const float *restrict x, float *restrict dbias, float *restrict dw)
 {
-    /* bias_grad, dy through maxpool2d_grad_at */ {
-        NNC_PARALLEL_FOR
-        for (int c = 0; c < 32; c++) {
-            float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
-            for (int n = 0; n < 64; n++) {
-                float dym[676]; /* dy through maxpool2d_grad_at */
-                const long pq = (((long)n * 32 + c) * 676) / 676 * 169; /* the pooled plane */
-                const float *dyg = dy + pq, *pg = place + pq;
-                for (int oh = 0; oh < 13; oh++) {
-                    float gw[26], pw[26]; /* per column: its window's gradient and place, less the column's offset */
-                    for (int ow = 0; ow < 13; ow++) {
-                        for (int j = 0; j < 2; j++) {
-                            gw[ow * 2 + j] = dyg[oh * 13 + ow];
-                            pw[ow * 2 + j] = pg[oh * 13 + ow] - j;
-                        }
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        float *dr = dym + (oh * 2 + i) * 26;
-                        for (int p = 0; p < 16; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 16; p < 24; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 24; p < 26; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                    }
-                }
-                for (int j0 = 0; j0 < 672; j0 += 16) {
-                    for (int l = 0; l < 16; l++) {
-                        const int j = j0 + l;
-                        acc[l] += dym[j];
-                    }
-                }
-                for (int j = 672; j < 676; j++) {
-                    acc[j - 672] += dym[j];
-                }
-            }
-            float total = 0;
-            for (int l = 0; l < 16; l++) {
-                total += acc[l];
-            }
-            dbias[c] = total;
-        }
-    }
-    /* conv2d_grad_weight, dy through maxpool2d_grad_at */ {
+    /* conv2d_grad_weight and bias_grad, dy through maxpool2d_grad_at */ {
         NNC_PARALLEL_FOR
         for (int fc = 0; fc < 16; fc++) {
             const int f0 = fc / 1 * 2, c0 = fc % 1 * 1;
@@ -6734,20 +6688,22 @@ static void k19_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const floa
                     dyw[k][p] = 0;
                 }
             }
+            float bl[2][16] = {{0}}; /* dbias[f0 + k]: lane l takes plane elements j with j % 16 == l */
             for (int n = 0; n < 64; n++) {
                 for (int k = 0; k < 2; k++) {
+                    float dym[676]; /* dy through maxpool2d_grad_at */
                     const long pq = (((long)n * 32 + f0 + k) * 676) / 676 * 169; /* the pooled plane */
-                    const float *dyf = dy + pq, *pg = place + pq;
+                    const float *dyg = dy + pq, *pg = place + pq;
                     for (int oh = 0; oh < 13; oh++) {
                         float gw[26], pw[26]; /* per column: its window's gradient and place, less the column's offset */
                         for (int ow = 0; ow < 13; ow++) {
                             for (int j = 0; j < 2; j++) {
-                                gw[ow * 2 + j] = dyf[oh * 13 + ow];
+                                gw[ow * 2 + j] = dyg[oh * 13 + ow];
                                 pw[ow * 2 + j] = pg[oh * 13 + ow] - j;
                             }
                         }
                         for (int i = 0; i < 2; i++) {
-                            float *dr = dyw[k] + (oh * 2 + i) * 28;
+                            float *dr = dym + (oh * 2 + i) * 26;
                             for (int p = 0; p < 16; p++) {
                                 dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                             }
@@ -6757,6 +6713,20 @@ static void k19_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const floa
                             for (int p = 24; p < 26; p++) {
                                 dr[p] = pw[p] == i * 2 ? gw[p] : 0;
                             }
+                        }
+                    }
+                    for (int j0 = 0; j0 < 672; j0 += 16) {
+                        for (int l = 0; l < 16; l++) {
+                            const int j = j0 + l;
+                            bl[k][l] += dym[j];
+                        }
+                    }
+                    for (int j = 672; j < 676; j++) {
+                        bl[k][j - 672] += dym[j];
+                    }
+                    for (int oh = 0; oh < 26; oh++) {
+                        for (int ow = 0; ow < 26; ow++) {
+                            dyw[k][oh * 28 + ow] = dym[oh * 26 + ow];
                         }
                     }
                 }
@@ -6896,6 +6866,13 @@ static void k19_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const floa
                         dw[((long)(f0 + k) * 1 + c0 + cc) * 9 + t] = s;
                     }
                 }
+            }
+            for (int k = 0; k < 2; k++) {
+                float total = 0;
+                for (int l = 0; l < 16; l++) {
+                    total += bl[k][l];
+                }
+                dbias[f0 + k] = total;
             }
         }
     }

@@ -510,6 +510,16 @@ START_TEST(conv_kernels_tiled_by_shape)
     ck_assert_ptr_nonnull(strstr(c, "/* 9 positions by 2 vectors of filters"));
     ck_assert_ptr_nonnull(strstr(c, "float lanes[1][2][9][16];"));
     ck_assert_ptr_nonnull(strstr(c, "float band[2][26];"));
+    /* the pooled gradients are spread where the convolutions' gradients
+     * read them (rule conv_grad_place), never by a kernel of their own:
+     * conv2's transposed dy from its pooled form, conv1's bias summed
+     * inside its weight gradient, conv2's bias from a plane on the stack */
+    ck_assert_ptr_nonnull(strstr(c, "float gT[25][32], pT[25][32];"));
+    ck_assert_ptr_nonnull(strstr(c, "/* conv2d_grad_weight and bias_grad, dy through maxpool2d_grad_at */"));
+    ck_assert_ptr_nonnull(strstr(c, "float bl[2][16] = {{0}};"));
+    ck_assert_ptr_nonnull(strstr(c, "/* bias_grad, dy through maxpool2d_grad_at */"));
+    ck_assert_ptr_nonnull(strstr(c, "float dym[121]; /* dy through maxpool2d_grad_at */"));
+    ck_assert_ptr_null(strstr(c, "_maxpool2d_grad_at("));
     ck_assert_ptr_null(strstr(c, "nnc_sqrt_block")); /* sgd: no square roots */
     free(c);
 }
