@@ -168,10 +168,10 @@ pick_openblas_core() {
     unset OPENBLAS_L2_SIZE
 }
 
-# sgemm_gflops: one SGEMM measurement, with the kernels pick_openblas_core
-# chose.
+# sgemm_gflops [THREADS]: one SGEMM measurement, with the kernels
+# pick_openblas_core chose
 sgemm_gflops() {
-    line=$(OPENBLAS_NUM_THREADS="$THREADS" \
+    line=$(OPENBLAS_NUM_THREADS="${1:-$THREADS}" \
            "$out/bench_sgemm" "$SGEMM_N" 5 2> "$out/last.err") || {
         err "bench_sgemm failed: $(tail -2 "$out/last.err")"; return 1; }
     echo "$line" > "$out/sgemm.last"
@@ -305,6 +305,9 @@ while [ "$r" -le "$ROUNDS" ]; do
         [ "$have_torch" = 1 ] && torch_ms "$m" 1 $targs >> "$out/$m.torch1.ms"
     done
     [ "$have_sgemm" = 1 ] && sgemm_gflops >> "$out/sgemm.gflops"
+    # the machine's own scaling, for the 2-thread target: on a shared VM
+    # the second core is not always a whole core
+    [ "$have_sgemm" = 1 ] && sgemm_gflops 1 >> "$out/sgemm.t1_gflops"
     [ "$have_sgemm" = 1 ] && products_gflops >> "$out/sgemm.mlp_products"
     r=$((r + 1))
 done
@@ -373,7 +376,10 @@ target "xor: $XOR_STEPS steps >= 1000x faster than PyTorch" \
     "${x:+$(fmt "$x")x ($(fmt "$(calc "$xn * $XOR_STEPS")") ms vs $(fmt "$(calc "$xt * $XOR_STEPS")") ms)}" \
     "${x:+$x >= 1000}"
 x=$(val mnist_cnn.scale)
-target "mnist_cnn: 2 threads >= 1.8x faster than 1" "${x:+$(fmt "$x")x}" "${x:+$x >= 1.8}"
+s1=$( [ -n "$sgemm" ] && median < "$out/sgemm.t1_gflops") || s1=
+target "mnist_cnn: 2 threads >= 1.8x faster than 1" \
+    "${x:+$(fmt "$x")x${s1:+ (SGEMM $THREADS threads vs 1: $(fmt "$(calc "$sgemm / $s1")")x)}}" \
+    "${x:+$x >= 1.8}"
 x=$(for n in $built; do val "$n.nnc_s"; done | sort -g | tail -1)
 target "nnc --main < 0.2 s on every example (slowest)" "${x:+$(fmt "$x") s}" "${x:+$x < 0.2}"
 x=$(for n in $built; do val "$n.fused.gcc_s"; val "$n.unfused.gcc_s"; done | sort -g | tail -1)
