@@ -146,6 +146,8 @@ static bool grad_maxpool_at_place(Tape *t, const IrOp *o, int v, int dy)
         dy = binary(t, OP_RELU_GRAD, dy, v, v);
     }
     int place = window_grad(t, OP_MAXPOOL2D_PLACE, o, x, -1, v);
+    /* named after the pooled value (x_maxpool2d_place), not as a gradient */
+    t->g->ops[place].label = grad_label(t, v) + 1;
     accumulate(t, to, window_grad(t, OP_MAXPOOL2D_GRAD_AT, o, dy, place, to));
     return true;
 }

@@ -461,8 +461,16 @@ static void emit_dy_spread(Emitter *e, const IrOp *at, const char *src,
 {
     Dims d = {.h = out.h / at->attr.win.kh, .w = out.w / at->attr.win.kw};
     long plane = (long)out.h * out.w, pooled = (long)d.h * d.w;
-    emit(e, "const long pq = (%s) / %ld * %ld; /* the pooled plane */", off,
-         plane, pooled);
+    /* off is "PLANE * plane" as the callers write it: then PLANE * pooled */
+    char tail[32];
+    int n = snprintf(tail, sizeof tail, " * %ld", plane);
+    size_t len = strlen(off);
+    if (len > (size_t)n && !strcmp(off + len - (size_t)n, tail))
+        emit(e, "const long pq = %.*s * %ld; /* the pooled plane */",
+             (int)(len - (size_t)n), off, pooled);
+    else
+        emit(e, "const long pq = (%s) / %ld * %ld; /* the pooled plane */",
+             off, plane, pooled);
     emit(e, "const %s *%s = dy + pq, *pg = place + pq;", e->real, src);
     emit_grad_at_plane(e, at, d, out, src, "pg", dst, dst_row);
 }

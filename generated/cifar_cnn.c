@@ -3826,9 +3826,9 @@ enum { NTENSORS = 10 };
  *   bias_add         conv1        [4, 6, 30, 30]  line 16  (kept in registers)
  *   relu             x            [4, 6, 30, 30]  line 16  (kept in registers)
  *   maxpool2d        x            [4, 6, 15, 15]  line 16
- *   maxpool2d_place  dx           [4, 6, 15, 15]  line 16
+ *   maxpool2d_place  x            [4, 6, 15, 15]  line 16
  */
-static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float *restrict x, const float *restrict w, const float *restrict conv1_bias, float *restrict x_7, float *restrict dx_maxpool2d_place)
+static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float *restrict x, const float *restrict w, const float *restrict conv1_bias, float *restrict x_7, float *restrict x_maxpool2d_place)
 {
     NNC_PARALLEL_FOR
     for (int nb = 0; nb < 12; nb++) {
@@ -3923,7 +3923,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 /* maxpool2d of this plane, from the copy in act */
                 const float *xp = act;
                 float *yp = x_7 + (long)nf * 225;
-                float *pp = dx_maxpool2d_place + (long)nf * 225;
+                float *pp = x_maxpool2d_place + (long)nf * 225;
                 for (int oh = 0; oh < 15; oh++) {
                     float band[2][30];
                     memcpy(band, xp + oh * 60, sizeof band);
@@ -3960,9 +3960,9 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
  *   bias_add         conv2        [4, 16, 13, 13]  line 17  (kept in registers)
  *   relu             x            [4, 16, 13, 13]  line 17  (kept in registers)
  *   maxpool2d        x            [4, 16, 6, 6]  line 17
- *   maxpool2d_place  dx           [4, 16, 6, 6]  line 17
+ *   maxpool2d_place  x            [4, 16, 6, 6]  line 17
  */
-static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_13, float *restrict dx_maxpool2d_place)
+static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_13, float *restrict x_maxpool2d_place)
 {
     NNC_PARALLEL_FOR
     for (int nb = 0; nb < 8; nb++) {
@@ -4374,7 +4374,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 /* maxpool2d of this plane, from the copy in act */
                 const float *xp = act;
                 float *yp = x_13 + (long)nf * 36;
-                float *pp = dx_maxpool2d_place + (long)nf * 36;
+                float *pp = x_maxpool2d_place + (long)nf * 36;
                 for (int oh = 0; oh < 6; oh++) {
                     float band[2][13];
                     memcpy(band, xp + oh * 26, sizeof band);
@@ -5823,7 +5823,7 @@ static void k19_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                 dyz[p] = 0;
             }
             for (int f = 0; f < 16; f++) {
-                const long pq = (((long)n * 16 + f) * 169) / 169 * 36; /* the pooled plane */
+                const long pq = ((long)n * 16 + f) * 36; /* the pooled plane */
                 const float *dyf = dy + pq, *pg = place + pq;
                 for (int oh = 0; oh < 6; oh++) {
                     float gw[13], pw[13]; /* per column: its window's gradient and place, less the column's offset */
@@ -5923,7 +5923,7 @@ static void k19_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
             for (int n = 0; n < 4; n++) {
                 for (int k = 0; k < 2; k++) {
                     float dym[169]; /* dy through maxpool2d_grad_at */
-                    const long pq = (((long)n * 16 + f0 + k) * 169) / 169 * 36; /* the pooled plane */
+                    const long pq = ((long)n * 16 + f0 + k) * 36; /* the pooled plane */
                     const float *dyg = dy + pq, *pg = place + pq;
                     for (int oh = 0; oh < 6; oh++) {
                         float gw[13], pw[13]; /* per column: its window's gradient and place, less the column's offset */
@@ -6126,7 +6126,7 @@ static void k21_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const floa
             for (int n = 0; n < 4; n++) {
                 for (int k = 0; k < 2; k++) {
                     float dym[900]; /* dy through maxpool2d_grad_at */
-                    const long pq = (((long)n * 6 + f0 + k) * 900) / 900 * 225; /* the pooled plane */
+                    const long pq = ((long)n * 6 + f0 + k) * 225; /* the pooled plane */
                     const float *dyg = dy + pq, *pg = place + pq;
                     for (int oh = 0; oh < 15; oh++) {
                         float gw[30], pw[30]; /* per column: its window's gradient and place, less the column's offset */
@@ -7073,14 +7073,14 @@ static const char *forward_backward_checked(cifar_cnn *m, const float *x, const 
         return "x = maxpool2d [4, 6, 15, 15] at dsl-examples/cifar_cnn.nn:16 (forward, kernel k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
     }
     if (!all_finite(m->arena + 74528, 5400)) {
-        return "dx = maxpool2d_place [4, 6, 15, 15] at dsl-examples/cifar_cnn.nn:16 (backward, kernel k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
+        return "x = maxpool2d_place [4, 6, 15, 15] at dsl-examples/cifar_cnn.nn:16 (backward, kernel k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
     }
     k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(m->arena + 69120, m->params + 168, m->params + 1032, m->arena + 79936, m->arena + 82240);
     if (!all_finite(m->arena + 79936, 2304)) {
         return "x = maxpool2d [4, 16, 6, 6] at dsl-examples/cifar_cnn.nn:17 (forward, kernel k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
     }
     if (!all_finite(m->arena + 82240, 2304)) {
-        return "dx = maxpool2d_place [4, 16, 6, 6] at dsl-examples/cifar_cnn.nn:17 (backward, kernel k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
+        return "x = maxpool2d_place [4, 16, 6, 6] at dsl-examples/cifar_cnn.nn:17 (backward, kernel k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
     }
     k02_fc1_matmul_bias_add_relu(m->arena + 79936, m->params + 1048, m->params + 70168, m->arena + 84544, m->arena + 0);
     if (!all_finite(m->arena + 84544, 480)) {

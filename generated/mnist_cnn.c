@@ -3850,9 +3850,9 @@ static inline void nnc_sqrt_block(double *restrict out, const double *restrict i
  *   bias_add         conv1        [64, 32, 26, 26]  line 19  (kept in registers)
  *   relu             x            [64, 32, 26, 26]  line 19  (kept in registers)
  *   maxpool2d        x            [64, 32, 13, 13]  line 20
- *   maxpool2d_place  dx           [64, 32, 13, 13]  line 20
+ *   maxpool2d_place  x            [64, 32, 13, 13]  line 20
  */
-static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float *restrict x, const float *restrict w, const float *restrict conv1_bias, float *restrict x_7, float *restrict dx_maxpool2d_place)
+static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float *restrict x, const float *restrict w, const float *restrict conv1_bias, float *restrict x_7, float *restrict x_maxpool2d_place)
 {
     NNC_PARALLEL_FOR
     for (int nb = 0; nb < 256; nb++) {
@@ -4264,7 +4264,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 /* maxpool2d of this plane, from the copy in act */
                 const float *xp = act;
                 float *yp = x_7 + (long)nf * 169;
-                float *pp = dx_maxpool2d_place + (long)nf * 169;
+                float *pp = x_maxpool2d_place + (long)nf * 169;
                 for (int oh = 0; oh < 13; oh++) {
                     float band[2][26];
                     memcpy(band, xp + oh * 52, sizeof band);
@@ -4301,9 +4301,9 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
  *   bias_add         conv2        [64, 64, 11, 11]  line 21  (kept in registers)
  *   relu             x            [64, 64, 11, 11]  line 21  (kept in registers)
  *   maxpool2d        x            [64, 64, 5, 5]  line 22
- *   maxpool2d_place  dx           [64, 64, 5, 5]  line 22
+ *   maxpool2d_place  x            [64, 64, 5, 5]  line 22
  */
-static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_13, float *restrict dx_maxpool2d_place)
+static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_13, float *restrict x_maxpool2d_place)
 {
     NNC_PARALLEL_FOR
     for (int nb = 0; nb < 512; nb++) {
@@ -4715,7 +4715,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 /* maxpool2d of this plane, from the copy in act */
                 const float *xp = act;
                 float *yp = x_13 + (long)nf * 25;
-                float *pp = dx_maxpool2d_place + (long)nf * 25;
+                float *pp = x_maxpool2d_place + (long)nf * 25;
                 for (int oh = 0; oh < 5; oh++) {
                     float band[2][11];
                     memcpy(band, xp + oh * 22, sizeof band);
@@ -6043,7 +6043,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
             float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
             for (int n = 0; n < 64; n++) {
                 float dym[121]; /* dy through maxpool2d_grad_at */
-                const long pq = (((long)n * 64 + c) * 121) / 121 * 25; /* the pooled plane */
+                const long pq = ((long)n * 64 + c) * 25; /* the pooled plane */
                 const float *dyg = dy + pq, *pg = place + pq;
                 for (int oh = 0; oh < 5; oh++) {
                     float gw[11], pw[11]; /* per column: its window's gradient and place, less the column's offset */
@@ -6093,7 +6093,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
             float dyz[64][197];
             memset(dyz, 0, sizeof dyz);
             for (int f = 0; f < 64; f++) {
-                const long pq = (((long)n * 64 + f) * 121) / 121 * 25; /* the pooled plane */
+                const long pq = ((long)n * 64 + f) * 25; /* the pooled plane */
                 const float *dyf = dy + pq, *pg = place + pq;
                 for (int oh = 0; oh < 5; oh++) {
                     float gw[11], pw[11]; /* per column: its window's gradient and place, less the column's offset */
@@ -6692,7 +6692,7 @@ static void k19_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const floa
             for (int n = 0; n < 64; n++) {
                 for (int k = 0; k < 2; k++) {
                     float dym[676]; /* dy through maxpool2d_grad_at */
-                    const long pq = (((long)n * 32 + f0 + k) * 676) / 676 * 169; /* the pooled plane */
+                    const long pq = ((long)n * 32 + f0 + k) * 169; /* the pooled plane */
                     const float *dyg = dy + pq, *pg = place + pq;
                     for (int oh = 0; oh < 13; oh++) {
                         float gw[26], pw[26]; /* per column: its window's gradient and place, less the column's offset */
@@ -7925,14 +7925,14 @@ static const char *forward_backward_checked(mnist_cnn *m, const float *x, const 
         return "x = maxpool2d [64, 32, 13, 13] at dsl-examples/mnist_cnn.nn:20 (forward, kernel k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
     }
     if (!all_finite(m->arena + 346112, 346112)) {
-        return "dx = maxpool2d_place [64, 32, 13, 13] at dsl-examples/mnist_cnn.nn:20 (backward, kernel k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
+        return "x = maxpool2d_place [64, 32, 13, 13] at dsl-examples/mnist_cnn.nn:20 (backward, kernel k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
     }
     k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 692224, m->arena + 1038336);
     if (!all_finite(m->arena + 692224, 102400)) {
         return "x = maxpool2d [64, 64, 5, 5] at dsl-examples/mnist_cnn.nn:22 (forward, kernel k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
     }
     if (!all_finite(m->arena + 1038336, 102400)) {
-        return "dx = maxpool2d_place [64, 64, 5, 5] at dsl-examples/mnist_cnn.nn:22 (backward, kernel k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
+        return "x = maxpool2d_place [64, 64, 5, 5] at dsl-examples/mnist_cnn.nn:22 (backward, kernel k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
     }
     k02_conv3_conv2d_bias_add_relu(m->arena + 692224, m->params + 18816, m->params + 55680, m->arena + 794624);
     if (!all_finite(m->arena + 794624, 36864)) {

@@ -6365,8 +6365,8 @@ static void k26_dx_relu_grad(const float *dy, const float *y, float *dx)
     }
 }
 
-/* k27_dx_maxpool2d_place: maxpool2d_place dx -> [64, 64, 5, 5]  (dsl-examples/mnist_cnn_bn.nn:15, backward) */
-static void k27_dx_maxpool2d_place(const float *restrict x, float *restrict place)
+/* k27_x_maxpool2d_place: maxpool2d_place x -> [64, 64, 5, 5]  (dsl-examples/mnist_cnn_bn.nn:15, backward) */
+static void k27_x_maxpool2d_place(const float *restrict x, float *restrict place)
 {
     NNC_PARALLEL_FOR
     for (int nc = 0; nc < 4096; nc++) {
@@ -7042,8 +7042,8 @@ static void k32_dx_relu_grad(const float *dy, const float *y, float *dx)
     }
 }
 
-/* k33_dx_maxpool2d_place: maxpool2d_place dx -> [64, 32, 13, 13]  (dsl-examples/mnist_cnn_bn.nn:13, backward) */
-static void k33_dx_maxpool2d_place(const float *restrict x, float *restrict place)
+/* k33_x_maxpool2d_place: maxpool2d_place x -> [64, 32, 13, 13]  (dsl-examples/mnist_cnn_bn.nn:13, backward) */
+static void k33_x_maxpool2d_place(const float *restrict x, float *restrict place)
 {
     NNC_PARALLEL_FOR
     for (int nc = 0; nc < 2048; nc++) {
@@ -7727,13 +7727,13 @@ static void forward_backward(mnist_cnn_bn *m, const float *x, const int32_t *y) 
     k24_dx_conv2d_grad_input(m->arena + 3973120, m->params + 19104, m->arena + 3862528);
     k25_dconv3_weight_conv2d_grad_weight(m->arena + 3973120, m->arena + 3760128, m->grads + 19104);
     k26_dx_relu_grad(m->arena + 3862528, m->arena + 3760128, m->arena + 3862528);
-    k27_dx_maxpool2d_place(m->arena + 3264512, m->arena + 3760128);
+    k27_x_maxpool2d_place(m->arena + 3264512, m->arena + 3760128);
     k28_dbn2_maxpool2d_grad_at(m->arena + 3862528, m->arena + 3760128, m->arena + 3264512);
     k29_dconv2_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 3264512, m->arena + 2768896, m->arena + 4602496, m->params + 18848, m->arena + 3760128, m->grads + 18848, m->grads + 18912);
     k30_dx_conv2d_grad_input(m->arena + 3760128, m->params + 416, m->arena + 2768896);
     k31_dconv2_weight_conv2d_grad_weight(m->arena + 3760128, m->arena + 4255744, m->grads + 416);
     k32_dx_relu_grad(m->arena + 2768896, m->arena + 4255744, m->arena + 2768896);
-    k33_dx_maxpool2d_place(m->arena + 1384448, m->arena + 3115008);
+    k33_x_maxpool2d_place(m->arena + 1384448, m->arena + 3115008);
     k34_dbn1_maxpool2d_grad_at(m->arena + 2768896, m->arena + 3115008, m->arena + 1384448);
     k35_dconv1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 1384448, m->arena + 0, m->arena + 4602880, m->params + 288, m->arena + 2768896, m->grads + 288, m->grads + 320);
     k36_dconv1_weight_conv2d_grad_weight(m->arena + 2768896, x, m->grads + 0);
@@ -7938,9 +7938,9 @@ static const char *forward_backward_checked(mnist_cnn_bn *m, const float *x, con
     if (!all_finite(m->arena + 3862528, 102400)) {
         return "dx = relu_grad [64, 64, 5, 5] at dsl-examples/mnist_cnn_bn.nn:15 (backward, kernel k26_dx_relu_grad)";
     }
-    k27_dx_maxpool2d_place(m->arena + 3264512, m->arena + 3760128);
+    k27_x_maxpool2d_place(m->arena + 3264512, m->arena + 3760128);
     if (!all_finite(m->arena + 3760128, 102400)) {
-        return "dx = maxpool2d_place [64, 64, 5, 5] at dsl-examples/mnist_cnn_bn.nn:15 (backward, kernel k27_dx_maxpool2d_place)";
+        return "x = maxpool2d_place [64, 64, 5, 5] at dsl-examples/mnist_cnn_bn.nn:15 (backward, kernel k27_x_maxpool2d_place)";
     }
     k28_dbn2_maxpool2d_grad_at(m->arena + 3862528, m->arena + 3760128, m->arena + 3264512);
     if (!all_finite(m->arena + 3264512, 495616)) {
@@ -7968,9 +7968,9 @@ static const char *forward_backward_checked(mnist_cnn_bn *m, const float *x, con
     if (!all_finite(m->arena + 2768896, 346112)) {
         return "dx = relu_grad [64, 32, 13, 13] at dsl-examples/mnist_cnn_bn.nn:13 (backward, kernel k32_dx_relu_grad)";
     }
-    k33_dx_maxpool2d_place(m->arena + 1384448, m->arena + 3115008);
+    k33_x_maxpool2d_place(m->arena + 1384448, m->arena + 3115008);
     if (!all_finite(m->arena + 3115008, 346112)) {
-        return "dx = maxpool2d_place [64, 32, 13, 13] at dsl-examples/mnist_cnn_bn.nn:13 (backward, kernel k33_dx_maxpool2d_place)";
+        return "x = maxpool2d_place [64, 32, 13, 13] at dsl-examples/mnist_cnn_bn.nn:13 (backward, kernel k33_x_maxpool2d_place)";
     }
     k34_dbn1_maxpool2d_grad_at(m->arena + 2768896, m->arena + 3115008, m->arena + 1384448);
     if (!all_finite(m->arena + 1384448, 1384448)) {

@@ -4264,9 +4264,9 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
  *   bias_add         conv2        [64, 64, 24, 24]  line 16  (kept in registers)
  *   relu             x            [64, 64, 24, 24]  line 16  (kept in registers)
  *   maxpool2d        x            [64, 64, 12, 12]  line 17
- *   maxpool2d_place  dx           [64, 64, 12, 12]  line 17
+ *   maxpool2d_place  x            [64, 64, 12, 12]  line 17
  */
-static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_12, float *restrict dx_maxpool2d_place)
+static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float *restrict x, const float *restrict w, const float *restrict conv2_bias, float *restrict x_12, float *restrict x_maxpool2d_place)
 {
     NNC_PARALLEL_FOR
     for (int nb = 0; nb < 512; nb++) {
@@ -4678,7 +4678,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 /* maxpool2d of this plane, from the copy in act */
                 const float *xp = act;
                 float *yp = x_12 + (long)nf * 144;
-                float *pp = dx_maxpool2d_place + (long)nf * 144;
+                float *pp = x_maxpool2d_place + (long)nf * 144;
                 for (int oh = 0; oh < 12; oh++) {
                     float band[2][24];
                     memcpy(band, xp + oh * 48, sizeof band);
@@ -5392,7 +5392,7 @@ static void k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
             float acc[16] = {0}; /* partial sums: lane l takes plane elements j with j % 16 == l */
             for (int n = 0; n < 64; n++) {
                 float dym[576]; /* dy through maxpool2d_grad_at */
-                const long pq = (((long)n * 64 + c) * 576) / 576 * 144; /* the pooled plane */
+                const long pq = ((long)n * 64 + c) * 144; /* the pooled plane */
                 const float *dyg = dy + pq, *pg = place + pq;
                 for (int oh = 0; oh < 12; oh++) {
                     float gw[24], pw[24]; /* per column: its window's gradient and place, less the column's offset */
@@ -5452,7 +5452,7 @@ static void k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                 dyz[p] = 0;
             }
             for (int f = 0; f < 64; f++) {
-                const long pq = (((long)n * 64 + f) * 576) / 576 * 144; /* the pooled plane */
+                const long pq = ((long)n * 64 + f) * 144; /* the pooled plane */
                 const float *dyf = dy + pq, *pg = place + pq;
                 for (int oh = 0; oh < 12; oh++) {
                     float gw[24], pw[24]; /* per column: its window's gradient and place, less the column's offset */
@@ -6428,7 +6428,7 @@ static const char *forward_backward_checked(torch_mnist_cnn *m, const float *x, 
         return "x = maxpool2d [64, 64, 12, 12] at dsl-examples/torch_mnist_cnn.nn:17 (forward, kernel k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
     }
     if (!all_finite(m->arena + 3153920, 589824)) {
-        return "dx = maxpool2d_place [64, 64, 12, 12] at dsl-examples/torch_mnist_cnn.nn:17 (backward, kernel k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
+        return "x = maxpool2d_place [64, 64, 12, 12] at dsl-examples/torch_mnist_cnn.nn:17 (backward, kernel k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
     }
     k02_fc1_matmul_bias_add_relu(m->arena + 2564096, m->params + 18816, m->params + 1198464, m->arena + 3743744, m->arena + 1384448);
     if (!all_finite(m->arena + 3743744, 8192)) {

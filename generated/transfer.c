@@ -4778,8 +4778,8 @@ static void k18_dx_relu_grad(const float *dy, const float *y, float *dx)
     }
 }
 
-/* k19_dx_maxpool2d_place: maxpool2d_place dx -> [64, 32, 7, 7]  (dsl-examples/transfer.nn:21, backward) */
-static void k19_dx_maxpool2d_place(const float *restrict x, float *restrict place)
+/* k19_x_maxpool2d_place: maxpool2d_place x -> [64, 32, 7, 7]  (dsl-examples/transfer.nn:21, backward) */
+static void k19_x_maxpool2d_place(const float *restrict x, float *restrict place)
 {
     NNC_PARALLEL_FOR
     for (int nc = 0; nc < 2048; nc++) {
@@ -5018,8 +5018,8 @@ static void k24_dx_relu_grad(const float *dy, const float *y, float *dx)
     }
 }
 
-/* k25_dx_maxpool2d_place: maxpool2d_place dx -> [64, 16, 14, 14]  (dsl-examples/transfer.nn:19, backward) */
-static void k25_dx_maxpool2d_place(const float *restrict x, float *restrict place)
+/* k25_x_maxpool2d_place: maxpool2d_place x -> [64, 16, 14, 14]  (dsl-examples/transfer.nn:19, backward) */
+static void k25_x_maxpool2d_place(const float *restrict x, float *restrict place)
 {
     NNC_PARALLEL_FOR
     for (int nc = 0; nc < 1024; nc++) {
@@ -5344,13 +5344,13 @@ static void forward_backward(transfer *m, const float *x, const int32_t *y) {
     k16_dx_matmul(m->arena + 2613248, m->params + 4944, m->arena + 2508800);
     k17_dfc1_weight_matmul(m->arena + 2613248, m->arena + 2408448, m->grads + 4944);
     k18_dx_relu_grad(m->arena + 2508800, m->arena + 2408448, m->arena + 2508800);
-    k19_dx_maxpool2d_place(m->arena + 2007040, m->arena + 2408448);
+    k19_x_maxpool2d_place(m->arena + 2007040, m->arena + 2408448);
     k20_dbn2_maxpool2d_grad_at(m->arena + 2508800, m->arena + 2408448, m->arena + 2007040);
     k21_dconv2_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 2007040, m->arena + 1605632, m->arena + 3011200, m->params + 4816, m->arena + 2408448, m->grads + 4816, m->grads + 4848);
     k22_dx_conv2d_grad_input(m->arena + 2408448, m->params + 208, m->arena + 1605632);
     k23_dconv2_weight_conv2d_grad_weight(m->arena + 2408448, m->arena + 2809856, m->grads + 208);
     k24_dx_relu_grad(m->arena + 1605632, m->arena + 2809856, m->arena + 1605632);
-    k25_dx_maxpool2d_place(m->arena + 802816, m->arena + 1806336);
+    k25_x_maxpool2d_place(m->arena + 802816, m->arena + 1806336);
     k26_dbn1_maxpool2d_grad_at(m->arena + 1605632, m->arena + 1806336, m->arena + 802816);
     k27_dconv1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 802816, m->arena + 0, m->arena + 3011264, m->params + 144, m->arena + 1605632, m->grads + 144, m->grads + 160);
     k28_dconv1_weight_conv2d_grad_weight(m->arena + 1605632, x, m->grads + 0);
@@ -5484,9 +5484,9 @@ static const char *forward_backward_checked(transfer *m, const float *x, const i
     if (!all_finite(m->arena + 2508800, 100352)) {
         return "dx = relu_grad [64, 32, 7, 7] at dsl-examples/transfer.nn:21 (backward, kernel k18_dx_relu_grad)";
     }
-    k19_dx_maxpool2d_place(m->arena + 2007040, m->arena + 2408448);
+    k19_x_maxpool2d_place(m->arena + 2007040, m->arena + 2408448);
     if (!all_finite(m->arena + 2408448, 100352)) {
-        return "dx = maxpool2d_place [64, 32, 7, 7] at dsl-examples/transfer.nn:21 (backward, kernel k19_dx_maxpool2d_place)";
+        return "x = maxpool2d_place [64, 32, 7, 7] at dsl-examples/transfer.nn:21 (backward, kernel k19_x_maxpool2d_place)";
     }
     k20_dbn2_maxpool2d_grad_at(m->arena + 2508800, m->arena + 2408448, m->arena + 2007040);
     if (!all_finite(m->arena + 2007040, 401408)) {
@@ -5514,9 +5514,9 @@ static const char *forward_backward_checked(transfer *m, const float *x, const i
     if (!all_finite(m->arena + 1605632, 200704)) {
         return "dx = relu_grad [64, 16, 14, 14] at dsl-examples/transfer.nn:19 (backward, kernel k24_dx_relu_grad)";
     }
-    k25_dx_maxpool2d_place(m->arena + 802816, m->arena + 1806336);
+    k25_x_maxpool2d_place(m->arena + 802816, m->arena + 1806336);
     if (!all_finite(m->arena + 1806336, 200704)) {
-        return "dx = maxpool2d_place [64, 16, 14, 14] at dsl-examples/transfer.nn:19 (backward, kernel k25_dx_maxpool2d_place)";
+        return "x = maxpool2d_place [64, 16, 14, 14] at dsl-examples/transfer.nn:19 (backward, kernel k25_x_maxpool2d_place)";
     }
     k26_dbn1_maxpool2d_grad_at(m->arena + 1605632, m->arena + 1806336, m->arena + 802816);
     if (!all_finite(m->arena + 802816, 802816)) {
