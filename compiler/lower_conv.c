@@ -47,6 +47,7 @@
  * loop. */
 #include "nnc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -445,9 +446,6 @@ static void emit_zero(Emitter *e, const char *name, long n)
 /* ---------------------------------------------------------------- */
 /* reading dy through a folded activation gradient                   */
 
-/* dst[oh * dst_row + ow] = the consumed gradient of the [OH, OW] plane at
- * dy + off, read through the pointers `src` (and `ysrc` into y): a copy
- * the gradient loops make anyway, so a folded mask costs no pass. */
 static void emit_grad_at_plane(Emitter *e, const IrOp *o, Dims d, Dims x,
                                const char *dyp, const char *pp,
                                const char *dst, int dst_row);
@@ -461,16 +459,18 @@ static void emit_dy_spread(Emitter *e, const IrOp *at, const char *src,
 {
     Dims d = {.h = out.h / at->attr.win.kh, .w = out.w / at->attr.win.kw};
     long plane = (long)out.h * out.w, pooled = (long)d.h * d.w;
-    /* off is "PLANE * plane" as the callers write it: then PLANE * pooled */
+    /* every caller writes off as "PLANE * plane": the pooled plane's
+     * offset is PLANE * pooled */
     char tail[32];
     int n = snprintf(tail, sizeof tail, " * %ld", plane);
     size_t len = strlen(off);
-    if (len > (size_t)n && !strcmp(off + len - (size_t)n, tail))
-        emit(e, "const long pq = %.*s * %ld; /* the pooled plane */",
-             (int)(len - (size_t)n), off, pooled);
-    else
-        emit(e, "const long pq = (%s) / %ld * %ld; /* the pooled plane */",
-             off, plane, pooled);
+    if (len <= (size_t)n || strcmp(off + len - (size_t)n, tail)) {
+        fprintf(stderr, "nnc: internal error: plane offset '%s' is not "
+                "'PLANE%s'\n", off, tail);
+        abort();
+    }
+    emit(e, "const long pq = %.*s * %ld; /* the pooled plane */",
+         (int)(len - (size_t)n), off, pooled);
     emit(e, "const %s *%s = dy + pq, *pg = place + pq;", e->real, src);
     emit_grad_at_plane(e, at, d, out, src, "pg", dst, dst_row);
 }
@@ -482,6 +482,9 @@ void lower_dy_spread(Emitter *e, const IrOp *at, const Shape *dys,
     emit_dy_spread(e, at, "dyg", dst, out.w, off, out);
 }
 
+/* dst[oh * dst_row + ow] = the consumed gradient of the [OH, OW] plane at
+ * dy + off, read through the pointers `src` (and `ysrc` into y): a copy
+ * the gradient loops make anyway, so a folded mask costs no pass. */
 static void emit_dy_copy(Emitter *e, const IrOp *act, const char *src,
                          const char *ysrc, const char *dst, int dst_row,
                          const char *off, Dims out)

@@ -360,13 +360,14 @@ static bool is_pool(OpKind op)
     return op == OP_MAXPOOL2D || op == OP_AVGPOOL2D;
 }
 
-/* The convolution's value arrives in t0; the chain runs from member 1 up
- * to the pooling, whose plane the chain's last value goes to. */
+/* The pooling, or the places of its maxima, that ends a conv_pool chain */
 static bool is_pool_member(OpKind op)
 {
     return is_pool(op) || op == OP_MAXPOOL2D_PLACE;
 }
 
+/* The convolution's value arrives in t0; the chain runs from member 1 up
+ * to the pooling, whose plane the chain's last value goes to. */
 static void conv_epilogue(Emitter *e, const void *ctx)
 {
     const EpilogueCtx *c = ctx;
