@@ -310,50 +310,77 @@ static void emit_struct(Emitter *e, const Graph *g, const Names *n,
     emit_blank(e);
 }
 
-/* nnc_sqrt_block: square roots of SQRT_BLOCK elements as vector
- * instructions. gcc keeps sqrtf a library call, in case it must set
- * errno for a negative argument, and no loop with a call vectorises;
- * `#pragma GCC optimize("no-math-errno")` does not lift that (tested,
- * gcc 12). The x86 intrinsics are correctly rounded square roots, the
- * same bits as sqrtf; elsewhere the plain loop. */
-static void emit_sqrt_block(Emitter *e)
+/* nnc_sqrt_block (double) and nnc_sqrtf_block (float): square roots of
+ * SQRT_BLOCK elements as vector instructions. gcc keeps sqrt and sqrtf
+ * library calls, in case they must set errno for a negative argument,
+ * and no loop with a call vectorises; `#pragma GCC
+ * optimize("no-math-errno")` does not lift that (tested, gcc 12). The
+ * x86 intrinsics are correctly rounded square roots, the same bits as
+ * sqrt and sqrtf; elsewhere the plain loop. */
+typedef struct {
+    const char *name, *real, *libm; /* function, element type, libm root */
+    const char *avx512, *avx, *sse2; /* the ISA's sqrt of one register */
+    int lanes512;                    /* elements of one AVX-512 register */
+} SqrtBlock;
+
+static const SqrtBlock SQRT_DOUBLE = {
+    "nnc_sqrt_block", "double", "sqrt", "_mm512_storeu_pd(out + l, _mm512_sqrt_pd(_mm512_loadu_pd(in + l)));",
+    "_mm256_storeu_pd(out + l, _mm256_sqrt_pd(_mm256_loadu_pd(in + l)));",
+    "_mm_storeu_pd(out + l, _mm_sqrt_pd(_mm_loadu_pd(in + l)));", 8};
+static const SqrtBlock SQRT_FLOAT = {
+    "nnc_sqrtf_block", "float", "sqrtf", "_mm512_storeu_ps(out + l, _mm512_sqrt_ps(_mm512_loadu_ps(in + l)));",
+    "_mm256_storeu_ps(out + l, _mm256_sqrt_ps(_mm256_loadu_ps(in + l)));",
+    "_mm_storeu_ps(out + l, _mm_sqrt_ps(_mm_loadu_ps(in + l)));", 16};
+
+static void emit_sqrt_block(Emitter *e, const SqrtBlock *b)
 {
-    emit(e, "/* nnc_sqrt_block(out, in): out[l] = sqrt(in[l]) for l < %d, "
-         "as vector instructions where the compiler has them */", SQRT_BLOCK);
-    emit(e, "#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)");
-    emit(e, "#include <immintrin.h>");
-    emit(e, "#endif");
-    emit_open(e, "static inline void nnc_sqrt_block(double *restrict out, "
-              "const double *restrict in)");
+    emit(e, "/* %s(out, in): out[l] = %s(in[l]) for l < %d, as vector "
+         "instructions where the compiler has them */", b->name, b->libm,
+         SQRT_BLOCK);
+    emit_open(e, "static inline void %s(%s *restrict out, const %s *restrict in)",
+              b->name, b->real, b->real);
     emit(e, "#if defined(__AVX512F__)");
-    emit_open(e, "for (int l = 0; l < %d; l += 8)", SQRT_BLOCK);
-    emit(e, "_mm512_storeu_pd(out + l, _mm512_sqrt_pd(_mm512_loadu_pd(in + l)));");
+    emit_open(e, "for (int l = 0; l < %d; l += %d)", SQRT_BLOCK, b->lanes512);
+    emit(e, "%s", b->avx512);
     emit_close(e, NULL);
     emit(e, "#elif defined(__AVX__)");
-    emit_open(e, "for (int l = 0; l < %d; l += 4)", SQRT_BLOCK);
-    emit(e, "_mm256_storeu_pd(out + l, _mm256_sqrt_pd(_mm256_loadu_pd(in + l)));");
+    emit_open(e, "for (int l = 0; l < %d; l += %d)", SQRT_BLOCK, b->lanes512 / 2);
+    emit(e, "%s", b->avx);
     emit_close(e, NULL);
     emit(e, "#elif defined(__SSE2__)");
-    emit_open(e, "for (int l = 0; l < %d; l += 2)", SQRT_BLOCK);
-    emit(e, "_mm_storeu_pd(out + l, _mm_sqrt_pd(_mm_loadu_pd(in + l)));");
+    emit_open(e, "for (int l = 0; l < %d; l += %d)", SQRT_BLOCK, b->lanes512 / 4);
+    emit(e, "%s", b->sse2);
     emit_close(e, NULL);
     emit(e, "#else");
     emit_open(e, "for (int l = 0; l < %d; l++)", SQRT_BLOCK);
-    emit(e, "out[l] = sqrt(in[l]);");
+    emit(e, "out[l] = %s(in[l]);", b->libm);
     emit_close(e, NULL);
     emit(e, "#endif");
     emit_close(e, NULL);
     emit_blank(e);
 }
 
-/* whether an update needs nnc_sqrt_block (an unused static function is
- * a warning, an error under -Werror, for clang) */
-static bool uses_square_roots(const Graph *g)
+/* Which square-root blocks the updates call (an unused static function
+ * is a warning, an error under -Werror, for clang): Adam computes in the
+ * element type, RMSprop in double (lower.c). */
+static void emit_sqrt_blocks(Emitter *e, const Graph *g)
 {
-    for (int i = 0; i < g->nops; i++)
-        if (g->ops[i].op == OP_ADAM_UPDATE || g->ops[i].op == OP_RMSPROP_UPDATE)
-            return true;
-    return false;
+    bool f32 = strcmp(e->real, "float") == 0, want_f = false, want_d = false;
+    for (int i = 0; i < g->nops; i++) {
+        if (g->ops[i].op == OP_ADAM_UPDATE && f32)
+            want_f = true;
+        else if (g->ops[i].op == OP_ADAM_UPDATE || g->ops[i].op == OP_RMSPROP_UPDATE)
+            want_d = true;
+    }
+    if (want_f || want_d) {
+        emit(e, "#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)");
+        emit(e, "#include <immintrin.h>");
+        emit(e, "#endif");
+    }
+    if (want_d)
+        emit_sqrt_block(e, &SQRT_DOUBLE);
+    if (want_f)
+        emit_sqrt_block(e, &SQRT_FLOAT);
 }
 
 static void emit_kernels(Emitter *e, const Graph *g, const Kernels *ks)
@@ -390,8 +417,7 @@ static void emit_kernels(Emitter *e, const Graph *g, const Kernels *ks)
     emit(e, "#define NNC_SCALAR");
     emit(e, "#endif");
     emit_blank(e);
-    if (uses_square_roots(g))
-        emit_sqrt_block(e);
+    emit_sqrt_blocks(e, g);
     for (int i = 0; i < ks->n; i++)
         lower_kernel(e, g, &ks->k[i]);
 }

@@ -725,25 +725,28 @@ void lower_sgd(Emitter *e, const IrOp *o, long n)
  * `pre` (statements with i, the element, and l, its place in a block)
  * ends by putting the argument in sq[l]; `post` reads the root in
  * root[l]. Blocks of SQRT_BLOCK elements take the roots with
- * nnc_sqrt_block, so the whole loop vectorises; the last n %
- * SQRT_BLOCK elements go one at a time. The roots are in double, as
- * the whole update is (see lower_adam). */
+ * nnc_sqrt_block (double) or nnc_sqrtf_block (float), so the whole loop
+ * vectorises; the last n % SQRT_BLOCK elements go one at a time. `real`
+ * is the type the update computes in: Adam's is the element type, as
+ * PyTorch's; RMSprop's is double (see lower_rmsprop). */
 enum { SWEEP_LINE = 200 }; /* characters of one statement of a sweep */
 
-static void emit_sqrt_sweep(Emitter *e, long n, char (*pre)[SWEEP_LINE],
-                            int npre, char (*post)[SWEEP_LINE], int npost)
+static void emit_sqrt_sweep(Emitter *e, long n, const char *real,
+                            char (*pre)[SWEEP_LINE], int npre,
+                            char (*post)[SWEEP_LINE], int npost)
 {
+    bool f32 = strcmp(real, "float") == 0;
     long blocks = n / SQRT_BLOCK;
     if (blocks) {
         lower_parallel_for(e, n * 8);
         emit_open(e, "for (%s b = 0; b < %ld; b++)", idx_type(n), blocks);
-        emit(e, "double sq[%d], root[%d];", SQRT_BLOCK, SQRT_BLOCK);
+        emit(e, "%s sq[%d], root[%d];", real, SQRT_BLOCK, SQRT_BLOCK);
         emit_open(e, "for (int l = 0; l < %d; l++)", SQRT_BLOCK);
         emit(e, "const %s i = b * %d + l;", idx_type(n), SQRT_BLOCK);
         for (int k = 0; k < npre; k++)
             emit(e, "%s", pre[k]);
         emit_close(e, NULL);
-        emit(e, "nnc_sqrt_block(root, sq);");
+        emit(e, "%s(root, sq);", f32 ? "nnc_sqrtf_block" : "nnc_sqrt_block");
         emit_open(e, "for (int l = 0; l < %d; l++)", SQRT_BLOCK);
         emit(e, "const %s i = b * %d + l;", idx_type(n), SQRT_BLOCK);
         for (int k = 0; k < npost; k++)
@@ -755,18 +758,26 @@ static void emit_sqrt_sweep(Emitter *e, long n, char (*pre)[SWEEP_LINE],
         emit_open(e, "for (%s i = %ld; i < %ld; i++)", idx_type(n),
                   blocks * SQRT_BLOCK, n);
         emit(e, "const int l = 0;");
-        emit(e, "double sq[1], root[1];");
+        emit(e, "%s sq[1], root[1];", real);
         for (int k = 0; k < npre; k++)
             emit(e, "%s", pre[k]);
-        emit(e, "root[0] = sqrt(sq[0]);");
+        emit(e, "root[0] = %s(sq[0]);", f32 ? "sqrtf" : "sqrt");
         for (int k = 0; k < npost; k++)
             emit(e, "%s", post[k]);
         emit_close(e, NULL);
     }
 }
 
-/* PyTorch's Adam, computed in double from the stored state and rounded
- * once per stored value, as before vectorising: the same bits. */
+/* torch.optim.Adam and AdamW as PyTorch 1.13 computes them on the CPU,
+ * operation for operation in the element type: each in-place tensor op
+ * of its _single_tensor_adam is one rounding here, and the ones ATen's
+ * vector kernels compute as a fused multiply-add (`add_` with an alpha,
+ * `addcmul_`) are fma here. On a machine where PyTorch's kernels use FMA
+ * (its AVX2 and AVX-512 builds) the update has the same bits as
+ * PyTorch's, given the same gradient: tests/train/optim_torch.sh checks
+ * that in float. Rounding each step rather than computing in double and
+ * rounding once is also what lets the update run in float vectors: half
+ * the divisions and roots' cost of double (docs/performance.md). */
 void lower_adam(Emitter *e, const IrOp *o, long n)
 {
     const OptimSpec *s = &o->attr.opt;
@@ -775,32 +786,45 @@ void lower_adam(Emitter *e, const IrOp *o, long n)
         lower_rmsprop(e, o, n);
         return;
     }
-    Emitter de = {.real = "double", .o = e->o};
-    const char *R = e->real;
+    const char *R = e->real, *fma = strcmp(R, "float") ? "fma" : "fmaf";
     char b1[48], b2[48], c1[48], c2[48], eps[48], wd[48];
     char pre[5][SWEEP_LINE], post[1][SWEEP_LINE];
     int np = 0;
-    emit_lit(&de, s->beta1, b1, sizeof b1);
-    emit_lit(&de, s->beta2, b2, sizeof b2);
-    emit_lit(&de, 1 - s->beta1, c1, sizeof c1);
-    emit_lit(&de, 1 - s->beta2, c2, sizeof c2);
-    emit_lit(&de, s->eps, eps, sizeof eps);
-    emit_lit(&de, s->weight_decay, wd, sizeof wd);
-    emit(e, "const double step_size = lr / bias1, root_bias2 = sqrt(bias2);");
-    snprintf(pre[np++], sizeof pre[0], "double d = g[i];");
-    if (s->weight_decay != 0 && s->decoupled)
-        snprintf(pre[np++], sizeof pre[0], "w[i] *= (%s)(1 - lr * %s);", R, wd);
-    else if (s->weight_decay != 0)
-        snprintf(pre[np++], sizeof pre[0], "d += %s * w[i];", wd);
-    snprintf(pre[np++], sizeof pre[0], "m[i] = (%s)(%s * m[i] + %s * d);", R,
-             b1, c1);
-    snprintf(pre[np++], sizeof pre[0], "v[i] = (%s)(%s * v[i] + %s * d * d);",
-             R, b2, c2);
+    emit_lit(e, s->beta1, b1, sizeof b1);
+    emit_lit(e, s->beta2, b2, sizeof b2);
+    emit_lit(e, 1 - s->beta1, c1, sizeof c1);
+    emit_lit(e, 1 - s->beta2, c2, sizeof c2);
+    emit_lit(e, s->eps, eps, sizeof eps);
+    emit_lit(e, s->weight_decay, wd, sizeof wd);
+    /* PyTorch's step size and root bias correction are Python floats
+     * (double), rounded to the element type where a tensor op meets them */
+    emit(e, "const %s step_size = (%s)(lr / bias1), root_bias2 = (%s)sqrt(bias2);",
+         R, R, R);
+    if (s->weight_decay != 0 && s->decoupled) {
+        /* param.mul_(1 - lr * weight_decay) */
+        snprintf(pre[np++], sizeof pre[0], "w[i] *= (%s)(1 - lr * %s);", R,
+                 emit_lit(&(Emitter){.real = "double"}, s->weight_decay, wd,
+                          sizeof wd));
+        snprintf(pre[np++], sizeof pre[0], "const %s d = g[i];", R);
+    } else if (s->weight_decay != 0) {
+        /* grad.add(param, alpha=weight_decay) */
+        snprintf(pre[np++], sizeof pre[0], "const %s d = %s(w[i], %s, g[i]);",
+                 R, fma, wd);
+    } else {
+        snprintf(pre[np++], sizeof pre[0], "const %s d = g[i];", R);
+    }
+    /* exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1) */
+    snprintf(pre[np++], sizeof pre[0], "m[i] = %s(d, %s, m[i] * %s);", fma, c1,
+             b1);
+    /* exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2) */
+    snprintf(pre[np++], sizeof pre[0], "v[i] = %s(%s * d, d, v[i] * %s);", fma,
+             c2, b2);
     snprintf(pre[np++], sizeof pre[0], "sq[l] = v[i];");
+    /* denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps);
+     * param.addcdiv_(exp_avg, denom, value=-step_size) */
     snprintf(post[0], sizeof post[0],
-             "w[i] -= (%s)(step_size * m[i] / (root[l] / root_bias2 + %s));", R,
-             eps);
-    emit_sqrt_sweep(e, n, pre, np, post, 1);
+             "w[i] += -step_size * m[i] / (root[l] / root_bias2 + %s);", eps);
+    emit_sqrt_sweep(e, n, R, pre, np, post, 1);
 }
 
 /* torch.optim.RMSprop. The state pointer v is square_avg; the momentum
@@ -851,7 +875,7 @@ void lower_rmsprop(Emitter *e, const IrOp *o, long n)
         snprintf(post[nq++], sizeof post[0],
                  "w[i] -= (%s)(lr * dg / (root[l] + %s));", R, eps);
     }
-    emit_sqrt_sweep(e, n, pre, np, post, nq);
+    emit_sqrt_sweep(e, n, "double", pre, np, post, nq);
 }
 
 /* ---------------------------------------------------------------- */

@@ -3817,26 +3817,26 @@ enum { NTENSORS = 6 };
 #define NNC_SCALAR
 #endif
 
-/* nnc_sqrt_block(out, in): out[l] = sqrt(in[l]) for l < 16, as vector instructions where the compiler has them */
 #if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
 #include <immintrin.h>
 #endif
-static inline void nnc_sqrt_block(double *restrict out, const double *restrict in) {
+/* nnc_sqrtf_block(out, in): out[l] = sqrtf(in[l]) for l < 16, as vector instructions where the compiler has them */
+static inline void nnc_sqrtf_block(float *restrict out, const float *restrict in) {
     #if defined(__AVX512F__)
-    for (int l = 0; l < 16; l += 8) {
-        _mm512_storeu_pd(out + l, _mm512_sqrt_pd(_mm512_loadu_pd(in + l)));
+    for (int l = 0; l < 16; l += 16) {
+        _mm512_storeu_ps(out + l, _mm512_sqrt_ps(_mm512_loadu_ps(in + l)));
     }
     #elif defined(__AVX__)
-    for (int l = 0; l < 16; l += 4) {
-        _mm256_storeu_pd(out + l, _mm256_sqrt_pd(_mm256_loadu_pd(in + l)));
+    for (int l = 0; l < 16; l += 8) {
+        _mm256_storeu_ps(out + l, _mm256_sqrt_ps(_mm256_loadu_ps(in + l)));
     }
     #elif defined(__SSE2__)
-    for (int l = 0; l < 16; l += 2) {
-        _mm_storeu_pd(out + l, _mm_sqrt_pd(_mm_loadu_pd(in + l)));
+    for (int l = 0; l < 16; l += 4) {
+        _mm_storeu_ps(out + l, _mm_sqrt_ps(_mm_loadu_ps(in + l)));
     }
     #else
     for (int l = 0; l < 16; l++) {
-        out[l] = sqrt(in[l]);
+        out[l] = sqrtf(in[l]);
     }
     #endif
 }
@@ -4787,32 +4787,32 @@ static void k14_dfc1_weight_matmul(const float *restrict A, const float *restric
 static void k15_params_adam_update(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, double lr, double bias1, double bias2)
 {
     /* parameters fc1.weight .. logits.bias: contiguous in params, grads and state */
-    const double step_size = lr / bias1, root_bias2 = sqrt(bias2);
+    const float step_size = (float)(lr / bias1), root_bias2 = (float)sqrt(bias2);
     NNC_PARALLEL_FOR
     for (int b = 0; b < 13628; b++) {
-        double sq[16], root[16];
+        float sq[16], root[16];
         for (int l = 0; l < 16; l++) {
             const int i = b * 16 + l;
-            double d = g[i];
-            m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
-            v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
+            const float d = g[i];
+            m[i] = fmaf(d, 0.1f, m[i] * 0.9f);
+            v[i] = fmaf(0.001f * d, d, v[i] * 0.999f);
             sq[l] = v[i];
         }
-        nnc_sqrt_block(root, sq);
+        nnc_sqrtf_block(root, sq);
         for (int l = 0; l < 16; l++) {
             const int i = b * 16 + l;
-            w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
+            w[i] += -step_size * m[i] / (root[l] / root_bias2 + 1e-08f);
         }
     }
     for (int i = 218048; i < 218058; i++) {
         const int l = 0;
-        double sq[1], root[1];
-        double d = g[i];
-        m[i] = (float)(0.90000000000000002 * m[i] + 0.099999999999999978 * d);
-        v[i] = (float)(0.999 * v[i] + 0.0010000000000000009 * d * d);
+        float sq[1], root[1];
+        const float d = g[i];
+        m[i] = fmaf(d, 0.1f, m[i] * 0.9f);
+        v[i] = fmaf(0.001f * d, d, v[i] * 0.999f);
         sq[l] = v[i];
-        root[0] = sqrt(sq[0]);
-        w[i] -= (float)(step_size * m[i] / (root[l] / root_bias2 + 1e-08));
+        root[0] = sqrtf(sq[0]);
+        w[i] += -step_size * m[i] / (root[l] / root_bias2 + 1e-08f);
     }
 }
 

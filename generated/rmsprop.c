@@ -3815,10 +3815,10 @@ enum { NTENSORS = 4 };
 #define NNC_SCALAR
 #endif
 
-/* nnc_sqrt_block(out, in): out[l] = sqrt(in[l]) for l < 16, as vector instructions where the compiler has them */
 #if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
 #include <immintrin.h>
 #endif
+/* nnc_sqrt_block(out, in): out[l] = sqrt(in[l]) for l < 16, as vector instructions where the compiler has them */
 static inline void nnc_sqrt_block(double *restrict out, const double *restrict in) {
     #if defined(__AVX512F__)
     for (int l = 0; l < 16; l += 8) {

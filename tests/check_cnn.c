@@ -55,7 +55,8 @@ static void compiled_free(Compiled *c)
 
 /* A model whose body is `body` on an input of per-sample shape `input`,
  * with a dense head so it is complete, and a train block with `train`
- * settings (batch 2 unless they say otherwise). */
+ * settings (batch 2 unless they say otherwise; sgd(lr = 0.1) unless they
+ * name an optimizer). */
 static char *model_text(const char *input, const char *body, const char *train)
 {
     char *text = NULL;
@@ -70,8 +71,10 @@ static char *model_text(const char *input, const char *body, const char *train)
             "    output p = softmax(z)\n"
             "    loss cross_entropy(z, y)\n"
             "}\n"
-            "train m { optimizer sgd(lr = 0.1) %s }\n",
-            input, body, train ? train : "batch 2");
+            "train m { %s%s }\n",
+            input, body,
+            train && strstr(train, "optimizer") ? "" : "optimizer sgd(lr = 0.1) ",
+            train ? train : "batch 2");
     fclose(f);
     return text;
 }
@@ -465,12 +468,13 @@ END_TEST
 /* ---------------------------------------------------------------- */
 /* which loop nest each convolution gets                              */
 
-/* The generated C of a program (fused, f32, no main, batch 16) as one
- * string. */
-static char *generated_c(const char *input, const char *body)
+/* The generated C of a program (fused, no main) with train settings
+ * `train`, in double when f64, as one string. */
+static char *generated_c_with(const char *input, const char *body,
+                              const char *train, bool f64)
 {
     Compiled c;
-    char *src = model_text(input, body, "batch 16");
+    char *src = model_text(input, body, train);
     if (compile_to(&c, src, "autodiff"))
         ck_abort_msg("unexpected errors for:\n%s\n%s", src, c.messages);
     Kernels *ks = fuse(c.g, true);
@@ -481,7 +485,7 @@ static char *generated_c(const char *input, const char *body)
     size_t len = 0, hlen = 0;
     FILE *f = open_memstream(&text, &len), *h = open_memstream(&htext, &hlen);
     EmitOptions eo = {.prefix = "m", .source = "t.nn", .header = "m.h",
-                      .fused = true};
+                      .fused = true, .f64 = f64};
     ck_assert_int_eq(emit_c(f, h, c.g, ks, plans, &c.train, &eo), 0);
     fclose(f);
     fclose(h);
@@ -489,6 +493,12 @@ static char *generated_c(const char *input, const char *body)
     compiled_free(&c);
     free(src);
     return text;
+}
+
+/* The same, f32, batch 16, sgd. */
+static char *generated_c(const char *input, const char *body)
+{
+    return generated_c_with(input, body, "batch 16", false);
 }
 
 /* mnist_cnn's shapes at batch 16: conv2 (13x13 input, 32 -> 64) takes
@@ -520,7 +530,42 @@ START_TEST(conv_kernels_tiled_by_shape)
     ck_assert_ptr_nonnull(strstr(c, "/* bias_grad, dy through maxpool2d_grad_at */"));
     ck_assert_ptr_nonnull(strstr(c, "float dym[121]; /* dy through maxpool2d_grad_at */"));
     ck_assert_ptr_null(strstr(c, "_maxpool2d_grad_at("));
-    ck_assert_ptr_null(strstr(c, "nnc_sqrt_block")); /* sgd: no square roots */
+    ck_assert_ptr_null(strstr(c, "nnc_sqrt")); /* sgd: no square roots */
+    free(c);
+}
+END_TEST
+
+/* Adam computes in the element type, one rounding per tensor op of
+ * torch.optim.Adam and fma where ATen fuses (so the same bits as
+ * PyTorch, checked against it by tests/train/optim_torch.sh); its roots
+ * come from the block of the element type. RMSprop computes in double. */
+START_TEST(optimizer_precision)
+{
+    const char *in = "[4]", *body = "    h = dense(x, 40) |> relu\n";
+    char *c = generated_c_with(in, body, "optimizer adam(lr = 0.01) batch 2", false);
+    ck_assert_ptr_nonnull(strstr(c, "const float step_size = (float)(lr / bias1), "
+                                    "root_bias2 = (float)sqrt(bias2);"));
+    ck_assert_ptr_nonnull(strstr(c, "m[i] = fmaf(d, 0.1f, m[i] * 0.9f);"));
+    ck_assert_ptr_nonnull(strstr(c, "v[i] = fmaf(0.001f * d, d, v[i] * 0.999f);"));
+    ck_assert_ptr_nonnull(strstr(c, "w[i] += -step_size * m[i] / (root[l] / root_bias2 + 1e-08f);"));
+    ck_assert_ptr_nonnull(strstr(c, "nnc_sqrtf_block(root, sq);"));
+    ck_assert_ptr_null(strstr(c, "nnc_sqrt_block")); /* no unused double block */
+    free(c);
+    c = generated_c_with(in, body, "optimizer adam(lr = 0.01, weight_decay = 0.1) batch 2", false);
+    ck_assert_ptr_nonnull(strstr(c, "const float d = fmaf(w[i], 0.1f, g[i]);"));
+    free(c);
+    c = generated_c_with(in, body, "optimizer adamw(lr = 0.01) batch 2", false);
+    ck_assert_ptr_nonnull(strstr(c, "w[i] *= (float)(1 - lr * 0.01);"));
+    free(c);
+    c = generated_c_with(in, body, "optimizer adam(lr = 0.01) batch 2", true);
+    ck_assert_ptr_nonnull(strstr(c, "m[i] = fma(d, 0.099999999999999978, m[i] * 0.90000000000000002);"));
+    ck_assert_ptr_nonnull(strstr(c, "nnc_sqrt_block(root, sq);"));
+    ck_assert_ptr_null(strstr(c, "nnc_sqrtf_block"));
+    free(c);
+    c = generated_c_with(in, body, "optimizer rmsprop(lr = 0.01) batch 2", false);
+    ck_assert_ptr_nonnull(strstr(c, "double sq[16], root[16];"));
+    ck_assert_ptr_nonnull(strstr(c, "nnc_sqrt_block(root, sq);"));
+    ck_assert_ptr_null(strstr(c, "nnc_sqrtf_block"));
     free(c);
 }
 END_TEST
@@ -667,6 +712,7 @@ Suite *cnn_suite(void)
     tcase_add_test(t, conv_pool_backward_ops);
     tcase_add_test(t, maxpool_grad_forms);
     tcase_add_test(t, conv_kernels_tiled_by_shape);
+    tcase_add_test(t, optimizer_precision);
     tcase_add_test(t, small_products_scalar);
     suite_add_tcase(s, t);
     t = tcase_create("train_data");

@@ -88,10 +88,6 @@ def reference(variant):
         buffers=[f"{b}.{s}" for b in BNS for s in ("running_mean", "running_var")],
         extra_state={f"{b}.num_batches_tracked": torch.tensor(0) for b in BNS},
         make_optimizer=lambda model: optim.Adam(model.parameters(), lr=0.001),  # train mnist_cnn_bn: adam(lr = 0.001)
-        free_running=("batch-normalised relu and max-pool inputs sit at their decision boundaries "
-                      "(0, or a tie) within rounding: the replay finds one reversed decision at steps 7 and "
-                      "15, and a free-running torch trajectory goes its own way from the first such step; "
-                      "the replay compares these steps"),
         skip_training=None if variant else (
             "nnc's dropout masks come from its own generator and cannot be recovered for 64 units; "
             "the nodropout variant compares training mode"),

@@ -1,10 +1,12 @@
 #!/bin/sh
 # optim_torch.sh — every optimizer nnc generates takes the same steps as
 # torch.optim on the same gradients (f64, relative 1e-6), fused and
-# unfused: SGD (momentum, dampening, Nesterov, weight decay), Adam, AdamW,
-# RMSprop (alpha, eps, momentum, centered, weight decay), and parameter
-# groups (freeze, no_decay). tests/train/optim_driver.c runs the generated
-# update; tests/train/optim_torch.py replays it in PyTorch.
+# unfused; Adam and AdamW also in f32, where their steps must have the
+# bits of torch.optim's: SGD (momentum, dampening, Nesterov, weight
+# decay), Adam, AdamW, RMSprop (alpha, eps, momentum, centered, weight
+# decay), and parameter groups (freeze, no_decay).
+# tests/train/optim_driver.c runs the generated update;
+# tests/train/optim_torch.py replays it in PyTorch.
 # Environment: NNC, BUILD, SANFLAGS, PYTHON (default /usr/bin/python3).
 set -u
 NNC=${NNC:-build/nnc}
@@ -37,25 +39,35 @@ groups_rmsprop|optimizer rmsprop(lr = 0.01, momentum = 0.9, centered = true, wei
 printf '%s\n' "$cases" > "$out/cases"
 : > "$out/manifest"
 while IFS='|' read -r name train spec; do
+    # Adam and AdamW are also built in f32, where they must have the
+    # bits of torch.optim in float32 (lower_adam in compiler/lower.c)
+    dtypes=f64
+    case $name in adam* | groups_adamw) dtypes="f64 f32" ;; esac
+    for dtype in $dtypes; do
     for mode in fused no-fuse; do
-        d="$out/$name/$mode"
+        d="$out/$name/$mode-$dtype"
+        label="$name ($mode)" prefix=
+        [ "$dtype" = f32 ] && label="$name ($mode, f32)" prefix=f32:
         mkdir -p "$d"
         lines=$(printf '%s\n' "$train" | tr ';' '\n' | sed 's/^ */    /')
         awk -v t="$lines" '{ if ($0 == "@TRAIN@") print t; else print }' \
             "$here/opt.nn.in" > "$d/opt.nn"
         flag=
         [ "$mode" = no-fuse ] && flag=--no-fuse
-        if ! "$NNC" $flag --dtype f64 --prefix opt "$d/opt.nn" -o "$d/opt.c" 2> "$d/nnc.log"; then
-            fail "$name ($mode): nnc: $(head -1 "$d/nnc.log")"; continue
+        if ! "$NNC" $flag --dtype "$dtype" --prefix opt "$d/opt.nn" -o "$d/opt.c" 2> "$d/nnc.log"; then
+            fail "$label: nnc: $(head -1 "$d/nnc.log")"; continue
         fi
-        if ! gcc -std=c11 -O2 -Wall -Wextra -Werror $SANFLAGS -I"$d" -o "$d/driver" \
+        real=double
+        [ "$dtype" = f32 ] && real=float
+        if ! gcc -std=c11 -O2 -Wall -Wextra -Werror $SANFLAGS -DREAL=$real -I"$d" -o "$d/driver" \
                 "$here/optim_driver.c" "$d/opt.c" -lm 2> "$d/cc.log"; then
-            fail "$name ($mode): the generated code does not compile: $(head -3 "$d/cc.log")"; continue
+            fail "$label: the generated code does not compile: $(head -3 "$d/cc.log")"; continue
         fi
         if ! "$d/driver" > "$d/steps.txt"; then
-            fail "$name ($mode): the driver failed"; continue
+            fail "$label: the driver failed"; continue
         fi
-        printf '%s|%s|%s\n' "$name ($mode)" "$spec" "$d/steps.txt" >> "$out/manifest"
+        printf '%s|%s%s|%s\n' "$label" "$prefix" "$spec" "$d/steps.txt" >> "$out/manifest"
+    done
     done
 done < "$out/cases"
 
