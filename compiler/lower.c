@@ -695,29 +695,38 @@ static void lower_pointwise_loss_grad(Emitter *e, const IrOp *o)
 /* ---------------------------------------------------------------- */
 /* optimizer updates, PyTorch's formulas                             */
 
+/* torch.optim.SGD as PyTorch 1.13 computes it on the CPU, in the element
+ * type, one rounding per tensor op of its _single_tensor_sgd and fma
+ * where ATen's `add_` with an alpha fuses (as lower_adam): the same bits
+ * as PyTorch given the same gradients. */
 void lower_sgd(Emitter *e, const IrOp *o, long n)
 {
     const OptimSpec *s = &o->attr.opt;
-    char l1[48], l2[48];
+    const char *R = e->real, *fma = strcmp(R, "float") ? "fma" : "fmaf";
+    char wd[48], mu[48], c[48];
+    emit_lit(e, s->weight_decay, wd, sizeof wd);
+    emit_lit(e, s->momentum, mu, sizeof mu);
+    emit_lit(e, 1 - s->dampening, c, sizeof c);
     if (s->momentum == 0)
         emit(e, "(void)first_step; /* no momentum buffer to start */");
+    /* param.add_(d_p, alpha=-lr): -lr rounded where it meets the tensor */
+    emit(e, "const %s neg_lr = (%s)-lr;", R, R);
     lower_parallel_for(e, n * 4);
     emit_open(e, "for (%s i = 0; i < %ld; i++)", idx_type(n), n);
-    emit(e, "double d = g[i];");
-    if (s->weight_decay != 0)
-        emit(e, "d += %s * w[i];", emit_lit(&(Emitter){.real = "double", .o = e->o},
-                                            s->weight_decay, l1, sizeof l1));
+    if (s->weight_decay != 0) /* d_p.add(param, alpha=weight_decay) */
+        emit(e, "%s d = %s(w[i], %s, g[i]);", R, fma, wd);
+    else
+        emit(e, "%s d = g[i];", R);
     if (s->momentum != 0) {
-        Emitter de = {.real = "double", .o = e->o};
-        emit(e, "v[i] = first_step ? (%s)d : (%s)(%s * v[i] + %s * d);",
-             e->real, e->real, emit_lit(&de, s->momentum, l1, sizeof l1),
-             emit_lit(&de, 1 - s->dampening, l2, sizeof l2));
-        if (s->nesterov)
-            emit(e, "d += %s * v[i];", l1);
+        /* clone(d_p) at the first step, then
+         * buf.mul_(momentum).add_(d_p, alpha=1 - dampening) */
+        emit(e, "v[i] = first_step ? d : %s(d, %s, v[i] * %s);", fma, c, mu);
+        if (s->nesterov) /* d_p.add(buf, alpha=momentum) */
+            emit(e, "d = %s(v[i], %s, d);", fma, mu);
         else
             emit(e, "d = v[i];");
     }
-    emit(e, "w[i] -= (%s)(lr * d);", e->real);
+    emit(e, "w[i] = %s(d, neg_lr, w[i]);", fma);
     emit_close(e, NULL);
 }
 
@@ -728,7 +737,7 @@ void lower_sgd(Emitter *e, const IrOp *o, long n)
  * nnc_sqrt_block (double) or nnc_sqrtf_block (float), so the whole loop
  * vectorises; the last n % SQRT_BLOCK elements go one at a time. `real`
  * is the type the update computes in: Adam's is the element type, as
- * PyTorch's; RMSprop's is double (see lower_rmsprop). */
+ * PyTorch's; RMSprop's is double. */
 enum { SWEEP_LINE = 200 }; /* characters of one statement of a sweep */
 
 static void emit_sqrt_sweep(Emitter *e, long n, const char *real,
@@ -827,10 +836,14 @@ void lower_adam(Emitter *e, const IrOp *o, long n)
     emit_sqrt_sweep(e, n, R, pre, np, post, 1);
 }
 
-/* torch.optim.RMSprop. The state pointer v is square_avg; the momentum
- * buffer and grad_avg (centered) follow at state_stride, in that order
- * (optim_state_names), so the same code serves a single update and a
- * fused sweep over several parameters. */
+/* torch.optim.RMSprop, computed in double and rounded once per stored
+ * value: not PyTorch's bits, as SGD's and Adam's are, because its
+ * momentum buffer's mul_ then addcdiv_ rounds a product that the
+ * generated file, which lets the compiler contract a multiply and an
+ * add everywhere, could fuse. The state pointer v is square_avg; the
+ * momentum buffer and grad_avg (centered) follow at state_stride, in
+ * that order (optim_state_names), so the same code serves a single
+ * update and a fused sweep over several parameters. */
 void lower_rmsprop(Emitter *e, const IrOp *o, long n)
 {
     const OptimSpec *s = &o->attr.opt;

@@ -6376,12 +6376,13 @@ static void k21_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const floa
 static void k22_params_sgd_update(float *restrict w, const float *restrict g, float *restrict v, double lr, int first_step)
 {
     /* parameters conv1.weight .. fc3.bias: contiguous in params, grads and state */
+    const float neg_lr = (float)-lr;
     NNC_PARALLEL_FOR
     for (int i = 0; i < 81302; i++) {
-        double d = g[i];
-        v[i] = first_step ? (float)d : (float)(0.90000000000000002 * v[i] + 1.0 * d);
+        float d = g[i];
+        v[i] = first_step ? d : fmaf(d, 1.0f, v[i] * 0.9f);
         d = v[i];
-        w[i] -= (float)(lr * d);
+        w[i] = fmaf(d, neg_lr, w[i]);
     }
 }
 

@@ -4764,10 +4764,11 @@ static void k15_params_sgd_update(float *restrict w, const float *restrict g, do
 {
     /* parameters fc1.weight .. logits.bias: contiguous in params, grads and state */
     (void)first_step; /* no momentum buffer to start */
+    const float neg_lr = (float)-lr;
     NNC_PARALLEL_FOR
     for (int i = 0; i < 218058; i++) {
-        double d = g[i];
-        w[i] -= (float)(lr * d);
+        float d = g[i];
+        w[i] = fmaf(d, neg_lr, w[i]);
     }
 }
 

@@ -3911,9 +3911,10 @@ static NNC_SCALAR void k06_params_sgd_update(float *restrict w, const float *res
 {
     /* parameters z.weight .. z.bias: contiguous in params, grads and state */
     (void)first_step; /* no momentum buffer to start */
+    const float neg_lr = (float)-lr;
     for (int i = 0; i < 3; i++) {
-        double d = g[i];
-        w[i] -= (float)(lr * d);
+        float d = g[i];
+        w[i] = fmaf(d, neg_lr, w[i]);
     }
 }
 

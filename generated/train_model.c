@@ -5224,11 +5224,12 @@ static void k30_bn2_bn_running_update(float *restrict running_mean, float *restr
 static NNC_SCALAR void k31_params_sgd_update(float *restrict w, const float *restrict g, float *restrict v, double lr, int first_step)
 {
     /* parameters conv1.weight .. bn1.bias: contiguous in params, grads and state */
+    const float neg_lr = (float)-lr;
     for (int i = 0; i < 176; i++) {
-        double d = g[i];
-        v[i] = first_step ? (float)d : (float)(0.90000000000000002 * v[i] + 1.0 * d);
+        float d = g[i];
+        v[i] = first_step ? d : fmaf(d, 1.0f, v[i] * 0.9f);
         d = v[i];
-        w[i] -= (float)(lr * d);
+        w[i] = fmaf(d, neg_lr, w[i]);
     }
 }
 
@@ -5240,11 +5241,12 @@ static NNC_SCALAR void k31_params_sgd_update(float *restrict w, const float *res
 static void k32_params_sgd_update(float *restrict w, const float *restrict g, float *restrict v, double lr, int first_step)
 {
     /* parameters conv2.weight .. bn2.bias: contiguous in params, grads and state */
+    const float neg_lr = (float)-lr;
     for (int i = 0; i < 4672; i++) {
-        double d = g[i];
-        v[i] = first_step ? (float)d : (float)(0.90000000000000002 * v[i] + 1.0 * d);
+        float d = g[i];
+        v[i] = first_step ? d : fmaf(d, 1.0f, v[i] * 0.9f);
         d = v[i];
-        w[i] -= (float)(lr * d);
+        w[i] = fmaf(d, neg_lr, w[i]);
     }
 }
 
@@ -5257,12 +5259,13 @@ static void k32_params_sgd_update(float *restrict w, const float *restrict g, fl
 static void k33_params_sgd_update(float *restrict w, const float *restrict g, float *restrict v, double lr, int first_step)
 {
     /* parameters fc1.weight .. fc.bias: contiguous in params, grads and state */
+    const float neg_lr = (float)-lr;
     NNC_PARALLEL_FOR
     for (int i = 0; i < 101066; i++) {
-        double d = g[i];
-        v[i] = first_step ? (float)d : (float)(0.90000000000000002 * v[i] + 1.0 * d);
+        float d = g[i];
+        v[i] = first_step ? d : fmaf(d, 1.0f, v[i] * 0.9f);
         d = v[i];
-        w[i] -= (float)(lr * d);
+        w[i] = fmaf(d, neg_lr, w[i]);
     }
 }
 

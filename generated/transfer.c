@@ -5223,11 +5223,12 @@ static void k30_bn2_bn_running_update(float *restrict running_mean, float *restr
 static void k31_params_sgd_update(float *restrict w, const float *restrict g, float *restrict v, double lr, int first_step)
 {
     /* parameters head.weight .. head.bias: contiguous in params, grads and state */
+    const float neg_lr = (float)-lr;
     for (int i = 0; i < 650; i++) {
-        double d = g[i];
-        v[i] = first_step ? (float)d : (float)(0.90000000000000002 * v[i] + 1.0 * d);
+        float d = g[i];
+        v[i] = first_step ? d : fmaf(d, 1.0f, v[i] * 0.9f);
         d = v[i];
-        w[i] -= (float)(lr * d);
+        w[i] = fmaf(d, neg_lr, w[i]);
     }
 }
 

@@ -3994,9 +3994,10 @@ static NNC_SCALAR void k10_params_sgd_update(float *restrict w, const float *res
 {
     /* parameters fc1.weight .. o.bias: contiguous in params, grads and state */
     (void)first_step; /* no momentum buffer to start */
+    const float neg_lr = (float)-lr;
     for (int i = 0; i < 17; i++) {
-        double d = g[i];
-        w[i] -= (float)(lr * d);
+        float d = g[i];
+        w[i] = fmaf(d, neg_lr, w[i]);
     }
 }
 

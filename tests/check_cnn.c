@@ -535,10 +535,10 @@ START_TEST(conv_kernels_tiled_by_shape)
 }
 END_TEST
 
-/* Adam computes in the element type, one rounding per tensor op of
- * torch.optim.Adam and fma where ATen fuses (so the same bits as
- * PyTorch, checked against it by tests/train/optim_torch.sh); its roots
- * come from the block of the element type. RMSprop computes in double. */
+/* SGD and Adam compute in the element type, one rounding per tensor op
+ * of torch.optim and fma where ATen fuses (so the same bits as PyTorch,
+ * checked against it by tests/train/optim_torch.sh); Adam's roots come
+ * from the block of the element type. RMSprop computes in double. */
 START_TEST(optimizer_precision)
 {
     const char *in = "[4]", *body = "    h = dense(x, 40) |> relu\n";
@@ -561,6 +561,16 @@ START_TEST(optimizer_precision)
     ck_assert_ptr_nonnull(strstr(c, "m[i] = fma(d, 0.099999999999999978, m[i] * 0.90000000000000002);"));
     ck_assert_ptr_nonnull(strstr(c, "nnc_sqrt_block(root, sq);"));
     ck_assert_ptr_null(strstr(c, "nnc_sqrtf_block"));
+    free(c);
+    c = generated_c_with(in, body, "optimizer sgd(lr = 0.1, momentum = 0.9, dampening = 0.5, "
+                                   "nesterov = false, weight_decay = 0.01) batch 2", false);
+    ck_assert_ptr_nonnull(strstr(c, "const float neg_lr = (float)-lr;"));
+    ck_assert_ptr_nonnull(strstr(c, "float d = fmaf(w[i], 0.01f, g[i]);"));
+    ck_assert_ptr_nonnull(strstr(c, "v[i] = first_step ? d : fmaf(d, 0.5f, v[i] * 0.9f);"));
+    ck_assert_ptr_nonnull(strstr(c, "w[i] = fmaf(d, neg_lr, w[i]);"));
+    free(c);
+    c = generated_c_with(in, body, "optimizer sgd(lr = 0.1, momentum = 0.9, nesterov = true) batch 2", true);
+    ck_assert_ptr_nonnull(strstr(c, "d = fma(v[i], 0.90000000000000002, d);"));
     free(c);
     c = generated_c_with(in, body, "optimizer rmsprop(lr = 0.01) batch 2", false);
     ck_assert_ptr_nonnull(strstr(c, "double sq[16], root[16];"));

@@ -75,9 +75,9 @@ Tolerances:
       number of terms: about 1e-6 relative on these models.
   TOL_REPLAY = 1e-5: the weights after 20 replayed steps. Both optimizers
       see the same gradients, so only the update arithmetic differs: none
-      for Adam, which nnc computes as torch does (the same bits, see
-      lower_adam), a few ulps per step for SGD, which nnc computes in
-      double and rounds once.
+      for SGD and Adam, which nnc computes as torch does (the same bits,
+      see lower_sgd and lower_adam), a few ulps per step for RMSprop,
+      which nnc computes in double and rounds once.
   TOL_TRAINED = 1e-3 (default) for the free-running run (part 3). The
       one-step differences feed into the next step's weights and compound;
       for Adam they are also divided by sqrt(v) + eps, so a component with

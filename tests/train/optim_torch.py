@@ -11,7 +11,7 @@ nnc lays them out (declaration order, row-major). Compares every value
 after every step with a relative tolerance of 1e-6 (f64); prints one
 line per case, "ok: ..." or "FAIL ...", then "N passed, N failed".
 
-A spec prefixed "f32:" is a float32 build (Adam, AdamW): torch runs in
+A spec prefixed "f32:" is a float32 build (SGD, Adam, AdamW): torch runs in
 float32 too and every value must be the same float (tolerance 0), since
 nnc's update is PyTorch's, operation for operation, fused multiply-adds
 where ATen's vector kernels use them. Those are ATen's AVX2 and AVX-512
