@@ -535,16 +535,37 @@ bool conv_plane_on_stack(const Graph *g, const IrOp *o)
 static void lower_pool_places(Emitter *e, const IrOp *o, Dims x, Dims p,
                               const char *place);
 
+/* The rows of a [y.h, y.w] output plane that the epilogue must compute:
+ * all of them, but where the plane goes only to a pooling without
+ * padding, whose windows leave its last rows out (floor): conv2 of
+ * mnist_cnn, 11x11 pooled 2x2 to 5x5, needs rows 0..9, 128 wide-row
+ * positions instead of 141 (144 computed). The columns stay, so every
+ * row the pooling copies is whole. */
+static Dims conv_rows_used(const ConvEpilogue *ep, Dims y)
+{
+    if (!ep || !ep->pool || ep->stores || ep->pool->attr.win.ph != 0)
+        return y;
+    const IrOp *p = ep->pool;
+    Dims py = nchw(&p->shape), used = y;
+    used.h = (py.h - 1) * p->attr.win.sh + p->attr.win.kh;
+    return used.h < y.h ? used : y;
+}
+
 /* The fused form's last step for one finished plane in `acc` (rows
  * `row` apart): each element in t0, with its flat index `at`, its place
  * in the plane `q` and the filter `f`, goes to the epilogue; then the
- * pooling of the plane the epilogue left in `act`. */
+ * pooling of the plane the epilogue left in `act`. Only the part the
+ * pooling reads is handed on (conv_rows_used). */
 static void emit_conv_epilogue(Emitter *e, const Graph *g,
                                const ConvEpilogue *ep, Dims y,
                                const char *acc, int row)
 {
     long oplane = (long)y.h * y.w;
-    emit_open(e, "for (int oh = 0; oh < %d; oh++)", y.h);
+    Dims used = conv_rows_used(ep, y);
+    if (used.h < y.h)
+        emit(e, "/* rows %d.. are in no pooling window: not computed */",
+             used.h);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", used.h);
     emit_open(e, "for (int ow = 0; ow < %d; ow++)", y.w);
     if (ep->pool)
         emit(e, "const int q = oh * %d + ow;", y.w);
@@ -688,9 +709,10 @@ static void lower_conv2d_wide(Emitter *e, const Graph *g, const IrOp *o,
     Dims x = nchw(&g->ops[o->in[0]].shape), y = nchw(&o->shape);
     int taps = o->attr.win.kh * o->attr.win.kw;
     long plane = (long)x.h * x.w, oplane = (long)y.h * y.w;
-    long width = wide_size(x, y);
+    Dims used = conv_rows_used(ep, y); /* the rows the epilogue reads */
+    long width = wide_size(x, used);
     bool tiled = tiles_fit(y.c, TILE_ROWS, width);
-    bool small = !tiled && small_tiles_fit(x, y, taps, width);
+    bool small = !tiled && small_tiles_fit(x, used, taps, width);
     int B = tiled ? TILE_ROWS : small ? y.c : plane_block(y.c, width);
     const char *R = e->real;
     if (small)
@@ -713,7 +735,7 @@ static void lower_conv2d_wide(Emitter *e, const Graph *g, const IrOp *o,
         emit_tap_tiles(e, &t, width);
     } else if (small) {
         emit(e, "%s acc[%d][%ld];", R, B, width);
-        emit_small_plane_tiles(e, o, x, y);
+        emit_small_plane_tiles(e, o, x, used);
     } else {
         emit_planes(e, "acc", B, width);
         emit_open(e, "for (int c = 0; c < %d; c++)", x.c);

@@ -3969,7 +3969,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
         const int n = nb / 2, f0 = nb % 2 * 8;
         const float *xn = x + (long)n * 1350;
         /* filters f0 + k, each plane 15 wide like the input: output p reads input p + i * 15 + j */
-        float acc[8][193];
+        float acc[8][178];
         /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
         /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
         #if defined(__AVX512F__)
@@ -3981,7 +3981,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
         typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-        for (int p0 = 0; p0 + 2 * NNC_LANES <= 193; p0 += 2 * NNC_LANES) {
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 178; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 6; c++) {
                 const float *src = xn + (long)c * 225 + p0;
@@ -4109,8 +4109,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        if (193 % (2 * NNC_LANES) != 0 && 193 % (2 * NNC_LANES) <= NNC_LANES) {
-            const int p0 = 193 - NNC_LANES; /* the last positions, one vector */
+        if (178 % (2 * NNC_LANES) != 0 && 178 % (2 * NNC_LANES) <= NNC_LANES) {
+            const int p0 = 178 - NNC_LANES; /* the last positions, one vector */
             nnc_vec s[8][1] = {{{0}}};
             for (int c = 0; c < 6; c++) {
                 const float *src = xn + (long)c * 225 + p0;
@@ -4228,8 +4228,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
             }
         }
-        else if (193 % (2 * NNC_LANES) != 0) {
-            const int p0 = 193 - 2 * NNC_LANES; /* the last positions */
+        else if (178 % (2 * NNC_LANES) != 0) {
+            const int p0 = 178 - 2 * NNC_LANES; /* the last positions */
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 6; c++) {
                 const float *src = xn + (long)c * 225 + p0;
@@ -4361,7 +4361,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
             const int f = f0 + k, nf = n * 16 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[169]; /* the plane the pooling reads */
-            for (int oh = 0; oh < 13; oh++) {
+            /* rows 12.. are in no pooling window: not computed */
+            for (int oh = 0; oh < 12; oh++) {
                 for (int ow = 0; ow < 13; ow++) {
                     const int q = oh * 13 + ow;
                     const float t0 = acc[k][oh * 15 + ow];
@@ -6532,7 +6533,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         const int n = nb / 2, f0 = nb % 2 * 8;
         const float *xn = x + (long)n * 1350;
         /* filters f0 + k, each plane 15 wide like the input: output p reads input p + i * 15 + j */
-        float acc[8][193];
+        float acc[8][178];
         /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
         /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
         #if defined(__AVX512F__)
@@ -6544,7 +6545,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
         typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-        for (int p0 = 0; p0 + 2 * NNC_LANES <= 193; p0 += 2 * NNC_LANES) {
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 178; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 6; c++) {
                 const float *src = xn + (long)c * 225 + p0;
@@ -6672,8 +6673,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        if (193 % (2 * NNC_LANES) != 0 && 193 % (2 * NNC_LANES) <= NNC_LANES) {
-            const int p0 = 193 - NNC_LANES; /* the last positions, one vector */
+        if (178 % (2 * NNC_LANES) != 0 && 178 % (2 * NNC_LANES) <= NNC_LANES) {
+            const int p0 = 178 - NNC_LANES; /* the last positions, one vector */
             nnc_vec s[8][1] = {{{0}}};
             for (int c = 0; c < 6; c++) {
                 const float *src = xn + (long)c * 225 + p0;
@@ -6791,8 +6792,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
             }
         }
-        else if (193 % (2 * NNC_LANES) != 0) {
-            const int p0 = 193 - 2 * NNC_LANES; /* the last positions */
+        else if (178 % (2 * NNC_LANES) != 0) {
+            const int p0 = 178 - 2 * NNC_LANES; /* the last positions */
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 6; c++) {
                 const float *src = xn + (long)c * 225 + p0;
@@ -6924,7 +6925,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
             const int f = f0 + k, nf = n * 16 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[169]; /* the plane the pooling reads */
-            for (int oh = 0; oh < 13; oh++) {
+            /* rows 12.. are in no pooling window: not computed */
+            for (int oh = 0; oh < 12; oh++) {
                 for (int ow = 0; ow < 13; ow++) {
                     const int q = oh * 13 + ow;
                     const float t0 = acc[k][oh * 15 + ow];

@@ -4310,7 +4310,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
         const int n = nb / 8, f0 = nb % 8 * 8;
         const float *xn = x + (long)n * 5408;
         /* filters f0 + k, each plane 13 wide like the input: output p reads input p + i * 13 + j */
-        float acc[8][141];
+        float acc[8][128];
         /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
         /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
         #if defined(__AVX512F__)
@@ -4322,7 +4322,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
         typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-        for (int p0 = 0; p0 + 2 * NNC_LANES <= 141; p0 += 2 * NNC_LANES) {
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 128; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 32; c++) {
                 const float *src = xn + (long)c * 169 + p0;
@@ -4450,8 +4450,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        if (141 % (2 * NNC_LANES) != 0 && 141 % (2 * NNC_LANES) <= NNC_LANES) {
-            const int p0 = 141 - NNC_LANES; /* the last positions, one vector */
+        if (128 % (2 * NNC_LANES) != 0 && 128 % (2 * NNC_LANES) <= NNC_LANES) {
+            const int p0 = 128 - NNC_LANES; /* the last positions, one vector */
             nnc_vec s[8][1] = {{{0}}};
             for (int c = 0; c < 32; c++) {
                 const float *src = xn + (long)c * 169 + p0;
@@ -4569,8 +4569,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
             }
         }
-        else if (141 % (2 * NNC_LANES) != 0) {
-            const int p0 = 141 - 2 * NNC_LANES; /* the last positions */
+        else if (128 % (2 * NNC_LANES) != 0) {
+            const int p0 = 128 - 2 * NNC_LANES; /* the last positions */
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 32; c++) {
                 const float *src = xn + (long)c * 169 + p0;
@@ -4702,7 +4702,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
             const int f = f0 + k, nf = n * 64 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[121]; /* the plane the pooling reads */
-            for (int oh = 0; oh < 11; oh++) {
+            /* rows 10.. are in no pooling window: not computed */
+            for (int oh = 0; oh < 10; oh++) {
                 for (int ow = 0; ow < 11; ow++) {
                     const int q = oh * 11 + ow;
                     const float t0 = acc[k][oh * 13 + ow];
@@ -7385,7 +7386,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         const int n = nb / 8, f0 = nb % 8 * 8;
         const float *xn = x + (long)n * 5408;
         /* filters f0 + k, each plane 13 wide like the input: output p reads input p + i * 13 + j */
-        float acc[8][141];
+        float acc[8][128];
         /* 8 filters by 2 vectors of positions at a time, summed over channels and taps in registers */
         /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
         #if defined(__AVX512F__)
@@ -7397,7 +7398,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
         typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-        for (int p0 = 0; p0 + 2 * NNC_LANES <= 141; p0 += 2 * NNC_LANES) {
+        for (int p0 = 0; p0 + 2 * NNC_LANES <= 128; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 32; c++) {
                 const float *src = xn + (long)c * 169 + p0;
@@ -7525,8 +7526,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
             }
         }
-        if (141 % (2 * NNC_LANES) != 0 && 141 % (2 * NNC_LANES) <= NNC_LANES) {
-            const int p0 = 141 - NNC_LANES; /* the last positions, one vector */
+        if (128 % (2 * NNC_LANES) != 0 && 128 % (2 * NNC_LANES) <= NNC_LANES) {
+            const int p0 = 128 - NNC_LANES; /* the last positions, one vector */
             nnc_vec s[8][1] = {{{0}}};
             for (int c = 0; c < 32; c++) {
                 const float *src = xn + (long)c * 169 + p0;
@@ -7644,8 +7645,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
             }
         }
-        else if (141 % (2 * NNC_LANES) != 0) {
-            const int p0 = 141 - 2 * NNC_LANES; /* the last positions */
+        else if (128 % (2 * NNC_LANES) != 0) {
+            const int p0 = 128 - 2 * NNC_LANES; /* the last positions */
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 32; c++) {
                 const float *src = xn + (long)c * 169 + p0;
@@ -7777,7 +7778,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
             const int f = f0 + k, nf = n * 64 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[121]; /* the plane the pooling reads */
-            for (int oh = 0; oh < 11; oh++) {
+            /* rows 10.. are in no pooling window: not computed */
+            for (int oh = 0; oh < 10; oh++) {
                 for (int ow = 0; ow < 11; ow++) {
                     const int q = oh * 11 + ow;
                     const float t0 = acc[k][oh * 13 + ow];

@@ -514,6 +514,12 @@ START_TEST(conv_kernels_tiled_by_shape)
         "    b = conv2d(a, 64) |> relu |> maxpool2d(2)\n"
         "    h = conv2d(b, 64) |> relu\n");
     ck_assert_ptr_nonnull(strstr(c, "/* 8 filters by 2 vectors of positions at a time"));
+    /* conv2's 11x11 plane pooled 2x2 to 5x5: row 10 is in no window, so
+     * the forward sums 9 rows of 13 and one of 11, not 10 rows of 13 and
+     * one of 11 (141) */
+    ck_assert_ptr_nonnull(strstr(c, "float acc[8][128];"));
+    ck_assert_ptr_nonnull(strstr(c, "/* rows 10.. are in no pooling window: not computed */"));
+    ck_assert_ptr_null(strstr(c, "float acc[8][141];"));
     ck_assert_ptr_nonnull(strstr(c, "float dyz[64][197];"));
     ck_assert_ptr_nonnull(strstr(c, "float dyT[121][32];"));
     ck_assert_ptr_nonnull(strstr(c, "float wT[576][64];"));
