@@ -817,18 +817,33 @@ enum {
     SAMPLE_TASKS_MIN = 16 /* samples enough to share out one per task */
 };
 
+/* Positions of the input gradient's [x.h, x.w] plane that can be
+ * non-zero, from row 0: all of them, but when dy comes through
+ * maxpool2d_grad_at, its rows in no pooling window are zero, and so are
+ * the rows of dx that only they reach (conv2 of mnist_cnn: dy row 10,
+ * dx row 12, 156 positions of 169). */
+static long grad_input_live(const IrOp *o, const IrOp *act, Dims dy, Dims x)
+{
+    if (!act || act->op != OP_MAXPOOL2D_GRAD_AT)
+        return (long)x.h * x.w;
+    int rows = dy.h / act->attr.win.kh * act->attr.win.kh + o->attr.win.kh - 1;
+    return (long)(rows < x.h ? rows : x.h) * x.w;
+}
+
 /* The gathering input gradient in register tiles (emit_tap_tiles) of
  * TILE_ROWS channels: every dy plane of the sample is first copied (and
  * masked) into dyz, padded with zeros, because a tile sums over all of
  * them; with a batch of SAMPLE_TASKS_MIN or more, a task is a sample,
  * so the copy is made once for all its channels (before, once per block
  * of 8: 4 times for conv2, 8 for conv3). The sums run over f, then taps,
- * as in the untiled form. */
+ * as in the untiled form; only the first `live` positions
+ * (grad_input_live) are summed, the rest are zeros. */
 static void lower_conv2d_grad_input_tiled(Emitter *e, const IrOp *o, Dims dy,
                                           Dims x, const IrOp *act)
 {
     int KH = o->attr.win.kh, KW = o->attr.win.kw, taps = KH * KW;
     long plane = (long)x.h * x.w, oplane = (long)dy.h * dy.w;
+    long live = grad_input_live(o, act, dy, x);
     long lead = (long)(KH - 1) * x.w + (KW - 1); /* zeros before row 0 */
     int B = TILE_ROWS;
     const char *R = e->real;
@@ -855,13 +870,16 @@ static void lower_conv2d_grad_input_tiled(Emitter *e, const IrOp *o, Dims dy,
         emit_open(e, "for (int c0 = 0; c0 < %d; c0 += %d)", x.c, B);
     emit(e, "/* the dx planes of channels c0 + k; tap (i, j) reads dy at "
          "p - i * %d - j */", x.w);
-    emit(e, "%s acc[%d][%ld];", R, B, plane);
+    emit(e, "%s acc[%d][%ld];", R, B, live);
     snprintf(wt, sizeof wt, "w + ((long)f * %d + c0) * %d", x.c, taps);
     TapTile t = {B, KH, KW, "f", dy.c, "dyz[f]", wt, taps, lead, -1, x.w};
-    emit_tap_tiles(e, &t, plane);
+    emit_tap_tiles(e, &t, live);
     emit_open(e, "for (int k = 0; k < %d; k++)", B);
     emit(e, "%s *dxp = dx + ((long)n * %d + c0 + k) * %ld;", R, x.c, plane);
-    emit_vector_loop(e, plane, "dxp[p] = acc[k][p];");
+    emit_vector_loop(e, live, "dxp[p] = acc[k][p];");
+    if (live < plane)
+        emit(e, "memset(dxp + %ld, 0, %ld * sizeof *dxp); /* rows only dy's "
+             "unpooled rows reach */", live, plane - live);
     emit_close(e, NULL);
     if (per_sample)
         emit_close(e, NULL);
@@ -881,7 +899,8 @@ static void lower_conv2d_grad_input_wide(Emitter *e, const Graph *g,
     long lead = (long)(KH - 1) * x.w + (KW - 1); /* zeros before row 0 */
     const char *R = e->real;
     char off[64], dst[48];
-    if (tiles_fit(x.c, TILE_ROWS, plane) && dy.c * (lead + plane) <= DYZ_MAX) {
+    if (tiles_fit(x.c, TILE_ROWS, grad_input_live(o, act, dy, x)) &&
+        dy.c * (lead + plane) <= DYZ_MAX) {
         lower_conv2d_grad_input_tiled(e, o, dy, x, act);
         return;
     }
@@ -1214,10 +1233,11 @@ static bool weight_tiles_fit(const IrOp *o, Dims dy, Dims x)
 }
 
 /* One tile of mr rows starting at row r0 of the group (r in the whole
- * gradient: rbase + r0): its sums start from dwT, run over every
- * position of sample n, and go back to dwT. */
+ * gradient: rbase + r0): its sums start from dwT, run over the positions
+ * of sample n in the first live.h rows and live.w columns of dy (all of
+ * them, or those some pooling window covers), and go back to dwT. */
 static void emit_weight_tile(Emitter *e, int mr, const char *r0, Dims dy,
-                             Dims x)
+                             Dims live, Dims x)
 {
     const char *R = e->real;
     for (int r = 0; r < mr; r++)
@@ -1230,8 +1250,8 @@ static void emit_weight_tile(Emitter *e, int mr, const char *r0, Dims dy,
         emit(e, "memcpy(&s[r][%d], dwT[%s + r] + j0 + %d * NNC_LANES, "
              "sizeof s[r][%d]);", v, r0, v, v);
     emit_close(e, NULL);
-    emit_open(e, "for (int oh = 0; oh < %d; oh++)", dy.h);
-    emit_open(e, "for (int ow = 0; ow < %d; ow++)", dy.w);
+    emit_open(e, "for (int oh = 0; oh < %d; oh++)", live.h);
+    emit_open(e, "for (int ow = 0; ow < %d; ow++)", live.w);
     emit(e, "const %s *brow = dyT[oh * %d + ow] + j0;", R, dy.w);
     emit(e, "nnc_vec b[%d];", TILE_VECS);
     for (int v = 0; v < TILE_VECS; v++)
@@ -1278,8 +1298,8 @@ static void emit_row_offsets(Emitter *e, Dims x, int KH, int KW)
  * gradient and places as maxpool2d_grad_at spreads them: both are
  * transposed first (gT[q][f], pT[q][f], a quarter of dyT for 2x2
  * windows), then each window element's row of dyT is one vector select
- * over f. Positions no window covers stay at the 0 they were set to
- * before the loop over samples. */
+ * over f. Positions no window covers are not written, nor read: the
+ * tiles run over the covered rows and columns only. */
 static void emit_dyT_spread(Emitter *e, const IrOp *at, Dims dy)
 {
     int KH = at->attr.win.kh, KW = at->attr.win.kw;
@@ -1338,8 +1358,14 @@ static void lower_conv2d_grad_weight_tiled(Emitter *e, const IrOp *o,
     emit(e, "%s dyT[%ld][%d]; /* dy[n, f0 + f] at position p, in dyT[p][f] */",
          R, oplane, WG_COLS);
     bool spread = act && act->op == OP_MAXPOOL2D_GRAD_AT;
-    if (spread)
-        emit(e, "memset(dyT, 0, sizeof dyT); /* where no window reaches */");
+    Dims live = dy; /* the positions that can hold a non-zero dy */
+    if (spread) {
+        live.h = dy.h / act->attr.win.kh * act->attr.win.kh;
+        live.w = dy.w / act->attr.win.kw * act->attr.win.kw;
+        if (live.h < dy.h || live.w < dy.w)
+            emit(e, "/* rows %d.. and columns %d.. of dy are in no pooling "
+                 "window: not read */", live.h, live.w);
+    }
     emit_open(e, "for (int n = 0; n < %d; n++)", x.n);
     emit(e, "const %s *xn = x + (long)n * %ld;", R, x.c * plane);
     if (spread) {
@@ -1359,13 +1385,13 @@ static void lower_conv2d_grad_weight_tiled(Emitter *e, const IrOp *o,
     }
     emit_open(e, "for (int r0 = 0; r0 + %d <= nrows; r0 += %d)", TILE_ROWS,
               TILE_ROWS);
-    emit_weight_tile(e, TILE_ROWS, "r0", dy, x);
+    emit_weight_tile(e, TILE_ROWS, "r0", dy, live, x);
     emit_close(e, NULL);
     if (rest) {
         emit_open(e, "if (rbase + nrows == %d) /* the last %d rows */", rows,
                   rest);
         emit(e, "const int r1 = nrows - %d;", rest);
-        emit_weight_tile(e, rest, "r1", dy, x);
+        emit_weight_tile(e, rest, "r1", dy, live, x);
         emit_close(e, NULL);
     }
     emit_close(e, NULL);

@@ -6125,7 +6125,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
             }
             for (int c0 = 0; c0 < 32; c0 += 8) {
                 /* the dx planes of channels c0 + k; tap (i, j) reads dy at p - i * 13 - j */
-                float acc[8][169];
+                float acc[8][156];
                 /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
                 #if defined(__AVX512F__)
                 #define NNC_VEC_BYTES 64
@@ -6136,7 +6136,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                 #endif
                 #define NNC_LANES (NNC_VEC_BYTES / 4)
                 typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-                for (int p0 = 0; p0 + 2 * NNC_LANES <= 169; p0 += 2 * NNC_LANES) {
+                for (int p0 = 0; p0 + 2 * NNC_LANES <= 156; p0 += 2 * NNC_LANES) {
                     nnc_vec s[8][2] = {{{0}}};
                     for (int f = 0; f < 64; f++) {
                         const float *src = dyz[f] + p0;
@@ -6264,8 +6264,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
                     }
                 }
-                if (169 % (2 * NNC_LANES) != 0 && 169 % (2 * NNC_LANES) <= NNC_LANES) {
-                    const int p0 = 169 - NNC_LANES; /* the last positions, one vector */
+                if (156 % (2 * NNC_LANES) != 0 && 156 % (2 * NNC_LANES) <= NNC_LANES) {
+                    const int p0 = 156 - NNC_LANES; /* the last positions, one vector */
                     nnc_vec s[8][1] = {{{0}}};
                     for (int f = 0; f < 64; f++) {
                         const float *src = dyz[f] + p0;
@@ -6383,8 +6383,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
                     }
                 }
-                else if (169 % (2 * NNC_LANES) != 0) {
-                    const int p0 = 169 - 2 * NNC_LANES; /* the last positions */
+                else if (156 % (2 * NNC_LANES) != 0) {
+                    const int p0 = 156 - 2 * NNC_LANES; /* the last positions */
                     nnc_vec s[8][2] = {{{0}}};
                     for (int f = 0; f < 64; f++) {
                         const float *src = dyz[f] + p0;
@@ -6514,15 +6514,16 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                 }
                 for (int k = 0; k < 8; k++) {
                     float *dxp = dx + ((long)n * 32 + c0 + k) * 169;
-                    for (int p = 0; p < 160; p++) {
+                    for (int p = 0; p < 144; p++) {
                         dxp[p] = acc[k][p];
                     }
-                    for (int p = 160; p < 168; p++) {
+                    for (int p = 144; p < 152; p++) {
                         dxp[p] = acc[k][p];
                     }
-                    for (int p = 168; p < 169; p++) {
+                    for (int p = 152; p < 156; p++) {
                         dxp[p] = acc[k][p];
                     }
+                    memset(dxp + 156, 0, 13 * sizeof *dxp); /* rows only dy's unpooled rows reach */
                 }
             }
         }
@@ -6573,7 +6574,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
             float dwT[72][32];
             memset(dwT, 0, sizeof dwT);
             float dyT[121][32]; /* dy[n, f0 + f] at position p, in dyT[p][f] */
-            memset(dyT, 0, sizeof dyT); /* where no window reaches */
+            /* rows 10.. and columns 10.. of dy are in no pooling window: not read */
             for (int n = 0; n < 64; n++) {
                 const float *xn = x + (long)n * 5408;
                 /* dy through maxpool2d_grad_at: the pooled gradient and places of filters f0 + f, in gT[q][f] and pT[q][f] */
@@ -6613,8 +6614,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                             memcpy(&s[r][0], dwT[r0 + r] + j0 + 0 * NNC_LANES, sizeof s[r][0]);
                             memcpy(&s[r][1], dwT[r0 + r] + j0 + 1 * NNC_LANES, sizeof s[r][1]);
                         }
-                        for (int oh = 0; oh < 11; oh++) {
-                            for (int ow = 0; ow < 11; ow++) {
+                        for (int oh = 0; oh < 10; oh++) {
+                            for (int ow = 0; ow < 10; ow++) {
                                 const float *brow = dyT[oh * 11 + ow] + j0;
                                 nnc_vec b[2];
                                 memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);

@@ -5558,7 +5558,6 @@ static void k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
             float dwT[72][32];
             memset(dwT, 0, sizeof dwT);
             float dyT[576][32]; /* dy[n, f0 + f] at position p, in dyT[p][f] */
-            memset(dyT, 0, sizeof dyT); /* where no window reaches */
             for (int n = 0; n < 64; n++) {
                 const float *xn = x + (long)n * 21632;
                 /* dy through maxpool2d_grad_at: the pooled gradient and places of filters f0 + f, in gT[q][f] and pT[q][f] */

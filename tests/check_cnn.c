@@ -520,6 +520,12 @@ START_TEST(conv_kernels_tiled_by_shape)
     ck_assert_ptr_nonnull(strstr(c, "float acc[8][128];"));
     ck_assert_ptr_nonnull(strstr(c, "/* rows 10.. are in no pooling window: not computed */"));
     ck_assert_ptr_null(strstr(c, "float acc[8][141];"));
+    /* and its gradients skip what only that row (and column) of dy
+     * reaches: dx's rows 12.. (156 of 169 positions summed), dy's
+     * positions in row or column 10 in the weight gradient */
+    ck_assert_ptr_nonnull(strstr(c, "float acc[8][156];"));
+    ck_assert_ptr_nonnull(strstr(c, "memset(dxp + 156, 0, 13 * sizeof *dxp);"));
+    ck_assert_ptr_nonnull(strstr(c, "/* rows 10.. and columns 10.. of dy are in no pooling window: not read */"));
     ck_assert_ptr_nonnull(strstr(c, "float dyz[64][197];"));
     ck_assert_ptr_nonnull(strstr(c, "float dyT[121][32];"));
     ck_assert_ptr_nonnull(strstr(c, "float wT[576][64];"));
