@@ -319,38 +319,34 @@ static void emit_struct(Emitter *e, const Graph *g, const Names *n,
  * sqrt and sqrtf; elsewhere the plain loop. */
 typedef struct {
     const char *name, *real, *libm; /* function, element type, libm root */
-    const char *avx512, *avx, *sse2; /* the ISA's sqrt of one register */
-    int lanes512;                    /* elements of one AVX-512 register */
+    const char *sfx;                /* the intrinsics' suffix: pd, ps */
+    int lanes512;                   /* elements of one AVX-512 register */
 } SqrtBlock;
 
-static const SqrtBlock SQRT_DOUBLE = {
-    "nnc_sqrt_block", "double", "sqrt", "_mm512_storeu_pd(out + l, _mm512_sqrt_pd(_mm512_loadu_pd(in + l)));",
-    "_mm256_storeu_pd(out + l, _mm256_sqrt_pd(_mm256_loadu_pd(in + l)));",
-    "_mm_storeu_pd(out + l, _mm_sqrt_pd(_mm_loadu_pd(in + l)));", 8};
-static const SqrtBlock SQRT_FLOAT = {
-    "nnc_sqrtf_block", "float", "sqrtf", "_mm512_storeu_ps(out + l, _mm512_sqrt_ps(_mm512_loadu_ps(in + l)));",
-    "_mm256_storeu_ps(out + l, _mm256_sqrt_ps(_mm256_loadu_ps(in + l)));",
-    "_mm_storeu_ps(out + l, _mm_sqrt_ps(_mm_loadu_ps(in + l)));", 16};
+static const SqrtBlock SQRT_DOUBLE = {"nnc_sqrt_block", "double", "sqrt", "pd", 8};
+static const SqrtBlock SQRT_FLOAT = {"nnc_sqrtf_block", "float", "sqrtf", "ps", 16};
 
 static void emit_sqrt_block(Emitter *e, const SqrtBlock *b)
 {
+    /* the three ISAs' register widths and intrinsic prefixes */
+    static const struct { const char *test, *mm; int div; } isa[] = {
+        {"#if defined(__AVX512F__)", "_mm512", 1},
+        {"#elif defined(__AVX__)", "_mm256", 2},
+        {"#elif defined(__SSE2__)", "_mm", 4},
+    };
     emit(e, "/* %s(out, in): out[l] = %s(in[l]) for l < %d, as vector "
          "instructions where the compiler has them */", b->name, b->libm,
          SQRT_BLOCK);
     emit_open(e, "static inline void %s(%s *restrict out, const %s *restrict in)",
               b->name, b->real, b->real);
-    emit(e, "#if defined(__AVX512F__)");
-    emit_open(e, "for (int l = 0; l < %d; l += %d)", SQRT_BLOCK, b->lanes512);
-    emit(e, "%s", b->avx512);
-    emit_close(e, NULL);
-    emit(e, "#elif defined(__AVX__)");
-    emit_open(e, "for (int l = 0; l < %d; l += %d)", SQRT_BLOCK, b->lanes512 / 2);
-    emit(e, "%s", b->avx);
-    emit_close(e, NULL);
-    emit(e, "#elif defined(__SSE2__)");
-    emit_open(e, "for (int l = 0; l < %d; l += %d)", SQRT_BLOCK, b->lanes512 / 4);
-    emit(e, "%s", b->sse2);
-    emit_close(e, NULL);
+    for (size_t k = 0; k < sizeof isa / sizeof isa[0]; k++) {
+        emit(e, "%s", isa[k].test);
+        emit_open(e, "for (int l = 0; l < %d; l += %d)", SQRT_BLOCK,
+                  b->lanes512 / isa[k].div);
+        emit(e, "%s_storeu_%s(out + l, %s_sqrt_%s(%s_loadu_%s(in + l)));",
+             isa[k].mm, b->sfx, isa[k].mm, b->sfx, isa[k].mm, b->sfx);
+        emit_close(e, NULL);
+    }
     emit(e, "#else");
     emit_open(e, "for (int l = 0; l < %d; l++)", SQRT_BLOCK);
     emit(e, "out[l] = %s(in[l]);", b->libm);
@@ -369,7 +365,8 @@ static void emit_sqrt_blocks(Emitter *e, const Graph *g)
     for (int i = 0; i < g->nops; i++) {
         if (g->ops[i].op == OP_ADAM_UPDATE && f32)
             want_f = true;
-        else if (g->ops[i].op == OP_ADAM_UPDATE || g->ops[i].op == OP_RMSPROP_UPDATE)
+        else if (g->ops[i].op == OP_ADAM_UPDATE ||
+                 g->ops[i].op == OP_RMSPROP_UPDATE)
             want_d = true;
     }
     if (want_f || want_d) {

@@ -810,10 +810,11 @@ void lower_adam(Emitter *e, const IrOp *o, long n)
     emit(e, "const %s step_size = (%s)(lr / bias1), root_bias2 = (%s)sqrt(bias2);",
          R, R, R);
     if (s->weight_decay != 0 && s->decoupled) {
-        /* param.mul_(1 - lr * weight_decay) */
+        /* param.mul_(1 - lr * weight_decay): the factor is a Python float */
+        char dwd[48];
         snprintf(pre[np++], sizeof pre[0], "w[i] *= (%s)(1 - lr * %s);", R,
-                 emit_lit(&(Emitter){.real = "double"}, s->weight_decay, wd,
-                          sizeof wd));
+                 emit_lit(&(Emitter){.real = "double"}, s->weight_decay, dwd,
+                          sizeof dwd));
         snprintf(pre[np++], sizeof pre[0], "const %s d = g[i];", R);
     } else if (s->weight_decay != 0) {
         /* grad.add(param, alpha=weight_decay) */

@@ -817,16 +817,25 @@ enum {
     SAMPLE_TASKS_MIN = 16 /* samples enough to share out one per task */
 };
 
-/* Positions of the input gradient's [x.h, x.w] plane that can be
- * non-zero, from row 0: all of them, but when dy comes through
- * maxpool2d_grad_at, its rows in no pooling window are zero, and so are
- * the rows of dx that only they reach (conv2 of mnist_cnn: dy row 10,
- * dx row 12, 156 positions of 169). */
-static long grad_input_live(const IrOp *o, const IrOp *act, Dims dy, Dims x)
+/* The rows and columns of dy, from 0, that can hold a non-zero value:
+ * all of them, but when dy comes through maxpool2d_grad_at, only those
+ * some pooling window covers (conv2 of mnist_cnn: 10 of 11). */
+static Dims dy_live(const IrOp *act, Dims dy)
 {
     if (!act || act->op != OP_MAXPOOL2D_GRAD_AT)
-        return (long)x.h * x.w;
-    int rows = dy.h / act->attr.win.kh * act->attr.win.kh + o->attr.win.kh - 1;
+        return dy;
+    Dims live = dy;
+    live.h = dy.h / act->attr.win.kh * act->attr.win.kh;
+    live.w = dy.w / act->attr.win.kw * act->attr.win.kw;
+    return live;
+}
+
+/* Positions of the input gradient's [x.h, x.w] plane that can be
+ * non-zero, from row 0: the rows some live row of dy (dy_live) reaches
+ * (conv2 of mnist_cnn: dx rows 0..11, 156 positions of 169). */
+static long grad_input_live(const IrOp *o, const IrOp *act, Dims dy, Dims x)
+{
+    int rows = dy_live(act, dy).h + o->attr.win.kh - 1;
     return (long)(rows < x.h ? rows : x.h) * x.w;
 }
 
@@ -1358,14 +1367,10 @@ static void lower_conv2d_grad_weight_tiled(Emitter *e, const IrOp *o,
     emit(e, "%s dyT[%ld][%d]; /* dy[n, f0 + f] at position p, in dyT[p][f] */",
          R, oplane, WG_COLS);
     bool spread = act && act->op == OP_MAXPOOL2D_GRAD_AT;
-    Dims live = dy; /* the positions that can hold a non-zero dy */
-    if (spread) {
-        live.h = dy.h / act->attr.win.kh * act->attr.win.kh;
-        live.w = dy.w / act->attr.win.kw * act->attr.win.kw;
-        if (live.h < dy.h || live.w < dy.w)
-            emit(e, "/* rows %d.. and columns %d.. of dy are in no pooling "
-                 "window: not read */", live.h, live.w);
-    }
+    Dims live = dy_live(act, dy);
+    if (live.h < dy.h || live.w < dy.w)
+        emit(e, "/* rows %d.. and columns %d.. of dy are in no pooling "
+             "window: not read */", live.h, live.w);
     emit_open(e, "for (int n = 0; n < %d; n++)", x.n);
     emit(e, "const %s *xn = x + (long)n * %ld;", R, x.c * plane);
     if (spread) {
