@@ -750,6 +750,9 @@ typedef struct Gemm {
     const char *a, *b;   /* argument names of A and B */
     const char *packed;  /* scratch for B laid out [K, N], when tb */
     bool uses_col;
+    /* set by lower_gemm: the tiles are of C^T (see gemm_swaps), so tile
+     * row i0 + r is column i0 + r of C */
+    bool swapped;
     void (*epilogue)(Emitter *e, const void *ctx);
     const void *ctx;
 } Gemm;

@@ -92,6 +92,7 @@ typedef struct Block {
     long size;
     int first, last; /* schedule positions: written at first, last read */
     long offset;
+    long kept; /* the offset of the best placement tried so far */
 } Block;
 
 static bool lifetimes_overlap(const Block *a, const Block *b)
@@ -150,21 +151,49 @@ static long place_in_order(Arena *a, Block **blocks, int n,
     return high;
 }
 
-/* Two greedy orders, keep the smaller arena: largest first is usually
- * best, schedule order sometimes wins on small graphs. */
+/* Longest-lived first, then largest: the values kept from the forward
+ * pass for the backward pass are laid down first, and the short-lived
+ * ones fill the gaps between them. */
+static int by_lifetime(const void *pa, const void *pb)
+{
+    const Block *a = *(const Block *const *)pa, *b = *(const Block *const *)pb;
+    int la = a->last - a->first, lb = b->last - b->first;
+    if (la != lb)
+        return la < lb ? 1 : -1;
+    return by_size(pa, pb);
+}
+
+/* The program's results (alive to the end) first, then largest first:
+ * the results sit at the bottom, out of the way of everything else. */
+static int by_size_results_first(const void *pa, const void *pb)
+{
+    const Block *a = *(const Block *const *)pa, *b = *(const Block *const *)pb;
+    bool ra = a->last == INT_MAX, rb = b->last == INT_MAX;
+    if (ra != rb)
+        return ra ? -1 : 1;
+    return by_size(pa, pb);
+}
+
+/* Greedy orders, keep the smallest arena (the first of equals): largest
+ * first is usually best, schedule order sometimes wins on small graphs,
+ * and with a large scratch block alive for one kernel only the other two
+ * orders can leave a gap the size of a result unused. */
 static long place_blocks(Arena *a, Block **blocks, int n)
 {
-    long *by_first = ARENA_ARRAY(a, long, n + 1);
-    long high_first = place_in_order(a, blocks, n, by_start);
+    int (*const orders[])(const void *, const void *) = {
+        by_size, by_start, by_lifetime, by_size_results_first};
+    long best_high = -1;
+    for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
+        long high = place_in_order(a, blocks, n, orders[o]);
+        if (best_high < 0 || high < best_high) {
+            best_high = high;
+            for (int i = 0; i < n; i++)
+                blocks[i]->kept = blocks[i]->offset;
+        }
+    }
     for (int i = 0; i < n; i++)
-        by_first[i] = blocks[i]->offset;
-    long high_size = place_in_order(a, blocks, n, by_size);
-    if (high_size <= high_first)
-        return high_size;
-    qsort(blocks, (size_t)n, sizeof *blocks, by_start);
-    for (int i = 0; i < n; i++)
-        blocks[i]->offset = by_first[i];
-    return high_first;
+        blocks[i]->offset = blocks[i]->kept;
+    return best_high;
 }
 
 /* The input whose memory kernel k's result may take: read last by this
@@ -229,12 +258,12 @@ Plan *plan_program(Arena *a, const Graph *g, const Kernels *ks, ProgKind kind)
                 continue;
             }
             Block *b = ARENA_NEW(a, Block);
-            *b = (Block){round_up(shape_elems(&g->ops[v].shape)), t, lastv, 0};
+            *b = (Block){.size = round_up(shape_elems(&g->ops[v].shape)), .first = t, .last = lastv};
             block_of[v] = blocks[nblocks++] = b;
         }
         if (k->scratch > 0) {
             Block *b = ARENA_NEW(a, Block);
-            *b = (Block){round_up(k->scratch), t, t, 0};
+            *b = (Block){.size = round_up(k->scratch), .first = t, .last = t};
             scratch_of[k->index] = blocks[nblocks++] = b;
         }
     }

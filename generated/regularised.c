@@ -3772,7 +3772,7 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
 enum {
     PARAM_ELEMS = 204298,
     STATE_ELEMS = 408596,
-    ARENA_ELEMS = 233472,
+    ARENA_ELEMS = 167168,
     STAGING_ELEMS = 100352, /* one batch of inputs, for predict's last partial batch */
     TOTAL_ELEMS = 2 * PARAM_ELEMS + STATE_ELEMS + ARENA_ELEMS + STAGING_ELEMS
 };
@@ -3847,7 +3847,8 @@ static inline void nnc_sqrtf_block(float *restrict out, const float *restrict in
 /* k00_fc1_matmul: matmul fc1 -> [128, 256]  (dsl-examples/regularised.nn:21, forward) */
 static void k00_fc1_matmul(const float *restrict A, const float *restrict B, float *restrict C, float *restrict packed)
 {
-    /* [128, 256] = A[128, 784] * B^T[784, 256], in tiles of 8 rows by 2 vector registers of columns */
+    /* [128, 256] = A[128, 784] * B^T[784, 256], computed as its transpose [256, 128] = B[256, 784] * A^T[784, 128]: A is the smaller to lay out, and each band of B's rows is one thread's */
+    /* [256, 128] = A[256, 784] * B^T[784, 128], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
     #define NNC_VEC_BYTES 64
@@ -3858,63 +3859,63 @@ static void k00_fc1_matmul(const float *restrict A, const float *restrict B, flo
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-    /* B is used transposed: lay it out as [784, 256] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
+    /* B is used transposed: lay it out as [784, 128] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
     NNC_PARALLEL_FOR
-    for (int j0 = 0; j0 < 256; j0 += 16) {
+    for (int j0 = 0; j0 < 128; j0 += 16) {
         for (int k = 0; k < 784; k++) {
             for (int j = j0; j < j0 + 16; j++) {
-                packed[(long)k * 256 + j] = B[(long)j * 784 + k];
+                packed[(long)k * 128 + j] = A[(long)j * 784 + k];
             }
         }
     }
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 16; band++) {
+    for (int band = 0; band < 32; band++) {
         const int i0 = band * 8;
         long j0 = 0;
-        for (; j0 + 2 * NNC_LANES <= 256; j0 += 2 * NNC_LANES) {
+        for (; j0 + 2 * NNC_LANES <= 128; j0 += 2 * NNC_LANES) {
             nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 784; k++) {
-                const float *restrict brow = packed + (long)k * 256 + j0;
+                const float *restrict brow = packed + (long)k * 128 + j0;
                 nnc_vec b[2];
                 memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
                 memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
                 {
-                    const float a = A[(long)(i0 + 0) * 784 + k];
+                    const float a = B[(long)(i0 + 0) * 784 + k];
                     acc[0][0] += a * b[0];
                     acc[0][1] += a * b[1];
                 }
                 {
-                    const float a = A[(long)(i0 + 1) * 784 + k];
+                    const float a = B[(long)(i0 + 1) * 784 + k];
                     acc[1][0] += a * b[0];
                     acc[1][1] += a * b[1];
                 }
                 {
-                    const float a = A[(long)(i0 + 2) * 784 + k];
+                    const float a = B[(long)(i0 + 2) * 784 + k];
                     acc[2][0] += a * b[0];
                     acc[2][1] += a * b[1];
                 }
                 {
-                    const float a = A[(long)(i0 + 3) * 784 + k];
+                    const float a = B[(long)(i0 + 3) * 784 + k];
                     acc[3][0] += a * b[0];
                     acc[3][1] += a * b[1];
                 }
                 {
-                    const float a = A[(long)(i0 + 4) * 784 + k];
+                    const float a = B[(long)(i0 + 4) * 784 + k];
                     acc[4][0] += a * b[0];
                     acc[4][1] += a * b[1];
                 }
                 {
-                    const float a = A[(long)(i0 + 5) * 784 + k];
+                    const float a = B[(long)(i0 + 5) * 784 + k];
                     acc[5][0] += a * b[0];
                     acc[5][1] += a * b[1];
                 }
                 {
-                    const float a = A[(long)(i0 + 6) * 784 + k];
+                    const float a = B[(long)(i0 + 6) * 784 + k];
                     acc[6][0] += a * b[0];
                     acc[6][1] += a * b[1];
                 }
                 {
-                    const float a = A[(long)(i0 + 7) * 784 + k];
+                    const float a = B[(long)(i0 + 7) * 784 + k];
                     acc[7][0] += a * b[0];
                     acc[7][1] += a * b[1];
                 }
@@ -3936,9 +3937,9 @@ static void k00_fc1_matmul(const float *restrict A, const float *restrict B, flo
             memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
             memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
             memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 2 * NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 256 + j0 + c;
+            for (int c = 0; c < 2 * NNC_LANES; c++) {
+                for (int r = 0; r < 8; r++) {
+                    const long at = (long)(j0 + c) * 256 + i0 + r;
                     const float t0 = sum[r][c];
                     C[at] = t0;
                 }
@@ -4731,8 +4732,8 @@ static int all_finite(const float *v, long n) {
 
 /* Evaluation mode: outputs only. */
 static void forward_predict(regularised *m, const float *x) {
-    k00_fc1_matmul(x, m->params + 0, m->arena + 200704, m->arena + 0);
-    k19_bn1_bn_stats_batchnorm_relu(m->arena + 200704, m->params + 201216, m->params + 201472, m->params + 200704, m->params + 200960, m->arena + 0);
+    k00_fc1_matmul(x, m->params + 0, m->arena + 100352, m->arena + 0);
+    k19_bn1_bn_stats_batchnorm_relu(m->arena + 100352, m->params + 201216, m->params + 201472, m->params + 200704, m->params + 200960, m->arena + 0);
     k20_x_dropout_mask(m->arena + 32768, &m->rng);
     k03_x_mul(m->arena + 0, m->arena + 32768, m->arena + 0);
     k04_fc2_matmul_bias_add(m->arena + 0, m->params + 201728, m->params + 204288, m->arena + 35328, m->arena + 32768);
@@ -4741,8 +4742,8 @@ static void forward_predict(regularised *m, const float *x) {
 
 /* Evaluation mode: outputs and loss. */
 static void forward_eval(regularised *m, const float *x, const int32_t *y) {
-    k00_fc1_matmul(x, m->params + 0, m->arena + 200704, m->arena + 0);
-    k19_bn1_bn_stats_batchnorm_relu(m->arena + 200704, m->params + 201216, m->params + 201472, m->params + 200704, m->params + 200960, m->arena + 0);
+    k00_fc1_matmul(x, m->params + 0, m->arena + 100352, m->arena + 0);
+    k19_bn1_bn_stats_batchnorm_relu(m->arena + 100352, m->params + 201216, m->params + 201472, m->params + 200704, m->params + 200960, m->arena + 0);
     k20_x_dropout_mask(m->arena + 32768, &m->rng);
     k03_x_mul(m->arena + 0, m->arena + 32768, m->arena + 0);
     k04_fc2_matmul_bias_add(m->arena + 0, m->params + 201728, m->params + 204288, m->arena + 35328, m->arena + 32768);
@@ -4755,21 +4756,21 @@ static void forward_backward(regularised *m, const float *x, const int32_t *y) {
     /* the masks depend on the model's seed and the step only: computing the
      * gradients twice at one step sees the same masks */
     nnc_rng_seed(&m->rng, m->dropout_seed ^ (uint64_t)m->step * 0x9E3779B97F4A7C15u);
-    k00_fc1_matmul(x, m->params + 0, m->arena + 200704, m->arena + 0);
-    k01_bn1_bn_stats_batchnorm_relu(m->arena + 200704, m->params + 201216, m->params + 201472, m->params + 200704, m->params + 200960, m->arena + 133632, m->arena + 0);
-    k02_x_dropout_mask(m->arena + 32768, &m->rng);
-    k03_x_mul(m->arena + 0, m->arena + 32768, m->arena + 65536);
-    k04_fc2_matmul_bias_add(m->arena + 65536, m->params + 201728, m->params + 204288, m->arena + 100864, m->arena + 98304);
-    k05_probs_softmax(m->arena + 100864, m->arena + 131072);
-    k06_loss_softmax_xent(m->arena + 100864, y, m->arena + 134144);
-    k07_dloss_fill(m->arena + 98304);
-    k08_dlogits_softmax_xent_grad(m->arena + 100864, y, m->arena + 98304, m->arena + 132352);
-    k09_dfc2_bias_bias_grad(m->arena + 132352, m->grads + 204288);
-    k10_dx_matmul_mul_relu_grad(m->arena + 132352, m->params + 201728, m->arena + 32768, m->arena + 0, m->arena + 98304);
-    k11_dfc2_weight_matmul(m->arena + 132352, m->arena + 65536, m->grads + 201728);
-    k12_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 98304, m->arena + 200704, m->arena + 133632, m->params + 200704, m->arena + 0, m->grads + 200704, m->grads + 200960);
-    k13_dfc1_weight_matmul(m->arena + 0, x, m->grads + 0);
-    k14_bn1_bn_running_update(m->params + 201216, m->params + 201472, m->arena + 133632);
+    k00_fc1_matmul(x, m->params + 0, m->arena + 100352, m->arena + 0);
+    k01_bn1_bn_stats_batchnorm_relu(m->arena + 100352, m->params + 201216, m->params + 201472, m->params + 200704, m->params + 200960, m->arena + 99600, m->arena + 1296);
+    k02_x_dropout_mask(m->arena + 34064, &m->rng);
+    k03_x_mul(m->arena + 1296, m->arena + 34064, m->arena + 66832);
+    k04_fc2_matmul_bias_add(m->arena + 66832, m->params + 201728, m->params + 204288, m->arena + 135680, m->arena + 133120);
+    k05_probs_softmax(m->arena + 135680, m->arena + 0);
+    k06_loss_softmax_xent(m->arena + 135680, y, m->arena + 1280);
+    k07_dloss_fill(m->arena + 100112);
+    k08_dlogits_softmax_xent_grad(m->arena + 135680, y, m->arena + 100112, m->arena + 165888);
+    k09_dfc2_bias_bias_grad(m->arena + 165888, m->grads + 204288);
+    k10_dx_matmul_mul_relu_grad(m->arena + 165888, m->params + 201728, m->arena + 34064, m->arena + 1296, m->arena + 133120);
+    k11_dfc2_weight_matmul(m->arena + 165888, m->arena + 66832, m->grads + 201728);
+    k12_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 133120, m->arena + 100352, m->arena + 99600, m->params + 200704, m->arena + 1296, m->grads + 200704, m->grads + 200960);
+    k13_dfc1_weight_matmul(m->arena + 1296, x, m->grads + 0);
+    k14_bn1_bn_running_update(m->params + 201216, m->params + 201472, m->arena + 99600);
 }
 
 /* The optimizer: one update per parameter. It runs after backward, so a step
@@ -4807,59 +4808,59 @@ static const char *forward_backward_checked(regularised *m, const float *x, cons
     /* the masks depend on the model's seed and the step only: computing the
      * gradients twice at one step sees the same masks */
     nnc_rng_seed(&m->rng, m->dropout_seed ^ (uint64_t)m->step * 0x9E3779B97F4A7C15u);
-    k00_fc1_matmul(x, m->params + 0, m->arena + 200704, m->arena + 0);
-    if (!all_finite(m->arena + 200704, 32768)) {
+    k00_fc1_matmul(x, m->params + 0, m->arena + 100352, m->arena + 0);
+    if (!all_finite(m->arena + 100352, 32768)) {
         return "fc1 = matmul [128, 256] at dsl-examples/regularised.nn:21 (forward, kernel k00_fc1_matmul)";
     }
-    k01_bn1_bn_stats_batchnorm_relu(m->arena + 200704, m->params + 201216, m->params + 201472, m->params + 200704, m->params + 200960, m->arena + 133632, m->arena + 0);
-    if (!all_finite(m->arena + 133632, 512)) {
+    k01_bn1_bn_stats_batchnorm_relu(m->arena + 100352, m->params + 201216, m->params + 201472, m->params + 200704, m->params + 200960, m->arena + 99600, m->arena + 1296);
+    if (!all_finite(m->arena + 99600, 512)) {
         return "bn1 = bn_stats [2, 256] at dsl-examples/regularised.nn:22 (forward, kernel k01_bn1_bn_stats_batchnorm_relu)";
     }
-    if (!all_finite(m->arena + 0, 32768)) {
+    if (!all_finite(m->arena + 1296, 32768)) {
         return "x = relu [128, 256] at dsl-examples/regularised.nn:22 (forward, kernel k01_bn1_bn_stats_batchnorm_relu)";
     }
-    k02_x_dropout_mask(m->arena + 32768, &m->rng);
-    if (!all_finite(m->arena + 32768, 32768)) {
+    k02_x_dropout_mask(m->arena + 34064, &m->rng);
+    if (!all_finite(m->arena + 34064, 32768)) {
         return "x = dropout_mask [128, 256] at dsl-examples/regularised.nn:22 (forward, kernel k02_x_dropout_mask)";
     }
-    k03_x_mul(m->arena + 0, m->arena + 32768, m->arena + 65536);
-    if (!all_finite(m->arena + 65536, 32768)) {
+    k03_x_mul(m->arena + 1296, m->arena + 34064, m->arena + 66832);
+    if (!all_finite(m->arena + 66832, 32768)) {
         return "x = mul [128, 256] at dsl-examples/regularised.nn:22 (forward, kernel k03_x_mul)";
     }
-    k04_fc2_matmul_bias_add(m->arena + 65536, m->params + 201728, m->params + 204288, m->arena + 100864, m->arena + 98304);
-    if (!all_finite(m->arena + 100864, 1280)) {
+    k04_fc2_matmul_bias_add(m->arena + 66832, m->params + 201728, m->params + 204288, m->arena + 135680, m->arena + 133120);
+    if (!all_finite(m->arena + 135680, 1280)) {
         return "logits = bias_add [128, 10] at dsl-examples/regularised.nn:23 (forward, kernel k04_fc2_matmul_bias_add)";
     }
-    k05_probs_softmax(m->arena + 100864, m->arena + 131072);
-    if (!all_finite(m->arena + 131072, 1280)) {
+    k05_probs_softmax(m->arena + 135680, m->arena + 0);
+    if (!all_finite(m->arena + 0, 1280)) {
         return "probs = softmax [128, 10] at dsl-examples/regularised.nn:25 (forward, kernel k05_probs_softmax)";
     }
-    k06_loss_softmax_xent(m->arena + 100864, y, m->arena + 134144);
-    if (!all_finite(m->arena + 134144, 1)) {
+    k06_loss_softmax_xent(m->arena + 135680, y, m->arena + 1280);
+    if (!all_finite(m->arena + 1280, 1)) {
         return "loss = softmax_xent [] at dsl-examples/regularised.nn:26 (forward, kernel k06_loss_softmax_xent)";
     }
-    k07_dloss_fill(m->arena + 98304);
-    if (!all_finite(m->arena + 98304, 1)) {
+    k07_dloss_fill(m->arena + 100112);
+    if (!all_finite(m->arena + 100112, 1)) {
         return "dloss = fill [] at dsl-examples/regularised.nn:26 (backward, kernel k07_dloss_fill)";
     }
-    k08_dlogits_softmax_xent_grad(m->arena + 100864, y, m->arena + 98304, m->arena + 132352);
-    if (!all_finite(m->arena + 132352, 1280)) {
+    k08_dlogits_softmax_xent_grad(m->arena + 135680, y, m->arena + 100112, m->arena + 165888);
+    if (!all_finite(m->arena + 165888, 1280)) {
         return "dlogits = softmax_xent_grad [128, 10] at dsl-examples/regularised.nn:23 (backward, kernel k08_dlogits_softmax_xent_grad)";
     }
-    k09_dfc2_bias_bias_grad(m->arena + 132352, m->grads + 204288);
+    k09_dfc2_bias_bias_grad(m->arena + 165888, m->grads + 204288);
     if (!all_finite(m->grads + 204288, 10)) {
         return "fc2.bias.grad [10] at dsl-examples/regularised.nn:23 (backward, kernel k09_dfc2_bias_bias_grad)";
     }
-    k10_dx_matmul_mul_relu_grad(m->arena + 132352, m->params + 201728, m->arena + 32768, m->arena + 0, m->arena + 98304);
-    if (!all_finite(m->arena + 98304, 32768)) {
+    k10_dx_matmul_mul_relu_grad(m->arena + 165888, m->params + 201728, m->arena + 34064, m->arena + 1296, m->arena + 133120);
+    if (!all_finite(m->arena + 133120, 32768)) {
         return "dbn1 = relu_grad [128, 256] at dsl-examples/regularised.nn:22 (backward, kernel k10_dx_matmul_mul_relu_grad)";
     }
-    k11_dfc2_weight_matmul(m->arena + 132352, m->arena + 65536, m->grads + 201728);
+    k11_dfc2_weight_matmul(m->arena + 165888, m->arena + 66832, m->grads + 201728);
     if (!all_finite(m->grads + 201728, 2560)) {
         return "fc2.weight.grad [10, 256] at dsl-examples/regularised.nn:23 (backward, kernel k11_dfc2_weight_matmul)";
     }
-    k12_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 98304, m->arena + 200704, m->arena + 133632, m->params + 200704, m->arena + 0, m->grads + 200704, m->grads + 200960);
-    if (!all_finite(m->arena + 0, 32768)) {
+    k12_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 133120, m->arena + 100352, m->arena + 99600, m->params + 200704, m->arena + 1296, m->grads + 200704, m->grads + 200960);
+    if (!all_finite(m->arena + 1296, 32768)) {
         return "dfc1 = batchnorm_grad_input [128, 256] at dsl-examples/regularised.nn:21 (backward, kernel k12_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad)";
     }
     if (!all_finite(m->grads + 200704, 256)) {
@@ -4868,7 +4869,7 @@ static const char *forward_backward_checked(regularised *m, const float *x, cons
     if (!all_finite(m->grads + 200960, 256)) {
         return "bn1.bias.grad [256] at dsl-examples/regularised.nn:22 (backward, kernel k12_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad)";
     }
-    k13_dfc1_weight_matmul(m->arena + 0, x, m->grads + 0);
+    k13_dfc1_weight_matmul(m->arena + 1296, x, m->grads + 0);
     if (!all_finite(m->grads + 0, 200704)) {
         return "fc1.weight.grad [256, 784] at dsl-examples/regularised.nn:21 (backward, kernel k13_dfc1_weight_matmul)";
     }
@@ -4984,7 +4985,7 @@ float regularised_compute_gradients(regularised *m, const float *x, const int32_
         return (float)NAN;
     }
     forward_backward(m, x, y);
-    return m->arena[134144];
+    return m->arena[1280];
 }
 
 void regularised_apply_update(regularised *m) {
@@ -5007,7 +5008,7 @@ float regularised_train_step(regularised *m, const float *x, const int32_t *y) {
 }
 
 const float *regularised_train_output(const regularised *m) {
-    return m->arena + 131072;
+    return m->arena + 0;
 }
 
 float regularised_evaluate(regularised *m, const float *x, const int32_t *y, float *out) {
@@ -5022,7 +5023,7 @@ float regularised_evaluate(regularised *m, const float *x, const int32_t *y, flo
 }
 
 int regularised_gradients_finite(const regularised *m) {
-    return all_finite(m->arena + 134144, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 1280, 1) && all_finite(m->grads, PARAM_ELEMS);
 }
 
 int regularised_find_nonfinite(regularised *m, const float *x, const int32_t *y) {

@@ -3772,7 +3772,7 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
 enum {
     PARAM_ELEMS = 101770,
     STATE_ELEMS = 305310,
-    ARENA_ELEMS = 108544,
+    ARENA_ELEMS = 58368,
     STAGING_ELEMS = 50176, /* one batch of inputs, for predict's last partial batch */
     TOTAL_ELEMS = 2 * PARAM_ELEMS + STATE_ELEMS + ARENA_ELEMS + STAGING_ELEMS
 };
@@ -3846,7 +3846,8 @@ static inline void nnc_sqrt_block(double *restrict out, const double *restrict i
  */
 static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *restrict fc1_weight, const float *restrict fc1_bias, float *restrict logits_relu, float *restrict packed)
 {
-    /* [64, 128] = A[64, 784] * B^T[784, 128], in tiles of 8 rows by 2 vector registers of columns */
+    /* [64, 128] = A[64, 784] * B^T[784, 128], computed as its transpose [128, 64] = B[128, 784] * A^T[784, 64]: A is the smaller to lay out, and each band of B's rows is one thread's */
+    /* [128, 64] = A[128, 784] * B^T[784, 64], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
     #define NNC_VEC_BYTES 64
@@ -3857,63 +3858,63 @@ static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-    /* B is used transposed: lay it out as [784, 128] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
+    /* B is used transposed: lay it out as [784, 64] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
     NNC_PARALLEL_FOR
-    for (int j0 = 0; j0 < 128; j0 += 16) {
+    for (int j0 = 0; j0 < 64; j0 += 16) {
         for (int k = 0; k < 784; k++) {
             for (int j = j0; j < j0 + 16; j++) {
-                packed[(long)k * 128 + j] = fc1_weight[(long)j * 784 + k];
+                packed[(long)k * 64 + j] = x[(long)j * 784 + k];
             }
         }
     }
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 8; band++) {
+    for (int band = 0; band < 16; band++) {
         const int i0 = band * 8;
         long j0 = 0;
-        for (; j0 + 2 * NNC_LANES <= 128; j0 += 2 * NNC_LANES) {
+        for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
             nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 784; k++) {
-                const float *restrict brow = packed + (long)k * 128 + j0;
+                const float *restrict brow = packed + (long)k * 64 + j0;
                 nnc_vec b[2];
                 memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
                 memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
                 {
-                    const float a = x[(long)(i0 + 0) * 784 + k];
+                    const float a = fc1_weight[(long)(i0 + 0) * 784 + k];
                     acc[0][0] += a * b[0];
                     acc[0][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 1) * 784 + k];
+                    const float a = fc1_weight[(long)(i0 + 1) * 784 + k];
                     acc[1][0] += a * b[0];
                     acc[1][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 2) * 784 + k];
+                    const float a = fc1_weight[(long)(i0 + 2) * 784 + k];
                     acc[2][0] += a * b[0];
                     acc[2][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 3) * 784 + k];
+                    const float a = fc1_weight[(long)(i0 + 3) * 784 + k];
                     acc[3][0] += a * b[0];
                     acc[3][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 4) * 784 + k];
+                    const float a = fc1_weight[(long)(i0 + 4) * 784 + k];
                     acc[4][0] += a * b[0];
                     acc[4][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 5) * 784 + k];
+                    const float a = fc1_weight[(long)(i0 + 5) * 784 + k];
                     acc[5][0] += a * b[0];
                     acc[5][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 6) * 784 + k];
+                    const float a = fc1_weight[(long)(i0 + 6) * 784 + k];
                     acc[6][0] += a * b[0];
                     acc[6][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 7) * 784 + k];
+                    const float a = fc1_weight[(long)(i0 + 7) * 784 + k];
                     acc[7][0] += a * b[0];
                     acc[7][1] += a * b[1];
                 }
@@ -3935,10 +3936,10 @@ static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
             memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
             memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
             memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 2 * NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 128 + j0 + c;
-                    const long j = j0 + c;
+            for (int c = 0; c < 2 * NNC_LANES; c++) {
+                for (int r = 0; r < 8; r++) {
+                    const long at = (long)(j0 + c) * 128 + i0 + r;
+                    const long j = i0 + r;
                     const float t0 = sum[r][c];
                     const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
                     const float t2 = t1 > 0.0f ? t1 : 0.0f; /* logits relu */
@@ -4522,30 +4523,30 @@ static int all_finite(const float *v, long n) {
 
 /* Evaluation mode: outputs only. */
 static void forward_predict(rmsprop *m, const float *x) {
-    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 100352, m->arena + 0);
-    k01_logits_matmul_bias_add(m->arena + 100352, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 50176, m->arena + 0);
+    k01_logits_matmul_bias_add(m->arena + 50176, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
     k02_probs_softmax(m->arena + 1280, m->arena + 0);
 }
 
 /* Evaluation mode: outputs and loss. */
 static void forward_eval(rmsprop *m, const float *x, const int32_t *y) {
-    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 100352, m->arena + 0);
-    k01_logits_matmul_bias_add(m->arena + 100352, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 50176, m->arena + 0);
+    k01_logits_matmul_bias_add(m->arena + 50176, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
     k02_probs_softmax(m->arena + 1280, m->arena + 0);
     k03_loss_softmax_xent(m->arena + 1280, y, m->arena + 640);
 }
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(rmsprop *m, const float *x, const int32_t *y) {
-    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 100352, m->arena + 0);
-    k01_logits_matmul_bias_add(m->arena + 100352, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 50176, m->arena + 0);
+    k01_logits_matmul_bias_add(m->arena + 50176, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
     k02_probs_softmax(m->arena + 1280, m->arena + 8192);
     k03_loss_softmax_xent(m->arena + 1280, y, m->arena + 9472);
     k04_dloss_fill(m->arena + 0);
     k05_dlogits_softmax_xent_grad(m->arena + 1280, y, m->arena + 0, m->arena + 8832);
     k06_dlogits_bias_bias_grad(m->arena + 8832, m->grads + 101760);
-    k07_dlogits_matmul_relu_grad(m->arena + 8832, m->params + 100480, m->arena + 100352, m->arena + 0);
-    k08_dlogits_weight_matmul(m->arena + 8832, m->arena + 100352, m->grads + 100480);
+    k07_dlogits_matmul_relu_grad(m->arena + 8832, m->params + 100480, m->arena + 50176, m->arena + 0);
+    k08_dlogits_weight_matmul(m->arena + 8832, m->arena + 50176, m->grads + 100480);
     k09_dfc1_bias_bias_grad(m->arena + 0, m->grads + 100352);
     k10_dfc1_weight_matmul(m->arena + 0, x, m->grads + 0);
 }
@@ -4576,11 +4577,11 @@ static const char *forward_backward_checked(rmsprop *m, const float *x, const in
     if (!all_finite(x, 50176)) {
         return "the input batch";
     }
-    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 100352, m->arena + 0);
-    if (!all_finite(m->arena + 100352, 8192)) {
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 50176, m->arena + 0);
+    if (!all_finite(m->arena + 50176, 8192)) {
         return "logits = relu [64, 128] at dsl-examples/rmsprop.nn:14 (forward, kernel k00_fc1_matmul_bias_add_relu)";
     }
-    k01_logits_matmul_bias_add(m->arena + 100352, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
+    k01_logits_matmul_bias_add(m->arena + 50176, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
     if (!all_finite(m->arena + 1280, 640)) {
         return "logits = bias_add [64, 10] at dsl-examples/rmsprop.nn:15 (forward, kernel k01_logits_matmul_bias_add)";
     }
@@ -4604,11 +4605,11 @@ static const char *forward_backward_checked(rmsprop *m, const float *x, const in
     if (!all_finite(m->grads + 101760, 10)) {
         return "logits.bias.grad [10] at dsl-examples/rmsprop.nn:15 (backward, kernel k06_dlogits_bias_bias_grad)";
     }
-    k07_dlogits_matmul_relu_grad(m->arena + 8832, m->params + 100480, m->arena + 100352, m->arena + 0);
+    k07_dlogits_matmul_relu_grad(m->arena + 8832, m->params + 100480, m->arena + 50176, m->arena + 0);
     if (!all_finite(m->arena + 0, 8192)) {
         return "dfc1 = relu_grad [64, 128] at dsl-examples/rmsprop.nn:14 (backward, kernel k07_dlogits_matmul_relu_grad)";
     }
-    k08_dlogits_weight_matmul(m->arena + 8832, m->arena + 100352, m->grads + 100480);
+    k08_dlogits_weight_matmul(m->arena + 8832, m->arena + 50176, m->grads + 100480);
     if (!all_finite(m->grads + 100480, 1280)) {
         return "logits.weight.grad [10, 128] at dsl-examples/rmsprop.nn:15 (backward, kernel k08_dlogits_weight_matmul)";
     }

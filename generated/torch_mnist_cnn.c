@@ -3772,7 +3772,7 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
 enum {
     PARAM_ELEMS = 1199882,
     STATE_ELEMS = 2399764,
-    ARENA_ELEMS = 4334224,
+    ARENA_ELEMS = 3949200,
     STAGING_ELEMS = 50176, /* one batch of inputs, for predict's last partial batch */
     TOTAL_ELEMS = 2 * PARAM_ELEMS + STATE_ELEMS + ARENA_ELEMS + STAGING_ELEMS
 };
@@ -4717,7 +4717,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
  */
 static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *restrict fc1_weight, const float *restrict fc1_bias, float *restrict x_18, float *restrict packed)
 {
-    /* [64, 128] = A[64, 9216] * B^T[9216, 128], in tiles of 8 rows by 2 vector registers of columns */
+    /* [64, 128] = A[64, 9216] * B^T[9216, 128], computed as its transpose [128, 64] = B[128, 9216] * A^T[9216, 64]: A is the smaller to lay out, and each band of B's rows is one thread's */
+    /* [128, 64] = A[128, 9216] * B^T[9216, 64], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
     #define NNC_VEC_BYTES 64
@@ -4728,63 +4729,63 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-    /* B is used transposed: lay it out as [9216, 128] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
+    /* B is used transposed: lay it out as [9216, 64] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
     NNC_PARALLEL_FOR
-    for (int j0 = 0; j0 < 128; j0 += 16) {
+    for (int j0 = 0; j0 < 64; j0 += 16) {
         for (int k = 0; k < 9216; k++) {
             for (int j = j0; j < j0 + 16; j++) {
-                packed[(long)k * 128 + j] = fc1_weight[(long)j * 9216 + k];
+                packed[(long)k * 64 + j] = x[(long)j * 9216 + k];
             }
         }
     }
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 8; band++) {
+    for (int band = 0; band < 16; band++) {
         const int i0 = band * 8;
         long j0 = 0;
-        for (; j0 + 2 * NNC_LANES <= 128; j0 += 2 * NNC_LANES) {
+        for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
             nnc_vec acc[8][2] = {{{0}}};
             for (int k = 0; k < 9216; k++) {
-                const float *restrict brow = packed + (long)k * 128 + j0;
+                const float *restrict brow = packed + (long)k * 64 + j0;
                 nnc_vec b[2];
                 memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
                 memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
                 {
-                    const float a = x[(long)(i0 + 0) * 9216 + k];
+                    const float a = fc1_weight[(long)(i0 + 0) * 9216 + k];
                     acc[0][0] += a * b[0];
                     acc[0][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 1) * 9216 + k];
+                    const float a = fc1_weight[(long)(i0 + 1) * 9216 + k];
                     acc[1][0] += a * b[0];
                     acc[1][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 2) * 9216 + k];
+                    const float a = fc1_weight[(long)(i0 + 2) * 9216 + k];
                     acc[2][0] += a * b[0];
                     acc[2][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 3) * 9216 + k];
+                    const float a = fc1_weight[(long)(i0 + 3) * 9216 + k];
                     acc[3][0] += a * b[0];
                     acc[3][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 4) * 9216 + k];
+                    const float a = fc1_weight[(long)(i0 + 4) * 9216 + k];
                     acc[4][0] += a * b[0];
                     acc[4][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 5) * 9216 + k];
+                    const float a = fc1_weight[(long)(i0 + 5) * 9216 + k];
                     acc[5][0] += a * b[0];
                     acc[5][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 6) * 9216 + k];
+                    const float a = fc1_weight[(long)(i0 + 6) * 9216 + k];
                     acc[6][0] += a * b[0];
                     acc[6][1] += a * b[1];
                 }
                 {
-                    const float a = x[(long)(i0 + 7) * 9216 + k];
+                    const float a = fc1_weight[(long)(i0 + 7) * 9216 + k];
                     acc[7][0] += a * b[0];
                     acc[7][1] += a * b[1];
                 }
@@ -4806,10 +4807,10 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
             memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
             memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
             memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 2 * NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 128 + j0 + c;
-                    const long j = j0 + c;
+            for (int c = 0; c < 2 * NNC_LANES; c++) {
+                for (int r = 0; r < 8; r++) {
+                    const long at = (long)(j0 + c) * 128 + i0 + r;
+                    const long j = i0 + r;
                     const float t0 = sum[r][c];
                     const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
                     const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
@@ -6344,8 +6345,8 @@ static int all_finite(const float *v, long n) {
 static void forward_predict(torch_mnist_cnn *m, const float *x) {
     k00_conv1_conv2d_bias_add_relu(x, m->params + 0, m->params + 288, m->arena + 0);
     k18_conv2_conv2d_bias_add_relu_maxpool2d(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 1384448);
-    k02_fc1_matmul_bias_add_relu(m->arena + 1384448, m->params + 18816, m->params + 1198464, m->arena + 1179648, m->arena + 0);
-    k03_fc2_matmul_bias_add(m->arena + 1179648, m->params + 1198592, m->params + 1199872, m->arena + 1280, m->arena + 0);
+    k02_fc1_matmul_bias_add_relu(m->arena + 1384448, m->params + 18816, m->params + 1198464, m->arena + 589824, m->arena + 0);
+    k03_fc2_matmul_bias_add(m->arena + 589824, m->params + 1198592, m->params + 1199872, m->arena + 1280, m->arena + 0);
     k04_probs_softmax(m->arena + 1280, m->arena + 0);
 }
 
@@ -6353,8 +6354,8 @@ static void forward_predict(torch_mnist_cnn *m, const float *x) {
 static void forward_eval(torch_mnist_cnn *m, const float *x, const int32_t *y) {
     k00_conv1_conv2d_bias_add_relu(x, m->params + 0, m->params + 288, m->arena + 0);
     k18_conv2_conv2d_bias_add_relu_maxpool2d(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 1384448);
-    k02_fc1_matmul_bias_add_relu(m->arena + 1384448, m->params + 18816, m->params + 1198464, m->arena + 1179648, m->arena + 0);
-    k03_fc2_matmul_bias_add(m->arena + 1179648, m->params + 1198592, m->params + 1199872, m->arena + 1280, m->arena + 0);
+    k02_fc1_matmul_bias_add_relu(m->arena + 1384448, m->params + 18816, m->params + 1198464, m->arena + 589824, m->arena + 0);
+    k03_fc2_matmul_bias_add(m->arena + 589824, m->params + 1198592, m->params + 1199872, m->arena + 1280, m->arena + 0);
     k04_probs_softmax(m->arena + 1280, m->arena + 0);
     k05_loss_softmax_xent(m->arena + 1280, y, m->arena + 640);
 }
@@ -6362,21 +6363,21 @@ static void forward_eval(torch_mnist_cnn *m, const float *x, const int32_t *y) {
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(torch_mnist_cnn *m, const float *x, const int32_t *y) {
     k00_conv1_conv2d_bias_add_relu(x, m->params + 0, m->params + 288, m->arena + 0);
-    k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 2564096, m->arena + 3153920);
-    k02_fc1_matmul_bias_add_relu(m->arena + 2564096, m->params + 18816, m->params + 1198464, m->arena + 3743744, m->arena + 1384448);
-    k03_fc2_matmul_bias_add(m->arena + 3743744, m->params + 1198592, m->params + 1199872, m->arena + 1385728, m->arena + 1384448);
-    k04_probs_softmax(m->arena + 1385728, m->arena + 4333568);
-    k05_loss_softmax_xent(m->arena + 1385728, y, m->arena + 4334208);
-    k06_dloss_fill(m->arena + 1384448);
-    k07_dlogits_softmax_xent_grad(m->arena + 1385728, y, m->arena + 1384448, m->arena + 1392640);
-    k08_dfc2_bias_bias_grad(m->arena + 1392640, m->grads + 1199872);
-    k09_dx_matmul_relu_grad(m->arena + 1392640, m->params + 1198592, m->arena + 3743744, m->arena + 1384448);
-    k10_dfc2_weight_matmul(m->arena + 1392640, m->arena + 3743744, m->grads + 1198592);
-    k11_dfc1_bias_bias_grad(m->arena + 1384448, m->grads + 1198464);
-    k12_dx_matmul(m->arena + 1384448, m->params + 18816, m->arena + 3743744);
-    k13_dfc1_weight_matmul(m->arena + 1384448, m->arena + 2564096, m->grads + 18816);
-    k14_dx_relu_grad(m->arena + 3743744, m->arena + 2564096, m->arena + 3743744);
-    k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad_weight(m->arena + 3743744, m->arena + 3153920, m->params + 320, m->arena + 0, m->grads + 18752, m->arena + 1384448, m->grads + 320);
+    k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 1384448, m->arena + 2768896);
+    k02_fc1_matmul_bias_add_relu(m->arena + 1384448, m->params + 18816, m->params + 1198464, m->arena + 2564096, m->arena + 1974272);
+    k03_fc2_matmul_bias_add(m->arena + 2564096, m->params + 1198592, m->params + 1199872, m->arena + 1975552, m->arena + 1974272);
+    k04_probs_softmax(m->arena + 1975552, m->arena + 3948544);
+    k05_loss_softmax_xent(m->arena + 1975552, y, m->arena + 3949184);
+    k06_dloss_fill(m->arena + 1974272);
+    k07_dlogits_softmax_xent_grad(m->arena + 1975552, y, m->arena + 1974272, m->arena + 1982464);
+    k08_dfc2_bias_bias_grad(m->arena + 1982464, m->grads + 1199872);
+    k09_dx_matmul_relu_grad(m->arena + 1982464, m->params + 1198592, m->arena + 2564096, m->arena + 1974272);
+    k10_dfc2_weight_matmul(m->arena + 1982464, m->arena + 2564096, m->grads + 1198592);
+    k11_dfc1_bias_bias_grad(m->arena + 1974272, m->grads + 1198464);
+    k12_dx_matmul(m->arena + 1974272, m->params + 18816, m->arena + 3358720);
+    k13_dfc1_weight_matmul(m->arena + 1974272, m->arena + 1384448, m->grads + 18816);
+    k14_dx_relu_grad(m->arena + 3358720, m->arena + 1384448, m->arena + 3358720);
+    k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad_weight(m->arena + 3358720, m->arena + 2768896, m->params + 320, m->arena + 0, m->grads + 18752, m->arena + 1384448, m->grads + 320);
     k16_dconv1_relu_grad_bias_grad_conv2d_grad_weight(m->arena + 1384448, m->arena + 0, x, m->grads + 288, m->grads + 0);
 }
 
@@ -6422,66 +6423,66 @@ static const char *forward_backward_checked(torch_mnist_cnn *m, const float *x, 
     if (!all_finite(m->arena + 0, 1384448)) {
         return "x = relu [64, 32, 26, 26] at dsl-examples/torch_mnist_cnn.nn:15 (forward, kernel k00_conv1_conv2d_bias_add_relu)";
     }
-    k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 2564096, m->arena + 3153920);
-    if (!all_finite(m->arena + 2564096, 589824)) {
+    k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 1384448, m->arena + 2768896);
+    if (!all_finite(m->arena + 1384448, 589824)) {
         return "x = maxpool2d [64, 64, 12, 12] at dsl-examples/torch_mnist_cnn.nn:17 (forward, kernel k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
     }
-    if (!all_finite(m->arena + 3153920, 589824)) {
+    if (!all_finite(m->arena + 2768896, 589824)) {
         return "x = maxpool2d_place [64, 64, 12, 12] at dsl-examples/torch_mnist_cnn.nn:17 (backward, kernel k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
     }
-    k02_fc1_matmul_bias_add_relu(m->arena + 2564096, m->params + 18816, m->params + 1198464, m->arena + 3743744, m->arena + 1384448);
-    if (!all_finite(m->arena + 3743744, 8192)) {
+    k02_fc1_matmul_bias_add_relu(m->arena + 1384448, m->params + 18816, m->params + 1198464, m->arena + 2564096, m->arena + 1974272);
+    if (!all_finite(m->arena + 2564096, 8192)) {
         return "x = relu [64, 128] at dsl-examples/torch_mnist_cnn.nn:18 (forward, kernel k02_fc1_matmul_bias_add_relu)";
     }
-    k03_fc2_matmul_bias_add(m->arena + 3743744, m->params + 1198592, m->params + 1199872, m->arena + 1385728, m->arena + 1384448);
-    if (!all_finite(m->arena + 1385728, 640)) {
+    k03_fc2_matmul_bias_add(m->arena + 2564096, m->params + 1198592, m->params + 1199872, m->arena + 1975552, m->arena + 1974272);
+    if (!all_finite(m->arena + 1975552, 640)) {
         return "logits = bias_add [64, 10] at dsl-examples/torch_mnist_cnn.nn:19 (forward, kernel k03_fc2_matmul_bias_add)";
     }
-    k04_probs_softmax(m->arena + 1385728, m->arena + 4333568);
-    if (!all_finite(m->arena + 4333568, 640)) {
+    k04_probs_softmax(m->arena + 1975552, m->arena + 3948544);
+    if (!all_finite(m->arena + 3948544, 640)) {
         return "probs = softmax [64, 10] at dsl-examples/torch_mnist_cnn.nn:21 (forward, kernel k04_probs_softmax)";
     }
-    k05_loss_softmax_xent(m->arena + 1385728, y, m->arena + 4334208);
-    if (!all_finite(m->arena + 4334208, 1)) {
+    k05_loss_softmax_xent(m->arena + 1975552, y, m->arena + 3949184);
+    if (!all_finite(m->arena + 3949184, 1)) {
         return "loss = softmax_xent [] at dsl-examples/torch_mnist_cnn.nn:22 (forward, kernel k05_loss_softmax_xent)";
     }
-    k06_dloss_fill(m->arena + 1384448);
-    if (!all_finite(m->arena + 1384448, 1)) {
+    k06_dloss_fill(m->arena + 1974272);
+    if (!all_finite(m->arena + 1974272, 1)) {
         return "dloss = fill [] at dsl-examples/torch_mnist_cnn.nn:22 (backward, kernel k06_dloss_fill)";
     }
-    k07_dlogits_softmax_xent_grad(m->arena + 1385728, y, m->arena + 1384448, m->arena + 1392640);
-    if (!all_finite(m->arena + 1392640, 640)) {
+    k07_dlogits_softmax_xent_grad(m->arena + 1975552, y, m->arena + 1974272, m->arena + 1982464);
+    if (!all_finite(m->arena + 1982464, 640)) {
         return "dlogits = softmax_xent_grad [64, 10] at dsl-examples/torch_mnist_cnn.nn:19 (backward, kernel k07_dlogits_softmax_xent_grad)";
     }
-    k08_dfc2_bias_bias_grad(m->arena + 1392640, m->grads + 1199872);
+    k08_dfc2_bias_bias_grad(m->arena + 1982464, m->grads + 1199872);
     if (!all_finite(m->grads + 1199872, 10)) {
         return "fc2.bias.grad [10] at dsl-examples/torch_mnist_cnn.nn:19 (backward, kernel k08_dfc2_bias_bias_grad)";
     }
-    k09_dx_matmul_relu_grad(m->arena + 1392640, m->params + 1198592, m->arena + 3743744, m->arena + 1384448);
-    if (!all_finite(m->arena + 1384448, 8192)) {
+    k09_dx_matmul_relu_grad(m->arena + 1982464, m->params + 1198592, m->arena + 2564096, m->arena + 1974272);
+    if (!all_finite(m->arena + 1974272, 8192)) {
         return "dfc1 = relu_grad [64, 128] at dsl-examples/torch_mnist_cnn.nn:18 (backward, kernel k09_dx_matmul_relu_grad)";
     }
-    k10_dfc2_weight_matmul(m->arena + 1392640, m->arena + 3743744, m->grads + 1198592);
+    k10_dfc2_weight_matmul(m->arena + 1982464, m->arena + 2564096, m->grads + 1198592);
     if (!all_finite(m->grads + 1198592, 1280)) {
         return "fc2.weight.grad [10, 128] at dsl-examples/torch_mnist_cnn.nn:19 (backward, kernel k10_dfc2_weight_matmul)";
     }
-    k11_dfc1_bias_bias_grad(m->arena + 1384448, m->grads + 1198464);
+    k11_dfc1_bias_bias_grad(m->arena + 1974272, m->grads + 1198464);
     if (!all_finite(m->grads + 1198464, 128)) {
         return "fc1.bias.grad [128] at dsl-examples/torch_mnist_cnn.nn:18 (backward, kernel k11_dfc1_bias_bias_grad)";
     }
-    k12_dx_matmul(m->arena + 1384448, m->params + 18816, m->arena + 3743744);
-    if (!all_finite(m->arena + 3743744, 589824)) {
+    k12_dx_matmul(m->arena + 1974272, m->params + 18816, m->arena + 3358720);
+    if (!all_finite(m->arena + 3358720, 589824)) {
         return "dx = matmul [64, 9216] at dsl-examples/torch_mnist_cnn.nn:18 (backward, kernel k12_dx_matmul)";
     }
-    k13_dfc1_weight_matmul(m->arena + 1384448, m->arena + 2564096, m->grads + 18816);
+    k13_dfc1_weight_matmul(m->arena + 1974272, m->arena + 1384448, m->grads + 18816);
     if (!all_finite(m->grads + 18816, 1179648)) {
         return "fc1.weight.grad [128, 9216] at dsl-examples/torch_mnist_cnn.nn:18 (backward, kernel k13_dfc1_weight_matmul)";
     }
-    k14_dx_relu_grad(m->arena + 3743744, m->arena + 2564096, m->arena + 3743744);
-    if (!all_finite(m->arena + 3743744, 589824)) {
+    k14_dx_relu_grad(m->arena + 3358720, m->arena + 1384448, m->arena + 3358720);
+    if (!all_finite(m->arena + 3358720, 589824)) {
         return "dx = relu_grad [64, 64, 12, 12] at dsl-examples/torch_mnist_cnn.nn:17 (backward, kernel k14_dx_relu_grad)";
     }
-    k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad_weight(m->arena + 3743744, m->arena + 3153920, m->params + 320, m->arena + 0, m->grads + 18752, m->arena + 1384448, m->grads + 320);
+    k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad_weight(m->arena + 3358720, m->arena + 2768896, m->params + 320, m->arena + 0, m->grads + 18752, m->arena + 1384448, m->grads + 320);
     if (!all_finite(m->grads + 18752, 64)) {
         return "conv2.bias.grad [64] at dsl-examples/torch_mnist_cnn.nn:16 (backward, kernel k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad_weight)";
     }
@@ -6605,7 +6606,7 @@ float torch_mnist_cnn_compute_gradients(torch_mnist_cnn *m, const float *x, cons
         return (float)NAN;
     }
     forward_backward(m, x, y);
-    return m->arena[4334208];
+    return m->arena[3949184];
 }
 
 void torch_mnist_cnn_apply_update(torch_mnist_cnn *m) {
@@ -6628,7 +6629,7 @@ float torch_mnist_cnn_train_step(torch_mnist_cnn *m, const float *x, const int32
 }
 
 const float *torch_mnist_cnn_train_output(const torch_mnist_cnn *m) {
-    return m->arena + 4333568;
+    return m->arena + 3948544;
 }
 
 float torch_mnist_cnn_evaluate(torch_mnist_cnn *m, const float *x, const int32_t *y, float *out) {
@@ -6643,7 +6644,7 @@ float torch_mnist_cnn_evaluate(torch_mnist_cnn *m, const float *x, const int32_t
 }
 
 int torch_mnist_cnn_gradients_finite(const torch_mnist_cnn *m) {
-    return all_finite(m->arena + 4334208, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 3949184, 1) && all_finite(m->grads, PARAM_ELEMS);
 }
 
 int torch_mnist_cnn_find_nonfinite(torch_mnist_cnn *m, const float *x, const int32_t *y) {

@@ -618,6 +618,30 @@ START_TEST(small_products_scalar)
 }
 END_TEST
 
+/* x W^T is computed as W x^T when the batch is the smaller side (and
+ * fills a tile): x [batch, in] is laid out, not W, and the tiles are
+ * stored column by column; otherwise W is laid out as before. */
+START_TEST(dense_product_orientation)
+{
+    char *c = generated_c_with("[784]", "    h = dense(x, 256) |> relu\n",
+                               "batch 64", false);
+    ck_assert_ptr_nonnull(strstr(c, "[64, 256] = A[64, 784] * B^T[784, 256], computed as its transpose [256, 64] = B[256, 784] * A^T[784, 64]"));
+    ck_assert_ptr_nonnull(strstr(c, "packed[(long)k * 64 + j] = x[(long)j * 784 + k];"));
+    ck_assert_ptr_nonnull(strstr(c, "const long at = (long)(j0 + c) * 256 + i0 + r;"));
+    ck_assert_ptr_nonnull(strstr(c, "const long j = i0 + r;"));
+    free(c);
+    /* a batch of 16 is too narrow for a tile of vectors: W is laid out */
+    c = generated_c_with("[784]", "    h = dense(x, 256) |> relu\n", "batch 16", false);
+    ck_assert_ptr_null(strstr(c, "computed as its transpose"));
+    ck_assert_ptr_nonnull(strstr(c, "packed[(long)k * 256 + j] = fc1_weight[(long)j * 784 + k];"));
+    free(c);
+    /* as many outputs as the batch: nothing to gain */
+    c = generated_c_with("[784]", "    h = dense(x, 64) |> relu\n", "batch 64", false);
+    ck_assert_ptr_null(strstr(c, "computed as its transpose"));
+    free(c);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- */
 /* the train block: image data                                        */
 
@@ -736,6 +760,7 @@ Suite *cnn_suite(void)
     tcase_add_test(t, conv_kernels_tiled_by_shape);
     tcase_add_test(t, optimizer_precision);
     tcase_add_test(t, small_products_scalar);
+    tcase_add_test(t, dense_product_orientation);
     suite_add_tcase(s, t);
     t = tcase_create("train_data");
     tcase_add_test(t, train_cifar10);
