@@ -1015,9 +1015,13 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
          "schedule(static)\")");
     emit(&e, "/* a dot product in vector lanes: fixed order for a given build */");
     emit(&e, "#define NNC_SIMD_SUM _Pragma(\"omp simd reduction(+:acc)\")");
+    emit(&e, "/* an OR over n values, on all threads when there are enough */");
+    emit(&e, "#define NNC_PARALLEL_OR _Pragma(\"omp parallel for "
+         "schedule(static) reduction(|:bad) if (n >= 65536)\")");
     emit(&e, "#else");
     emit(&e, "#define NNC_PARALLEL_FOR");
     emit(&e, "#define NNC_SIMD_SUM");
+    emit(&e, "#define NNC_PARALLEL_OR");
     emit(&e, "#endif");
     emit_blank(&e);
     emit_runtime(&e, g, &n);

@@ -15,9 +15,12 @@
 #define NNC_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
+/* an OR over n values, on all threads when there are enough */
+#define NNC_PARALLEL_OR _Pragma("omp parallel for schedule(static) reduction(|:bad) if (n >= 65536)")
 #else
 #define NNC_PARALLEL_FOR
 #define NNC_SIMD_SUM
+#define NNC_PARALLEL_OR
 #endif
 
 /* ---- nnc runtime (runtime/ in nnc's source, embedded) ---- */
@@ -2457,6 +2460,9 @@ NNC_RT void nnc_progress_end(nnc_progress *p)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 enum { NNC_DATA_NONE, NNC_DATA_TABLE, NNC_DATA_IDX, NNC_DATA_CSV,
        NNC_DATA_CIFAR10 };
@@ -2536,7 +2542,7 @@ typedef struct nnc_train_args {
     int epochs;
     const char *data, *save, *load, *resume, *log_csv;
     uint64_t seed;
-    int eval_only, quiet;
+    int eval_only, quiet, keep_subnormals;
     long bench;
 } nnc_train_args;
 
@@ -2545,7 +2551,7 @@ NNC_RT void nnc__trainer_usage(FILE *out, const char *prog)
     fprintf(out,
             "usage: %s [--epochs N] [--data PATH] [--seed N] [--save FILE]\n"
             "          [--load FILE] [--resume FILE] [--log-csv FILE] [--eval]\n"
-            "          [--bench STEPS] [--quiet]\n"
+            "          [--bench STEPS] [--quiet] [--keep-subnormals]\n"
             "  --epochs N      train until epoch N instead of the train block's\n"
             "  --data PATH     IDX or CIFAR-10 directory or CSV file instead of "
             "the\n"
@@ -2560,7 +2566,11 @@ NNC_RT void nnc__trainer_usage(FILE *out, const char *prog)
             "  --log-csv FILE  write each epoch's figures to FILE\n"
             "  --eval          only evaluate (with --load, a trained model)\n"
             "  --bench STEPS   time STEPS training steps on synthetic data\n"
-            "  --quiet         no progress lines, only the final line\n",
+            "  --quiet         no progress lines, only the final line\n"
+            "  --keep-subnormals\n"
+            "                  compute with subnormal numbers (below 1.2e-38)\n"
+            "                  instead of flushing them to zero: slower when\n"
+            "                  values underflow, bit for bit as PyTorch by default\n",
             prog);
 }
 
@@ -2601,6 +2611,9 @@ NNC_RT int nnc__parse_args(int argc, char **argv, const nnc_train_config *cfg,
             continue;
         } else if (!strcmp(opt, "--quiet")) {
             a->quiet = 1;
+            continue;
+        } else if (!strcmp(opt, "--keep-subnormals")) {
+            a->keep_subnormals = 1;
             continue;
         } else if (!known) {
             fprintf(stderr, "%s: unknown option '%s' (see --help)\n", argv[0],
@@ -3711,12 +3724,35 @@ NNC_RT int nnc__train_and_report(nnc_run *r)
     return 0;
 }
 
+/* Subnormal numbers take a slow path through microcode on x86 CPUs: a
+ * multiply whose result is subnormal costs about a hundred cycles. Adam's
+ * first moment of a weight whose gradient stays zero (a dead ReLU unit, a
+ * pixel that is always blank) shrinks by 0.9 a step and spends about 150
+ * steps among them; mnist_mlp trained 20% slower for it (3 epochs of
+ * Fashion-MNIST, 2.4 s against 1.9 s). The trainer therefore sets the
+ * two MXCSR bits that flush subnormal results to zero (FTZ) and read
+ * subnormal inputs as zero (DAZ), as torch.set_flush_denormal(True) does.
+ * Only values below 1.2e-38 change. MXCSR is per thread: it is set in
+ * the OpenMP team that exists now, and threads created later inherit it
+ * from the thread that creates them. Elsewhere than x86, nothing. */
+NNC_RT void nnc__flush_subnormals(void)
+{
+#if defined(__SSE__)
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ (bit 15) and DAZ (bit 6) */
+#endif
+}
+
 NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
 {
     nnc_train_args a;
     int parsed = nnc__parse_args(argc, argv, cfg, &a);
     if (parsed)
         return parsed > 0 ? 0 : 2;
+    if (!a.keep_subnormals)
+        nnc__flush_subnormals();
     if (a.resume && nnc__resume_seed(a.resume, &a.seed))
         return 1;
     nnc_run r;
@@ -4722,6 +4758,7 @@ static void k20_x_dropout_mask(float *restrict mask, nnc_rng *rng)
  * no branch and no order to keep, and vectorises as it is. */
 static int all_finite(const float *v, long n) {
     uint32_t bad = 0;
+    NNC_PARALLEL_OR
     for (long i = 0; i < n; i++) {
         uint32_t bits;
         memcpy(&bits, &v[i], sizeof bits);

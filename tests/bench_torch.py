@@ -79,6 +79,9 @@ def main():
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
+    # nnc's trainer flushes subnormal numbers to zero (--keep-subnormals
+    # turns that off): the same for PyTorch, so neither pays for them
+    torch.set_flush_denormal(True)
     torch.manual_seed(1)
     net, loss_fn, opt = build(a.model)
     x, y = data(a.model)

@@ -181,6 +181,29 @@ if "$NNC" --main --dtype f64 --prefix unit "$here/img.nn" -o "$d/unit.c" &&
     else echo "skip: clipping against torch ($PYTHON cannot import torch)"; fi
 else fail "unit_driver does not build"; fi
 
+# ---- subnormals: flushed to zero unless --keep-subnormals ---------------
+# every sample's first feature is 3e-39: flushed, it reads as 0, and so do
+# the gradients and Adam moments of its weights (fc.weight[:, 0]); kept,
+# they are tiny but not 0
+if build sub "$here/subnormal.nn"; then
+    for i in 1 2 3 4; do printf '3e-39,0.5,0\n3e-39,-0.5,1\n'; done > "$out/sub/subnormal.csv"
+    for mode in flushed kept; do
+        flag=; [ $mode = kept ] && flag=--keep-subnormals
+        (cd "$out/sub" && ./sub --quiet $flag > $mode.log 2>&1 &&
+            "$PYTHON" "$here/st_tool.py" print state.safetensors \
+                __opt__.exp_avg.fc.weight > $mode.m) ||
+            fail "subnormals, $mode: $(tail -2 "$out/sub/$mode.log")"
+    done
+    # fc.weight is [2, 2]: values 1 and 3 are column 0; zeros counts them
+    zeros() { awk 'NR == 1 || NR == 3 { n += ($1 == 0) } END { print n + 0 }' "$1"; }
+    if [ "$(wc -l < "$out/sub/flushed.m")" = 4 ] && [ "$(zeros "$out/sub/flushed.m")" = 2 ]; then ok
+    else fail "subnormals flushed: Adam's moment of fc.weight is $(tr '\n' ' ' < "$out/sub/flushed.m")"; fi
+    if [ "$(wc -l < "$out/sub/kept.m")" = 4 ] && [ "$(zeros "$out/sub/kept.m")" = 0 ]; then ok
+    else fail "--keep-subnormals: Adam's moment of fc.weight is $(tr '\n' ' ' < "$out/sub/kept.m")"; fi
+    if "$out/sub/sub" --help 2>&1 | grep -q -- "--keep-subnormals"; then ok
+    else fail "--help does not name --keep-subnormals"; fi
+fi
+
 # ---- the command line --------------------------------------------------
 t=$out/full/full
 "$t" --frob > "$out/cli" 2>&1

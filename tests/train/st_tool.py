@@ -1,9 +1,11 @@
 """st_tool.py — compares tensors of two safetensors files, byte for byte.
 
 usage: st_tool.py same|differ|absent A B NAME...
+       st_tool.py print A NAME
   same    every NAME has the same dtype, shape and bytes in A and B
   differ  every NAME is in both, with different bytes
   absent  no NAME is in B (A is not read)
+  print   the values of F32 tensor NAME of A, one a line (%.9g)
 Exit status 0 when it holds, 1 (with the reason) when not.
 """
 import json
@@ -21,6 +23,12 @@ def read(path):
             for k, v in header.items()}
 
 
+if sys.argv[1] == "print":
+    dtype, _, raw = read(sys.argv[2])[sys.argv[3]]
+    assert dtype == "F32", dtype
+    for v in struct.unpack("<%df" % (len(raw) // 4), raw):
+        print("%.9g" % v)
+    sys.exit(0)
 what, a, b, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 tb = read(b)
 if what == "absent":
