@@ -3961,8 +3961,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 float *yp = x_7 + (long)nf * 225;
                 float *pp = x_maxpool2d_place + (long)nf * 225;
                 for (int oh = 0; oh < 15; oh++) {
-                    float band[2][30];
-                    memcpy(band, xp + oh * 60, sizeof band);
+                    const float (*band)[30] = (const float (*)[30])(xp + oh * 60);
                     float top[15];
                     int best[15];
                     for (int ow = 0; ow < 15; ow++) {
@@ -4413,8 +4412,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 float *yp = x_13 + (long)nf * 36;
                 float *pp = x_maxpool2d_place + (long)nf * 36;
                 for (int oh = 0; oh < 6; oh++) {
-                    float band[2][13];
-                    memcpy(band, xp + oh * 26, sizeof band);
+                    const float (*band)[13] = (const float (*)[13])(xp + oh * 26);
                     float top[6];
                     int best[6];
                     for (int ow = 0; ow < 6; ow++) {

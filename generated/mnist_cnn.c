@@ -4302,8 +4302,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 float *yp = x_7 + (long)nf * 169;
                 float *pp = x_maxpool2d_place + (long)nf * 169;
                 for (int oh = 0; oh < 13; oh++) {
-                    float band[2][26];
-                    memcpy(band, xp + oh * 52, sizeof band);
+                    const float (*band)[26] = (const float (*)[26])(xp + oh * 52);
                     float top[13];
                     int best[13];
                     for (int ow = 0; ow < 13; ow++) {
@@ -4754,8 +4753,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 float *yp = x_13 + (long)nf * 25;
                 float *pp = x_maxpool2d_place + (long)nf * 25;
                 for (int oh = 0; oh < 5; oh++) {
-                    float band[2][11];
-                    memcpy(band, xp + oh * 22, sizeof band);
+                    const float (*band)[11] = (const float (*)[11])(xp + oh * 22);
                     float top[5];
                     int best[5];
                     for (int ow = 0; ow < 5; ow++) {

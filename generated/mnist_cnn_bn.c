@@ -6409,8 +6409,7 @@ static void k27_x_maxpool2d_place(const float *restrict x, float *restrict place
         const float *xp = x + (long)nc * 121;
         float *placep = place + (long)nc * 25;
         for (int oh = 0; oh < 5; oh++) {
-            float band[2][11];
-            memcpy(band, xp + oh * 22, sizeof band);
+            const float (*band)[11] = (const float (*)[11])(xp + oh * 22);
             float top[5];
             int best[5];
             for (int ow = 0; ow < 5; ow++) {
@@ -7086,8 +7085,7 @@ static void k33_x_maxpool2d_place(const float *restrict x, float *restrict place
         const float *xp = x + (long)nc * 676;
         float *placep = place + (long)nc * 169;
         for (int oh = 0; oh < 13; oh++) {
-            float band[2][26];
-            memcpy(band, xp + oh * 52, sizeof band);
+            const float (*band)[26] = (const float (*)[26])(xp + oh * 52);
             float top[13];
             int best[13];
             for (int ow = 0; ow < 13; ow++) {

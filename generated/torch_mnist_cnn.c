@@ -4716,8 +4716,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 float *yp = x_12 + (long)nf * 144;
                 float *pp = x_maxpool2d_place + (long)nf * 144;
                 for (int oh = 0; oh < 12; oh++) {
-                    float band[2][24];
-                    memcpy(band, xp + oh * 48, sizeof band);
+                    const float (*band)[24] = (const float (*)[24])(xp + oh * 48);
                     float top[12];
                     int best[12];
                     for (int ow = 0; ow < 12; ow++) {

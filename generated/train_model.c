@@ -4822,8 +4822,7 @@ static void k19_x_maxpool2d_place(const float *restrict x, float *restrict place
         const float *xp = x + (long)nc * 196;
         float *placep = place + (long)nc * 49;
         for (int oh = 0; oh < 7; oh++) {
-            float band[2][14];
-            memcpy(band, xp + oh * 28, sizeof band);
+            const float (*band)[14] = (const float (*)[14])(xp + oh * 28);
             float top[7];
             int best[7];
             for (int ow = 0; ow < 7; ow++) {
@@ -5062,8 +5061,7 @@ static void k25_x_maxpool2d_place(const float *restrict x, float *restrict place
         const float *xp = x + (long)nc * 784;
         float *placep = place + (long)nc * 196;
         for (int oh = 0; oh < 14; oh++) {
-            float band[2][28];
-            memcpy(band, xp + oh * 56, sizeof band);
+            const float (*band)[28] = (const float (*)[28])(xp + oh * 56);
             float top[14];
             int best[14];
             for (int ow = 0; ow < 14; ow++) {

@@ -531,7 +531,9 @@ START_TEST(conv_kernels_tiled_by_shape)
     ck_assert_ptr_nonnull(strstr(c, "float wT[576][64];"));
     ck_assert_ptr_nonnull(strstr(c, "/* 9 positions by 2 vectors of filters"));
     ck_assert_ptr_nonnull(strstr(c, "float lanes[1][2][9][16];"));
-    ck_assert_ptr_nonnull(strstr(c, "float band[2][26];"));
+    /* the pooling reads its band of the plane in place, not a copy */
+    ck_assert_ptr_nonnull(strstr(c, "const float (*band)[26] = (const float (*)[26])(xp + oh * 52);"));
+    ck_assert_ptr_null(strstr(c, "memcpy(band, xp"));
     /* the pooled gradients are spread where the convolutions' gradients
      * read them (rule conv_grad_place), never by a kernel of their own:
      * conv2's transposed dy from its pooled form, conv1's bias summed
