@@ -39,9 +39,8 @@ void emit_finite_helper(Emitter *e, bool scalar)
     emit_open(e, "static %sint all_finite(const %s *v, long n)",
               scalar ? "NNC_SCALAR " : "", R);
     emit(e, "%s bad = 0;", U);
-    /* the gradient block of mnist_mlp (218058 values, each in the cache
-     * of the core whose thread computed it) took 6% of a 2-thread step
-     * on one thread */
+    /* on one thread, the test of mnist_mlp's 218058 gradients took 6% of
+     * a 2-thread step; on both, the step measured 5% faster */
     if (!scalar)
         emit(e, "NNC_PARALLEL_OR");
     emit_open(e, "for (long i = 0; i < n; i++)");

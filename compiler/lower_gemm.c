@@ -11,10 +11,10 @@
  * vectors, and products narrower than one vector, use a scalar tile.
  * When B is used transposed it is first copied into `packed` (scratch
  * memory the plan provides) as [K, N], so B's rows are contiguous in
- * every case; when A is the smaller of the two, the kernel computes C^T
- * = B A^T instead and packs A (gemm_swaps). Bands are split between threads: no two threads write the
- * same element and none sums another's, so results are bit-identical
- * for any thread count.
+ * every case; when A is the smaller of the two, the kernel computes
+ * C^T = B A^T instead and packs A (gemm_swaps). Bands are split between
+ * threads: no two threads write the same element and none sums
+ * another's, so results are bit-identical for any thread count.
  *
  * Every loop bound is a literal or a constant expression of NNC_LANES;
  * the tile bodies are written out statement by statement. */
@@ -90,10 +90,12 @@ static bool gemm_swaps(const Gemm *m)
 long gemm_scratch_elems(const Graph *g, const Kernel *k)
 {
     const IrOp *o = &g->ops[k->ops[0]];
-    if (o->op != OP_MATMUL || !o->attr.mm.tb || gemm_op_is_tiny(g, o))
+    if (o->op != OP_MATMUL)
         return 0;
     Gemm m;
     gemm_from_op(g, o, &m);
+    if (!m.tb || gemm_is_tiny(&m))
+        return 0;
     return m.K * (gemm_swaps(&m) ? m.M : m.N);
 }
 

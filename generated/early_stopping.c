@@ -3724,14 +3724,14 @@ NNC_RT int nnc__train_and_report(nnc_run *r)
     return 0;
 }
 
-/* Subnormal numbers take a slow path through microcode on x86 CPUs: a
- * multiply whose result is subnormal costs about a hundred cycles. Adam's
- * first moment of a weight whose gradient stays zero (a dead ReLU unit, a
- * pixel that is always blank) shrinks by 0.9 a step and spends about 150
- * steps among them; mnist_mlp trained 20% slower for it (3 epochs of
- * Fashion-MNIST, 2.4 s against 1.9 s). The trainer therefore sets the
- * two MXCSR bits that flush subnormal results to zero (FTZ) and read
- * subnormal inputs as zero (DAZ), as torch.set_flush_denormal(True) does.
+/* Subnormal numbers take a slow path through microcode on x86 CPUs.
+ * Adam's first moment of a weight whose gradient stays zero (a dead ReLU
+ * unit, a pixel that is always blank) shrinks by 0.9 a step and spends
+ * about 150 steps among them; mnist_mlp trained 20% slower for it (3
+ * epochs of Fashion-MNIST, 2.4 s against 1.9 s). The trainer therefore
+ * sets the two MXCSR bits that flush subnormal results to zero (FTZ) and
+ * read subnormal inputs as zero (DAZ), as torch.set_flush_denormal(True)
+ * does.
  * Only values below 1.2e-38 change. MXCSR is per thread: it is set in
  * the OpenMP team that exists now, and threads created later inherit it
  * from the thread that creates them. Elsewhere than x86, nothing. */
