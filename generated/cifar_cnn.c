@@ -4459,12 +4459,14 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-    /* B is used transposed: lay it out as [576, 120] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
+    /* B is used transposed: lay it out as [576, 120] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
     NNC_PARALLEL_FOR
-    for (int j0 = 0; j0 < 120; j0 += 16) {
-        for (int k = 0; k < 576; k++) {
-            for (int j = j0; j < (j0 + 16 < 120 ? j0 + 16 : 120); j++) {
-                packed[(long)k * 120 + j] = fc1_weight[(long)j * 576 + k];
+    for (int k0 = 0; k0 < 576; k0 += 16) {
+        for (int j0 = 0; j0 < 120; j0 += 64) {
+            for (int k = k0; k < k0 + 16; k++) {
+                for (int j = j0; j < (j0 + 64 < 120 ? j0 + 64 : 120); j++) {
+                    packed[(long)k * 120 + j] = fc1_weight[(long)j * 576 + k];
+                }
             }
         }
     }
@@ -4603,11 +4605,13 @@ static void k03_fc2_matmul_bias_add_relu(const float *restrict x, const float *r
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-    /* B is used transposed: lay it out as [120, 84] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
-    for (int j0 = 0; j0 < 84; j0 += 16) {
-        for (int k = 0; k < 120; k++) {
-            for (int j = j0; j < (j0 + 16 < 84 ? j0 + 16 : 84); j++) {
-                packed[(long)k * 84 + j] = fc2_weight[(long)j * 120 + k];
+    /* B is used transposed: lay it out as [120, 84] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
+    for (int k0 = 0; k0 < 120; k0 += 16) {
+        for (int j0 = 0; j0 < 84; j0 += 64) {
+            for (int k = k0; k < (k0 + 16 < 120 ? k0 + 16 : 120); k++) {
+                for (int j = j0; j < (j0 + 64 < 84 ? j0 + 64 : 84); j++) {
+                    packed[(long)k * 84 + j] = fc2_weight[(long)j * 120 + k];
+                }
             }
         }
     }
@@ -4735,10 +4739,12 @@ static void k03_fc2_matmul_bias_add_relu(const float *restrict x, const float *r
 static void k04_fc3_matmul_bias_add(const float *restrict x, const float *restrict fc3_weight, const float *restrict fc3_bias, float *restrict logits, float *restrict packed)
 {
     /* [4, 10] = A[4, 84] * B^T[84, 10], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [84, 10] first, so the inner loop reads it contiguously */
-    for (int k = 0; k < 84; k++) {
-        for (int j = 0; j < 10; j++) {
-            packed[(long)k * 10 + j] = fc3_weight[(long)j * 84 + k];
+    /* B is used transposed: lay it out as [84, 10] first, so the inner loop reads it contiguously; 16 values of k by 10 of j at a time, whose lines stay in cache */
+    for (int k0 = 0; k0 < 84; k0 += 16) {
+        for (int k = k0; k < (k0 + 16 < 84 ? k0 + 16 : 84); k++) {
+            for (int j = 0; j < 10; j++) {
+                packed[(long)k * 10 + j] = fc3_weight[(long)j * 84 + k];
+            }
         }
     }
     {

@@ -3895,12 +3895,14 @@ static void k00_fc1_matmul(const float *restrict A, const float *restrict B, flo
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-    /* B is used transposed: lay it out as [784, 128] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
+    /* B is used transposed: lay it out as [784, 128] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
     NNC_PARALLEL_FOR
-    for (int j0 = 0; j0 < 128; j0 += 16) {
-        for (int k = 0; k < 784; k++) {
-            for (int j = j0; j < j0 + 16; j++) {
-                packed[(long)k * 128 + j] = A[(long)j * 784 + k];
+    for (int k0 = 0; k0 < 784; k0 += 16) {
+        for (int j0 = 0; j0 < 128; j0 += 64) {
+            for (int k = k0; k < k0 + 16; k++) {
+                for (int j = j0; j < j0 + 64; j++) {
+                    packed[(long)k * 128 + j] = A[(long)j * 784 + k];
+                }
             }
         }
     }
@@ -4063,10 +4065,12 @@ static void k03_x_mul(const float *x, const float *y, float *out)
 static void k04_fc2_matmul_bias_add(const float *restrict x, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict logits, float *restrict packed)
 {
     /* [128, 10] = A[128, 256] * B^T[256, 10], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [256, 10] first, so the inner loop reads it contiguously */
-    for (int k = 0; k < 256; k++) {
-        for (int j = 0; j < 10; j++) {
-            packed[(long)k * 10 + j] = fc2_weight[(long)j * 256 + k];
+    /* B is used transposed: lay it out as [256, 10] first, so the inner loop reads it contiguously; 16 values of k by 10 of j at a time, whose lines stay in cache */
+    for (int k0 = 0; k0 < 256; k0 += 16) {
+        for (int k = k0; k < k0 + 16; k++) {
+            for (int j = 0; j < 10; j++) {
+                packed[(long)k * 10 + j] = fc2_weight[(long)j * 256 + k];
+            }
         }
     }
     NNC_PARALLEL_FOR

@@ -3894,11 +3894,11 @@ static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-    /* B is used transposed: lay it out as [784, 64] first, so the inner loop reads it contiguously; 16 rows of B at a time, which stay in cache */
+    /* B is used transposed: lay it out as [784, 64] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
     NNC_PARALLEL_FOR
-    for (int j0 = 0; j0 < 64; j0 += 16) {
-        for (int k = 0; k < 784; k++) {
-            for (int j = j0; j < j0 + 16; j++) {
+    for (int k0 = 0; k0 < 784; k0 += 16) {
+        for (int k = k0; k < k0 + 16; k++) {
+            for (int j = 0; j < 64; j++) {
                 packed[(long)k * 64 + j] = x[(long)j * 784 + k];
             }
         }
@@ -3993,10 +3993,12 @@ static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
 static void k01_logits_matmul_bias_add(const float *restrict logits_relu, const float *restrict logits_weight, const float *restrict logits_bias, float *restrict logits, float *restrict packed)
 {
     /* [64, 10] = A[64, 128] * B^T[128, 10], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [128, 10] first, so the inner loop reads it contiguously */
-    for (int k = 0; k < 128; k++) {
-        for (int j = 0; j < 10; j++) {
-            packed[(long)k * 10 + j] = logits_weight[(long)j * 128 + k];
+    /* B is used transposed: lay it out as [128, 10] first, so the inner loop reads it contiguously; 16 values of k by 10 of j at a time, whose lines stay in cache */
+    for (int k0 = 0; k0 < 128; k0 += 16) {
+        for (int k = k0; k < k0 + 16; k++) {
+            for (int j = 0; j < 10; j++) {
+                packed[(long)k * 10 + j] = logits_weight[(long)j * 128 + k];
+            }
         }
     }
     for (int band = 0; band < 8; band++) {

@@ -964,7 +964,10 @@ START_TEST(gemm_emits_register_tiles)
     ck_assert_ptr_nonnull(strstr(wide, "#define NNC_LANES (NNC_VEC_BYTES / 4)"));
     ck_assert_ptr_nonnull(strstr(wide, "nnc_vec acc[8][2]"));
     ck_assert_ptr_nonnull(strstr(wide, "acc[7][1] += a * b[1];"));
-    ck_assert_ptr_nonnull(strstr(wide, "for (int j = j0; j < j0 + 16; j++)"));
+    /* computed transposed: A^T laid out 16 values of k at a time, each
+     * a whole row of 64 */
+    ck_assert_ptr_nonnull(strstr(wide, "for (int k = k0; k < k0 + 16; k++)"));
+    ck_assert_ptr_nonnull(strstr(wide, "for (int j = 0; j < 64; j++)"));
     ck_assert_ptr_null(strstr(wide, "nnc_vec acc[8][1]"));
     ck_assert_ptr_null(strstr(wide, "if (j0 < 256)"));
     free(wide);
@@ -972,6 +975,11 @@ START_TEST(gemm_emits_register_tiles)
     ck_assert_ptr_null(strstr(narrow, "nnc_vec"));
     ck_assert_ptr_nonnull(strstr(narrow, "float sum[8][10] = {{0}};"));
     free(narrow);
+    /* a layout whose blocks do not divide K or N ends at both */
+    char *ragged = gemm_text(8, 84, 120, true, "float");
+    ck_assert_ptr_nonnull(strstr(ragged, "for (int k = k0; k < (k0 + 16 < 120 ? k0 + 16 : 120); k++)"));
+    ck_assert_ptr_nonnull(strstr(ragged, "for (int j = j0; j < (j0 + 64 < 84 ? j0 + 64 : 84); j++)"));
+    free(ragged);
     char *edges = gemm_text(12, 42, 3, false, "double");
     ck_assert_ptr_nonnull(strstr(edges, "typedef double nnc_vec"));
     ck_assert_ptr_nonnull(strstr(edges, "nnc_vec acc[8][2]"));
