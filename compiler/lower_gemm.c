@@ -12,9 +12,14 @@
  * When B is used transposed it is first copied into `packed` (scratch
  * memory the plan provides) as [K, N], so B's rows are contiguous in
  * every case; when A is the smaller of the two, the kernel computes
- * C^T = B A^T instead and packs A (gemm_swaps). Bands are split between
- * threads: no two threads write the same element and none sums
- * another's, so results are bit-identical for any thread count.
+ * C^T = B A^T instead and packs A (gemm_swaps). Products of many bands
+ * are cache-blocked: the bands go in groups that do each column tile in
+ * turn, over k in chunks when K is long, so a tile of B is read from L1
+ * after the first band (emit_groups); a chunk goes on from the sums the
+ * one before left, so each element is still summed over k in order.
+ * Bands (or groups) are split between threads: no two threads write the
+ * same element and none sums another's, so results are bit-identical
+ * for any thread count.
  *
  * Every loop bound is a literal or a constant expression of NNC_LANES;
  * the tile bodies are written out statement by statement. */
@@ -28,7 +33,8 @@
  * see docs/generated-code.md). MAX_VEC_BYTES is the widest register the
  * generated code uses (AVX-512); it picks its width when compiled. */
 enum { MR = 8, NVEC = 2, MAX_VEC_BYTES = 64, PACK_K = 16, PACK_J = 64,
-       TINY_MACS = 512, SWAP_MIN_ROWS = 32 };
+       TINY_MACS = 512, SWAP_MIN_ROWS = 32, GROUPS = 4, GROUP_MAX = 16,
+       CHUNK_MAX = 128 };
 
 static long gemm_n(const Graph *g, const IrOp *o)
 {
@@ -222,25 +228,70 @@ static void emit_tile_epilogue(Emitter *e, const Gemm *m, const char *i0,
     emit_close(e, NULL);
 }
 
+/* The rows a tile covers: one band of mr rows at i0, or, when `group`,
+ * each band of the group band0..band1 in turn (cache blocking: the
+ * group's bands share each tile of B while it is in L1). A group's
+ * tiles of two vectors go over k in chunks of `chunk` values when that
+ * is less than K, so that the chunk of B stays in L1 across the bands
+ * too; their sums wait in `part` between chunks. */
+typedef struct Rows {
+    int mr;
+    bool group;
+    long bands; /* in the group */
+    long chunk;
+} Rows;
+
+/* Opens the loop over the group's bands, when there is one. */
+static void open_bands(Emitter *e, const Rows *rows)
+{
+    if (!rows->group)
+        return;
+    emit_open(e, "for (int band = band0; band < band1; band++)");
+    emit(e, "const int i0 = band * %d;", MR);
+}
+
+static void close_bands(Emitter *e, const Rows *rows)
+{
+    if (rows->group)
+        emit_close(e, NULL);
+}
+
 /* The body of a tile of mr rows by nv vectors of columns at j0, summed
  * in mr * nv vector registers: per step k, nv loads of B and one
  * broadcast of A per row feed mr * nv multiply-adds. Every statement is
  * written out with literal indices, so the compiler keeps `acc` in
- * registers (a loop over rows would leave it in memory). */
-static void emit_vec_tile(Emitter *e, const Gemm *m, const char *i0, int mr,
-                          int nv)
+ * registers (a loop over rows would leave it in memory). In chunks,
+ * each element is still summed over k in order: a chunk goes on from
+ * the sums the one before left in `part`. */
+static void emit_vec_tile(Emitter *e, const Gemm *m, const Rows *rows, int nv)
 {
     const char *bsrc = m->tb ? m->packed : m->b;
-    char a[128];
+    const int mr = rows->mr;
+    const bool chunked = rows->group && nv == NVEC && rows->chunk < m->K;
+    char a[128], kend[128];
+    if (chunked) {
+        emit(e, "nnc_vec part[%ld][%d][%d]; /* sums of the group's tiles "
+             "between chunks of k */", rows->bands, mr, nv);
+        emit_open(e, "for (int k0 = 0; k0 < %ld; k0 += %ld)", m->K,
+                  rows->chunk);
+        block_end(kend, sizeof kend, "k0", (int)rows->chunk, m->K);
+    }
+    open_bands(e, rows);
     emit(e, "nnc_vec acc[%d][%d] = {{{0}}};", mr, nv);
-    emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
+    if (chunked) {
+        emit(e, "if (k0 > 0)");
+        emit(e, "    memcpy(acc, part[band - band0], sizeof acc);");
+        emit_open(e, "for (int k = k0; k < %s; k++)", kend);
+    } else {
+        emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
+    }
     emit(e, "const %s *restrict brow = %s + (long)k * %ld + j0;", e->real, bsrc,
          m->N);
     emit(e, "nnc_vec b[%d];", nv);
     for (int v = 0; v < nv; v++)
         emit(e, "memcpy(&b[%d], brow + %d * NNC_LANES, sizeof b[%d]);", v, v, v);
     for (int r = 0; r < mr; r++) {
-        a_elem(m, i0, r, a, sizeof a);
+        a_elem(m, "i0", r, a, sizeof a);
         emit_open(e, "%s", "");
         emit(e, "const %s a = %s;", e->real, a);
         for (int v = 0; v < nv; v++)
@@ -248,64 +299,76 @@ static void emit_vec_tile(Emitter *e, const Gemm *m, const char *i0, int mr,
         emit_close(e, NULL);
     }
     emit_close(e, NULL);
+    if (chunked) {
+        emit_open(e, "if (k0 + %ld < %ld)", rows->chunk, m->K);
+        emit(e, "memcpy(part[band - band0], acc, sizeof acc);");
+        emit(e, "continue; /* the sums are not finished */");
+        emit_close(e, NULL);
+    }
     emit(e, "%s sum[%d][%d * NNC_LANES];", e->real, mr, nv);
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++)
             emit(e, "memcpy(sum[%d] + %d * NNC_LANES, &acc[%d][%d], "
                  "sizeof acc[%d][%d]);", r, v, r, v, r, v);
-    emit_tile_epilogue(e, m, i0, mr, nv == 1 ? "NNC_LANES" : "2 * NNC_LANES");
+    emit_tile_epilogue(e, m, "i0", mr, nv == 1 ? "NNC_LANES" : "2 * NNC_LANES");
+    close_bands(e, rows);
+    if (chunked)
+        emit_close(e, NULL);
 }
 
 /* The body of a scalar tile of mr rows by nc columns at j0 (nc at most
  * `width`), for the columns left over after the vectors: the compiler
  * vectorises it as it likes. */
-static void emit_scalar_tile(Emitter *e, const Gemm *m, const char *i0,
-                             int mr, const char *nc, long width)
+static void emit_scalar_tile(Emitter *e, const Gemm *m, const Rows *rows,
+                             const char *nc, long width)
 {
     const char *bsrc = m->tb ? m->packed : m->b;
+    const int mr = rows->mr;
+    open_bands(e, rows);
     emit(e, "%s sum[%d][%ld] = {{0}};", e->real, mr, width);
     emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
     emit(e, "const %s *restrict brow = %s + (long)k * %ld + j0;", e->real, bsrc,
          m->N);
     emit_open(e, "for (int r = 0; r < %d; r++)", mr);
     if (m->ta)
-        emit(e, "const %s a = %s[(long)k * %ld + %s + r];", e->real, m->a, m->M,
-             i0);
+        emit(e, "const %s a = %s[(long)k * %ld + i0 + r];", e->real, m->a,
+             m->M);
     else
-        emit(e, "const %s a = %s[(long)(%s + r) * %ld + k];", e->real, m->a, i0,
+        emit(e, "const %s a = %s[(long)(i0 + r) * %ld + k];", e->real, m->a,
              m->K);
     emit_open(e, "for (int c = 0; c < %s; c++)", nc);
     emit(e, "sum[r][c] += a * brow[c];");
     emit_close(e, NULL);
     emit_close(e, NULL);
     emit_close(e, NULL);
-    emit_tile_epilogue(e, m, i0, mr, nc);
+    emit_tile_epilogue(e, m, "i0", mr, nc);
+    close_bands(e, rows);
 }
 
-/* All column tiles of a band of mr rows starting at i0: tiles of two
- * vectors, then one of a single vector, then the scalar rest. The
- * bounds are constant expressions of NNC_LANES, which the C compiler
- * folds, so no trip count is a run-time variable. */
+/* All column tiles of a band of rows (or of a group's bands, each
+ * tile in turn): tiles of two vectors, then one of a single vector, then
+ * the scalar rest. The bounds are constant expressions of NNC_LANES,
+ * which the C compiler folds, so no trip count is a run-time variable. */
 static void emit_band(Emitter *e, const Gemm *m, const GemmTiling *t,
-                      const char *i0, int mr, int max_lanes)
+                      const Rows *rows, int max_lanes)
 {
     char nc[32];
     if (!t->vec) {
         emit_open(e, "%s", "");
         emit(e, "const long j0 = 0;");
         snprintf(nc, sizeof nc, "%ld", m->N);
-        emit_scalar_tile(e, m, i0, mr, nc, m->N);
+        emit_scalar_tile(e, m, rows, nc, m->N);
         emit_close(e, NULL);
         return;
     }
     emit(e, "long j0 = 0;");
     emit_open(e, "for (; j0 + 2 * NNC_LANES <= %ld; j0 += 2 * NNC_LANES)",
               m->N);
-    emit_vec_tile(e, m, i0, mr, NVEC);
+    emit_vec_tile(e, m, rows, NVEC);
     emit_close(e, NULL);
     if (t->mid) {
         emit_open(e, "if (j0 + NNC_LANES <= %ld)", m->N);
-        emit_vec_tile(e, m, i0, mr, 1);
+        emit_vec_tile(e, m, rows, 1);
         emit(e, "j0 += NNC_LANES;");
         emit_close(e, NULL);
     }
@@ -313,7 +376,7 @@ static void emit_band(Emitter *e, const Gemm *m, const GemmTiling *t,
         emit_open(e, "if (j0 < %ld)", m->N);
         emit(e, "const int nc = (int)(%ld - j0); /* fewer than NNC_LANES */",
              m->N);
-        emit_scalar_tile(e, m, i0, mr, "nc", max_lanes);
+        emit_scalar_tile(e, m, rows, "nc", max_lanes);
         emit_close(e, NULL);
     }
 }
@@ -351,6 +414,52 @@ static void emit_dot_products(Emitter *e, const Gemm *m)
     emit_close(e, NULL);
 }
 
+/* Bands per group: a quarter of them, so the groups divide evenly
+ * between 2 or 4 threads, and at most GROUP_MAX, which keeps `part` to
+ * 16 KB. */
+static long group_bands(long bands)
+{
+    long g = bands / GROUPS;
+    return g < 1 ? 1 : g > GROUP_MAX ? GROUP_MAX : g;
+}
+
+/* Values of k per chunk: K in equal chunks of at most CHUNK_MAX, so the
+ * last chunk is not a sliver. */
+static long k_chunk(long K)
+{
+    long chunks = (K + CHUNK_MAX - 1) / CHUNK_MAX;
+    return (K + chunks - 1) / chunks;
+}
+
+/* The bands in groups of g, a group a thread's, each of the group's
+ * column tiles done for all its bands in turn, B's tile (or its chunk of
+ * k) read from L1 after the first band. On mnist_mlp, 2 threads: the
+ * first layer's weight gradient ([256, 784], K = 64) 0.101 -> 0.092 ms,
+ * its forward product (K = 784, chunks of 112) 0.115 -> 0.110 ms, the
+ * step 0.388-0.394 -> 0.373-0.380 ms. */
+static void emit_groups(Emitter *e, const Gemm *m, const GemmTiling *t,
+                        long g, long work, int max_lanes)
+{
+    const Rows rows = {.mr = MR, .group = true, .bands = g,
+                       .chunk = k_chunk(m->K)};
+    if (rows.chunk < m->K)
+        emit(e, "/* bands in groups of %ld, which share each tile of B, "
+             "%ld values of k at a time */", g, rows.chunk);
+    else
+        emit(e, "/* bands in groups of %ld, which share each tile of B */", g);
+    lower_parallel_for(e, work);
+    emit_open(e, "for (int group = 0; group < %ld; group++)",
+              (t->bands + g - 1) / g);
+    emit(e, "const int band0 = group * %ld;", g);
+    if (t->bands % g)
+        emit(e, "const int band1 = band0 + %ld < %ld ? band0 + %ld : %ld;", g,
+             t->bands, g, t->bands);
+    else
+        emit(e, "const int band1 = band0 + %ld;", g);
+    emit_band(e, m, t, &rows, max_lanes);
+    emit_close(e, NULL);
+}
+
 void lower_gemm(Emitter *e, const Gemm *product)
 {
     if (gemm_is_tiny(product)) {
@@ -385,11 +494,18 @@ void lower_gemm(Emitter *e, const Gemm *product)
     if (m->tb)
         emit_pack(e, m);
     if (t.bands) {
-        lower_parallel_for(e, t.bands * MR * m->N * m->K);
-        emit_open(e, "for (int band = 0; band < %ld; band++)", t.bands);
-        emit(e, "const int i0 = band * %d;", MR);
-        emit_band(e, m, &t, "i0", MR, max_lanes);
-        emit_close(e, NULL);
+        const long work = t.bands * MR * m->N * m->K;
+        const long g = group_bands(t.bands);
+        if (g > 1)
+            emit_groups(e, m, &t, g, work, max_lanes);
+        else {
+            const Rows rows = {.mr = MR};
+            lower_parallel_for(e, work);
+            emit_open(e, "for (int band = 0; band < %ld; band++)", t.bands);
+            emit(e, "const int i0 = band * %d;", MR);
+            emit_band(e, m, &t, &rows, max_lanes);
+            emit_close(e, NULL);
+        }
     }
     if (t.rest_rows) {
         emit_open(e, "%s", "");
@@ -399,7 +515,8 @@ void lower_gemm(Emitter *e, const Gemm *product)
         else
             emit(e, "const int i0 = 0; /* all %d rows, fewer than a band */",
                  t.rest_rows);
-        emit_band(e, m, &t, "i0", t.rest_rows, max_lanes);
+        const Rows rows = {.mr = t.rest_rows};
+        emit_band(e, m, &t, &rows, max_lanes);
         emit_close(e, NULL);
     }
 }

@@ -5392,156 +5392,167 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-    for (int band = 0; band < 10; band++) {
-        const int i0 = band * 8;
+    /* bands in groups of 2, which share each tile of B */
+    for (int group = 0; group < 5; group++) {
+        const int band0 = group * 2;
+        const int band1 = band0 + 2;
         long j0 = 0;
         for (; j0 + 2 * NNC_LANES <= 120; j0 += 2 * NNC_LANES) {
-            nnc_vec acc[8][2] = {{{0}}};
-            for (int k = 0; k < 4; k++) {
-                const float *restrict brow = B + (long)k * 120 + j0;
-                nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
-                {
-                    const float a = A[(long)k * 84 + i0 + 0];
-                    acc[0][0] += a * b[0];
-                    acc[0][1] += a * b[1];
+            for (int band = band0; band < band1; band++) {
+                const int i0 = band * 8;
+                nnc_vec acc[8][2] = {{{0}}};
+                for (int k = 0; k < 4; k++) {
+                    const float *restrict brow = B + (long)k * 120 + j0;
+                    nnc_vec b[2];
+                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    {
+                        const float a = A[(long)k * 84 + i0 + 0];
+                        acc[0][0] += a * b[0];
+                        acc[0][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 1];
+                        acc[1][0] += a * b[0];
+                        acc[1][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 2];
+                        acc[2][0] += a * b[0];
+                        acc[2][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 3];
+                        acc[3][0] += a * b[0];
+                        acc[3][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 4];
+                        acc[4][0] += a * b[0];
+                        acc[4][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 5];
+                        acc[5][0] += a * b[0];
+                        acc[5][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 6];
+                        acc[6][0] += a * b[0];
+                        acc[6][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 7];
+                        acc[7][0] += a * b[0];
+                        acc[7][1] += a * b[1];
+                    }
                 }
-                {
-                    const float a = A[(long)k * 84 + i0 + 1];
-                    acc[1][0] += a * b[0];
-                    acc[1][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 84 + i0 + 2];
-                    acc[2][0] += a * b[0];
-                    acc[2][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 84 + i0 + 3];
-                    acc[3][0] += a * b[0];
-                    acc[3][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 84 + i0 + 4];
-                    acc[4][0] += a * b[0];
-                    acc[4][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 84 + i0 + 5];
-                    acc[5][0] += a * b[0];
-                    acc[5][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 84 + i0 + 6];
-                    acc[6][0] += a * b[0];
-                    acc[6][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 84 + i0 + 7];
-                    acc[7][0] += a * b[0];
-                    acc[7][1] += a * b[1];
-                }
-            }
-            float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 2 * NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 120 + j0 + c;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
+                float sum[8][2 * NNC_LANES];
+                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                for (int r = 0; r < 8; r++) {
+                    for (int c = 0; c < 2 * NNC_LANES; c++) {
+                        const long at = (long)(i0 + r) * 120 + j0 + c;
+                        const float t0 = sum[r][c];
+                        C[at] = t0;
+                    }
                 }
             }
         }
         if (j0 + NNC_LANES <= 120) {
-            nnc_vec acc[8][1] = {{{0}}};
-            for (int k = 0; k < 4; k++) {
-                const float *restrict brow = B + (long)k * 120 + j0;
-                nnc_vec b[1];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                {
-                    const float a = A[(long)k * 84 + i0 + 0];
-                    acc[0][0] += a * b[0];
+            for (int band = band0; band < band1; band++) {
+                const int i0 = band * 8;
+                nnc_vec acc[8][1] = {{{0}}};
+                for (int k = 0; k < 4; k++) {
+                    const float *restrict brow = B + (long)k * 120 + j0;
+                    nnc_vec b[1];
+                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                    {
+                        const float a = A[(long)k * 84 + i0 + 0];
+                        acc[0][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 1];
+                        acc[1][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 2];
+                        acc[2][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 3];
+                        acc[3][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 4];
+                        acc[4][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 5];
+                        acc[5][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 6];
+                        acc[6][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 84 + i0 + 7];
+                        acc[7][0] += a * b[0];
+                    }
                 }
-                {
-                    const float a = A[(long)k * 84 + i0 + 1];
-                    acc[1][0] += a * b[0];
-                }
-                {
-                    const float a = A[(long)k * 84 + i0 + 2];
-                    acc[2][0] += a * b[0];
-                }
-                {
-                    const float a = A[(long)k * 84 + i0 + 3];
-                    acc[3][0] += a * b[0];
-                }
-                {
-                    const float a = A[(long)k * 84 + i0 + 4];
-                    acc[4][0] += a * b[0];
-                }
-                {
-                    const float a = A[(long)k * 84 + i0 + 5];
-                    acc[5][0] += a * b[0];
-                }
-                {
-                    const float a = A[(long)k * 84 + i0 + 6];
-                    acc[6][0] += a * b[0];
-                }
-                {
-                    const float a = A[(long)k * 84 + i0 + 7];
-                    acc[7][0] += a * b[0];
-                }
-            }
-            float sum[8][1 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 120 + j0 + c;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
+                float sum[8][1 * NNC_LANES];
+                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                for (int r = 0; r < 8; r++) {
+                    for (int c = 0; c < NNC_LANES; c++) {
+                        const long at = (long)(i0 + r) * 120 + j0 + c;
+                        const float t0 = sum[r][c];
+                        C[at] = t0;
+                    }
                 }
             }
             j0 += NNC_LANES;
         }
         if (j0 < 120) {
             const int nc = (int)(120 - j0); /* fewer than NNC_LANES */
-            float sum[8][16] = {{0}};
-            for (int k = 0; k < 4; k++) {
-                const float *restrict brow = B + (long)k * 120 + j0;
-                for (int r = 0; r < 8; r++) {
-                    const float a = A[(long)k * 84 + i0 + r];
-                    for (int c = 0; c < nc; c++) {
-                        sum[r][c] += a * brow[c];
+            for (int band = band0; band < band1; band++) {
+                const int i0 = band * 8;
+                float sum[8][16] = {{0}};
+                for (int k = 0; k < 4; k++) {
+                    const float *restrict brow = B + (long)k * 120 + j0;
+                    for (int r = 0; r < 8; r++) {
+                        const float a = A[(long)k * 84 + i0 + r];
+                        for (int c = 0; c < nc; c++) {
+                            sum[r][c] += a * brow[c];
+                        }
                     }
                 }
-            }
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < nc; c++) {
-                    const long at = (long)(i0 + r) * 120 + j0 + c;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
+                for (int r = 0; r < 8; r++) {
+                    for (int c = 0; c < nc; c++) {
+                        const long at = (long)(i0 + r) * 120 + j0 + c;
+                        const float t0 = sum[r][c];
+                        C[at] = t0;
+                    }
                 }
             }
         }
@@ -5745,80 +5756,85 @@ static void k17_dfc1_weight_matmul(const float *restrict A, const float *restric
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    /* bands in groups of 3, which share each tile of B */
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 15; band++) {
-        const int i0 = band * 8;
+    for (int group = 0; group < 5; group++) {
+        const int band0 = group * 3;
+        const int band1 = band0 + 3;
         long j0 = 0;
         for (; j0 + 2 * NNC_LANES <= 576; j0 += 2 * NNC_LANES) {
-            nnc_vec acc[8][2] = {{{0}}};
-            for (int k = 0; k < 4; k++) {
-                const float *restrict brow = B + (long)k * 576 + j0;
-                nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
-                {
-                    const float a = A[(long)k * 120 + i0 + 0];
-                    acc[0][0] += a * b[0];
-                    acc[0][1] += a * b[1];
+            for (int band = band0; band < band1; band++) {
+                const int i0 = band * 8;
+                nnc_vec acc[8][2] = {{{0}}};
+                for (int k = 0; k < 4; k++) {
+                    const float *restrict brow = B + (long)k * 576 + j0;
+                    nnc_vec b[2];
+                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    {
+                        const float a = A[(long)k * 120 + i0 + 0];
+                        acc[0][0] += a * b[0];
+                        acc[0][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 120 + i0 + 1];
+                        acc[1][0] += a * b[0];
+                        acc[1][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 120 + i0 + 2];
+                        acc[2][0] += a * b[0];
+                        acc[2][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 120 + i0 + 3];
+                        acc[3][0] += a * b[0];
+                        acc[3][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 120 + i0 + 4];
+                        acc[4][0] += a * b[0];
+                        acc[4][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 120 + i0 + 5];
+                        acc[5][0] += a * b[0];
+                        acc[5][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 120 + i0 + 6];
+                        acc[6][0] += a * b[0];
+                        acc[6][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 120 + i0 + 7];
+                        acc[7][0] += a * b[0];
+                        acc[7][1] += a * b[1];
+                    }
                 }
-                {
-                    const float a = A[(long)k * 120 + i0 + 1];
-                    acc[1][0] += a * b[0];
-                    acc[1][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 120 + i0 + 2];
-                    acc[2][0] += a * b[0];
-                    acc[2][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 120 + i0 + 3];
-                    acc[3][0] += a * b[0];
-                    acc[3][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 120 + i0 + 4];
-                    acc[4][0] += a * b[0];
-                    acc[4][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 120 + i0 + 5];
-                    acc[5][0] += a * b[0];
-                    acc[5][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 120 + i0 + 6];
-                    acc[6][0] += a * b[0];
-                    acc[6][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 120 + i0 + 7];
-                    acc[7][0] += a * b[0];
-                    acc[7][1] += a * b[1];
-                }
-            }
-            float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 2 * NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 576 + j0 + c;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
+                float sum[8][2 * NNC_LANES];
+                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                for (int r = 0; r < 8; r++) {
+                    for (int c = 0; c < 2 * NNC_LANES; c++) {
+                        const long at = (long)(i0 + r) * 576 + j0 + c;
+                        const float t0 = sum[r][c];
+                        C[at] = t0;
+                    }
                 }
             }
         }

@@ -5181,80 +5181,94 @@ static void k08_fc1_matmul(const float *restrict A, const float *restrict B, flo
             }
         }
     }
+    /* bands in groups of 2, which share each tile of B, 116 values of k at a time */
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 8; band++) {
-        const int i0 = band * 8;
+    for (int group = 0; group < 4; group++) {
+        const int band0 = group * 2;
+        const int band1 = band0 + 2;
         long j0 = 0;
         for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
-            nnc_vec acc[8][2] = {{{0}}};
-            for (int k = 0; k < 576; k++) {
-                const float *restrict brow = packed + (long)k * 64 + j0;
-                nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
-                {
-                    const float a = A[(long)(i0 + 0) * 576 + k];
-                    acc[0][0] += a * b[0];
-                    acc[0][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 1) * 576 + k];
-                    acc[1][0] += a * b[0];
-                    acc[1][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 2) * 576 + k];
-                    acc[2][0] += a * b[0];
-                    acc[2][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 3) * 576 + k];
-                    acc[3][0] += a * b[0];
-                    acc[3][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 4) * 576 + k];
-                    acc[4][0] += a * b[0];
-                    acc[4][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 5) * 576 + k];
-                    acc[5][0] += a * b[0];
-                    acc[5][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 6) * 576 + k];
-                    acc[6][0] += a * b[0];
-                    acc[6][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 7) * 576 + k];
-                    acc[7][0] += a * b[0];
-                    acc[7][1] += a * b[1];
-                }
-            }
-            float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 2 * NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 64 + j0 + c;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
+            nnc_vec part[2][8][2]; /* sums of the group's tiles between chunks of k */
+            for (int k0 = 0; k0 < 576; k0 += 116) {
+                for (int band = band0; band < band1; band++) {
+                    const int i0 = band * 8;
+                    nnc_vec acc[8][2] = {{{0}}};
+                    if (k0 > 0)
+                        memcpy(acc, part[band - band0], sizeof acc);
+                    for (int k = k0; k < (k0 + 116 < 576 ? k0 + 116 : 576); k++) {
+                        const float *restrict brow = packed + (long)k * 64 + j0;
+                        nnc_vec b[2];
+                        memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                        {
+                            const float a = A[(long)(i0 + 0) * 576 + k];
+                            acc[0][0] += a * b[0];
+                            acc[0][1] += a * b[1];
+                        }
+                        {
+                            const float a = A[(long)(i0 + 1) * 576 + k];
+                            acc[1][0] += a * b[0];
+                            acc[1][1] += a * b[1];
+                        }
+                        {
+                            const float a = A[(long)(i0 + 2) * 576 + k];
+                            acc[2][0] += a * b[0];
+                            acc[2][1] += a * b[1];
+                        }
+                        {
+                            const float a = A[(long)(i0 + 3) * 576 + k];
+                            acc[3][0] += a * b[0];
+                            acc[3][1] += a * b[1];
+                        }
+                        {
+                            const float a = A[(long)(i0 + 4) * 576 + k];
+                            acc[4][0] += a * b[0];
+                            acc[4][1] += a * b[1];
+                        }
+                        {
+                            const float a = A[(long)(i0 + 5) * 576 + k];
+                            acc[5][0] += a * b[0];
+                            acc[5][1] += a * b[1];
+                        }
+                        {
+                            const float a = A[(long)(i0 + 6) * 576 + k];
+                            acc[6][0] += a * b[0];
+                            acc[6][1] += a * b[1];
+                        }
+                        {
+                            const float a = A[(long)(i0 + 7) * 576 + k];
+                            acc[7][0] += a * b[0];
+                            acc[7][1] += a * b[1];
+                        }
+                    }
+                    if (k0 + 116 < 576) {
+                        memcpy(part[band - band0], acc, sizeof acc);
+                        continue; /* the sums are not finished */
+                    }
+                    float sum[8][2 * NNC_LANES];
+                    memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+                    memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+                    memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+                    memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+                    memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+                    memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+                    memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+                    memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+                    memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+                    memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+                    memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+                    memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+                    memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+                    memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+                    memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                    memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                    for (int r = 0; r < 8; r++) {
+                        for (int c = 0; c < 2 * NNC_LANES; c++) {
+                            const long at = (long)(i0 + r) * 64 + j0 + c;
+                            const float t0 = sum[r][c];
+                            C[at] = t0;
+                        }
+                    }
                 }
             }
         }
@@ -5348,27 +5362,32 @@ static void k12_logits_matmul_bias_add(const float *restrict x, const float *res
             }
         }
     }
-    for (int band = 0; band < 8; band++) {
-        const int i0 = band * 8;
+    /* bands in groups of 2, which share each tile of B */
+    for (int group = 0; group < 4; group++) {
+        const int band0 = group * 2;
+        const int band1 = band0 + 2;
         {
             const long j0 = 0;
-            float sum[8][10] = {{0}};
-            for (int k = 0; k < 64; k++) {
-                const float *restrict brow = packed + (long)k * 10 + j0;
-                for (int r = 0; r < 8; r++) {
-                    const float a = x[(long)(i0 + r) * 64 + k];
-                    for (int c = 0; c < 10; c++) {
-                        sum[r][c] += a * brow[c];
+            for (int band = band0; band < band1; band++) {
+                const int i0 = band * 8;
+                float sum[8][10] = {{0}};
+                for (int k = 0; k < 64; k++) {
+                    const float *restrict brow = packed + (long)k * 10 + j0;
+                    for (int r = 0; r < 8; r++) {
+                        const float a = x[(long)(i0 + r) * 64 + k];
+                        for (int c = 0; c < 10; c++) {
+                            sum[r][c] += a * brow[c];
+                        }
                     }
                 }
-            }
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 10; c++) {
-                    const long at = (long)(i0 + r) * 10 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + logits_bias[j]; /* logits bias_add */
-                    logits[at] = t1;
+                for (int r = 0; r < 8; r++) {
+                    for (int c = 0; c < 10; c++) {
+                        const long at = (long)(i0 + r) * 10 + j0 + c;
+                        const long j = j0 + c;
+                        const float t0 = sum[r][c];
+                        const float t1 = t0 + logits_bias[j]; /* logits bias_add */
+                        logits[at] = t1;
+                    }
                 }
             }
         }
@@ -5477,81 +5496,86 @@ static void k18_dx_matmul_mul_relu_grad(const float *restrict dlogits_softmax_xe
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
-    for (int band = 0; band < 8; band++) {
-        const int i0 = band * 8;
+    /* bands in groups of 2, which share each tile of B */
+    for (int group = 0; group < 4; group++) {
+        const int band0 = group * 2;
+        const int band1 = band0 + 2;
         long j0 = 0;
         for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
-            nnc_vec acc[8][2] = {{{0}}};
-            for (int k = 0; k < 10; k++) {
-                const float *restrict brow = logits_weight + (long)k * 64 + j0;
-                nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
-                    acc[0][0] += a * b[0];
-                    acc[0][1] += a * b[1];
+            for (int band = band0; band < band1; band++) {
+                const int i0 = band * 8;
+                nnc_vec acc[8][2] = {{{0}}};
+                for (int k = 0; k < 10; k++) {
+                    const float *restrict brow = logits_weight + (long)k * 64 + j0;
+                    nnc_vec b[2];
+                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
+                        acc[0][0] += a * b[0];
+                        acc[0][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 1) * 10 + k];
+                        acc[1][0] += a * b[0];
+                        acc[1][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 2) * 10 + k];
+                        acc[2][0] += a * b[0];
+                        acc[2][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 3) * 10 + k];
+                        acc[3][0] += a * b[0];
+                        acc[3][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 4) * 10 + k];
+                        acc[4][0] += a * b[0];
+                        acc[4][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 5) * 10 + k];
+                        acc[5][0] += a * b[0];
+                        acc[5][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 6) * 10 + k];
+                        acc[6][0] += a * b[0];
+                        acc[6][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 7) * 10 + k];
+                        acc[7][0] += a * b[0];
+                        acc[7][1] += a * b[1];
+                    }
                 }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 1) * 10 + k];
-                    acc[1][0] += a * b[0];
-                    acc[1][1] += a * b[1];
-                }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 2) * 10 + k];
-                    acc[2][0] += a * b[0];
-                    acc[2][1] += a * b[1];
-                }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 3) * 10 + k];
-                    acc[3][0] += a * b[0];
-                    acc[3][1] += a * b[1];
-                }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 4) * 10 + k];
-                    acc[4][0] += a * b[0];
-                    acc[4][1] += a * b[1];
-                }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 5) * 10 + k];
-                    acc[5][0] += a * b[0];
-                    acc[5][1] += a * b[1];
-                }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 6) * 10 + k];
-                    acc[6][0] += a * b[0];
-                    acc[6][1] += a * b[1];
-                }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 7) * 10 + k];
-                    acc[7][0] += a * b[0];
-                    acc[7][1] += a * b[1];
-                }
-            }
-            float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 2 * NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 64 + j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 * x_dropout_mask[at]; /* dx mul */
-                    const float t2 = x[at] > 0.0f ? t1 : 0.0f; /* dbn4 relu_grad */
-                    dbn4_relu_grad[at] = t2;
+                float sum[8][2 * NNC_LANES];
+                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                for (int r = 0; r < 8; r++) {
+                    for (int c = 0; c < 2 * NNC_LANES; c++) {
+                        const long at = (long)(i0 + r) * 64 + j0 + c;
+                        const float t0 = sum[r][c];
+                        const float t1 = t0 * x_dropout_mask[at]; /* dx mul */
+                        const float t2 = x[at] > 0.0f ? t1 : 0.0f; /* dbn4 relu_grad */
+                        dbn4_relu_grad[at] = t2;
+                    }
                 }
             }
         }
@@ -5751,80 +5775,85 @@ static void k21_dx_matmul(const float *restrict A, const float *restrict B, floa
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    /* bands in groups of 2, which share each tile of B */
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 8; band++) {
-        const int i0 = band * 8;
+    for (int group = 0; group < 4; group++) {
+        const int band0 = group * 2;
+        const int band1 = band0 + 2;
         long j0 = 0;
         for (; j0 + 2 * NNC_LANES <= 576; j0 += 2 * NNC_LANES) {
-            nnc_vec acc[8][2] = {{{0}}};
-            for (int k = 0; k < 64; k++) {
-                const float *restrict brow = B + (long)k * 576 + j0;
-                nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
-                {
-                    const float a = A[(long)(i0 + 0) * 64 + k];
-                    acc[0][0] += a * b[0];
-                    acc[0][1] += a * b[1];
+            for (int band = band0; band < band1; band++) {
+                const int i0 = band * 8;
+                nnc_vec acc[8][2] = {{{0}}};
+                for (int k = 0; k < 64; k++) {
+                    const float *restrict brow = B + (long)k * 576 + j0;
+                    nnc_vec b[2];
+                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    {
+                        const float a = A[(long)(i0 + 0) * 64 + k];
+                        acc[0][0] += a * b[0];
+                        acc[0][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)(i0 + 1) * 64 + k];
+                        acc[1][0] += a * b[0];
+                        acc[1][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)(i0 + 2) * 64 + k];
+                        acc[2][0] += a * b[0];
+                        acc[2][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)(i0 + 3) * 64 + k];
+                        acc[3][0] += a * b[0];
+                        acc[3][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)(i0 + 4) * 64 + k];
+                        acc[4][0] += a * b[0];
+                        acc[4][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)(i0 + 5) * 64 + k];
+                        acc[5][0] += a * b[0];
+                        acc[5][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)(i0 + 6) * 64 + k];
+                        acc[6][0] += a * b[0];
+                        acc[6][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)(i0 + 7) * 64 + k];
+                        acc[7][0] += a * b[0];
+                        acc[7][1] += a * b[1];
+                    }
                 }
-                {
-                    const float a = A[(long)(i0 + 1) * 64 + k];
-                    acc[1][0] += a * b[0];
-                    acc[1][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 2) * 64 + k];
-                    acc[2][0] += a * b[0];
-                    acc[2][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 3) * 64 + k];
-                    acc[3][0] += a * b[0];
-                    acc[3][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 4) * 64 + k];
-                    acc[4][0] += a * b[0];
-                    acc[4][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 5) * 64 + k];
-                    acc[5][0] += a * b[0];
-                    acc[5][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 6) * 64 + k];
-                    acc[6][0] += a * b[0];
-                    acc[6][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)(i0 + 7) * 64 + k];
-                    acc[7][0] += a * b[0];
-                    acc[7][1] += a * b[1];
-                }
-            }
-            float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 2 * NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 576 + j0 + c;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
+                float sum[8][2 * NNC_LANES];
+                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                for (int r = 0; r < 8; r++) {
+                    for (int c = 0; c < 2 * NNC_LANES; c++) {
+                        const long at = (long)(i0 + r) * 576 + j0 + c;
+                        const float t0 = sum[r][c];
+                        C[at] = t0;
+                    }
                 }
             }
         }
@@ -5845,80 +5874,85 @@ static void k22_dfc1_weight_matmul(const float *restrict A, const float *restric
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    /* bands in groups of 2, which share each tile of B */
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 8; band++) {
-        const int i0 = band * 8;
+    for (int group = 0; group < 4; group++) {
+        const int band0 = group * 2;
+        const int band1 = band0 + 2;
         long j0 = 0;
         for (; j0 + 2 * NNC_LANES <= 576; j0 += 2 * NNC_LANES) {
-            nnc_vec acc[8][2] = {{{0}}};
-            for (int k = 0; k < 64; k++) {
-                const float *restrict brow = B + (long)k * 576 + j0;
-                nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
-                {
-                    const float a = A[(long)k * 64 + i0 + 0];
-                    acc[0][0] += a * b[0];
-                    acc[0][1] += a * b[1];
+            for (int band = band0; band < band1; band++) {
+                const int i0 = band * 8;
+                nnc_vec acc[8][2] = {{{0}}};
+                for (int k = 0; k < 64; k++) {
+                    const float *restrict brow = B + (long)k * 576 + j0;
+                    nnc_vec b[2];
+                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    {
+                        const float a = A[(long)k * 64 + i0 + 0];
+                        acc[0][0] += a * b[0];
+                        acc[0][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 64 + i0 + 1];
+                        acc[1][0] += a * b[0];
+                        acc[1][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 64 + i0 + 2];
+                        acc[2][0] += a * b[0];
+                        acc[2][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 64 + i0 + 3];
+                        acc[3][0] += a * b[0];
+                        acc[3][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 64 + i0 + 4];
+                        acc[4][0] += a * b[0];
+                        acc[4][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 64 + i0 + 5];
+                        acc[5][0] += a * b[0];
+                        acc[5][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 64 + i0 + 6];
+                        acc[6][0] += a * b[0];
+                        acc[6][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 64 + i0 + 7];
+                        acc[7][0] += a * b[0];
+                        acc[7][1] += a * b[1];
+                    }
                 }
-                {
-                    const float a = A[(long)k * 64 + i0 + 1];
-                    acc[1][0] += a * b[0];
-                    acc[1][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 64 + i0 + 2];
-                    acc[2][0] += a * b[0];
-                    acc[2][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 64 + i0 + 3];
-                    acc[3][0] += a * b[0];
-                    acc[3][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 64 + i0 + 4];
-                    acc[4][0] += a * b[0];
-                    acc[4][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 64 + i0 + 5];
-                    acc[5][0] += a * b[0];
-                    acc[5][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 64 + i0 + 6];
-                    acc[6][0] += a * b[0];
-                    acc[6][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 64 + i0 + 7];
-                    acc[7][0] += a * b[0];
-                    acc[7][1] += a * b[1];
-                }
-            }
-            float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 2 * NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 576 + j0 + c;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
+                float sum[8][2 * NNC_LANES];
+                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                for (int r = 0; r < 8; r++) {
+                    for (int c = 0; c < 2 * NNC_LANES; c++) {
+                        const long at = (long)(i0 + r) * 576 + j0 + c;
+                        const float t0 = sum[r][c];
+                        C[at] = t0;
+                    }
                 }
             }
         }

@@ -3906,80 +3906,94 @@ static void k00_fc1_matmul(const float *restrict A, const float *restrict B, flo
             }
         }
     }
+    /* bands in groups of 8, which share each tile of B, 112 values of k at a time */
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 32; band++) {
-        const int i0 = band * 8;
+    for (int group = 0; group < 4; group++) {
+        const int band0 = group * 8;
+        const int band1 = band0 + 8;
         long j0 = 0;
         for (; j0 + 2 * NNC_LANES <= 128; j0 += 2 * NNC_LANES) {
-            nnc_vec acc[8][2] = {{{0}}};
-            for (int k = 0; k < 784; k++) {
-                const float *restrict brow = packed + (long)k * 128 + j0;
-                nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
-                {
-                    const float a = B[(long)(i0 + 0) * 784 + k];
-                    acc[0][0] += a * b[0];
-                    acc[0][1] += a * b[1];
-                }
-                {
-                    const float a = B[(long)(i0 + 1) * 784 + k];
-                    acc[1][0] += a * b[0];
-                    acc[1][1] += a * b[1];
-                }
-                {
-                    const float a = B[(long)(i0 + 2) * 784 + k];
-                    acc[2][0] += a * b[0];
-                    acc[2][1] += a * b[1];
-                }
-                {
-                    const float a = B[(long)(i0 + 3) * 784 + k];
-                    acc[3][0] += a * b[0];
-                    acc[3][1] += a * b[1];
-                }
-                {
-                    const float a = B[(long)(i0 + 4) * 784 + k];
-                    acc[4][0] += a * b[0];
-                    acc[4][1] += a * b[1];
-                }
-                {
-                    const float a = B[(long)(i0 + 5) * 784 + k];
-                    acc[5][0] += a * b[0];
-                    acc[5][1] += a * b[1];
-                }
-                {
-                    const float a = B[(long)(i0 + 6) * 784 + k];
-                    acc[6][0] += a * b[0];
-                    acc[6][1] += a * b[1];
-                }
-                {
-                    const float a = B[(long)(i0 + 7) * 784 + k];
-                    acc[7][0] += a * b[0];
-                    acc[7][1] += a * b[1];
-                }
-            }
-            float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
-            for (int c = 0; c < 2 * NNC_LANES; c++) {
-                for (int r = 0; r < 8; r++) {
-                    const long at = (long)(j0 + c) * 256 + i0 + r;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
+            nnc_vec part[8][8][2]; /* sums of the group's tiles between chunks of k */
+            for (int k0 = 0; k0 < 784; k0 += 112) {
+                for (int band = band0; band < band1; band++) {
+                    const int i0 = band * 8;
+                    nnc_vec acc[8][2] = {{{0}}};
+                    if (k0 > 0)
+                        memcpy(acc, part[band - band0], sizeof acc);
+                    for (int k = k0; k < k0 + 112; k++) {
+                        const float *restrict brow = packed + (long)k * 128 + j0;
+                        nnc_vec b[2];
+                        memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                        memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                        {
+                            const float a = B[(long)(i0 + 0) * 784 + k];
+                            acc[0][0] += a * b[0];
+                            acc[0][1] += a * b[1];
+                        }
+                        {
+                            const float a = B[(long)(i0 + 1) * 784 + k];
+                            acc[1][0] += a * b[0];
+                            acc[1][1] += a * b[1];
+                        }
+                        {
+                            const float a = B[(long)(i0 + 2) * 784 + k];
+                            acc[2][0] += a * b[0];
+                            acc[2][1] += a * b[1];
+                        }
+                        {
+                            const float a = B[(long)(i0 + 3) * 784 + k];
+                            acc[3][0] += a * b[0];
+                            acc[3][1] += a * b[1];
+                        }
+                        {
+                            const float a = B[(long)(i0 + 4) * 784 + k];
+                            acc[4][0] += a * b[0];
+                            acc[4][1] += a * b[1];
+                        }
+                        {
+                            const float a = B[(long)(i0 + 5) * 784 + k];
+                            acc[5][0] += a * b[0];
+                            acc[5][1] += a * b[1];
+                        }
+                        {
+                            const float a = B[(long)(i0 + 6) * 784 + k];
+                            acc[6][0] += a * b[0];
+                            acc[6][1] += a * b[1];
+                        }
+                        {
+                            const float a = B[(long)(i0 + 7) * 784 + k];
+                            acc[7][0] += a * b[0];
+                            acc[7][1] += a * b[1];
+                        }
+                    }
+                    if (k0 + 112 < 784) {
+                        memcpy(part[band - band0], acc, sizeof acc);
+                        continue; /* the sums are not finished */
+                    }
+                    float sum[8][2 * NNC_LANES];
+                    memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+                    memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+                    memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+                    memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+                    memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+                    memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+                    memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+                    memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+                    memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+                    memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+                    memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+                    memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+                    memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+                    memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+                    memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                    memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                    for (int c = 0; c < 2 * NNC_LANES; c++) {
+                        for (int r = 0; r < 8; r++) {
+                            const long at = (long)(j0 + c) * 256 + i0 + r;
+                            const float t0 = sum[r][c];
+                            C[at] = t0;
+                        }
+                    }
                 }
             }
         }
@@ -4073,28 +4087,33 @@ static void k04_fc2_matmul_bias_add(const float *restrict x, const float *restri
             }
         }
     }
+    /* bands in groups of 4, which share each tile of B, 128 values of k at a time */
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 16; band++) {
-        const int i0 = band * 8;
+    for (int group = 0; group < 4; group++) {
+        const int band0 = group * 4;
+        const int band1 = band0 + 4;
         {
             const long j0 = 0;
-            float sum[8][10] = {{0}};
-            for (int k = 0; k < 256; k++) {
-                const float *restrict brow = packed + (long)k * 10 + j0;
-                for (int r = 0; r < 8; r++) {
-                    const float a = x[(long)(i0 + r) * 256 + k];
-                    for (int c = 0; c < 10; c++) {
-                        sum[r][c] += a * brow[c];
+            for (int band = band0; band < band1; band++) {
+                const int i0 = band * 8;
+                float sum[8][10] = {{0}};
+                for (int k = 0; k < 256; k++) {
+                    const float *restrict brow = packed + (long)k * 10 + j0;
+                    for (int r = 0; r < 8; r++) {
+                        const float a = x[(long)(i0 + r) * 256 + k];
+                        for (int c = 0; c < 10; c++) {
+                            sum[r][c] += a * brow[c];
+                        }
                     }
                 }
-            }
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 10; c++) {
-                    const long at = (long)(i0 + r) * 10 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
-                    logits[at] = t1;
+                for (int r = 0; r < 8; r++) {
+                    for (int c = 0; c < 10; c++) {
+                        const long at = (long)(i0 + r) * 10 + j0 + c;
+                        const long j = j0 + c;
+                        const float t0 = sum[r][c];
+                        const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
+                        logits[at] = t1;
+                    }
                 }
             }
         }
@@ -4205,82 +4224,87 @@ static void k10_dx_matmul_mul_relu_grad(const float *restrict dlogits_softmax_xe
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    /* bands in groups of 4, which share each tile of B */
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 16; band++) {
-        const int i0 = band * 8;
+    for (int group = 0; group < 4; group++) {
+        const int band0 = group * 4;
+        const int band1 = band0 + 4;
         long j0 = 0;
         for (; j0 + 2 * NNC_LANES <= 256; j0 += 2 * NNC_LANES) {
-            nnc_vec acc[8][2] = {{{0}}};
-            for (int k = 0; k < 10; k++) {
-                const float *restrict brow = fc2_weight + (long)k * 256 + j0;
-                nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
-                    acc[0][0] += a * b[0];
-                    acc[0][1] += a * b[1];
+            for (int band = band0; band < band1; band++) {
+                const int i0 = band * 8;
+                nnc_vec acc[8][2] = {{{0}}};
+                for (int k = 0; k < 10; k++) {
+                    const float *restrict brow = fc2_weight + (long)k * 256 + j0;
+                    nnc_vec b[2];
+                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
+                        acc[0][0] += a * b[0];
+                        acc[0][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 1) * 10 + k];
+                        acc[1][0] += a * b[0];
+                        acc[1][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 2) * 10 + k];
+                        acc[2][0] += a * b[0];
+                        acc[2][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 3) * 10 + k];
+                        acc[3][0] += a * b[0];
+                        acc[3][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 4) * 10 + k];
+                        acc[4][0] += a * b[0];
+                        acc[4][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 5) * 10 + k];
+                        acc[5][0] += a * b[0];
+                        acc[5][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 6) * 10 + k];
+                        acc[6][0] += a * b[0];
+                        acc[6][1] += a * b[1];
+                    }
+                    {
+                        const float a = dlogits_softmax_xent_grad[(long)(i0 + 7) * 10 + k];
+                        acc[7][0] += a * b[0];
+                        acc[7][1] += a * b[1];
+                    }
                 }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 1) * 10 + k];
-                    acc[1][0] += a * b[0];
-                    acc[1][1] += a * b[1];
-                }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 2) * 10 + k];
-                    acc[2][0] += a * b[0];
-                    acc[2][1] += a * b[1];
-                }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 3) * 10 + k];
-                    acc[3][0] += a * b[0];
-                    acc[3][1] += a * b[1];
-                }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 4) * 10 + k];
-                    acc[4][0] += a * b[0];
-                    acc[4][1] += a * b[1];
-                }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 5) * 10 + k];
-                    acc[5][0] += a * b[0];
-                    acc[5][1] += a * b[1];
-                }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 6) * 10 + k];
-                    acc[6][0] += a * b[0];
-                    acc[6][1] += a * b[1];
-                }
-                {
-                    const float a = dlogits_softmax_xent_grad[(long)(i0 + 7) * 10 + k];
-                    acc[7][0] += a * b[0];
-                    acc[7][1] += a * b[1];
-                }
-            }
-            float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 2 * NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 256 + j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 * x_dropout_mask[at]; /* dx mul */
-                    const float t2 = x_relu[at] > 0.0f ? t1 : 0.0f; /* dbn1 relu_grad */
-                    dbn1_relu_grad[at] = t2;
+                float sum[8][2 * NNC_LANES];
+                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                for (int r = 0; r < 8; r++) {
+                    for (int c = 0; c < 2 * NNC_LANES; c++) {
+                        const long at = (long)(i0 + r) * 256 + j0 + c;
+                        const float t0 = sum[r][c];
+                        const float t1 = t0 * x_dropout_mask[at]; /* dx mul */
+                        const float t2 = x_relu[at] > 0.0f ? t1 : 0.0f; /* dbn1 relu_grad */
+                        dbn1_relu_grad[at] = t2;
+                    }
                 }
             }
         }
@@ -4481,136 +4505,144 @@ static void k13_dfc1_weight_matmul(const float *restrict A, const float *restric
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    /* bands in groups of 8, which share each tile of B */
     NNC_PARALLEL_FOR
-    for (int band = 0; band < 32; band++) {
-        const int i0 = band * 8;
+    for (int group = 0; group < 4; group++) {
+        const int band0 = group * 8;
+        const int band1 = band0 + 8;
         long j0 = 0;
         for (; j0 + 2 * NNC_LANES <= 784; j0 += 2 * NNC_LANES) {
-            nnc_vec acc[8][2] = {{{0}}};
-            for (int k = 0; k < 128; k++) {
-                const float *restrict brow = B + (long)k * 784 + j0;
-                nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
-                {
-                    const float a = A[(long)k * 256 + i0 + 0];
-                    acc[0][0] += a * b[0];
-                    acc[0][1] += a * b[1];
+            for (int band = band0; band < band1; band++) {
+                const int i0 = band * 8;
+                nnc_vec acc[8][2] = {{{0}}};
+                for (int k = 0; k < 128; k++) {
+                    const float *restrict brow = B + (long)k * 784 + j0;
+                    nnc_vec b[2];
+                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    {
+                        const float a = A[(long)k * 256 + i0 + 0];
+                        acc[0][0] += a * b[0];
+                        acc[0][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 1];
+                        acc[1][0] += a * b[0];
+                        acc[1][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 2];
+                        acc[2][0] += a * b[0];
+                        acc[2][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 3];
+                        acc[3][0] += a * b[0];
+                        acc[3][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 4];
+                        acc[4][0] += a * b[0];
+                        acc[4][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 5];
+                        acc[5][0] += a * b[0];
+                        acc[5][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 6];
+                        acc[6][0] += a * b[0];
+                        acc[6][1] += a * b[1];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 7];
+                        acc[7][0] += a * b[0];
+                        acc[7][1] += a * b[1];
+                    }
                 }
-                {
-                    const float a = A[(long)k * 256 + i0 + 1];
-                    acc[1][0] += a * b[0];
-                    acc[1][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 256 + i0 + 2];
-                    acc[2][0] += a * b[0];
-                    acc[2][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 256 + i0 + 3];
-                    acc[3][0] += a * b[0];
-                    acc[3][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 256 + i0 + 4];
-                    acc[4][0] += a * b[0];
-                    acc[4][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 256 + i0 + 5];
-                    acc[5][0] += a * b[0];
-                    acc[5][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 256 + i0 + 6];
-                    acc[6][0] += a * b[0];
-                    acc[6][1] += a * b[1];
-                }
-                {
-                    const float a = A[(long)k * 256 + i0 + 7];
-                    acc[7][0] += a * b[0];
-                    acc[7][1] += a * b[1];
-                }
-            }
-            float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 2 * NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 784 + j0 + c;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
+                float sum[8][2 * NNC_LANES];
+                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
+                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
+                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
+                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
+                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
+                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                for (int r = 0; r < 8; r++) {
+                    for (int c = 0; c < 2 * NNC_LANES; c++) {
+                        const long at = (long)(i0 + r) * 784 + j0 + c;
+                        const float t0 = sum[r][c];
+                        C[at] = t0;
+                    }
                 }
             }
         }
         if (j0 + NNC_LANES <= 784) {
-            nnc_vec acc[8][1] = {{{0}}};
-            for (int k = 0; k < 128; k++) {
-                const float *restrict brow = B + (long)k * 784 + j0;
-                nnc_vec b[1];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                {
-                    const float a = A[(long)k * 256 + i0 + 0];
-                    acc[0][0] += a * b[0];
+            for (int band = band0; band < band1; band++) {
+                const int i0 = band * 8;
+                nnc_vec acc[8][1] = {{{0}}};
+                for (int k = 0; k < 128; k++) {
+                    const float *restrict brow = B + (long)k * 784 + j0;
+                    nnc_vec b[1];
+                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                    {
+                        const float a = A[(long)k * 256 + i0 + 0];
+                        acc[0][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 1];
+                        acc[1][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 2];
+                        acc[2][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 3];
+                        acc[3][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 4];
+                        acc[4][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 5];
+                        acc[5][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 6];
+                        acc[6][0] += a * b[0];
+                    }
+                    {
+                        const float a = A[(long)k * 256 + i0 + 7];
+                        acc[7][0] += a * b[0];
+                    }
                 }
-                {
-                    const float a = A[(long)k * 256 + i0 + 1];
-                    acc[1][0] += a * b[0];
-                }
-                {
-                    const float a = A[(long)k * 256 + i0 + 2];
-                    acc[2][0] += a * b[0];
-                }
-                {
-                    const float a = A[(long)k * 256 + i0 + 3];
-                    acc[3][0] += a * b[0];
-                }
-                {
-                    const float a = A[(long)k * 256 + i0 + 4];
-                    acc[4][0] += a * b[0];
-                }
-                {
-                    const float a = A[(long)k * 256 + i0 + 5];
-                    acc[5][0] += a * b[0];
-                }
-                {
-                    const float a = A[(long)k * 256 + i0 + 6];
-                    acc[6][0] += a * b[0];
-                }
-                {
-                    const float a = A[(long)k * 256 + i0 + 7];
-                    acc[7][0] += a * b[0];
-                }
-            }
-            float sum[8][1 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < NNC_LANES; c++) {
-                    const long at = (long)(i0 + r) * 784 + j0 + c;
-                    const float t0 = sum[r][c];
-                    C[at] = t0;
+                float sum[8][1 * NNC_LANES];
+                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
+                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
+                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
+                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
+                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
+                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                for (int r = 0; r < 8; r++) {
+                    for (int c = 0; c < NNC_LANES; c++) {
+                        const long at = (long)(i0 + r) * 784 + j0 + c;
+                        const float t0 = sum[r][c];
+                        C[at] = t0;
+                    }
                 }
             }
             j0 += NNC_LANES;

@@ -989,6 +989,35 @@ START_TEST(gemm_emits_register_tiles)
 }
 END_TEST
 
+/* Cache blocking: a product of many bands puts them in groups that
+ * share each tile of B, and one with a long k goes over it in chunks,
+ * each going on from the sums the last left; a product of few bands
+ * keeps one band a step. */
+START_TEST(gemm_groups_bands_and_chunks_k)
+{
+    char *fwd = gemm_text(64, 256, 784, true, "float"); /* 32 bands of C^T */
+    ck_assert_ptr_nonnull(strstr(fwd, "for (int group = 0; group < 4; group++)"));
+    ck_assert_ptr_nonnull(strstr(fwd, "const int band1 = band0 + 8;"));
+    ck_assert_ptr_nonnull(strstr(fwd, "for (int band = band0; band < band1; band++)"));
+    ck_assert_ptr_nonnull(strstr(fwd, "nnc_vec part[8][8][2];"));
+    ck_assert_ptr_nonnull(strstr(fwd, "for (int k0 = 0; k0 < 784; k0 += 112)"));
+    ck_assert_ptr_nonnull(strstr(fwd, "memcpy(acc, part[band - band0], sizeof acc);"));
+    ck_assert_ptr_nonnull(strstr(fwd, "for (int k = k0; k < k0 + 112; k++)"));
+    ck_assert_ptr_nonnull(strstr(fwd, "if (k0 + 112 < 784)"));
+    free(fwd);
+    char *grad = gemm_text(104, 300, 64, false, "float"); /* 13 bands, short k */
+    ck_assert_ptr_nonnull(strstr(grad, "const int band1 = band0 + 3 < 13 ? band0 + 3 : 13;"));
+    ck_assert_ptr_null(strstr(grad, "part["));
+    ck_assert_ptr_nonnull(strstr(grad, "for (int k = 0; k < 64; k++)"));
+    free(grad);
+    char *few = gemm_text(24, 64, 300, false, "float"); /* 3 bands */
+    ck_assert_ptr_null(strstr(few, "group"));
+    ck_assert_ptr_nonnull(strstr(few, "for (int band = 0; band < 3; band++)"));
+    ck_assert_ptr_nonnull(strstr(few, "for (int k = 0; k < 300; k++)"));
+    free(few);
+}
+END_TEST
+
 Suite *compiler_suite(void)
 {
     Suite *s = suite_create("compiler");
@@ -1029,6 +1058,7 @@ Suite *compiler_suite(void)
     tcase_add_test(t, gemm_tiles_for_mlp_shapes);
     tcase_add_test(t, gemm_tiles_for_double);
     tcase_add_test(t, gemm_emits_register_tiles);
+    tcase_add_test(t, gemm_groups_bands_and_chunks_k);
     suite_add_tcase(s, t);
     t = tcase_create("fusion rules");
     tcase_add_test(t, rule_matmul_epilogue);
