@@ -495,7 +495,8 @@ void lower_gemm(Emitter *e, const Gemm *product)
         emit_pack(e, m);
     if (t.bands) {
         const long work = t.bands * MR * m->N * m->K;
-        const long g = group_bands(t.bands);
+        /* a scalar tile spans all of N: B is in L1 for every band */
+        const long g = t.vec ? group_bands(t.bands) : 1;
         if (g > 1)
             emit_groups(e, m, &t, g, work, max_lanes);
         else {

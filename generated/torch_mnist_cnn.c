@@ -4885,32 +4885,27 @@ static void k03_fc2_matmul_bias_add(const float *restrict x, const float *restri
             }
         }
     }
-    /* bands in groups of 2, which share each tile of B */
-    for (int group = 0; group < 4; group++) {
-        const int band0 = group * 2;
-        const int band1 = band0 + 2;
+    for (int band = 0; band < 8; band++) {
+        const int i0 = band * 8;
         {
             const long j0 = 0;
-            for (int band = band0; band < band1; band++) {
-                const int i0 = band * 8;
-                float sum[8][10] = {{0}};
-                for (int k = 0; k < 128; k++) {
-                    const float *restrict brow = packed + (long)k * 10 + j0;
-                    for (int r = 0; r < 8; r++) {
-                        const float a = x[(long)(i0 + r) * 128 + k];
-                        for (int c = 0; c < 10; c++) {
-                            sum[r][c] += a * brow[c];
-                        }
+            float sum[8][10] = {{0}};
+            for (int k = 0; k < 128; k++) {
+                const float *restrict brow = packed + (long)k * 10 + j0;
+                for (int r = 0; r < 8; r++) {
+                    const float a = x[(long)(i0 + r) * 128 + k];
+                    for (int c = 0; c < 10; c++) {
+                        sum[r][c] += a * brow[c];
                     }
                 }
-                for (int r = 0; r < 8; r++) {
-                    for (int c = 0; c < 10; c++) {
-                        const long at = (long)(i0 + r) * 10 + j0 + c;
-                        const long j = j0 + c;
-                        const float t0 = sum[r][c];
-                        const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
-                        logits[at] = t1;
-                    }
+            }
+            for (int r = 0; r < 8; r++) {
+                for (int c = 0; c < 10; c++) {
+                    const long at = (long)(i0 + r) * 10 + j0 + c;
+                    const long j = j0 + c;
+                    const float t0 = sum[r][c];
+                    const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
+                    logits[at] = t1;
                 }
             }
         }
