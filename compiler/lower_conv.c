@@ -232,8 +232,8 @@ static void emit_tap_tile(Emitter *e, const TapTile *t, int nv)
             emit_open(e, "%s", "");
             emit(e, "nnc_vec b[%d];", nv);
             for (int v = 0; v < nv; v++)
-                emit(e, "memcpy(&b[%d], src + %ld + %d * NNC_LANES, "
-                     "sizeof b[%d]);", v, off, v, v);
+                emit(e, "b[%d] = *(const nnc_vec *)(src + %ld + %d * "
+                     "NNC_LANES);", v, off, v);
             for (int k = 0; k < t->rows; k++) {
                 char a[48];
                 snprintf(a, sizeof a, "wt[%ld]", k * t->wstride + i * t->KW + j);
@@ -244,8 +244,8 @@ static void emit_tap_tile(Emitter *e, const TapTile *t, int nv)
     emit_close(e, NULL);
     emit_open(e, "for (int k = 0; k < %d; k++)", t->rows);
     for (int v = 0; v < nv; v++)
-        emit(e, "memcpy(acc[k] + p0 + %d * NNC_LANES, &s[k][%d], "
-             "sizeof s[k][%d]);", v, v, v);
+        emit(e, "*(nnc_vec *)(acc[k] + p0 + %d * NNC_LANES) = s[k][%d];", v,
+             v);
     emit_close(e, NULL);
 }
 
@@ -676,8 +676,8 @@ static void emit_small_plane_tiles(Emitter *e, const IrOp *o, Dims x, Dims y)
             int t = i * KW + j;
             emit_open(e, "%s", "");
             emit(e, "nnc_vec b[2];");
-            emit(e, "memcpy(&b[0], wr + %ld, sizeof b[0]);", (long)t * y.c);
-            emit(e, "memcpy(&b[1], wr + %ld + NNC_LANES, sizeof b[1]);",
+            emit(e, "b[0] = *(const nnc_vec *)(wr + %ld);", (long)t * y.c);
+            emit(e, "b[1] = *(const nnc_vec *)(wr + %ld + NNC_LANES);",
                  (long)t * y.c);
             for (int q = 0; q < P; q++) {
                 char a[48];
@@ -690,8 +690,8 @@ static void emit_small_plane_tiles(Emitter *e, const IrOp *o, Dims x, Dims y)
     emit_close(e, NULL);
     emit_open(e, "for (int q = 0; q < %d; q++)", P);
     emit(e, "%s out[2 * NNC_LANES];", R);
-    emit(e, "memcpy(out, &s[q][0], sizeof s[q][0]);");
-    emit(e, "memcpy(out + NNC_LANES, &s[q][1], sizeof s[q][1]);");
+    emit(e, "*(nnc_vec *)out = s[q][0];");
+    emit(e, "*(nnc_vec *)(out + NNC_LANES) = s[q][1];");
     emit_open(e, "for (int l = 0; l < 2 * NNC_LANES; l++)");
     emit(e, "acc[j0 + l][q / %d * %d + q %% %d] = out[l];", y.w, x.w, y.w);
     emit_close(e, NULL);
@@ -1256,16 +1256,15 @@ static void emit_weight_tile(Emitter *e, int mr, const char *r0, Dims dy,
     emit(e, "nnc_vec s[%d][%d];", mr, TILE_VECS);
     emit_open(e, "for (int r = 0; r < %d; r++)", mr);
     for (int v = 0; v < TILE_VECS; v++)
-        emit(e, "memcpy(&s[r][%d], dwT[%s + r] + j0 + %d * NNC_LANES, "
-             "sizeof s[r][%d]);", v, r0, v, v);
+        emit(e, "s[r][%d] = *(const nnc_vec *)(dwT[%s + r] + j0 + %d * "
+             "NNC_LANES);", v, r0, v);
     emit_close(e, NULL);
     emit_open(e, "for (int oh = 0; oh < %d; oh++)", live.h);
     emit_open(e, "for (int ow = 0; ow < %d; ow++)", live.w);
     emit(e, "const %s *brow = dyT[oh * %d + ow] + j0;", R, dy.w);
     emit(e, "nnc_vec b[%d];", TILE_VECS);
     for (int v = 0; v < TILE_VECS; v++)
-        emit(e, "memcpy(&b[%d], brow + %d * NNC_LANES, sizeof b[%d]);", v, v,
-             v);
+        emit(e, "b[%d] = *(const nnc_vec *)(brow + %d * NNC_LANES);", v, v);
     for (int r = 0; r < mr; r++) {
         char a[48];
         snprintf(a, sizeof a, "x%d[oh * %d + ow]", r, x.w);
@@ -1275,8 +1274,8 @@ static void emit_weight_tile(Emitter *e, int mr, const char *r0, Dims dy,
     emit_close(e, NULL);
     emit_open(e, "for (int r = 0; r < %d; r++)", mr);
     for (int v = 0; v < TILE_VECS; v++)
-        emit(e, "memcpy(dwT[%s + r] + j0 + %d * NNC_LANES, &s[r][%d], "
-             "sizeof s[r][%d]);", r0, v, v, v);
+        emit(e, "*(nnc_vec *)(dwT[%s + r] + j0 + %d * NNC_LANES) = s[r][%d];",
+             r0, v, v);
     emit_close(e, NULL);
     emit_close(e, NULL);
 }

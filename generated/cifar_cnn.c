@@ -4015,7 +4015,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         for (int p0 = 0; p0 + 2 * NNC_LANES <= 178; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 6; c++) {
@@ -4023,8 +4023,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 const float *wt = w + ((long)f0 * 6 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[54]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[108]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4036,8 +4036,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[55]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[109]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4049,8 +4049,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[56]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[110]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4062,8 +4062,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[57]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[111]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4075,8 +4075,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 16 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 16 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 16 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 16 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[58]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[112]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4088,8 +4088,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 17 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 17 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 17 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 17 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[59]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[113]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4101,8 +4101,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 30 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[60]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[114]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4114,8 +4114,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 31 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 31 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 31 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 31 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[61]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[115]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4127,8 +4127,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 32 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 32 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 32 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 32 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[62]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[116]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4140,8 +4140,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         if (178 % (2 * NNC_LANES) != 0 && 178 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -4152,7 +4152,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 const float *wt = w + ((long)f0 * 6 + c) * 9;
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; }
                     { const float a = wt[54]; s[1][0] += a * b[0]; }
                     { const float a = wt[108]; s[2][0] += a * b[0]; }
@@ -4164,7 +4164,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; }
                     { const float a = wt[55]; s[1][0] += a * b[0]; }
                     { const float a = wt[109]; s[2][0] += a * b[0]; }
@@ -4176,7 +4176,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; }
                     { const float a = wt[56]; s[1][0] += a * b[0]; }
                     { const float a = wt[110]; s[2][0] += a * b[0]; }
@@ -4188,7 +4188,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; }
                     { const float a = wt[57]; s[1][0] += a * b[0]; }
                     { const float a = wt[111]; s[2][0] += a * b[0]; }
@@ -4200,7 +4200,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 16 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 16 + 0 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; }
                     { const float a = wt[58]; s[1][0] += a * b[0]; }
                     { const float a = wt[112]; s[2][0] += a * b[0]; }
@@ -4212,7 +4212,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 17 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 17 + 0 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; }
                     { const float a = wt[59]; s[1][0] += a * b[0]; }
                     { const float a = wt[113]; s[2][0] += a * b[0]; }
@@ -4224,7 +4224,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; }
                     { const float a = wt[60]; s[1][0] += a * b[0]; }
                     { const float a = wt[114]; s[2][0] += a * b[0]; }
@@ -4236,7 +4236,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 31 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 31 + 0 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; }
                     { const float a = wt[61]; s[1][0] += a * b[0]; }
                     { const float a = wt[115]; s[2][0] += a * b[0]; }
@@ -4248,7 +4248,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 32 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 32 + 0 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; }
                     { const float a = wt[62]; s[1][0] += a * b[0]; }
                     { const float a = wt[116]; s[2][0] += a * b[0]; }
@@ -4260,7 +4260,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
             }
         }
         else if (178 % (2 * NNC_LANES) != 0) {
@@ -4271,8 +4271,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 const float *wt = w + ((long)f0 * 6 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[54]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[108]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4284,8 +4284,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[55]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[109]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4297,8 +4297,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[56]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[110]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4310,8 +4310,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[57]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[111]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4323,8 +4323,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 16 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 16 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 16 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 16 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[58]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[112]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4336,8 +4336,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 17 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 17 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 17 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 17 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[59]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[113]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4349,8 +4349,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 30 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[60]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[114]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4362,8 +4362,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 31 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 31 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 31 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 31 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[61]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[115]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4375,8 +4375,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 32 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 32 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 32 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 32 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[62]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[116]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4388,8 +4388,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         for (int k = 0; k < 8; k++) {
@@ -4458,7 +4458,7 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* B is used transposed: lay it out as [576, 120] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
     NNC_PARALLEL_FOR
     for (int k0 = 0; k0 < 576; k0 += 16) {
@@ -4478,8 +4478,8 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
             for (int k = 0; k < 576; k++) {
                 const float *restrict brow = packed + (long)k * 120 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = x[(long)(i0 + 0) * 576 + k];
                     acc[0][0] += a * b[0];
@@ -4502,14 +4502,14 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
                 }
             }
             float sum[4][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+            *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 120 + j0 + c;
@@ -4526,7 +4526,7 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
             for (int k = 0; k < 576; k++) {
                 const float *restrict brow = packed + (long)k * 120 + j0;
                 nnc_vec b[1];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
                 {
                     const float a = x[(long)(i0 + 0) * 576 + k];
                     acc[0][0] += a * b[0];
@@ -4545,10 +4545,10 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
                 }
             }
             float sum[4][1 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 120 + j0 + c;
@@ -4604,7 +4604,7 @@ static void k03_fc2_matmul_bias_add_relu(const float *restrict x, const float *r
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* B is used transposed: lay it out as [120, 84] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
     for (int k0 = 0; k0 < 120; k0 += 16) {
         for (int j0 = 0; j0 < 84; j0 += 64) {
@@ -4623,8 +4623,8 @@ static void k03_fc2_matmul_bias_add_relu(const float *restrict x, const float *r
             for (int k = 0; k < 120; k++) {
                 const float *restrict brow = packed + (long)k * 84 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = x[(long)(i0 + 0) * 120 + k];
                     acc[0][0] += a * b[0];
@@ -4647,14 +4647,14 @@ static void k03_fc2_matmul_bias_add_relu(const float *restrict x, const float *r
                 }
             }
             float sum[4][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+            *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
@@ -4671,7 +4671,7 @@ static void k03_fc2_matmul_bias_add_relu(const float *restrict x, const float *r
             for (int k = 0; k < 120; k++) {
                 const float *restrict brow = packed + (long)k * 84 + j0;
                 nnc_vec b[1];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
                 {
                     const float a = x[(long)(i0 + 0) * 120 + k];
                     acc[0][0] += a * b[0];
@@ -4690,10 +4690,10 @@ static void k03_fc2_matmul_bias_add_relu(const float *restrict x, const float *r
                 }
             }
             float sum[4][1 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
@@ -4874,7 +4874,7 @@ static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     {
         const int i0 = 0; /* all 4 rows, fewer than a band */
         long j0 = 0;
@@ -4883,8 +4883,8 @@ static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
             for (int k = 0; k < 10; k++) {
                 const float *restrict brow = fc3_weight + (long)k * 84 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
                     acc[0][0] += a * b[0];
@@ -4907,14 +4907,14 @@ static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
                 }
             }
             float sum[4][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+            *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
@@ -4929,7 +4929,7 @@ static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
             for (int k = 0; k < 10; k++) {
                 const float *restrict brow = fc3_weight + (long)k * 84 + j0;
                 nnc_vec b[1];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
                 {
                     const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
                     acc[0][0] += a * b[0];
@@ -4948,10 +4948,10 @@ static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
                 }
             }
             float sum[4][1 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
@@ -4999,7 +4999,7 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     for (int band = 0; band < 1; band++) {
         const int i0 = band * 8;
         long j0 = 0;
@@ -5008,8 +5008,8 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 84 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = A[(long)k * 10 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -5052,22 +5052,22 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
                 }
             }
             float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+            *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+            *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+            *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+            *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+            *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+            *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+            *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+            *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+            *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
             for (int r = 0; r < 8; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
@@ -5081,7 +5081,7 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 84 + j0;
                 nnc_vec b[1];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
                 {
                     const float a = A[(long)k * 10 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -5116,14 +5116,14 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
                 }
             }
             float sum[8][1 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+            *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+            *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+            *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+            *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
             for (int r = 0; r < 8; r++) {
                 for (int c = 0; c < NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
@@ -5162,8 +5162,8 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 84 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = A[(long)k * 10 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -5176,10 +5176,10 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
                 }
             }
             float sum[2][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
             for (int r = 0; r < 2; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
@@ -5193,7 +5193,7 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 84 + j0;
                 nnc_vec b[1];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
                 {
                     const float a = A[(long)k * 10 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -5204,8 +5204,8 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
                 }
             }
             float sum[2][1 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
             for (int r = 0; r < 2; r++) {
                 for (int c = 0; c < NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 84 + j0 + c;
@@ -5266,7 +5266,7 @@ static void k13_dx_matmul_relu_grad(const float *restrict dfc2_relu_grad, const 
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     {
         const int i0 = 0; /* all 4 rows, fewer than a band */
         long j0 = 0;
@@ -5275,8 +5275,8 @@ static void k13_dx_matmul_relu_grad(const float *restrict dfc2_relu_grad, const 
             for (int k = 0; k < 84; k++) {
                 const float *restrict brow = fc2_weight + (long)k * 120 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = dfc2_relu_grad[(long)(i0 + 0) * 84 + k];
                     acc[0][0] += a * b[0];
@@ -5299,14 +5299,14 @@ static void k13_dx_matmul_relu_grad(const float *restrict dfc2_relu_grad, const 
                 }
             }
             float sum[4][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+            *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 120 + j0 + c;
@@ -5321,7 +5321,7 @@ static void k13_dx_matmul_relu_grad(const float *restrict dfc2_relu_grad, const 
             for (int k = 0; k < 84; k++) {
                 const float *restrict brow = fc2_weight + (long)k * 120 + j0;
                 nnc_vec b[1];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
                 {
                     const float a = dfc2_relu_grad[(long)(i0 + 0) * 84 + k];
                     acc[0][0] += a * b[0];
@@ -5340,10 +5340,10 @@ static void k13_dx_matmul_relu_grad(const float *restrict dfc2_relu_grad, const 
                 }
             }
             float sum[4][1 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 120 + j0 + c;
@@ -5391,7 +5391,7 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
     for (int group = 0; group < 5; group++) {
         const int band0 = group * 2;
@@ -5404,8 +5404,8 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                 for (int k = 0; k < 4; k++) {
                     const float *restrict brow = B + (long)k * 120 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = A[(long)k * 84 + i0 + 0];
                         acc[0][0] += a * b[0];
@@ -5448,22 +5448,22 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 120 + j0 + c;
@@ -5480,7 +5480,7 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                 for (int k = 0; k < 4; k++) {
                     const float *restrict brow = B + (long)k * 120 + j0;
                     nnc_vec b[1];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
                     {
                         const float a = A[(long)k * 84 + i0 + 0];
                         acc[0][0] += a * b[0];
@@ -5515,14 +5515,14 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                     }
                 }
                 float sum[8][1 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 120 + j0 + c;
@@ -5565,8 +5565,8 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 120 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = A[(long)k * 84 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -5589,14 +5589,14 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                 }
             }
             float sum[4][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+            *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 120 + j0 + c;
@@ -5610,7 +5610,7 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 120 + j0;
                 nnc_vec b[1];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
                 {
                     const float a = A[(long)k * 84 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -5629,10 +5629,10 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                 }
             }
             float sum[4][1 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 120 + j0 + c;
@@ -5690,7 +5690,7 @@ static void k16_dx_matmul(const float *restrict A, const float *restrict B, floa
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     {
         const int i0 = 0; /* all 4 rows, fewer than a band */
         long j0 = 0;
@@ -5699,8 +5699,8 @@ static void k16_dx_matmul(const float *restrict A, const float *restrict B, floa
             for (int k = 0; k < 120; k++) {
                 const float *restrict brow = B + (long)k * 576 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = A[(long)(i0 + 0) * 120 + k];
                     acc[0][0] += a * b[0];
@@ -5723,14 +5723,14 @@ static void k16_dx_matmul(const float *restrict A, const float *restrict B, floa
                 }
             }
             float sum[4][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+            *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
             for (int r = 0; r < 4; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 576 + j0 + c;
@@ -5755,7 +5755,7 @@ static void k17_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 3, which share each tile of B */
     NNC_PARALLEL_FOR
     for (int group = 0; group < 5; group++) {
@@ -5769,8 +5769,8 @@ static void k17_dfc1_weight_matmul(const float *restrict A, const float *restric
                 for (int k = 0; k < 4; k++) {
                     const float *restrict brow = B + (long)k * 576 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = A[(long)k * 120 + i0 + 0];
                         acc[0][0] += a * b[0];
@@ -5813,22 +5813,22 @@ static void k17_dfc1_weight_matmul(const float *restrict A, const float *restric
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 576 + j0 + c;
@@ -6600,7 +6600,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         for (int p0 = 0; p0 + 2 * NNC_LANES <= 178; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 6; c++) {
@@ -6608,8 +6608,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 const float *wt = w + ((long)f0 * 6 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[54]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[108]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6621,8 +6621,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[55]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[109]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6634,8 +6634,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[56]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[110]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6647,8 +6647,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[57]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[111]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6660,8 +6660,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 16 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 16 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 16 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 16 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[58]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[112]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6673,8 +6673,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 17 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 17 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 17 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 17 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[59]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[113]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6686,8 +6686,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 30 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[60]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[114]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6699,8 +6699,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 31 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 31 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 31 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 31 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[61]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[115]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6712,8 +6712,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 32 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 32 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 32 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 32 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[62]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[116]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6725,8 +6725,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         if (178 % (2 * NNC_LANES) != 0 && 178 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -6737,7 +6737,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 const float *wt = w + ((long)f0 * 6 + c) * 9;
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; }
                     { const float a = wt[54]; s[1][0] += a * b[0]; }
                     { const float a = wt[108]; s[2][0] += a * b[0]; }
@@ -6749,7 +6749,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; }
                     { const float a = wt[55]; s[1][0] += a * b[0]; }
                     { const float a = wt[109]; s[2][0] += a * b[0]; }
@@ -6761,7 +6761,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; }
                     { const float a = wt[56]; s[1][0] += a * b[0]; }
                     { const float a = wt[110]; s[2][0] += a * b[0]; }
@@ -6773,7 +6773,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; }
                     { const float a = wt[57]; s[1][0] += a * b[0]; }
                     { const float a = wt[111]; s[2][0] += a * b[0]; }
@@ -6785,7 +6785,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 16 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 16 + 0 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; }
                     { const float a = wt[58]; s[1][0] += a * b[0]; }
                     { const float a = wt[112]; s[2][0] += a * b[0]; }
@@ -6797,7 +6797,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 17 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 17 + 0 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; }
                     { const float a = wt[59]; s[1][0] += a * b[0]; }
                     { const float a = wt[113]; s[2][0] += a * b[0]; }
@@ -6809,7 +6809,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; }
                     { const float a = wt[60]; s[1][0] += a * b[0]; }
                     { const float a = wt[114]; s[2][0] += a * b[0]; }
@@ -6821,7 +6821,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 31 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 31 + 0 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; }
                     { const float a = wt[61]; s[1][0] += a * b[0]; }
                     { const float a = wt[115]; s[2][0] += a * b[0]; }
@@ -6833,7 +6833,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 32 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 32 + 0 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; }
                     { const float a = wt[62]; s[1][0] += a * b[0]; }
                     { const float a = wt[116]; s[2][0] += a * b[0]; }
@@ -6845,7 +6845,7 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
             }
         }
         else if (178 % (2 * NNC_LANES) != 0) {
@@ -6856,8 +6856,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 const float *wt = w + ((long)f0 * 6 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[54]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[108]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6869,8 +6869,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[55]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[109]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6882,8 +6882,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[56]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[110]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6895,8 +6895,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[57]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[111]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6908,8 +6908,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 16 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 16 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 16 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 16 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[58]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[112]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6921,8 +6921,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 17 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 17 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 17 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 17 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[59]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[113]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6934,8 +6934,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 30 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[60]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[114]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6947,8 +6947,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 31 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 31 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 31 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 31 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[61]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[115]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6960,8 +6960,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 32 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 32 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 32 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 32 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[62]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[116]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6973,8 +6973,8 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         for (int k = 0; k < 8; k++) {

@@ -3906,7 +3906,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         for (int p0 = 0; p0 + 2 * NNC_LANES <= 726; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 1; c++) {
@@ -3914,8 +3914,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 const float *wt = w + ((long)f0 * 1 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3927,8 +3927,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3940,8 +3940,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3953,8 +3953,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3966,8 +3966,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 29 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 29 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3979,8 +3979,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 30 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3992,8 +3992,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 56 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 56 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4005,8 +4005,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 57 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 57 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4018,8 +4018,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 58 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 58 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4031,8 +4031,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         if (726 % (2 * NNC_LANES) != 0 && 726 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -4043,7 +4043,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 const float *wt = w + ((long)f0 * 1 + c) * 9;
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; }
                     { const float a = wt[9]; s[1][0] += a * b[0]; }
                     { const float a = wt[18]; s[2][0] += a * b[0]; }
@@ -4055,7 +4055,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; }
                     { const float a = wt[10]; s[1][0] += a * b[0]; }
                     { const float a = wt[19]; s[2][0] += a * b[0]; }
@@ -4067,7 +4067,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; }
                     { const float a = wt[11]; s[1][0] += a * b[0]; }
                     { const float a = wt[20]; s[2][0] += a * b[0]; }
@@ -4079,7 +4079,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; }
                     { const float a = wt[12]; s[1][0] += a * b[0]; }
                     { const float a = wt[21]; s[2][0] += a * b[0]; }
@@ -4091,7 +4091,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 29 + 0 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; }
                     { const float a = wt[13]; s[1][0] += a * b[0]; }
                     { const float a = wt[22]; s[2][0] += a * b[0]; }
@@ -4103,7 +4103,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; }
                     { const float a = wt[14]; s[1][0] += a * b[0]; }
                     { const float a = wt[23]; s[2][0] += a * b[0]; }
@@ -4115,7 +4115,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 56 + 0 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; }
                     { const float a = wt[15]; s[1][0] += a * b[0]; }
                     { const float a = wt[24]; s[2][0] += a * b[0]; }
@@ -4127,7 +4127,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 57 + 0 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; }
                     { const float a = wt[16]; s[1][0] += a * b[0]; }
                     { const float a = wt[25]; s[2][0] += a * b[0]; }
@@ -4139,7 +4139,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 58 + 0 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; }
                     { const float a = wt[17]; s[1][0] += a * b[0]; }
                     { const float a = wt[26]; s[2][0] += a * b[0]; }
@@ -4151,7 +4151,7 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
             }
         }
         else if (726 % (2 * NNC_LANES) != 0) {
@@ -4162,8 +4162,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 const float *wt = w + ((long)f0 * 1 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4175,8 +4175,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4188,8 +4188,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4201,8 +4201,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4214,8 +4214,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 29 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 29 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4227,8 +4227,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 30 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4240,8 +4240,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 56 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 56 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4253,8 +4253,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 57 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 57 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4266,8 +4266,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 58 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 58 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4279,8 +4279,8 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         for (int k = 0; k < 8; k++) {
@@ -4356,7 +4356,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         for (int p0 = 0; p0 + 2 * NNC_LANES <= 128; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 32; c++) {
@@ -4364,8 +4364,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4377,8 +4377,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4390,8 +4390,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4403,8 +4403,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 13 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4416,8 +4416,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 14 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4429,8 +4429,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4442,8 +4442,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4455,8 +4455,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4468,8 +4468,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4481,8 +4481,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         if (128 % (2 * NNC_LANES) != 0 && 128 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -4493,7 +4493,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; }
@@ -4505,7 +4505,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; }
@@ -4517,7 +4517,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; }
@@ -4529,7 +4529,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; }
@@ -4541,7 +4541,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; }
@@ -4553,7 +4553,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; }
@@ -4565,7 +4565,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; }
@@ -4577,7 +4577,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; }
@@ -4589,7 +4589,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; }
@@ -4601,7 +4601,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
             }
         }
         else if (128 % (2 * NNC_LANES) != 0) {
@@ -4612,8 +4612,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4625,8 +4625,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4638,8 +4638,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4651,8 +4651,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 13 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4664,8 +4664,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 14 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4677,8 +4677,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4690,8 +4690,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4703,8 +4703,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4716,8 +4716,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4729,8 +4729,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         for (int k = 0; k < 8; k++) {
@@ -4811,7 +4811,7 @@ static void k02_conv3_conv2d_bias_add_relu(const float *restrict x, const float 
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         /* 9 positions by 2 vectors of filters at a time, summed over channels and taps in registers */
         for (int j0 = 0; j0 < 64; j0 += 2 * NNC_LANES) {
             nnc_vec s[9][2] = {{{0}}};
@@ -4820,8 +4820,8 @@ static void k02_conv3_conv2d_bias_add_relu(const float *restrict x, const float 
                 const float *wr = wT[c * 9] + j0;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 0, sizeof b[0]);
-                    memcpy(&b[1], wr + 0 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 0);
+                    b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
                     { const float a = xc[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[1]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[2]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4834,8 +4834,8 @@ static void k02_conv3_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 64, sizeof b[0]);
-                    memcpy(&b[1], wr + 64 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 64);
+                    b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
                     { const float a = xc[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[2]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[3]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4848,8 +4848,8 @@ static void k02_conv3_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 128, sizeof b[0]);
-                    memcpy(&b[1], wr + 128 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 128);
+                    b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
                     { const float a = xc[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[3]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[4]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4862,8 +4862,8 @@ static void k02_conv3_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 192, sizeof b[0]);
-                    memcpy(&b[1], wr + 192 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 192);
+                    b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
                     { const float a = xc[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[6]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[7]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4876,8 +4876,8 @@ static void k02_conv3_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 256, sizeof b[0]);
-                    memcpy(&b[1], wr + 256 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 256);
+                    b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
                     { const float a = xc[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[7]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[8]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4890,8 +4890,8 @@ static void k02_conv3_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 320, sizeof b[0]);
-                    memcpy(&b[1], wr + 320 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 320);
+                    b[1] = *(const nnc_vec *)(wr + 320 + NNC_LANES);
                     { const float a = xc[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[8]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[9]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4904,8 +4904,8 @@ static void k02_conv3_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 384, sizeof b[0]);
-                    memcpy(&b[1], wr + 384 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 384);
+                    b[1] = *(const nnc_vec *)(wr + 384 + NNC_LANES);
                     { const float a = xc[10]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[12]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4918,8 +4918,8 @@ static void k02_conv3_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 448, sizeof b[0]);
-                    memcpy(&b[1], wr + 448 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 448);
+                    b[1] = *(const nnc_vec *)(wr + 448 + NNC_LANES);
                     { const float a = xc[11]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[13]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4932,8 +4932,8 @@ static void k02_conv3_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 512, sizeof b[0]);
-                    memcpy(&b[1], wr + 512 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 512);
+                    b[1] = *(const nnc_vec *)(wr + 512 + NNC_LANES);
                     { const float a = xc[12]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[14]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4947,8 +4947,8 @@ static void k02_conv3_conv2d_bias_add_relu(const float *restrict x, const float 
             }
             for (int q = 0; q < 9; q++) {
                 float out[2 * NNC_LANES];
-                memcpy(out, &s[q][0], sizeof s[q][0]);
-                memcpy(out + NNC_LANES, &s[q][1], sizeof s[q][1]);
+                *(nnc_vec *)out = s[q][0];
+                *(nnc_vec *)(out + NNC_LANES) = s[q][1];
                 for (int l = 0; l < 2 * NNC_LANES; l++) {
                     acc[j0 + l][q / 3 * 5 + q % 3] = out[l];
                 }
@@ -4987,7 +4987,7 @@ static void k03_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* B is used transposed: lay it out as [576, 64] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
     NNC_PARALLEL_FOR
     for (int k0 = 0; k0 < 576; k0 += 16) {
@@ -5014,8 +5014,8 @@ static void k03_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
                     for (int k = k0; k < (k0 + 116 < 576 ? k0 + 116 : 576); k++) {
                         const float *restrict brow = packed + (long)k * 64 + j0;
                         nnc_vec b[2];
-                        memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                         {
                             const float a = x[(long)(i0 + 0) * 576 + k];
                             acc[0][0] += a * b[0];
@@ -5062,22 +5062,22 @@ static void k03_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
                         continue; /* the sums are not finished */
                     }
                     float sum[8][2 * NNC_LANES];
-                    memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                    memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                    memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                    memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                    memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                    memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                    memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                    memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                    memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                    memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                    memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                    memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                    memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                    memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                    memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                    memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                    *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                    *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                    *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                    *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                    *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                    *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                    *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                    *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                    *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                    *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                    *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                    *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                    *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                    *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                    *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                    *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                     for (int r = 0; r < 8; r++) {
                         for (int c = 0; c < 2 * NNC_LANES; c++) {
                             const long at = (long)(i0 + r) * 64 + j0 + c;
@@ -5236,7 +5236,7 @@ static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
     for (int group = 0; group < 4; group++) {
         const int band0 = group * 2;
@@ -5249,8 +5249,8 @@ static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
                 for (int k = 0; k < 10; k++) {
                     const float *restrict brow = logits_weight + (long)k * 64 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
                         acc[0][0] += a * b[0];
@@ -5293,22 +5293,22 @@ static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 64 + j0 + c;
@@ -5335,7 +5335,7 @@ static void k11_dlogits_weight_matmul(const float *restrict A, const float *rest
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     for (int band = 0; band < 1; band++) {
         const int i0 = band * 8;
         long j0 = 0;
@@ -5344,8 +5344,8 @@ static void k11_dlogits_weight_matmul(const float *restrict A, const float *rest
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = B + (long)k * 64 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = A[(long)k * 10 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -5388,22 +5388,22 @@ static void k11_dlogits_weight_matmul(const float *restrict A, const float *rest
                 }
             }
             float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+            *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+            *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+            *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+            *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+            *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+            *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+            *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+            *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+            *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
             for (int r = 0; r < 8; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 64 + j0 + c;
@@ -5421,8 +5421,8 @@ static void k11_dlogits_weight_matmul(const float *restrict A, const float *rest
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = B + (long)k * 64 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = A[(long)k * 10 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -5435,10 +5435,10 @@ static void k11_dlogits_weight_matmul(const float *restrict A, const float *rest
                 }
             }
             float sum[2][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
             for (int r = 0; r < 2; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 64 + j0 + c;
@@ -5475,7 +5475,7 @@ static void k13_dx_matmul(const float *restrict A, const float *restrict B, floa
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
     NNC_PARALLEL_FOR
     for (int group = 0; group < 4; group++) {
@@ -5489,8 +5489,8 @@ static void k13_dx_matmul(const float *restrict A, const float *restrict B, floa
                 for (int k = 0; k < 64; k++) {
                     const float *restrict brow = B + (long)k * 576 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = A[(long)(i0 + 0) * 64 + k];
                         acc[0][0] += a * b[0];
@@ -5533,22 +5533,22 @@ static void k13_dx_matmul(const float *restrict A, const float *restrict B, floa
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 576 + j0 + c;
@@ -5574,7 +5574,7 @@ static void k14_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
     NNC_PARALLEL_FOR
     for (int group = 0; group < 4; group++) {
@@ -5588,8 +5588,8 @@ static void k14_dfc1_weight_matmul(const float *restrict A, const float *restric
                 for (int k = 0; k < 64; k++) {
                     const float *restrict brow = B + (long)k * 576 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = A[(long)k * 64 + i0 + 0];
                         acc[0][0] += a * b[0];
@@ -5632,22 +5632,22 @@ static void k14_dfc1_weight_matmul(const float *restrict A, const float *restric
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 576 + j0 + c;
@@ -5708,7 +5708,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                 #define NNC_VEC_BYTES 16
                 #endif
                 #define NNC_LANES (NNC_VEC_BYTES / 4)
-                typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+                typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
                 for (int p0 = 0; p0 + 1 * NNC_LANES <= 25; p0 += 1 * NNC_LANES) {
                     nnc_vec s[8][1] = {{{0}}};
                     for (int f = 0; f < 64; f++) {
@@ -5716,7 +5716,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         const float *wt = w + ((long)f * 64 + c0) * 9;
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 12 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 12 + 0 * NNC_LANES);
                             { const float a = wt[0]; s[0][0] += a * b[0]; }
                             { const float a = wt[9]; s[1][0] += a * b[0]; }
                             { const float a = wt[18]; s[2][0] += a * b[0]; }
@@ -5728,7 +5728,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 11 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 11 + 0 * NNC_LANES);
                             { const float a = wt[1]; s[0][0] += a * b[0]; }
                             { const float a = wt[10]; s[1][0] += a * b[0]; }
                             { const float a = wt[19]; s[2][0] += a * b[0]; }
@@ -5740,7 +5740,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 10 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 10 + 0 * NNC_LANES);
                             { const float a = wt[2]; s[0][0] += a * b[0]; }
                             { const float a = wt[11]; s[1][0] += a * b[0]; }
                             { const float a = wt[20]; s[2][0] += a * b[0]; }
@@ -5752,7 +5752,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 7 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 7 + 0 * NNC_LANES);
                             { const float a = wt[3]; s[0][0] += a * b[0]; }
                             { const float a = wt[12]; s[1][0] += a * b[0]; }
                             { const float a = wt[21]; s[2][0] += a * b[0]; }
@@ -5764,7 +5764,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 6 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 6 + 0 * NNC_LANES);
                             { const float a = wt[4]; s[0][0] += a * b[0]; }
                             { const float a = wt[13]; s[1][0] += a * b[0]; }
                             { const float a = wt[22]; s[2][0] += a * b[0]; }
@@ -5776,7 +5776,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 5 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 5 + 0 * NNC_LANES);
                             { const float a = wt[5]; s[0][0] += a * b[0]; }
                             { const float a = wt[14]; s[1][0] += a * b[0]; }
                             { const float a = wt[23]; s[2][0] += a * b[0]; }
@@ -5788,7 +5788,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                             { const float a = wt[6]; s[0][0] += a * b[0]; }
                             { const float a = wt[15]; s[1][0] += a * b[0]; }
                             { const float a = wt[24]; s[2][0] += a * b[0]; }
@@ -5800,7 +5800,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                             { const float a = wt[7]; s[0][0] += a * b[0]; }
                             { const float a = wt[16]; s[1][0] += a * b[0]; }
                             { const float a = wt[25]; s[2][0] += a * b[0]; }
@@ -5812,7 +5812,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                             { const float a = wt[8]; s[0][0] += a * b[0]; }
                             { const float a = wt[17]; s[1][0] += a * b[0]; }
                             { const float a = wt[26]; s[2][0] += a * b[0]; }
@@ -5824,7 +5824,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                     }
                     for (int k = 0; k < 8; k++) {
-                        memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                        *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
                     }
                 }
                 if (25 % NNC_LANES != 0) {
@@ -5835,7 +5835,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         const float *wt = w + ((long)f * 64 + c0) * 9;
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 12 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 12 + 0 * NNC_LANES);
                             { const float a = wt[0]; s[0][0] += a * b[0]; }
                             { const float a = wt[9]; s[1][0] += a * b[0]; }
                             { const float a = wt[18]; s[2][0] += a * b[0]; }
@@ -5847,7 +5847,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 11 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 11 + 0 * NNC_LANES);
                             { const float a = wt[1]; s[0][0] += a * b[0]; }
                             { const float a = wt[10]; s[1][0] += a * b[0]; }
                             { const float a = wt[19]; s[2][0] += a * b[0]; }
@@ -5859,7 +5859,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 10 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 10 + 0 * NNC_LANES);
                             { const float a = wt[2]; s[0][0] += a * b[0]; }
                             { const float a = wt[11]; s[1][0] += a * b[0]; }
                             { const float a = wt[20]; s[2][0] += a * b[0]; }
@@ -5871,7 +5871,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 7 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 7 + 0 * NNC_LANES);
                             { const float a = wt[3]; s[0][0] += a * b[0]; }
                             { const float a = wt[12]; s[1][0] += a * b[0]; }
                             { const float a = wt[21]; s[2][0] += a * b[0]; }
@@ -5883,7 +5883,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 6 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 6 + 0 * NNC_LANES);
                             { const float a = wt[4]; s[0][0] += a * b[0]; }
                             { const float a = wt[13]; s[1][0] += a * b[0]; }
                             { const float a = wt[22]; s[2][0] += a * b[0]; }
@@ -5895,7 +5895,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 5 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 5 + 0 * NNC_LANES);
                             { const float a = wt[5]; s[0][0] += a * b[0]; }
                             { const float a = wt[14]; s[1][0] += a * b[0]; }
                             { const float a = wt[23]; s[2][0] += a * b[0]; }
@@ -5907,7 +5907,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                             { const float a = wt[6]; s[0][0] += a * b[0]; }
                             { const float a = wt[15]; s[1][0] += a * b[0]; }
                             { const float a = wt[24]; s[2][0] += a * b[0]; }
@@ -5919,7 +5919,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                             { const float a = wt[7]; s[0][0] += a * b[0]; }
                             { const float a = wt[16]; s[1][0] += a * b[0]; }
                             { const float a = wt[25]; s[2][0] += a * b[0]; }
@@ -5931,7 +5931,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                             { const float a = wt[8]; s[0][0] += a * b[0]; }
                             { const float a = wt[17]; s[1][0] += a * b[0]; }
                             { const float a = wt[26]; s[2][0] += a * b[0]; }
@@ -5943,7 +5943,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                         }
                     }
                     for (int k = 0; k < 8; k++) {
-                        memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                        *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
                     }
                 }
                 for (int k = 0; k < 8; k++) {
@@ -6022,7 +6022,7 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         NNC_PARALLEL_FOR
         for (int task = 0; task < 16; task++) {
             const int f0 = task / 8 * 32, rbase = task % 8 * 72;
@@ -6051,15 +6051,15 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                     for (int j0 = 0; j0 < 32; j0 += 2 * NNC_LANES) {
                         nnc_vec s[8][2];
                         for (int r = 0; r < 8; r++) {
-                            memcpy(&s[r][0], dwT[r0 + r] + j0 + 0 * NNC_LANES, sizeof s[r][0]);
-                            memcpy(&s[r][1], dwT[r0 + r] + j0 + 1 * NNC_LANES, sizeof s[r][1]);
+                            s[r][0] = *(const nnc_vec *)(dwT[r0 + r] + j0 + 0 * NNC_LANES);
+                            s[r][1] = *(const nnc_vec *)(dwT[r0 + r] + j0 + 1 * NNC_LANES);
                         }
                         for (int oh = 0; oh < 3; oh++) {
                             for (int ow = 0; ow < 3; ow++) {
                                 const float *brow = dyT[oh * 3 + ow] + j0;
                                 nnc_vec b[2];
-                                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                                 { const float a = x0[oh * 5 + ow]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                                 { const float a = x1[oh * 5 + ow]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                                 { const float a = x2[oh * 5 + ow]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6071,8 +6071,8 @@ static void k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(
                             }
                         }
                         for (int r = 0; r < 8; r++) {
-                            memcpy(dwT[r0 + r] + j0 + 0 * NNC_LANES, &s[r][0], sizeof s[r][0]);
-                            memcpy(dwT[r0 + r] + j0 + 1 * NNC_LANES, &s[r][1], sizeof s[r][1]);
+                            *(nnc_vec *)(dwT[r0 + r] + j0 + 0 * NNC_LANES) = s[r][0];
+                            *(nnc_vec *)(dwT[r0 + r] + j0 + 1 * NNC_LANES) = s[r][1];
                         }
                     }
                 }
@@ -6200,7 +6200,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                 #define NNC_VEC_BYTES 16
                 #endif
                 #define NNC_LANES (NNC_VEC_BYTES / 4)
-                typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+                typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
                 for (int p0 = 0; p0 + 2 * NNC_LANES <= 156; p0 += 2 * NNC_LANES) {
                     nnc_vec s[8][2] = {{{0}}};
                     for (int f = 0; f < 64; f++) {
@@ -6208,8 +6208,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         const float *wt = w + ((long)f * 32 + c0) * 9;
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                             { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6221,8 +6221,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                             { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6234,8 +6234,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                             { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6247,8 +6247,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                             { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6260,8 +6260,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 14 + 1 * NNC_LANES);
                             { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6273,8 +6273,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 13 + 1 * NNC_LANES);
                             { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6286,8 +6286,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                             { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6299,8 +6299,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                             { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6312,8 +6312,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                             { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6325,8 +6325,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                     }
                     for (int k = 0; k < 8; k++) {
-                        memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                        memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                        *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                        *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
                     }
                 }
                 if (156 % (2 * NNC_LANES) != 0 && 156 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -6337,7 +6337,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         const float *wt = w + ((long)f * 32 + c0) * 9;
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
                             { const float a = wt[0]; s[0][0] += a * b[0]; }
                             { const float a = wt[9]; s[1][0] += a * b[0]; }
                             { const float a = wt[18]; s[2][0] += a * b[0]; }
@@ -6349,7 +6349,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
                             { const float a = wt[1]; s[0][0] += a * b[0]; }
                             { const float a = wt[10]; s[1][0] += a * b[0]; }
                             { const float a = wt[19]; s[2][0] += a * b[0]; }
@@ -6361,7 +6361,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
                             { const float a = wt[2]; s[0][0] += a * b[0]; }
                             { const float a = wt[11]; s[1][0] += a * b[0]; }
                             { const float a = wt[20]; s[2][0] += a * b[0]; }
@@ -6373,7 +6373,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
                             { const float a = wt[3]; s[0][0] += a * b[0]; }
                             { const float a = wt[12]; s[1][0] += a * b[0]; }
                             { const float a = wt[21]; s[2][0] += a * b[0]; }
@@ -6385,7 +6385,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
                             { const float a = wt[4]; s[0][0] += a * b[0]; }
                             { const float a = wt[13]; s[1][0] += a * b[0]; }
                             { const float a = wt[22]; s[2][0] += a * b[0]; }
@@ -6397,7 +6397,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
                             { const float a = wt[5]; s[0][0] += a * b[0]; }
                             { const float a = wt[14]; s[1][0] += a * b[0]; }
                             { const float a = wt[23]; s[2][0] += a * b[0]; }
@@ -6409,7 +6409,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                             { const float a = wt[6]; s[0][0] += a * b[0]; }
                             { const float a = wt[15]; s[1][0] += a * b[0]; }
                             { const float a = wt[24]; s[2][0] += a * b[0]; }
@@ -6421,7 +6421,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                             { const float a = wt[7]; s[0][0] += a * b[0]; }
                             { const float a = wt[16]; s[1][0] += a * b[0]; }
                             { const float a = wt[25]; s[2][0] += a * b[0]; }
@@ -6433,7 +6433,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[1];
-                            memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                            b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                             { const float a = wt[8]; s[0][0] += a * b[0]; }
                             { const float a = wt[17]; s[1][0] += a * b[0]; }
                             { const float a = wt[26]; s[2][0] += a * b[0]; }
@@ -6445,7 +6445,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                     }
                     for (int k = 0; k < 8; k++) {
-                        memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                        *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
                     }
                 }
                 else if (156 % (2 * NNC_LANES) != 0) {
@@ -6456,8 +6456,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         const float *wt = w + ((long)f * 32 + c0) * 9;
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                             { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6469,8 +6469,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                             { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6482,8 +6482,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                             { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6495,8 +6495,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                             { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6508,8 +6508,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 14 + 1 * NNC_LANES);
                             { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6521,8 +6521,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 13 + 1 * NNC_LANES);
                             { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6534,8 +6534,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                             { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6547,8 +6547,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                             { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6560,8 +6560,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                         {
                             nnc_vec b[2];
-                            memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                             { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6573,8 +6573,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         }
                     }
                     for (int k = 0; k < 8; k++) {
-                        memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                        memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                        *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                        *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
                     }
                 }
                 for (int k = 0; k < 8; k++) {
@@ -6630,7 +6630,7 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         NNC_PARALLEL_FOR
         for (int task = 0; task < 8; task++) {
             const int f0 = task / 4 * 32, rbase = task % 4 * 72;
@@ -6676,15 +6676,15 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                     for (int j0 = 0; j0 < 32; j0 += 2 * NNC_LANES) {
                         nnc_vec s[8][2];
                         for (int r = 0; r < 8; r++) {
-                            memcpy(&s[r][0], dwT[r0 + r] + j0 + 0 * NNC_LANES, sizeof s[r][0]);
-                            memcpy(&s[r][1], dwT[r0 + r] + j0 + 1 * NNC_LANES, sizeof s[r][1]);
+                            s[r][0] = *(const nnc_vec *)(dwT[r0 + r] + j0 + 0 * NNC_LANES);
+                            s[r][1] = *(const nnc_vec *)(dwT[r0 + r] + j0 + 1 * NNC_LANES);
                         }
                         for (int oh = 0; oh < 10; oh++) {
                             for (int ow = 0; ow < 10; ow++) {
                                 const float *brow = dyT[oh * 11 + ow] + j0;
                                 nnc_vec b[2];
-                                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                                 { const float a = x0[oh * 13 + ow]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                                 { const float a = x1[oh * 13 + ow]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                                 { const float a = x2[oh * 13 + ow]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6696,8 +6696,8 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                             }
                         }
                         for (int r = 0; r < 8; r++) {
-                            memcpy(dwT[r0 + r] + j0 + 0 * NNC_LANES, &s[r][0], sizeof s[r][0]);
-                            memcpy(dwT[r0 + r] + j0 + 1 * NNC_LANES, &s[r][1], sizeof s[r][1]);
+                            *(nnc_vec *)(dwT[r0 + r] + j0 + 0 * NNC_LANES) = s[r][0];
+                            *(nnc_vec *)(dwT[r0 + r] + j0 + 1 * NNC_LANES) = s[r][1];
                         }
                     }
                 }
@@ -7013,7 +7013,7 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         for (int p0 = 0; p0 + 2 * NNC_LANES <= 726; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 1; c++) {
@@ -7021,8 +7021,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 const float *wt = w + ((long)f0 * 1 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7034,8 +7034,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7047,8 +7047,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7060,8 +7060,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7073,8 +7073,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 29 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 29 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7086,8 +7086,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 30 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7099,8 +7099,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 56 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 56 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7112,8 +7112,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 57 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 57 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7125,8 +7125,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 58 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 58 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7138,8 +7138,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         if (726 % (2 * NNC_LANES) != 0 && 726 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -7150,7 +7150,7 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 const float *wt = w + ((long)f0 * 1 + c) * 9;
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; }
                     { const float a = wt[9]; s[1][0] += a * b[0]; }
                     { const float a = wt[18]; s[2][0] += a * b[0]; }
@@ -7162,7 +7162,7 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; }
                     { const float a = wt[10]; s[1][0] += a * b[0]; }
                     { const float a = wt[19]; s[2][0] += a * b[0]; }
@@ -7174,7 +7174,7 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; }
                     { const float a = wt[11]; s[1][0] += a * b[0]; }
                     { const float a = wt[20]; s[2][0] += a * b[0]; }
@@ -7186,7 +7186,7 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; }
                     { const float a = wt[12]; s[1][0] += a * b[0]; }
                     { const float a = wt[21]; s[2][0] += a * b[0]; }
@@ -7198,7 +7198,7 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 29 + 0 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; }
                     { const float a = wt[13]; s[1][0] += a * b[0]; }
                     { const float a = wt[22]; s[2][0] += a * b[0]; }
@@ -7210,7 +7210,7 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; }
                     { const float a = wt[14]; s[1][0] += a * b[0]; }
                     { const float a = wt[23]; s[2][0] += a * b[0]; }
@@ -7222,7 +7222,7 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 56 + 0 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; }
                     { const float a = wt[15]; s[1][0] += a * b[0]; }
                     { const float a = wt[24]; s[2][0] += a * b[0]; }
@@ -7234,7 +7234,7 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 57 + 0 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; }
                     { const float a = wt[16]; s[1][0] += a * b[0]; }
                     { const float a = wt[25]; s[2][0] += a * b[0]; }
@@ -7246,7 +7246,7 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 58 + 0 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; }
                     { const float a = wt[17]; s[1][0] += a * b[0]; }
                     { const float a = wt[26]; s[2][0] += a * b[0]; }
@@ -7258,7 +7258,7 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
             }
         }
         else if (726 % (2 * NNC_LANES) != 0) {
@@ -7269,8 +7269,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 const float *wt = w + ((long)f0 * 1 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7282,8 +7282,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7295,8 +7295,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7308,8 +7308,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7321,8 +7321,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 29 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 29 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7334,8 +7334,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 30 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7347,8 +7347,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 56 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 56 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7360,8 +7360,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 57 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 57 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7373,8 +7373,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 58 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 58 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7386,8 +7386,8 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         for (int k = 0; k < 8; k++) {
@@ -7463,7 +7463,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         for (int p0 = 0; p0 + 2 * NNC_LANES <= 128; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 32; c++) {
@@ -7471,8 +7471,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7484,8 +7484,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7497,8 +7497,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7510,8 +7510,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 13 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7523,8 +7523,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 14 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7536,8 +7536,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7549,8 +7549,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7562,8 +7562,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7575,8 +7575,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7588,8 +7588,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         if (128 % (2 * NNC_LANES) != 0 && 128 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -7600,7 +7600,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; }
@@ -7612,7 +7612,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; }
@@ -7624,7 +7624,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; }
@@ -7636,7 +7636,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; }
@@ -7648,7 +7648,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; }
@@ -7660,7 +7660,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; }
@@ -7672,7 +7672,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; }
@@ -7684,7 +7684,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; }
@@ -7696,7 +7696,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; }
@@ -7708,7 +7708,7 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
             }
         }
         else if (128 % (2 * NNC_LANES) != 0) {
@@ -7719,8 +7719,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7732,8 +7732,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7745,8 +7745,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7758,8 +7758,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 13 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7771,8 +7771,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 14 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7784,8 +7784,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7797,8 +7797,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7810,8 +7810,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7823,8 +7823,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7836,8 +7836,8 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         for (int k = 0; k < 8; k++) {

@@ -3914,7 +3914,7 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         for (int p0 = 0; p0 + 2 * NNC_LANES <= 726; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 1; c++) {
@@ -3922,8 +3922,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 const float *wt = w + ((long)f0 * 1 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3935,8 +3935,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3948,8 +3948,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3961,8 +3961,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3974,8 +3974,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 29 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 29 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3987,8 +3987,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 30 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4000,8 +4000,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 56 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 56 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4013,8 +4013,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 57 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 57 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4026,8 +4026,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 58 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 58 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4039,8 +4039,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         if (726 % (2 * NNC_LANES) != 0 && 726 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -4051,7 +4051,7 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 const float *wt = w + ((long)f0 * 1 + c) * 9;
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; }
                     { const float a = wt[9]; s[1][0] += a * b[0]; }
                     { const float a = wt[18]; s[2][0] += a * b[0]; }
@@ -4063,7 +4063,7 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; }
                     { const float a = wt[10]; s[1][0] += a * b[0]; }
                     { const float a = wt[19]; s[2][0] += a * b[0]; }
@@ -4075,7 +4075,7 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; }
                     { const float a = wt[11]; s[1][0] += a * b[0]; }
                     { const float a = wt[20]; s[2][0] += a * b[0]; }
@@ -4087,7 +4087,7 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; }
                     { const float a = wt[12]; s[1][0] += a * b[0]; }
                     { const float a = wt[21]; s[2][0] += a * b[0]; }
@@ -4099,7 +4099,7 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 29 + 0 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; }
                     { const float a = wt[13]; s[1][0] += a * b[0]; }
                     { const float a = wt[22]; s[2][0] += a * b[0]; }
@@ -4111,7 +4111,7 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; }
                     { const float a = wt[14]; s[1][0] += a * b[0]; }
                     { const float a = wt[23]; s[2][0] += a * b[0]; }
@@ -4123,7 +4123,7 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 56 + 0 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; }
                     { const float a = wt[15]; s[1][0] += a * b[0]; }
                     { const float a = wt[24]; s[2][0] += a * b[0]; }
@@ -4135,7 +4135,7 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 57 + 0 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; }
                     { const float a = wt[16]; s[1][0] += a * b[0]; }
                     { const float a = wt[25]; s[2][0] += a * b[0]; }
@@ -4147,7 +4147,7 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 58 + 0 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; }
                     { const float a = wt[17]; s[1][0] += a * b[0]; }
                     { const float a = wt[26]; s[2][0] += a * b[0]; }
@@ -4159,7 +4159,7 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
             }
         }
         else if (726 % (2 * NNC_LANES) != 0) {
@@ -4170,8 +4170,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 const float *wt = w + ((long)f0 * 1 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4183,8 +4183,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4196,8 +4196,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4209,8 +4209,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4222,8 +4222,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 29 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 29 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4235,8 +4235,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 30 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4248,8 +4248,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 56 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 56 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4261,8 +4261,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 57 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 57 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4274,8 +4274,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 58 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 58 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4287,8 +4287,8 @@ static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, f
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         for (int k = 0; k < 8; k++) {
@@ -4425,7 +4425,7 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         for (int p0 = 0; p0 + 2 * NNC_LANES <= 141; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 32; c++) {
@@ -4433,8 +4433,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4446,8 +4446,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4459,8 +4459,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4472,8 +4472,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 13 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4485,8 +4485,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 14 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4498,8 +4498,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4511,8 +4511,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4524,8 +4524,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4537,8 +4537,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4550,8 +4550,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         if (141 % (2 * NNC_LANES) != 0 && 141 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -4562,7 +4562,7 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; }
@@ -4574,7 +4574,7 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; }
@@ -4586,7 +4586,7 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; }
@@ -4598,7 +4598,7 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; }
@@ -4610,7 +4610,7 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; }
@@ -4622,7 +4622,7 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; }
@@ -4634,7 +4634,7 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; }
@@ -4646,7 +4646,7 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; }
@@ -4658,7 +4658,7 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; }
@@ -4670,7 +4670,7 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
             }
         }
         else if (141 % (2 * NNC_LANES) != 0) {
@@ -4681,8 +4681,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4694,8 +4694,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4707,8 +4707,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4720,8 +4720,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 13 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4733,8 +4733,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 14 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4746,8 +4746,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4759,8 +4759,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4772,8 +4772,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4785,8 +4785,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4798,8 +4798,8 @@ static void k03_conv2_conv2d(const float *restrict x, const float *restrict w, f
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         for (int k = 0; k < 8; k++) {
@@ -4942,7 +4942,7 @@ static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, f
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         /* 9 positions by 2 vectors of filters at a time, summed over channels and taps in registers */
         for (int j0 = 0; j0 < 64; j0 += 2 * NNC_LANES) {
             nnc_vec s[9][2] = {{{0}}};
@@ -4951,8 +4951,8 @@ static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, f
                 const float *wr = wT[c * 9] + j0;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 0, sizeof b[0]);
-                    memcpy(&b[1], wr + 0 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 0);
+                    b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
                     { const float a = xc[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[1]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[2]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4965,8 +4965,8 @@ static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 64, sizeof b[0]);
-                    memcpy(&b[1], wr + 64 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 64);
+                    b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
                     { const float a = xc[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[2]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[3]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4979,8 +4979,8 @@ static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 128, sizeof b[0]);
-                    memcpy(&b[1], wr + 128 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 128);
+                    b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
                     { const float a = xc[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[3]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[4]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4993,8 +4993,8 @@ static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 192, sizeof b[0]);
-                    memcpy(&b[1], wr + 192 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 192);
+                    b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
                     { const float a = xc[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[6]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[7]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -5007,8 +5007,8 @@ static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 256, sizeof b[0]);
-                    memcpy(&b[1], wr + 256 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 256);
+                    b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
                     { const float a = xc[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[7]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[8]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -5021,8 +5021,8 @@ static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 320, sizeof b[0]);
-                    memcpy(&b[1], wr + 320 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 320);
+                    b[1] = *(const nnc_vec *)(wr + 320 + NNC_LANES);
                     { const float a = xc[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[8]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[9]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -5035,8 +5035,8 @@ static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 384, sizeof b[0]);
-                    memcpy(&b[1], wr + 384 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 384);
+                    b[1] = *(const nnc_vec *)(wr + 384 + NNC_LANES);
                     { const float a = xc[10]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[12]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -5049,8 +5049,8 @@ static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 448, sizeof b[0]);
-                    memcpy(&b[1], wr + 448 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 448);
+                    b[1] = *(const nnc_vec *)(wr + 448 + NNC_LANES);
                     { const float a = xc[11]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[13]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -5063,8 +5063,8 @@ static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, f
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], wr + 512, sizeof b[0]);
-                    memcpy(&b[1], wr + 512 + NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(wr + 512);
+                    b[1] = *(const nnc_vec *)(wr + 512 + NNC_LANES);
                     { const float a = xc[12]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = xc[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = xc[14]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -5078,8 +5078,8 @@ static void k06_conv3_conv2d(const float *restrict x, const float *restrict w, f
             }
             for (int q = 0; q < 9; q++) {
                 float out[2 * NNC_LANES];
-                memcpy(out, &s[q][0], sizeof s[q][0]);
-                memcpy(out + NNC_LANES, &s[q][1], sizeof s[q][1]);
+                *(nnc_vec *)out = s[q][0];
+                *(nnc_vec *)(out + NNC_LANES) = s[q][1];
                 for (int l = 0; l < 2 * NNC_LANES; l++) {
                     acc[j0 + l][q / 3 * 5 + q % 3] = out[l];
                 }
@@ -5171,7 +5171,7 @@ static void k08_fc1_matmul(const float *restrict A, const float *restrict B, flo
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* B is used transposed: lay it out as [576, 64] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
     NNC_PARALLEL_FOR
     for (int k0 = 0; k0 < 576; k0 += 16) {
@@ -5198,8 +5198,8 @@ static void k08_fc1_matmul(const float *restrict A, const float *restrict B, flo
                     for (int k = k0; k < (k0 + 116 < 576 ? k0 + 116 : 576); k++) {
                         const float *restrict brow = packed + (long)k * 64 + j0;
                         nnc_vec b[2];
-                        memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                         {
                             const float a = A[(long)(i0 + 0) * 576 + k];
                             acc[0][0] += a * b[0];
@@ -5246,22 +5246,22 @@ static void k08_fc1_matmul(const float *restrict A, const float *restrict B, flo
                         continue; /* the sums are not finished */
                     }
                     float sum[8][2 * NNC_LANES];
-                    memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                    memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                    memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                    memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                    memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                    memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                    memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                    memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                    memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                    memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                    memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                    memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                    memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                    memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                    memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                    memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                    *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                    *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                    *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                    *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                    *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                    *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                    *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                    *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                    *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                    *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                    *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                    *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                    *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                    *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                    *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                    *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                     for (int r = 0; r < 8; r++) {
                         for (int c = 0; c < 2 * NNC_LANES; c++) {
                             const long at = (long)(i0 + r) * 64 + j0 + c;
@@ -5490,7 +5490,7 @@ static void k18_dx_matmul_mul_relu_grad(const float *restrict dlogits_softmax_xe
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
     for (int group = 0; group < 4; group++) {
         const int band0 = group * 2;
@@ -5503,8 +5503,8 @@ static void k18_dx_matmul_mul_relu_grad(const float *restrict dlogits_softmax_xe
                 for (int k = 0; k < 10; k++) {
                     const float *restrict brow = logits_weight + (long)k * 64 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
                         acc[0][0] += a * b[0];
@@ -5547,22 +5547,22 @@ static void k18_dx_matmul_mul_relu_grad(const float *restrict dlogits_softmax_xe
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 64 + j0 + c;
@@ -5590,7 +5590,7 @@ static void k19_dlogits_weight_matmul(const float *restrict A, const float *rest
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     for (int band = 0; band < 1; band++) {
         const int i0 = band * 8;
         long j0 = 0;
@@ -5599,8 +5599,8 @@ static void k19_dlogits_weight_matmul(const float *restrict A, const float *rest
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = B + (long)k * 64 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = A[(long)k * 10 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -5643,22 +5643,22 @@ static void k19_dlogits_weight_matmul(const float *restrict A, const float *rest
                 }
             }
             float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+            *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+            *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+            *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+            *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+            *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+            *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+            *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+            *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+            *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
             for (int r = 0; r < 8; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 64 + j0 + c;
@@ -5676,8 +5676,8 @@ static void k19_dlogits_weight_matmul(const float *restrict A, const float *rest
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = B + (long)k * 64 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = A[(long)k * 10 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -5690,10 +5690,10 @@ static void k19_dlogits_weight_matmul(const float *restrict A, const float *rest
                 }
             }
             float sum[2][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
             for (int r = 0; r < 2; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 64 + j0 + c;
@@ -5769,7 +5769,7 @@ static void k21_dx_matmul(const float *restrict A, const float *restrict B, floa
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
     NNC_PARALLEL_FOR
     for (int group = 0; group < 4; group++) {
@@ -5783,8 +5783,8 @@ static void k21_dx_matmul(const float *restrict A, const float *restrict B, floa
                 for (int k = 0; k < 64; k++) {
                     const float *restrict brow = B + (long)k * 576 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = A[(long)(i0 + 0) * 64 + k];
                         acc[0][0] += a * b[0];
@@ -5827,22 +5827,22 @@ static void k21_dx_matmul(const float *restrict A, const float *restrict B, floa
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 576 + j0 + c;
@@ -5868,7 +5868,7 @@ static void k22_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
     NNC_PARALLEL_FOR
     for (int group = 0; group < 4; group++) {
@@ -5882,8 +5882,8 @@ static void k22_dfc1_weight_matmul(const float *restrict A, const float *restric
                 for (int k = 0; k < 64; k++) {
                     const float *restrict brow = B + (long)k * 576 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = A[(long)k * 64 + i0 + 0];
                         acc[0][0] += a * b[0];
@@ -5926,22 +5926,22 @@ static void k22_dfc1_weight_matmul(const float *restrict A, const float *restric
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 576 + j0 + c;
@@ -6043,7 +6043,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
             #define NNC_VEC_BYTES 16
             #endif
             #define NNC_LANES (NNC_VEC_BYTES / 4)
-            typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+            typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
             for (int p0 = 0; p0 + 1 * NNC_LANES <= 25; p0 += 1 * NNC_LANES) {
                 nnc_vec s[8][1] = {{{0}}};
                 for (int f = 0; f < 64; f++) {
@@ -6051,7 +6051,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     const float *wt = w + ((long)f * 64 + c0) * 9;
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 12 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 12 + 0 * NNC_LANES);
                         { const float a = wt[0]; s[0][0] += a * b[0]; }
                         { const float a = wt[9]; s[1][0] += a * b[0]; }
                         { const float a = wt[18]; s[2][0] += a * b[0]; }
@@ -6063,7 +6063,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 11 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 11 + 0 * NNC_LANES);
                         { const float a = wt[1]; s[0][0] += a * b[0]; }
                         { const float a = wt[10]; s[1][0] += a * b[0]; }
                         { const float a = wt[19]; s[2][0] += a * b[0]; }
@@ -6075,7 +6075,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 10 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 10 + 0 * NNC_LANES);
                         { const float a = wt[2]; s[0][0] += a * b[0]; }
                         { const float a = wt[11]; s[1][0] += a * b[0]; }
                         { const float a = wt[20]; s[2][0] += a * b[0]; }
@@ -6087,7 +6087,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 7 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 7 + 0 * NNC_LANES);
                         { const float a = wt[3]; s[0][0] += a * b[0]; }
                         { const float a = wt[12]; s[1][0] += a * b[0]; }
                         { const float a = wt[21]; s[2][0] += a * b[0]; }
@@ -6099,7 +6099,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 6 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 6 + 0 * NNC_LANES);
                         { const float a = wt[4]; s[0][0] += a * b[0]; }
                         { const float a = wt[13]; s[1][0] += a * b[0]; }
                         { const float a = wt[22]; s[2][0] += a * b[0]; }
@@ -6111,7 +6111,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 5 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 5 + 0 * NNC_LANES);
                         { const float a = wt[5]; s[0][0] += a * b[0]; }
                         { const float a = wt[14]; s[1][0] += a * b[0]; }
                         { const float a = wt[23]; s[2][0] += a * b[0]; }
@@ -6123,7 +6123,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                         { const float a = wt[6]; s[0][0] += a * b[0]; }
                         { const float a = wt[15]; s[1][0] += a * b[0]; }
                         { const float a = wt[24]; s[2][0] += a * b[0]; }
@@ -6135,7 +6135,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                         { const float a = wt[7]; s[0][0] += a * b[0]; }
                         { const float a = wt[16]; s[1][0] += a * b[0]; }
                         { const float a = wt[25]; s[2][0] += a * b[0]; }
@@ -6147,7 +6147,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                         { const float a = wt[8]; s[0][0] += a * b[0]; }
                         { const float a = wt[17]; s[1][0] += a * b[0]; }
                         { const float a = wt[26]; s[2][0] += a * b[0]; }
@@ -6159,7 +6159,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                 }
                 for (int k = 0; k < 8; k++) {
-                    memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                    *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
                 }
             }
             if (25 % NNC_LANES != 0) {
@@ -6170,7 +6170,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     const float *wt = w + ((long)f * 64 + c0) * 9;
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 12 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 12 + 0 * NNC_LANES);
                         { const float a = wt[0]; s[0][0] += a * b[0]; }
                         { const float a = wt[9]; s[1][0] += a * b[0]; }
                         { const float a = wt[18]; s[2][0] += a * b[0]; }
@@ -6182,7 +6182,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 11 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 11 + 0 * NNC_LANES);
                         { const float a = wt[1]; s[0][0] += a * b[0]; }
                         { const float a = wt[10]; s[1][0] += a * b[0]; }
                         { const float a = wt[19]; s[2][0] += a * b[0]; }
@@ -6194,7 +6194,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 10 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 10 + 0 * NNC_LANES);
                         { const float a = wt[2]; s[0][0] += a * b[0]; }
                         { const float a = wt[11]; s[1][0] += a * b[0]; }
                         { const float a = wt[20]; s[2][0] += a * b[0]; }
@@ -6206,7 +6206,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 7 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 7 + 0 * NNC_LANES);
                         { const float a = wt[3]; s[0][0] += a * b[0]; }
                         { const float a = wt[12]; s[1][0] += a * b[0]; }
                         { const float a = wt[21]; s[2][0] += a * b[0]; }
@@ -6218,7 +6218,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 6 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 6 + 0 * NNC_LANES);
                         { const float a = wt[4]; s[0][0] += a * b[0]; }
                         { const float a = wt[13]; s[1][0] += a * b[0]; }
                         { const float a = wt[22]; s[2][0] += a * b[0]; }
@@ -6230,7 +6230,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 5 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 5 + 0 * NNC_LANES);
                         { const float a = wt[5]; s[0][0] += a * b[0]; }
                         { const float a = wt[14]; s[1][0] += a * b[0]; }
                         { const float a = wt[23]; s[2][0] += a * b[0]; }
@@ -6242,7 +6242,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                         { const float a = wt[6]; s[0][0] += a * b[0]; }
                         { const float a = wt[15]; s[1][0] += a * b[0]; }
                         { const float a = wt[24]; s[2][0] += a * b[0]; }
@@ -6254,7 +6254,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                         { const float a = wt[7]; s[0][0] += a * b[0]; }
                         { const float a = wt[16]; s[1][0] += a * b[0]; }
                         { const float a = wt[25]; s[2][0] += a * b[0]; }
@@ -6266,7 +6266,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                         { const float a = wt[8]; s[0][0] += a * b[0]; }
                         { const float a = wt[17]; s[1][0] += a * b[0]; }
                         { const float a = wt[26]; s[2][0] += a * b[0]; }
@@ -6278,7 +6278,7 @@ static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                 }
                 for (int k = 0; k < 8; k++) {
-                    memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                    *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
                 }
             }
             for (int k = 0; k < 8; k++) {
@@ -6360,7 +6360,7 @@ static void k25_dconv3_weight_conv2d_grad_weight(const float *restrict dy, const
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     NNC_PARALLEL_FOR
     for (int task = 0; task < 16; task++) {
         const int f0 = task / 8 * 32, rbase = task % 8 * 72;
@@ -6389,15 +6389,15 @@ static void k25_dconv3_weight_conv2d_grad_weight(const float *restrict dy, const
                 for (int j0 = 0; j0 < 32; j0 += 2 * NNC_LANES) {
                     nnc_vec s[8][2];
                     for (int r = 0; r < 8; r++) {
-                        memcpy(&s[r][0], dwT[r0 + r] + j0 + 0 * NNC_LANES, sizeof s[r][0]);
-                        memcpy(&s[r][1], dwT[r0 + r] + j0 + 1 * NNC_LANES, sizeof s[r][1]);
+                        s[r][0] = *(const nnc_vec *)(dwT[r0 + r] + j0 + 0 * NNC_LANES);
+                        s[r][1] = *(const nnc_vec *)(dwT[r0 + r] + j0 + 1 * NNC_LANES);
                     }
                     for (int oh = 0; oh < 3; oh++) {
                         for (int ow = 0; ow < 3; ow++) {
                             const float *brow = dyT[oh * 3 + ow] + j0;
                             nnc_vec b[2];
-                            memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                             { const float a = x0[oh * 5 + ow]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = x1[oh * 5 + ow]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = x2[oh * 5 + ow]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6409,8 +6409,8 @@ static void k25_dconv3_weight_conv2d_grad_weight(const float *restrict dy, const
                         }
                     }
                     for (int r = 0; r < 8; r++) {
-                        memcpy(dwT[r0 + r] + j0 + 0 * NNC_LANES, &s[r][0], sizeof s[r][0]);
-                        memcpy(dwT[r0 + r] + j0 + 1 * NNC_LANES, &s[r][1], sizeof s[r][1]);
+                        *(nnc_vec *)(dwT[r0 + r] + j0 + 0 * NNC_LANES) = s[r][0];
+                        *(nnc_vec *)(dwT[r0 + r] + j0 + 1 * NNC_LANES) = s[r][1];
                     }
                 }
             }
@@ -6604,7 +6604,7 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
             #define NNC_VEC_BYTES 16
             #endif
             #define NNC_LANES (NNC_VEC_BYTES / 4)
-            typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+            typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
             for (int p0 = 0; p0 + 2 * NNC_LANES <= 169; p0 += 2 * NNC_LANES) {
                 nnc_vec s[8][2] = {{{0}}};
                 for (int f = 0; f < 64; f++) {
@@ -6612,8 +6612,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     const float *wt = w + ((long)f * 32 + c0) * 9;
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                         { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6625,8 +6625,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                         { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6638,8 +6638,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                         { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6651,8 +6651,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                         { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6664,8 +6664,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 14 + 1 * NNC_LANES);
                         { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6677,8 +6677,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 13 + 1 * NNC_LANES);
                         { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6690,8 +6690,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                         { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6703,8 +6703,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                         { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6716,8 +6716,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                         { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6729,8 +6729,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                 }
                 for (int k = 0; k < 8; k++) {
-                    memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                    memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                    *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                    *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
                 }
             }
             if (169 % (2 * NNC_LANES) != 0 && 169 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -6741,7 +6741,7 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     const float *wt = w + ((long)f * 32 + c0) * 9;
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
                         { const float a = wt[0]; s[0][0] += a * b[0]; }
                         { const float a = wt[9]; s[1][0] += a * b[0]; }
                         { const float a = wt[18]; s[2][0] += a * b[0]; }
@@ -6753,7 +6753,7 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
                         { const float a = wt[1]; s[0][0] += a * b[0]; }
                         { const float a = wt[10]; s[1][0] += a * b[0]; }
                         { const float a = wt[19]; s[2][0] += a * b[0]; }
@@ -6765,7 +6765,7 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
                         { const float a = wt[2]; s[0][0] += a * b[0]; }
                         { const float a = wt[11]; s[1][0] += a * b[0]; }
                         { const float a = wt[20]; s[2][0] += a * b[0]; }
@@ -6777,7 +6777,7 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
                         { const float a = wt[3]; s[0][0] += a * b[0]; }
                         { const float a = wt[12]; s[1][0] += a * b[0]; }
                         { const float a = wt[21]; s[2][0] += a * b[0]; }
@@ -6789,7 +6789,7 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
                         { const float a = wt[4]; s[0][0] += a * b[0]; }
                         { const float a = wt[13]; s[1][0] += a * b[0]; }
                         { const float a = wt[22]; s[2][0] += a * b[0]; }
@@ -6801,7 +6801,7 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
                         { const float a = wt[5]; s[0][0] += a * b[0]; }
                         { const float a = wt[14]; s[1][0] += a * b[0]; }
                         { const float a = wt[23]; s[2][0] += a * b[0]; }
@@ -6813,7 +6813,7 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                         { const float a = wt[6]; s[0][0] += a * b[0]; }
                         { const float a = wt[15]; s[1][0] += a * b[0]; }
                         { const float a = wt[24]; s[2][0] += a * b[0]; }
@@ -6825,7 +6825,7 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                         { const float a = wt[7]; s[0][0] += a * b[0]; }
                         { const float a = wt[16]; s[1][0] += a * b[0]; }
                         { const float a = wt[25]; s[2][0] += a * b[0]; }
@@ -6837,7 +6837,7 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[1];
-                        memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                        b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                         { const float a = wt[8]; s[0][0] += a * b[0]; }
                         { const float a = wt[17]; s[1][0] += a * b[0]; }
                         { const float a = wt[26]; s[2][0] += a * b[0]; }
@@ -6849,7 +6849,7 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                 }
                 for (int k = 0; k < 8; k++) {
-                    memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                    *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
                 }
             }
             else if (169 % (2 * NNC_LANES) != 0) {
@@ -6860,8 +6860,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     const float *wt = w + ((long)f * 32 + c0) * 9;
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                         { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6873,8 +6873,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                         { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6886,8 +6886,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                         { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6899,8 +6899,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 15 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 15 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
                         { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6912,8 +6912,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 14 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 14 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 14 + 1 * NNC_LANES);
                         { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6925,8 +6925,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 13 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 13 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 13 + 1 * NNC_LANES);
                         { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6938,8 +6938,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                         { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6951,8 +6951,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                         { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6964,8 +6964,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                     {
                         nnc_vec b[2];
-                        memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                         { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                         { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                         { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6977,8 +6977,8 @@ static void k30_dx_conv2d_grad_input(const float *restrict dy, const float *rest
                     }
                 }
                 for (int k = 0; k < 8; k++) {
-                    memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                    memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                    *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                    *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
                 }
             }
             for (int k = 0; k < 8; k++) {
@@ -7036,7 +7036,7 @@ static void k31_dconv2_weight_conv2d_grad_weight(const float *restrict dy, const
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     NNC_PARALLEL_FOR
     for (int task = 0; task < 8; task++) {
         const int f0 = task / 4 * 32, rbase = task % 4 * 72;
@@ -7065,15 +7065,15 @@ static void k31_dconv2_weight_conv2d_grad_weight(const float *restrict dy, const
                 for (int j0 = 0; j0 < 32; j0 += 2 * NNC_LANES) {
                     nnc_vec s[8][2];
                     for (int r = 0; r < 8; r++) {
-                        memcpy(&s[r][0], dwT[r0 + r] + j0 + 0 * NNC_LANES, sizeof s[r][0]);
-                        memcpy(&s[r][1], dwT[r0 + r] + j0 + 1 * NNC_LANES, sizeof s[r][1]);
+                        s[r][0] = *(const nnc_vec *)(dwT[r0 + r] + j0 + 0 * NNC_LANES);
+                        s[r][1] = *(const nnc_vec *)(dwT[r0 + r] + j0 + 1 * NNC_LANES);
                     }
                     for (int oh = 0; oh < 11; oh++) {
                         for (int ow = 0; ow < 11; ow++) {
                             const float *brow = dyT[oh * 11 + ow] + j0;
                             nnc_vec b[2];
-                            memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                            memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                            b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                             { const float a = x0[oh * 13 + ow]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                             { const float a = x1[oh * 13 + ow]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                             { const float a = x2[oh * 13 + ow]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -7085,8 +7085,8 @@ static void k31_dconv2_weight_conv2d_grad_weight(const float *restrict dy, const
                         }
                     }
                     for (int r = 0; r < 8; r++) {
-                        memcpy(dwT[r0 + r] + j0 + 0 * NNC_LANES, &s[r][0], sizeof s[r][0]);
-                        memcpy(dwT[r0 + r] + j0 + 1 * NNC_LANES, &s[r][1], sizeof s[r][1]);
+                        *(nnc_vec *)(dwT[r0 + r] + j0 + 0 * NNC_LANES) = s[r][0];
+                        *(nnc_vec *)(dwT[r0 + r] + j0 + 1 * NNC_LANES) = s[r][1];
                     }
                 }
             }

@@ -3893,7 +3893,7 @@ static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* B is used transposed: lay it out as [784, 64] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
     NNC_PARALLEL_FOR
     for (int k0 = 0; k0 < 784; k0 += 16) {
@@ -3920,8 +3920,8 @@ static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
                     for (int k = k0; k < k0 + 112; k++) {
                         const float *restrict brow = packed + (long)k * 64 + j0;
                         nnc_vec b[2];
-                        memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                         {
                             const float a = fc1_weight[(long)(i0 + 0) * 784 + k];
                             acc[0][0] += a * b[0];
@@ -3968,22 +3968,22 @@ static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
                         continue; /* the sums are not finished */
                     }
                     float sum[8][2 * NNC_LANES];
-                    memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                    memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                    memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                    memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                    memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                    memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                    memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                    memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                    memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                    memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                    memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                    memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                    memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                    memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                    memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                    memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                    *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                    *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                    *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                    *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                    *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                    *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                    *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                    *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                    *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                    *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                    *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                    *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                    *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                    *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                    *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                    *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         for (int r = 0; r < 8; r++) {
                             const long at = (long)(j0 + c) * 128 + i0 + r;
@@ -4142,7 +4142,7 @@ static void k07_dlogits_matmul_relu_grad(const float *restrict dlogits_softmax_x
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
     for (int group = 0; group < 4; group++) {
         const int band0 = group * 2;
@@ -4155,8 +4155,8 @@ static void k07_dlogits_matmul_relu_grad(const float *restrict dlogits_softmax_x
                 for (int k = 0; k < 10; k++) {
                     const float *restrict brow = logits_weight + (long)k * 128 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
                         acc[0][0] += a * b[0];
@@ -4199,22 +4199,22 @@ static void k07_dlogits_matmul_relu_grad(const float *restrict dlogits_softmax_x
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 128 + j0 + c;
@@ -4241,7 +4241,7 @@ static void k08_dlogits_weight_matmul(const float *restrict A, const float *rest
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     for (int band = 0; band < 1; band++) {
         const int i0 = band * 8;
         long j0 = 0;
@@ -4250,8 +4250,8 @@ static void k08_dlogits_weight_matmul(const float *restrict A, const float *rest
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = B + (long)k * 128 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = A[(long)k * 10 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -4294,22 +4294,22 @@ static void k08_dlogits_weight_matmul(const float *restrict A, const float *rest
                 }
             }
             float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+            *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+            *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+            *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+            *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+            *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+            *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+            *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+            *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+            *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
             for (int r = 0; r < 8; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 128 + j0 + c;
@@ -4327,8 +4327,8 @@ static void k08_dlogits_weight_matmul(const float *restrict A, const float *rest
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = B + (long)k * 128 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = A[(long)k * 10 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -4341,10 +4341,10 @@ static void k08_dlogits_weight_matmul(const float *restrict A, const float *rest
                 }
             }
             float sum[2][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
             for (int r = 0; r < 2; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 128 + j0 + c;
@@ -4381,7 +4381,7 @@ static void k10_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 4, which share each tile of B */
     NNC_PARALLEL_FOR
     for (int group = 0; group < 4; group++) {
@@ -4395,8 +4395,8 @@ static void k10_dfc1_weight_matmul(const float *restrict A, const float *restric
                 for (int k = 0; k < 64; k++) {
                     const float *restrict brow = B + (long)k * 784 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = A[(long)k * 128 + i0 + 0];
                         acc[0][0] += a * b[0];
@@ -4439,22 +4439,22 @@ static void k10_dfc1_weight_matmul(const float *restrict A, const float *restric
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 784 + j0 + c;
@@ -4471,7 +4471,7 @@ static void k10_dfc1_weight_matmul(const float *restrict A, const float *restric
                 for (int k = 0; k < 64; k++) {
                     const float *restrict brow = B + (long)k * 784 + j0;
                     nnc_vec b[1];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
                     {
                         const float a = A[(long)k * 128 + i0 + 0];
                         acc[0][0] += a * b[0];
@@ -4506,14 +4506,14 @@ static void k10_dfc1_weight_matmul(const float *restrict A, const float *restric
                     }
                 }
                 float sum[8][1 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 784 + j0 + c;

@@ -3902,7 +3902,7 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         for (int p0 = 0; p0 + 2 * NNC_LANES <= 726; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 1; c++) {
@@ -3910,8 +3910,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 const float *wt = w + ((long)f0 * 1 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3923,8 +3923,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3936,8 +3936,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3949,8 +3949,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3962,8 +3962,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 29 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 29 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3975,8 +3975,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 30 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -3988,8 +3988,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 56 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 56 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4001,8 +4001,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 57 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 57 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4014,8 +4014,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 58 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 58 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4027,8 +4027,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         if (726 % (2 * NNC_LANES) != 0 && 726 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -4039,7 +4039,7 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 const float *wt = w + ((long)f0 * 1 + c) * 9;
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; }
                     { const float a = wt[9]; s[1][0] += a * b[0]; }
                     { const float a = wt[18]; s[2][0] += a * b[0]; }
@@ -4051,7 +4051,7 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; }
                     { const float a = wt[10]; s[1][0] += a * b[0]; }
                     { const float a = wt[19]; s[2][0] += a * b[0]; }
@@ -4063,7 +4063,7 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; }
                     { const float a = wt[11]; s[1][0] += a * b[0]; }
                     { const float a = wt[20]; s[2][0] += a * b[0]; }
@@ -4075,7 +4075,7 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; }
                     { const float a = wt[12]; s[1][0] += a * b[0]; }
                     { const float a = wt[21]; s[2][0] += a * b[0]; }
@@ -4087,7 +4087,7 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 29 + 0 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; }
                     { const float a = wt[13]; s[1][0] += a * b[0]; }
                     { const float a = wt[22]; s[2][0] += a * b[0]; }
@@ -4099,7 +4099,7 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; }
                     { const float a = wt[14]; s[1][0] += a * b[0]; }
                     { const float a = wt[23]; s[2][0] += a * b[0]; }
@@ -4111,7 +4111,7 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 56 + 0 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; }
                     { const float a = wt[15]; s[1][0] += a * b[0]; }
                     { const float a = wt[24]; s[2][0] += a * b[0]; }
@@ -4123,7 +4123,7 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 57 + 0 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; }
                     { const float a = wt[16]; s[1][0] += a * b[0]; }
                     { const float a = wt[25]; s[2][0] += a * b[0]; }
@@ -4135,7 +4135,7 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 58 + 0 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; }
                     { const float a = wt[17]; s[1][0] += a * b[0]; }
                     { const float a = wt[26]; s[2][0] += a * b[0]; }
@@ -4147,7 +4147,7 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
             }
         }
         else if (726 % (2 * NNC_LANES) != 0) {
@@ -4158,8 +4158,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 const float *wt = w + ((long)f0 * 1 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4171,8 +4171,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4184,8 +4184,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4197,8 +4197,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4210,8 +4210,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 29 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 29 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 29 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 29 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4223,8 +4223,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 30 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 30 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 30 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 30 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4236,8 +4236,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 56 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 56 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 56 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 56 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4249,8 +4249,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 57 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 57 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 57 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 57 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4262,8 +4262,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 58 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 58 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 58 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 58 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4275,8 +4275,8 @@ static void k00_conv1_conv2d_bias_add_relu(const float *restrict x, const float 
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         for (int k = 0; k < 8; k++) {
@@ -4320,7 +4320,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         for (int p0 = 0; p0 + 2 * NNC_LANES <= 622; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 32; c++) {
@@ -4328,8 +4328,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4341,8 +4341,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4354,8 +4354,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4367,8 +4367,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4380,8 +4380,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4393,8 +4393,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4406,8 +4406,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 52 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 52 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 52 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 52 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4419,8 +4419,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 53 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 53 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 53 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 53 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4432,8 +4432,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 54 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 54 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 54 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 54 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4445,8 +4445,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         if (622 % (2 * NNC_LANES) != 0 && 622 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -4457,7 +4457,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; }
@@ -4469,7 +4469,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; }
@@ -4481,7 +4481,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; }
@@ -4493,7 +4493,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; }
@@ -4505,7 +4505,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; }
@@ -4517,7 +4517,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; }
@@ -4529,7 +4529,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 52 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 52 + 0 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; }
@@ -4541,7 +4541,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 53 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 53 + 0 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; }
@@ -4553,7 +4553,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 54 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 54 + 0 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; }
@@ -4565,7 +4565,7 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
             }
         }
         else if (622 % (2 * NNC_LANES) != 0) {
@@ -4576,8 +4576,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4589,8 +4589,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4602,8 +4602,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4615,8 +4615,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4628,8 +4628,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4641,8 +4641,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4654,8 +4654,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 52 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 52 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 52 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 52 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4667,8 +4667,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 53 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 53 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 53 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 53 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4680,8 +4680,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 54 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 54 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 54 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 54 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -4693,8 +4693,8 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         for (int k = 0; k < 8; k++) {
@@ -4763,7 +4763,7 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* B is used transposed: lay it out as [9216, 64] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
     NNC_PARALLEL_FOR
     for (int k0 = 0; k0 < 9216; k0 += 16) {
@@ -4790,8 +4790,8 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
                     for (int k = k0; k < k0 + 128; k++) {
                         const float *restrict brow = packed + (long)k * 64 + j0;
                         nnc_vec b[2];
-                        memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                        memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                        b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                        b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                         {
                             const float a = fc1_weight[(long)(i0 + 0) * 9216 + k];
                             acc[0][0] += a * b[0];
@@ -4838,22 +4838,22 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
                         continue; /* the sums are not finished */
                     }
                     float sum[8][2 * NNC_LANES];
-                    memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                    memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                    memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                    memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                    memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                    memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                    memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                    memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                    memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                    memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                    memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                    memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                    memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                    memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                    memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                    memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                    *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                    *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                    *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                    *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                    *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                    *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                    *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                    *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                    *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                    *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                    *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                    *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                    *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                    *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                    *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                    *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         for (int r = 0; r < 8; r++) {
                             const long at = (long)(j0 + c) * 128 + i0 + r;
@@ -5012,7 +5012,7 @@ static void k09_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
     for (int group = 0; group < 4; group++) {
         const int band0 = group * 2;
@@ -5025,8 +5025,8 @@ static void k09_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
                 for (int k = 0; k < 10; k++) {
                     const float *restrict brow = fc2_weight + (long)k * 128 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = dlogits_softmax_xent_grad[(long)(i0 + 0) * 10 + k];
                         acc[0][0] += a * b[0];
@@ -5069,22 +5069,22 @@ static void k09_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 128 + j0 + c;
@@ -5111,7 +5111,7 @@ static void k10_dfc2_weight_matmul(const float *restrict A, const float *restric
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     for (int band = 0; band < 1; band++) {
         const int i0 = band * 8;
         long j0 = 0;
@@ -5120,8 +5120,8 @@ static void k10_dfc2_weight_matmul(const float *restrict A, const float *restric
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = B + (long)k * 128 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = A[(long)k * 10 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -5164,22 +5164,22 @@ static void k10_dfc2_weight_matmul(const float *restrict A, const float *restric
                 }
             }
             float sum[8][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-            memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-            memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-            memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-            memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-            memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-            memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-            memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-            memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-            memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-            memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-            memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-            memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+            *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+            *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+            *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+            *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+            *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+            *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+            *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+            *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+            *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+            *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+            *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+            *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
             for (int r = 0; r < 8; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 128 + j0 + c;
@@ -5197,8 +5197,8 @@ static void k10_dfc2_weight_matmul(const float *restrict A, const float *restric
             for (int k = 0; k < 64; k++) {
                 const float *restrict brow = B + (long)k * 128 + j0;
                 nnc_vec b[2];
-                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                 {
                     const float a = A[(long)k * 10 + i0 + 0];
                     acc[0][0] += a * b[0];
@@ -5211,10 +5211,10 @@ static void k10_dfc2_weight_matmul(const float *restrict A, const float *restric
                 }
             }
             float sum[2][2 * NNC_LANES];
-            memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-            memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-            memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-            memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
+            *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+            *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+            *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+            *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
             for (int r = 0; r < 2; r++) {
                 for (int c = 0; c < 2 * NNC_LANES; c++) {
                     const long at = (long)(i0 + r) * 128 + j0 + c;
@@ -5251,7 +5251,7 @@ static void k12_dx_matmul(const float *restrict A, const float *restrict B, floa
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
     NNC_PARALLEL_FOR
     for (int group = 0; group < 4; group++) {
@@ -5265,8 +5265,8 @@ static void k12_dx_matmul(const float *restrict A, const float *restrict B, floa
                 for (int k = 0; k < 128; k++) {
                     const float *restrict brow = B + (long)k * 9216 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = A[(long)(i0 + 0) * 128 + k];
                         acc[0][0] += a * b[0];
@@ -5309,22 +5309,22 @@ static void k12_dx_matmul(const float *restrict A, const float *restrict B, floa
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 9216 + j0 + c;
@@ -5350,7 +5350,7 @@ static void k13_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_VEC_BYTES 16
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
-    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 4, which share each tile of B */
     NNC_PARALLEL_FOR
     for (int group = 0; group < 4; group++) {
@@ -5364,8 +5364,8 @@ static void k13_dfc1_weight_matmul(const float *restrict A, const float *restric
                 for (int k = 0; k < 64; k++) {
                     const float *restrict brow = B + (long)k * 9216 + j0;
                     nnc_vec b[2];
-                    memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                     {
                         const float a = A[(long)k * 128 + i0 + 0];
                         acc[0][0] += a * b[0];
@@ -5408,22 +5408,22 @@ static void k13_dfc1_weight_matmul(const float *restrict A, const float *restric
                     }
                 }
                 float sum[8][2 * NNC_LANES];
-                memcpy(sum[0] + 0 * NNC_LANES, &acc[0][0], sizeof acc[0][0]);
-                memcpy(sum[0] + 1 * NNC_LANES, &acc[0][1], sizeof acc[0][1]);
-                memcpy(sum[1] + 0 * NNC_LANES, &acc[1][0], sizeof acc[1][0]);
-                memcpy(sum[1] + 1 * NNC_LANES, &acc[1][1], sizeof acc[1][1]);
-                memcpy(sum[2] + 0 * NNC_LANES, &acc[2][0], sizeof acc[2][0]);
-                memcpy(sum[2] + 1 * NNC_LANES, &acc[2][1], sizeof acc[2][1]);
-                memcpy(sum[3] + 0 * NNC_LANES, &acc[3][0], sizeof acc[3][0]);
-                memcpy(sum[3] + 1 * NNC_LANES, &acc[3][1], sizeof acc[3][1]);
-                memcpy(sum[4] + 0 * NNC_LANES, &acc[4][0], sizeof acc[4][0]);
-                memcpy(sum[4] + 1 * NNC_LANES, &acc[4][1], sizeof acc[4][1]);
-                memcpy(sum[5] + 0 * NNC_LANES, &acc[5][0], sizeof acc[5][0]);
-                memcpy(sum[5] + 1 * NNC_LANES, &acc[5][1], sizeof acc[5][1]);
-                memcpy(sum[6] + 0 * NNC_LANES, &acc[6][0], sizeof acc[6][0]);
-                memcpy(sum[6] + 1 * NNC_LANES, &acc[6][1], sizeof acc[6][1]);
-                memcpy(sum[7] + 0 * NNC_LANES, &acc[7][0], sizeof acc[7][0]);
-                memcpy(sum[7] + 1 * NNC_LANES, &acc[7][1], sizeof acc[7][1]);
+                *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
                 for (int r = 0; r < 8; r++) {
                     for (int c = 0; c < 2 * NNC_LANES; c++) {
                         const long at = (long)(i0 + r) * 9216 + j0 + c;
@@ -5616,7 +5616,7 @@ static void k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         NNC_PARALLEL_FOR
         for (int task = 0; task < 8; task++) {
             const int f0 = task / 4 * 32, rbase = task % 4 * 72;
@@ -5661,15 +5661,15 @@ static void k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                     for (int j0 = 0; j0 < 32; j0 += 2 * NNC_LANES) {
                         nnc_vec s[8][2];
                         for (int r = 0; r < 8; r++) {
-                            memcpy(&s[r][0], dwT[r0 + r] + j0 + 0 * NNC_LANES, sizeof s[r][0]);
-                            memcpy(&s[r][1], dwT[r0 + r] + j0 + 1 * NNC_LANES, sizeof s[r][1]);
+                            s[r][0] = *(const nnc_vec *)(dwT[r0 + r] + j0 + 0 * NNC_LANES);
+                            s[r][1] = *(const nnc_vec *)(dwT[r0 + r] + j0 + 1 * NNC_LANES);
                         }
                         for (int oh = 0; oh < 24; oh++) {
                             for (int ow = 0; ow < 24; ow++) {
                                 const float *brow = dyT[oh * 24 + ow] + j0;
                                 nnc_vec b[2];
-                                memcpy(&b[0], brow + 0 * NNC_LANES, sizeof b[0]);
-                                memcpy(&b[1], brow + 1 * NNC_LANES, sizeof b[1]);
+                                b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                                b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
                                 { const float a = x0[oh * 26 + ow]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                                 { const float a = x1[oh * 26 + ow]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                                 { const float a = x2[oh * 26 + ow]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -5681,8 +5681,8 @@ static void k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                             }
                         }
                         for (int r = 0; r < 8; r++) {
-                            memcpy(dwT[r0 + r] + j0 + 0 * NNC_LANES, &s[r][0], sizeof s[r][0]);
-                            memcpy(dwT[r0 + r] + j0 + 1 * NNC_LANES, &s[r][1], sizeof s[r][1]);
+                            *(nnc_vec *)(dwT[r0 + r] + j0 + 0 * NNC_LANES) = s[r][0];
+                            *(nnc_vec *)(dwT[r0 + r] + j0 + 1 * NNC_LANES) = s[r][1];
                         }
                     }
                 }
@@ -5972,7 +5972,7 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         #define NNC_VEC_BYTES 16
         #endif
         #define NNC_LANES (NNC_VEC_BYTES / 4)
-        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4)));
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
         for (int p0 = 0; p0 + 2 * NNC_LANES <= 622; p0 += 2 * NNC_LANES) {
             nnc_vec s[8][2] = {{{0}}};
             for (int c = 0; c < 32; c++) {
@@ -5980,8 +5980,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -5993,8 +5993,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6006,8 +6006,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6019,8 +6019,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6032,8 +6032,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6045,8 +6045,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6058,8 +6058,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 52 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 52 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 52 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 52 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6071,8 +6071,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 53 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 53 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 53 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 53 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6084,8 +6084,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 54 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 54 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 54 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 54 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6097,8 +6097,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         if (622 % (2 * NNC_LANES) != 0 && 622 % (2 * NNC_LANES) <= NNC_LANES) {
@@ -6109,7 +6109,7 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; }
@@ -6121,7 +6121,7 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; }
@@ -6133,7 +6133,7 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; }
@@ -6145,7 +6145,7 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; }
@@ -6157,7 +6157,7 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; }
@@ -6169,7 +6169,7 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; }
@@ -6181,7 +6181,7 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 52 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 52 + 0 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; }
@@ -6193,7 +6193,7 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 53 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 53 + 0 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; }
@@ -6205,7 +6205,7 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[1];
-                    memcpy(&b[0], src + 54 + 0 * NNC_LANES, sizeof b[0]);
+                    b[0] = *(const nnc_vec *)(src + 54 + 0 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; }
@@ -6217,7 +6217,7 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
             }
         }
         else if (622 % (2 * NNC_LANES) != 0) {
@@ -6228,8 +6228,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 const float *wt = w + ((long)f0 * 32 + c) * 9;
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 0 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 0 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
                     { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[288]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[576]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6241,8 +6241,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 1 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 1 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
                     { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[289]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[577]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6254,8 +6254,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 2 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 2 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
                     { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[290]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[578]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6267,8 +6267,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 26 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 26 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
                     { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[291]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[579]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6280,8 +6280,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 27 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 27 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
                     { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[292]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[580]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6293,8 +6293,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 28 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 28 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
                     { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[293]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[581]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6306,8 +6306,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 52 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 52 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 52 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 52 + 1 * NNC_LANES);
                     { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[294]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[582]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6319,8 +6319,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 53 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 53 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 53 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 53 + 1 * NNC_LANES);
                     { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[295]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[583]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6332,8 +6332,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
                 {
                     nnc_vec b[2];
-                    memcpy(&b[0], src + 54 + 0 * NNC_LANES, sizeof b[0]);
-                    memcpy(&b[1], src + 54 + 1 * NNC_LANES, sizeof b[1]);
+                    b[0] = *(const nnc_vec *)(src + 54 + 0 * NNC_LANES);
+                    b[1] = *(const nnc_vec *)(src + 54 + 1 * NNC_LANES);
                     { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
                     { const float a = wt[296]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
                     { const float a = wt[584]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
@@ -6345,8 +6345,8 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
                 }
             }
             for (int k = 0; k < 8; k++) {
-                memcpy(acc[k] + p0 + 0 * NNC_LANES, &s[k][0], sizeof s[k][0]);
-                memcpy(acc[k] + p0 + 1 * NNC_LANES, &s[k][1], sizeof s[k][1]);
+                *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
             }
         }
         for (int k = 0; k < 8; k++) {

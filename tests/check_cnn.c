@@ -531,6 +531,12 @@ START_TEST(conv_kernels_tiled_by_shape)
     ck_assert_ptr_nonnull(strstr(c, "float wT[576][64];"));
     ck_assert_ptr_nonnull(strstr(c, "/* 9 positions by 2 vectors of filters"));
     ck_assert_ptr_nonnull(strstr(c, "float lanes[1][2][9][16];"));
+    /* vectors are loaded through nnc_vec pointers: a memcpy of one went
+     * through the stack in AVX2 builds (lower_vec_type) */
+    ck_assert_ptr_nonnull(strstr(c, "aligned(4), may_alias));"));
+    ck_assert_ptr_nonnull(strstr(c, "b[1] = *(const nnc_vec *)(src + "));
+    ck_assert_ptr_null(strstr(c, "memcpy(&b["));
+    ck_assert_ptr_null(strstr(c, "memcpy(&s["));
     /* the pooling reads its band of the plane in place, not a copy */
     ck_assert_ptr_nonnull(strstr(c, "const float (*band)[26] = (const float (*)[26])(xp + oh * 52);"));
     ck_assert_ptr_null(strstr(c, "memcpy(band, xp"));

@@ -964,6 +964,9 @@ START_TEST(gemm_emits_register_tiles)
     ck_assert_ptr_nonnull(strstr(wide, "#define NNC_LANES (NNC_VEC_BYTES / 4)"));
     ck_assert_ptr_nonnull(strstr(wide, "nnc_vec acc[8][2]"));
     ck_assert_ptr_nonnull(strstr(wide, "acc[7][1] += a * b[1];"));
+    ck_assert_ptr_nonnull(strstr(wide, "b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);"));
+    ck_assert_ptr_nonnull(strstr(wide, "*(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];"));
+    ck_assert_ptr_null(strstr(wide, "memcpy(&b["));
     /* computed transposed: A^T laid out 16 values of k at a time, each
      * a whole row of 64 */
     ck_assert_ptr_nonnull(strstr(wide, "for (int k = k0; k < k0 + 16; k++)"));
