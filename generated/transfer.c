@@ -4365,6 +4365,7 @@ static void k10_dloss_fill(float *restrict out)
 static void k11_dlogits_softmax_xent_grad(const float *restrict pred, const int32_t *restrict target, const float *restrict dloss, float *restrict dpred)
 {
     const float scale = dloss[0] / 64.0f;
+    NNC_PARALLEL_FOR
     for (int r = 0; r < 64; r++) {
         float *d = dpred + (long)r * 10;
         const float *z = pred + (long)r * 10;

@@ -501,6 +501,26 @@ static char *generated_c(const char *input, const char *body)
     return generated_c_with(input, body, "batch 16", false);
 }
 
+/* The softmax cross-entropy gradient from logits takes two exp a value:
+ * on the threads for a batch whose rows are worth it, not for a small
+ * one (lower.c, EXP_WORK). */
+START_TEST(xent_grad_threads_by_batch)
+{
+    const char *body = "    h = dense(x, 8) |> relu\n";
+    char *big = generated_c_with("[4]", body, "batch 256", false);
+    char *small = generated_c_with("[4]", body, "batch 16", false);
+    const char *kb = strstr(big, "softmax_xent_grad(const float");
+    const char *ks = strstr(small, "softmax_xent_grad(const float");
+    ck_assert_ptr_nonnull(kb);
+    ck_assert_ptr_nonnull(ks);
+    ck_assert_ptr_nonnull(strstr(kb, "NNC_PARALLEL_FOR\n    for (int r = 0; r < 256; r++)"));
+    ck_assert_ptr_nonnull(strstr(ks, "    for (int r = 0; r < 16; r++)"));
+    ck_assert_ptr_null(strstr(ks, "NNC_PARALLEL_FOR\n    for (int r = 0; r < 16; r++)"));
+    free(big);
+    free(small);
+}
+END_TEST
+
 /* mnist_cnn's shapes at batch 16: conv2 (13x13 input, 32 -> 64) takes
  * 8-filter register tiles forward and backward and the transposed-dy
  * weight gradient; conv3 (5x5 input, 3x3 output) the tile turned
@@ -766,6 +786,7 @@ Suite *cnn_suite(void)
     tcase_add_test(t, conv_pool_backward_ops);
     tcase_add_test(t, maxpool_grad_forms);
     tcase_add_test(t, conv_kernels_tiled_by_shape);
+    tcase_add_test(t, xent_grad_threads_by_batch);
     tcase_add_test(t, optimizer_precision);
     tcase_add_test(t, small_products_scalar);
     tcase_add_test(t, dense_product_orientation);
