@@ -735,32 +735,58 @@ void lower_sgd(Emitter *e, const IrOp *o, long n)
     emit_close(e, NULL);
 }
 
-/* A loop over n parameters that needs one square root per element:
- * `pre` (statements with i, the element, and l, its place in a block)
- * ends by putting the argument in sq[l]; `post` reads the root in
- * root[l]. Blocks of SQRT_BLOCK elements take the roots with
- * nnc_sqrt_block (double) or nnc_sqrtf_block (float), so the whole loop
- * vectorises; the last n % SQRT_BLOCK elements go one at a time. `real`
- * is the type the update computes in: Adam's is the element type, as
- * PyTorch's; RMSprop's is double. */
+/* A loop over n parameters whose middle step goes a block of SQRT_BLOCK
+ * elements at a time: `pre` (statements with i, the element, and l, its
+ * place in the block) fills the block's inputs, `block` computes its
+ * outputs with one call, `post` reads them. gcc keeps a square root a
+ * library call (in case it must set errno), and no loop with a call
+ * vectorises, so the roots (and Adam's divisions, nnc_adamf_block) come
+ * from block functions of vector instructions (emit_c.c) and the rest of
+ * each block vectorises; the last n % SQRT_BLOCK elements go one at a
+ * time through `block`'s one-element form. `real` is the type the update
+ * computes in: Adam's is the element type, as PyTorch's; RMSprop's is
+ * double. */
 enum { SWEEP_LINE = 200 }; /* characters of one statement of a sweep */
 
-static void emit_sqrt_sweep(Emitter *e, long n, const char *real,
-                            char (*pre)[SWEEP_LINE], int npre,
-                            char (*post)[SWEEP_LINE], int npost)
+typedef struct {
+    const char *arrays; /* the block's arrays, declared [SQRT_BLOCK] */
+    const char *call;   /* the call on a whole block */
+    const char *one;    /* the same for element 0 of one-element arrays */
+} SweepBlock;
+
+static void emit_block_arrays(Emitter *e, const char *real, const char *arrays,
+                              int len)
 {
-    bool f32 = strcmp(real, "float") == 0;
+    char line[SWEEP_LINE];
+    size_t at = (size_t)snprintf(line, sizeof line, "%s ", real);
+    for (const char *a = arrays; *a;) {
+        size_t n = strcspn(a, ",");
+        at += (size_t)snprintf(line + at, sizeof line - at, "%s%.*s[%d]",
+                               a == arrays ? "" : ", ", (int)n, a, len);
+        a += n;
+        a += strspn(a, ", ");
+    }
+    emit(e, "%s;", line);
+}
+
+static void emit_block_sweep(Emitter *e, long n, const char *real,
+                             char (*pre)[SWEEP_LINE], int npre,
+                             const SweepBlock *blk,
+                             char (*post)[SWEEP_LINE], int npost)
+{
     long blocks = n / SQRT_BLOCK;
     if (blocks) {
         lower_parallel_for(e, n * 8);
         emit_open(e, "for (%s b = 0; b < %ld; b++)", idx_type(n), blocks);
-        emit(e, "%s sq[%d], root[%d];", real, SQRT_BLOCK, SQRT_BLOCK);
+        emit_block_arrays(e, real, blk->arrays, SQRT_BLOCK);
+        emit(e, "NNC_IVDEP");
         emit_open(e, "for (int l = 0; l < %d; l++)", SQRT_BLOCK);
         emit(e, "const %s i = b * %d + l;", idx_type(n), SQRT_BLOCK);
         for (int k = 0; k < npre; k++)
             emit(e, "%s", pre[k]);
         emit_close(e, NULL);
-        emit(e, "%s(root, sq);", f32 ? "nnc_sqrtf_block" : "nnc_sqrt_block");
+        emit(e, "%s", blk->call);
+        emit(e, "NNC_IVDEP");
         emit_open(e, "for (int l = 0; l < %d; l++)", SQRT_BLOCK);
         emit(e, "const %s i = b * %d + l;", idx_type(n), SQRT_BLOCK);
         for (int k = 0; k < npost; k++)
@@ -772,15 +798,18 @@ static void emit_sqrt_sweep(Emitter *e, long n, const char *real,
         emit_open(e, "for (%s i = %ld; i < %ld; i++)", idx_type(n),
                   blocks * SQRT_BLOCK, n);
         emit(e, "const int l = 0;");
-        emit(e, "%s sq[1], root[1];", real);
+        emit_block_arrays(e, real, blk->arrays, 1);
         for (int k = 0; k < npre; k++)
             emit(e, "%s", pre[k]);
-        emit(e, "root[0] = %s(sq[0]);", f32 ? "sqrtf" : "sqrt");
+        emit(e, "%s", blk->one);
         for (int k = 0; k < npost; k++)
             emit(e, "%s", post[k]);
         emit_close(e, NULL);
     }
 }
+
+static const SweepBlock SQRT_SWEEP_D = {"sq, root", "nnc_sqrt_block(root, sq);",
+                                        "root[0] = sqrt(sq[0]);"};
 
 /* torch.optim.Adam and AdamW as PyTorch 1.13 computes them on the CPU,
  * operation for operation in the element type: each in-place tensor op
@@ -802,7 +831,7 @@ void lower_adam(Emitter *e, const IrOp *o, long n)
     }
     const char *R = e->real, *fma = strcmp(R, "float") ? "fma" : "fmaf";
     char b1[48], b2[48], c1[48], c2[48], eps[48], wd[48];
-    char pre[5][SWEEP_LINE], post[1][SWEEP_LINE];
+    char pre[6][SWEEP_LINE], post[1][SWEEP_LINE];
     int np = 0;
     emit_lit(e, s->beta1, b1, sizeof b1);
     emit_lit(e, s->beta2, b2, sizeof b2);
@@ -837,9 +866,25 @@ void lower_adam(Emitter *e, const IrOp *o, long n)
     snprintf(pre[np++], sizeof pre[0], "sq[l] = v[i];");
     /* denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps);
      * param.addcdiv_(exp_avg, denom, value=-step_size) */
-    snprintf(post[0], sizeof post[0],
-             "w[i] += -step_size * m[i] / (root[l] / root_bias2 + %s);", eps);
-    emit_sqrt_sweep(e, n, R, pre, np, post, 1);
+    if (strcmp(R, "float")) {
+        snprintf(post[0], sizeof post[0],
+                 "w[i] += -step_size * m[i] / (root[l] / root_bias2 + %s);", eps);
+        emit_block_sweep(e, n, R, pre, np, &SQRT_SWEEP_D, post, 1);
+        return;
+    }
+    /* in float, the block takes the root and both divisions, with the
+     * same bits as that line and a third of the divider's time */
+    char call[SWEEP_LINE], one[SWEEP_LINE];
+    snprintf(pre[np++], sizeof pre[0], "num[l] = -step_size * m[i];");
+    snprintf(call, sizeof call,
+             "nnc_adamf_block(quot, sq, num, root_bias2, inv_root_bias2, %s);", eps);
+    snprintf(one, sizeof one,
+             "quot[0] = num[0] / (sqrtf(sq[0]) / root_bias2 + %s);", eps);
+    snprintf(post[0], sizeof post[0], "w[i] += quot[l];");
+    if (n >= SQRT_BLOCK)
+        emit(e, "const float inv_root_bias2 = 1 / root_bias2; /* for nnc_adamf_block */");
+    emit_block_sweep(e, n, R, pre, np,
+                     &(SweepBlock){"sq, num, quot", call, one}, post, 1);
 }
 
 /* torch.optim.RMSprop, computed in double and rounded once per stored
@@ -894,7 +939,7 @@ void lower_rmsprop(Emitter *e, const IrOp *o, long n)
         snprintf(post[nq++], sizeof post[0],
                  "w[i] -= (%s)(lr * dg / (root[l] + %s));", R, eps);
     }
-    emit_sqrt_sweep(e, n, "double", pre, np, post, nq);
+    emit_block_sweep(e, n, "double", pre, np, &SQRT_SWEEP_D, post, nq);
 }
 
 /* ---------------------------------------------------------------- */

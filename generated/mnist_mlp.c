@@ -3856,6 +3856,12 @@ enum { NTENSORS = 6 };
 #if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
 #include <immintrin.h>
 #endif
+/* NNC_IVDEP: the update's arrays do not overlap; gcc need not test it at run time */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NNC_IVDEP _Pragma("GCC ivdep")
+#else
+#define NNC_IVDEP
+#endif
 /* nnc_sqrtf_block(out, in): out[l] = sqrtf(in[l]) for l < 16, as vector instructions where the compiler has them */
 static inline void nnc_sqrtf_block(float *restrict out, const float *restrict in) {
     #if defined(__AVX512F__)
@@ -3875,6 +3881,50 @@ static inline void nnc_sqrtf_block(float *restrict out, const float *restrict in
         out[l] = sqrtf(in[l]);
     }
     #endif
+}
+
+/* nnc_adamf_block(out, sq, num, c, inv_c, eps): out[l] = num[l] / (sqrtf(sq[l]) / c + eps) for l < 16,
+ * the same bits; inv_c is 1 / c. With AVX-512 the divisions are products corrected
+ * by FMAs, a third of the divider's time (see docs/generated-code.md) */
+static inline void nnc_adamf_block(float *restrict out, const float *restrict sq, const float *restrict num, float c, float inv_c, float eps) {
+    float root[16];
+    nnc_sqrtf_block(root, sq);
+    #if defined(__AVX512F__)
+    if (c >= 0x1p-30f && c <= 0x1p30f) {
+        const __m512 one = _mm512_set1_ps(1.0f), cv = _mm512_set1_ps(c), yc = _mm512_set1_ps(inv_c);
+        const __m512 s = _mm512_loadu_ps(root), a = _mm512_loadu_ps(num);
+        /* t = s / c: q = s * (1/c), then q + (s - c * q) * (1/c) */
+        __m512 t = _mm512_mul_ps(s, yc);
+        t = _mm512_fmadd_ps(_mm512_fnmadd_ps(cv, t, s), yc, t);
+        const __m512 den = _mm512_add_ps(t, _mm512_set1_ps(eps));
+        /* y = 1 / den, correctly rounded: 14 bits, 28, then the last correction */
+        __m512 y = _mm512_rcp14_ps(den);
+        y = _mm512_fmadd_ps(_mm512_fnmadd_ps(den, y, one), y, y);
+        y = _mm512_fmadd_ps(_mm512_fnmadd_ps(den, y, one), y, y);
+        /* a / den as s / c was; a zero keeps its sign through a * y alone */
+        const __m512 q0 = _mm512_mul_ps(a, y);
+        __m512 q = _mm512_fmadd_ps(_mm512_fnmadd_ps(den, q0, a), y, q0);
+        const __m512i abs_a = _mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff));
+        const __m512i den_bits = _mm512_castps_si512(den);
+        const __mmask16 zero = _mm512_cmpeq_epi32_mask(abs_a, _mm512_setzero_si512());
+        /* where the theorem holds: den in [2^-60, 2^60) (so s was finite) and not of
+         * significand all ones, |a| in [2^-64, 2^64): every quotient and remainder is normal */
+        const __mmask16 fast = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(den_bits, _mm512_set1_epi32(0x21800000)), _mm512_set1_epi32(0x3c000000)) &
+            _mm512_cmpneq_epi32_mask(_mm512_and_si512(den_bits, _mm512_set1_epi32(0x7fffff)), _mm512_set1_epi32(0x7fffff)) &
+            (zero | _mm512_cmplt_epu32_mask(_mm512_sub_epi32(abs_a, _mm512_set1_epi32(0x1f800000)), _mm512_set1_epi32(0x40000000)));
+        q = _mm512_mask_mov_ps(q, zero, q0);
+        if (fast != 0xffff) {
+            const __m512 exact_den = _mm512_add_ps(_mm512_div_ps(s, cv), _mm512_set1_ps(eps));
+            q = _mm512_mask_div_ps(q, (__mmask16)~fast, a, exact_den);
+        }
+        _mm512_storeu_ps(out, q);
+        return;
+    }
+    #endif
+    (void)inv_c; /* the AVX-512 path's */
+    for (int l = 0; l < 16; l++) {
+        out[l] = num[l] / (root[l] / c + eps);
+    }
 }
 
 /* k00_fc1_matmul_bias_add_relu: fused by rule matmul_epilogue (dsl-examples/mnist_mlp.nn), any mode
@@ -4880,31 +4930,36 @@ static void k15_params_adam_update(float *restrict w, const float *restrict g, f
 {
     /* parameters fc1.weight .. logits.bias: contiguous in params, grads and state */
     const float step_size = (float)(lr / bias1), root_bias2 = (float)sqrt(bias2);
+    const float inv_root_bias2 = 1 / root_bias2; /* for nnc_adamf_block */
     NNC_PARALLEL_FOR
     for (int b = 0; b < 13628; b++) {
-        float sq[16], root[16];
+        float sq[16], num[16], quot[16];
+        NNC_IVDEP
         for (int l = 0; l < 16; l++) {
             const int i = b * 16 + l;
             const float d = g[i];
             m[i] = fmaf(d, 0.1f, m[i] * 0.9f);
             v[i] = fmaf(0.001f * d, d, v[i] * 0.999f);
             sq[l] = v[i];
+            num[l] = -step_size * m[i];
         }
-        nnc_sqrtf_block(root, sq);
+        nnc_adamf_block(quot, sq, num, root_bias2, inv_root_bias2, 1e-08f);
+        NNC_IVDEP
         for (int l = 0; l < 16; l++) {
             const int i = b * 16 + l;
-            w[i] += -step_size * m[i] / (root[l] / root_bias2 + 1e-08f);
+            w[i] += quot[l];
         }
     }
     for (int i = 218048; i < 218058; i++) {
         const int l = 0;
-        float sq[1], root[1];
+        float sq[1], num[1], quot[1];
         const float d = g[i];
         m[i] = fmaf(d, 0.1f, m[i] * 0.9f);
         v[i] = fmaf(0.001f * d, d, v[i] * 0.999f);
         sq[l] = v[i];
-        root[0] = sqrtf(sq[0]);
-        w[i] += -step_size * m[i] / (root[l] / root_bias2 + 1e-08f);
+        num[l] = -step_size * m[i];
+        quot[0] = num[0] / (sqrtf(sq[0]) / root_bias2 + 1e-08f);
+        w[i] += quot[l];
     }
 }
 

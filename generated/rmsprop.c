@@ -3854,6 +3854,12 @@ enum { NTENSORS = 4 };
 #if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
 #include <immintrin.h>
 #endif
+/* NNC_IVDEP: the update's arrays do not overlap; gcc need not test it at run time */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NNC_IVDEP _Pragma("GCC ivdep")
+#else
+#define NNC_IVDEP
+#endif
 /* nnc_sqrt_block(out, in): out[l] = sqrt(in[l]) for l < 16, as vector instructions where the compiler has them */
 static inline void nnc_sqrt_block(double *restrict out, const double *restrict in) {
     #if defined(__AVX512F__)
@@ -4541,6 +4547,7 @@ static void k11_params_rmsprop_update(float *restrict w, const float *restrict g
     NNC_PARALLEL_FOR
     for (int b = 0; b < 6360; b++) {
         double sq[16], root[16];
+        NNC_IVDEP
         for (int l = 0; l < 16; l++) {
             const int i = b * 16 + l;
             double d = g[i];
@@ -4550,6 +4557,7 @@ static void k11_params_rmsprop_update(float *restrict w, const float *restrict g
             sq[l] = (double)v[i] - (double)v[i + 203540] * v[i + 203540];
         }
         nnc_sqrt_block(root, sq);
+        NNC_IVDEP
         for (int l = 0; l < 16; l++) {
             const int i = b * 16 + l;
             const double dg = g[i] + 0.0001 * w[i];
