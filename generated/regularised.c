@@ -3910,11 +3910,12 @@ static inline void nnc_adamf_block(float *restrict out, const float *restrict sq
         const __m512i abs_a = _mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff));
         const __m512i den_bits = _mm512_castps_si512(den);
         const __mmask16 zero = _mm512_cmpeq_epi32_mask(abs_a, _mm512_setzero_si512());
-        /* where the theorem holds: den in [2^-60, 2^60) (so s was finite) and not of
-         * significand all ones, |a| in [2^-64, 2^64): every quotient and remainder is normal */
-        const __mmask16 fast = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(den_bits, _mm512_set1_epi32(0x21800000)), _mm512_set1_epi32(0x3c000000)) &
+        /* where the theorem holds: den in [2^-60, 2^40) (so s was finite) and not of
+         * significand all ones, |a| in [2^-78, 2^64): every quotient and remainder is normal,
+         * even when subnormals flush to zero */
+        const __mmask16 fast = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(den_bits, _mm512_set1_epi32(0x21800000)), _mm512_set1_epi32(0x32000000)) &
             _mm512_cmpneq_epi32_mask(_mm512_and_si512(den_bits, _mm512_set1_epi32(0x7fffff)), _mm512_set1_epi32(0x7fffff)) &
-            (zero | _mm512_cmplt_epu32_mask(_mm512_sub_epi32(abs_a, _mm512_set1_epi32(0x1f800000)), _mm512_set1_epi32(0x40000000)));
+            (zero | _mm512_cmplt_epu32_mask(_mm512_sub_epi32(abs_a, _mm512_set1_epi32(0x18800000)), _mm512_set1_epi32(0x47000000)));
         q = _mm512_mask_mov_ps(q, zero, q0);
         if (fast != 0xffff) {
             const __m512 exact_den = _mm512_add_ps(_mm512_div_ps(s, cv), _mm512_set1_ps(eps));

@@ -13,6 +13,8 @@
  * 2. Random blocks over the whole float range: sq and num of any
  *    exponent, with zeros of both signs, subnormals, infinities and NaN
  *    among them, and c and eps as Adam makes them and outside that.
+ * 3. Every float v, so every root, for the first step's divisor.
+ * 2 and 3 run again with subnormals flushed to zero, as the trainer runs.
  * Every lane is compared bit for bit (any NaN equals any NaN). Prints
  * "N passed, N failed". */
 #include GENERATED
@@ -130,10 +132,12 @@ static void random_blocks(long n)
                 num[l] = edge_float(62, 66, next()) * (l % 4 == 1 ? 1.0f : -1.0f);
                 sq[l] = edge_float(112, 126, next()); /* roots near 2^60 */
             }
-            num[2] = edge_float(-66, -62, next()); /* over a root near 2^64 */
-            sq[2] = edge_float(120, 127, next());
+            num[2] = edge_float(-80, -76, next()); /* over a root near 2^40 */
+            sq[2] = edge_float(76, 90, next());
             num[4] = edge_float(62, 66, next()); /* over a root near 2^-60 */
             sq[4] = edge_float(-126, -110, next());
+            num[6] = edge_float(-80, -76, next()); /* over a root near 2^64 */
+            sq[6] = edge_float(120, 127, next());
         }
         if (k % 1000 == 0) /* a negative sq: a NaN root */
             sq[k / 1000 % 16] = -1.0f;
@@ -141,11 +145,59 @@ static void random_blocks(long n)
     }
 }
 
+/* 3. Every v a float can hold, so every root, divided by Adam's first
+ * √bias2 (beta2 0.999, step 1; the smallest divisor, so the widest
+ * quotients), eps 1e-8 and eps 0 (den = root / c alone), the expected
+ * values a block at a time (built with -fno-math-errno, so that loop
+ * vectorises into exact vector roots and divisions too). */
+static void every_root(void)
+{
+    const float c = 0.0316227749f; /* (float)sqrt(1 - 0.999) */
+    const float epss[] = {1e-8f, 0.0f};
+    float sq[16], num[16], got[16], want[16];
+    for (size_t e = 0; e < sizeof epss / sizeof epss[0]; e++) {
+        for (uint32_t u = 0; u < 0x7f800000u; u += 16) {
+            for (int l = 0; l < 16; l++) {
+                sq[l] = from_bits(u + (uint32_t)l);
+                num[l] = l % 2 ? -1e-3f : 3.5e-7f;
+            }
+            nnc_adamf_block(got, sq, num, c, 1 / c, epss[e]);
+            for (int l = 0; l < 16; l++)
+                want[l] = num[l] / (sqrtf(sq[l]) / c + epss[e]);
+            checked += 16;
+            if (memcmp(got, want, sizeof got) == 0)
+                continue;
+            for (int l = 0; l < 16; l++)
+                if (to_bits(got[l]) != to_bits(want[l]) && failures++ < 10)
+                    printf("FAIL sq=%a eps=%a: got %a, want %a\n", (double)sq[l],
+                           (double)epss[e], (double)got[l], (double)want[l]);
+        }
+    }
+}
+
+/* The trainer flushes subnormal numbers to zero (nnc__flush_subnormals):
+ * parts 2 and 3 again in that mode, where a remainder too small to be
+ * normal would be lost. */
+static int flush_subnormals(void)
+{
+#if defined(__SSE2__)
+    _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ and DAZ */
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : 2000000;
     every_reciprocal();
+    every_root();
     random_blocks(n);
+    if (flush_subnormals()) {
+        every_root();
+        random_blocks(n);
+    }
     printf("%ld lanes compared, %ld differ\n", checked, failures);
     printf("%d passed, %d failed\n", failures == 0, failures != 0);
     return failures != 0;
