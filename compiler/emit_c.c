@@ -434,16 +434,20 @@ static void emit_adam_block(Emitter *e)
 }
 
 /* Which square-root blocks the updates call (an unused static function
- * is a warning, an error under -Werror, for clang): Adam computes in the
- * element type, RMSprop in double (lower.c). */
-static void emit_sqrt_blocks(Emitter *e, const Graph *g)
+ * is a warning, an error under -Werror, for clang, inline or not): Adam
+ * computes in the element type, RMSprop in double (lower.c), and only
+ * an update of at least SQRT_BLOCK elements has a whole block. */
+static void emit_sqrt_blocks(Emitter *e, const Graph *g, const Kernels *ks)
 {
     bool f32 = strcmp(e->real, "float") == 0, want_f = false, want_d = false;
-    for (int i = 0; i < g->nops; i++) {
-        if (g->ops[i].op == OP_ADAM_UPDATE && f32)
+    for (int i = 0; i < ks->n; i++) {
+        const IrOp *o = &g->ops[ks->k[i].ops[0]];
+        if ((o->op != OP_ADAM_UPDATE && o->op != OP_RMSPROP_UPDATE) ||
+            update_elems(g, &ks->k[i]) < SQRT_BLOCK)
+            continue;
+        if (o->op == OP_ADAM_UPDATE && f32)
             want_f = true;
-        else if (g->ops[i].op == OP_ADAM_UPDATE ||
-                 g->ops[i].op == OP_RMSPROP_UPDATE)
+        else
             want_d = true;
     }
     if (want_f || want_d) {
@@ -502,7 +506,7 @@ static void emit_kernels(Emitter *e, const Graph *g, const Kernels *ks)
     emit(e, "#define NNC_SCALAR");
     emit(e, "#endif");
     emit_blank(e);
-    emit_sqrt_blocks(e, g);
+    emit_sqrt_blocks(e, g, ks);
     for (int i = 0; i < ks->n; i++)
         lower_kernel(e, g, &ks->k[i]);
 }

@@ -604,7 +604,7 @@ static void lower_pool_relu_grad(Emitter *e, const Graph *g, const Kernel *k,
 /* ---------------------------------------------------------------- */
 /* the optimizer over a run of parameters                            */
 
-static long sweep_elems(const Graph *g, const Kernel *k)
+long update_elems(const Graph *g, const Kernel *k)
 {
     long n = 0;
     for (int m = 0; m < k->nops; m++)
@@ -619,9 +619,9 @@ static void lower_update_sweep(Emitter *e, const Graph *g, const Kernel *k)
          g->params[o->param].name,
          g->params[g->ops[k->ops[k->nops - 1]].param].name);
     if (o->op == OP_SGD_UPDATE)
-        lower_sgd(e, o, sweep_elems(g, k));
+        lower_sgd(e, o, update_elems(g, k));
     else
-        lower_adam(e, o, sweep_elems(g, k));
+        lower_adam(e, o, update_elems(g, k));
 }
 
 /* ---------------------------------------------------------------- */

@@ -781,6 +781,8 @@ void gemm_tiling(const Gemm *m, int max_lanes, GemmTiling *t);
 long gemm_scratch_elems(const Graph *g, const Kernel *k);
 /* lower_fused.c: kernels made by fusion rules */
 void lower_fused_kernel(Emitter *e, const Graph *g, const Kernel *k);
+/* elements an optimizer-update kernel (one update or a sweep) covers */
+long update_elems(const Graph *g, const Kernel *k);
 void lower_fused_call(Emitter *e, const Graph *g, const Kernel *k,
                       const Plan *p);
 

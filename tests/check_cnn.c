@@ -597,6 +597,16 @@ START_TEST(optimizer_precision)
     ck_assert_ptr_nonnull(strstr(c, "nnc_sqrtf_block(root, sq);")); /* in the block */
     ck_assert_ptr_null(strstr(c, "nnc_sqrt_block")); /* no unused double block */
     free(c);
+    /* 6 parameters: no whole block, so no block function (unused, clang
+     * -Werror would refuse it) */
+    c = generated_c_with("[1]", "    h = relu(x)\n", "optimizer adam(lr = 0.01) batch 2", false);
+    ck_assert_ptr_nonnull(strstr(c, "quot[0] = num[0] / (sqrtf(sq[0]) / root_bias2 + 1e-08f);"));
+    ck_assert_ptr_null(strstr(c, "nnc_adamf_block"));
+    ck_assert_ptr_null(strstr(c, "nnc_sqrtf_block"));
+    free(c);
+    c = generated_c_with("[1]", "    h = relu(x)\n", "optimizer rmsprop(lr = 0.01) batch 2", false);
+    ck_assert_ptr_null(strstr(c, "nnc_sqrt_block"));
+    free(c);
     c = generated_c_with(in, body, "optimizer adam(lr = 0.01, weight_decay = 0.1) batch 2", false);
     ck_assert_ptr_nonnull(strstr(c, "const float d = fmaf(w[i], 0.1f, g[i]);"));
     free(c);
