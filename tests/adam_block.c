@@ -138,9 +138,14 @@ static void random_blocks(long n)
             sq[4] = edge_float(-126, -110, next());
             num[6] = edge_float(-80, -76, next()); /* over a root near 2^64 */
             sq[6] = edge_float(120, 127, next());
+            num[8] = edge_float(-126, -77, next()); /* a decaying m */
+            num[10] = edge_float(-126, -100, next()); /* over a large root */
+            sq[10] = edge_float(-20, 127, next());
         }
         if (k % 1000 == 0) /* a negative sq: a NaN root */
             sq[k / 1000 % 16] = -1.0f;
+        if (k % 1000 == 500) /* -0: a root of -0 */
+            sq[k / 1000 % 16] = -0.0f;
         check_block(sq, num, c, eps);
     }
 }
