@@ -366,7 +366,7 @@ static void emit_sqrt_block(Emitter *e, const SqrtBlock *b)
  * while every value stays in the normal range. y = 1/c is inv_c; 1/den
  * comes from vrcp14 (14 bits) and two Newton steps, which give 1/den
  * correctly rounded unless den's significand is all ones (checked over
- * every significand by tests/exact/adam_division.c). The lanes outside
+ * every significand by tests/adam_block.c). The lanes outside
  * those conditions divide, so the bits are always the expression's. */
 static void emit_adam_block(Emitter *e)
 {
