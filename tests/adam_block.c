@@ -13,7 +13,9 @@
  * 2. Random blocks over the whole float range: sq and num of any
  *    exponent, with zeros of both signs, subnormals, infinities and NaN
  *    among them, and c and eps as Adam makes them and outside that.
- * 3. Every float v, so every root, for the first step's divisor.
+ * 3. Every float v, so every root, for the first step's divisor (every
+ *    STRIDE-th block of 16 with a second argument, as under the
+ *    sanitizers).
  * 2 and 3 run again with subnormals flushed to zero, as the trainer runs.
  * Every lane is compared bit for bit (any NaN equals any NaN). Prints
  * "N passed, N failed". */
@@ -155,13 +157,13 @@ static void random_blocks(long n)
  * quotients), eps 1e-8 and eps 0 (den = root / c alone), the expected
  * values a block at a time (built with -fno-math-errno, so that loop
  * vectorises into exact vector roots and divisions too). */
-static void every_root(void)
+static void every_root(uint32_t stride)
 {
     const float c = 0.0316227749f; /* (float)sqrt(1 - 0.999) */
     const float epss[] = {1e-8f, 0.0f};
     float sq[16], num[16], got[16], want[16];
     for (size_t e = 0; e < sizeof epss / sizeof epss[0]; e++) {
-        for (uint32_t u = 0; u < 0x7f800000u; u += 16) {
+        for (uint32_t u = 0; u < 0x7f800000u; u += 16 * stride) {
             for (int l = 0; l < 16; l++) {
                 sq[l] = from_bits(u + (uint32_t)l);
                 num[l] = l % 2 ? -1e-3f : 3.5e-7f;
@@ -196,11 +198,12 @@ static int flush_subnormals(void)
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : 2000000;
+    uint32_t stride = argc > 2 ? (uint32_t)atol(argv[2]) : 1; /* of blocks of v */
     every_reciprocal();
-    every_root();
+    every_root(stride ? stride : 1);
     random_blocks(n);
     if (flush_subnormals()) {
-        every_root();
+        every_root(stride ? stride : 1);
         random_blocks(n);
     }
     printf("%ld lanes compared, %ld differ\n", checked, failures);
