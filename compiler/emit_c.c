@@ -507,6 +507,7 @@ static void emit_kernels(Emitter *e, const Graph *g, const Kernels *ks)
     emit(e, "#endif");
     emit_blank(e);
     emit_sqrt_blocks(e, g, ks);
+    lower_transpose_helper(e, g, ks);
     for (int i = 0; i < ks->n; i++)
         lower_kernel(e, g, &ks->k[i]);
 }
@@ -1103,8 +1104,13 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
          "pragma");
     emit(&e, " * disappears, so the file builds warning-free either way. */");
     emit(&e, "#ifdef _OPENMP");
+    emit(&e, "#include <omp.h>");
     emit(&e, "#define NNC_PARALLEL_FOR _Pragma(\"omp parallel for "
          "schedule(static)\")");
+    emit(&e, "/* a region on all threads, each taking its share of the work */");
+    emit(&e, "#define NNC_PARALLEL _Pragma(\"omp parallel\")");
+    emit(&e, "#define NNC_THREAD omp_get_thread_num()");
+    emit(&e, "#define NNC_THREADS omp_get_num_threads()");
     emit(&e, "/* a dot product in vector lanes: fixed order for a given build */");
     emit(&e, "#define NNC_SIMD_SUM _Pragma(\"omp simd reduction(+:acc)\")");
     emit(&e, "/* an OR over n values, on all threads when there are enough */");
@@ -1112,6 +1118,9 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
          "schedule(static) reduction(|:bad) if (n >= 65536)\")");
     emit(&e, "#else");
     emit(&e, "#define NNC_PARALLEL_FOR");
+    emit(&e, "#define NNC_PARALLEL");
+    emit(&e, "#define NNC_THREAD 0");
+    emit(&e, "#define NNC_THREADS 1");
     emit(&e, "#define NNC_SIMD_SUM");
     emit(&e, "#define NNC_PARALLEL_OR");
     emit(&e, "#endif");

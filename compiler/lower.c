@@ -85,6 +85,14 @@ void lower_parallel_for(Emitter *e, long work)
         emit(e, "NNC_PARALLEL_FOR");
 }
 
+bool lower_parallel(Emitter *e, long work)
+{
+    if (work < PARALLEL_WORK)
+        return false;
+    emit(e, "NNC_PARALLEL");
+    return true;
+}
+
 /* Whether kernel k is compiled as scalar code: a matrix product small
  * enough for dot products (lower_gemm.c), and an optimizer update of at
  * most TINY_PARAMS values. A vector load of values that the kernel before
@@ -155,7 +163,7 @@ static void kernel_params(const Graph *g, const IrOp *o, char *buf, size_t len,
         snprintf(buf + at, len - at, ", double lr, int first_step");
     else if (o->op == OP_ADAM_UPDATE)
         snprintf(buf + at, len - at, ", double lr, double bias1, double bias2");
-    else if (o->op == OP_MATMUL && o->attr.mm.tb && !gemm_op_is_tiny(g, o))
+    else if (o->op == OP_MATMUL && gemm_op_scratch_elems(g, o) > 0)
         snprintf(buf + at, len - at, ", %s *restrict packed", real);
     else if (o->op == OP_DROPOUT_MASK)
         snprintf(buf + at, len - at, ", nnc_rng *rng");

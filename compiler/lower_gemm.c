@@ -34,7 +34,7 @@
  * generated code uses (AVX-512); it picks its width when compiled. */
 enum { MR = 8, NVEC = 2, MAX_VEC_BYTES = 64, PACK_K = 16, PACK_J = 64,
        TINY_MACS = 512, SWAP_MIN_ROWS = 32, GROUPS = 4, GROUP_MAX = 16,
-       CHUNK_MAX = 128 };
+       CHUNK_MAX = 128, TILE_PACK_BANDS = 8 };
 
 static long gemm_n(const Graph *g, const IrOp *o)
 {
@@ -93,16 +93,59 @@ static bool gemm_swaps(const Gemm *m)
            !gemm_is_tiny(m);
 }
 
+/* The product as the tiles compute it: C, or C^T when gemm_swaps. */
+static void orient(const Gemm *product, Gemm *m)
+{
+    *m = *product;
+    if (!gemm_swaps(product))
+        return;
+    m->M = product->N;
+    m->N = product->M;
+    m->a = product->b;
+    m->b = product->a;
+    m->swapped = true;
+}
+
+/* Whether each thread lays out the tiles of B it uses itself
+ * (emit_tile_pack), instead of the kernel packing all of B into shared
+ * scratch first: B used transposed, whole bands, at least
+ * TILE_PACK_BANDS of them, and columns that are whole tiles of two
+ * vectors for any target's width (so no narrower tile reads a shared
+ * copy). A shared copy is written part by each thread and then read
+ * whole by all: on mnist_mlp's first layer (2 threads), reading the
+ * other core's half cost 14 us and the copy 9, of a kernel of 117 us;
+ * with each thread transposing the tiles it uses (nnc_transpose), 97.
+ * Its second layer, 8 bands: 25 -> 16 us. But each thread transposes
+ * all of B, which pays only over several bands a thread. `m` is
+ * oriented. */
+static bool packs_tiles(const Gemm *m)
+{
+    return m->tb && !gemm_is_tiny(m) && m->M % MR == 0 &&
+           m->M >= TILE_PACK_BANDS * MR &&
+           m->N % (NVEC * MAX_VEC_BYTES / 4) == 0;
+}
+
+bool gemm_op_packs_tiles(const Graph *g, const IrOp *o)
+{
+    Gemm product, m;
+    gemm_from_op(g, o, &product);
+    orient(&product, &m);
+    return packs_tiles(&m);
+}
+
+long gemm_op_scratch_elems(const Graph *g, const IrOp *o)
+{
+    Gemm m;
+    gemm_from_op(g, o, &m);
+    if (!m.tb || gemm_is_tiny(&m) || gemm_op_packs_tiles(g, o))
+        return 0;
+    return m.K * (gemm_swaps(&m) ? m.M : m.N);
+}
+
 long gemm_scratch_elems(const Graph *g, const Kernel *k)
 {
     const IrOp *o = &g->ops[k->ops[0]];
-    if (o->op != OP_MATMUL)
-        return 0;
-    Gemm m;
-    gemm_from_op(g, o, &m);
-    if (!m.tb || gemm_is_tiny(&m))
-        return 0;
-    return m.K * (gemm_swaps(&m) ? m.M : m.N);
+    return o->op == OP_MATMUL ? gemm_op_scratch_elems(g, o) : 0;
 }
 
 /* The bound of a blocked loop: "start + step", or the smaller of that
@@ -247,6 +290,7 @@ typedef struct Rows {
     bool group;
     long bands; /* in the group */
     long chunk;
+    bool tile_pack; /* B's tiles laid out in `bt` by the thread (packs_tiles) */
 } Rows;
 
 /* Opens the loop over the group's bands, when there is one. */
@@ -262,6 +306,31 @@ static void close_bands(Emitter *e, const Rows *rows)
 {
     if (rows->group)
         emit_close(e, NULL);
+}
+
+/* The tile of B that the bands at j0 use, for kn values of k from k0
+ * (at most `len`): laid out as bt[k - k0][j - j0] by the thread that
+ * uses it, NNC_LANES by NNC_LANES with nnc_transpose and the rows of k
+ * left over one by one. bt stays in L1 while the group's bands read it. */
+static void emit_tile_pack(Emitter *e, const Gemm *m, const char *k0,
+                           const char *kn, long len)
+{
+    emit(e, "/* this tile of B, laid out [k][j] by the thread that uses it */");
+    emit(e, "_Alignas(NNC_VEC_BYTES) %s bt[%ld][2 * NNC_LANES];", e->real, len);
+    emit(e, "const int kn = %s;", kn);
+    emit_open(e, "for (int c = 0; c < 2 * NNC_LANES; c += NNC_LANES)");
+    emit(e, "const %s *restrict bsrc = %s + (j0 + c) * %ld + %s;", e->real,
+         m->b, m->K, k0);
+    emit(e, "int kb = 0;");
+    emit_open(e, "for (; kb + NNC_LANES <= kn; kb += NNC_LANES)");
+    emit(e, "nnc_transpose(&bt[kb][c], 2 * NNC_LANES, bsrc + kb, %ld);", m->K);
+    emit_close(e, NULL);
+    emit_open(e, "for (; kb < kn; kb++)");
+    emit_open(e, "for (int l = 0; l < NNC_LANES; l++)");
+    emit(e, "bt[kb][c + l] = bsrc[(long)l * %ld + kb];", m->K);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
 }
 
 /* The body of a tile of mr rows by nv vectors of columns at j0, summed
@@ -284,6 +353,15 @@ static void emit_vec_tile(Emitter *e, const Gemm *m, const Rows *rows, int nv)
                   rows->chunk);
         block_end(kend, sizeof kend, "k0", (int)rows->chunk, m->K);
     }
+    if (rows->tile_pack) {
+        char kn[160];
+        if (!chunked || m->K % rows->chunk == 0)
+            snprintf(kn, sizeof kn, "%ld", chunked ? rows->chunk : m->K);
+        else
+            snprintf(kn, sizeof kn, "%s - k0", kend);
+        emit_tile_pack(e, m, chunked ? "k0" : "0", kn,
+                       chunked ? rows->chunk : m->K);
+    }
     open_bands(e, rows);
     emit(e, "nnc_vec acc[%d][%d] = {{{0}}};", mr, nv);
     if (chunked) {
@@ -293,8 +371,12 @@ static void emit_vec_tile(Emitter *e, const Gemm *m, const Rows *rows, int nv)
     } else {
         emit_open(e, "for (int k = 0; k < %ld; k++)", m->K);
     }
-    emit(e, "const %s *restrict brow = %s + (long)k * %ld + j0;", e->real, bsrc,
-         m->N);
+    if (rows->tile_pack)
+        emit(e, "const %s *restrict brow = bt[k%s];", e->real,
+             chunked ? " - k0" : "");
+    else
+        emit(e, "const %s *restrict brow = %s + (long)k * %ld + j0;", e->real,
+             bsrc, m->N);
     emit(e, "nnc_vec b[%d];", nv);
     for (int v = 0; v < nv; v++)
         emit(e, "b[%d] = *(const nnc_vec *)(brow + %d * NNC_LANES);", v, v);
@@ -375,7 +457,11 @@ static void emit_band(Emitter *e, const Gemm *m, const GemmTiling *t,
     emit_vec_tile(e, m, rows, NVEC);
     emit_close(e, NULL);
     if (t->mid) {
-        emit_open(e, "if (j0 + NNC_LANES <= %ld)", m->N);
+        /* j0 + NNC_LANES <= N, but constant: gcc -O2 -march=native
+         * (AVX-512) analysed the loops of this tile, dead for 301
+         * columns (301 % 32 < 16), and -Werror stopped the build on
+         * "iteration 13 invokes undefined behavior" */
+        emit_open(e, "if (%ld %% (2 * NNC_LANES) >= NNC_LANES)", m->N);
         emit_vec_tile(e, m, rows, 1);
         emit(e, "j0 += NNC_LANES;");
         emit_close(e, NULL);
@@ -468,28 +554,58 @@ static void emit_groups(Emitter *e, const Gemm *m, const GemmTiling *t,
     emit_close(e, NULL);
 }
 
+/* The bands in equal shares, one per thread, each share in groups of
+ * at most GROUP_MAX bands that do each column tile in turn (as
+ * emit_groups), the thread laying out each tile of B it reads itself
+ * (packs_tiles). The shares follow the thread count at run time, so a
+ * thread lays out B once per group: with emit_groups' four fixed groups,
+ * each of two threads would transpose B twice. A share's rows of C^T (a
+ * layer's outputs) are those whose weights, gradients and update the
+ * same thread computes. Without enough work for the threads, one share:
+ * so also when the caller's own parallel region calls the kernel. */
+static void emit_shares(Emitter *e, const Gemm *m, const GemmTiling *t,
+                        long work, int max_lanes)
+{
+    const long g = t->bands < GROUP_MAX ? t->bands : GROUP_MAX;
+    const Rows rows = {.mr = MR, .group = true, .bands = g,
+                       .chunk = k_chunk(m->K), .tile_pack = true};
+    emit(e, "/* bands in a share per thread, in groups of up to %ld that "
+         "share each tile of B%s */", g, rows.chunk < m->K ? ", a chunk "
+         "of k at a time" : "");
+    bool threads = lower_parallel(e, work);
+    emit_open(e, "%s", "");
+    if (threads) {
+        emit(e, "const int share0 = (int)(%ldL * NNC_THREAD / NNC_THREADS);",
+             t->bands);
+        emit(e, "const int share1 = (int)(%ldL * (NNC_THREAD + 1) / "
+             "NNC_THREADS);", t->bands);
+    } else {
+        emit(e, "const int share0 = 0, share1 = %ld;", t->bands);
+    }
+    emit_open(e, "for (int band0 = share0; band0 < share1; band0 += %ld)", g);
+    emit(e, "const int band1 = band0 + %ld < share1 ? band0 + %ld : share1;",
+         g, g);
+    emit_band(e, m, t, &rows, max_lanes);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
 void lower_gemm(Emitter *e, const Gemm *product)
 {
     if (gemm_is_tiny(product)) {
         emit_dot_products(e, product);
         return;
     }
-    Gemm swapped = *product;
-    const Gemm *m = product;
-    if (gemm_swaps(product)) {
+    Gemm oriented;
+    const Gemm *m = &oriented;
+    orient(product, &oriented);
+    if (m->swapped)
         emit(e, "/* [%ld, %ld] = A[%ld, %ld] * B^T[%ld, %ld], computed as its "
              "transpose [%ld, %ld] = B[%ld, %ld] * A^T[%ld, %ld]: A is the "
              "smaller to lay out, and each band of B's rows is one "
              "thread's */", product->M, product->N, product->M, product->K,
              product->K, product->N, product->N, product->M, product->N,
              product->K, product->K, product->M);
-        swapped.M = product->N;
-        swapped.N = product->M;
-        swapped.a = product->b;
-        swapped.b = product->a;
-        swapped.swapped = true;
-        m = &swapped;
-    }
     GemmTiling t;
     int max_lanes = gemm_max_lanes(e);
     gemm_tiling(m, max_lanes, &t);
@@ -499,9 +615,12 @@ void lower_gemm(Emitter *e, const Gemm *product)
          t.vec ? "2 vector registers of columns" : "all the columns");
     if (t.vec)
         lower_vec_type(e);
-    if (m->tb)
+    const bool tile_pack = packs_tiles(m);
+    if (m->tb && !tile_pack)
         emit_pack(e, m);
-    if (t.bands) {
+    if (tile_pack) {
+        emit_shares(e, m, &t, t.bands * MR * m->N * m->K, max_lanes);
+    } else if (t.bands) {
         const long work = t.bands * MR * m->N * m->K;
         /* a scalar tile spans all of N: B is in L1 for every band */
         const long g = t.vec ? group_bands(t.bands) : 1;
@@ -528,4 +647,101 @@ void lower_gemm(Emitter *e, const Gemm *product)
         emit_band(e, m, &t, &rows, max_lanes);
         emit_close(e, NULL);
     }
+}
+
+/* One stage of the transpose of an L x L block held in L registers
+ * (`from`, results in `to`): rows i and i + s (i's bit s clear) swap the
+ * off-diagonal blocks of s lanes, one two-register shuffle a row. After
+ * the stages s = L/2, ..., 1 the block is transposed. */
+static void emit_transpose_stage(Emitter *e, int L, int s, const char *from,
+                                 const char *to)
+{
+    for (int i = 0; i < L; i++) {
+        if (i & s)
+            continue;
+        for (int half = 0; half < 2; half++) {
+            char mask[160];
+            size_t at = 0;
+            for (int p = 0; p < L; p++) {
+                int idx = !half ? (p & s ? L + p - s : p)
+                                : (p & s ? L + p : p + s);
+                at += (size_t)snprintf(mask + at, sizeof mask - at, "%s%d",
+                                       p ? ", " : "", idx);
+            }
+            emit(e, "%s[%d] = NNC_SHUFFLE(%s[%d], %s[%d], %s);", to,
+                 i + half * s, from, i, from, i + s, mask);
+        }
+    }
+}
+
+/* The stages for L lanes under `#if NNC_T_LANES == L`, and the stores. */
+static void emit_transpose_lanes(Emitter *e, int L, bool first)
+{
+    emit(e, "#%s NNC_T_LANES == %d", first ? "if" : "elif", L);
+    const char *from = "r", *to = "t";
+    for (int s = L / 2; s >= 1; s /= 2) {
+        emit_transpose_stage(e, L, s, from, to);
+        const char *x = from;
+        from = to;
+        to = x;
+    }
+    emit_open(e, "for (int i = 0; i < NNC_T_LANES; i++)");
+    emit(e, "*(nnc_tvec *)(dst + i * dst_stride) = %s[i];", from);
+    emit_close(e, NULL);
+}
+
+/* nnc_transpose(dst, dst_stride, src, src_stride): dst[i][j] = src[j][i]
+ * for a block of NNC_LANES x NNC_LANES, rows the strides apart: how a
+ * thread lays out its tiles of B (emit_tile_pack). One register a row
+ * and log2(NNC_LANES) stages of shuffles; gcc compiled the element-by-
+ * element copy into a load and an insert an element, and on mnist_mlp's
+ * first layer the transposes measured 4 times as fast. */
+void lower_transpose_helper(Emitter *e, const Graph *g, const Kernels *ks)
+{
+    bool used = false;
+    for (int i = 0; i < ks->n && !used; i++) {
+        const IrOp *o = &g->ops[ks->k[i].ops[0]];
+        used = o->op == OP_MATMUL && gemm_op_packs_tiles(g, o);
+    }
+    if (!used)
+        return;
+    const char *R = e->real;
+    int size = strcmp(R, "double") ? 4 : 8;
+    emit(e, "/* nnc_transpose: dst[i][j] = src[j][i] for a block of one "
+         "vector register's lanes");
+    emit(e, " * square, rows dst_stride and src_stride elements apart: "
+         "each stage swaps the");
+    emit(e, " * off-diagonal blocks of half the size before, a shuffle of "
+         "two registers a row */");
+    emit(e, "#if defined(__AVX512F__)");
+    emit(e, "#define NNC_T_BYTES 64");
+    emit(e, "#elif defined(__AVX__)");
+    emit(e, "#define NNC_T_BYTES 32");
+    emit(e, "#else");
+    emit(e, "#define NNC_T_BYTES 16");
+    emit(e, "#endif");
+    emit(e, "#define NNC_T_LANES (NNC_T_BYTES / %d)", size);
+    emit(e, "typedef %s nnc_tvec __attribute__((vector_size(NNC_T_BYTES), "
+         "aligned(%d), may_alias));", R, size);
+    emit(e, "#if defined(__clang__) || __GNUC__ >= 12");
+    emit(e, "#define NNC_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, "
+         "__VA_ARGS__)");
+    emit(e, "#else");
+    emit(e, "typedef int%d_t nnc_tmask __attribute__((vector_size("
+         "NNC_T_BYTES)));", size * 8);
+    emit(e, "#define NNC_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, "
+         "(nnc_tmask){__VA_ARGS__})");
+    emit(e, "#endif");
+    emit(e, "static inline void nnc_transpose(%s *restrict dst, long "
+         "dst_stride, const %s *restrict src, long src_stride)", R, R);
+    emit_open(e, "%s", "");
+    emit(e, "nnc_tvec r[NNC_T_LANES], t[NNC_T_LANES];");
+    emit_open(e, "for (int i = 0; i < NNC_T_LANES; i++)");
+    emit(e, "r[i] = *(const nnc_tvec *)(src + i * src_stride);");
+    emit_close(e, NULL);
+    for (int L = 64 / size; L >= 16 / size; L /= 2)
+        emit_transpose_lanes(e, L, L == 64 / size);
+    emit(e, "#endif");
+    emit_close(e, NULL);
+    emit_blank(e);
 }

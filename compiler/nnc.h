@@ -696,6 +696,9 @@ void lower_call(Emitter *e, const Graph *g, const Kernel *k, const Plan *p);
 /* pieces lower_fused.c shares with lower.c */
 const char *kernel_storage(const Graph *g, const Kernel *k);
 void lower_parallel_for(Emitter *e, long work);
+/* NNC_PARALLEL (a parallel region) when `work` is worth the threads;
+ * whether it was emitted */
+bool lower_parallel(Emitter *e, long work);
 void lower_ewise_expr(Emitter *e, const IrOp *o, const char *a, const char *b,
                       char *buf, size_t len);
 const char *lower_libm(Emitter *e, const char *name); /* "exp" -> "expf" */
@@ -759,6 +762,12 @@ typedef struct Gemm {
 void gemm_from_op(const Graph *g, const IrOp *o, Gemm *m);
 /* whether matmul o is small enough to be written as dot products */
 bool gemm_op_is_tiny(const Graph *g, const IrOp *o);
+/* whether matmul o lays out its tiles of B per thread (nnc_transpose) */
+bool gemm_op_packs_tiles(const Graph *g, const IrOp *o);
+/* scratch elements matmul o needs for a packed B, or 0 */
+long gemm_op_scratch_elems(const Graph *g, const IrOp *o);
+/* nnc_transpose, when a kernel of ks packs tiles */
+void lower_transpose_helper(Emitter *e, const Graph *g, const Kernels *ks);
 /* parameter blocks (and optimizer updates) this small get scalar code:
  * see kernel_is_scalar in lower.c */
 enum { TINY_PARAMS = 256 };

@@ -12,13 +12,21 @@
 /* Loops with enough work run on all threads; without OpenMP the pragma
  * disappears, so the file builds warning-free either way. */
 #ifdef _OPENMP
+#include <omp.h>
 #define NNC_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+/* a region on all threads, each taking its share of the work */
+#define NNC_PARALLEL _Pragma("omp parallel")
+#define NNC_THREAD omp_get_thread_num()
+#define NNC_THREADS omp_get_num_threads()
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
 #define NNC_PARALLEL_OR _Pragma("omp parallel for schedule(static) reduction(|:bad) if (n >= 65536)")
 #else
 #define NNC_PARALLEL_FOR
+#define NNC_PARALLEL
+#define NNC_THREAD 0
+#define NNC_THREADS 1
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -4521,7 +4529,7 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
                 }
             }
         }
-        if (j0 + NNC_LANES <= 120) {
+        if (120 % (2 * NNC_LANES) >= NNC_LANES) {
             nnc_vec acc[4][1] = {{{0}}};
             for (int k = 0; k < 576; k++) {
                 const float *restrict brow = packed + (long)k * 120 + j0;
@@ -4666,7 +4674,7 @@ static void k03_fc2_matmul_bias_add_relu(const float *restrict x, const float *r
                 }
             }
         }
-        if (j0 + NNC_LANES <= 84) {
+        if (84 % (2 * NNC_LANES) >= NNC_LANES) {
             nnc_vec acc[4][1] = {{{0}}};
             for (int k = 0; k < 120; k++) {
                 const float *restrict brow = packed + (long)k * 84 + j0;
@@ -4924,7 +4932,7 @@ static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
                 }
             }
         }
-        if (j0 + NNC_LANES <= 84) {
+        if (84 % (2 * NNC_LANES) >= NNC_LANES) {
             nnc_vec acc[4][1] = {{{0}}};
             for (int k = 0; k < 10; k++) {
                 const float *restrict brow = fc3_weight + (long)k * 84 + j0;
@@ -5076,7 +5084,7 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
                 }
             }
         }
-        if (j0 + NNC_LANES <= 84) {
+        if (84 % (2 * NNC_LANES) >= NNC_LANES) {
             nnc_vec acc[8][1] = {{{0}}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 84 + j0;
@@ -5188,7 +5196,7 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
                 }
             }
         }
-        if (j0 + NNC_LANES <= 84) {
+        if (84 % (2 * NNC_LANES) >= NNC_LANES) {
             nnc_vec acc[2][1] = {{{0}}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 84 + j0;
@@ -5316,7 +5324,7 @@ static void k13_dx_matmul_relu_grad(const float *restrict dfc2_relu_grad, const 
                 }
             }
         }
-        if (j0 + NNC_LANES <= 120) {
+        if (120 % (2 * NNC_LANES) >= NNC_LANES) {
             nnc_vec acc[4][1] = {{{0}}};
             for (int k = 0; k < 84; k++) {
                 const float *restrict brow = fc2_weight + (long)k * 120 + j0;
@@ -5473,7 +5481,7 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                 }
             }
         }
-        if (j0 + NNC_LANES <= 120) {
+        if (120 % (2 * NNC_LANES) >= NNC_LANES) {
             for (int band = band0; band < band1; band++) {
                 const int i0 = band * 8;
                 nnc_vec acc[8][1] = {{{0}}};
@@ -5605,7 +5613,7 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                 }
             }
         }
-        if (j0 + NNC_LANES <= 120) {
+        if (120 % (2 * NNC_LANES) >= NNC_LANES) {
             nnc_vec acc[4][1] = {{{0}}};
             for (int k = 0; k < 4; k++) {
                 const float *restrict brow = B + (long)k * 120 + j0;

@@ -12,13 +12,21 @@
 /* Loops with enough work run on all threads; without OpenMP the pragma
  * disappears, so the file builds warning-free either way. */
 #ifdef _OPENMP
+#include <omp.h>
 #define NNC_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+/* a region on all threads, each taking its share of the work */
+#define NNC_PARALLEL _Pragma("omp parallel")
+#define NNC_THREAD omp_get_thread_num()
+#define NNC_THREADS omp_get_num_threads()
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
 #define NNC_PARALLEL_OR _Pragma("omp parallel for schedule(static) reduction(|:bad) if (n >= 65536)")
 #else
 #define NNC_PARALLEL_FOR
+#define NNC_PARALLEL
+#define NNC_THREAD 0
+#define NNC_THREADS 1
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif

@@ -12,13 +12,21 @@
 /* Loops with enough work run on all threads; without OpenMP the pragma
  * disappears, so the file builds warning-free either way. */
 #ifdef _OPENMP
+#include <omp.h>
 #define NNC_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+/* a region on all threads, each taking its share of the work */
+#define NNC_PARALLEL _Pragma("omp parallel")
+#define NNC_THREAD omp_get_thread_num()
+#define NNC_THREADS omp_get_num_threads()
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
 #define NNC_PARALLEL_OR _Pragma("omp parallel for schedule(static) reduction(|:bad) if (n >= 65536)")
 #else
 #define NNC_PARALLEL_FOR
+#define NNC_PARALLEL
+#define NNC_THREAD 0
+#define NNC_THREADS 1
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3946,6 +3954,141 @@ static inline void nnc_adamf_block(float *restrict out, const float *restrict sq
     }
 }
 
+/* nnc_transpose: dst[i][j] = src[j][i] for a block of one vector register's lanes
+ * square, rows dst_stride and src_stride elements apart: each stage swaps the
+ * off-diagonal blocks of half the size before, a shuffle of two registers a row */
+#if defined(__AVX512F__)
+#define NNC_T_BYTES 64
+#elif defined(__AVX__)
+#define NNC_T_BYTES 32
+#else
+#define NNC_T_BYTES 16
+#endif
+#define NNC_T_LANES (NNC_T_BYTES / 4)
+typedef float nnc_tvec __attribute__((vector_size(NNC_T_BYTES), aligned(4), may_alias));
+#if defined(__clang__) || __GNUC__ >= 12
+#define NNC_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+typedef int32_t nnc_tmask __attribute__((vector_size(NNC_T_BYTES)));
+#define NNC_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, (nnc_tmask){__VA_ARGS__})
+#endif
+static inline void nnc_transpose(float *restrict dst, long dst_stride, const float *restrict src, long src_stride)
+{
+    nnc_tvec r[NNC_T_LANES], t[NNC_T_LANES];
+    for (int i = 0; i < NNC_T_LANES; i++) {
+        r[i] = *(const nnc_tvec *)(src + i * src_stride);
+    }
+    #if NNC_T_LANES == 16
+    t[0] = NNC_SHUFFLE(r[0], r[8], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[8] = NNC_SHUFFLE(r[0], r[8], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[1] = NNC_SHUFFLE(r[1], r[9], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[9] = NNC_SHUFFLE(r[1], r[9], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[2] = NNC_SHUFFLE(r[2], r[10], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[10] = NNC_SHUFFLE(r[2], r[10], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[3] = NNC_SHUFFLE(r[3], r[11], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[11] = NNC_SHUFFLE(r[3], r[11], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[4] = NNC_SHUFFLE(r[4], r[12], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[12] = NNC_SHUFFLE(r[4], r[12], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[5] = NNC_SHUFFLE(r[5], r[13], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[13] = NNC_SHUFFLE(r[5], r[13], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[6] = NNC_SHUFFLE(r[6], r[14], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[14] = NNC_SHUFFLE(r[6], r[14], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[7] = NNC_SHUFFLE(r[7], r[15], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[15] = NNC_SHUFFLE(r[7], r[15], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    r[0] = NNC_SHUFFLE(t[0], t[4], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[4] = NNC_SHUFFLE(t[0], t[4], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[1] = NNC_SHUFFLE(t[1], t[5], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[5] = NNC_SHUFFLE(t[1], t[5], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[2] = NNC_SHUFFLE(t[2], t[6], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[6] = NNC_SHUFFLE(t[2], t[6], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[3] = NNC_SHUFFLE(t[3], t[7], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[7] = NNC_SHUFFLE(t[3], t[7], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[8] = NNC_SHUFFLE(t[8], t[12], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[12] = NNC_SHUFFLE(t[8], t[12], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[9] = NNC_SHUFFLE(t[9], t[13], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[13] = NNC_SHUFFLE(t[9], t[13], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[10] = NNC_SHUFFLE(t[10], t[14], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[14] = NNC_SHUFFLE(t[10], t[14], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[11] = NNC_SHUFFLE(t[11], t[15], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[15] = NNC_SHUFFLE(t[11], t[15], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    t[0] = NNC_SHUFFLE(r[0], r[2], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[2] = NNC_SHUFFLE(r[0], r[2], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[1] = NNC_SHUFFLE(r[1], r[3], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[3] = NNC_SHUFFLE(r[1], r[3], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[4] = NNC_SHUFFLE(r[4], r[6], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[6] = NNC_SHUFFLE(r[4], r[6], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[5] = NNC_SHUFFLE(r[5], r[7], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[7] = NNC_SHUFFLE(r[5], r[7], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[8] = NNC_SHUFFLE(r[8], r[10], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[10] = NNC_SHUFFLE(r[8], r[10], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[9] = NNC_SHUFFLE(r[9], r[11], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[11] = NNC_SHUFFLE(r[9], r[11], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[12] = NNC_SHUFFLE(r[12], r[14], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[14] = NNC_SHUFFLE(r[12], r[14], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[13] = NNC_SHUFFLE(r[13], r[15], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[15] = NNC_SHUFFLE(r[13], r[15], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    r[0] = NNC_SHUFFLE(t[0], t[1], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[1] = NNC_SHUFFLE(t[0], t[1], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[2] = NNC_SHUFFLE(t[2], t[3], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[3] = NNC_SHUFFLE(t[2], t[3], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[4] = NNC_SHUFFLE(t[4], t[5], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[5] = NNC_SHUFFLE(t[4], t[5], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[6] = NNC_SHUFFLE(t[6], t[7], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[7] = NNC_SHUFFLE(t[6], t[7], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[8] = NNC_SHUFFLE(t[8], t[9], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[9] = NNC_SHUFFLE(t[8], t[9], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[10] = NNC_SHUFFLE(t[10], t[11], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[11] = NNC_SHUFFLE(t[10], t[11], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[12] = NNC_SHUFFLE(t[12], t[13], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[13] = NNC_SHUFFLE(t[12], t[13], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[14] = NNC_SHUFFLE(t[14], t[15], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[15] = NNC_SHUFFLE(t[14], t[15], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    for (int i = 0; i < NNC_T_LANES; i++) {
+        *(nnc_tvec *)(dst + i * dst_stride) = r[i];
+    }
+    #elif NNC_T_LANES == 8
+    t[0] = NNC_SHUFFLE(r[0], r[4], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[4] = NNC_SHUFFLE(r[0], r[4], 4, 5, 6, 7, 12, 13, 14, 15);
+    t[1] = NNC_SHUFFLE(r[1], r[5], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[5] = NNC_SHUFFLE(r[1], r[5], 4, 5, 6, 7, 12, 13, 14, 15);
+    t[2] = NNC_SHUFFLE(r[2], r[6], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[6] = NNC_SHUFFLE(r[2], r[6], 4, 5, 6, 7, 12, 13, 14, 15);
+    t[3] = NNC_SHUFFLE(r[3], r[7], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[7] = NNC_SHUFFLE(r[3], r[7], 4, 5, 6, 7, 12, 13, 14, 15);
+    r[0] = NNC_SHUFFLE(t[0], t[2], 0, 1, 8, 9, 4, 5, 12, 13);
+    r[2] = NNC_SHUFFLE(t[0], t[2], 2, 3, 10, 11, 6, 7, 14, 15);
+    r[1] = NNC_SHUFFLE(t[1], t[3], 0, 1, 8, 9, 4, 5, 12, 13);
+    r[3] = NNC_SHUFFLE(t[1], t[3], 2, 3, 10, 11, 6, 7, 14, 15);
+    r[4] = NNC_SHUFFLE(t[4], t[6], 0, 1, 8, 9, 4, 5, 12, 13);
+    r[6] = NNC_SHUFFLE(t[4], t[6], 2, 3, 10, 11, 6, 7, 14, 15);
+    r[5] = NNC_SHUFFLE(t[5], t[7], 0, 1, 8, 9, 4, 5, 12, 13);
+    r[7] = NNC_SHUFFLE(t[5], t[7], 2, 3, 10, 11, 6, 7, 14, 15);
+    t[0] = NNC_SHUFFLE(r[0], r[1], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[1] = NNC_SHUFFLE(r[0], r[1], 1, 9, 3, 11, 5, 13, 7, 15);
+    t[2] = NNC_SHUFFLE(r[2], r[3], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[3] = NNC_SHUFFLE(r[2], r[3], 1, 9, 3, 11, 5, 13, 7, 15);
+    t[4] = NNC_SHUFFLE(r[4], r[5], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[5] = NNC_SHUFFLE(r[4], r[5], 1, 9, 3, 11, 5, 13, 7, 15);
+    t[6] = NNC_SHUFFLE(r[6], r[7], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[7] = NNC_SHUFFLE(r[6], r[7], 1, 9, 3, 11, 5, 13, 7, 15);
+    for (int i = 0; i < NNC_T_LANES; i++) {
+        *(nnc_tvec *)(dst + i * dst_stride) = t[i];
+    }
+    #elif NNC_T_LANES == 4
+    t[0] = NNC_SHUFFLE(r[0], r[2], 0, 1, 4, 5);
+    t[2] = NNC_SHUFFLE(r[0], r[2], 2, 3, 6, 7);
+    t[1] = NNC_SHUFFLE(r[1], r[3], 0, 1, 4, 5);
+    t[3] = NNC_SHUFFLE(r[1], r[3], 2, 3, 6, 7);
+    r[0] = NNC_SHUFFLE(t[0], t[1], 0, 4, 2, 6);
+    r[1] = NNC_SHUFFLE(t[0], t[1], 1, 5, 3, 7);
+    r[2] = NNC_SHUFFLE(t[2], t[3], 0, 4, 2, 6);
+    r[3] = NNC_SHUFFLE(t[2], t[3], 1, 5, 3, 7);
+    for (int i = 0; i < NNC_T_LANES; i++) {
+        *(nnc_tvec *)(dst + i * dst_stride) = r[i];
+    }
+    #endif
+}
+
 /* k00_conv1_conv2d: conv2d conv1 -> [64, 32, 26, 26]  (dsl-examples/mnist_cnn_bn.nn:12, forward) */
 static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, float *restrict y)
 {
@@ -5210,7 +5353,7 @@ static void k07_bn3_bn_stats_batchnorm_relu(const float *restrict x, const float
 }
 
 /* k08_fc1_matmul: matmul fc1 -> [64, 64]  (dsl-examples/mnist_cnn_bn.nn:17, forward) */
-static void k08_fc1_matmul(const float *restrict A, const float *restrict B, float *restrict C, float *restrict packed)
+static void k08_fc1_matmul(const float *restrict A, const float *restrict B, float *restrict C)
 {
     /* [64, 64] = A[64, 576] * B^T[576, 64], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
@@ -5223,101 +5366,110 @@ static void k08_fc1_matmul(const float *restrict A, const float *restrict B, flo
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
-    /* B is used transposed: lay it out as [576, 64] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
-    NNC_PARALLEL_FOR
-    for (int k0 = 0; k0 < 576; k0 += 16) {
-        for (int k = k0; k < k0 + 16; k++) {
-            for (int j = 0; j < 64; j++) {
-                packed[(long)k * 64 + j] = B[(long)j * 576 + k];
-            }
-        }
-    }
-    /* bands in groups of 2, which share each tile of B, 116 values of k at a time */
-    NNC_PARALLEL_FOR
-    for (int group = 0; group < 4; group++) {
-        const int band0 = group * 2;
-        const int band1 = band0 + 2;
-        long j0 = 0;
-        for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
-            nnc_vec part[2][8][2]; /* sums of the group's tiles between chunks of k */
-            for (int k0 = 0; k0 < 576; k0 += 116) {
-                for (int band = band0; band < band1; band++) {
-                    const int i0 = band * 8;
-                    nnc_vec acc[8][2] = {{{0}}};
-                    if (k0 > 0)
-                        memcpy(acc, part[band - band0], sizeof acc);
-                    for (int k = k0; k < (k0 + 116 < 576 ? k0 + 116 : 576); k++) {
-                        const float *restrict brow = packed + (long)k * 64 + j0;
-                        nnc_vec b[2];
-                        b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
-                        b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
-                        {
-                            const float a = A[(long)(i0 + 0) * 576 + k];
-                            acc[0][0] += a * b[0];
-                            acc[0][1] += a * b[1];
+    /* bands in a share per thread, in groups of up to 8 that share each tile of B, a chunk of k at a time */
+    NNC_PARALLEL
+    {
+        const int share0 = (int)(8L * NNC_THREAD / NNC_THREADS);
+        const int share1 = (int)(8L * (NNC_THREAD + 1) / NNC_THREADS);
+        for (int band0 = share0; band0 < share1; band0 += 8) {
+            const int band1 = band0 + 8 < share1 ? band0 + 8 : share1;
+            long j0 = 0;
+            for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
+                nnc_vec part[8][8][2]; /* sums of the group's tiles between chunks of k */
+                for (int k0 = 0; k0 < 576; k0 += 116) {
+                    /* this tile of B, laid out [k][j] by the thread that uses it */
+                    _Alignas(NNC_VEC_BYTES) float bt[116][2 * NNC_LANES];
+                    const int kn = (k0 + 116 < 576 ? k0 + 116 : 576) - k0;
+                    for (int c = 0; c < 2 * NNC_LANES; c += NNC_LANES) {
+                        const float *restrict bsrc = B + (j0 + c) * 576 + k0;
+                        int kb = 0;
+                        for (; kb + NNC_LANES <= kn; kb += NNC_LANES) {
+                            nnc_transpose(&bt[kb][c], 2 * NNC_LANES, bsrc + kb, 576);
                         }
-                        {
-                            const float a = A[(long)(i0 + 1) * 576 + k];
-                            acc[1][0] += a * b[0];
-                            acc[1][1] += a * b[1];
-                        }
-                        {
-                            const float a = A[(long)(i0 + 2) * 576 + k];
-                            acc[2][0] += a * b[0];
-                            acc[2][1] += a * b[1];
-                        }
-                        {
-                            const float a = A[(long)(i0 + 3) * 576 + k];
-                            acc[3][0] += a * b[0];
-                            acc[3][1] += a * b[1];
-                        }
-                        {
-                            const float a = A[(long)(i0 + 4) * 576 + k];
-                            acc[4][0] += a * b[0];
-                            acc[4][1] += a * b[1];
-                        }
-                        {
-                            const float a = A[(long)(i0 + 5) * 576 + k];
-                            acc[5][0] += a * b[0];
-                            acc[5][1] += a * b[1];
-                        }
-                        {
-                            const float a = A[(long)(i0 + 6) * 576 + k];
-                            acc[6][0] += a * b[0];
-                            acc[6][1] += a * b[1];
-                        }
-                        {
-                            const float a = A[(long)(i0 + 7) * 576 + k];
-                            acc[7][0] += a * b[0];
-                            acc[7][1] += a * b[1];
+                        for (; kb < kn; kb++) {
+                            for (int l = 0; l < NNC_LANES; l++) {
+                                bt[kb][c + l] = bsrc[(long)l * 576 + kb];
+                            }
                         }
                     }
-                    if (k0 + 116 < 576) {
-                        memcpy(part[band - band0], acc, sizeof acc);
-                        continue; /* the sums are not finished */
-                    }
-                    float sum[8][2 * NNC_LANES];
-                    *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
-                    *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
-                    *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
-                    *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
-                    *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
-                    *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
-                    *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
-                    *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
-                    *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
-                    *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
-                    *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
-                    *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
-                    *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
-                    *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
-                    *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
-                    *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
-                    for (int r = 0; r < 8; r++) {
-                        for (int c = 0; c < 2 * NNC_LANES; c++) {
-                            const long at = (long)(i0 + r) * 64 + j0 + c;
-                            const float t0 = sum[r][c];
-                            C[at] = t0;
+                    for (int band = band0; band < band1; band++) {
+                        const int i0 = band * 8;
+                        nnc_vec acc[8][2] = {{{0}}};
+                        if (k0 > 0)
+                            memcpy(acc, part[band - band0], sizeof acc);
+                        for (int k = k0; k < (k0 + 116 < 576 ? k0 + 116 : 576); k++) {
+                            const float *restrict brow = bt[k - k0];
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
+                            {
+                                const float a = A[(long)(i0 + 0) * 576 + k];
+                                acc[0][0] += a * b[0];
+                                acc[0][1] += a * b[1];
+                            }
+                            {
+                                const float a = A[(long)(i0 + 1) * 576 + k];
+                                acc[1][0] += a * b[0];
+                                acc[1][1] += a * b[1];
+                            }
+                            {
+                                const float a = A[(long)(i0 + 2) * 576 + k];
+                                acc[2][0] += a * b[0];
+                                acc[2][1] += a * b[1];
+                            }
+                            {
+                                const float a = A[(long)(i0 + 3) * 576 + k];
+                                acc[3][0] += a * b[0];
+                                acc[3][1] += a * b[1];
+                            }
+                            {
+                                const float a = A[(long)(i0 + 4) * 576 + k];
+                                acc[4][0] += a * b[0];
+                                acc[4][1] += a * b[1];
+                            }
+                            {
+                                const float a = A[(long)(i0 + 5) * 576 + k];
+                                acc[5][0] += a * b[0];
+                                acc[5][1] += a * b[1];
+                            }
+                            {
+                                const float a = A[(long)(i0 + 6) * 576 + k];
+                                acc[6][0] += a * b[0];
+                                acc[6][1] += a * b[1];
+                            }
+                            {
+                                const float a = A[(long)(i0 + 7) * 576 + k];
+                                acc[7][0] += a * b[0];
+                                acc[7][1] += a * b[1];
+                            }
+                        }
+                        if (k0 + 116 < 576) {
+                            memcpy(part[band - band0], acc, sizeof acc);
+                            continue; /* the sums are not finished */
+                        }
+                        float sum[8][2 * NNC_LANES];
+                        *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                        *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                        *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                        *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                        *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                        *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                        *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                        *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                        *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                        *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                        *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                        *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                        *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                        *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                        *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                        *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
+                        for (int r = 0; r < 8; r++) {
+                            for (int c = 0; c < 2 * NNC_LANES; c++) {
+                                const long at = (long)(i0 + r) * 64 + j0 + c;
+                                const float t0 = sum[r][c];
+                                C[at] = t0;
+                            }
                         }
                     }
                 }
@@ -7807,8 +7959,8 @@ static void forward_predict(mnist_cnn_bn *m, const float *x) {
     k05_x_maxpool2d(m->arena + 495616, m->arena + 0);
     k06_conv3_conv2d(m->arena + 0, m->params + 19104, m->arena + 102400);
     k48_bn3_bn_stats_batchnorm_relu(m->arena + 102400, m->params + 56096, m->params + 56160, m->params + 55968, m->params + 56032, m->arena + 0);
-    k08_fc1_matmul(m->arena + 0, m->params + 56224, m->arena + 73728, m->arena + 36864);
-    k49_bn4_bn_stats_batchnorm_relu(m->arena + 73728, m->params + 93216, m->params + 93280, m->params + 93088, m->params + 93152, m->arena + 0);
+    k08_fc1_matmul(m->arena + 0, m->params + 56224, m->arena + 36864);
+    k49_bn4_bn_stats_batchnorm_relu(m->arena + 36864, m->params + 93216, m->params + 93280, m->params + 93088, m->params + 93152, m->arena + 0);
     k50_x_dropout_mask(m->arena + 4096, &m->rng);
     k11_x_mul(m->arena + 0, m->arena + 4096, m->arena + 0);
     k12_logits_matmul_bias_add(m->arena + 0, m->params + 93344, m->params + 93984, m->arena + 4096, m->arena + 4736);
@@ -7825,8 +7977,8 @@ static void forward_eval(mnist_cnn_bn *m, const float *x, const int32_t *y) {
     k05_x_maxpool2d(m->arena + 495616, m->arena + 0);
     k06_conv3_conv2d(m->arena + 0, m->params + 19104, m->arena + 102400);
     k48_bn3_bn_stats_batchnorm_relu(m->arena + 102400, m->params + 56096, m->params + 56160, m->params + 55968, m->params + 56032, m->arena + 0);
-    k08_fc1_matmul(m->arena + 0, m->params + 56224, m->arena + 73728, m->arena + 36864);
-    k49_bn4_bn_stats_batchnorm_relu(m->arena + 73728, m->params + 93216, m->params + 93280, m->params + 93088, m->params + 93152, m->arena + 0);
+    k08_fc1_matmul(m->arena + 0, m->params + 56224, m->arena + 36864);
+    k49_bn4_bn_stats_batchnorm_relu(m->arena + 36864, m->params + 93216, m->params + 93280, m->params + 93088, m->params + 93152, m->arena + 0);
     k50_x_dropout_mask(m->arena + 4096, &m->rng);
     k11_x_mul(m->arena + 0, m->arena + 4096, m->arena + 0);
     k12_logits_matmul_bias_add(m->arena + 0, m->params + 93344, m->params + 93984, m->arena + 4096, m->arena + 4736);
@@ -7847,21 +7999,21 @@ static void forward_backward(mnist_cnn_bn *m, const float *x, const int32_t *y) 
     k05_x_maxpool2d(m->arena + 3264512, m->arena + 3760128);
     k06_conv3_conv2d(m->arena + 3760128, m->params + 19104, m->arena + 3862528);
     k07_bn3_bn_stats_batchnorm_relu(m->arena + 3862528, m->params + 56096, m->params + 56160, m->params + 55968, m->params + 56032, m->arena + 4602624, m->arena + 3899392);
-    k08_fc1_matmul(m->arena + 3899392, m->params + 56224, m->arena + 3973120, m->arena + 3936256);
-    k09_bn4_bn_stats_batchnorm_relu(m->arena + 3973120, m->params + 93216, m->params + 93280, m->params + 93088, m->params + 93152, m->arena + 4602752, m->arena + 3936256);
-    k10_x_dropout_mask(m->arena + 3940352, &m->rng);
-    k11_x_mul(m->arena + 3936256, m->arena + 3940352, m->arena + 3944448);
-    k12_logits_matmul_bias_add(m->arena + 3944448, m->params + 93344, m->params + 93984, m->arena + 3948544, m->arena + 3949184);
-    k13_probs_softmax(m->arena + 3948544, m->arena + 4601856);
-    k14_loss_softmax_xent(m->arena + 3948544, y, m->arena + 4602944);
-    k15_dloss_fill(m->arena + 3949184);
-    k16_dlogits_softmax_xent_grad(m->arena + 3948544, y, m->arena + 3949184, m->arena + 3952640);
-    k17_dlogits_bias_bias_grad(m->arena + 3952640, m->grads + 93984);
-    k18_dx_matmul_mul_relu_grad(m->arena + 3952640, m->params + 93344, m->arena + 3940352, m->arena + 3936256, m->arena + 3948544);
-    k19_dlogits_weight_matmul(m->arena + 3952640, m->arena + 3944448, m->grads + 93344);
-    k20_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 3948544, m->arena + 3973120, m->arena + 4602752, m->params + 93088, m->arena + 3977216, m->grads + 93088, m->grads + 93152);
-    k21_dx_matmul(m->arena + 3977216, m->params + 56224, m->arena + 3936256);
-    k22_dfc1_weight_matmul(m->arena + 3977216, m->arena + 3899392, m->grads + 56224);
+    k08_fc1_matmul(m->arena + 3899392, m->params + 56224, m->arena + 3936256);
+    k09_bn4_bn_stats_batchnorm_relu(m->arena + 3936256, m->params + 93216, m->params + 93280, m->params + 93088, m->params + 93152, m->arena + 4602752, m->arena + 3940352);
+    k10_x_dropout_mask(m->arena + 3944448, &m->rng);
+    k11_x_mul(m->arena + 3940352, m->arena + 3944448, m->arena + 3948544);
+    k12_logits_matmul_bias_add(m->arena + 3948544, m->params + 93344, m->params + 93984, m->arena + 3952640, m->arena + 3953280);
+    k13_probs_softmax(m->arena + 3952640, m->arena + 4601856);
+    k14_loss_softmax_xent(m->arena + 3952640, y, m->arena + 4602944);
+    k15_dloss_fill(m->arena + 3953280);
+    k16_dlogits_softmax_xent_grad(m->arena + 3952640, y, m->arena + 3953280, m->arena + 3956736);
+    k17_dlogits_bias_bias_grad(m->arena + 3956736, m->grads + 93984);
+    k18_dx_matmul_mul_relu_grad(m->arena + 3956736, m->params + 93344, m->arena + 3944448, m->arena + 3940352, m->arena + 3952640);
+    k19_dlogits_weight_matmul(m->arena + 3956736, m->arena + 3948544, m->grads + 93344);
+    k20_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 3952640, m->arena + 3936256, m->arena + 4602752, m->params + 93088, m->arena + 3973120, m->grads + 93088, m->grads + 93152);
+    k21_dx_matmul(m->arena + 3973120, m->params + 56224, m->arena + 3936256);
+    k22_dfc1_weight_matmul(m->arena + 3973120, m->arena + 3899392, m->grads + 56224);
     k23_dbn3_relu_grad_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 3936256, m->arena + 3899392, m->arena + 3862528, m->arena + 4602624, m->params + 55968, m->arena + 3973120, m->grads + 55968, m->grads + 56032);
     k24_dx_conv2d_grad_input(m->arena + 3973120, m->params + 19104, m->arena + 3862528);
     k25_dconv3_weight_conv2d_grad_weight(m->arena + 3973120, m->arena + 3760128, m->grads + 19104);
@@ -7986,59 +8138,59 @@ static const char *forward_backward_checked(mnist_cnn_bn *m, const float *x, con
     if (!all_finite(m->arena + 3899392, 36864)) {
         return "x = relu [64, 64, 3, 3] at dsl-examples/mnist_cnn_bn.nn:16 (forward, kernel k07_bn3_bn_stats_batchnorm_relu)";
     }
-    k08_fc1_matmul(m->arena + 3899392, m->params + 56224, m->arena + 3973120, m->arena + 3936256);
-    if (!all_finite(m->arena + 3973120, 4096)) {
+    k08_fc1_matmul(m->arena + 3899392, m->params + 56224, m->arena + 3936256);
+    if (!all_finite(m->arena + 3936256, 4096)) {
         return "fc1 = matmul [64, 64] at dsl-examples/mnist_cnn_bn.nn:17 (forward, kernel k08_fc1_matmul)";
     }
-    k09_bn4_bn_stats_batchnorm_relu(m->arena + 3973120, m->params + 93216, m->params + 93280, m->params + 93088, m->params + 93152, m->arena + 4602752, m->arena + 3936256);
+    k09_bn4_bn_stats_batchnorm_relu(m->arena + 3936256, m->params + 93216, m->params + 93280, m->params + 93088, m->params + 93152, m->arena + 4602752, m->arena + 3940352);
     if (!all_finite(m->arena + 4602752, 128)) {
         return "bn4 = bn_stats [2, 64] at dsl-examples/mnist_cnn_bn.nn:17 (forward, kernel k09_bn4_bn_stats_batchnorm_relu)";
     }
-    if (!all_finite(m->arena + 3936256, 4096)) {
+    if (!all_finite(m->arena + 3940352, 4096)) {
         return "x = relu [64, 64] at dsl-examples/mnist_cnn_bn.nn:17 (forward, kernel k09_bn4_bn_stats_batchnorm_relu)";
     }
-    k10_x_dropout_mask(m->arena + 3940352, &m->rng);
-    if (!all_finite(m->arena + 3940352, 4096)) {
+    k10_x_dropout_mask(m->arena + 3944448, &m->rng);
+    if (!all_finite(m->arena + 3944448, 4096)) {
         return "x = dropout_mask [64, 64] at dsl-examples/mnist_cnn_bn.nn:18 (forward, kernel k10_x_dropout_mask)";
     }
-    k11_x_mul(m->arena + 3936256, m->arena + 3940352, m->arena + 3944448);
-    if (!all_finite(m->arena + 3944448, 4096)) {
+    k11_x_mul(m->arena + 3940352, m->arena + 3944448, m->arena + 3948544);
+    if (!all_finite(m->arena + 3948544, 4096)) {
         return "x = mul [64, 64] at dsl-examples/mnist_cnn_bn.nn:18 (forward, kernel k11_x_mul)";
     }
-    k12_logits_matmul_bias_add(m->arena + 3944448, m->params + 93344, m->params + 93984, m->arena + 3948544, m->arena + 3949184);
-    if (!all_finite(m->arena + 3948544, 640)) {
+    k12_logits_matmul_bias_add(m->arena + 3948544, m->params + 93344, m->params + 93984, m->arena + 3952640, m->arena + 3953280);
+    if (!all_finite(m->arena + 3952640, 640)) {
         return "logits = bias_add [64, 10] at dsl-examples/mnist_cnn_bn.nn:19 (forward, kernel k12_logits_matmul_bias_add)";
     }
-    k13_probs_softmax(m->arena + 3948544, m->arena + 4601856);
+    k13_probs_softmax(m->arena + 3952640, m->arena + 4601856);
     if (!all_finite(m->arena + 4601856, 640)) {
         return "probs = softmax [64, 10] at dsl-examples/mnist_cnn_bn.nn:21 (forward, kernel k13_probs_softmax)";
     }
-    k14_loss_softmax_xent(m->arena + 3948544, y, m->arena + 4602944);
+    k14_loss_softmax_xent(m->arena + 3952640, y, m->arena + 4602944);
     if (!all_finite(m->arena + 4602944, 1)) {
         return "loss = softmax_xent [] at dsl-examples/mnist_cnn_bn.nn:22 (forward, kernel k14_loss_softmax_xent)";
     }
-    k15_dloss_fill(m->arena + 3949184);
-    if (!all_finite(m->arena + 3949184, 1)) {
+    k15_dloss_fill(m->arena + 3953280);
+    if (!all_finite(m->arena + 3953280, 1)) {
         return "dloss = fill [] at dsl-examples/mnist_cnn_bn.nn:22 (backward, kernel k15_dloss_fill)";
     }
-    k16_dlogits_softmax_xent_grad(m->arena + 3948544, y, m->arena + 3949184, m->arena + 3952640);
-    if (!all_finite(m->arena + 3952640, 640)) {
+    k16_dlogits_softmax_xent_grad(m->arena + 3952640, y, m->arena + 3953280, m->arena + 3956736);
+    if (!all_finite(m->arena + 3956736, 640)) {
         return "dlogits = softmax_xent_grad [64, 10] at dsl-examples/mnist_cnn_bn.nn:19 (backward, kernel k16_dlogits_softmax_xent_grad)";
     }
-    k17_dlogits_bias_bias_grad(m->arena + 3952640, m->grads + 93984);
+    k17_dlogits_bias_bias_grad(m->arena + 3956736, m->grads + 93984);
     if (!all_finite(m->grads + 93984, 10)) {
         return "logits.bias.grad [10] at dsl-examples/mnist_cnn_bn.nn:19 (backward, kernel k17_dlogits_bias_bias_grad)";
     }
-    k18_dx_matmul_mul_relu_grad(m->arena + 3952640, m->params + 93344, m->arena + 3940352, m->arena + 3936256, m->arena + 3948544);
-    if (!all_finite(m->arena + 3948544, 4096)) {
+    k18_dx_matmul_mul_relu_grad(m->arena + 3956736, m->params + 93344, m->arena + 3944448, m->arena + 3940352, m->arena + 3952640);
+    if (!all_finite(m->arena + 3952640, 4096)) {
         return "dbn4 = relu_grad [64, 64] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k18_dx_matmul_mul_relu_grad)";
     }
-    k19_dlogits_weight_matmul(m->arena + 3952640, m->arena + 3944448, m->grads + 93344);
+    k19_dlogits_weight_matmul(m->arena + 3956736, m->arena + 3948544, m->grads + 93344);
     if (!all_finite(m->grads + 93344, 640)) {
         return "logits.weight.grad [10, 64] at dsl-examples/mnist_cnn_bn.nn:19 (backward, kernel k19_dlogits_weight_matmul)";
     }
-    k20_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 3948544, m->arena + 3973120, m->arena + 4602752, m->params + 93088, m->arena + 3977216, m->grads + 93088, m->grads + 93152);
-    if (!all_finite(m->arena + 3977216, 4096)) {
+    k20_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 3952640, m->arena + 3936256, m->arena + 4602752, m->params + 93088, m->arena + 3973120, m->grads + 93088, m->grads + 93152);
+    if (!all_finite(m->arena + 3973120, 4096)) {
         return "dfc1 = batchnorm_grad_input [64, 64] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k20_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad)";
     }
     if (!all_finite(m->grads + 93088, 64)) {
@@ -8047,11 +8199,11 @@ static const char *forward_backward_checked(mnist_cnn_bn *m, const float *x, con
     if (!all_finite(m->grads + 93152, 64)) {
         return "bn4.bias.grad [64] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k20_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad)";
     }
-    k21_dx_matmul(m->arena + 3977216, m->params + 56224, m->arena + 3936256);
+    k21_dx_matmul(m->arena + 3973120, m->params + 56224, m->arena + 3936256);
     if (!all_finite(m->arena + 3936256, 36864)) {
         return "dx = matmul [64, 576] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k21_dx_matmul)";
     }
-    k22_dfc1_weight_matmul(m->arena + 3977216, m->arena + 3899392, m->grads + 56224);
+    k22_dfc1_weight_matmul(m->arena + 3973120, m->arena + 3899392, m->grads + 56224);
     if (!all_finite(m->grads + 56224, 36864)) {
         return "fc1.weight.grad [64, 576] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k22_dfc1_weight_matmul)";
     }

@@ -12,13 +12,21 @@
 /* Loops with enough work run on all threads; without OpenMP the pragma
  * disappears, so the file builds warning-free either way. */
 #ifdef _OPENMP
+#include <omp.h>
 #define NNC_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+/* a region on all threads, each taking its share of the work */
+#define NNC_PARALLEL _Pragma("omp parallel")
+#define NNC_THREAD omp_get_thread_num()
+#define NNC_THREADS omp_get_num_threads()
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
 #define NNC_PARALLEL_OR _Pragma("omp parallel for schedule(static) reduction(|:bad) if (n >= 65536)")
 #else
 #define NNC_PARALLEL_FOR
+#define NNC_PARALLEL
+#define NNC_THREAD 0
+#define NNC_THREADS 1
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3808,7 +3816,7 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
 enum {
     PARAM_ELEMS = 101770,
     STATE_ELEMS = 305310,
-    ARENA_ELEMS = 58368,
+    ARENA_ELEMS = 17680,
     STAGING_ELEMS = 50176, /* one batch of inputs, for predict's last partial batch */
     TOTAL_ELEMS = 2 * PARAM_ELEMS + STATE_ELEMS + ARENA_ELEMS + STAGING_ELEMS
 };
@@ -3881,12 +3889,147 @@ static inline void nnc_sqrt_block(double *restrict out, const double *restrict i
     #endif
 }
 
+/* nnc_transpose: dst[i][j] = src[j][i] for a block of one vector register's lanes
+ * square, rows dst_stride and src_stride elements apart: each stage swaps the
+ * off-diagonal blocks of half the size before, a shuffle of two registers a row */
+#if defined(__AVX512F__)
+#define NNC_T_BYTES 64
+#elif defined(__AVX__)
+#define NNC_T_BYTES 32
+#else
+#define NNC_T_BYTES 16
+#endif
+#define NNC_T_LANES (NNC_T_BYTES / 4)
+typedef float nnc_tvec __attribute__((vector_size(NNC_T_BYTES), aligned(4), may_alias));
+#if defined(__clang__) || __GNUC__ >= 12
+#define NNC_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+typedef int32_t nnc_tmask __attribute__((vector_size(NNC_T_BYTES)));
+#define NNC_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, (nnc_tmask){__VA_ARGS__})
+#endif
+static inline void nnc_transpose(float *restrict dst, long dst_stride, const float *restrict src, long src_stride)
+{
+    nnc_tvec r[NNC_T_LANES], t[NNC_T_LANES];
+    for (int i = 0; i < NNC_T_LANES; i++) {
+        r[i] = *(const nnc_tvec *)(src + i * src_stride);
+    }
+    #if NNC_T_LANES == 16
+    t[0] = NNC_SHUFFLE(r[0], r[8], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[8] = NNC_SHUFFLE(r[0], r[8], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[1] = NNC_SHUFFLE(r[1], r[9], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[9] = NNC_SHUFFLE(r[1], r[9], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[2] = NNC_SHUFFLE(r[2], r[10], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[10] = NNC_SHUFFLE(r[2], r[10], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[3] = NNC_SHUFFLE(r[3], r[11], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[11] = NNC_SHUFFLE(r[3], r[11], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[4] = NNC_SHUFFLE(r[4], r[12], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[12] = NNC_SHUFFLE(r[4], r[12], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[5] = NNC_SHUFFLE(r[5], r[13], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[13] = NNC_SHUFFLE(r[5], r[13], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[6] = NNC_SHUFFLE(r[6], r[14], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[14] = NNC_SHUFFLE(r[6], r[14], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[7] = NNC_SHUFFLE(r[7], r[15], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[15] = NNC_SHUFFLE(r[7], r[15], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    r[0] = NNC_SHUFFLE(t[0], t[4], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[4] = NNC_SHUFFLE(t[0], t[4], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[1] = NNC_SHUFFLE(t[1], t[5], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[5] = NNC_SHUFFLE(t[1], t[5], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[2] = NNC_SHUFFLE(t[2], t[6], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[6] = NNC_SHUFFLE(t[2], t[6], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[3] = NNC_SHUFFLE(t[3], t[7], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[7] = NNC_SHUFFLE(t[3], t[7], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[8] = NNC_SHUFFLE(t[8], t[12], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[12] = NNC_SHUFFLE(t[8], t[12], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[9] = NNC_SHUFFLE(t[9], t[13], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[13] = NNC_SHUFFLE(t[9], t[13], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[10] = NNC_SHUFFLE(t[10], t[14], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[14] = NNC_SHUFFLE(t[10], t[14], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[11] = NNC_SHUFFLE(t[11], t[15], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[15] = NNC_SHUFFLE(t[11], t[15], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    t[0] = NNC_SHUFFLE(r[0], r[2], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[2] = NNC_SHUFFLE(r[0], r[2], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[1] = NNC_SHUFFLE(r[1], r[3], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[3] = NNC_SHUFFLE(r[1], r[3], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[4] = NNC_SHUFFLE(r[4], r[6], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[6] = NNC_SHUFFLE(r[4], r[6], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[5] = NNC_SHUFFLE(r[5], r[7], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[7] = NNC_SHUFFLE(r[5], r[7], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[8] = NNC_SHUFFLE(r[8], r[10], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[10] = NNC_SHUFFLE(r[8], r[10], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[9] = NNC_SHUFFLE(r[9], r[11], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[11] = NNC_SHUFFLE(r[9], r[11], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[12] = NNC_SHUFFLE(r[12], r[14], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[14] = NNC_SHUFFLE(r[12], r[14], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[13] = NNC_SHUFFLE(r[13], r[15], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[15] = NNC_SHUFFLE(r[13], r[15], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    r[0] = NNC_SHUFFLE(t[0], t[1], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[1] = NNC_SHUFFLE(t[0], t[1], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[2] = NNC_SHUFFLE(t[2], t[3], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[3] = NNC_SHUFFLE(t[2], t[3], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[4] = NNC_SHUFFLE(t[4], t[5], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[5] = NNC_SHUFFLE(t[4], t[5], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[6] = NNC_SHUFFLE(t[6], t[7], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[7] = NNC_SHUFFLE(t[6], t[7], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[8] = NNC_SHUFFLE(t[8], t[9], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[9] = NNC_SHUFFLE(t[8], t[9], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[10] = NNC_SHUFFLE(t[10], t[11], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[11] = NNC_SHUFFLE(t[10], t[11], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[12] = NNC_SHUFFLE(t[12], t[13], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[13] = NNC_SHUFFLE(t[12], t[13], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[14] = NNC_SHUFFLE(t[14], t[15], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[15] = NNC_SHUFFLE(t[14], t[15], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    for (int i = 0; i < NNC_T_LANES; i++) {
+        *(nnc_tvec *)(dst + i * dst_stride) = r[i];
+    }
+    #elif NNC_T_LANES == 8
+    t[0] = NNC_SHUFFLE(r[0], r[4], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[4] = NNC_SHUFFLE(r[0], r[4], 4, 5, 6, 7, 12, 13, 14, 15);
+    t[1] = NNC_SHUFFLE(r[1], r[5], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[5] = NNC_SHUFFLE(r[1], r[5], 4, 5, 6, 7, 12, 13, 14, 15);
+    t[2] = NNC_SHUFFLE(r[2], r[6], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[6] = NNC_SHUFFLE(r[2], r[6], 4, 5, 6, 7, 12, 13, 14, 15);
+    t[3] = NNC_SHUFFLE(r[3], r[7], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[7] = NNC_SHUFFLE(r[3], r[7], 4, 5, 6, 7, 12, 13, 14, 15);
+    r[0] = NNC_SHUFFLE(t[0], t[2], 0, 1, 8, 9, 4, 5, 12, 13);
+    r[2] = NNC_SHUFFLE(t[0], t[2], 2, 3, 10, 11, 6, 7, 14, 15);
+    r[1] = NNC_SHUFFLE(t[1], t[3], 0, 1, 8, 9, 4, 5, 12, 13);
+    r[3] = NNC_SHUFFLE(t[1], t[3], 2, 3, 10, 11, 6, 7, 14, 15);
+    r[4] = NNC_SHUFFLE(t[4], t[6], 0, 1, 8, 9, 4, 5, 12, 13);
+    r[6] = NNC_SHUFFLE(t[4], t[6], 2, 3, 10, 11, 6, 7, 14, 15);
+    r[5] = NNC_SHUFFLE(t[5], t[7], 0, 1, 8, 9, 4, 5, 12, 13);
+    r[7] = NNC_SHUFFLE(t[5], t[7], 2, 3, 10, 11, 6, 7, 14, 15);
+    t[0] = NNC_SHUFFLE(r[0], r[1], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[1] = NNC_SHUFFLE(r[0], r[1], 1, 9, 3, 11, 5, 13, 7, 15);
+    t[2] = NNC_SHUFFLE(r[2], r[3], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[3] = NNC_SHUFFLE(r[2], r[3], 1, 9, 3, 11, 5, 13, 7, 15);
+    t[4] = NNC_SHUFFLE(r[4], r[5], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[5] = NNC_SHUFFLE(r[4], r[5], 1, 9, 3, 11, 5, 13, 7, 15);
+    t[6] = NNC_SHUFFLE(r[6], r[7], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[7] = NNC_SHUFFLE(r[6], r[7], 1, 9, 3, 11, 5, 13, 7, 15);
+    for (int i = 0; i < NNC_T_LANES; i++) {
+        *(nnc_tvec *)(dst + i * dst_stride) = t[i];
+    }
+    #elif NNC_T_LANES == 4
+    t[0] = NNC_SHUFFLE(r[0], r[2], 0, 1, 4, 5);
+    t[2] = NNC_SHUFFLE(r[0], r[2], 2, 3, 6, 7);
+    t[1] = NNC_SHUFFLE(r[1], r[3], 0, 1, 4, 5);
+    t[3] = NNC_SHUFFLE(r[1], r[3], 2, 3, 6, 7);
+    r[0] = NNC_SHUFFLE(t[0], t[1], 0, 4, 2, 6);
+    r[1] = NNC_SHUFFLE(t[0], t[1], 1, 5, 3, 7);
+    r[2] = NNC_SHUFFLE(t[2], t[3], 0, 4, 2, 6);
+    r[3] = NNC_SHUFFLE(t[2], t[3], 1, 5, 3, 7);
+    for (int i = 0; i < NNC_T_LANES; i++) {
+        *(nnc_tvec *)(dst + i * dst_stride) = r[i];
+    }
+    #endif
+}
+
 /* k00_fc1_matmul_bias_add_relu: fused by rule matmul_epilogue (dsl-examples/rmsprop.nn), any mode
  *   matmul           fc1          [64, 128]  line 14  (kept in registers)
  *   bias_add         fc1          [64, 128]  line 14  (kept in registers)
  *   relu             logits       [64, 128]  line 14
  */
-static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *restrict fc1_weight, const float *restrict fc1_bias, float *restrict logits_relu, float *restrict packed)
+static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *restrict fc1_weight, const float *restrict fc1_bias, float *restrict logits_relu)
 {
     /* [64, 128] = A[64, 784] * B^T[784, 128], computed as its transpose [128, 64] = B[128, 784] * A^T[784, 64]: A is the smaller to lay out, and each band of B's rows is one thread's */
     /* [128, 64] = A[128, 784] * B^T[784, 64], in tiles of 8 rows by 2 vector registers of columns */
@@ -3900,104 +4043,113 @@ static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
-    /* B is used transposed: lay it out as [784, 64] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
-    NNC_PARALLEL_FOR
-    for (int k0 = 0; k0 < 784; k0 += 16) {
-        for (int k = k0; k < k0 + 16; k++) {
-            for (int j = 0; j < 64; j++) {
-                packed[(long)k * 64 + j] = x[(long)j * 784 + k];
-            }
-        }
-    }
-    /* bands in groups of 4, which share each tile of B, 112 values of k at a time */
-    NNC_PARALLEL_FOR
-    for (int group = 0; group < 4; group++) {
-        const int band0 = group * 4;
-        const int band1 = band0 + 4;
-        long j0 = 0;
-        for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
-            nnc_vec part[4][8][2]; /* sums of the group's tiles between chunks of k */
-            for (int k0 = 0; k0 < 784; k0 += 112) {
-                for (int band = band0; band < band1; band++) {
-                    const int i0 = band * 8;
-                    nnc_vec acc[8][2] = {{{0}}};
-                    if (k0 > 0)
-                        memcpy(acc, part[band - band0], sizeof acc);
-                    for (int k = k0; k < k0 + 112; k++) {
-                        const float *restrict brow = packed + (long)k * 64 + j0;
-                        nnc_vec b[2];
-                        b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
-                        b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
-                        {
-                            const float a = fc1_weight[(long)(i0 + 0) * 784 + k];
-                            acc[0][0] += a * b[0];
-                            acc[0][1] += a * b[1];
+    /* bands in a share per thread, in groups of up to 16 that share each tile of B, a chunk of k at a time */
+    NNC_PARALLEL
+    {
+        const int share0 = (int)(16L * NNC_THREAD / NNC_THREADS);
+        const int share1 = (int)(16L * (NNC_THREAD + 1) / NNC_THREADS);
+        for (int band0 = share0; band0 < share1; band0 += 16) {
+            const int band1 = band0 + 16 < share1 ? band0 + 16 : share1;
+            long j0 = 0;
+            for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
+                nnc_vec part[16][8][2]; /* sums of the group's tiles between chunks of k */
+                for (int k0 = 0; k0 < 784; k0 += 112) {
+                    /* this tile of B, laid out [k][j] by the thread that uses it */
+                    _Alignas(NNC_VEC_BYTES) float bt[112][2 * NNC_LANES];
+                    const int kn = 112;
+                    for (int c = 0; c < 2 * NNC_LANES; c += NNC_LANES) {
+                        const float *restrict bsrc = x + (j0 + c) * 784 + k0;
+                        int kb = 0;
+                        for (; kb + NNC_LANES <= kn; kb += NNC_LANES) {
+                            nnc_transpose(&bt[kb][c], 2 * NNC_LANES, bsrc + kb, 784);
                         }
-                        {
-                            const float a = fc1_weight[(long)(i0 + 1) * 784 + k];
-                            acc[1][0] += a * b[0];
-                            acc[1][1] += a * b[1];
-                        }
-                        {
-                            const float a = fc1_weight[(long)(i0 + 2) * 784 + k];
-                            acc[2][0] += a * b[0];
-                            acc[2][1] += a * b[1];
-                        }
-                        {
-                            const float a = fc1_weight[(long)(i0 + 3) * 784 + k];
-                            acc[3][0] += a * b[0];
-                            acc[3][1] += a * b[1];
-                        }
-                        {
-                            const float a = fc1_weight[(long)(i0 + 4) * 784 + k];
-                            acc[4][0] += a * b[0];
-                            acc[4][1] += a * b[1];
-                        }
-                        {
-                            const float a = fc1_weight[(long)(i0 + 5) * 784 + k];
-                            acc[5][0] += a * b[0];
-                            acc[5][1] += a * b[1];
-                        }
-                        {
-                            const float a = fc1_weight[(long)(i0 + 6) * 784 + k];
-                            acc[6][0] += a * b[0];
-                            acc[6][1] += a * b[1];
-                        }
-                        {
-                            const float a = fc1_weight[(long)(i0 + 7) * 784 + k];
-                            acc[7][0] += a * b[0];
-                            acc[7][1] += a * b[1];
+                        for (; kb < kn; kb++) {
+                            for (int l = 0; l < NNC_LANES; l++) {
+                                bt[kb][c + l] = bsrc[(long)l * 784 + kb];
+                            }
                         }
                     }
-                    if (k0 + 112 < 784) {
-                        memcpy(part[band - band0], acc, sizeof acc);
-                        continue; /* the sums are not finished */
-                    }
-                    float sum[8][2 * NNC_LANES];
-                    *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
-                    *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
-                    *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
-                    *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
-                    *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
-                    *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
-                    *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
-                    *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
-                    *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
-                    *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
-                    *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
-                    *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
-                    *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
-                    *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
-                    *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
-                    *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
-                    for (int c = 0; c < 2 * NNC_LANES; c++) {
-                        for (int r = 0; r < 8; r++) {
-                            const long at = (long)(j0 + c) * 128 + i0 + r;
-                            const long j = i0 + r;
-                            const float t0 = sum[r][c];
-                            const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
-                            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* logits relu */
-                            logits_relu[at] = t2;
+                    for (int band = band0; band < band1; band++) {
+                        const int i0 = band * 8;
+                        nnc_vec acc[8][2] = {{{0}}};
+                        if (k0 > 0)
+                            memcpy(acc, part[band - band0], sizeof acc);
+                        for (int k = k0; k < k0 + 112; k++) {
+                            const float *restrict brow = bt[k - k0];
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
+                            {
+                                const float a = fc1_weight[(long)(i0 + 0) * 784 + k];
+                                acc[0][0] += a * b[0];
+                                acc[0][1] += a * b[1];
+                            }
+                            {
+                                const float a = fc1_weight[(long)(i0 + 1) * 784 + k];
+                                acc[1][0] += a * b[0];
+                                acc[1][1] += a * b[1];
+                            }
+                            {
+                                const float a = fc1_weight[(long)(i0 + 2) * 784 + k];
+                                acc[2][0] += a * b[0];
+                                acc[2][1] += a * b[1];
+                            }
+                            {
+                                const float a = fc1_weight[(long)(i0 + 3) * 784 + k];
+                                acc[3][0] += a * b[0];
+                                acc[3][1] += a * b[1];
+                            }
+                            {
+                                const float a = fc1_weight[(long)(i0 + 4) * 784 + k];
+                                acc[4][0] += a * b[0];
+                                acc[4][1] += a * b[1];
+                            }
+                            {
+                                const float a = fc1_weight[(long)(i0 + 5) * 784 + k];
+                                acc[5][0] += a * b[0];
+                                acc[5][1] += a * b[1];
+                            }
+                            {
+                                const float a = fc1_weight[(long)(i0 + 6) * 784 + k];
+                                acc[6][0] += a * b[0];
+                                acc[6][1] += a * b[1];
+                            }
+                            {
+                                const float a = fc1_weight[(long)(i0 + 7) * 784 + k];
+                                acc[7][0] += a * b[0];
+                                acc[7][1] += a * b[1];
+                            }
+                        }
+                        if (k0 + 112 < 784) {
+                            memcpy(part[band - band0], acc, sizeof acc);
+                            continue; /* the sums are not finished */
+                        }
+                        float sum[8][2 * NNC_LANES];
+                        *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                        *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                        *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                        *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                        *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                        *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                        *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                        *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                        *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                        *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                        *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                        *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                        *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                        *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                        *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                        *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
+                        for (int c = 0; c < 2 * NNC_LANES; c++) {
+                            for (int r = 0; r < 8; r++) {
+                                const long at = (long)(j0 + c) * 128 + i0 + r;
+                                const long j = i0 + r;
+                                const float t0 = sum[r][c];
+                                const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
+                                const float t2 = t1 > 0.0f ? t1 : 0.0f; /* logits relu */
+                                logits_relu[at] = t2;
+                            }
                         }
                     }
                 }
@@ -4471,7 +4623,7 @@ static void k10_dfc1_weight_matmul(const float *restrict A, const float *restric
                 }
             }
         }
-        if (j0 + NNC_LANES <= 784) {
+        if (784 % (2 * NNC_LANES) >= NNC_LANES) {
             for (int band = band0; band < band1; band++) {
                 const int i0 = band * 8;
                 nnc_vec acc[8][1] = {{{0}}};
@@ -4598,32 +4750,32 @@ static int all_finite(const float *v, long n) {
 
 /* Evaluation mode: outputs only. */
 static void forward_predict(rmsprop *m, const float *x) {
-    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 50176, m->arena + 0);
-    k01_logits_matmul_bias_add(m->arena + 50176, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
-    k02_probs_softmax(m->arena + 1280, m->arena + 0);
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 0);
+    k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 9472, m->arena + 8192);
+    k02_probs_softmax(m->arena + 9472, m->arena + 0);
 }
 
 /* Evaluation mode: outputs and loss. */
 static void forward_eval(rmsprop *m, const float *x, const int32_t *y) {
-    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 50176, m->arena + 0);
-    k01_logits_matmul_bias_add(m->arena + 50176, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
-    k02_probs_softmax(m->arena + 1280, m->arena + 0);
-    k03_loss_softmax_xent(m->arena + 1280, y, m->arena + 640);
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 0);
+    k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 9472, m->arena + 8192);
+    k02_probs_softmax(m->arena + 9472, m->arena + 0);
+    k03_loss_softmax_xent(m->arena + 9472, y, m->arena + 640);
 }
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(rmsprop *m, const float *x, const int32_t *y) {
-    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 50176, m->arena + 0);
-    k01_logits_matmul_bias_add(m->arena + 50176, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
-    k02_probs_softmax(m->arena + 1280, m->arena + 8192);
-    k03_loss_softmax_xent(m->arena + 1280, y, m->arena + 9472);
-    k04_dloss_fill(m->arena + 0);
-    k05_dlogits_softmax_xent_grad(m->arena + 1280, y, m->arena + 0, m->arena + 8832);
-    k06_dlogits_bias_bias_grad(m->arena + 8832, m->grads + 101760);
-    k07_dlogits_matmul_relu_grad(m->arena + 8832, m->params + 100480, m->arena + 50176, m->arena + 0);
-    k08_dlogits_weight_matmul(m->arena + 8832, m->arena + 50176, m->grads + 100480);
-    k09_dfc1_bias_bias_grad(m->arena + 0, m->grads + 100352);
-    k10_dfc1_weight_matmul(m->arena + 0, x, m->grads + 0);
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 0);
+    k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 9472, m->arena + 8192);
+    k02_probs_softmax(m->arena + 9472, m->arena + 16384);
+    k03_loss_softmax_xent(m->arena + 9472, y, m->arena + 17664);
+    k04_dloss_fill(m->arena + 8192);
+    k05_dlogits_softmax_xent_grad(m->arena + 9472, y, m->arena + 8192, m->arena + 17024);
+    k06_dlogits_bias_bias_grad(m->arena + 17024, m->grads + 101760);
+    k07_dlogits_matmul_relu_grad(m->arena + 17024, m->params + 100480, m->arena + 0, m->arena + 8192);
+    k08_dlogits_weight_matmul(m->arena + 17024, m->arena + 0, m->grads + 100480);
+    k09_dfc1_bias_bias_grad(m->arena + 8192, m->grads + 100352);
+    k10_dfc1_weight_matmul(m->arena + 8192, x, m->grads + 0);
 }
 
 /* The optimizer: one update per parameter. It runs after backward, so a step
@@ -4652,47 +4804,47 @@ static const char *forward_backward_checked(rmsprop *m, const float *x, const in
     if (!all_finite(x, 50176)) {
         return "the input batch";
     }
-    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 50176, m->arena + 0);
-    if (!all_finite(m->arena + 50176, 8192)) {
+    k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 0);
+    if (!all_finite(m->arena + 0, 8192)) {
         return "logits = relu [64, 128] at dsl-examples/rmsprop.nn:14 (forward, kernel k00_fc1_matmul_bias_add_relu)";
     }
-    k01_logits_matmul_bias_add(m->arena + 50176, m->params + 100480, m->params + 101760, m->arena + 1280, m->arena + 0);
-    if (!all_finite(m->arena + 1280, 640)) {
+    k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 9472, m->arena + 8192);
+    if (!all_finite(m->arena + 9472, 640)) {
         return "logits = bias_add [64, 10] at dsl-examples/rmsprop.nn:15 (forward, kernel k01_logits_matmul_bias_add)";
     }
-    k02_probs_softmax(m->arena + 1280, m->arena + 8192);
-    if (!all_finite(m->arena + 8192, 640)) {
+    k02_probs_softmax(m->arena + 9472, m->arena + 16384);
+    if (!all_finite(m->arena + 16384, 640)) {
         return "probs = softmax [64, 10] at dsl-examples/rmsprop.nn:17 (forward, kernel k02_probs_softmax)";
     }
-    k03_loss_softmax_xent(m->arena + 1280, y, m->arena + 9472);
-    if (!all_finite(m->arena + 9472, 1)) {
+    k03_loss_softmax_xent(m->arena + 9472, y, m->arena + 17664);
+    if (!all_finite(m->arena + 17664, 1)) {
         return "loss = softmax_xent [] at dsl-examples/rmsprop.nn:18 (forward, kernel k03_loss_softmax_xent)";
     }
-    k04_dloss_fill(m->arena + 0);
-    if (!all_finite(m->arena + 0, 1)) {
+    k04_dloss_fill(m->arena + 8192);
+    if (!all_finite(m->arena + 8192, 1)) {
         return "dloss = fill [] at dsl-examples/rmsprop.nn:18 (backward, kernel k04_dloss_fill)";
     }
-    k05_dlogits_softmax_xent_grad(m->arena + 1280, y, m->arena + 0, m->arena + 8832);
-    if (!all_finite(m->arena + 8832, 640)) {
+    k05_dlogits_softmax_xent_grad(m->arena + 9472, y, m->arena + 8192, m->arena + 17024);
+    if (!all_finite(m->arena + 17024, 640)) {
         return "dlogits = softmax_xent_grad [64, 10] at dsl-examples/rmsprop.nn:15 (backward, kernel k05_dlogits_softmax_xent_grad)";
     }
-    k06_dlogits_bias_bias_grad(m->arena + 8832, m->grads + 101760);
+    k06_dlogits_bias_bias_grad(m->arena + 17024, m->grads + 101760);
     if (!all_finite(m->grads + 101760, 10)) {
         return "logits.bias.grad [10] at dsl-examples/rmsprop.nn:15 (backward, kernel k06_dlogits_bias_bias_grad)";
     }
-    k07_dlogits_matmul_relu_grad(m->arena + 8832, m->params + 100480, m->arena + 50176, m->arena + 0);
-    if (!all_finite(m->arena + 0, 8192)) {
+    k07_dlogits_matmul_relu_grad(m->arena + 17024, m->params + 100480, m->arena + 0, m->arena + 8192);
+    if (!all_finite(m->arena + 8192, 8192)) {
         return "dfc1 = relu_grad [64, 128] at dsl-examples/rmsprop.nn:14 (backward, kernel k07_dlogits_matmul_relu_grad)";
     }
-    k08_dlogits_weight_matmul(m->arena + 8832, m->arena + 50176, m->grads + 100480);
+    k08_dlogits_weight_matmul(m->arena + 17024, m->arena + 0, m->grads + 100480);
     if (!all_finite(m->grads + 100480, 1280)) {
         return "logits.weight.grad [10, 128] at dsl-examples/rmsprop.nn:15 (backward, kernel k08_dlogits_weight_matmul)";
     }
-    k09_dfc1_bias_bias_grad(m->arena + 0, m->grads + 100352);
+    k09_dfc1_bias_bias_grad(m->arena + 8192, m->grads + 100352);
     if (!all_finite(m->grads + 100352, 128)) {
         return "fc1.bias.grad [128] at dsl-examples/rmsprop.nn:14 (backward, kernel k09_dfc1_bias_bias_grad)";
     }
-    k10_dfc1_weight_matmul(m->arena + 0, x, m->grads + 0);
+    k10_dfc1_weight_matmul(m->arena + 8192, x, m->grads + 0);
     if (!all_finite(m->grads + 0, 100352)) {
         return "fc1.weight.grad [128, 784] at dsl-examples/rmsprop.nn:14 (backward, kernel k10_dfc1_weight_matmul)";
     }
@@ -4795,7 +4947,7 @@ float rmsprop_compute_gradients(rmsprop *m, const float *x, const int32_t *y) {
         return (float)NAN;
     }
     forward_backward(m, x, y);
-    return m->arena[9472];
+    return m->arena[17664];
 }
 
 void rmsprop_apply_update(rmsprop *m) {
@@ -4818,7 +4970,7 @@ float rmsprop_train_step(rmsprop *m, const float *x, const int32_t *y) {
 }
 
 const float *rmsprop_train_output(const rmsprop *m) {
-    return m->arena + 8192;
+    return m->arena + 16384;
 }
 
 float rmsprop_evaluate(rmsprop *m, const float *x, const int32_t *y, float *out) {
@@ -4833,7 +4985,7 @@ float rmsprop_evaluate(rmsprop *m, const float *x, const int32_t *y, float *out)
 }
 
 int rmsprop_gradients_finite(const rmsprop *m) {
-    return all_finite(m->arena + 9472, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 17664, 1) && all_finite(m->grads, PARAM_ELEMS);
 }
 
 int rmsprop_find_nonfinite(rmsprop *m, const float *x, const int32_t *y) {

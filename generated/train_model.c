@@ -12,13 +12,21 @@
 /* Loops with enough work run on all threads; without OpenMP the pragma
  * disappears, so the file builds warning-free either way. */
 #ifdef _OPENMP
+#include <omp.h>
 #define NNC_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+/* a region on all threads, each taking its share of the work */
+#define NNC_PARALLEL _Pragma("omp parallel")
+#define NNC_THREAD omp_get_thread_num()
+#define NNC_THREADS omp_get_num_threads()
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
 #define NNC_PARALLEL_OR _Pragma("omp parallel for schedule(static) reduction(|:bad) if (n >= 65536)")
 #else
 #define NNC_PARALLEL_FOR
+#define NNC_PARALLEL
+#define NNC_THREAD 0
+#define NNC_THREADS 1
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3861,6 +3869,141 @@ enum { NTENSORS = 14 };
 #define NNC_SCALAR
 #endif
 
+/* nnc_transpose: dst[i][j] = src[j][i] for a block of one vector register's lanes
+ * square, rows dst_stride and src_stride elements apart: each stage swaps the
+ * off-diagonal blocks of half the size before, a shuffle of two registers a row */
+#if defined(__AVX512F__)
+#define NNC_T_BYTES 64
+#elif defined(__AVX__)
+#define NNC_T_BYTES 32
+#else
+#define NNC_T_BYTES 16
+#endif
+#define NNC_T_LANES (NNC_T_BYTES / 4)
+typedef float nnc_tvec __attribute__((vector_size(NNC_T_BYTES), aligned(4), may_alias));
+#if defined(__clang__) || __GNUC__ >= 12
+#define NNC_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+typedef int32_t nnc_tmask __attribute__((vector_size(NNC_T_BYTES)));
+#define NNC_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, (nnc_tmask){__VA_ARGS__})
+#endif
+static inline void nnc_transpose(float *restrict dst, long dst_stride, const float *restrict src, long src_stride)
+{
+    nnc_tvec r[NNC_T_LANES], t[NNC_T_LANES];
+    for (int i = 0; i < NNC_T_LANES; i++) {
+        r[i] = *(const nnc_tvec *)(src + i * src_stride);
+    }
+    #if NNC_T_LANES == 16
+    t[0] = NNC_SHUFFLE(r[0], r[8], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[8] = NNC_SHUFFLE(r[0], r[8], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[1] = NNC_SHUFFLE(r[1], r[9], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[9] = NNC_SHUFFLE(r[1], r[9], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[2] = NNC_SHUFFLE(r[2], r[10], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[10] = NNC_SHUFFLE(r[2], r[10], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[3] = NNC_SHUFFLE(r[3], r[11], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[11] = NNC_SHUFFLE(r[3], r[11], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[4] = NNC_SHUFFLE(r[4], r[12], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[12] = NNC_SHUFFLE(r[4], r[12], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[5] = NNC_SHUFFLE(r[5], r[13], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[13] = NNC_SHUFFLE(r[5], r[13], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[6] = NNC_SHUFFLE(r[6], r[14], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[14] = NNC_SHUFFLE(r[6], r[14], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[7] = NNC_SHUFFLE(r[7], r[15], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    t[15] = NNC_SHUFFLE(r[7], r[15], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    r[0] = NNC_SHUFFLE(t[0], t[4], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[4] = NNC_SHUFFLE(t[0], t[4], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[1] = NNC_SHUFFLE(t[1], t[5], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[5] = NNC_SHUFFLE(t[1], t[5], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[2] = NNC_SHUFFLE(t[2], t[6], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[6] = NNC_SHUFFLE(t[2], t[6], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[3] = NNC_SHUFFLE(t[3], t[7], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[7] = NNC_SHUFFLE(t[3], t[7], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[8] = NNC_SHUFFLE(t[8], t[12], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[12] = NNC_SHUFFLE(t[8], t[12], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[9] = NNC_SHUFFLE(t[9], t[13], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[13] = NNC_SHUFFLE(t[9], t[13], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[10] = NNC_SHUFFLE(t[10], t[14], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[14] = NNC_SHUFFLE(t[10], t[14], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    r[11] = NNC_SHUFFLE(t[11], t[15], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    r[15] = NNC_SHUFFLE(t[11], t[15], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    t[0] = NNC_SHUFFLE(r[0], r[2], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[2] = NNC_SHUFFLE(r[0], r[2], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[1] = NNC_SHUFFLE(r[1], r[3], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[3] = NNC_SHUFFLE(r[1], r[3], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[4] = NNC_SHUFFLE(r[4], r[6], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[6] = NNC_SHUFFLE(r[4], r[6], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[5] = NNC_SHUFFLE(r[5], r[7], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[7] = NNC_SHUFFLE(r[5], r[7], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[8] = NNC_SHUFFLE(r[8], r[10], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[10] = NNC_SHUFFLE(r[8], r[10], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[9] = NNC_SHUFFLE(r[9], r[11], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[11] = NNC_SHUFFLE(r[9], r[11], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[12] = NNC_SHUFFLE(r[12], r[14], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[14] = NNC_SHUFFLE(r[12], r[14], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    t[13] = NNC_SHUFFLE(r[13], r[15], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    t[15] = NNC_SHUFFLE(r[13], r[15], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    r[0] = NNC_SHUFFLE(t[0], t[1], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[1] = NNC_SHUFFLE(t[0], t[1], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[2] = NNC_SHUFFLE(t[2], t[3], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[3] = NNC_SHUFFLE(t[2], t[3], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[4] = NNC_SHUFFLE(t[4], t[5], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[5] = NNC_SHUFFLE(t[4], t[5], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[6] = NNC_SHUFFLE(t[6], t[7], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[7] = NNC_SHUFFLE(t[6], t[7], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[8] = NNC_SHUFFLE(t[8], t[9], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[9] = NNC_SHUFFLE(t[8], t[9], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[10] = NNC_SHUFFLE(t[10], t[11], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[11] = NNC_SHUFFLE(t[10], t[11], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[12] = NNC_SHUFFLE(t[12], t[13], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[13] = NNC_SHUFFLE(t[12], t[13], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    r[14] = NNC_SHUFFLE(t[14], t[15], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[15] = NNC_SHUFFLE(t[14], t[15], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    for (int i = 0; i < NNC_T_LANES; i++) {
+        *(nnc_tvec *)(dst + i * dst_stride) = r[i];
+    }
+    #elif NNC_T_LANES == 8
+    t[0] = NNC_SHUFFLE(r[0], r[4], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[4] = NNC_SHUFFLE(r[0], r[4], 4, 5, 6, 7, 12, 13, 14, 15);
+    t[1] = NNC_SHUFFLE(r[1], r[5], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[5] = NNC_SHUFFLE(r[1], r[5], 4, 5, 6, 7, 12, 13, 14, 15);
+    t[2] = NNC_SHUFFLE(r[2], r[6], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[6] = NNC_SHUFFLE(r[2], r[6], 4, 5, 6, 7, 12, 13, 14, 15);
+    t[3] = NNC_SHUFFLE(r[3], r[7], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[7] = NNC_SHUFFLE(r[3], r[7], 4, 5, 6, 7, 12, 13, 14, 15);
+    r[0] = NNC_SHUFFLE(t[0], t[2], 0, 1, 8, 9, 4, 5, 12, 13);
+    r[2] = NNC_SHUFFLE(t[0], t[2], 2, 3, 10, 11, 6, 7, 14, 15);
+    r[1] = NNC_SHUFFLE(t[1], t[3], 0, 1, 8, 9, 4, 5, 12, 13);
+    r[3] = NNC_SHUFFLE(t[1], t[3], 2, 3, 10, 11, 6, 7, 14, 15);
+    r[4] = NNC_SHUFFLE(t[4], t[6], 0, 1, 8, 9, 4, 5, 12, 13);
+    r[6] = NNC_SHUFFLE(t[4], t[6], 2, 3, 10, 11, 6, 7, 14, 15);
+    r[5] = NNC_SHUFFLE(t[5], t[7], 0, 1, 8, 9, 4, 5, 12, 13);
+    r[7] = NNC_SHUFFLE(t[5], t[7], 2, 3, 10, 11, 6, 7, 14, 15);
+    t[0] = NNC_SHUFFLE(r[0], r[1], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[1] = NNC_SHUFFLE(r[0], r[1], 1, 9, 3, 11, 5, 13, 7, 15);
+    t[2] = NNC_SHUFFLE(r[2], r[3], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[3] = NNC_SHUFFLE(r[2], r[3], 1, 9, 3, 11, 5, 13, 7, 15);
+    t[4] = NNC_SHUFFLE(r[4], r[5], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[5] = NNC_SHUFFLE(r[4], r[5], 1, 9, 3, 11, 5, 13, 7, 15);
+    t[6] = NNC_SHUFFLE(r[6], r[7], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[7] = NNC_SHUFFLE(r[6], r[7], 1, 9, 3, 11, 5, 13, 7, 15);
+    for (int i = 0; i < NNC_T_LANES; i++) {
+        *(nnc_tvec *)(dst + i * dst_stride) = t[i];
+    }
+    #elif NNC_T_LANES == 4
+    t[0] = NNC_SHUFFLE(r[0], r[2], 0, 1, 4, 5);
+    t[2] = NNC_SHUFFLE(r[0], r[2], 2, 3, 6, 7);
+    t[1] = NNC_SHUFFLE(r[1], r[3], 0, 1, 4, 5);
+    t[3] = NNC_SHUFFLE(r[1], r[3], 2, 3, 6, 7);
+    r[0] = NNC_SHUFFLE(t[0], t[1], 0, 4, 2, 6);
+    r[1] = NNC_SHUFFLE(t[0], t[1], 1, 5, 3, 7);
+    r[2] = NNC_SHUFFLE(t[2], t[3], 0, 4, 2, 6);
+    r[3] = NNC_SHUFFLE(t[2], t[3], 1, 5, 3, 7);
+    for (int i = 0; i < NNC_T_LANES; i++) {
+        *(nnc_tvec *)(dst + i * dst_stride) = r[i];
+    }
+    #endif
+}
+
 /* k00_conv1_conv2d: conv2d conv1 -> [64, 16, 28, 28]  (dsl-examples/train_model.nn:24, forward) */
 static void k00_conv1_conv2d(const float *restrict x, const float *restrict w, float *restrict y)
 {
@@ -4151,7 +4294,7 @@ static void k05_x_maxpool2d(const float *restrict x, float *restrict y)
  *   bias_add         fc1          [64, 64]  line 28  (kept in registers)
  *   relu             x            [64, 64]  line 28
  */
-static void k06_fc1_matmul_bias_add_relu(const float *restrict x, const float *restrict fc1_weight, const float *restrict fc1_bias, float *restrict x_27, float *restrict packed)
+static void k06_fc1_matmul_bias_add_relu(const float *restrict x, const float *restrict fc1_weight, const float *restrict fc1_bias, float *restrict x_27)
 {
     /* [64, 64] = A[64, 1568] * B^T[1568, 64], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
@@ -4164,104 +4307,113 @@ static void k06_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
-    /* B is used transposed: lay it out as [1568, 64] first, so the inner loop reads it contiguously; 16 values of k by 64 of j at a time, whose lines stay in cache */
-    NNC_PARALLEL_FOR
-    for (int k0 = 0; k0 < 1568; k0 += 16) {
-        for (int k = k0; k < k0 + 16; k++) {
-            for (int j = 0; j < 64; j++) {
-                packed[(long)k * 64 + j] = fc1_weight[(long)j * 1568 + k];
-            }
-        }
-    }
-    /* bands in groups of 2, which share each tile of B, 121 values of k at a time */
-    NNC_PARALLEL_FOR
-    for (int group = 0; group < 4; group++) {
-        const int band0 = group * 2;
-        const int band1 = band0 + 2;
-        long j0 = 0;
-        for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
-            nnc_vec part[2][8][2]; /* sums of the group's tiles between chunks of k */
-            for (int k0 = 0; k0 < 1568; k0 += 121) {
-                for (int band = band0; band < band1; band++) {
-                    const int i0 = band * 8;
-                    nnc_vec acc[8][2] = {{{0}}};
-                    if (k0 > 0)
-                        memcpy(acc, part[band - band0], sizeof acc);
-                    for (int k = k0; k < (k0 + 121 < 1568 ? k0 + 121 : 1568); k++) {
-                        const float *restrict brow = packed + (long)k * 64 + j0;
-                        nnc_vec b[2];
-                        b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
-                        b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
-                        {
-                            const float a = x[(long)(i0 + 0) * 1568 + k];
-                            acc[0][0] += a * b[0];
-                            acc[0][1] += a * b[1];
+    /* bands in a share per thread, in groups of up to 8 that share each tile of B, a chunk of k at a time */
+    NNC_PARALLEL
+    {
+        const int share0 = (int)(8L * NNC_THREAD / NNC_THREADS);
+        const int share1 = (int)(8L * (NNC_THREAD + 1) / NNC_THREADS);
+        for (int band0 = share0; band0 < share1; band0 += 8) {
+            const int band1 = band0 + 8 < share1 ? band0 + 8 : share1;
+            long j0 = 0;
+            for (; j0 + 2 * NNC_LANES <= 64; j0 += 2 * NNC_LANES) {
+                nnc_vec part[8][8][2]; /* sums of the group's tiles between chunks of k */
+                for (int k0 = 0; k0 < 1568; k0 += 121) {
+                    /* this tile of B, laid out [k][j] by the thread that uses it */
+                    _Alignas(NNC_VEC_BYTES) float bt[121][2 * NNC_LANES];
+                    const int kn = (k0 + 121 < 1568 ? k0 + 121 : 1568) - k0;
+                    for (int c = 0; c < 2 * NNC_LANES; c += NNC_LANES) {
+                        const float *restrict bsrc = fc1_weight + (j0 + c) * 1568 + k0;
+                        int kb = 0;
+                        for (; kb + NNC_LANES <= kn; kb += NNC_LANES) {
+                            nnc_transpose(&bt[kb][c], 2 * NNC_LANES, bsrc + kb, 1568);
                         }
-                        {
-                            const float a = x[(long)(i0 + 1) * 1568 + k];
-                            acc[1][0] += a * b[0];
-                            acc[1][1] += a * b[1];
-                        }
-                        {
-                            const float a = x[(long)(i0 + 2) * 1568 + k];
-                            acc[2][0] += a * b[0];
-                            acc[2][1] += a * b[1];
-                        }
-                        {
-                            const float a = x[(long)(i0 + 3) * 1568 + k];
-                            acc[3][0] += a * b[0];
-                            acc[3][1] += a * b[1];
-                        }
-                        {
-                            const float a = x[(long)(i0 + 4) * 1568 + k];
-                            acc[4][0] += a * b[0];
-                            acc[4][1] += a * b[1];
-                        }
-                        {
-                            const float a = x[(long)(i0 + 5) * 1568 + k];
-                            acc[5][0] += a * b[0];
-                            acc[5][1] += a * b[1];
-                        }
-                        {
-                            const float a = x[(long)(i0 + 6) * 1568 + k];
-                            acc[6][0] += a * b[0];
-                            acc[6][1] += a * b[1];
-                        }
-                        {
-                            const float a = x[(long)(i0 + 7) * 1568 + k];
-                            acc[7][0] += a * b[0];
-                            acc[7][1] += a * b[1];
+                        for (; kb < kn; kb++) {
+                            for (int l = 0; l < NNC_LANES; l++) {
+                                bt[kb][c + l] = bsrc[(long)l * 1568 + kb];
+                            }
                         }
                     }
-                    if (k0 + 121 < 1568) {
-                        memcpy(part[band - band0], acc, sizeof acc);
-                        continue; /* the sums are not finished */
-                    }
-                    float sum[8][2 * NNC_LANES];
-                    *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
-                    *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
-                    *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
-                    *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
-                    *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
-                    *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
-                    *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
-                    *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
-                    *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
-                    *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
-                    *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
-                    *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
-                    *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
-                    *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
-                    *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
-                    *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
-                    for (int r = 0; r < 8; r++) {
-                        for (int c = 0; c < 2 * NNC_LANES; c++) {
-                            const long at = (long)(i0 + r) * 64 + j0 + c;
-                            const long j = j0 + c;
-                            const float t0 = sum[r][c];
-                            const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
-                            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                            x_27[at] = t2;
+                    for (int band = band0; band < band1; band++) {
+                        const int i0 = band * 8;
+                        nnc_vec acc[8][2] = {{{0}}};
+                        if (k0 > 0)
+                            memcpy(acc, part[band - band0], sizeof acc);
+                        for (int k = k0; k < (k0 + 121 < 1568 ? k0 + 121 : 1568); k++) {
+                            const float *restrict brow = bt[k - k0];
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(brow + 0 * NNC_LANES);
+                            b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);
+                            {
+                                const float a = x[(long)(i0 + 0) * 1568 + k];
+                                acc[0][0] += a * b[0];
+                                acc[0][1] += a * b[1];
+                            }
+                            {
+                                const float a = x[(long)(i0 + 1) * 1568 + k];
+                                acc[1][0] += a * b[0];
+                                acc[1][1] += a * b[1];
+                            }
+                            {
+                                const float a = x[(long)(i0 + 2) * 1568 + k];
+                                acc[2][0] += a * b[0];
+                                acc[2][1] += a * b[1];
+                            }
+                            {
+                                const float a = x[(long)(i0 + 3) * 1568 + k];
+                                acc[3][0] += a * b[0];
+                                acc[3][1] += a * b[1];
+                            }
+                            {
+                                const float a = x[(long)(i0 + 4) * 1568 + k];
+                                acc[4][0] += a * b[0];
+                                acc[4][1] += a * b[1];
+                            }
+                            {
+                                const float a = x[(long)(i0 + 5) * 1568 + k];
+                                acc[5][0] += a * b[0];
+                                acc[5][1] += a * b[1];
+                            }
+                            {
+                                const float a = x[(long)(i0 + 6) * 1568 + k];
+                                acc[6][0] += a * b[0];
+                                acc[6][1] += a * b[1];
+                            }
+                            {
+                                const float a = x[(long)(i0 + 7) * 1568 + k];
+                                acc[7][0] += a * b[0];
+                                acc[7][1] += a * b[1];
+                            }
+                        }
+                        if (k0 + 121 < 1568) {
+                            memcpy(part[band - band0], acc, sizeof acc);
+                            continue; /* the sums are not finished */
+                        }
+                        float sum[8][2 * NNC_LANES];
+                        *(nnc_vec *)(sum[0] + 0 * NNC_LANES) = acc[0][0];
+                        *(nnc_vec *)(sum[0] + 1 * NNC_LANES) = acc[0][1];
+                        *(nnc_vec *)(sum[1] + 0 * NNC_LANES) = acc[1][0];
+                        *(nnc_vec *)(sum[1] + 1 * NNC_LANES) = acc[1][1];
+                        *(nnc_vec *)(sum[2] + 0 * NNC_LANES) = acc[2][0];
+                        *(nnc_vec *)(sum[2] + 1 * NNC_LANES) = acc[2][1];
+                        *(nnc_vec *)(sum[3] + 0 * NNC_LANES) = acc[3][0];
+                        *(nnc_vec *)(sum[3] + 1 * NNC_LANES) = acc[3][1];
+                        *(nnc_vec *)(sum[4] + 0 * NNC_LANES) = acc[4][0];
+                        *(nnc_vec *)(sum[4] + 1 * NNC_LANES) = acc[4][1];
+                        *(nnc_vec *)(sum[5] + 0 * NNC_LANES) = acc[5][0];
+                        *(nnc_vec *)(sum[5] + 1 * NNC_LANES) = acc[5][1];
+                        *(nnc_vec *)(sum[6] + 0 * NNC_LANES) = acc[6][0];
+                        *(nnc_vec *)(sum[6] + 1 * NNC_LANES) = acc[6][1];
+                        *(nnc_vec *)(sum[7] + 0 * NNC_LANES) = acc[7][0];
+                        *(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];
+                        for (int r = 0; r < 8; r++) {
+                            for (int c = 0; c < 2 * NNC_LANES; c++) {
+                                const long at = (long)(i0 + r) * 64 + j0 + c;
+                                const long j = j0 + c;
+                                const float t0 = sum[r][c];
+                                const float t1 = t0 + fc1_bias[j]; /* fc1 bias_add */
+                                const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                                x_27[at] = t2;
+                            }
                         }
                     }
                 }
@@ -5409,8 +5561,8 @@ static void forward_predict(train_model *m, const float *x) {
     k03_conv2_conv2d(m->arena + 401408, m->params + 208, m->arena + 0);
     k35_bn2_bn_stats_batchnorm_relu(m->arena + 0, m->params + 4880, m->params + 4912, m->params + 4816, m->params + 4848, m->arena + 401408);
     k05_x_maxpool2d(m->arena + 401408, m->arena + 0);
-    k06_fc1_matmul_bias_add_relu(m->arena + 0, m->params + 4944, m->params + 105296, m->arena + 200704, m->arena + 100352);
-    k07_fc_matmul_bias_add(m->arena + 200704, m->params + 105360, m->params + 106000, m->arena + 0, m->arena + 640);
+    k06_fc1_matmul_bias_add_relu(m->arena + 0, m->params + 4944, m->params + 105296, m->arena + 100352);
+    k07_fc_matmul_bias_add(m->arena + 100352, m->params + 105360, m->params + 106000, m->arena + 0, m->arena + 640);
     k08_probs_softmax(m->arena + 0, m->arena + 640);
 }
 
@@ -5422,8 +5574,8 @@ static void forward_eval(train_model *m, const float *x, const int32_t *y) {
     k03_conv2_conv2d(m->arena + 401408, m->params + 208, m->arena + 0);
     k35_bn2_bn_stats_batchnorm_relu(m->arena + 0, m->params + 4880, m->params + 4912, m->params + 4816, m->params + 4848, m->arena + 401408);
     k05_x_maxpool2d(m->arena + 401408, m->arena + 0);
-    k06_fc1_matmul_bias_add_relu(m->arena + 0, m->params + 4944, m->params + 105296, m->arena + 200704, m->arena + 100352);
-    k07_fc_matmul_bias_add(m->arena + 200704, m->params + 105360, m->params + 106000, m->arena + 0, m->arena + 640);
+    k06_fc1_matmul_bias_add_relu(m->arena + 0, m->params + 4944, m->params + 105296, m->arena + 100352);
+    k07_fc_matmul_bias_add(m->arena + 100352, m->params + 105360, m->params + 106000, m->arena + 0, m->arena + 640);
     k08_probs_softmax(m->arena + 0, m->arena + 640);
     k09_loss_softmax_xent(m->arena + 0, y, m->arena + 1280);
 }
@@ -5436,18 +5588,18 @@ static void forward_backward(train_model *m, const float *x, const int32_t *y) {
     k03_conv2_conv2d(m->arena + 2809856, m->params + 208, m->arena + 1605632);
     k04_bn2_bn_stats_batchnorm_relu(m->arena + 1605632, m->params + 4880, m->params + 4912, m->params + 4816, m->params + 4848, m->arena + 3011200, m->arena + 2007040);
     k05_x_maxpool2d(m->arena + 2007040, m->arena + 2408448);
-    k06_fc1_matmul_bias_add_relu(m->arena + 2408448, m->params + 4944, m->params + 105296, m->arena + 2609152, m->arena + 2508800);
-    k07_fc_matmul_bias_add(m->arena + 2609152, m->params + 105360, m->params + 106000, m->arena + 2508800, m->arena + 2509440);
-    k08_probs_softmax(m->arena + 2508800, m->arena + 3010560);
-    k09_loss_softmax_xent(m->arena + 2508800, y, m->arena + 3011296);
-    k10_dloss_fill(m->arena + 2510080);
-    k11_dlogits_softmax_xent_grad(m->arena + 2508800, y, m->arena + 2510080, m->arena + 2509440);
-    k12_dfc_bias_bias_grad(m->arena + 2509440, m->grads + 106000);
-    k13_dx_matmul_relu_grad(m->arena + 2509440, m->params + 105360, m->arena + 2609152, m->arena + 2613248);
-    k14_dfc_weight_matmul(m->arena + 2509440, m->arena + 2609152, m->grads + 105360);
-    k15_dfc1_bias_bias_grad(m->arena + 2613248, m->grads + 105296);
-    k16_dx_matmul(m->arena + 2613248, m->params + 4944, m->arena + 2508800);
-    k17_dfc1_weight_matmul(m->arena + 2613248, m->arena + 2408448, m->grads + 4944);
+    k06_fc1_matmul_bias_add_relu(m->arena + 2408448, m->params + 4944, m->params + 105296, m->arena + 2508800);
+    k07_fc_matmul_bias_add(m->arena + 2508800, m->params + 105360, m->params + 106000, m->arena + 2512896, m->arena + 2513536);
+    k08_probs_softmax(m->arena + 2512896, m->arena + 3010560);
+    k09_loss_softmax_xent(m->arena + 2512896, y, m->arena + 3011296);
+    k10_dloss_fill(m->arena + 2514176);
+    k11_dlogits_softmax_xent_grad(m->arena + 2512896, y, m->arena + 2514176, m->arena + 2513536);
+    k12_dfc_bias_bias_grad(m->arena + 2513536, m->grads + 106000);
+    k13_dx_matmul_relu_grad(m->arena + 2513536, m->params + 105360, m->arena + 2508800, m->arena + 2609152);
+    k14_dfc_weight_matmul(m->arena + 2513536, m->arena + 2508800, m->grads + 105360);
+    k15_dfc1_bias_bias_grad(m->arena + 2609152, m->grads + 105296);
+    k16_dx_matmul(m->arena + 2609152, m->params + 4944, m->arena + 2508800);
+    k17_dfc1_weight_matmul(m->arena + 2609152, m->arena + 2408448, m->grads + 4944);
     k18_dx_relu_grad(m->arena + 2508800, m->arena + 2408448, m->arena + 2508800);
     k19_x_maxpool2d_place(m->arena + 2007040, m->arena + 2408448);
     k20_dbn2_maxpool2d_grad_at(m->arena + 2508800, m->arena + 2408448, m->arena + 2007040);
@@ -5539,51 +5691,51 @@ static const char *forward_backward_checked(train_model *m, const float *x, cons
     if (!all_finite(m->arena + 2408448, 100352)) {
         return "x = maxpool2d [64, 32, 7, 7] at dsl-examples/train_model.nn:27 (forward, kernel k05_x_maxpool2d)";
     }
-    k06_fc1_matmul_bias_add_relu(m->arena + 2408448, m->params + 4944, m->params + 105296, m->arena + 2609152, m->arena + 2508800);
-    if (!all_finite(m->arena + 2609152, 4096)) {
+    k06_fc1_matmul_bias_add_relu(m->arena + 2408448, m->params + 4944, m->params + 105296, m->arena + 2508800);
+    if (!all_finite(m->arena + 2508800, 4096)) {
         return "x = relu [64, 64] at dsl-examples/train_model.nn:28 (forward, kernel k06_fc1_matmul_bias_add_relu)";
     }
-    k07_fc_matmul_bias_add(m->arena + 2609152, m->params + 105360, m->params + 106000, m->arena + 2508800, m->arena + 2509440);
-    if (!all_finite(m->arena + 2508800, 640)) {
+    k07_fc_matmul_bias_add(m->arena + 2508800, m->params + 105360, m->params + 106000, m->arena + 2512896, m->arena + 2513536);
+    if (!all_finite(m->arena + 2512896, 640)) {
         return "logits = bias_add [64, 10] at dsl-examples/train_model.nn:29 (forward, kernel k07_fc_matmul_bias_add)";
     }
-    k08_probs_softmax(m->arena + 2508800, m->arena + 3010560);
+    k08_probs_softmax(m->arena + 2512896, m->arena + 3010560);
     if (!all_finite(m->arena + 3010560, 640)) {
         return "probs = softmax [64, 10] at dsl-examples/train_model.nn:31 (forward, kernel k08_probs_softmax)";
     }
-    k09_loss_softmax_xent(m->arena + 2508800, y, m->arena + 3011296);
+    k09_loss_softmax_xent(m->arena + 2512896, y, m->arena + 3011296);
     if (!all_finite(m->arena + 3011296, 1)) {
         return "loss = softmax_xent [] at dsl-examples/train_model.nn:32 (forward, kernel k09_loss_softmax_xent)";
     }
-    k10_dloss_fill(m->arena + 2510080);
-    if (!all_finite(m->arena + 2510080, 1)) {
+    k10_dloss_fill(m->arena + 2514176);
+    if (!all_finite(m->arena + 2514176, 1)) {
         return "dloss = fill [] at dsl-examples/train_model.nn:32 (backward, kernel k10_dloss_fill)";
     }
-    k11_dlogits_softmax_xent_grad(m->arena + 2508800, y, m->arena + 2510080, m->arena + 2509440);
-    if (!all_finite(m->arena + 2509440, 640)) {
+    k11_dlogits_softmax_xent_grad(m->arena + 2512896, y, m->arena + 2514176, m->arena + 2513536);
+    if (!all_finite(m->arena + 2513536, 640)) {
         return "dlogits = softmax_xent_grad [64, 10] at dsl-examples/train_model.nn:29 (backward, kernel k11_dlogits_softmax_xent_grad)";
     }
-    k12_dfc_bias_bias_grad(m->arena + 2509440, m->grads + 106000);
+    k12_dfc_bias_bias_grad(m->arena + 2513536, m->grads + 106000);
     if (!all_finite(m->grads + 106000, 10)) {
         return "fc.bias.grad [10] at dsl-examples/train_model.nn:29 (backward, kernel k12_dfc_bias_bias_grad)";
     }
-    k13_dx_matmul_relu_grad(m->arena + 2509440, m->params + 105360, m->arena + 2609152, m->arena + 2613248);
-    if (!all_finite(m->arena + 2613248, 4096)) {
+    k13_dx_matmul_relu_grad(m->arena + 2513536, m->params + 105360, m->arena + 2508800, m->arena + 2609152);
+    if (!all_finite(m->arena + 2609152, 4096)) {
         return "dfc1 = relu_grad [64, 64] at dsl-examples/train_model.nn:28 (backward, kernel k13_dx_matmul_relu_grad)";
     }
-    k14_dfc_weight_matmul(m->arena + 2509440, m->arena + 2609152, m->grads + 105360);
+    k14_dfc_weight_matmul(m->arena + 2513536, m->arena + 2508800, m->grads + 105360);
     if (!all_finite(m->grads + 105360, 640)) {
         return "fc.weight.grad [10, 64] at dsl-examples/train_model.nn:29 (backward, kernel k14_dfc_weight_matmul)";
     }
-    k15_dfc1_bias_bias_grad(m->arena + 2613248, m->grads + 105296);
+    k15_dfc1_bias_bias_grad(m->arena + 2609152, m->grads + 105296);
     if (!all_finite(m->grads + 105296, 64)) {
         return "fc1.bias.grad [64] at dsl-examples/train_model.nn:28 (backward, kernel k15_dfc1_bias_bias_grad)";
     }
-    k16_dx_matmul(m->arena + 2613248, m->params + 4944, m->arena + 2508800);
+    k16_dx_matmul(m->arena + 2609152, m->params + 4944, m->arena + 2508800);
     if (!all_finite(m->arena + 2508800, 100352)) {
         return "dx = matmul [64, 1568] at dsl-examples/train_model.nn:28 (backward, kernel k16_dx_matmul)";
     }
-    k17_dfc1_weight_matmul(m->arena + 2613248, m->arena + 2408448, m->grads + 4944);
+    k17_dfc1_weight_matmul(m->arena + 2609152, m->arena + 2408448, m->grads + 4944);
     if (!all_finite(m->grads + 4944, 100352)) {
         return "fc1.weight.grad [64, 1568] at dsl-examples/train_model.nn:28 (backward, kernel k17_dfc1_weight_matmul)";
     }

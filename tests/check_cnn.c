@@ -672,7 +672,8 @@ START_TEST(dense_product_orientation)
     char *c = generated_c_with("[784]", "    h = dense(x, 256) |> relu\n",
                                "batch 64", false);
     ck_assert_ptr_nonnull(strstr(c, "[64, 256] = A[64, 784] * B^T[784, 256], computed as its transpose [256, 64] = B[256, 784] * A^T[784, 64]"));
-    ck_assert_ptr_nonnull(strstr(c, "packed[(long)k * 64 + j] = x[(long)j * 784 + k];"));
+    ck_assert_ptr_nonnull(strstr(c, "const float *restrict bsrc = x + (j0 + c) * 784 + k0;"));
+    ck_assert_ptr_null(strstr(c, "= x[(long)j * 784 + k];"));
     ck_assert_ptr_nonnull(strstr(c, "const long at = (long)(j0 + c) * 256 + i0 + r;"));
     ck_assert_ptr_nonnull(strstr(c, "const long j = i0 + r;"));
     free(c);

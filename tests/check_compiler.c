@@ -967,10 +967,13 @@ START_TEST(gemm_emits_register_tiles)
     ck_assert_ptr_nonnull(strstr(wide, "b[1] = *(const nnc_vec *)(brow + 1 * NNC_LANES);"));
     ck_assert_ptr_nonnull(strstr(wide, "*(nnc_vec *)(sum[7] + 1 * NNC_LANES) = acc[7][1];"));
     ck_assert_ptr_null(strstr(wide, "memcpy(&b["));
-    /* computed transposed: A^T laid out 16 values of k at a time, each
-     * a whole row of 64 */
-    ck_assert_ptr_nonnull(strstr(wide, "for (int k = k0; k < k0 + 16; k++)"));
-    ck_assert_ptr_nonnull(strstr(wide, "for (int j = 0; j < 64; j++)"));
+    /* computed transposed: each thread lays out the tiles of A^T it
+     * uses, a chunk of k by two vectors of columns at a time */
+    ck_assert_ptr_nonnull(strstr(wide, "_Alignas(NNC_VEC_BYTES) float bt[112][2 * NNC_LANES];"));
+    ck_assert_ptr_nonnull(strstr(wide, "const float *restrict bsrc = A + (j0 + c) * 784 + k0;"));
+    ck_assert_ptr_nonnull(strstr(wide, "nnc_transpose(&bt[kb][c], 2 * NNC_LANES, bsrc + kb, 784);"));
+    ck_assert_ptr_nonnull(strstr(wide, "const float *restrict brow = bt[k - k0];"));
+    ck_assert_ptr_null(strstr(wide, "packed"));
     ck_assert_ptr_null(strstr(wide, "nnc_vec acc[8][1]"));
     ck_assert_ptr_null(strstr(wide, "if (j0 < 256)"));
     free(wide);
@@ -980,6 +983,7 @@ START_TEST(gemm_emits_register_tiles)
     ck_assert_ptr_null(strstr(narrow, "group")); /* B is in L1 anyway */
     free(narrow);
     /* a layout whose blocks do not divide K or N ends at both */
+    /* one band: B is laid out whole, as the threads share it */
     char *ragged = gemm_text(8, 84, 120, true, "float");
     ck_assert_ptr_nonnull(strstr(ragged, "for (int k = k0; k < (k0 + 16 < 120 ? k0 + 16 : 120); k++)"));
     ck_assert_ptr_nonnull(strstr(ragged, "for (int j = j0; j < (j0 + 64 < 84 ? j0 + 64 : 84); j++)"));
@@ -999,7 +1003,7 @@ END_TEST
  * keeps one band a step. */
 START_TEST(gemm_groups_bands_and_chunks_k)
 {
-    char *fwd = gemm_text(64, 256, 784, true, "float"); /* 32 bands of C^T */
+    char *fwd = gemm_text(256, 64, 784, false, "float"); /* 32 bands */
     ck_assert_ptr_nonnull(strstr(fwd, "for (int group = 0; group < 4; group++)"));
     ck_assert_ptr_nonnull(strstr(fwd, "const int band1 = band0 + 8;"));
     ck_assert_ptr_nonnull(strstr(fwd, "for (int band = band0; band < band1; band++)"));
@@ -1019,6 +1023,48 @@ START_TEST(gemm_groups_bands_and_chunks_k)
     ck_assert_ptr_nonnull(strstr(few, "for (int band = 0; band < 3; band++)"));
     ck_assert_ptr_nonnull(strstr(few, "for (int k = 0; k < 300; k++)"));
     free(few);
+}
+END_TEST
+
+/* B used transposed, whole bands and columns that are whole tiles of
+ * two vectors on every target: the bands go in a share per thread, and
+ * each thread lays out the tiles of B it reads itself, with the rows of
+ * k that do not fill a transpose copied one by one; otherwise B is
+ * packed whole into scratch, once, for all the threads. */
+START_TEST(gemm_packs_tiles_per_thread)
+{
+    /* 13 bands of C^T, k in chunks of 101, 101 and 99 */
+    char *t = gemm_text(32, 104, 301, true, "float");
+    ck_assert_ptr_nonnull(strstr(t, "NNC_PARALLEL\n"));
+    ck_assert_ptr_nonnull(strstr(t, "const int share0 = (int)(13L * NNC_THREAD / NNC_THREADS);"));
+    ck_assert_ptr_nonnull(strstr(t, "const int share1 = (int)(13L * (NNC_THREAD + 1) / NNC_THREADS);"));
+    ck_assert_ptr_nonnull(strstr(t, "for (int band0 = share0; band0 < share1; band0 += 13)"));
+    ck_assert_ptr_nonnull(strstr(t, "nnc_vec part[13][8][2];"));
+    ck_assert_ptr_nonnull(strstr(t, "const int kn = (k0 + 101 < 301 ? k0 + 101 : 301) - k0;"));
+    ck_assert_ptr_nonnull(strstr(t, "float bt[101][2 * NNC_LANES];"));
+    ck_assert_ptr_nonnull(strstr(t, "for (; kb < kn; kb++)"));
+    ck_assert_ptr_nonnull(strstr(t, "bt[kb][c + l] = bsrc[(long)l * 301 + kb];"));
+    ck_assert_ptr_null(strstr(t, "NNC_PARALLEL_FOR"));
+    ck_assert_ptr_null(strstr(t, "packed"));
+    free(t);
+    /* too little work for the threads: one share */
+    char *small = gemm_text(64, 64, 16, true, "double");
+    ck_assert_ptr_nonnull(strstr(small, "const int share0 = 0, share1 = 8;"));
+    ck_assert_ptr_nonnull(strstr(small, "double bt[16][2 * NNC_LANES];"));
+    ck_assert_ptr_nonnull(strstr(small, "const double *restrict brow = bt[k];"));
+    ck_assert_ptr_null(strstr(small, "NNC_PARALLEL"));
+    ck_assert_ptr_null(strstr(small, "NNC_THREAD"));
+    free(small);
+    /* 48 columns are not whole tiles of two AVX-512 vectors */
+    char *ragged = gemm_text(64, 48, 784, true, "float");
+    ck_assert_ptr_nonnull(strstr(ragged, "packed[(long)k * 48 + j] = B[(long)j * 784 + k];"));
+    ck_assert_ptr_null(strstr(ragged, "nnc_transpose"));
+    free(ragged);
+    /* 100 rows leave a rest that reads the shared layout */
+    char *rest = gemm_text(100, 64, 784, true, "float");
+    ck_assert_ptr_nonnull(strstr(rest, "packed[(long)k * 64 + j] = B[(long)j * 784 + k];"));
+    ck_assert_ptr_null(strstr(rest, "nnc_transpose"));
+    free(rest);
 }
 END_TEST
 
@@ -1063,6 +1109,7 @@ Suite *compiler_suite(void)
     tcase_add_test(t, gemm_tiles_for_double);
     tcase_add_test(t, gemm_emits_register_tiles);
     tcase_add_test(t, gemm_groups_bands_and_chunks_k);
+    tcase_add_test(t, gemm_packs_tiles_per_thread);
     suite_add_tcase(s, t);
     t = tcase_create("fusion rules");
     tcase_add_test(t, rule_matmul_epilogue);

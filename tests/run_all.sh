@@ -77,6 +77,7 @@ step "gradient checks (f64, central differences)" tests/gradcheck.sh
 step "gradient checks on random models; ties and relu at 0 against PyTorch" tests/gradcheck_random.sh
 step "fused and unfused train alike" tests/fusecheck.sh
 step "fused and unfused agree exactly (every fusion rule)" tests/exactcheck.sh
+step "1, 2 and 3 threads train to the same bits" tests/threads.sh
 step "Adam's vector step: the bits of its expression" tests/adam_block.sh
 step "non-finite steps: named, stopped, checkpoint kept" tests/nonfinite.sh
 step "CNN ops agree with PyTorch (f64)" tests/cnn_torch_check.sh
