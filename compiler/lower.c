@@ -21,6 +21,9 @@ enum { PARALLEL_WORK = 1 << 18 }; /* operations worth waking the threads for: a
  * on one thread, 6 on two, where a start and join of the threads costs
  * 0.8 us), as long as hundreds of vectorised multiply-adds. */
 enum { EXP_WORK = 512 };
+/* Rows of a loss whose terms are summed from an array on the stack
+ * (lower_xent): 32 KB of double at the most */
+enum { TERM_ROWS_MAX = 4096 };
 
 /* Names a kernel uses for its inputs and its result, chosen per op so the
  * generated code reads like the maths: dx = dy * (x > 0). */
@@ -558,17 +561,30 @@ const char *lower_xent_weight(Emitter *e, const Graph *g, const IrOp *o,
 
 /* -sum_j weight_j log p_j per row, p the softmax of the scores or the
  * given probabilities (clipped at 1e-7 as Keras does, so log never sees
- * 0); a class label without smoothing reads its one term only. */
+ * 0); a class label without smoothing reads its one term only. Such a
+ * loss, when its rows are worth the threads, computes each row's term on
+ * its own (`term`) and sums them in row order after: the order, and so
+ * the bits, of the serial sum, and mnist_mlp's loss took 3.5 us instead
+ * of 5.1 on 2 threads. Weights over every class add a row's terms to the
+ * total one by one, an order that splitting would change. */
 static void lower_xent(Emitter *e, const Graph *g, const IrOp *o)
 {
     const IrOp *p = &g->ops[o->in[0]];
     long w = p->shape.dim[p->shape.rank - 1], rows = shape_elems(&p->shape) / w;
     bool probs = o->op == OP_XENT_PROBS;
     bool dense = o->attr.loss.soft || o->attr.loss.smoothing != 0;
+    bool split = !dense && rows <= TERM_ROWS_MAX &&
+                 rows * w * (probs ? 8 : EXP_WORK) >= PARALLEL_WORK;
     Emitter de = {.real = "double", .o = e->o};
     char wt[160];
     lower_xent_weight(&de, g, o, "target", wt, sizeof wt);
-    emit(e, "double total = 0;");
+    if (split) {
+        emit(e, "double term[%ld]; /* each row's, summed in row order below */",
+             rows);
+        lower_parallel_for(e, PARALLEL_WORK);
+    } else {
+        emit(e, "double total = 0;");
+    }
     emit_open(e, "for (int r = 0; r < %ld; r++)", rows);
     if (probs) {
         emit(e, "const %s *q = pred + (long)r * %ld;", e->real, w);
@@ -577,7 +593,8 @@ static void lower_xent(Emitter *e, const Graph *g, const IrOp *o)
             emit(e, "total -= (double)%s * log(fmax((double)q[j], 1e-7));", wt);
             emit_close(e, NULL);
         } else {
-            emit(e, "total -= log(fmax((double)q[target[r]], 1e-7));");
+            emit(e, "%s log(fmax((double)q[target[r]], 1e-7));",
+                 split ? "term[r] =" : "total -=");
         }
     } else {
         emit_row_lse(e, w);
@@ -586,10 +603,17 @@ static void lower_xent(Emitter *e, const Graph *g, const IrOp *o)
             emit(e, "total += (double)%s * (lse - z[j]);", wt);
             emit_close(e, NULL);
         } else {
-            emit(e, "total += lse - (double)z[target[r]];");
+            emit(e, "%s lse - (double)z[target[r]];",
+                 split ? "term[r] =" : "total +=");
         }
     }
     emit_close(e, NULL);
+    if (split) {
+        emit(e, "double total = 0;");
+        emit_open(e, "for (int r = 0; r < %ld; r++)", rows);
+        emit(e, "total %s term[r];", probs ? "-=" : "+=");
+        emit_close(e, NULL);
+    }
     emit(e, "loss[0] = (%s)(total / %ld);", e->real, rows);
 }
 

@@ -69,7 +69,7 @@ static bool is_reserved(const char *name, bool conv)
         "root_bias2", "w", "g", "m", "v", "yp", "dyp", "dxp", "nc", "oh", "ow",
         "first", "best", "top", "take", "NNC_PARALLEL_FOR", "NNC_SIMD_SUM",
         "k0", "part", "band0", "band1", "bt", "kn", "kb", "bsrc", "l",
-        "share0", "share1"};
+        "share0", "share1", "NV"};
     /* and those of the convolution and batch-norm loop nests */
     static const char *const conv_locals[] = {"n", "f", "q", "p", "p0", "s", "t", "fc", "xn", "wf", "xc", "wv", "xs",
         "xp", "xr", "yr", "act", "base", "dyz", "dyw", "dyf", "yf", "dyg",

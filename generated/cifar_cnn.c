@@ -4744,39 +4744,75 @@ static void k03_fc2_matmul_bias_add_relu(const float *restrict x, const float *r
  *   matmul           fc3          [4, 10]  line 20  (kept in registers)
  *   bias_add         fc3          [4, 10]  line 20
  */
-static void k04_fc3_matmul_bias_add(const float *restrict x, const float *restrict fc3_weight, const float *restrict fc3_bias, float *restrict logits, float *restrict packed)
+static void k04_fc3_matmul_bias_add(const float *restrict x, const float *restrict fc3_weight, const float *restrict fc3_bias, float *restrict logits)
 {
-    /* [4, 10] = A[4, 84] * B^T[84, 10], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [84, 10] first, so the inner loop reads it contiguously; 16 values of k by 10 of j at a time, whose lines stay in cache */
-    for (int k0 = 0; k0 < 84; k0 += 16) {
-        for (int k = k0; k < (k0 + 16 < 84 ? k0 + 16 : 84); k++) {
-            for (int j = 0; j < 10; j++) {
-                packed[(long)k * 10 + j] = fc3_weight[(long)j * 84 + k];
-            }
+    /* [4, 10] = A[4, 84] * B^T[84, 10], in tiles of 8 rows by all the columns, in vectors padded with zeros */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
+    enum { NV = (10 + NNC_LANES - 1) / NNC_LANES }; /* vectors that hold a row of C */
+    /* B laid out [k][j], each row padded with zeros to NV whole vectors */
+    _Alignas(NNC_VEC_BYTES) float bt[84][NV * NNC_LANES];
+    for (int k = 0; k < 84; k++) {
+        for (int j = 0; j < NV * NNC_LANES; j++) {
+            bt[k][j] = j < 10 ? fc3_weight[(long)j * 84 + k] : 0;
         }
     }
     {
-        const int i0 = 0; /* all 4 rows, fewer than a band */
-        {
-            const long j0 = 0;
-            float sum[4][10] = {{0}};
-            for (int k = 0; k < 84; k++) {
-                const float *restrict brow = packed + (long)k * 10 + j0;
-                for (int r = 0; r < 4; r++) {
-                    const float a = x[(long)(i0 + r) * 84 + k];
-                    for (int c = 0; c < 10; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
+        const int i0 = 0; /* the last 4 rows */
+        nnc_vec acc[4][NV] = {{{0}}};
+        for (int k = 0; k < 84; k++) {
+            nnc_vec b[NV];
+            for (int v = 0; v < NV; v++) {
+                b[v] = *(const nnc_vec *)(bt[k] + v * NNC_LANES);
+            }
+            {
+                const float a = x[(long)(i0 + 0) * 84 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[0][v] += a * b[v];
                 }
             }
-            for (int r = 0; r < 4; r++) {
-                for (int c = 0; c < 10; c++) {
-                    const long at = (long)(i0 + r) * 10 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + fc3_bias[j]; /* fc3 bias_add */
-                    logits[at] = t1;
+            {
+                const float a = x[(long)(i0 + 1) * 84 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[1][v] += a * b[v];
                 }
+            }
+            {
+                const float a = x[(long)(i0 + 2) * 84 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[2][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 3) * 84 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[3][v] += a * b[v];
+                }
+            }
+        }
+        float sum[4][NV * NNC_LANES];
+        for (int v = 0; v < NV; v++) {
+            *(nnc_vec *)(sum[0] + v * NNC_LANES) = acc[0][v];
+            *(nnc_vec *)(sum[1] + v * NNC_LANES) = acc[1][v];
+            *(nnc_vec *)(sum[2] + v * NNC_LANES) = acc[2][v];
+            *(nnc_vec *)(sum[3] + v * NNC_LANES) = acc[3][v];
+        }
+        const long j0 = 0;
+        for (int r = 0; r < 4; r++) {
+            for (int c = 0; c < 10; c++) {
+                const long at = (long)(i0 + r) * 10 + j0 + c;
+                const long j = j0 + c;
+                const float t0 = sum[r][c];
+                const float t1 = t0 + fc3_bias[j]; /* fc3 bias_add */
+                logits[at] = t1;
             }
         }
     }
@@ -7051,8 +7087,8 @@ static void forward_predict(cifar_cnn *m, const float *x) {
     k24_conv2_conv2d_bias_add_relu_maxpool2d(m->arena + 0, m->params + 168, m->params + 1032, m->arena + 69120);
     k02_fc1_matmul_bias_add_relu(m->arena + 69120, m->params + 1048, m->params + 70168, m->arena + 71424, m->arena + 0);
     k03_fc2_matmul_bias_add_relu(m->arena + 71424, m->params + 70288, m->params + 80368, m->arena + 10080, m->arena + 0);
-    k04_fc3_matmul_bias_add(m->arena + 10080, m->params + 80452, m->params + 81292, m->arena + 848, m->arena + 0);
-    k05_scores_softmax(m->arena + 848, m->arena + 0);
+    k04_fc3_matmul_bias_add(m->arena + 10080, m->params + 80452, m->params + 81292, m->arena + 0);
+    k05_scores_softmax(m->arena + 0, m->arena + 48);
 }
 
 /* Evaluation mode: outputs and loss. */
@@ -7061,9 +7097,9 @@ static void forward_eval(cifar_cnn *m, const float *x, const int32_t *y) {
     k24_conv2_conv2d_bias_add_relu_maxpool2d(m->arena + 0, m->params + 168, m->params + 1032, m->arena + 69120);
     k02_fc1_matmul_bias_add_relu(m->arena + 69120, m->params + 1048, m->params + 70168, m->arena + 71424, m->arena + 0);
     k03_fc2_matmul_bias_add_relu(m->arena + 71424, m->params + 70288, m->params + 80368, m->arena + 10080, m->arena + 0);
-    k04_fc3_matmul_bias_add(m->arena + 10080, m->params + 80452, m->params + 81292, m->arena + 848, m->arena + 0);
-    k05_scores_softmax(m->arena + 848, m->arena + 0);
-    k06_loss_softmax_xent(m->arena + 848, y, m->arena + 48);
+    k04_fc3_matmul_bias_add(m->arena + 10080, m->params + 80452, m->params + 81292, m->arena + 0);
+    k05_scores_softmax(m->arena + 0, m->arena + 48);
+    k06_loss_softmax_xent(m->arena + 0, y, m->arena + 96);
 }
 
 /* Training mode: loss and outputs, then every gradient. */
@@ -7072,14 +7108,14 @@ static void forward_backward(cifar_cnn *m, const float *x, const int32_t *y) {
     k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(m->arena + 69120, m->params + 168, m->params + 1032, m->arena + 79936, m->arena + 82240);
     k02_fc1_matmul_bias_add_relu(m->arena + 79936, m->params + 1048, m->params + 70168, m->arena + 84544, m->arena + 0);
     k03_fc2_matmul_bias_add_relu(m->arena + 84544, m->params + 70288, m->params + 80368, m->arena + 10080, m->arena + 0);
-    k04_fc3_matmul_bias_add(m->arena + 10080, m->params + 80452, m->params + 81292, m->arena + 848, m->arena + 0);
-    k05_scores_softmax(m->arena + 848, m->arena + 7712);
-    k06_loss_softmax_xent(m->arena + 848, y, m->arena + 7760);
-    k07_dloss_fill(m->arena + 48);
-    k08_dlogits_softmax_xent_grad(m->arena + 848, y, m->arena + 48, m->arena + 0);
-    k09_dfc3_bias_bias_grad(m->arena + 0, m->grads + 81292);
-    k10_dx_matmul_relu_grad(m->arena + 0, m->params + 80452, m->arena + 10080, m->arena + 480);
-    k11_dfc3_weight_matmul(m->arena + 0, m->arena + 10080, m->grads + 80452);
+    k04_fc3_matmul_bias_add(m->arena + 10080, m->params + 80452, m->params + 81292, m->arena + 0);
+    k05_scores_softmax(m->arena + 0, m->arena + 7712);
+    k06_loss_softmax_xent(m->arena + 0, y, m->arena + 7760);
+    k07_dloss_fill(m->arena + 96);
+    k08_dlogits_softmax_xent_grad(m->arena + 0, y, m->arena + 96, m->arena + 48);
+    k09_dfc3_bias_bias_grad(m->arena + 48, m->grads + 81292);
+    k10_dx_matmul_relu_grad(m->arena + 48, m->params + 80452, m->arena + 10080, m->arena + 480);
+    k11_dfc3_weight_matmul(m->arena + 48, m->arena + 10080, m->grads + 80452);
     k12_dfc2_bias_bias_grad(m->arena + 480, m->grads + 80368);
     k13_dx_matmul_relu_grad(m->arena + 480, m->params + 70288, m->arena + 84544, m->arena + 0);
     k14_dfc2_weight_matmul(m->arena + 480, m->arena + 84544, m->grads + 70288);
@@ -7158,35 +7194,35 @@ static const char *forward_backward_checked(cifar_cnn *m, const float *x, const 
     if (!all_finite(m->arena + 10080, 336)) {
         return "x = relu [4, 84] at dsl-examples/cifar_cnn.nn:19 (forward, kernel k03_fc2_matmul_bias_add_relu)";
     }
-    k04_fc3_matmul_bias_add(m->arena + 10080, m->params + 80452, m->params + 81292, m->arena + 848, m->arena + 0);
-    if (!all_finite(m->arena + 848, 40)) {
+    k04_fc3_matmul_bias_add(m->arena + 10080, m->params + 80452, m->params + 81292, m->arena + 0);
+    if (!all_finite(m->arena + 0, 40)) {
         return "logits = bias_add [4, 10] at dsl-examples/cifar_cnn.nn:20 (forward, kernel k04_fc3_matmul_bias_add)";
     }
-    k05_scores_softmax(m->arena + 848, m->arena + 7712);
+    k05_scores_softmax(m->arena + 0, m->arena + 7712);
     if (!all_finite(m->arena + 7712, 40)) {
         return "scores = softmax [4, 10] at dsl-examples/cifar_cnn.nn:22 (forward, kernel k05_scores_softmax)";
     }
-    k06_loss_softmax_xent(m->arena + 848, y, m->arena + 7760);
+    k06_loss_softmax_xent(m->arena + 0, y, m->arena + 7760);
     if (!all_finite(m->arena + 7760, 1)) {
         return "loss = softmax_xent [] at dsl-examples/cifar_cnn.nn:23 (forward, kernel k06_loss_softmax_xent)";
     }
-    k07_dloss_fill(m->arena + 48);
-    if (!all_finite(m->arena + 48, 1)) {
+    k07_dloss_fill(m->arena + 96);
+    if (!all_finite(m->arena + 96, 1)) {
         return "dloss = fill [] at dsl-examples/cifar_cnn.nn:23 (backward, kernel k07_dloss_fill)";
     }
-    k08_dlogits_softmax_xent_grad(m->arena + 848, y, m->arena + 48, m->arena + 0);
-    if (!all_finite(m->arena + 0, 40)) {
+    k08_dlogits_softmax_xent_grad(m->arena + 0, y, m->arena + 96, m->arena + 48);
+    if (!all_finite(m->arena + 48, 40)) {
         return "dlogits = softmax_xent_grad [4, 10] at dsl-examples/cifar_cnn.nn:20 (backward, kernel k08_dlogits_softmax_xent_grad)";
     }
-    k09_dfc3_bias_bias_grad(m->arena + 0, m->grads + 81292);
+    k09_dfc3_bias_bias_grad(m->arena + 48, m->grads + 81292);
     if (!all_finite(m->grads + 81292, 10)) {
         return "fc3.bias.grad [10] at dsl-examples/cifar_cnn.nn:20 (backward, kernel k09_dfc3_bias_bias_grad)";
     }
-    k10_dx_matmul_relu_grad(m->arena + 0, m->params + 80452, m->arena + 10080, m->arena + 480);
+    k10_dx_matmul_relu_grad(m->arena + 48, m->params + 80452, m->arena + 10080, m->arena + 480);
     if (!all_finite(m->arena + 480, 336)) {
         return "dfc2 = relu_grad [4, 84] at dsl-examples/cifar_cnn.nn:19 (backward, kernel k10_dx_matmul_relu_grad)";
     }
-    k11_dfc3_weight_matmul(m->arena + 0, m->arena + 10080, m->grads + 80452);
+    k11_dfc3_weight_matmul(m->arena + 48, m->arena + 10080, m->grads + 80452);
     if (!all_finite(m->grads + 80452, 840)) {
         return "fc3.weight.grad [10, 84] at dsl-examples/cifar_cnn.nn:20 (backward, kernel k11_dfc3_weight_matmul)";
     }
@@ -7341,7 +7377,7 @@ void cifar_cnn_predict(cifar_cnn *m, const float *x, int n, float *out) {
             batch = m->staging;
         }
         forward_predict(m, batch);
-        memcpy(out + (long)at * 10, m->arena + 0, sizeof(float) * (size_t)rows * 10);
+        memcpy(out + (long)at * 10, m->arena + 48, sizeof(float) * (size_t)rows * 10);
     }
 }
 
@@ -7382,9 +7418,9 @@ float cifar_cnn_evaluate(cifar_cnn *m, const float *x, const int32_t *y, float *
     }
     forward_eval(m, x, y);
     if (out) {
-        memcpy(out, m->arena + 0, sizeof(float) * 40);
+        memcpy(out, m->arena + 48, sizeof(float) * 40);
     }
-    return m->arena[48];
+    return m->arena[96];
 }
 
 int cifar_cnn_gradients_finite(const cifar_cnn *m) {

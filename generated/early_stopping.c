@@ -4267,39 +4267,103 @@ static void k01_fc2_matmul_bias_add_relu(const float *restrict logits_relu, cons
  *   matmul           logits       [64, 10]  line 18  (kept in registers)
  *   bias_add         logits       [64, 10]  line 18
  */
-static void k02_logits_matmul_bias_add(const float *restrict logits_relu, const float *restrict logits_weight, const float *restrict logits_bias, float *restrict logits, float *restrict packed)
+static void k02_logits_matmul_bias_add(const float *restrict logits_relu, const float *restrict logits_weight, const float *restrict logits_bias, float *restrict logits)
 {
-    /* [64, 10] = A[64, 64] * B^T[64, 10], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [64, 10] first, so the inner loop reads it contiguously; 16 values of k by 10 of j at a time, whose lines stay in cache */
-    for (int k0 = 0; k0 < 64; k0 += 16) {
-        for (int k = k0; k < k0 + 16; k++) {
-            for (int j = 0; j < 10; j++) {
-                packed[(long)k * 10 + j] = logits_weight[(long)j * 64 + k];
-            }
+    /* [64, 10] = A[64, 64] * B^T[64, 10], in tiles of 8 rows by all the columns, in vectors padded with zeros */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
+    enum { NV = (10 + NNC_LANES - 1) / NNC_LANES }; /* vectors that hold a row of C */
+    /* B laid out [k][j], each row padded with zeros to NV whole vectors */
+    _Alignas(NNC_VEC_BYTES) float bt[64][NV * NNC_LANES];
+    for (int k = 0; k < 64; k++) {
+        for (int j = 0; j < NV * NNC_LANES; j++) {
+            bt[k][j] = j < 10 ? logits_weight[(long)j * 64 + k] : 0;
         }
     }
     for (int band = 0; band < 8; band++) {
         const int i0 = band * 8;
-        {
-            const long j0 = 0;
-            float sum[8][10] = {{0}};
-            for (int k = 0; k < 64; k++) {
-                const float *restrict brow = packed + (long)k * 10 + j0;
-                for (int r = 0; r < 8; r++) {
-                    const float a = logits_relu[(long)(i0 + r) * 64 + k];
-                    for (int c = 0; c < 10; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
+        nnc_vec acc[8][NV] = {{{0}}};
+        for (int k = 0; k < 64; k++) {
+            nnc_vec b[NV];
+            for (int v = 0; v < NV; v++) {
+                b[v] = *(const nnc_vec *)(bt[k] + v * NNC_LANES);
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 0) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[0][v] += a * b[v];
                 }
             }
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 10; c++) {
-                    const long at = (long)(i0 + r) * 10 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + logits_bias[j]; /* logits bias_add */
-                    logits[at] = t1;
+            {
+                const float a = logits_relu[(long)(i0 + 1) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[1][v] += a * b[v];
                 }
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 2) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[2][v] += a * b[v];
+                }
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 3) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[3][v] += a * b[v];
+                }
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 4) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[4][v] += a * b[v];
+                }
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 5) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[5][v] += a * b[v];
+                }
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 6) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[6][v] += a * b[v];
+                }
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 7) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[7][v] += a * b[v];
+                }
+            }
+        }
+        float sum[8][NV * NNC_LANES];
+        for (int v = 0; v < NV; v++) {
+            *(nnc_vec *)(sum[0] + v * NNC_LANES) = acc[0][v];
+            *(nnc_vec *)(sum[1] + v * NNC_LANES) = acc[1][v];
+            *(nnc_vec *)(sum[2] + v * NNC_LANES) = acc[2][v];
+            *(nnc_vec *)(sum[3] + v * NNC_LANES) = acc[3][v];
+            *(nnc_vec *)(sum[4] + v * NNC_LANES) = acc[4][v];
+            *(nnc_vec *)(sum[5] + v * NNC_LANES) = acc[5][v];
+            *(nnc_vec *)(sum[6] + v * NNC_LANES) = acc[6][v];
+            *(nnc_vec *)(sum[7] + v * NNC_LANES) = acc[7][v];
+        }
+        const long j0 = 0;
+        for (int r = 0; r < 8; r++) {
+            for (int c = 0; c < 10; c++) {
+                const long at = (long)(i0 + r) * 10 + j0 + c;
+                const long j = j0 + c;
+                const float t0 = sum[r][c];
+                const float t1 = t0 + logits_bias[j]; /* logits bias_add */
+                logits[at] = t1;
             }
         }
     }
@@ -4329,7 +4393,8 @@ static void k03_probs_softmax(const float *restrict x, float *restrict out)
 /* k04_loss_softmax_xent: softmax_xent loss -> []  (dsl-examples/early_stopping.nn:21, forward) */
 static void k04_loss_softmax_xent(const float *restrict pred, const int32_t *restrict target, float *restrict loss)
 {
-    double total = 0;
+    double term[64]; /* each row's, summed in row order below */
+    NNC_PARALLEL_FOR
     for (int r = 0; r < 64; r++) {
         const float *z = pred + (long)r * 10;
         float max = z[0];
@@ -4341,7 +4406,11 @@ static void k04_loss_softmax_xent(const float *restrict pred, const int32_t *res
             sum += exp((double)(z[j] - max));
         }
         const double lse = (double)max + log(sum);
-        total += lse - (double)z[target[r]];
+        term[r] = lse - (double)z[target[r]];
+    }
+    double total = 0;
+    for (int r = 0; r < 64; r++) {
+        total += term[r];
     }
     loss[0] = (float)(total / 64);
 }
@@ -5045,7 +5114,7 @@ static int all_finite(const float *v, long n) {
 static void forward_predict(early_stopping *m, const float *x) {
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 200704, m->arena + 0);
     k01_fc2_matmul_bias_add_relu(m->arena + 0, m->params + 200960, m->params + 217344, m->arena + 16384);
-    k02_logits_matmul_bias_add(m->arena + 16384, m->params + 217408, m->params + 218048, m->arena + 0, m->arena + 640);
+    k02_logits_matmul_bias_add(m->arena + 16384, m->params + 217408, m->params + 218048, m->arena + 0);
     k03_probs_softmax(m->arena + 0, m->arena + 640);
 }
 
@@ -5053,7 +5122,7 @@ static void forward_predict(early_stopping *m, const float *x) {
 static void forward_eval(early_stopping *m, const float *x, const int32_t *y) {
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 200704, m->arena + 0);
     k01_fc2_matmul_bias_add_relu(m->arena + 0, m->params + 200960, m->params + 217344, m->arena + 16384);
-    k02_logits_matmul_bias_add(m->arena + 16384, m->params + 217408, m->params + 218048, m->arena + 0, m->arena + 640);
+    k02_logits_matmul_bias_add(m->arena + 16384, m->params + 217408, m->params + 218048, m->arena + 0);
     k03_probs_softmax(m->arena + 0, m->arena + 640);
     k04_loss_softmax_xent(m->arena + 0, y, m->arena + 1280);
 }
@@ -5062,7 +5131,7 @@ static void forward_eval(early_stopping *m, const float *x, const int32_t *y) {
 static void forward_backward(early_stopping *m, const float *x, const int32_t *y) {
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 200704, m->arena + 0);
     k01_fc2_matmul_bias_add_relu(m->arena + 0, m->params + 200960, m->params + 217344, m->arena + 16384);
-    k02_logits_matmul_bias_add(m->arena + 16384, m->params + 217408, m->params + 218048, m->arena + 20480, m->arena + 21120);
+    k02_logits_matmul_bias_add(m->arena + 16384, m->params + 217408, m->params + 218048, m->arena + 20480);
     k03_probs_softmax(m->arena + 20480, m->arena + 36864);
     k04_loss_softmax_xent(m->arena + 20480, y, m->arena + 37504);
     k05_dloss_fill(m->arena + 21760);
@@ -5117,7 +5186,7 @@ static const char *forward_backward_checked(early_stopping *m, const float *x, c
     if (!all_finite(m->arena + 16384, 4096)) {
         return "logits = relu [64, 64] at dsl-examples/early_stopping.nn:17 (forward, kernel k01_fc2_matmul_bias_add_relu)";
     }
-    k02_logits_matmul_bias_add(m->arena + 16384, m->params + 217408, m->params + 218048, m->arena + 20480, m->arena + 21120);
+    k02_logits_matmul_bias_add(m->arena + 16384, m->params + 217408, m->params + 218048, m->arena + 20480);
     if (!all_finite(m->arena + 20480, 640)) {
         return "logits = bias_add [64, 10] at dsl-examples/early_stopping.nn:18 (forward, kernel k02_logits_matmul_bias_add)";
     }

@@ -5301,39 +5301,103 @@ static void k03_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
  *   matmul           logits       [64, 10]  line 25  (kept in registers)
  *   bias_add         logits       [64, 10]  line 25
  */
-static void k04_logits_matmul_bias_add(const float *restrict x, const float *restrict logits_weight, const float *restrict logits_bias, float *restrict logits, float *restrict packed)
+static void k04_logits_matmul_bias_add(const float *restrict x, const float *restrict logits_weight, const float *restrict logits_bias, float *restrict logits)
 {
-    /* [64, 10] = A[64, 64] * B^T[64, 10], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [64, 10] first, so the inner loop reads it contiguously; 16 values of k by 10 of j at a time, whose lines stay in cache */
-    for (int k0 = 0; k0 < 64; k0 += 16) {
-        for (int k = k0; k < k0 + 16; k++) {
-            for (int j = 0; j < 10; j++) {
-                packed[(long)k * 10 + j] = logits_weight[(long)j * 64 + k];
-            }
+    /* [64, 10] = A[64, 64] * B^T[64, 10], in tiles of 8 rows by all the columns, in vectors padded with zeros */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
+    enum { NV = (10 + NNC_LANES - 1) / NNC_LANES }; /* vectors that hold a row of C */
+    /* B laid out [k][j], each row padded with zeros to NV whole vectors */
+    _Alignas(NNC_VEC_BYTES) float bt[64][NV * NNC_LANES];
+    for (int k = 0; k < 64; k++) {
+        for (int j = 0; j < NV * NNC_LANES; j++) {
+            bt[k][j] = j < 10 ? logits_weight[(long)j * 64 + k] : 0;
         }
     }
     for (int band = 0; band < 8; band++) {
         const int i0 = band * 8;
-        {
-            const long j0 = 0;
-            float sum[8][10] = {{0}};
-            for (int k = 0; k < 64; k++) {
-                const float *restrict brow = packed + (long)k * 10 + j0;
-                for (int r = 0; r < 8; r++) {
-                    const float a = x[(long)(i0 + r) * 64 + k];
-                    for (int c = 0; c < 10; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
+        nnc_vec acc[8][NV] = {{{0}}};
+        for (int k = 0; k < 64; k++) {
+            nnc_vec b[NV];
+            for (int v = 0; v < NV; v++) {
+                b[v] = *(const nnc_vec *)(bt[k] + v * NNC_LANES);
+            }
+            {
+                const float a = x[(long)(i0 + 0) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[0][v] += a * b[v];
                 }
             }
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 10; c++) {
-                    const long at = (long)(i0 + r) * 10 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + logits_bias[j]; /* logits bias_add */
-                    logits[at] = t1;
+            {
+                const float a = x[(long)(i0 + 1) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[1][v] += a * b[v];
                 }
+            }
+            {
+                const float a = x[(long)(i0 + 2) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[2][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 3) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[3][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 4) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[4][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 5) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[5][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 6) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[6][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 7) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[7][v] += a * b[v];
+                }
+            }
+        }
+        float sum[8][NV * NNC_LANES];
+        for (int v = 0; v < NV; v++) {
+            *(nnc_vec *)(sum[0] + v * NNC_LANES) = acc[0][v];
+            *(nnc_vec *)(sum[1] + v * NNC_LANES) = acc[1][v];
+            *(nnc_vec *)(sum[2] + v * NNC_LANES) = acc[2][v];
+            *(nnc_vec *)(sum[3] + v * NNC_LANES) = acc[3][v];
+            *(nnc_vec *)(sum[4] + v * NNC_LANES) = acc[4][v];
+            *(nnc_vec *)(sum[5] + v * NNC_LANES) = acc[5][v];
+            *(nnc_vec *)(sum[6] + v * NNC_LANES) = acc[6][v];
+            *(nnc_vec *)(sum[7] + v * NNC_LANES) = acc[7][v];
+        }
+        const long j0 = 0;
+        for (int r = 0; r < 8; r++) {
+            for (int c = 0; c < 10; c++) {
+                const long at = (long)(i0 + r) * 10 + j0 + c;
+                const long j = j0 + c;
+                const float t0 = sum[r][c];
+                const float t1 = t0 + logits_bias[j]; /* logits bias_add */
+                logits[at] = t1;
             }
         }
     }
@@ -5363,7 +5427,8 @@ static void k05_probs_softmax(const float *restrict x, float *restrict out)
 /* k06_loss_softmax_xent: softmax_xent loss -> []  (dsl-examples/mnist_cnn.nn:28, forward) */
 static void k06_loss_softmax_xent(const float *restrict pred, const int32_t *restrict target, float *restrict loss)
 {
-    double total = 0;
+    double term[64]; /* each row's, summed in row order below */
+    NNC_PARALLEL_FOR
     for (int r = 0; r < 64; r++) {
         const float *z = pred + (long)r * 10;
         float max = z[0];
@@ -5375,7 +5440,11 @@ static void k06_loss_softmax_xent(const float *restrict pred, const int32_t *res
             sum += exp((double)(z[j] - max));
         }
         const double lse = (double)max + log(sum);
-        total += lse - (double)z[target[r]];
+        term[r] = lse - (double)z[target[r]];
+    }
+    double total = 0;
+    for (int r = 0; r < 64; r++) {
+        total += term[r];
     }
     loss[0] = (float)(total / 64);
 }
@@ -8115,7 +8184,7 @@ static void forward_predict(mnist_cnn *m, const float *x) {
     k22_conv2_conv2d_bias_add_relu_maxpool2d(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 346112);
     k02_conv3_conv2d_bias_add_relu(m->arena + 346112, m->params + 18816, m->params + 55680, m->arena + 0);
     k03_fc1_matmul_bias_add_relu(m->arena + 0, m->params + 55744, m->params + 92608, m->arena + 36864);
-    k04_logits_matmul_bias_add(m->arena + 36864, m->params + 92672, m->params + 93312, m->arena + 0, m->arena + 640);
+    k04_logits_matmul_bias_add(m->arena + 36864, m->params + 92672, m->params + 93312, m->arena + 0);
     k05_probs_softmax(m->arena + 0, m->arena + 640);
 }
 
@@ -8125,7 +8194,7 @@ static void forward_eval(mnist_cnn *m, const float *x, const int32_t *y) {
     k22_conv2_conv2d_bias_add_relu_maxpool2d(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 346112);
     k02_conv3_conv2d_bias_add_relu(m->arena + 346112, m->params + 18816, m->params + 55680, m->arena + 0);
     k03_fc1_matmul_bias_add_relu(m->arena + 0, m->params + 55744, m->params + 92608, m->arena + 36864);
-    k04_logits_matmul_bias_add(m->arena + 36864, m->params + 92672, m->params + 93312, m->arena + 0, m->arena + 640);
+    k04_logits_matmul_bias_add(m->arena + 36864, m->params + 92672, m->params + 93312, m->arena + 0);
     k05_probs_softmax(m->arena + 0, m->arena + 640);
     k06_loss_softmax_xent(m->arena + 0, y, m->arena + 1280);
 }
@@ -8136,7 +8205,7 @@ static void forward_backward(mnist_cnn *m, const float *x, const int32_t *y) {
     k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 692224, m->arena + 1038336);
     k02_conv3_conv2d_bias_add_relu(m->arena + 692224, m->params + 18816, m->params + 55680, m->arena + 794624);
     k03_fc1_matmul_bias_add_relu(m->arena + 794624, m->params + 55744, m->params + 92608, m->arena + 831488);
-    k04_logits_matmul_bias_add(m->arena + 831488, m->params + 92672, m->params + 93312, m->arena + 835584, m->arena + 836224);
+    k04_logits_matmul_bias_add(m->arena + 831488, m->params + 92672, m->params + 93312, m->arena + 835584);
     k05_probs_softmax(m->arena + 835584, m->arena + 1243136);
     k06_loss_softmax_xent(m->arena + 835584, y, m->arena + 1243776);
     k07_dloss_fill(m->arena + 836864);
@@ -8220,7 +8289,7 @@ static const char *forward_backward_checked(mnist_cnn *m, const float *x, const 
     if (!all_finite(m->arena + 831488, 4096)) {
         return "x = relu [64, 64] at dsl-examples/mnist_cnn.nn:24 (forward, kernel k03_fc1_matmul_bias_add_relu)";
     }
-    k04_logits_matmul_bias_add(m->arena + 831488, m->params + 92672, m->params + 93312, m->arena + 835584, m->arena + 836224);
+    k04_logits_matmul_bias_add(m->arena + 831488, m->params + 92672, m->params + 93312, m->arena + 835584);
     if (!all_finite(m->arena + 835584, 640)) {
         return "logits = bias_add [64, 10] at dsl-examples/mnist_cnn.nn:25 (forward, kernel k04_logits_matmul_bias_add)";
     }

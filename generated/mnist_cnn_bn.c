@@ -5554,39 +5554,103 @@ static void k11_x_mul(const float *x, const float *y, float *out)
  *   matmul           logits       [64, 10]  line 19  (kept in registers)
  *   bias_add         logits       [64, 10]  line 19
  */
-static void k12_logits_matmul_bias_add(const float *restrict x, const float *restrict logits_weight, const float *restrict logits_bias, float *restrict logits, float *restrict packed)
+static void k12_logits_matmul_bias_add(const float *restrict x, const float *restrict logits_weight, const float *restrict logits_bias, float *restrict logits)
 {
-    /* [64, 10] = A[64, 64] * B^T[64, 10], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [64, 10] first, so the inner loop reads it contiguously; 16 values of k by 10 of j at a time, whose lines stay in cache */
-    for (int k0 = 0; k0 < 64; k0 += 16) {
-        for (int k = k0; k < k0 + 16; k++) {
-            for (int j = 0; j < 10; j++) {
-                packed[(long)k * 10 + j] = logits_weight[(long)j * 64 + k];
-            }
+    /* [64, 10] = A[64, 64] * B^T[64, 10], in tiles of 8 rows by all the columns, in vectors padded with zeros */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
+    enum { NV = (10 + NNC_LANES - 1) / NNC_LANES }; /* vectors that hold a row of C */
+    /* B laid out [k][j], each row padded with zeros to NV whole vectors */
+    _Alignas(NNC_VEC_BYTES) float bt[64][NV * NNC_LANES];
+    for (int k = 0; k < 64; k++) {
+        for (int j = 0; j < NV * NNC_LANES; j++) {
+            bt[k][j] = j < 10 ? logits_weight[(long)j * 64 + k] : 0;
         }
     }
     for (int band = 0; band < 8; band++) {
         const int i0 = band * 8;
-        {
-            const long j0 = 0;
-            float sum[8][10] = {{0}};
-            for (int k = 0; k < 64; k++) {
-                const float *restrict brow = packed + (long)k * 10 + j0;
-                for (int r = 0; r < 8; r++) {
-                    const float a = x[(long)(i0 + r) * 64 + k];
-                    for (int c = 0; c < 10; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
+        nnc_vec acc[8][NV] = {{{0}}};
+        for (int k = 0; k < 64; k++) {
+            nnc_vec b[NV];
+            for (int v = 0; v < NV; v++) {
+                b[v] = *(const nnc_vec *)(bt[k] + v * NNC_LANES);
+            }
+            {
+                const float a = x[(long)(i0 + 0) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[0][v] += a * b[v];
                 }
             }
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 10; c++) {
-                    const long at = (long)(i0 + r) * 10 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + logits_bias[j]; /* logits bias_add */
-                    logits[at] = t1;
+            {
+                const float a = x[(long)(i0 + 1) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[1][v] += a * b[v];
                 }
+            }
+            {
+                const float a = x[(long)(i0 + 2) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[2][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 3) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[3][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 4) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[4][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 5) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[5][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 6) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[6][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 7) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[7][v] += a * b[v];
+                }
+            }
+        }
+        float sum[8][NV * NNC_LANES];
+        for (int v = 0; v < NV; v++) {
+            *(nnc_vec *)(sum[0] + v * NNC_LANES) = acc[0][v];
+            *(nnc_vec *)(sum[1] + v * NNC_LANES) = acc[1][v];
+            *(nnc_vec *)(sum[2] + v * NNC_LANES) = acc[2][v];
+            *(nnc_vec *)(sum[3] + v * NNC_LANES) = acc[3][v];
+            *(nnc_vec *)(sum[4] + v * NNC_LANES) = acc[4][v];
+            *(nnc_vec *)(sum[5] + v * NNC_LANES) = acc[5][v];
+            *(nnc_vec *)(sum[6] + v * NNC_LANES) = acc[6][v];
+            *(nnc_vec *)(sum[7] + v * NNC_LANES) = acc[7][v];
+        }
+        const long j0 = 0;
+        for (int r = 0; r < 8; r++) {
+            for (int c = 0; c < 10; c++) {
+                const long at = (long)(i0 + r) * 10 + j0 + c;
+                const long j = j0 + c;
+                const float t0 = sum[r][c];
+                const float t1 = t0 + logits_bias[j]; /* logits bias_add */
+                logits[at] = t1;
             }
         }
     }
@@ -5616,7 +5680,8 @@ static void k13_probs_softmax(const float *restrict x, float *restrict out)
 /* k14_loss_softmax_xent: softmax_xent loss -> []  (dsl-examples/mnist_cnn_bn.nn:22, forward) */
 static void k14_loss_softmax_xent(const float *restrict pred, const int32_t *restrict target, float *restrict loss)
 {
-    double total = 0;
+    double term[64]; /* each row's, summed in row order below */
+    NNC_PARALLEL_FOR
     for (int r = 0; r < 64; r++) {
         const float *z = pred + (long)r * 10;
         float max = z[0];
@@ -5628,7 +5693,11 @@ static void k14_loss_softmax_xent(const float *restrict pred, const int32_t *res
             sum += exp((double)(z[j] - max));
         }
         const double lse = (double)max + log(sum);
-        total += lse - (double)z[target[r]];
+        term[r] = lse - (double)z[target[r]];
+    }
+    double total = 0;
+    for (int r = 0; r < 64; r++) {
+        total += term[r];
     }
     loss[0] = (float)(total / 64);
 }
@@ -7963,7 +8032,7 @@ static void forward_predict(mnist_cnn_bn *m, const float *x) {
     k49_bn4_bn_stats_batchnorm_relu(m->arena + 36864, m->params + 93216, m->params + 93280, m->params + 93088, m->params + 93152, m->arena + 0);
     k50_x_dropout_mask(m->arena + 4096, &m->rng);
     k11_x_mul(m->arena + 0, m->arena + 4096, m->arena + 0);
-    k12_logits_matmul_bias_add(m->arena + 0, m->params + 93344, m->params + 93984, m->arena + 4096, m->arena + 4736);
+    k12_logits_matmul_bias_add(m->arena + 0, m->params + 93344, m->params + 93984, m->arena + 4096);
     k13_probs_softmax(m->arena + 4096, m->arena + 0);
 }
 
@@ -7981,7 +8050,7 @@ static void forward_eval(mnist_cnn_bn *m, const float *x, const int32_t *y) {
     k49_bn4_bn_stats_batchnorm_relu(m->arena + 36864, m->params + 93216, m->params + 93280, m->params + 93088, m->params + 93152, m->arena + 0);
     k50_x_dropout_mask(m->arena + 4096, &m->rng);
     k11_x_mul(m->arena + 0, m->arena + 4096, m->arena + 0);
-    k12_logits_matmul_bias_add(m->arena + 0, m->params + 93344, m->params + 93984, m->arena + 4096, m->arena + 4736);
+    k12_logits_matmul_bias_add(m->arena + 0, m->params + 93344, m->params + 93984, m->arena + 4096);
     k13_probs_softmax(m->arena + 4096, m->arena + 0);
     k14_loss_softmax_xent(m->arena + 4096, y, m->arena + 640);
 }
@@ -8003,7 +8072,7 @@ static void forward_backward(mnist_cnn_bn *m, const float *x, const int32_t *y) 
     k09_bn4_bn_stats_batchnorm_relu(m->arena + 3936256, m->params + 93216, m->params + 93280, m->params + 93088, m->params + 93152, m->arena + 4602752, m->arena + 3940352);
     k10_x_dropout_mask(m->arena + 3944448, &m->rng);
     k11_x_mul(m->arena + 3940352, m->arena + 3944448, m->arena + 3948544);
-    k12_logits_matmul_bias_add(m->arena + 3948544, m->params + 93344, m->params + 93984, m->arena + 3952640, m->arena + 3953280);
+    k12_logits_matmul_bias_add(m->arena + 3948544, m->params + 93344, m->params + 93984, m->arena + 3952640);
     k13_probs_softmax(m->arena + 3952640, m->arena + 4601856);
     k14_loss_softmax_xent(m->arena + 3952640, y, m->arena + 4602944);
     k15_dloss_fill(m->arena + 3953280);
@@ -8157,7 +8226,7 @@ static const char *forward_backward_checked(mnist_cnn_bn *m, const float *x, con
     if (!all_finite(m->arena + 3948544, 4096)) {
         return "x = mul [64, 64] at dsl-examples/mnist_cnn_bn.nn:18 (forward, kernel k11_x_mul)";
     }
-    k12_logits_matmul_bias_add(m->arena + 3948544, m->params + 93344, m->params + 93984, m->arena + 3952640, m->arena + 3953280);
+    k12_logits_matmul_bias_add(m->arena + 3948544, m->params + 93344, m->params + 93984, m->arena + 3952640);
     if (!all_finite(m->arena + 3952640, 640)) {
         return "logits = bias_add [64, 10] at dsl-examples/mnist_cnn_bn.nn:19 (forward, kernel k12_logits_matmul_bias_add)";
     }

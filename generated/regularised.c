@@ -4277,40 +4277,104 @@ static void k03_x_mul(const float *x, const float *y, float *out)
  *   matmul           fc2          [128, 10]  line 23  (kept in registers)
  *   bias_add         fc2          [128, 10]  line 23
  */
-static void k04_fc2_matmul_bias_add(const float *restrict x, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict logits, float *restrict packed)
+static void k04_fc2_matmul_bias_add(const float *restrict x, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict logits)
 {
-    /* [128, 10] = A[128, 256] * B^T[256, 10], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [256, 10] first, so the inner loop reads it contiguously; 16 values of k by 10 of j at a time, whose lines stay in cache */
-    for (int k0 = 0; k0 < 256; k0 += 16) {
-        for (int k = k0; k < k0 + 16; k++) {
-            for (int j = 0; j < 10; j++) {
-                packed[(long)k * 10 + j] = fc2_weight[(long)j * 256 + k];
-            }
+    /* [128, 10] = A[128, 256] * B^T[256, 10], in tiles of 8 rows by all the columns, in vectors padded with zeros */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
+    enum { NV = (10 + NNC_LANES - 1) / NNC_LANES }; /* vectors that hold a row of C */
+    /* B laid out [k][j], each row padded with zeros to NV whole vectors */
+    _Alignas(NNC_VEC_BYTES) float bt[256][NV * NNC_LANES];
+    for (int k = 0; k < 256; k++) {
+        for (int j = 0; j < NV * NNC_LANES; j++) {
+            bt[k][j] = j < 10 ? fc2_weight[(long)j * 256 + k] : 0;
         }
     }
     NNC_PARALLEL_FOR
     for (int band = 0; band < 16; band++) {
         const int i0 = band * 8;
-        {
-            const long j0 = 0;
-            float sum[8][10] = {{0}};
-            for (int k = 0; k < 256; k++) {
-                const float *restrict brow = packed + (long)k * 10 + j0;
-                for (int r = 0; r < 8; r++) {
-                    const float a = x[(long)(i0 + r) * 256 + k];
-                    for (int c = 0; c < 10; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
+        nnc_vec acc[8][NV] = {{{0}}};
+        for (int k = 0; k < 256; k++) {
+            nnc_vec b[NV];
+            for (int v = 0; v < NV; v++) {
+                b[v] = *(const nnc_vec *)(bt[k] + v * NNC_LANES);
+            }
+            {
+                const float a = x[(long)(i0 + 0) * 256 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[0][v] += a * b[v];
                 }
             }
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 10; c++) {
-                    const long at = (long)(i0 + r) * 10 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
-                    logits[at] = t1;
+            {
+                const float a = x[(long)(i0 + 1) * 256 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[1][v] += a * b[v];
                 }
+            }
+            {
+                const float a = x[(long)(i0 + 2) * 256 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[2][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 3) * 256 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[3][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 4) * 256 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[4][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 5) * 256 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[5][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 6) * 256 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[6][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 7) * 256 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[7][v] += a * b[v];
+                }
+            }
+        }
+        float sum[8][NV * NNC_LANES];
+        for (int v = 0; v < NV; v++) {
+            *(nnc_vec *)(sum[0] + v * NNC_LANES) = acc[0][v];
+            *(nnc_vec *)(sum[1] + v * NNC_LANES) = acc[1][v];
+            *(nnc_vec *)(sum[2] + v * NNC_LANES) = acc[2][v];
+            *(nnc_vec *)(sum[3] + v * NNC_LANES) = acc[3][v];
+            *(nnc_vec *)(sum[4] + v * NNC_LANES) = acc[4][v];
+            *(nnc_vec *)(sum[5] + v * NNC_LANES) = acc[5][v];
+            *(nnc_vec *)(sum[6] + v * NNC_LANES) = acc[6][v];
+            *(nnc_vec *)(sum[7] + v * NNC_LANES) = acc[7][v];
+        }
+        const long j0 = 0;
+        for (int r = 0; r < 8; r++) {
+            for (int c = 0; c < 10; c++) {
+                const long at = (long)(i0 + r) * 10 + j0 + c;
+                const long j = j0 + c;
+                const float t0 = sum[r][c];
+                const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
+                logits[at] = t1;
             }
         }
     }
@@ -5019,8 +5083,8 @@ static void forward_predict(regularised *m, const float *x) {
     k19_bn1_bn_stats_batchnorm_relu(m->arena + 0, m->params + 201216, m->params + 201472, m->params + 200704, m->params + 200960, m->arena + 32768);
     k20_x_dropout_mask(m->arena + 0, &m->rng);
     k03_x_mul(m->arena + 32768, m->arena + 0, m->arena + 32768);
-    k04_fc2_matmul_bias_add(m->arena + 32768, m->params + 201728, m->params + 204288, m->arena + 2560, m->arena + 0);
-    k05_probs_softmax(m->arena + 2560, m->arena + 0);
+    k04_fc2_matmul_bias_add(m->arena + 32768, m->params + 201728, m->params + 204288, m->arena + 0);
+    k05_probs_softmax(m->arena + 0, m->arena + 1280);
 }
 
 /* Evaluation mode: outputs and loss. */
@@ -5029,9 +5093,9 @@ static void forward_eval(regularised *m, const float *x, const int32_t *y) {
     k19_bn1_bn_stats_batchnorm_relu(m->arena + 0, m->params + 201216, m->params + 201472, m->params + 200704, m->params + 200960, m->arena + 32768);
     k20_x_dropout_mask(m->arena + 0, &m->rng);
     k03_x_mul(m->arena + 32768, m->arena + 0, m->arena + 32768);
-    k04_fc2_matmul_bias_add(m->arena + 32768, m->params + 201728, m->params + 204288, m->arena + 2560, m->arena + 0);
-    k05_probs_softmax(m->arena + 2560, m->arena + 0);
-    k06_loss_softmax_xent(m->arena + 2560, y, m->arena + 1280);
+    k04_fc2_matmul_bias_add(m->arena + 32768, m->params + 201728, m->params + 204288, m->arena + 0);
+    k05_probs_softmax(m->arena + 0, m->arena + 1280);
+    k06_loss_softmax_xent(m->arena + 0, y, m->arena + 2560);
 }
 
 /* Training mode: loss and outputs, then every gradient. */
@@ -5043,11 +5107,11 @@ static void forward_backward(regularised *m, const float *x, const int32_t *y) {
     k01_bn1_bn_stats_batchnorm_relu(m->arena + 0, m->params + 201216, m->params + 201472, m->params + 200704, m->params + 200960, m->arena + 166400, m->arena + 32768);
     k02_x_dropout_mask(m->arena + 65536, &m->rng);
     k03_x_mul(m->arena + 32768, m->arena + 65536, m->arena + 98304);
-    k04_fc2_matmul_bias_add(m->arena + 98304, m->params + 201728, m->params + 204288, m->arena + 133632, m->arena + 131072);
-    k05_probs_softmax(m->arena + 133632, m->arena + 163840);
-    k06_loss_softmax_xent(m->arena + 133632, y, m->arena + 166912);
-    k07_dloss_fill(m->arena + 131072);
-    k08_dlogits_softmax_xent_grad(m->arena + 133632, y, m->arena + 131072, m->arena + 165120);
+    k04_fc2_matmul_bias_add(m->arena + 98304, m->params + 201728, m->params + 204288, m->arena + 131072);
+    k05_probs_softmax(m->arena + 131072, m->arena + 163840);
+    k06_loss_softmax_xent(m->arena + 131072, y, m->arena + 166912);
+    k07_dloss_fill(m->arena + 132352);
+    k08_dlogits_softmax_xent_grad(m->arena + 131072, y, m->arena + 132352, m->arena + 165120);
     k09_dfc2_bias_bias_grad(m->arena + 165120, m->grads + 204288);
     k10_dx_matmul_mul_relu_grad(m->arena + 165120, m->params + 201728, m->arena + 65536, m->arena + 32768, m->arena + 131072);
     k11_dfc2_weight_matmul(m->arena + 165120, m->arena + 98304, m->grads + 201728);
@@ -5110,23 +5174,23 @@ static const char *forward_backward_checked(regularised *m, const float *x, cons
     if (!all_finite(m->arena + 98304, 32768)) {
         return "x = mul [128, 256] at dsl-examples/regularised.nn:22 (forward, kernel k03_x_mul)";
     }
-    k04_fc2_matmul_bias_add(m->arena + 98304, m->params + 201728, m->params + 204288, m->arena + 133632, m->arena + 131072);
-    if (!all_finite(m->arena + 133632, 1280)) {
+    k04_fc2_matmul_bias_add(m->arena + 98304, m->params + 201728, m->params + 204288, m->arena + 131072);
+    if (!all_finite(m->arena + 131072, 1280)) {
         return "logits = bias_add [128, 10] at dsl-examples/regularised.nn:23 (forward, kernel k04_fc2_matmul_bias_add)";
     }
-    k05_probs_softmax(m->arena + 133632, m->arena + 163840);
+    k05_probs_softmax(m->arena + 131072, m->arena + 163840);
     if (!all_finite(m->arena + 163840, 1280)) {
         return "probs = softmax [128, 10] at dsl-examples/regularised.nn:25 (forward, kernel k05_probs_softmax)";
     }
-    k06_loss_softmax_xent(m->arena + 133632, y, m->arena + 166912);
+    k06_loss_softmax_xent(m->arena + 131072, y, m->arena + 166912);
     if (!all_finite(m->arena + 166912, 1)) {
         return "loss = softmax_xent [] at dsl-examples/regularised.nn:26 (forward, kernel k06_loss_softmax_xent)";
     }
-    k07_dloss_fill(m->arena + 131072);
-    if (!all_finite(m->arena + 131072, 1)) {
+    k07_dloss_fill(m->arena + 132352);
+    if (!all_finite(m->arena + 132352, 1)) {
         return "dloss = fill [] at dsl-examples/regularised.nn:26 (backward, kernel k07_dloss_fill)";
     }
-    k08_dlogits_softmax_xent_grad(m->arena + 133632, y, m->arena + 131072, m->arena + 165120);
+    k08_dlogits_softmax_xent_grad(m->arena + 131072, y, m->arena + 132352, m->arena + 165120);
     if (!all_finite(m->arena + 165120, 1280)) {
         return "dlogits = softmax_xent_grad [128, 10] at dsl-examples/regularised.nn:23 (backward, kernel k08_dlogits_softmax_xent_grad)";
     }
@@ -5259,7 +5323,7 @@ void regularised_predict(regularised *m, const float *x, int n, float *out) {
             batch = m->staging;
         }
         forward_predict(m, batch);
-        memcpy(out + (long)at * 10, m->arena + 0, sizeof(float) * (size_t)rows * 10);
+        memcpy(out + (long)at * 10, m->arena + 1280, sizeof(float) * (size_t)rows * 10);
     }
 }
 
@@ -5300,9 +5364,9 @@ float regularised_evaluate(regularised *m, const float *x, const int32_t *y, flo
     }
     forward_eval(m, x, y);
     if (out) {
-        memcpy(out, m->arena + 0, sizeof(float) * 1280);
+        memcpy(out, m->arena + 1280, sizeof(float) * 1280);
     }
-    return m->arena[1280];
+    return m->arena[2560];
 }
 
 int regularised_gradients_finite(const regularised *m) {

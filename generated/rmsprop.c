@@ -4162,39 +4162,103 @@ static void k00_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
  *   matmul           logits       [64, 10]  line 15  (kept in registers)
  *   bias_add         logits       [64, 10]  line 15
  */
-static void k01_logits_matmul_bias_add(const float *restrict logits_relu, const float *restrict logits_weight, const float *restrict logits_bias, float *restrict logits, float *restrict packed)
+static void k01_logits_matmul_bias_add(const float *restrict logits_relu, const float *restrict logits_weight, const float *restrict logits_bias, float *restrict logits)
 {
-    /* [64, 10] = A[64, 128] * B^T[128, 10], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [128, 10] first, so the inner loop reads it contiguously; 16 values of k by 10 of j at a time, whose lines stay in cache */
-    for (int k0 = 0; k0 < 128; k0 += 16) {
-        for (int k = k0; k < k0 + 16; k++) {
-            for (int j = 0; j < 10; j++) {
-                packed[(long)k * 10 + j] = logits_weight[(long)j * 128 + k];
-            }
+    /* [64, 10] = A[64, 128] * B^T[128, 10], in tiles of 8 rows by all the columns, in vectors padded with zeros */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
+    enum { NV = (10 + NNC_LANES - 1) / NNC_LANES }; /* vectors that hold a row of C */
+    /* B laid out [k][j], each row padded with zeros to NV whole vectors */
+    _Alignas(NNC_VEC_BYTES) float bt[128][NV * NNC_LANES];
+    for (int k = 0; k < 128; k++) {
+        for (int j = 0; j < NV * NNC_LANES; j++) {
+            bt[k][j] = j < 10 ? logits_weight[(long)j * 128 + k] : 0;
         }
     }
     for (int band = 0; band < 8; band++) {
         const int i0 = band * 8;
-        {
-            const long j0 = 0;
-            float sum[8][10] = {{0}};
-            for (int k = 0; k < 128; k++) {
-                const float *restrict brow = packed + (long)k * 10 + j0;
-                for (int r = 0; r < 8; r++) {
-                    const float a = logits_relu[(long)(i0 + r) * 128 + k];
-                    for (int c = 0; c < 10; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
+        nnc_vec acc[8][NV] = {{{0}}};
+        for (int k = 0; k < 128; k++) {
+            nnc_vec b[NV];
+            for (int v = 0; v < NV; v++) {
+                b[v] = *(const nnc_vec *)(bt[k] + v * NNC_LANES);
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 0) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[0][v] += a * b[v];
                 }
             }
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 10; c++) {
-                    const long at = (long)(i0 + r) * 10 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + logits_bias[j]; /* logits bias_add */
-                    logits[at] = t1;
+            {
+                const float a = logits_relu[(long)(i0 + 1) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[1][v] += a * b[v];
                 }
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 2) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[2][v] += a * b[v];
+                }
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 3) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[3][v] += a * b[v];
+                }
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 4) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[4][v] += a * b[v];
+                }
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 5) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[5][v] += a * b[v];
+                }
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 6) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[6][v] += a * b[v];
+                }
+            }
+            {
+                const float a = logits_relu[(long)(i0 + 7) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[7][v] += a * b[v];
+                }
+            }
+        }
+        float sum[8][NV * NNC_LANES];
+        for (int v = 0; v < NV; v++) {
+            *(nnc_vec *)(sum[0] + v * NNC_LANES) = acc[0][v];
+            *(nnc_vec *)(sum[1] + v * NNC_LANES) = acc[1][v];
+            *(nnc_vec *)(sum[2] + v * NNC_LANES) = acc[2][v];
+            *(nnc_vec *)(sum[3] + v * NNC_LANES) = acc[3][v];
+            *(nnc_vec *)(sum[4] + v * NNC_LANES) = acc[4][v];
+            *(nnc_vec *)(sum[5] + v * NNC_LANES) = acc[5][v];
+            *(nnc_vec *)(sum[6] + v * NNC_LANES) = acc[6][v];
+            *(nnc_vec *)(sum[7] + v * NNC_LANES) = acc[7][v];
+        }
+        const long j0 = 0;
+        for (int r = 0; r < 8; r++) {
+            for (int c = 0; c < 10; c++) {
+                const long at = (long)(i0 + r) * 10 + j0 + c;
+                const long j = j0 + c;
+                const float t0 = sum[r][c];
+                const float t1 = t0 + logits_bias[j]; /* logits bias_add */
+                logits[at] = t1;
             }
         }
     }
@@ -4224,7 +4288,8 @@ static void k02_probs_softmax(const float *restrict x, float *restrict out)
 /* k03_loss_softmax_xent: softmax_xent loss -> []  (dsl-examples/rmsprop.nn:18, forward) */
 static void k03_loss_softmax_xent(const float *restrict pred, const int32_t *restrict target, float *restrict loss)
 {
-    double total = 0;
+    double term[64]; /* each row's, summed in row order below */
+    NNC_PARALLEL_FOR
     for (int r = 0; r < 64; r++) {
         const float *z = pred + (long)r * 10;
         float max = z[0];
@@ -4236,7 +4301,11 @@ static void k03_loss_softmax_xent(const float *restrict pred, const int32_t *res
             sum += exp((double)(z[j] - max));
         }
         const double lse = (double)max + log(sum);
-        total += lse - (double)z[target[r]];
+        term[r] = lse - (double)z[target[r]];
+    }
+    double total = 0;
+    for (int r = 0; r < 64; r++) {
+        total += term[r];
     }
     loss[0] = (float)(total / 64);
 }
@@ -4751,26 +4820,26 @@ static int all_finite(const float *v, long n) {
 /* Evaluation mode: outputs only. */
 static void forward_predict(rmsprop *m, const float *x) {
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 0);
-    k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 9472, m->arena + 8192);
-    k02_probs_softmax(m->arena + 9472, m->arena + 0);
+    k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 8192);
+    k02_probs_softmax(m->arena + 8192, m->arena + 0);
 }
 
 /* Evaluation mode: outputs and loss. */
 static void forward_eval(rmsprop *m, const float *x, const int32_t *y) {
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 0);
-    k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 9472, m->arena + 8192);
-    k02_probs_softmax(m->arena + 9472, m->arena + 0);
-    k03_loss_softmax_xent(m->arena + 9472, y, m->arena + 640);
+    k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 8192);
+    k02_probs_softmax(m->arena + 8192, m->arena + 0);
+    k03_loss_softmax_xent(m->arena + 8192, y, m->arena + 640);
 }
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(rmsprop *m, const float *x, const int32_t *y) {
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 0);
-    k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 9472, m->arena + 8192);
-    k02_probs_softmax(m->arena + 9472, m->arena + 16384);
-    k03_loss_softmax_xent(m->arena + 9472, y, m->arena + 17664);
-    k04_dloss_fill(m->arena + 8192);
-    k05_dlogits_softmax_xent_grad(m->arena + 9472, y, m->arena + 8192, m->arena + 17024);
+    k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 8192);
+    k02_probs_softmax(m->arena + 8192, m->arena + 16384);
+    k03_loss_softmax_xent(m->arena + 8192, y, m->arena + 17664);
+    k04_dloss_fill(m->arena + 8832);
+    k05_dlogits_softmax_xent_grad(m->arena + 8192, y, m->arena + 8832, m->arena + 17024);
     k06_dlogits_bias_bias_grad(m->arena + 17024, m->grads + 101760);
     k07_dlogits_matmul_relu_grad(m->arena + 17024, m->params + 100480, m->arena + 0, m->arena + 8192);
     k08_dlogits_weight_matmul(m->arena + 17024, m->arena + 0, m->grads + 100480);
@@ -4808,23 +4877,23 @@ static const char *forward_backward_checked(rmsprop *m, const float *x, const in
     if (!all_finite(m->arena + 0, 8192)) {
         return "logits = relu [64, 128] at dsl-examples/rmsprop.nn:14 (forward, kernel k00_fc1_matmul_bias_add_relu)";
     }
-    k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 9472, m->arena + 8192);
-    if (!all_finite(m->arena + 9472, 640)) {
+    k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 8192);
+    if (!all_finite(m->arena + 8192, 640)) {
         return "logits = bias_add [64, 10] at dsl-examples/rmsprop.nn:15 (forward, kernel k01_logits_matmul_bias_add)";
     }
-    k02_probs_softmax(m->arena + 9472, m->arena + 16384);
+    k02_probs_softmax(m->arena + 8192, m->arena + 16384);
     if (!all_finite(m->arena + 16384, 640)) {
         return "probs = softmax [64, 10] at dsl-examples/rmsprop.nn:17 (forward, kernel k02_probs_softmax)";
     }
-    k03_loss_softmax_xent(m->arena + 9472, y, m->arena + 17664);
+    k03_loss_softmax_xent(m->arena + 8192, y, m->arena + 17664);
     if (!all_finite(m->arena + 17664, 1)) {
         return "loss = softmax_xent [] at dsl-examples/rmsprop.nn:18 (forward, kernel k03_loss_softmax_xent)";
     }
-    k04_dloss_fill(m->arena + 8192);
-    if (!all_finite(m->arena + 8192, 1)) {
+    k04_dloss_fill(m->arena + 8832);
+    if (!all_finite(m->arena + 8832, 1)) {
         return "dloss = fill [] at dsl-examples/rmsprop.nn:18 (backward, kernel k04_dloss_fill)";
     }
-    k05_dlogits_softmax_xent_grad(m->arena + 9472, y, m->arena + 8192, m->arena + 17024);
+    k05_dlogits_softmax_xent_grad(m->arena + 8192, y, m->arena + 8832, m->arena + 17024);
     if (!all_finite(m->arena + 17024, 640)) {
         return "dlogits = softmax_xent_grad [64, 10] at dsl-examples/rmsprop.nn:15 (backward, kernel k05_dlogits_softmax_xent_grad)";
     }

@@ -5077,39 +5077,103 @@ static void k02_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
  *   matmul           fc2          [64, 10]  line 19  (kept in registers)
  *   bias_add         fc2          [64, 10]  line 19
  */
-static void k03_fc2_matmul_bias_add(const float *restrict x, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict logits, float *restrict packed)
+static void k03_fc2_matmul_bias_add(const float *restrict x, const float *restrict fc2_weight, const float *restrict fc2_bias, float *restrict logits)
 {
-    /* [64, 10] = A[64, 128] * B^T[128, 10], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [128, 10] first, so the inner loop reads it contiguously; 16 values of k by 10 of j at a time, whose lines stay in cache */
-    for (int k0 = 0; k0 < 128; k0 += 16) {
-        for (int k = k0; k < k0 + 16; k++) {
-            for (int j = 0; j < 10; j++) {
-                packed[(long)k * 10 + j] = fc2_weight[(long)j * 128 + k];
-            }
+    /* [64, 10] = A[64, 128] * B^T[128, 10], in tiles of 8 rows by all the columns, in vectors padded with zeros */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
+    enum { NV = (10 + NNC_LANES - 1) / NNC_LANES }; /* vectors that hold a row of C */
+    /* B laid out [k][j], each row padded with zeros to NV whole vectors */
+    _Alignas(NNC_VEC_BYTES) float bt[128][NV * NNC_LANES];
+    for (int k = 0; k < 128; k++) {
+        for (int j = 0; j < NV * NNC_LANES; j++) {
+            bt[k][j] = j < 10 ? fc2_weight[(long)j * 128 + k] : 0;
         }
     }
     for (int band = 0; band < 8; band++) {
         const int i0 = band * 8;
-        {
-            const long j0 = 0;
-            float sum[8][10] = {{0}};
-            for (int k = 0; k < 128; k++) {
-                const float *restrict brow = packed + (long)k * 10 + j0;
-                for (int r = 0; r < 8; r++) {
-                    const float a = x[(long)(i0 + r) * 128 + k];
-                    for (int c = 0; c < 10; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
+        nnc_vec acc[8][NV] = {{{0}}};
+        for (int k = 0; k < 128; k++) {
+            nnc_vec b[NV];
+            for (int v = 0; v < NV; v++) {
+                b[v] = *(const nnc_vec *)(bt[k] + v * NNC_LANES);
+            }
+            {
+                const float a = x[(long)(i0 + 0) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[0][v] += a * b[v];
                 }
             }
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 10; c++) {
-                    const long at = (long)(i0 + r) * 10 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
-                    logits[at] = t1;
+            {
+                const float a = x[(long)(i0 + 1) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[1][v] += a * b[v];
                 }
+            }
+            {
+                const float a = x[(long)(i0 + 2) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[2][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 3) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[3][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 4) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[4][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 5) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[5][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 6) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[6][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 7) * 128 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[7][v] += a * b[v];
+                }
+            }
+        }
+        float sum[8][NV * NNC_LANES];
+        for (int v = 0; v < NV; v++) {
+            *(nnc_vec *)(sum[0] + v * NNC_LANES) = acc[0][v];
+            *(nnc_vec *)(sum[1] + v * NNC_LANES) = acc[1][v];
+            *(nnc_vec *)(sum[2] + v * NNC_LANES) = acc[2][v];
+            *(nnc_vec *)(sum[3] + v * NNC_LANES) = acc[3][v];
+            *(nnc_vec *)(sum[4] + v * NNC_LANES) = acc[4][v];
+            *(nnc_vec *)(sum[5] + v * NNC_LANES) = acc[5][v];
+            *(nnc_vec *)(sum[6] + v * NNC_LANES) = acc[6][v];
+            *(nnc_vec *)(sum[7] + v * NNC_LANES) = acc[7][v];
+        }
+        const long j0 = 0;
+        for (int r = 0; r < 8; r++) {
+            for (int c = 0; c < 10; c++) {
+                const long at = (long)(i0 + r) * 10 + j0 + c;
+                const long j = j0 + c;
+                const float t0 = sum[r][c];
+                const float t1 = t0 + fc2_bias[j]; /* fc2 bias_add */
+                logits[at] = t1;
             }
         }
     }
@@ -5139,7 +5203,8 @@ static void k04_probs_softmax(const float *restrict x, float *restrict out)
 /* k05_loss_softmax_xent: softmax_xent loss -> []  (dsl-examples/torch_mnist_cnn.nn:22, forward) */
 static void k05_loss_softmax_xent(const float *restrict pred, const int32_t *restrict target, float *restrict loss)
 {
-    double total = 0;
+    double term[64]; /* each row's, summed in row order below */
+    NNC_PARALLEL_FOR
     for (int r = 0; r < 64; r++) {
         const float *z = pred + (long)r * 10;
         float max = z[0];
@@ -5151,7 +5216,11 @@ static void k05_loss_softmax_xent(const float *restrict pred, const int32_t *res
             sum += exp((double)(z[j] - max));
         }
         const double lse = (double)max + log(sum);
-        total += lse - (double)z[target[r]];
+        term[r] = lse - (double)z[target[r]];
+    }
+    double total = 0;
+    for (int r = 0; r < 64; r++) {
+        total += term[r];
     }
     loss[0] = (float)(total / 64);
 }
@@ -6622,8 +6691,8 @@ static void forward_predict(torch_mnist_cnn *m, const float *x) {
     k00_conv1_conv2d_bias_add_relu(x, m->params + 0, m->params + 288, m->arena + 0);
     k18_conv2_conv2d_bias_add_relu_maxpool2d(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 1384448);
     k02_fc1_matmul_bias_add_relu(m->arena + 1384448, m->params + 18816, m->params + 1198464, m->arena + 0);
-    k03_fc2_matmul_bias_add(m->arena + 0, m->params + 1198592, m->params + 1199872, m->arena + 9472, m->arena + 8192);
-    k04_probs_softmax(m->arena + 9472, m->arena + 0);
+    k03_fc2_matmul_bias_add(m->arena + 0, m->params + 1198592, m->params + 1199872, m->arena + 8192);
+    k04_probs_softmax(m->arena + 8192, m->arena + 0);
 }
 
 /* Evaluation mode: outputs and loss. */
@@ -6631,9 +6700,9 @@ static void forward_eval(torch_mnist_cnn *m, const float *x, const int32_t *y) {
     k00_conv1_conv2d_bias_add_relu(x, m->params + 0, m->params + 288, m->arena + 0);
     k18_conv2_conv2d_bias_add_relu_maxpool2d(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 1384448);
     k02_fc1_matmul_bias_add_relu(m->arena + 1384448, m->params + 18816, m->params + 1198464, m->arena + 0);
-    k03_fc2_matmul_bias_add(m->arena + 0, m->params + 1198592, m->params + 1199872, m->arena + 9472, m->arena + 8192);
-    k04_probs_softmax(m->arena + 9472, m->arena + 0);
-    k05_loss_softmax_xent(m->arena + 9472, y, m->arena + 640);
+    k03_fc2_matmul_bias_add(m->arena + 0, m->params + 1198592, m->params + 1199872, m->arena + 8192);
+    k04_probs_softmax(m->arena + 8192, m->arena + 0);
+    k05_loss_softmax_xent(m->arena + 8192, y, m->arena + 640);
 }
 
 /* Training mode: loss and outputs, then every gradient. */
@@ -6641,11 +6710,11 @@ static void forward_backward(torch_mnist_cnn *m, const float *x, const int32_t *
     k00_conv1_conv2d_bias_add_relu(x, m->params + 0, m->params + 288, m->arena + 0);
     k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 1384448, m->arena + 2768896);
     k02_fc1_matmul_bias_add_relu(m->arena + 1384448, m->params + 18816, m->params + 1198464, m->arena + 1974272);
-    k03_fc2_matmul_bias_add(m->arena + 1974272, m->params + 1198592, m->params + 1199872, m->arena + 1983744, m->arena + 1982464);
-    k04_probs_softmax(m->arena + 1983744, m->arena + 3948544);
-    k05_loss_softmax_xent(m->arena + 1983744, y, m->arena + 3949184);
-    k06_dloss_fill(m->arena + 1982464);
-    k07_dlogits_softmax_xent_grad(m->arena + 1983744, y, m->arena + 1982464, m->arena + 1990656);
+    k03_fc2_matmul_bias_add(m->arena + 1974272, m->params + 1198592, m->params + 1199872, m->arena + 1982464);
+    k04_probs_softmax(m->arena + 1982464, m->arena + 3948544);
+    k05_loss_softmax_xent(m->arena + 1982464, y, m->arena + 3949184);
+    k06_dloss_fill(m->arena + 1983104);
+    k07_dlogits_softmax_xent_grad(m->arena + 1982464, y, m->arena + 1983104, m->arena + 1990656);
     k08_dfc2_bias_bias_grad(m->arena + 1990656, m->grads + 1199872);
     k09_dx_matmul_relu_grad(m->arena + 1990656, m->params + 1198592, m->arena + 1974272, m->arena + 1982464);
     k10_dfc2_weight_matmul(m->arena + 1990656, m->arena + 1974272, m->grads + 1198592);
@@ -6710,23 +6779,23 @@ static const char *forward_backward_checked(torch_mnist_cnn *m, const float *x, 
     if (!all_finite(m->arena + 1974272, 8192)) {
         return "x = relu [64, 128] at dsl-examples/torch_mnist_cnn.nn:18 (forward, kernel k02_fc1_matmul_bias_add_relu)";
     }
-    k03_fc2_matmul_bias_add(m->arena + 1974272, m->params + 1198592, m->params + 1199872, m->arena + 1983744, m->arena + 1982464);
-    if (!all_finite(m->arena + 1983744, 640)) {
+    k03_fc2_matmul_bias_add(m->arena + 1974272, m->params + 1198592, m->params + 1199872, m->arena + 1982464);
+    if (!all_finite(m->arena + 1982464, 640)) {
         return "logits = bias_add [64, 10] at dsl-examples/torch_mnist_cnn.nn:19 (forward, kernel k03_fc2_matmul_bias_add)";
     }
-    k04_probs_softmax(m->arena + 1983744, m->arena + 3948544);
+    k04_probs_softmax(m->arena + 1982464, m->arena + 3948544);
     if (!all_finite(m->arena + 3948544, 640)) {
         return "probs = softmax [64, 10] at dsl-examples/torch_mnist_cnn.nn:21 (forward, kernel k04_probs_softmax)";
     }
-    k05_loss_softmax_xent(m->arena + 1983744, y, m->arena + 3949184);
+    k05_loss_softmax_xent(m->arena + 1982464, y, m->arena + 3949184);
     if (!all_finite(m->arena + 3949184, 1)) {
         return "loss = softmax_xent [] at dsl-examples/torch_mnist_cnn.nn:22 (forward, kernel k05_loss_softmax_xent)";
     }
-    k06_dloss_fill(m->arena + 1982464);
-    if (!all_finite(m->arena + 1982464, 1)) {
+    k06_dloss_fill(m->arena + 1983104);
+    if (!all_finite(m->arena + 1983104, 1)) {
         return "dloss = fill [] at dsl-examples/torch_mnist_cnn.nn:22 (backward, kernel k06_dloss_fill)";
     }
-    k07_dlogits_softmax_xent_grad(m->arena + 1983744, y, m->arena + 1982464, m->arena + 1990656);
+    k07_dlogits_softmax_xent_grad(m->arena + 1982464, y, m->arena + 1983104, m->arena + 1990656);
     if (!all_finite(m->arena + 1990656, 640)) {
         return "dlogits = softmax_xent_grad [64, 10] at dsl-examples/torch_mnist_cnn.nn:19 (backward, kernel k07_dlogits_softmax_xent_grad)";
     }

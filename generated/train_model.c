@@ -4426,39 +4426,103 @@ static void k06_fc1_matmul_bias_add_relu(const float *restrict x, const float *r
  *   matmul           fc           [64, 10]  line 29  (kept in registers)
  *   bias_add         fc           [64, 10]  line 29
  */
-static void k07_fc_matmul_bias_add(const float *restrict x, const float *restrict fc_weight, const float *restrict fc_bias, float *restrict logits, float *restrict packed)
+static void k07_fc_matmul_bias_add(const float *restrict x, const float *restrict fc_weight, const float *restrict fc_bias, float *restrict logits)
 {
-    /* [64, 10] = A[64, 64] * B^T[64, 10], in tiles of 8 rows by all the columns */
-    /* B is used transposed: lay it out as [64, 10] first, so the inner loop reads it contiguously; 16 values of k by 10 of j at a time, whose lines stay in cache */
-    for (int k0 = 0; k0 < 64; k0 += 16) {
-        for (int k = k0; k < k0 + 16; k++) {
-            for (int j = 0; j < 10; j++) {
-                packed[(long)k * 10 + j] = fc_weight[(long)j * 64 + k];
-            }
+    /* [64, 10] = A[64, 64] * B^T[64, 10], in tiles of 8 rows by all the columns, in vectors padded with zeros */
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
+    enum { NV = (10 + NNC_LANES - 1) / NNC_LANES }; /* vectors that hold a row of C */
+    /* B laid out [k][j], each row padded with zeros to NV whole vectors */
+    _Alignas(NNC_VEC_BYTES) float bt[64][NV * NNC_LANES];
+    for (int k = 0; k < 64; k++) {
+        for (int j = 0; j < NV * NNC_LANES; j++) {
+            bt[k][j] = j < 10 ? fc_weight[(long)j * 64 + k] : 0;
         }
     }
     for (int band = 0; band < 8; band++) {
         const int i0 = band * 8;
-        {
-            const long j0 = 0;
-            float sum[8][10] = {{0}};
-            for (int k = 0; k < 64; k++) {
-                const float *restrict brow = packed + (long)k * 10 + j0;
-                for (int r = 0; r < 8; r++) {
-                    const float a = x[(long)(i0 + r) * 64 + k];
-                    for (int c = 0; c < 10; c++) {
-                        sum[r][c] += a * brow[c];
-                    }
+        nnc_vec acc[8][NV] = {{{0}}};
+        for (int k = 0; k < 64; k++) {
+            nnc_vec b[NV];
+            for (int v = 0; v < NV; v++) {
+                b[v] = *(const nnc_vec *)(bt[k] + v * NNC_LANES);
+            }
+            {
+                const float a = x[(long)(i0 + 0) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[0][v] += a * b[v];
                 }
             }
-            for (int r = 0; r < 8; r++) {
-                for (int c = 0; c < 10; c++) {
-                    const long at = (long)(i0 + r) * 10 + j0 + c;
-                    const long j = j0 + c;
-                    const float t0 = sum[r][c];
-                    const float t1 = t0 + fc_bias[j]; /* fc bias_add */
-                    logits[at] = t1;
+            {
+                const float a = x[(long)(i0 + 1) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[1][v] += a * b[v];
                 }
+            }
+            {
+                const float a = x[(long)(i0 + 2) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[2][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 3) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[3][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 4) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[4][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 5) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[5][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 6) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[6][v] += a * b[v];
+                }
+            }
+            {
+                const float a = x[(long)(i0 + 7) * 64 + k];
+                for (int v = 0; v < NV; v++) {
+                    acc[7][v] += a * b[v];
+                }
+            }
+        }
+        float sum[8][NV * NNC_LANES];
+        for (int v = 0; v < NV; v++) {
+            *(nnc_vec *)(sum[0] + v * NNC_LANES) = acc[0][v];
+            *(nnc_vec *)(sum[1] + v * NNC_LANES) = acc[1][v];
+            *(nnc_vec *)(sum[2] + v * NNC_LANES) = acc[2][v];
+            *(nnc_vec *)(sum[3] + v * NNC_LANES) = acc[3][v];
+            *(nnc_vec *)(sum[4] + v * NNC_LANES) = acc[4][v];
+            *(nnc_vec *)(sum[5] + v * NNC_LANES) = acc[5][v];
+            *(nnc_vec *)(sum[6] + v * NNC_LANES) = acc[6][v];
+            *(nnc_vec *)(sum[7] + v * NNC_LANES) = acc[7][v];
+        }
+        const long j0 = 0;
+        for (int r = 0; r < 8; r++) {
+            for (int c = 0; c < 10; c++) {
+                const long at = (long)(i0 + r) * 10 + j0 + c;
+                const long j = j0 + c;
+                const float t0 = sum[r][c];
+                const float t1 = t0 + fc_bias[j]; /* fc bias_add */
+                logits[at] = t1;
             }
         }
     }
@@ -4488,7 +4552,8 @@ static void k08_probs_softmax(const float *restrict x, float *restrict out)
 /* k09_loss_softmax_xent: softmax_xent loss -> []  (dsl-examples/train_model.nn:32, forward) */
 static void k09_loss_softmax_xent(const float *restrict pred, const int32_t *restrict target, float *restrict loss)
 {
-    double total = 0;
+    double term[64]; /* each row's, summed in row order below */
+    NNC_PARALLEL_FOR
     for (int r = 0; r < 64; r++) {
         const float *z = pred + (long)r * 10;
         float max = z[0];
@@ -4500,7 +4565,11 @@ static void k09_loss_softmax_xent(const float *restrict pred, const int32_t *res
             sum += exp((double)(z[j] - max));
         }
         const double lse = (double)max + log(sum);
-        total += lse - (double)z[target[r]];
+        term[r] = lse - (double)z[target[r]];
+    }
+    double total = 0;
+    for (int r = 0; r < 64; r++) {
+        total += term[r];
     }
     loss[0] = (float)(total / 64);
 }
@@ -5562,7 +5631,7 @@ static void forward_predict(train_model *m, const float *x) {
     k35_bn2_bn_stats_batchnorm_relu(m->arena + 0, m->params + 4880, m->params + 4912, m->params + 4816, m->params + 4848, m->arena + 401408);
     k05_x_maxpool2d(m->arena + 401408, m->arena + 0);
     k06_fc1_matmul_bias_add_relu(m->arena + 0, m->params + 4944, m->params + 105296, m->arena + 100352);
-    k07_fc_matmul_bias_add(m->arena + 100352, m->params + 105360, m->params + 106000, m->arena + 0, m->arena + 640);
+    k07_fc_matmul_bias_add(m->arena + 100352, m->params + 105360, m->params + 106000, m->arena + 0);
     k08_probs_softmax(m->arena + 0, m->arena + 640);
 }
 
@@ -5575,7 +5644,7 @@ static void forward_eval(train_model *m, const float *x, const int32_t *y) {
     k35_bn2_bn_stats_batchnorm_relu(m->arena + 0, m->params + 4880, m->params + 4912, m->params + 4816, m->params + 4848, m->arena + 401408);
     k05_x_maxpool2d(m->arena + 401408, m->arena + 0);
     k06_fc1_matmul_bias_add_relu(m->arena + 0, m->params + 4944, m->params + 105296, m->arena + 100352);
-    k07_fc_matmul_bias_add(m->arena + 100352, m->params + 105360, m->params + 106000, m->arena + 0, m->arena + 640);
+    k07_fc_matmul_bias_add(m->arena + 100352, m->params + 105360, m->params + 106000, m->arena + 0);
     k08_probs_softmax(m->arena + 0, m->arena + 640);
     k09_loss_softmax_xent(m->arena + 0, y, m->arena + 1280);
 }
@@ -5589,7 +5658,7 @@ static void forward_backward(train_model *m, const float *x, const int32_t *y) {
     k04_bn2_bn_stats_batchnorm_relu(m->arena + 1605632, m->params + 4880, m->params + 4912, m->params + 4816, m->params + 4848, m->arena + 3011200, m->arena + 2007040);
     k05_x_maxpool2d(m->arena + 2007040, m->arena + 2408448);
     k06_fc1_matmul_bias_add_relu(m->arena + 2408448, m->params + 4944, m->params + 105296, m->arena + 2508800);
-    k07_fc_matmul_bias_add(m->arena + 2508800, m->params + 105360, m->params + 106000, m->arena + 2512896, m->arena + 2513536);
+    k07_fc_matmul_bias_add(m->arena + 2508800, m->params + 105360, m->params + 106000, m->arena + 2512896);
     k08_probs_softmax(m->arena + 2512896, m->arena + 3010560);
     k09_loss_softmax_xent(m->arena + 2512896, y, m->arena + 3011296);
     k10_dloss_fill(m->arena + 2514176);
@@ -5695,7 +5764,7 @@ static const char *forward_backward_checked(train_model *m, const float *x, cons
     if (!all_finite(m->arena + 2508800, 4096)) {
         return "x = relu [64, 64] at dsl-examples/train_model.nn:28 (forward, kernel k06_fc1_matmul_bias_add_relu)";
     }
-    k07_fc_matmul_bias_add(m->arena + 2508800, m->params + 105360, m->params + 106000, m->arena + 2512896, m->arena + 2513536);
+    k07_fc_matmul_bias_add(m->arena + 2508800, m->params + 105360, m->params + 106000, m->arena + 2512896);
     if (!all_finite(m->arena + 2512896, 640)) {
         return "logits = bias_add [64, 10] at dsl-examples/train_model.nn:29 (forward, kernel k07_fc_matmul_bias_add)";
     }

@@ -501,9 +501,9 @@ static char *generated_c(const char *input, const char *body)
     return generated_c_with(input, body, "batch 16", false);
 }
 
-/* The softmax cross-entropy gradient from logits takes two exp a value:
- * on the threads for a batch whose rows are worth it, not for a small
- * one (lower.c, EXP_WORK). */
+/* The softmax cross-entropy gradient from logits takes two exp a value,
+ * its loss one: on the threads for a batch whose rows are worth it, not
+ * for a small one (lower.c, EXP_WORK). */
 START_TEST(xent_grad_threads_by_batch)
 {
     const char *body = "    h = dense(x, 8) |> relu\n";
@@ -516,6 +516,17 @@ START_TEST(xent_grad_threads_by_batch)
     ck_assert_ptr_nonnull(strstr(kb, "NNC_PARALLEL_FOR\n    for (int r = 0; r < 256; r++)"));
     ck_assert_ptr_nonnull(strstr(ks, "    for (int r = 0; r < 16; r++)"));
     ck_assert_ptr_null(strstr(ks, "NNC_PARALLEL_FOR\n    for (int r = 0; r < 16; r++)"));
+    /* the loss too: each row's term on the threads, then summed in row
+     * order, the serial sum's bits */
+    const char *lb = strstr(big, "_loss_softmax_xent(const float");
+    const char *ls = strstr(small, "_loss_softmax_xent(const float");
+    ck_assert_ptr_nonnull(lb);
+    ck_assert_ptr_nonnull(ls);
+    ck_assert_ptr_nonnull(strstr(lb, "double term[256]; /* each row's, summed in row order below */\n    NNC_PARALLEL_FOR\n    for (int r = 0; r < 256; r++)"));
+    ck_assert_ptr_nonnull(strstr(lb, "term[r] = lse - (double)z[target[r]];"));
+    ck_assert_ptr_nonnull(strstr(lb, "total += term[r];"));
+    ck_assert_ptr_nonnull(strstr(ls, "double total = 0;\n    for (int r = 0; r < 16; r++)"));
+    ck_assert_ptr_nonnull(strstr(ls, "total += lse - (double)z[target[r]];"));
     free(big);
     free(small);
 }

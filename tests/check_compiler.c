@@ -977,11 +977,29 @@ START_TEST(gemm_emits_register_tiles)
     ck_assert_ptr_null(strstr(wide, "nnc_vec acc[8][1]"));
     ck_assert_ptr_null(strstr(wide, "if (j0 < 256)"));
     free(wide);
+    /* narrower than a vector: B copied with its rows padded with zeros
+     * to whole vectors, the sums in registers */
     char *narrow = gemm_text(64, 10, 64, false, "float");
-    ck_assert_ptr_null(strstr(narrow, "nnc_vec"));
-    ck_assert_ptr_nonnull(strstr(narrow, "float sum[8][10] = {{0}};"));
+    ck_assert_ptr_nonnull(strstr(narrow, "enum { NV = (10 + NNC_LANES - 1) / NNC_LANES };"));
+    ck_assert_ptr_nonnull(strstr(narrow, "_Alignas(NNC_VEC_BYTES) float bt[64][NV * NNC_LANES];"));
+    ck_assert_ptr_nonnull(strstr(narrow, "bt[k][j] = j < 10 ? B[(long)k * 10 + j] : 0;"));
+    ck_assert_ptr_nonnull(strstr(narrow, "nnc_vec acc[8][NV] = {{{0}}};"));
+    ck_assert_ptr_nonnull(strstr(narrow, "acc[7][v] += a * b[v];"));
+    ck_assert_ptr_nonnull(strstr(narrow, "for (int c = 0; c < 10; c++)"));
+    ck_assert_ptr_null(strstr(narrow, "float sum[8][10] = {{0}};"));
     ck_assert_ptr_null(strstr(narrow, "group")); /* B is in L1 anyway */
     free(narrow);
+    /* B used transposed, and a rest of rows */
+    char *narrow_t = gemm_text(12, 10, 64, true, "double");
+    ck_assert_ptr_nonnull(strstr(narrow_t, "bt[k][j] = j < 10 ? B[(long)j * 64 + k] : 0;"));
+    ck_assert_ptr_nonnull(strstr(narrow_t, "nnc_vec acc[4][NV] = {{{0}}};"));
+    ck_assert_ptr_null(strstr(narrow_t, "packed"));
+    free(narrow_t);
+    /* K too long to copy onto the stack: the scalar tile */
+    char *long_k = gemm_text(64, 10, 600, false, "float");
+    ck_assert_ptr_nonnull(strstr(long_k, "float sum[8][10] = {{0}};"));
+    ck_assert_ptr_null(strstr(long_k, "nnc_vec"));
+    free(long_k);
     /* a layout whose blocks do not divide K or N ends at both */
     /* one band: B is laid out whole, as the threads share it */
     char *ragged = gemm_text(8, 84, 120, true, "float");
