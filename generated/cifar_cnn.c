@@ -3865,6 +3865,11 @@ enum { NTENSORS = 10 };
 #define NNC_SCALAR
 #endif
 
+/* clang: 512-bit vectors where the machine has them (see docs/generated-code.md) */
+#if defined(__clang__)
+#pragma clang attribute push (__attribute__((min_vector_width(512))), apply_to = function)
+#endif
+
 /* k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place: fused by rule conv_pool (dsl-examples/cifar_cnn.nn), any mode
  *   conv2d           conv1        [4, 6, 30, 30]  line 16  (kept in registers)
  *   bias_add         conv1        [4, 6, 30, 30]  line 16  (kept in registers)
@@ -7064,6 +7069,10 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         }
     }
 }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 /* ---- programs: straight-line kernel calls ---- */
 

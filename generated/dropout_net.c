@@ -3867,6 +3867,8 @@ enum { NTENSORS = 4 };
 /* NNC_IVDEP: the update's arrays do not overlap; gcc need not test it at run time */
 #if defined(__GNUC__) && !defined(__clang__)
 #define NNC_IVDEP _Pragma("GCC ivdep")
+#elif defined(__clang__)
+#define NNC_IVDEP _Pragma("clang loop vectorize(assume_safety) vectorize_width(16)")
 #else
 #define NNC_IVDEP
 #endif
@@ -3935,6 +3937,11 @@ static inline void nnc_adamf_block(float *restrict out, const float *restrict sq
         out[l] = num[l] / (root[l] / c + eps);
     }
 }
+
+/* clang: 512-bit vectors where the machine has them (see docs/generated-code.md) */
+#if defined(__clang__)
+#pragma clang attribute push (__attribute__((min_vector_width(512))), apply_to = function)
+#endif
 
 /* k00_fc1_matmul_bias_add_relu: fused by rule matmul_epilogue (dsl-examples/dropout_net.nn), any mode
  *   matmul           fc1          [4, 4]  line 12  (kept in registers)
@@ -4173,6 +4180,10 @@ static void k13_h_dropout_mask(float *restrict mask, nnc_rng *rng)
         mask[i] = 1;
     }
 }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 /* ---- programs: straight-line kernel calls ---- */
 

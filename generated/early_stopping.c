@@ -3861,6 +3861,11 @@ enum { NTENSORS = 6 };
 #define NNC_SCALAR
 #endif
 
+/* clang: 512-bit vectors where the machine has them (see docs/generated-code.md) */
+#if defined(__clang__)
+#pragma clang attribute push (__attribute__((min_vector_width(512))), apply_to = function)
+#endif
+
 /* nnc_transpose: dst[i][j] = src[j][i] for a block of one vector register's lanes
  * square, rows dst_stride and src_stride elements apart: each stage swaps the
  * off-diagonal blocks of half the size before, a shuffle of two registers a row */
@@ -5093,6 +5098,10 @@ static void k15_params_sgd_update(float *restrict w, const float *restrict g, do
         w[i] = fmaf(d, neg_lr, w[i]);
     }
 }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 /* ---- programs: straight-line kernel calls ---- */
 

@@ -3885,6 +3885,8 @@ enum { NTENSORS = 22 };
 /* NNC_IVDEP: the update's arrays do not overlap; gcc need not test it at run time */
 #if defined(__GNUC__) && !defined(__clang__)
 #define NNC_IVDEP _Pragma("GCC ivdep")
+#elif defined(__clang__)
+#define NNC_IVDEP _Pragma("clang loop vectorize(assume_safety) vectorize_width(16)")
 #else
 #define NNC_IVDEP
 #endif
@@ -3953,6 +3955,11 @@ static inline void nnc_adamf_block(float *restrict out, const float *restrict sq
         out[l] = num[l] / (root[l] / c + eps);
     }
 }
+
+/* clang: 512-bit vectors where the machine has them (see docs/generated-code.md) */
+#if defined(__clang__)
+#pragma clang attribute push (__attribute__((min_vector_width(512))), apply_to = function)
+#endif
 
 /* nnc_transpose: dst[i][j] = src[j][i] for a block of one vector register's lanes
  * square, rows dst_stride and src_stride elements apart: each stage swaps the
@@ -8001,6 +8008,10 @@ static void k50_x_dropout_mask(float *restrict mask, nnc_rng *rng)
         mask[i] = 1;
     }
 }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 /* ---- programs: straight-line kernel calls ---- */
 

@@ -3865,6 +3865,8 @@ enum { NTENSORS = 4 };
 /* NNC_IVDEP: the update's arrays do not overlap; gcc need not test it at run time */
 #if defined(__GNUC__) && !defined(__clang__)
 #define NNC_IVDEP _Pragma("GCC ivdep")
+#elif defined(__clang__)
+#define NNC_IVDEP _Pragma("clang loop vectorize(assume_safety) vectorize_width(16)")
 #else
 #define NNC_IVDEP
 #endif
@@ -3888,6 +3890,11 @@ static inline void nnc_sqrt_block(double *restrict out, const double *restrict i
     }
     #endif
 }
+
+/* clang: 512-bit vectors where the machine has them (see docs/generated-code.md) */
+#if defined(__clang__)
+#pragma clang attribute push (__attribute__((min_vector_width(512))), apply_to = function)
+#endif
 
 /* nnc_transpose: dst[i][j] = src[j][i] for a block of one vector register's lanes
  * square, rows dst_stride and src_stride elements apart: each stage swaps the
@@ -4800,6 +4807,10 @@ static void k11_params_rmsprop_update(float *restrict w, const float *restrict g
         w[i] -= (float)(lr * v[i + 101770]);
     }
 }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 /* ---- programs: straight-line kernel calls ---- */
 

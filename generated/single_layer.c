@@ -3857,6 +3857,11 @@ enum { NTENSORS = 2 };
 #define NNC_SCALAR
 #endif
 
+/* clang: 512-bit vectors where the machine has them (see docs/generated-code.md) */
+#if defined(__clang__)
+#pragma clang attribute push (__attribute__((min_vector_width(512))), apply_to = function)
+#endif
+
 /* k00_z_matmul_bias_add_sigmoid: fused by rule matmul_epilogue (dsl-examples/single_layer.nn), any mode
  *   matmul           z            [4, 1]  line 13  (kept in registers)
  *   bias_add         z            [4, 1]  line 13  (kept in registers)
@@ -3961,6 +3966,10 @@ static NNC_SCALAR void k06_params_sgd_update(float *restrict w, const float *res
         w[i] = fmaf(d, neg_lr, w[i]);
     }
 }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 /* ---- programs: straight-line kernel calls ---- */
 

@@ -3869,6 +3869,8 @@ enum { NTENSORS = 8 };
 /* NNC_IVDEP: the update's arrays do not overlap; gcc need not test it at run time */
 #if defined(__GNUC__) && !defined(__clang__)
 #define NNC_IVDEP _Pragma("GCC ivdep")
+#elif defined(__clang__)
+#define NNC_IVDEP _Pragma("clang loop vectorize(assume_safety) vectorize_width(16)")
 #else
 #define NNC_IVDEP
 #endif
@@ -3937,6 +3939,11 @@ static inline void nnc_adamf_block(float *restrict out, const float *restrict sq
         out[l] = num[l] / (root[l] / c + eps);
     }
 }
+
+/* clang: 512-bit vectors where the machine has them (see docs/generated-code.md) */
+#if defined(__clang__)
+#pragma clang attribute push (__attribute__((min_vector_width(512))), apply_to = function)
+#endif
 
 /* nnc_transpose: dst[i][j] = src[j][i] for a block of one vector register's lanes
  * square, rows dst_stride and src_stride elements apart: each stage swaps the
@@ -6669,6 +6676,10 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
         }
     }
 }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 /* ---- programs: straight-line kernel calls ---- */
 

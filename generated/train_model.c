@@ -3869,6 +3869,11 @@ enum { NTENSORS = 14 };
 #define NNC_SCALAR
 #endif
 
+/* clang: 512-bit vectors where the machine has them (see docs/generated-code.md) */
+#if defined(__clang__)
+#pragma clang attribute push (__attribute__((min_vector_width(512))), apply_to = function)
+#endif
+
 /* nnc_transpose: dst[i][j] = src[j][i] for a block of one vector register's lanes
  * square, rows dst_stride and src_stride elements apart: each stage swaps the
  * off-diagonal blocks of half the size before, a shuffle of two registers a row */
@@ -5605,6 +5610,10 @@ static void k35_bn2_bn_stats_batchnorm_relu(const float *restrict x, const float
         }
     }
 }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 /* ---- programs: straight-line kernel calls ---- */
 

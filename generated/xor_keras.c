@@ -3865,6 +3865,8 @@ enum { NTENSORS = 4 };
 /* NNC_IVDEP: the update's arrays do not overlap; gcc need not test it at run time */
 #if defined(__GNUC__) && !defined(__clang__)
 #define NNC_IVDEP _Pragma("GCC ivdep")
+#elif defined(__clang__)
+#define NNC_IVDEP _Pragma("clang loop vectorize(assume_safety) vectorize_width(16)")
 #else
 #define NNC_IVDEP
 #endif
@@ -3933,6 +3935,11 @@ static inline void nnc_adamf_block(float *restrict out, const float *restrict sq
         out[l] = num[l] / (root[l] / c + eps);
     }
 }
+
+/* clang: 512-bit vectors where the machine has them (see docs/generated-code.md) */
+#if defined(__clang__)
+#pragma clang attribute push (__attribute__((min_vector_width(512))), apply_to = function)
+#endif
 
 /* k00_fc1_matmul_bias_add_relu: fused by rule matmul_epilogue (dsl-examples/xor_keras.nn), any mode
  *   matmul           fc1          [4, 4]  line 9  (kept in registers)
@@ -4144,6 +4151,10 @@ static NNC_SCALAR void k10_params_adam_update(float *restrict w, const float *re
         w[i] += quot[l];
     }
 }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 /* ---- programs: straight-line kernel calls ---- */
 

@@ -3859,6 +3859,11 @@ enum { NTENSORS = 4 };
 #define NNC_SCALAR
 #endif
 
+/* clang: 512-bit vectors where the machine has them (see docs/generated-code.md) */
+#if defined(__clang__)
+#pragma clang attribute push (__attribute__((min_vector_width(512))), apply_to = function)
+#endif
+
 /* k00_fc1_matmul_bias_add_sigmoid: fused by rule matmul_epilogue (dsl-examples/xor_sigmoid.nn), any mode
  *   matmul           fc1          [4, 4]  line 13  (kept in registers)
  *   bias_add         fc1          [4, 4]  line 13  (kept in registers)
@@ -4044,6 +4049,10 @@ static NNC_SCALAR void k10_params_sgd_update(float *restrict w, const float *res
         w[i] = fmaf(d, neg_lr, w[i]);
     }
 }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 /* ---- programs: straight-line kernel calls ---- */
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # e2e.sh — every example compiles with nnc, its C compiles warning-free
-# (with and without OpenMP), the small ones train to their targets, and
+# (with and without OpenMP, and with clang for this machine when clang
+# is installed), the small ones train to their targets, and
 # the train-block examples run briefly on a small Fashion-MNIST
 # (tests/make_idx.py) with their features checked.
 # Set E2E_FULL=1 to also train mnist_mlp for its 5 epochs (slow).
@@ -36,6 +37,14 @@ for nn in dsl-examples/*.nn; do
     "$NNC" --dtype f64 "$nn" -o "$out/${name}_f64.c" &&
         gcc $CFLAGS_GEN -c -o "$out/${name}_f64.o" "$out/${name}_f64.c" &&
         ok || fail "$name: --dtype f64 output does not compile"
+    # clang, for the vector code of this machine (its intrinsics, the
+    # transposes, the pragmas for clang); without OpenMP, whose header
+    # clang finds only with libomp-dev
+    if command -v clang > /dev/null && [ -z "$SANFLAGS" ]; then
+        if clang -std=c11 -O2 -march=native -Wall -Wextra -Werror \
+                -c -o "$out/$name.clang.o" "$out/$name.c"; then ok
+        else fail "$name.c does not compile with clang -march=native"; fi
+    fi
 done
 
 # XOR (the seed's SimpleNet): all four points right, final loss < 0.05.
