@@ -8,18 +8,20 @@
  * element is summed in the same order whatever the thread count; then
  * the tile goes to an epilogue that stores it (and, in fused kernels,
  * applies bias and activation on the way). Columns left over after the
- * vectors, and products narrower than one vector, use a scalar tile.
- * When B is used transposed it is first copied into `packed` (scratch
- * memory the plan provides) as [K, N], so B's rows are contiguous in
- * every case; when A is the smaller of the two, the kernel computes
- * C^T = B A^T instead and packs A (gemm_swaps). Products of many bands
- * are cache-blocked: the bands go in groups that do each column tile in
- * turn, over k in chunks when K is long, so a tile of B is read from L1
- * after the first band (emit_groups); a chunk goes on from the sums the
- * one before left, so each element is still summed over k in order.
- * Bands (or groups) are split between threads: no two threads write the
- * same element and none sums another's, so results are bit-identical
- * for any thread count.
+ * vectors use a scalar tile; a product narrower than one AVX-512 vector
+ * of float sums in vectors padded with zeros (emit_narrow). When B is
+ * used transposed it is laid out as [K, N], so B's rows are contiguous
+ * in every case: by each thread, tile by tile, for the tiles it reads
+ * (packs_tiles, emit_shares), or else once into `packed` (scratch memory
+ * the plan provides); when A is the smaller of the two, the kernel
+ * computes C^T = B A^T instead and lays out A (gemm_swaps). Products of
+ * many bands are cache-blocked: the bands go in groups that do each
+ * column tile in turn, over k in chunks when K is long, so a tile of B
+ * is read from L1 after the first band (emit_groups); a chunk goes on
+ * from the sums the one before left, so each element is still summed
+ * over k in order. Bands (groups, or shares) are split between threads:
+ * no two threads write the same element and none sums another's, so
+ * results are bit-identical for any thread count.
  *
  * Every loop bound is a literal or a constant expression of NNC_LANES;
  * the tile bodies are written out statement by statement. */
@@ -632,8 +634,12 @@ static void emit_narrow(Emitter *e, const Gemm *m, const GemmTiling *t)
     }
     if (t->rest_rows) {
         emit_open(e, "%s", "");
-        emit(e, "const int i0 = %ld; /* the last %d rows */", t->bands * MR,
-             t->rest_rows);
+        if (t->bands)
+            emit(e, "const int i0 = %ld; /* the last %d rows */", t->bands * MR,
+                 t->rest_rows);
+        else
+            emit(e, "const int i0 = 0; /* all %d rows, fewer than a band */",
+                 t->rest_rows);
         emit_narrow_tile(e, m, t->rest_rows);
         emit_close(e, NULL);
     }

@@ -4771,7 +4771,7 @@ static void k04_fc3_matmul_bias_add(const float *restrict x, const float *restri
         }
     }
     {
-        const int i0 = 0; /* the last 4 rows */
+        const int i0 = 0; /* all 4 rows, fewer than a band */
         nnc_vec acc[4][NV] = {{{0}}};
         for (int k = 0; k < 84; k++) {
             nnc_vec b[NV];

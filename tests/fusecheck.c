@@ -17,32 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define SYNTH_BATCH FZ_BATCH
+#define SYNTH_INPUT_SIZE FZ_INPUT_SIZE
+#define SYNTH_LABEL_SIZE FZ_LABEL_SIZE
 #ifdef FZ_CLASSES
-typedef int32_t label_t;
-#else
-typedef float label_t;
+#define SYNTH_CLASSES FZ_CLASSES
 #endif
+#include "synth_batch.h"
 
 enum { STEPS = 20 };
-
-static double next_uniform(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(*s >> 11) / 9007199254740992.0;
-}
-
-static void fill_batch(uint64_t *s, float *x, label_t *y)
-{
-    for (int i = 0; i < FZ_BATCH * FZ_INPUT_SIZE; i++)
-        x[i] = (float)next_uniform(s);
-    for (int i = 0; i < FZ_BATCH * FZ_LABEL_SIZE; i++) {
-#ifdef FZ_CLASSES
-        y[i] = (label_t)(next_uniform(s) * FZ_CLASSES);
-#else
-        y[i] = (label_t)(next_uniform(s) < 0.5);
-#endif
-    }
-}
 
 int main(void)
 {

@@ -12,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define SYNTH_BATCH TH_BATCH
+#define SYNTH_INPUT_SIZE TH_INPUT_SIZE
+#define SYNTH_LABEL_SIZE TH_LABEL_SIZE
 #ifdef TH_CLASSES
-typedef int32_t label_t;
-#else
-typedef float label_t;
+#define SYNTH_CLASSES TH_CLASSES
 #endif
+#include "synth_batch.h"
 
 enum { STEPS = 8 };
 
@@ -25,25 +27,6 @@ typedef struct Run {
     float params[TH_PARAM_COUNT];
     float out[TH_BATCH * TH_OUTPUT_SIZE];
 } Run;
-
-static double next_uniform(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(*s >> 11) / 9007199254740992.0;
-}
-
-static void fill_batch(uint64_t *s, float *x, label_t *y)
-{
-    for (int i = 0; i < TH_BATCH * TH_INPUT_SIZE; i++)
-        x[i] = (float)next_uniform(s);
-    for (int i = 0; i < TH_BATCH * TH_LABEL_SIZE; i++) {
-#ifdef TH_CLASSES
-        y[i] = (label_t)(next_uniform(s) * TH_CLASSES);
-#else
-        y[i] = (label_t)(next_uniform(s) < 0.5);
-#endif
-    }
-}
 
 /* STEPS steps on `threads` threads; 0 when the run could not be made */
 static int train(int threads, Run *r)
