@@ -284,6 +284,8 @@ static void emit_struct(Emitter *e, const Graph *g, const Names *n,
     emit(e, "%s *arena;   /* ARENA_ELEMS */", R);
     emit(e, "%s *staging; /* STAGING_ELEMS */", R);
     emit(e, "long step;      /* optimizer steps taken */");
+    emit(e, "int grads_nonfinite; /* a weight gradient's product stored a NaN "
+         "or an infinity in the last forward_backward */");
     if (has_dropout(g)) {
         emit(e, "nnc_rng rng;    /* dropout's masks, reseeded every step */");
         emit(e, "uint64_t dropout_seed;");
@@ -569,6 +571,7 @@ static void emit_train_body(Emitter *e, const Graph *g, const Kernels *ks,
 {
     if (!program_reads_label(g, train))
         emit(e, "(void)y;");
+    emit(e, "m->grads_nonfinite = 0;");
     if (has_dropout(g)) {
         emit(e, "/* the masks depend on the model's seed and the step only: "
              "computing the");
@@ -1136,6 +1139,11 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
     emit(&e, "#define NNC_PARALLEL _Pragma(\"omp parallel\")");
     emit(&e, "#define NNC_THREAD omp_get_thread_num()");
     emit(&e, "#define NNC_THREADS omp_get_num_threads()");
+    emit(&e, "/* the same, ORing the threads' `bad` (a product that tests "
+         "what it stores) */");
+    emit(&e, "#define NNC_PARALLEL_FOR_BAD _Pragma(\"omp parallel for "
+         "schedule(static) reduction(|:bad)\")");
+    emit(&e, "#define NNC_PARALLEL_BAD _Pragma(\"omp parallel reduction(|:bad)\")");
     emit(&e, "/* a dot product in vector lanes: fixed order for a given build */");
     emit(&e, "#define NNC_SIMD_SUM _Pragma(\"omp simd reduction(+:acc)\")");
     emit(&e, "/* an OR over n values, on all threads when there are enough */");
@@ -1146,6 +1154,8 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
     emit(&e, "#define NNC_PARALLEL");
     emit(&e, "#define NNC_THREAD 0");
     emit(&e, "#define NNC_THREADS 1");
+    emit(&e, "#define NNC_PARALLEL_FOR_BAD");
+    emit(&e, "#define NNC_PARALLEL_BAD");
     emit(&e, "#define NNC_SIMD_SUM");
     emit(&e, "#define NNC_PARALLEL_OR");
     emit(&e, "#endif");
@@ -1157,7 +1167,7 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
     emit_init_helpers(&e, g);
     emit_api_lifecycle(&e, g, &n, t);
     emit_api_compute(&e, g, &n, plans);
-    emit_finite_api(&e, g, plans[PROG_TRAIN], n.p, n.label_t);
+    emit_finite_api(&e, g, ks, plans[PROG_TRAIN], n.p, n.label_t);
     emit_api_checkpoint(&e, g, &n, t);
     if (o->main)
         emit_main(&e, g, t, o->prefix, n.upper, n.label_t);

@@ -138,8 +138,9 @@ void emit_finite_decls(Emitter *e, const char *p, const char *L)
     emit(e, "/* Non-finite values. _train_step checks them itself; a caller of");
     emit(e, " * _compute_gradients asks _gradients_finite (1: the loss and "
          "every gradient of");
-    emit(e, " * the last _compute_gradients are finite; one pass over the "
-         "gradient block)");
+    emit(e, " * the last _compute_gradients are finite; the weight gradients "
+         "were tested as they");
+    emit(e, " * were computed, the others take one pass)");
     emit(e, " * before _apply_update. _find_nonfinite computes the gradients "
          "of the batch");
     emit(e, " * again, testing each kernel's results as they are produced, "
@@ -177,14 +178,58 @@ static void emit_save_refusal(Emitter *e, const char *p)
     emit_blank(e);
 }
 
-void emit_finite_api(Emitter *e, const Graph *g, const Plan *train,
-                     const char *p, const char *L)
+/* Whether parameter i's gradient is stored by a product that tests it
+ * as it stores it (kernel_checks_gradient). */
+static bool gradient_checked(const Graph *g, const Kernels *ks, int i)
+{
+    for (int k = 0; k < ks->n; k++)
+        if (ks->k[k].ops[0] == g->params[i].grad &&
+            kernel_checks_gradient(g, &ks->k[k]))
+            return true;
+    return false;
+}
+
+/* _gradients_finite: the loss, the flag that the products of the weight
+ * gradients set as they store them, and one pass over every other
+ * gradient, in runs of adjacent parameters. */
+static void emit_gradients_finite(Emitter *e, const Graph *g,
+                                  const Kernels *ks, const Plan *train,
+                                  const char *p)
+{
+    bool any = false; /* a gradient left to scan */
+    for (int i = 0; i < g->nparams; i++)
+        any = any || !gradient_checked(g, ks, i);
+    emit_open(e, "int %s_gradients_finite(const %s *m)", p, p);
+    emit(e, "return all_finite(m->arena + %ld, 1) && !m->grads_nonfinite%s",
+         train->offset[g->loss], any ? "" : ";");
+    long start = -1, end = -1;
+    for (int i = 0; i <= g->nparams; i++) {
+        bool scan = i < g->nparams && !gradient_checked(g, ks, i);
+        const Param *q = i < g->nparams ? &g->params[i] : NULL;
+        if (scan && start >= 0 && q->offset == end) {
+            end += q->size;
+            continue;
+        }
+        if (start >= 0) {
+            /* the last run ends the expression, unless checked parameters
+             * follow it */
+            bool last = true;
+            for (int j = i; j < g->nparams; j++)
+                last = last && gradient_checked(g, ks, j);
+            emit(e, "    && all_finite(m->grads + %ld, %ld)%s", start,
+                 end - start, last ? ";" : "");
+        }
+        start = scan ? q->offset : -1;
+        end = scan ? q->offset + q->size : -1;
+    }
+    emit_close(e, NULL);
+}
+
+void emit_finite_api(Emitter *e, const Graph *g, const Kernels *ks,
+                     const Plan *train, const char *p, const char *L)
 {
     const char *R = e->real;
-    emit_open(e, "int %s_gradients_finite(const %s *m)", p, p);
-    emit(e, "return all_finite(m->arena + %ld, 1) && all_finite(m->grads, "
-         "PARAM_ELEMS);", train->offset[g->loss]);
-    emit_close(e, NULL);
+    emit_gradients_finite(e, g, ks, train, p);
     emit_blank(e);
     emit_open(e, "int %s_find_nonfinite(%s *m, const %s *x, const %s *y)", p, p,
               R, L);

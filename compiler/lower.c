@@ -88,12 +88,18 @@ void lower_parallel_for(Emitter *e, long work)
         emit(e, "NNC_PARALLEL_FOR");
 }
 
-bool lower_parallel(Emitter *e, long work)
+bool lower_parallel(Emitter *e, long work, bool bad)
 {
     if (work < PARALLEL_WORK)
         return false;
-    emit(e, "NNC_PARALLEL");
+    emit(e, bad ? "NNC_PARALLEL_BAD" : "NNC_PARALLEL");
     return true;
+}
+
+void lower_parallel_for_bad(Emitter *e, long work, bool bad)
+{
+    if (work >= PARALLEL_WORK)
+        emit(e, bad ? "NNC_PARALLEL_FOR_BAD" : "NNC_PARALLEL_FOR");
 }
 
 /* Whether kernel k is compiled as scalar code: a matrix product small
@@ -170,6 +176,10 @@ static void kernel_params(const Graph *g, const IrOp *o, char *buf, size_t len,
         snprintf(buf + at, len - at, ", %s *restrict packed", real);
     else if (o->op == OP_DROPOUT_MASK)
         snprintf(buf + at, len - at, ", nnc_rng *rng");
+    if (o->op == OP_MATMUL && o->storage == SG_GRAD) {
+        at = strlen(buf);
+        snprintf(buf + at, len - at, ", int *restrict nonfinite");
+    }
 }
 
 /* Where value v lives, as a C expression in a program function. */
@@ -215,6 +225,9 @@ void lower_call(Emitter *e, const Graph *g, const Kernel *k, const Plan *p)
     if (k->scratch > 0)
         at += (size_t)snprintf(args + at, sizeof args - at, ", m->arena + %ld",
                                p->scratch[k->index]);
+    if (kernel_checks_gradient(g, k))
+        at += (size_t)snprintf(args + at, sizeof args - at,
+                               ", &m->grads_nonfinite");
     if (o->op == OP_DROPOUT_MASK)
         snprintf(args + at, sizeof args - at, ", &m->rng");
     else if (o->op == OP_SGD_UPDATE || o->op == OP_RMSPROP_UPDATE)
@@ -448,11 +461,23 @@ static void store_c(Emitter *e, const void *ctx)
     emit(e, "C[at] = t0;");
 }
 
+/* A weight gradient's product tests each element as it stores it
+ * (lower_gemm.c, check_finite), so the step's test of every gradient
+ * need not read these again: on mnist_mlp that pass over all 872 KB of
+ * gradients took 10.5 us of a 0.331 ms step (2 threads), 2 us without
+ * them, for 1-4 us more in dW1's product. */
 static void lower_matmul(Emitter *e, const Graph *g, const IrOp *o)
 {
-    Gemm m = {.a = "A", .b = "B", .packed = "packed", .epilogue = store_c};
+    Gemm m = {.a = "A", .b = "B", .packed = "packed", .epilogue = store_c,
+              .check_finite = o->storage == SG_GRAD};
     gemm_from_op(g, o, &m);
     lower_gemm(e, &m);
+}
+
+bool kernel_checks_gradient(const Graph *g, const Kernel *k)
+{
+    const IrOp *o = &g->ops[k->ops[0]];
+    return k->kind == KK_SINGLE && o->op == OP_MATMUL && o->storage == SG_GRAD;
 }
 
 /* ---------------------------------------------------------------- */

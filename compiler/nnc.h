@@ -641,8 +641,8 @@ void emit_kernel_checks(Emitter *e, const Graph *g, const Kernel *k,
                         const Plan *p);
 void emit_input_checks(Emitter *e, const Graph *g);
 void emit_finite_decls(Emitter *e, const char *p, const char *L);
-void emit_finite_api(Emitter *e, const Graph *g, const Plan *train,
-                     const char *p, const char *L);
+void emit_finite_api(Emitter *e, const Graph *g, const Kernels *ks,
+                     const Plan *train, const char *p, const char *L);
 void emit_save_guard(Emitter *e);
 
 /* lower_conv.c: kernels of convolution, pooling, batch norm and dropout
@@ -697,8 +697,10 @@ void lower_call(Emitter *e, const Graph *g, const Kernel *k, const Plan *p);
 const char *kernel_storage(const Graph *g, const Kernel *k);
 void lower_parallel_for(Emitter *e, long work);
 /* NNC_PARALLEL (a parallel region) when `work` is worth the threads;
- * whether it was emitted */
-bool lower_parallel(Emitter *e, long work);
+ * whether it was emitted. `bad`: the region ORs the threads' `bad`
+ * (NNC_PARALLEL_BAD), as lower_parallel_for_bad's loop does */
+bool lower_parallel(Emitter *e, long work, bool bad);
+void lower_parallel_for_bad(Emitter *e, long work, bool bad);
 void lower_ewise_expr(Emitter *e, const IrOp *o, const char *a, const char *b,
                       char *buf, size_t len);
 const char *lower_libm(Emitter *e, const char *name); /* "exp" -> "expf" */
@@ -756,6 +758,10 @@ typedef struct Gemm {
     /* set by lower_gemm: the tiles are of C^T (see gemm_swaps), so tile
      * row i0 + r is column i0 + r of C */
     bool swapped;
+    /* C is a parameter's gradient: the kernel tests each element it
+     * stores for an infinity or a NaN and sets *nonfinite if it finds
+     * one (kernel_checks_gradient) */
+    bool check_finite;
     void (*epilogue)(Emitter *e, const void *ctx);
     const void *ctx;
 } Gemm;
@@ -786,6 +792,9 @@ typedef struct GemmTiling {
     bool vec, mid, tail;
 } GemmTiling;
 void gemm_tiling(const Gemm *m, int max_lanes, GemmTiling *t);
+/* whether kernel k is a product that stores a parameter's gradient and
+ * tests it for non-finite values as it stores it (lower.c) */
+bool kernel_checks_gradient(const Graph *g, const Kernel *k);
 /* scratch elements kernel k needs while it runs (a packed B), or 0 */
 long gemm_scratch_elems(const Graph *g, const Kernel *k);
 /* lower_fused.c: kernels made by fusion rules */

@@ -18,6 +18,9 @@
 #define NNC_PARALLEL _Pragma("omp parallel")
 #define NNC_THREAD omp_get_thread_num()
 #define NNC_THREADS omp_get_num_threads()
+/* the same, ORing the threads' `bad` (a product that tests what it stores) */
+#define NNC_PARALLEL_FOR_BAD _Pragma("omp parallel for schedule(static) reduction(|:bad)")
+#define NNC_PARALLEL_BAD _Pragma("omp parallel reduction(|:bad)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
@@ -27,6 +30,8 @@
 #define NNC_PARALLEL
 #define NNC_THREAD 0
 #define NNC_THREADS 1
+#define NNC_PARALLEL_FOR_BAD
+#define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3829,6 +3834,7 @@ struct bn_net {
     float *arena;   /* ARENA_ELEMS */
     float *staging; /* STAGING_ELEMS */
     long step;      /* optimizer steps taken */
+    int grads_nonfinite; /* a weight gradient's product stored a NaN or an infinity in the last forward_backward */
     double lr;      /* current learning rate */
     char error[512];
 };
@@ -4115,8 +4121,9 @@ static NNC_SCALAR void k07_dfc2_matmul_relu_grad(const float *restrict dfc2_bce_
 }
 
 /* k08_dfc2_weight_matmul: matmul dfc2_weight -> [1, 4]  (dsl-examples/bn_net.nn:16, backward) */
-static NNC_SCALAR void k08_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static NNC_SCALAR void k08_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [1, 4] = A^T[1, 4] * B[4, 4], 16 multiply-adds: one dot product an element */
     #pragma GCC unroll 512
     for (int i = 0; i < 1; i++) {
@@ -4129,7 +4136,11 @@ static NNC_SCALAR void k08_dfc2_weight_matmul(const float *restrict A, const flo
                 t0 += A[(long)k * 1 + i] * B[(long)k * 4 + j];
             }
             C[at] = t0;
+            bad |= t0 - t0 != 0; /* an infinity or a NaN */
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -4197,8 +4208,9 @@ static void k10_dfc1_bias_bias_grad(const float *restrict dy, float *restrict db
 }
 
 /* k11_dfc1_weight_matmul: matmul dfc1_weight -> [4, 2]  (dsl-examples/bn_net.nn:14, backward) */
-static NNC_SCALAR void k11_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static NNC_SCALAR void k11_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [4, 2] = A^T[4, 4] * B[4, 2], 32 multiply-adds: one dot product an element */
     #pragma GCC unroll 512
     for (int i = 0; i < 4; i++) {
@@ -4211,7 +4223,11 @@ static NNC_SCALAR void k11_dfc1_weight_matmul(const float *restrict A, const flo
                 t0 += A[(long)k * 4 + i] * B[(long)k * 2 + j];
             }
             C[at] = t0;
+            bad |= t0 - t0 != 0; /* an infinity or a NaN */
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -4372,6 +4388,7 @@ static void forward_eval(bn_net *m, const float *x, const float *y) {
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(bn_net *m, const float *x, const float *y) {
+    m->grads_nonfinite = 0;
     k00_fc1_matmul_bias_add(x, m->params + 0, m->params + 8, m->arena + 0);
     k01_bn1_bn_stats_batchnorm_relu(m->arena + 0, m->params + 20, m->params + 24, m->params + 12, m->params + 16, m->arena + 16, m->arena + 32);
     k02_fc2_matmul_bias_add_sigmoid(m->arena + 32, m->params + 28, m->params + 32, m->arena + 48, m->arena + 64);
@@ -4380,10 +4397,10 @@ static void forward_backward(bn_net *m, const float *x, const float *y) {
     k05_dfc2_bce_logits_grad(m->arena + 48, y, m->arena + 96, m->arena + 112);
     k06_dfc2_bias_bias_grad(m->arena + 112, m->grads + 32);
     k07_dfc2_matmul_relu_grad(m->arena + 112, m->params + 28, m->arena + 32, m->arena + 48);
-    k08_dfc2_weight_matmul(m->arena + 112, m->arena + 32, m->grads + 28);
+    k08_dfc2_weight_matmul(m->arena + 112, m->arena + 32, m->grads + 28, &m->grads_nonfinite);
     k09_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 48, m->arena + 0, m->arena + 16, m->params + 12, m->arena + 32, m->grads + 12, m->grads + 16);
     k10_dfc1_bias_bias_grad(m->arena + 32, m->grads + 8);
-    k11_dfc1_weight_matmul(m->arena + 32, x, m->grads + 0);
+    k11_dfc1_weight_matmul(m->arena + 32, x, m->grads + 0, &m->grads_nonfinite);
     k12_bn1_bn_running_update(m->params + 20, m->params + 24, m->arena + 16);
 }
 
@@ -4423,6 +4440,7 @@ static const char *forward_backward_checked(bn_net *m, const float *x, const flo
     if (!all_finite(y, 4)) {
         return "the label batch";
     }
+    m->grads_nonfinite = 0;
     k00_fc1_matmul_bias_add(x, m->params + 0, m->params + 8, m->arena + 0);
     if (!all_finite(m->arena + 0, 16)) {
         return "fc1 = bias_add [4, 4] at dsl-examples/bn_net.nn:14 (forward, kernel k00_fc1_matmul_bias_add)";
@@ -4461,7 +4479,7 @@ static const char *forward_backward_checked(bn_net *m, const float *x, const flo
     if (!all_finite(m->arena + 48, 16)) {
         return "dbn1 = relu_grad [4, 4] at dsl-examples/bn_net.nn:15 (backward, kernel k07_dfc2_matmul_relu_grad)";
     }
-    k08_dfc2_weight_matmul(m->arena + 112, m->arena + 32, m->grads + 28);
+    k08_dfc2_weight_matmul(m->arena + 112, m->arena + 32, m->grads + 28, &m->grads_nonfinite);
     if (!all_finite(m->grads + 28, 4)) {
         return "fc2.weight.grad [1, 4] at dsl-examples/bn_net.nn:16 (backward, kernel k08_dfc2_weight_matmul)";
     }
@@ -4479,7 +4497,7 @@ static const char *forward_backward_checked(bn_net *m, const float *x, const flo
     if (!all_finite(m->grads + 8, 4)) {
         return "fc1.bias.grad [4] at dsl-examples/bn_net.nn:14 (backward, kernel k10_dfc1_bias_bias_grad)";
     }
-    k11_dfc1_weight_matmul(m->arena + 32, x, m->grads + 0);
+    k11_dfc1_weight_matmul(m->arena + 32, x, m->grads + 0, &m->grads_nonfinite);
     if (!all_finite(m->grads + 0, 8)) {
         return "fc1.weight.grad [4, 2] at dsl-examples/bn_net.nn:14 (backward, kernel k11_dfc1_weight_matmul)";
     }
@@ -4617,7 +4635,9 @@ float bn_net_evaluate(bn_net *m, const float *x, const float *y, float *out) {
 }
 
 int bn_net_gradients_finite(const bn_net *m) {
-    return all_finite(m->arena + 80, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 80, 1) && !m->grads_nonfinite
+        && all_finite(m->grads + 8, 20)
+        && all_finite(m->grads + 32, 1);
 }
 
 int bn_net_find_nonfinite(bn_net *m, const float *x, const float *y) {

@@ -18,6 +18,9 @@
 #define NNC_PARALLEL _Pragma("omp parallel")
 #define NNC_THREAD omp_get_thread_num()
 #define NNC_THREADS omp_get_num_threads()
+/* the same, ORing the threads' `bad` (a product that tests what it stores) */
+#define NNC_PARALLEL_FOR_BAD _Pragma("omp parallel for schedule(static) reduction(|:bad)")
+#define NNC_PARALLEL_BAD _Pragma("omp parallel reduction(|:bad)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
@@ -27,6 +30,8 @@
 #define NNC_PARALLEL
 #define NNC_THREAD 0
 #define NNC_THREADS 1
+#define NNC_PARALLEL_FOR_BAD
+#define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3829,6 +3834,7 @@ struct cifar_cnn {
     float *arena;   /* ARENA_ELEMS */
     float *staging; /* STAGING_ELEMS */
     long step;      /* optimizer steps taken */
+    int grads_nonfinite; /* a weight gradient's product stored a NaN or an infinity in the last forward_backward */
     double lr;      /* current learning rate */
     char error[512];
 };
@@ -5036,8 +5042,9 @@ static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
 }
 
 /* k11_dfc3_weight_matmul: matmul dfc3_weight -> [10, 84]  (dsl-examples/cifar_cnn.nn:20, backward) */
-static void k11_dfc3_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k11_dfc3_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [10, 84] = A^T[10, 4] * B[4, 84], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -5122,6 +5129,7 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 84 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
@@ -5178,6 +5186,7 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 84 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
             j0 += NNC_LANES;
@@ -5199,6 +5208,7 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 84 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
@@ -5234,6 +5244,7 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 84 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
@@ -5260,6 +5271,7 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 84 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
             j0 += NNC_LANES;
@@ -5281,9 +5293,13 @@ static void k11_dfc3_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 84 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -5428,8 +5444,9 @@ static void k13_dx_matmul_relu_grad(const float *restrict dfc2_relu_grad, const 
 }
 
 /* k14_dfc2_weight_matmul: matmul dfc2_weight -> [84, 120]  (dsl-examples/cifar_cnn.nn:19, backward) */
-static void k14_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k14_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [84, 120] = A^T[84, 4] * B[4, 120], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -5518,6 +5535,7 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 120 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
@@ -5577,6 +5595,7 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 120 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
@@ -5601,6 +5620,7 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 120 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
@@ -5651,6 +5671,7 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 120 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
@@ -5687,6 +5708,7 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 120 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
             j0 += NNC_LANES;
@@ -5708,9 +5730,13 @@ static void k14_dfc2_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 120 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -5792,8 +5818,9 @@ static void k16_dx_matmul(const float *restrict A, const float *restrict B, floa
 }
 
 /* k17_dfc1_weight_matmul: matmul dfc1_weight -> [120, 576]  (dsl-examples/cifar_cnn.nn:18, backward) */
-static void k17_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k17_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [120, 576] = A^T[120, 4] * B[4, 576], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -5806,7 +5833,7 @@ static void k17_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 3, which share each tile of B */
-    NNC_PARALLEL_FOR
+    NNC_PARALLEL_FOR_BAD
     for (int group = 0; group < 5; group++) {
         const int band0 = group * 3;
         const int band1 = band0 + 3;
@@ -5883,10 +5910,14 @@ static void k17_dfc1_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 576 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -7113,6 +7144,7 @@ static void forward_eval(cifar_cnn *m, const float *x, const int32_t *y) {
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(cifar_cnn *m, const float *x, const int32_t *y) {
+    m->grads_nonfinite = 0;
     k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(x, m->params + 0, m->params + 162, m->arena + 69120, m->arena + 74528);
     k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(m->arena + 69120, m->params + 168, m->params + 1032, m->arena + 79936, m->arena + 82240);
     k02_fc1_matmul_bias_add_relu(m->arena + 79936, m->params + 1048, m->params + 70168, m->arena + 84544, m->arena + 0);
@@ -7124,13 +7156,13 @@ static void forward_backward(cifar_cnn *m, const float *x, const int32_t *y) {
     k08_dlogits_softmax_xent_grad(m->arena + 0, y, m->arena + 96, m->arena + 48);
     k09_dfc3_bias_bias_grad(m->arena + 48, m->grads + 81292);
     k10_dx_matmul_relu_grad(m->arena + 48, m->params + 80452, m->arena + 10080, m->arena + 480);
-    k11_dfc3_weight_matmul(m->arena + 48, m->arena + 10080, m->grads + 80452);
+    k11_dfc3_weight_matmul(m->arena + 48, m->arena + 10080, m->grads + 80452, &m->grads_nonfinite);
     k12_dfc2_bias_bias_grad(m->arena + 480, m->grads + 80368);
     k13_dx_matmul_relu_grad(m->arena + 480, m->params + 70288, m->arena + 84544, m->arena + 0);
-    k14_dfc2_weight_matmul(m->arena + 480, m->arena + 84544, m->grads + 70288);
+    k14_dfc2_weight_matmul(m->arena + 480, m->arena + 84544, m->grads + 70288, &m->grads_nonfinite);
     k15_dfc1_bias_bias_grad(m->arena + 0, m->grads + 70168);
     k16_dx_matmul(m->arena + 0, m->params + 1048, m->arena + 5408);
-    k17_dfc1_weight_matmul(m->arena + 0, m->arena + 79936, m->grads + 1048);
+    k17_dfc1_weight_matmul(m->arena + 0, m->arena + 79936, m->grads + 1048, &m->grads_nonfinite);
     k18_dx_relu_grad(m->arena + 5408, m->arena + 79936, m->arena + 5408);
     k19_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad_weight(m->arena + 5408, m->arena + 82240, m->params + 168, m->arena + 69120, m->grads + 1032, m->arena + 0, m->grads + 168);
     k20_dx_relu_grad(m->arena + 0, m->arena + 69120, m->arena + 0);
@@ -7181,6 +7213,7 @@ static const char *forward_backward_checked(cifar_cnn *m, const float *x, const 
     if (!all_finite(x, 12288)) {
         return "the input batch";
     }
+    m->grads_nonfinite = 0;
     k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(x, m->params + 0, m->params + 162, m->arena + 69120, m->arena + 74528);
     if (!all_finite(m->arena + 69120, 5400)) {
         return "x = maxpool2d [4, 6, 15, 15] at dsl-examples/cifar_cnn.nn:16 (forward, kernel k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
@@ -7231,7 +7264,7 @@ static const char *forward_backward_checked(cifar_cnn *m, const float *x, const 
     if (!all_finite(m->arena + 480, 336)) {
         return "dfc2 = relu_grad [4, 84] at dsl-examples/cifar_cnn.nn:19 (backward, kernel k10_dx_matmul_relu_grad)";
     }
-    k11_dfc3_weight_matmul(m->arena + 48, m->arena + 10080, m->grads + 80452);
+    k11_dfc3_weight_matmul(m->arena + 48, m->arena + 10080, m->grads + 80452, &m->grads_nonfinite);
     if (!all_finite(m->grads + 80452, 840)) {
         return "fc3.weight.grad [10, 84] at dsl-examples/cifar_cnn.nn:20 (backward, kernel k11_dfc3_weight_matmul)";
     }
@@ -7243,7 +7276,7 @@ static const char *forward_backward_checked(cifar_cnn *m, const float *x, const 
     if (!all_finite(m->arena + 0, 480)) {
         return "dfc1 = relu_grad [4, 120] at dsl-examples/cifar_cnn.nn:18 (backward, kernel k13_dx_matmul_relu_grad)";
     }
-    k14_dfc2_weight_matmul(m->arena + 480, m->arena + 84544, m->grads + 70288);
+    k14_dfc2_weight_matmul(m->arena + 480, m->arena + 84544, m->grads + 70288, &m->grads_nonfinite);
     if (!all_finite(m->grads + 70288, 10080)) {
         return "fc2.weight.grad [84, 120] at dsl-examples/cifar_cnn.nn:19 (backward, kernel k14_dfc2_weight_matmul)";
     }
@@ -7255,7 +7288,7 @@ static const char *forward_backward_checked(cifar_cnn *m, const float *x, const 
     if (!all_finite(m->arena + 5408, 2304)) {
         return "dx = matmul [4, 576] at dsl-examples/cifar_cnn.nn:18 (backward, kernel k16_dx_matmul)";
     }
-    k17_dfc1_weight_matmul(m->arena + 0, m->arena + 79936, m->grads + 1048);
+    k17_dfc1_weight_matmul(m->arena + 0, m->arena + 79936, m->grads + 1048, &m->grads_nonfinite);
     if (!all_finite(m->grads + 1048, 69120)) {
         return "fc1.weight.grad [120, 576] at dsl-examples/cifar_cnn.nn:18 (backward, kernel k17_dfc1_weight_matmul)";
     }
@@ -7433,7 +7466,11 @@ float cifar_cnn_evaluate(cifar_cnn *m, const float *x, const int32_t *y, float *
 }
 
 int cifar_cnn_gradients_finite(const cifar_cnn *m) {
-    return all_finite(m->arena + 7760, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 7760, 1) && !m->grads_nonfinite
+        && all_finite(m->grads + 0, 1048)
+        && all_finite(m->grads + 70168, 120)
+        && all_finite(m->grads + 80368, 84)
+        && all_finite(m->grads + 81292, 10);
 }
 
 int cifar_cnn_find_nonfinite(cifar_cnn *m, const float *x, const int32_t *y) {

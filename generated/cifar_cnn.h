@@ -37,7 +37,8 @@ float cifar_cnn_evaluate(cifar_cnn *m, const float *x, const int32_t *y, float *
 const float *cifar_cnn_train_output(const cifar_cnn *m);
 /* Non-finite values. _train_step checks them itself; a caller of
  * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
- * the last _compute_gradients are finite; one pass over the gradient block)
+ * the last _compute_gradients are finite; the weight gradients were tested as they
+ * were computed, the others take one pass)
  * before _apply_update. _find_nonfinite computes the gradients of the batch
  * again, testing each kernel's results as they are produced, and returns -1
  * with the first tensor holding a NaN or an infinity named in cifar_cnn_error(),

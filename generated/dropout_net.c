@@ -18,6 +18,9 @@
 #define NNC_PARALLEL _Pragma("omp parallel")
 #define NNC_THREAD omp_get_thread_num()
 #define NNC_THREADS omp_get_num_threads()
+/* the same, ORing the threads' `bad` (a product that tests what it stores) */
+#define NNC_PARALLEL_FOR_BAD _Pragma("omp parallel for schedule(static) reduction(|:bad)")
+#define NNC_PARALLEL_BAD _Pragma("omp parallel reduction(|:bad)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
@@ -27,6 +30,8 @@
 #define NNC_PARALLEL
 #define NNC_THREAD 0
 #define NNC_THREADS 1
+#define NNC_PARALLEL_FOR_BAD
+#define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3829,6 +3834,7 @@ struct dropout_net {
     float *arena;   /* ARENA_ELEMS */
     float *staging; /* STAGING_ELEMS */
     long step;      /* optimizer steps taken */
+    int grads_nonfinite; /* a weight gradient's product stored a NaN or an infinity in the last forward_backward */
     nnc_rng rng;    /* dropout's masks, reseeded every step */
     uint64_t dropout_seed;
     double lr;      /* current learning rate */
@@ -4081,8 +4087,9 @@ static NNC_SCALAR void k08_dh_matmul_mul_relu_grad(const float *restrict dfc2_si
 }
 
 /* k09_dfc2_weight_matmul: matmul dfc2_weight -> [1, 4]  (dsl-examples/dropout_net.nn:14, backward) */
-static NNC_SCALAR void k09_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static NNC_SCALAR void k09_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [1, 4] = A^T[1, 4] * B[4, 4], 16 multiply-adds: one dot product an element */
     #pragma GCC unroll 512
     for (int i = 0; i < 1; i++) {
@@ -4095,7 +4102,11 @@ static NNC_SCALAR void k09_dfc2_weight_matmul(const float *restrict A, const flo
                 t0 += A[(long)k * 1 + i] * B[(long)k * 4 + j];
             }
             C[at] = t0;
+            bad |= t0 - t0 != 0; /* an infinity or a NaN */
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -4112,8 +4123,9 @@ static void k10_dfc1_bias_bias_grad(const float *restrict dy, float *restrict db
 }
 
 /* k11_dfc1_weight_matmul: matmul dfc1_weight -> [4, 2]  (dsl-examples/dropout_net.nn:12, backward) */
-static NNC_SCALAR void k11_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static NNC_SCALAR void k11_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [4, 2] = A^T[4, 4] * B[4, 2], 32 multiply-adds: one dot product an element */
     #pragma GCC unroll 512
     for (int i = 0; i < 4; i++) {
@@ -4126,7 +4138,11 @@ static NNC_SCALAR void k11_dfc1_weight_matmul(const float *restrict A, const flo
                 t0 += A[(long)k * 4 + i] * B[(long)k * 2 + j];
             }
             C[at] = t0;
+            bad |= t0 - t0 != 0; /* an infinity or a NaN */
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -4219,6 +4235,7 @@ static void forward_eval(dropout_net *m, const float *x, const float *y) {
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(dropout_net *m, const float *x, const float *y) {
+    m->grads_nonfinite = 0;
     /* the masks depend on the model's seed and the step only: computing the
      * gradients twice at one step sees the same masks */
     nnc_rng_seed(&m->rng, m->dropout_seed ^ (uint64_t)m->step * 0x9E3779B97F4A7C15u);
@@ -4231,9 +4248,9 @@ static void forward_backward(dropout_net *m, const float *x, const float *y) {
     k06_dp_bce_grad_sigmoid_grad(m->arena + 48, y, m->arena + 80, m->arena + 96);
     k07_dfc2_bias_bias_grad(m->arena + 96, m->grads + 16);
     k08_dh_matmul_mul_relu_grad(m->arena + 96, m->params + 12, m->arena + 16, m->arena + 0, m->arena + 80);
-    k09_dfc2_weight_matmul(m->arena + 96, m->arena + 32, m->grads + 12);
+    k09_dfc2_weight_matmul(m->arena + 96, m->arena + 32, m->grads + 12, &m->grads_nonfinite);
     k10_dfc1_bias_bias_grad(m->arena + 80, m->grads + 8);
-    k11_dfc1_weight_matmul(m->arena + 80, x, m->grads + 0);
+    k11_dfc1_weight_matmul(m->arena + 80, x, m->grads + 0, &m->grads_nonfinite);
 }
 
 /* The optimizer: one update per parameter. It runs after backward, so a step
@@ -4265,6 +4282,7 @@ static const char *forward_backward_checked(dropout_net *m, const float *x, cons
     if (!all_finite(y, 4)) {
         return "the label batch";
     }
+    m->grads_nonfinite = 0;
     /* the masks depend on the model's seed and the step only: computing the
      * gradients twice at one step sees the same masks */
     nnc_rng_seed(&m->rng, m->dropout_seed ^ (uint64_t)m->step * 0x9E3779B97F4A7C15u);
@@ -4304,7 +4322,7 @@ static const char *forward_backward_checked(dropout_net *m, const float *x, cons
     if (!all_finite(m->arena + 80, 16)) {
         return "dfc1 = relu_grad [4, 4] at dsl-examples/dropout_net.nn:12 (backward, kernel k08_dh_matmul_mul_relu_grad)";
     }
-    k09_dfc2_weight_matmul(m->arena + 96, m->arena + 32, m->grads + 12);
+    k09_dfc2_weight_matmul(m->arena + 96, m->arena + 32, m->grads + 12, &m->grads_nonfinite);
     if (!all_finite(m->grads + 12, 4)) {
         return "fc2.weight.grad [1, 4] at dsl-examples/dropout_net.nn:14 (backward, kernel k09_dfc2_weight_matmul)";
     }
@@ -4312,7 +4330,7 @@ static const char *forward_backward_checked(dropout_net *m, const float *x, cons
     if (!all_finite(m->grads + 8, 4)) {
         return "fc1.bias.grad [4] at dsl-examples/dropout_net.nn:12 (backward, kernel k10_dfc1_bias_bias_grad)";
     }
-    k11_dfc1_weight_matmul(m->arena + 80, x, m->grads + 0);
+    k11_dfc1_weight_matmul(m->arena + 80, x, m->grads + 0, &m->grads_nonfinite);
     if (!all_finite(m->grads + 0, 8)) {
         return "fc1.weight.grad [4, 2] at dsl-examples/dropout_net.nn:12 (backward, kernel k11_dfc1_weight_matmul)";
     }
@@ -4437,7 +4455,9 @@ float dropout_net_evaluate(dropout_net *m, const float *x, const float *y, float
 }
 
 int dropout_net_gradients_finite(const dropout_net *m) {
-    return all_finite(m->arena + 64, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 64, 1) && !m->grads_nonfinite
+        && all_finite(m->grads + 8, 4)
+        && all_finite(m->grads + 16, 1);
 }
 
 int dropout_net_find_nonfinite(dropout_net *m, const float *x, const float *y) {

@@ -18,6 +18,9 @@
 #define NNC_PARALLEL _Pragma("omp parallel")
 #define NNC_THREAD omp_get_thread_num()
 #define NNC_THREADS omp_get_num_threads()
+/* the same, ORing the threads' `bad` (a product that tests what it stores) */
+#define NNC_PARALLEL_FOR_BAD _Pragma("omp parallel for schedule(static) reduction(|:bad)")
+#define NNC_PARALLEL_BAD _Pragma("omp parallel reduction(|:bad)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
@@ -27,6 +30,8 @@
 #define NNC_PARALLEL
 #define NNC_THREAD 0
 #define NNC_THREADS 1
+#define NNC_PARALLEL_FOR_BAD
+#define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3829,6 +3834,7 @@ struct early_stopping {
     float *arena;   /* ARENA_ELEMS */
     float *staging; /* STAGING_ELEMS */
     long step;      /* optimizer steps taken */
+    int grads_nonfinite; /* a weight gradient's product stored a NaN or an infinity in the last forward_backward */
     double lr;      /* current learning rate */
     char error[512];
 };
@@ -4567,8 +4573,9 @@ static void k08_dlogits_matmul_relu_grad(const float *restrict dlogits_softmax_x
 }
 
 /* k09_dlogits_weight_matmul: matmul dlogits_weight -> [10, 64]  (dsl-examples/early_stopping.nn:18, backward) */
-static void k09_dlogits_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k09_dlogits_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [10, 64] = A^T[10, 64] * B[64, 64], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -4653,6 +4660,7 @@ static void k09_dlogits_weight_matmul(const float *restrict A, const float *rest
                     const long at = (long)(i0 + r) * 64 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
@@ -4688,9 +4696,13 @@ static void k09_dlogits_weight_matmul(const float *restrict A, const float *rest
                     const long at = (long)(i0 + r) * 64 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -4810,8 +4822,9 @@ static void k11_dlogits_matmul_relu_grad(const float *restrict dfc2_relu_grad, c
 }
 
 /* k12_dfc2_weight_matmul: matmul dfc2_weight -> [64, 256]  (dsl-examples/early_stopping.nn:17, backward) */
-static void k12_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k12_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [64, 256] = A^T[64, 64] * B[64, 256], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -4824,7 +4837,7 @@ static void k12_dfc2_weight_matmul(const float *restrict A, const float *restric
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
-    NNC_PARALLEL_FOR
+    NNC_PARALLEL_FOR_BAD
     for (int group = 0; group < 4; group++) {
         const int band0 = group * 2;
         const int band1 = band0 + 2;
@@ -4901,10 +4914,14 @@ static void k12_dfc2_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 256 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -4921,8 +4938,9 @@ static void k13_dfc1_bias_bias_grad(const float *restrict dy, float *restrict db
 }
 
 /* k14_dfc1_weight_matmul: matmul dfc1_weight -> [256, 784]  (dsl-examples/early_stopping.nn:16, backward) */
-static void k14_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k14_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [256, 784] = A^T[256, 64] * B[64, 784], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -4935,7 +4953,7 @@ static void k14_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 8, which share each tile of B */
-    NNC_PARALLEL_FOR
+    NNC_PARALLEL_FOR_BAD
     for (int group = 0; group < 4; group++) {
         const int band0 = group * 8;
         const int band1 = band0 + 8;
@@ -5012,6 +5030,7 @@ static void k14_dfc1_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 784 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
@@ -5071,11 +5090,15 @@ static void k14_dfc1_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 784 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
             j0 += NNC_LANES;
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -5138,6 +5161,7 @@ static void forward_eval(early_stopping *m, const float *x, const int32_t *y) {
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(early_stopping *m, const float *x, const int32_t *y) {
+    m->grads_nonfinite = 0;
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 200704, m->arena + 0);
     k01_fc2_matmul_bias_add_relu(m->arena + 0, m->params + 200960, m->params + 217344, m->arena + 16384);
     k02_logits_matmul_bias_add(m->arena + 16384, m->params + 217408, m->params + 218048, m->arena + 20480);
@@ -5147,12 +5171,12 @@ static void forward_backward(early_stopping *m, const float *x, const int32_t *y
     k06_dlogits_softmax_xent_grad(m->arena + 20480, y, m->arena + 21760, m->arena + 21120);
     k07_dlogits_bias_bias_grad(m->arena + 21120, m->grads + 218048);
     k08_dlogits_matmul_relu_grad(m->arena + 21120, m->params + 217408, m->arena + 16384, m->arena + 32768);
-    k09_dlogits_weight_matmul(m->arena + 21120, m->arena + 16384, m->grads + 217408);
+    k09_dlogits_weight_matmul(m->arena + 21120, m->arena + 16384, m->grads + 217408, &m->grads_nonfinite);
     k10_dfc2_bias_bias_grad(m->arena + 32768, m->grads + 217344);
     k11_dlogits_matmul_relu_grad(m->arena + 32768, m->params + 200960, m->arena + 0, m->arena + 16384);
-    k12_dfc2_weight_matmul(m->arena + 32768, m->arena + 0, m->grads + 200960);
+    k12_dfc2_weight_matmul(m->arena + 32768, m->arena + 0, m->grads + 200960, &m->grads_nonfinite);
     k13_dfc1_bias_bias_grad(m->arena + 16384, m->grads + 200704);
-    k14_dfc1_weight_matmul(m->arena + 16384, x, m->grads + 0);
+    k14_dfc1_weight_matmul(m->arena + 16384, x, m->grads + 0, &m->grads_nonfinite);
 }
 
 /* The optimizer: one update per parameter. It runs after backward, so a step
@@ -5187,6 +5211,7 @@ static const char *forward_backward_checked(early_stopping *m, const float *x, c
     if (!all_finite(x, 50176)) {
         return "the input batch";
     }
+    m->grads_nonfinite = 0;
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 200704, m->arena + 0);
     if (!all_finite(m->arena + 0, 16384)) {
         return "logits = relu [64, 256] at dsl-examples/early_stopping.nn:16 (forward, kernel k00_fc1_matmul_bias_add_relu)";
@@ -5223,7 +5248,7 @@ static const char *forward_backward_checked(early_stopping *m, const float *x, c
     if (!all_finite(m->arena + 32768, 4096)) {
         return "dfc2 = relu_grad [64, 64] at dsl-examples/early_stopping.nn:17 (backward, kernel k08_dlogits_matmul_relu_grad)";
     }
-    k09_dlogits_weight_matmul(m->arena + 21120, m->arena + 16384, m->grads + 217408);
+    k09_dlogits_weight_matmul(m->arena + 21120, m->arena + 16384, m->grads + 217408, &m->grads_nonfinite);
     if (!all_finite(m->grads + 217408, 640)) {
         return "logits.weight.grad [10, 64] at dsl-examples/early_stopping.nn:18 (backward, kernel k09_dlogits_weight_matmul)";
     }
@@ -5235,7 +5260,7 @@ static const char *forward_backward_checked(early_stopping *m, const float *x, c
     if (!all_finite(m->arena + 16384, 16384)) {
         return "dfc1 = relu_grad [64, 256] at dsl-examples/early_stopping.nn:16 (backward, kernel k11_dlogits_matmul_relu_grad)";
     }
-    k12_dfc2_weight_matmul(m->arena + 32768, m->arena + 0, m->grads + 200960);
+    k12_dfc2_weight_matmul(m->arena + 32768, m->arena + 0, m->grads + 200960, &m->grads_nonfinite);
     if (!all_finite(m->grads + 200960, 16384)) {
         return "fc2.weight.grad [64, 256] at dsl-examples/early_stopping.nn:17 (backward, kernel k12_dfc2_weight_matmul)";
     }
@@ -5243,7 +5268,7 @@ static const char *forward_backward_checked(early_stopping *m, const float *x, c
     if (!all_finite(m->grads + 200704, 256)) {
         return "fc1.bias.grad [256] at dsl-examples/early_stopping.nn:16 (backward, kernel k13_dfc1_bias_bias_grad)";
     }
-    k14_dfc1_weight_matmul(m->arena + 16384, x, m->grads + 0);
+    k14_dfc1_weight_matmul(m->arena + 16384, x, m->grads + 0, &m->grads_nonfinite);
     if (!all_finite(m->grads + 0, 200704)) {
         return "fc1.weight.grad [256, 784] at dsl-examples/early_stopping.nn:16 (backward, kernel k14_dfc1_weight_matmul)";
     }
@@ -5388,7 +5413,10 @@ float early_stopping_evaluate(early_stopping *m, const float *x, const int32_t *
 }
 
 int early_stopping_gradients_finite(const early_stopping *m) {
-    return all_finite(m->arena + 37504, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 37504, 1) && !m->grads_nonfinite
+        && all_finite(m->grads + 200704, 256)
+        && all_finite(m->grads + 217344, 64)
+        && all_finite(m->grads + 218048, 10);
 }
 
 int early_stopping_find_nonfinite(early_stopping *m, const float *x, const int32_t *y) {

@@ -18,6 +18,9 @@
 #define NNC_PARALLEL _Pragma("omp parallel")
 #define NNC_THREAD omp_get_thread_num()
 #define NNC_THREADS omp_get_num_threads()
+/* the same, ORing the threads' `bad` (a product that tests what it stores) */
+#define NNC_PARALLEL_FOR_BAD _Pragma("omp parallel for schedule(static) reduction(|:bad)")
+#define NNC_PARALLEL_BAD _Pragma("omp parallel reduction(|:bad)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
@@ -27,6 +30,8 @@
 #define NNC_PARALLEL
 #define NNC_THREAD 0
 #define NNC_THREADS 1
+#define NNC_PARALLEL_FOR_BAD
+#define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3829,6 +3834,7 @@ struct mnist_cnn {
     float *arena;   /* ARENA_ELEMS */
     float *staging; /* STAGING_ELEMS */
     long step;      /* optimizer steps taken */
+    int grads_nonfinite; /* a weight gradient's product stored a NaN or an infinity in the last forward_backward */
     double lr;      /* current learning rate */
     char error[512];
 };
@@ -5603,8 +5609,9 @@ static void k10_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
 }
 
 /* k11_dlogits_weight_matmul: matmul dlogits_weight -> [10, 64]  (dsl-examples/mnist_cnn.nn:25, backward) */
-static void k11_dlogits_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k11_dlogits_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [10, 64] = A^T[10, 64] * B[64, 64], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -5689,6 +5696,7 @@ static void k11_dlogits_weight_matmul(const float *restrict A, const float *rest
                     const long at = (long)(i0 + r) * 64 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
@@ -5724,9 +5732,13 @@ static void k11_dlogits_weight_matmul(const float *restrict A, const float *rest
                     const long at = (long)(i0 + r) * 64 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -5842,8 +5854,9 @@ static void k13_dx_matmul(const float *restrict A, const float *restrict B, floa
 }
 
 /* k14_dfc1_weight_matmul: matmul dfc1_weight -> [64, 576]  (dsl-examples/mnist_cnn.nn:24, backward) */
-static void k14_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k14_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [64, 576] = A^T[64, 64] * B[64, 576], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -5856,7 +5869,7 @@ static void k14_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
-    NNC_PARALLEL_FOR
+    NNC_PARALLEL_FOR_BAD
     for (int group = 0; group < 4; group++) {
         const int band0 = group * 2;
         const int band1 = band0 + 2;
@@ -5933,10 +5946,14 @@ static void k14_dfc1_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 576 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -8212,6 +8229,7 @@ static void forward_eval(mnist_cnn *m, const float *x, const int32_t *y) {
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(mnist_cnn *m, const float *x, const int32_t *y) {
+    m->grads_nonfinite = 0;
     k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(x, m->params + 0, m->params + 288, m->arena + 0, m->arena + 346112);
     k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 692224, m->arena + 1038336);
     k02_conv3_conv2d_bias_add_relu(m->arena + 692224, m->params + 18816, m->params + 55680, m->arena + 794624);
@@ -8223,10 +8241,10 @@ static void forward_backward(mnist_cnn *m, const float *x, const int32_t *y) {
     k08_dlogits_softmax_xent_grad(m->arena + 835584, y, m->arena + 836864, m->arena + 836224);
     k09_dlogits_bias_bias_grad(m->arena + 836224, m->grads + 93312);
     k10_dx_matmul_relu_grad(m->arena + 836224, m->params + 92672, m->arena + 831488, m->arena + 868352);
-    k11_dlogits_weight_matmul(m->arena + 836224, m->arena + 831488, m->grads + 92672);
+    k11_dlogits_weight_matmul(m->arena + 836224, m->arena + 831488, m->grads + 92672, &m->grads_nonfinite);
     k12_dfc1_bias_bias_grad(m->arena + 868352, m->grads + 92608);
     k13_dx_matmul(m->arena + 868352, m->params + 55744, m->arena + 831488);
-    k14_dfc1_weight_matmul(m->arena + 868352, m->arena + 794624, m->grads + 55744);
+    k14_dfc1_weight_matmul(m->arena + 868352, m->arena + 794624, m->grads + 55744, &m->grads_nonfinite);
     k15_dconv3_relu_grad_bias_grad_conv2d_grad_input_conv2d_grad_weight(m->arena + 831488, m->arena + 794624, m->params + 18816, m->arena + 692224, m->grads + 55680, m->arena + 1140736, m->grads + 18816);
     k16_dx_relu_grad(m->arena + 1140736, m->arena + 692224, m->arena + 1140736);
     k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad_weight(m->arena + 1140736, m->arena + 1038336, m->params + 320, m->arena + 0, m->grads + 18752, m->arena + 692224, m->grads + 320);
@@ -8278,6 +8296,7 @@ static const char *forward_backward_checked(mnist_cnn *m, const float *x, const 
     if (!all_finite(x, 50176)) {
         return "the input batch";
     }
+    m->grads_nonfinite = 0;
     k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(x, m->params + 0, m->params + 288, m->arena + 0, m->arena + 346112);
     if (!all_finite(m->arena + 0, 346112)) {
         return "x = maxpool2d [64, 32, 13, 13] at dsl-examples/mnist_cnn.nn:20 (forward, kernel k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place)";
@@ -8328,7 +8347,7 @@ static const char *forward_backward_checked(mnist_cnn *m, const float *x, const 
     if (!all_finite(m->arena + 868352, 4096)) {
         return "dfc1 = relu_grad [64, 64] at dsl-examples/mnist_cnn.nn:24 (backward, kernel k10_dx_matmul_relu_grad)";
     }
-    k11_dlogits_weight_matmul(m->arena + 836224, m->arena + 831488, m->grads + 92672);
+    k11_dlogits_weight_matmul(m->arena + 836224, m->arena + 831488, m->grads + 92672, &m->grads_nonfinite);
     if (!all_finite(m->grads + 92672, 640)) {
         return "logits.weight.grad [10, 64] at dsl-examples/mnist_cnn.nn:25 (backward, kernel k11_dlogits_weight_matmul)";
     }
@@ -8340,7 +8359,7 @@ static const char *forward_backward_checked(mnist_cnn *m, const float *x, const 
     if (!all_finite(m->arena + 831488, 36864)) {
         return "dx = matmul [64, 576] at dsl-examples/mnist_cnn.nn:24 (backward, kernel k13_dx_matmul)";
     }
-    k14_dfc1_weight_matmul(m->arena + 868352, m->arena + 794624, m->grads + 55744);
+    k14_dfc1_weight_matmul(m->arena + 868352, m->arena + 794624, m->grads + 55744, &m->grads_nonfinite);
     if (!all_finite(m->grads + 55744, 36864)) {
         return "fc1.weight.grad [64, 576] at dsl-examples/mnist_cnn.nn:24 (backward, kernel k14_dfc1_weight_matmul)";
     }
@@ -8534,7 +8553,10 @@ float mnist_cnn_evaluate(mnist_cnn *m, const float *x, const int32_t *y, float *
 }
 
 int mnist_cnn_gradients_finite(const mnist_cnn *m) {
-    return all_finite(m->arena + 1243776, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 1243776, 1) && !m->grads_nonfinite
+        && all_finite(m->grads + 0, 55744)
+        && all_finite(m->grads + 92608, 64)
+        && all_finite(m->grads + 93312, 10);
 }
 
 int mnist_cnn_find_nonfinite(mnist_cnn *m, const float *x, const int32_t *y) {

@@ -18,6 +18,9 @@
 #define NNC_PARALLEL _Pragma("omp parallel")
 #define NNC_THREAD omp_get_thread_num()
 #define NNC_THREADS omp_get_num_threads()
+/* the same, ORing the threads' `bad` (a product that tests what it stores) */
+#define NNC_PARALLEL_FOR_BAD _Pragma("omp parallel for schedule(static) reduction(|:bad)")
+#define NNC_PARALLEL_BAD _Pragma("omp parallel reduction(|:bad)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
@@ -27,6 +30,8 @@
 #define NNC_PARALLEL
 #define NNC_THREAD 0
 #define NNC_THREADS 1
+#define NNC_PARALLEL_FOR_BAD
+#define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3829,6 +3834,7 @@ struct mnist_cnn_bn {
     float *arena;   /* ARENA_ELEMS */
     float *staging; /* STAGING_ELEMS */
     long step;      /* optimizer steps taken */
+    int grads_nonfinite; /* a weight gradient's product stored a NaN or an infinity in the last forward_backward */
     nnc_rng rng;    /* dropout's masks, reseeded every step */
     uint64_t dropout_seed;
     double lr;      /* current learning rate */
@@ -5858,8 +5864,9 @@ static void k18_dx_matmul_mul_relu_grad(const float *restrict dlogits_softmax_xe
 }
 
 /* k19_dlogits_weight_matmul: matmul dlogits_weight -> [10, 64]  (dsl-examples/mnist_cnn_bn.nn:19, backward) */
-static void k19_dlogits_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k19_dlogits_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [10, 64] = A^T[10, 64] * B[64, 64], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -5944,6 +5951,7 @@ static void k19_dlogits_weight_matmul(const float *restrict A, const float *rest
                     const long at = (long)(i0 + r) * 64 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
@@ -5979,9 +5987,13 @@ static void k19_dlogits_weight_matmul(const float *restrict A, const float *rest
                     const long at = (long)(i0 + r) * 64 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -6136,8 +6148,9 @@ static void k21_dx_matmul(const float *restrict A, const float *restrict B, floa
 }
 
 /* k22_dfc1_weight_matmul: matmul dfc1_weight -> [64, 576]  (dsl-examples/mnist_cnn_bn.nn:17, backward) */
-static void k22_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k22_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [64, 576] = A^T[64, 64] * B[64, 576], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -6150,7 +6163,7 @@ static void k22_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
-    NNC_PARALLEL_FOR
+    NNC_PARALLEL_FOR_BAD
     for (int group = 0; group < 4; group++) {
         const int band0 = group * 2;
         const int band1 = band0 + 2;
@@ -6227,10 +6240,14 @@ static void k22_dfc1_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 576 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -8068,6 +8085,7 @@ static void forward_eval(mnist_cnn_bn *m, const float *x, const int32_t *y) {
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(mnist_cnn_bn *m, const float *x, const int32_t *y) {
+    m->grads_nonfinite = 0;
     /* the masks depend on the model's seed and the step only: computing the
      * gradients twice at one step sees the same masks */
     nnc_rng_seed(&m->rng, m->dropout_seed ^ (uint64_t)m->step * 0x9E3779B97F4A7C15u);
@@ -8090,10 +8108,10 @@ static void forward_backward(mnist_cnn_bn *m, const float *x, const int32_t *y) 
     k16_dlogits_softmax_xent_grad(m->arena + 3952640, y, m->arena + 3953280, m->arena + 3956736);
     k17_dlogits_bias_bias_grad(m->arena + 3956736, m->grads + 93984);
     k18_dx_matmul_mul_relu_grad(m->arena + 3956736, m->params + 93344, m->arena + 3944448, m->arena + 3940352, m->arena + 3952640);
-    k19_dlogits_weight_matmul(m->arena + 3956736, m->arena + 3948544, m->grads + 93344);
+    k19_dlogits_weight_matmul(m->arena + 3956736, m->arena + 3948544, m->grads + 93344, &m->grads_nonfinite);
     k20_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 3952640, m->arena + 3936256, m->arena + 4602752, m->params + 93088, m->arena + 3973120, m->grads + 93088, m->grads + 93152);
     k21_dx_matmul(m->arena + 3973120, m->params + 56224, m->arena + 3936256);
-    k22_dfc1_weight_matmul(m->arena + 3973120, m->arena + 3899392, m->grads + 56224);
+    k22_dfc1_weight_matmul(m->arena + 3973120, m->arena + 3899392, m->grads + 56224, &m->grads_nonfinite);
     k23_dbn3_relu_grad_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 3936256, m->arena + 3899392, m->arena + 3862528, m->arena + 4602624, m->params + 55968, m->arena + 3973120, m->grads + 55968, m->grads + 56032);
     k24_dx_conv2d_grad_input(m->arena + 3973120, m->params + 19104, m->arena + 3862528);
     k25_dconv3_weight_conv2d_grad_weight(m->arena + 3973120, m->arena + 3760128, m->grads + 19104);
@@ -8174,6 +8192,7 @@ static const char *forward_backward_checked(mnist_cnn_bn *m, const float *x, con
     if (!all_finite(x, 50176)) {
         return "the input batch";
     }
+    m->grads_nonfinite = 0;
     /* the masks depend on the model's seed and the step only: computing the
      * gradients twice at one step sees the same masks */
     nnc_rng_seed(&m->rng, m->dropout_seed ^ (uint64_t)m->step * 0x9E3779B97F4A7C15u);
@@ -8265,7 +8284,7 @@ static const char *forward_backward_checked(mnist_cnn_bn *m, const float *x, con
     if (!all_finite(m->arena + 3952640, 4096)) {
         return "dbn4 = relu_grad [64, 64] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k18_dx_matmul_mul_relu_grad)";
     }
-    k19_dlogits_weight_matmul(m->arena + 3956736, m->arena + 3948544, m->grads + 93344);
+    k19_dlogits_weight_matmul(m->arena + 3956736, m->arena + 3948544, m->grads + 93344, &m->grads_nonfinite);
     if (!all_finite(m->grads + 93344, 640)) {
         return "logits.weight.grad [10, 64] at dsl-examples/mnist_cnn_bn.nn:19 (backward, kernel k19_dlogits_weight_matmul)";
     }
@@ -8283,7 +8302,7 @@ static const char *forward_backward_checked(mnist_cnn_bn *m, const float *x, con
     if (!all_finite(m->arena + 3936256, 36864)) {
         return "dx = matmul [64, 576] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k21_dx_matmul)";
     }
-    k22_dfc1_weight_matmul(m->arena + 3973120, m->arena + 3899392, m->grads + 56224);
+    k22_dfc1_weight_matmul(m->arena + 3973120, m->arena + 3899392, m->grads + 56224, &m->grads_nonfinite);
     if (!all_finite(m->grads + 56224, 36864)) {
         return "fc1.weight.grad [64, 576] at dsl-examples/mnist_cnn_bn.nn:17 (backward, kernel k22_dfc1_weight_matmul)";
     }
@@ -8541,7 +8560,10 @@ float mnist_cnn_bn_evaluate(mnist_cnn_bn *m, const float *x, const int32_t *y, f
 }
 
 int mnist_cnn_bn_gradients_finite(const mnist_cnn_bn *m) {
-    return all_finite(m->arena + 4602944, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 4602944, 1) && !m->grads_nonfinite
+        && all_finite(m->grads + 0, 56224)
+        && all_finite(m->grads + 93088, 256)
+        && all_finite(m->grads + 93984, 10);
 }
 
 int mnist_cnn_bn_find_nonfinite(mnist_cnn_bn *m, const float *x, const int32_t *y) {

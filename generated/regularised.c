@@ -18,6 +18,9 @@
 #define NNC_PARALLEL _Pragma("omp parallel")
 #define NNC_THREAD omp_get_thread_num()
 #define NNC_THREADS omp_get_num_threads()
+/* the same, ORing the threads' `bad` (a product that tests what it stores) */
+#define NNC_PARALLEL_FOR_BAD _Pragma("omp parallel for schedule(static) reduction(|:bad)")
+#define NNC_PARALLEL_BAD _Pragma("omp parallel reduction(|:bad)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
@@ -27,6 +30,8 @@
 #define NNC_PARALLEL
 #define NNC_THREAD 0
 #define NNC_THREADS 1
+#define NNC_PARALLEL_FOR_BAD
+#define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3829,6 +3834,7 @@ struct regularised {
     float *arena;   /* ARENA_ELEMS */
     float *staging; /* STAGING_ELEMS */
     long step;      /* optimizer steps taken */
+    int grads_nonfinite; /* a weight gradient's product stored a NaN or an infinity in the last forward_backward */
     nnc_rng rng;    /* dropout's masks, reseeded every step */
     uint64_t dropout_seed;
     double lr;      /* current learning rate */
@@ -4580,8 +4586,9 @@ static void k10_dx_matmul_mul_relu_grad(const float *restrict dlogits_softmax_xe
 }
 
 /* k11_dfc2_weight_matmul: matmul dfc2_weight -> [10, 256]  (dsl-examples/regularised.nn:23, backward) */
-static void k11_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k11_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [10, 256] = A^T[10, 128] * B[128, 256], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -4593,7 +4600,7 @@ static void k11_dfc2_weight_matmul(const float *restrict A, const float *restric
     #endif
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
-    NNC_PARALLEL_FOR
+    NNC_PARALLEL_FOR_BAD
     for (int band = 0; band < 1; band++) {
         const int i0 = band * 8;
         long j0 = 0;
@@ -4667,6 +4674,7 @@ static void k11_dfc2_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 256 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
@@ -4702,9 +4710,13 @@ static void k11_dfc2_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 256 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -4760,8 +4772,9 @@ static void k12_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(const f
 }
 
 /* k13_dfc1_weight_matmul: matmul dfc1_weight -> [256, 784]  (dsl-examples/regularised.nn:21, backward) */
-static void k13_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k13_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [256, 784] = A^T[256, 128] * B[128, 784], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -4774,7 +4787,7 @@ static void k13_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 8, which share each tile of B */
-    NNC_PARALLEL_FOR
+    NNC_PARALLEL_FOR_BAD
     for (int group = 0; group < 4; group++) {
         const int band0 = group * 8;
         const int band1 = band0 + 8;
@@ -4851,6 +4864,7 @@ static void k13_dfc1_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 784 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
@@ -4910,11 +4924,15 @@ static void k13_dfc1_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 784 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
             j0 += NNC_LANES;
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -5111,6 +5129,7 @@ static void forward_eval(regularised *m, const float *x, const int32_t *y) {
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(regularised *m, const float *x, const int32_t *y) {
+    m->grads_nonfinite = 0;
     /* the masks depend on the model's seed and the step only: computing the
      * gradients twice at one step sees the same masks */
     nnc_rng_seed(&m->rng, m->dropout_seed ^ (uint64_t)m->step * 0x9E3779B97F4A7C15u);
@@ -5125,9 +5144,9 @@ static void forward_backward(regularised *m, const float *x, const int32_t *y) {
     k08_dlogits_softmax_xent_grad(m->arena + 131072, y, m->arena + 132352, m->arena + 165120);
     k09_dfc2_bias_bias_grad(m->arena + 165120, m->grads + 204288);
     k10_dx_matmul_mul_relu_grad(m->arena + 165120, m->params + 201728, m->arena + 65536, m->arena + 32768, m->arena + 131072);
-    k11_dfc2_weight_matmul(m->arena + 165120, m->arena + 98304, m->grads + 201728);
+    k11_dfc2_weight_matmul(m->arena + 165120, m->arena + 98304, m->grads + 201728, &m->grads_nonfinite);
     k12_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad(m->arena + 131072, m->arena + 0, m->arena + 166400, m->params + 200704, m->arena + 32768, m->grads + 200704, m->grads + 200960);
-    k13_dfc1_weight_matmul(m->arena + 32768, x, m->grads + 0);
+    k13_dfc1_weight_matmul(m->arena + 32768, x, m->grads + 0, &m->grads_nonfinite);
     k14_bn1_bn_running_update(m->params + 201216, m->params + 201472, m->arena + 166400);
 }
 
@@ -5163,6 +5182,7 @@ static const char *forward_backward_checked(regularised *m, const float *x, cons
     if (!all_finite(x, 100352)) {
         return "the input batch";
     }
+    m->grads_nonfinite = 0;
     /* the masks depend on the model's seed and the step only: computing the
      * gradients twice at one step sees the same masks */
     nnc_rng_seed(&m->rng, m->dropout_seed ^ (uint64_t)m->step * 0x9E3779B97F4A7C15u);
@@ -5213,7 +5233,7 @@ static const char *forward_backward_checked(regularised *m, const float *x, cons
     if (!all_finite(m->arena + 131072, 32768)) {
         return "dbn1 = relu_grad [128, 256] at dsl-examples/regularised.nn:22 (backward, kernel k10_dx_matmul_mul_relu_grad)";
     }
-    k11_dfc2_weight_matmul(m->arena + 165120, m->arena + 98304, m->grads + 201728);
+    k11_dfc2_weight_matmul(m->arena + 165120, m->arena + 98304, m->grads + 201728, &m->grads_nonfinite);
     if (!all_finite(m->grads + 201728, 2560)) {
         return "fc2.weight.grad [10, 256] at dsl-examples/regularised.nn:23 (backward, kernel k11_dfc2_weight_matmul)";
     }
@@ -5227,7 +5247,7 @@ static const char *forward_backward_checked(regularised *m, const float *x, cons
     if (!all_finite(m->grads + 200960, 256)) {
         return "bn1.bias.grad [256] at dsl-examples/regularised.nn:22 (backward, kernel k12_dfc1_batchnorm_grad_input_batchnorm_grad_gamma_bias_grad)";
     }
-    k13_dfc1_weight_matmul(m->arena + 32768, x, m->grads + 0);
+    k13_dfc1_weight_matmul(m->arena + 32768, x, m->grads + 0, &m->grads_nonfinite);
     if (!all_finite(m->grads + 0, 200704)) {
         return "fc1.weight.grad [256, 784] at dsl-examples/regularised.nn:21 (backward, kernel k13_dfc1_weight_matmul)";
     }
@@ -5381,7 +5401,9 @@ float regularised_evaluate(regularised *m, const float *x, const int32_t *y, flo
 }
 
 int regularised_gradients_finite(const regularised *m) {
-    return all_finite(m->arena + 166912, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 166912, 1) && !m->grads_nonfinite
+        && all_finite(m->grads + 200704, 1024)
+        && all_finite(m->grads + 204288, 10);
 }
 
 int regularised_find_nonfinite(regularised *m, const float *x, const int32_t *y) {

@@ -18,6 +18,9 @@
 #define NNC_PARALLEL _Pragma("omp parallel")
 #define NNC_THREAD omp_get_thread_num()
 #define NNC_THREADS omp_get_num_threads()
+/* the same, ORing the threads' `bad` (a product that tests what it stores) */
+#define NNC_PARALLEL_FOR_BAD _Pragma("omp parallel for schedule(static) reduction(|:bad)")
+#define NNC_PARALLEL_BAD _Pragma("omp parallel reduction(|:bad)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
@@ -27,6 +30,8 @@
 #define NNC_PARALLEL
 #define NNC_THREAD 0
 #define NNC_THREADS 1
+#define NNC_PARALLEL_FOR_BAD
+#define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3829,6 +3834,7 @@ struct rmsprop {
     float *arena;   /* ARENA_ELEMS */
     float *staging; /* STAGING_ELEMS */
     long step;      /* optimizer steps taken */
+    int grads_nonfinite; /* a weight gradient's product stored a NaN or an infinity in the last forward_backward */
     double lr;      /* current learning rate */
     char error[512];
 };
@@ -4464,8 +4470,9 @@ static void k07_dlogits_matmul_relu_grad(const float *restrict dlogits_softmax_x
 }
 
 /* k08_dlogits_weight_matmul: matmul dlogits_weight -> [10, 128]  (dsl-examples/rmsprop.nn:15, backward) */
-static void k08_dlogits_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k08_dlogits_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [10, 128] = A^T[10, 64] * B[64, 128], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -4550,6 +4557,7 @@ static void k08_dlogits_weight_matmul(const float *restrict A, const float *rest
                     const long at = (long)(i0 + r) * 128 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
@@ -4585,9 +4593,13 @@ static void k08_dlogits_weight_matmul(const float *restrict A, const float *rest
                     const long at = (long)(i0 + r) * 128 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -4604,8 +4616,9 @@ static void k09_dfc1_bias_bias_grad(const float *restrict dy, float *restrict db
 }
 
 /* k10_dfc1_weight_matmul: matmul dfc1_weight -> [128, 784]  (dsl-examples/rmsprop.nn:14, backward) */
-static void k10_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k10_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [128, 784] = A^T[128, 64] * B[64, 784], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -4618,7 +4631,7 @@ static void k10_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 4, which share each tile of B */
-    NNC_PARALLEL_FOR
+    NNC_PARALLEL_FOR_BAD
     for (int group = 0; group < 4; group++) {
         const int band0 = group * 4;
         const int band1 = band0 + 4;
@@ -4695,6 +4708,7 @@ static void k10_dfc1_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 784 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
@@ -4754,11 +4768,15 @@ static void k10_dfc1_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 784 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
             j0 += NNC_LANES;
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -4845,6 +4863,7 @@ static void forward_eval(rmsprop *m, const float *x, const int32_t *y) {
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(rmsprop *m, const float *x, const int32_t *y) {
+    m->grads_nonfinite = 0;
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 0);
     k01_logits_matmul_bias_add(m->arena + 0, m->params + 100480, m->params + 101760, m->arena + 8192);
     k02_probs_softmax(m->arena + 8192, m->arena + 16384);
@@ -4853,9 +4872,9 @@ static void forward_backward(rmsprop *m, const float *x, const int32_t *y) {
     k05_dlogits_softmax_xent_grad(m->arena + 8192, y, m->arena + 8832, m->arena + 17024);
     k06_dlogits_bias_bias_grad(m->arena + 17024, m->grads + 101760);
     k07_dlogits_matmul_relu_grad(m->arena + 17024, m->params + 100480, m->arena + 0, m->arena + 8192);
-    k08_dlogits_weight_matmul(m->arena + 17024, m->arena + 0, m->grads + 100480);
+    k08_dlogits_weight_matmul(m->arena + 17024, m->arena + 0, m->grads + 100480, &m->grads_nonfinite);
     k09_dfc1_bias_bias_grad(m->arena + 8192, m->grads + 100352);
-    k10_dfc1_weight_matmul(m->arena + 8192, x, m->grads + 0);
+    k10_dfc1_weight_matmul(m->arena + 8192, x, m->grads + 0, &m->grads_nonfinite);
 }
 
 /* The optimizer: one update per parameter. It runs after backward, so a step
@@ -4884,6 +4903,7 @@ static const char *forward_backward_checked(rmsprop *m, const float *x, const in
     if (!all_finite(x, 50176)) {
         return "the input batch";
     }
+    m->grads_nonfinite = 0;
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 100352, m->arena + 0);
     if (!all_finite(m->arena + 0, 8192)) {
         return "logits = relu [64, 128] at dsl-examples/rmsprop.nn:14 (forward, kernel k00_fc1_matmul_bias_add_relu)";
@@ -4916,7 +4936,7 @@ static const char *forward_backward_checked(rmsprop *m, const float *x, const in
     if (!all_finite(m->arena + 8192, 8192)) {
         return "dfc1 = relu_grad [64, 128] at dsl-examples/rmsprop.nn:14 (backward, kernel k07_dlogits_matmul_relu_grad)";
     }
-    k08_dlogits_weight_matmul(m->arena + 17024, m->arena + 0, m->grads + 100480);
+    k08_dlogits_weight_matmul(m->arena + 17024, m->arena + 0, m->grads + 100480, &m->grads_nonfinite);
     if (!all_finite(m->grads + 100480, 1280)) {
         return "logits.weight.grad [10, 128] at dsl-examples/rmsprop.nn:15 (backward, kernel k08_dlogits_weight_matmul)";
     }
@@ -4924,7 +4944,7 @@ static const char *forward_backward_checked(rmsprop *m, const float *x, const in
     if (!all_finite(m->grads + 100352, 128)) {
         return "fc1.bias.grad [128] at dsl-examples/rmsprop.nn:14 (backward, kernel k09_dfc1_bias_bias_grad)";
     }
-    k10_dfc1_weight_matmul(m->arena + 8192, x, m->grads + 0);
+    k10_dfc1_weight_matmul(m->arena + 8192, x, m->grads + 0, &m->grads_nonfinite);
     if (!all_finite(m->grads + 0, 100352)) {
         return "fc1.weight.grad [128, 784] at dsl-examples/rmsprop.nn:14 (backward, kernel k10_dfc1_weight_matmul)";
     }
@@ -5065,7 +5085,9 @@ float rmsprop_evaluate(rmsprop *m, const float *x, const int32_t *y, float *out)
 }
 
 int rmsprop_gradients_finite(const rmsprop *m) {
-    return all_finite(m->arena + 17664, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 17664, 1) && !m->grads_nonfinite
+        && all_finite(m->grads + 100352, 128)
+        && all_finite(m->grads + 101760, 10);
 }
 
 int rmsprop_find_nonfinite(rmsprop *m, const float *x, const int32_t *y) {

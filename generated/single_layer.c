@@ -18,6 +18,9 @@
 #define NNC_PARALLEL _Pragma("omp parallel")
 #define NNC_THREAD omp_get_thread_num()
 #define NNC_THREADS omp_get_num_threads()
+/* the same, ORing the threads' `bad` (a product that tests what it stores) */
+#define NNC_PARALLEL_FOR_BAD _Pragma("omp parallel for schedule(static) reduction(|:bad)")
+#define NNC_PARALLEL_BAD _Pragma("omp parallel reduction(|:bad)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
@@ -27,6 +30,8 @@
 #define NNC_PARALLEL
 #define NNC_THREAD 0
 #define NNC_THREADS 1
+#define NNC_PARALLEL_FOR_BAD
+#define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3829,6 +3834,7 @@ struct single_layer {
     float *arena;   /* ARENA_ELEMS */
     float *staging; /* STAGING_ELEMS */
     long step;      /* optimizer steps taken */
+    int grads_nonfinite; /* a weight gradient's product stored a NaN or an infinity in the last forward_backward */
     double lr;      /* current learning rate */
     char error[512];
 };
@@ -3934,8 +3940,9 @@ static void k04_dz_bias_bias_grad(const float *restrict dy, float *restrict dbia
 }
 
 /* k05_dz_weight_matmul: matmul dz_weight -> [1, 2]  (dsl-examples/single_layer.nn:13, backward) */
-static NNC_SCALAR void k05_dz_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static NNC_SCALAR void k05_dz_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [1, 2] = A^T[1, 4] * B[4, 2], 8 multiply-adds: one dot product an element */
     #pragma GCC unroll 512
     for (int i = 0; i < 1; i++) {
@@ -3948,7 +3955,11 @@ static NNC_SCALAR void k05_dz_weight_matmul(const float *restrict A, const float
                 t0 += A[(long)k * 1 + i] * B[(long)k * 2 + j];
             }
             C[at] = t0;
+            bad |= t0 - t0 != 0; /* an infinity or a NaN */
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -3999,12 +4010,13 @@ static void forward_eval(single_layer *m, const float *x, const float *y) {
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(single_layer *m, const float *x, const float *y) {
+    m->grads_nonfinite = 0;
     k00_z_matmul_bias_add_sigmoid(x, m->params + 0, m->params + 2, m->arena + 0);
     k01_loss_bce(m->arena + 0, y, m->arena + 16);
     k02_dloss_fill(m->arena + 32);
     k03_dp_bce_grad_sigmoid_grad(m->arena + 0, y, m->arena + 32, m->arena + 48);
     k04_dz_bias_bias_grad(m->arena + 48, m->grads + 2);
-    k05_dz_weight_matmul(m->arena + 48, x, m->grads + 0);
+    k05_dz_weight_matmul(m->arena + 48, x, m->grads + 0, &m->grads_nonfinite);
 }
 
 /* The optimizer: one update per parameter. It runs after backward, so a step
@@ -4030,6 +4042,7 @@ static const char *forward_backward_checked(single_layer *m, const float *x, con
     if (!all_finite(y, 4)) {
         return "the label batch";
     }
+    m->grads_nonfinite = 0;
     k00_z_matmul_bias_add_sigmoid(x, m->params + 0, m->params + 2, m->arena + 0);
     if (!all_finite(m->arena + 0, 4)) {
         return "p = sigmoid [4, 1] at dsl-examples/single_layer.nn:15 (forward, kernel k00_z_matmul_bias_add_sigmoid)";
@@ -4050,7 +4063,7 @@ static const char *forward_backward_checked(single_layer *m, const float *x, con
     if (!all_finite(m->grads + 2, 1)) {
         return "z.bias.grad [1] at dsl-examples/single_layer.nn:13 (backward, kernel k04_dz_bias_bias_grad)";
     }
-    k05_dz_weight_matmul(m->arena + 48, x, m->grads + 0);
+    k05_dz_weight_matmul(m->arena + 48, x, m->grads + 0, &m->grads_nonfinite);
     if (!all_finite(m->grads + 0, 2)) {
         return "z.weight.grad [1, 2] at dsl-examples/single_layer.nn:13 (backward, kernel k05_dz_weight_matmul)";
     }
@@ -4176,7 +4189,8 @@ float single_layer_evaluate(single_layer *m, const float *x, const float *y, flo
 }
 
 int single_layer_gradients_finite(const single_layer *m) {
-    return all_finite(m->arena + 16, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 16, 1) && !m->grads_nonfinite
+        && all_finite(m->grads + 2, 1);
 }
 
 int single_layer_find_nonfinite(single_layer *m, const float *x, const float *y) {

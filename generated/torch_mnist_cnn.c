@@ -18,6 +18,9 @@
 #define NNC_PARALLEL _Pragma("omp parallel")
 #define NNC_THREAD omp_get_thread_num()
 #define NNC_THREADS omp_get_num_threads()
+/* the same, ORing the threads' `bad` (a product that tests what it stores) */
+#define NNC_PARALLEL_FOR_BAD _Pragma("omp parallel for schedule(static) reduction(|:bad)")
+#define NNC_PARALLEL_BAD _Pragma("omp parallel reduction(|:bad)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
@@ -27,6 +30,8 @@
 #define NNC_PARALLEL
 #define NNC_THREAD 0
 #define NNC_THREADS 1
+#define NNC_PARALLEL_FOR_BAD
+#define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3829,6 +3834,7 @@ struct torch_mnist_cnn {
     float *arena;   /* ARENA_ELEMS */
     float *staging; /* STAGING_ELEMS */
     long step;      /* optimizer steps taken */
+    int grads_nonfinite; /* a weight gradient's product stored a NaN or an infinity in the last forward_backward */
     double lr;      /* current learning rate */
     char error[512];
 };
@@ -5379,8 +5385,9 @@ static void k09_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
 }
 
 /* k10_dfc2_weight_matmul: matmul dfc2_weight -> [10, 128]  (dsl-examples/torch_mnist_cnn.nn:19, backward) */
-static void k10_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k10_dfc2_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [10, 128] = A^T[10, 64] * B[64, 128], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -5465,6 +5472,7 @@ static void k10_dfc2_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 128 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
@@ -5500,9 +5508,13 @@ static void k10_dfc2_weight_matmul(const float *restrict A, const float *restric
                     const long at = (long)(i0 + r) * 128 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -5618,8 +5630,9 @@ static void k12_dx_matmul(const float *restrict A, const float *restrict B, floa
 }
 
 /* k13_dfc1_weight_matmul: matmul dfc1_weight -> [128, 9216]  (dsl-examples/torch_mnist_cnn.nn:18, backward) */
-static void k13_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k13_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [128, 9216] = A^T[128, 64] * B[64, 9216], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -5632,7 +5645,7 @@ static void k13_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 4, which share each tile of B */
-    NNC_PARALLEL_FOR
+    NNC_PARALLEL_FOR_BAD
     for (int group = 0; group < 4; group++) {
         const int band0 = group * 4;
         const int band1 = band0 + 4;
@@ -5709,10 +5722,14 @@ static void k13_dfc1_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 9216 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -6718,6 +6735,7 @@ static void forward_eval(torch_mnist_cnn *m, const float *x, const int32_t *y) {
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(torch_mnist_cnn *m, const float *x, const int32_t *y) {
+    m->grads_nonfinite = 0;
     k00_conv1_conv2d_bias_add_relu(x, m->params + 0, m->params + 288, m->arena + 0);
     k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(m->arena + 0, m->params + 320, m->params + 18752, m->arena + 1384448, m->arena + 2768896);
     k02_fc1_matmul_bias_add_relu(m->arena + 1384448, m->params + 18816, m->params + 1198464, m->arena + 1974272);
@@ -6728,10 +6746,10 @@ static void forward_backward(torch_mnist_cnn *m, const float *x, const int32_t *
     k07_dlogits_softmax_xent_grad(m->arena + 1982464, y, m->arena + 1983104, m->arena + 1990656);
     k08_dfc2_bias_bias_grad(m->arena + 1990656, m->grads + 1199872);
     k09_dx_matmul_relu_grad(m->arena + 1990656, m->params + 1198592, m->arena + 1974272, m->arena + 1982464);
-    k10_dfc2_weight_matmul(m->arena + 1990656, m->arena + 1974272, m->grads + 1198592);
+    k10_dfc2_weight_matmul(m->arena + 1990656, m->arena + 1974272, m->grads + 1198592, &m->grads_nonfinite);
     k11_dfc1_bias_bias_grad(m->arena + 1982464, m->grads + 1198464);
     k12_dx_matmul(m->arena + 1982464, m->params + 18816, m->arena + 3358720);
-    k13_dfc1_weight_matmul(m->arena + 1982464, m->arena + 1384448, m->grads + 18816);
+    k13_dfc1_weight_matmul(m->arena + 1982464, m->arena + 1384448, m->grads + 18816, &m->grads_nonfinite);
     k14_dx_relu_grad(m->arena + 3358720, m->arena + 1384448, m->arena + 3358720);
     k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad_weight(m->arena + 3358720, m->arena + 2768896, m->params + 320, m->arena + 0, m->grads + 18752, m->arena + 1384448, m->grads + 320);
     k16_dconv1_relu_grad_bias_grad_conv2d_grad_weight(m->arena + 1384448, m->arena + 0, x, m->grads + 288, m->grads + 0);
@@ -6775,6 +6793,7 @@ static const char *forward_backward_checked(torch_mnist_cnn *m, const float *x, 
     if (!all_finite(x, 50176)) {
         return "the input batch";
     }
+    m->grads_nonfinite = 0;
     k00_conv1_conv2d_bias_add_relu(x, m->params + 0, m->params + 288, m->arena + 0);
     if (!all_finite(m->arena + 0, 1384448)) {
         return "x = relu [64, 32, 26, 26] at dsl-examples/torch_mnist_cnn.nn:15 (forward, kernel k00_conv1_conv2d_bias_add_relu)";
@@ -6818,7 +6837,7 @@ static const char *forward_backward_checked(torch_mnist_cnn *m, const float *x, 
     if (!all_finite(m->arena + 1982464, 8192)) {
         return "dfc1 = relu_grad [64, 128] at dsl-examples/torch_mnist_cnn.nn:18 (backward, kernel k09_dx_matmul_relu_grad)";
     }
-    k10_dfc2_weight_matmul(m->arena + 1990656, m->arena + 1974272, m->grads + 1198592);
+    k10_dfc2_weight_matmul(m->arena + 1990656, m->arena + 1974272, m->grads + 1198592, &m->grads_nonfinite);
     if (!all_finite(m->grads + 1198592, 1280)) {
         return "fc2.weight.grad [10, 128] at dsl-examples/torch_mnist_cnn.nn:19 (backward, kernel k10_dfc2_weight_matmul)";
     }
@@ -6830,7 +6849,7 @@ static const char *forward_backward_checked(torch_mnist_cnn *m, const float *x, 
     if (!all_finite(m->arena + 3358720, 589824)) {
         return "dx = matmul [64, 9216] at dsl-examples/torch_mnist_cnn.nn:18 (backward, kernel k12_dx_matmul)";
     }
-    k13_dfc1_weight_matmul(m->arena + 1982464, m->arena + 1384448, m->grads + 18816);
+    k13_dfc1_weight_matmul(m->arena + 1982464, m->arena + 1384448, m->grads + 18816, &m->grads_nonfinite);
     if (!all_finite(m->grads + 18816, 1179648)) {
         return "fc1.weight.grad [128, 9216] at dsl-examples/torch_mnist_cnn.nn:18 (backward, kernel k13_dfc1_weight_matmul)";
     }
@@ -7000,7 +7019,10 @@ float torch_mnist_cnn_evaluate(torch_mnist_cnn *m, const float *x, const int32_t
 }
 
 int torch_mnist_cnn_gradients_finite(const torch_mnist_cnn *m) {
-    return all_finite(m->arena + 3949184, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 3949184, 1) && !m->grads_nonfinite
+        && all_finite(m->grads + 0, 18816)
+        && all_finite(m->grads + 1198464, 128)
+        && all_finite(m->grads + 1199872, 10);
 }
 
 int torch_mnist_cnn_find_nonfinite(torch_mnist_cnn *m, const float *x, const int32_t *y) {

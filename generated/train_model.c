@@ -18,6 +18,9 @@
 #define NNC_PARALLEL _Pragma("omp parallel")
 #define NNC_THREAD omp_get_thread_num()
 #define NNC_THREADS omp_get_num_threads()
+/* the same, ORing the threads' `bad` (a product that tests what it stores) */
+#define NNC_PARALLEL_FOR_BAD _Pragma("omp parallel for schedule(static) reduction(|:bad)")
+#define NNC_PARALLEL_BAD _Pragma("omp parallel reduction(|:bad)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
@@ -27,6 +30,8 @@
 #define NNC_PARALLEL
 #define NNC_THREAD 0
 #define NNC_THREADS 1
+#define NNC_PARALLEL_FOR_BAD
+#define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3829,6 +3834,7 @@ struct train_model {
     float *arena;   /* ARENA_ELEMS */
     float *staging; /* STAGING_ELEMS */
     long step;      /* optimizer steps taken */
+    int grads_nonfinite; /* a weight gradient's product stored a NaN or an infinity in the last forward_backward */
     double lr;      /* current learning rate */
     char error[512];
 };
@@ -4726,8 +4732,9 @@ static void k13_dx_matmul_relu_grad(const float *restrict dlogits_softmax_xent_g
 }
 
 /* k14_dfc_weight_matmul: matmul dfc_weight -> [10, 64]  (dsl-examples/train_model.nn:29, backward) */
-static void k14_dfc_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k14_dfc_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [10, 64] = A^T[10, 64] * B[64, 64], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -4812,6 +4819,7 @@ static void k14_dfc_weight_matmul(const float *restrict A, const float *restrict
                     const long at = (long)(i0 + r) * 64 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
@@ -4847,9 +4855,13 @@ static void k14_dfc_weight_matmul(const float *restrict A, const float *restrict
                     const long at = (long)(i0 + r) * 64 + j0 + c;
                     const float t0 = sum[r][c];
                     C[at] = t0;
+                    bad |= t0 - t0 != 0; /* an infinity or a NaN */
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -4965,8 +4977,9 @@ static void k16_dx_matmul(const float *restrict A, const float *restrict B, floa
 }
 
 /* k17_dfc1_weight_matmul: matmul dfc1_weight -> [64, 1568]  (dsl-examples/train_model.nn:28, backward) */
-static void k17_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static void k17_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [64, 1568] = A^T[64, 64] * B[64, 1568], in tiles of 8 rows by 2 vector registers of columns */
     /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
     #if defined(__AVX512F__)
@@ -4979,7 +4992,7 @@ static void k17_dfc1_weight_matmul(const float *restrict A, const float *restric
     #define NNC_LANES (NNC_VEC_BYTES / 4)
     typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
     /* bands in groups of 2, which share each tile of B */
-    NNC_PARALLEL_FOR
+    NNC_PARALLEL_FOR_BAD
     for (int group = 0; group < 4; group++) {
         const int band0 = group * 2;
         const int band1 = band0 + 2;
@@ -5056,10 +5069,14 @@ static void k17_dfc1_weight_matmul(const float *restrict A, const float *restric
                         const long at = (long)(i0 + r) * 1568 + j0 + c;
                         const float t0 = sum[r][c];
                         C[at] = t0;
+                        bad |= t0 - t0 != 0; /* an infinity or a NaN */
                     }
                 }
             }
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -5660,6 +5677,7 @@ static void forward_eval(train_model *m, const float *x, const int32_t *y) {
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(train_model *m, const float *x, const int32_t *y) {
+    m->grads_nonfinite = 0;
     k00_conv1_conv2d(x, m->params + 0, m->arena + 0);
     k01_bn1_bn_stats_batchnorm_relu(m->arena + 0, m->params + 176, m->params + 192, m->params + 144, m->params + 160, m->arena + 3011264, m->arena + 802816);
     k02_x_maxpool2d(m->arena + 802816, m->arena + 2809856);
@@ -5674,10 +5692,10 @@ static void forward_backward(train_model *m, const float *x, const int32_t *y) {
     k11_dlogits_softmax_xent_grad(m->arena + 2512896, y, m->arena + 2514176, m->arena + 2513536);
     k12_dfc_bias_bias_grad(m->arena + 2513536, m->grads + 106000);
     k13_dx_matmul_relu_grad(m->arena + 2513536, m->params + 105360, m->arena + 2508800, m->arena + 2609152);
-    k14_dfc_weight_matmul(m->arena + 2513536, m->arena + 2508800, m->grads + 105360);
+    k14_dfc_weight_matmul(m->arena + 2513536, m->arena + 2508800, m->grads + 105360, &m->grads_nonfinite);
     k15_dfc1_bias_bias_grad(m->arena + 2609152, m->grads + 105296);
     k16_dx_matmul(m->arena + 2609152, m->params + 4944, m->arena + 2508800);
-    k17_dfc1_weight_matmul(m->arena + 2609152, m->arena + 2408448, m->grads + 4944);
+    k17_dfc1_weight_matmul(m->arena + 2609152, m->arena + 2408448, m->grads + 4944, &m->grads_nonfinite);
     k18_dx_relu_grad(m->arena + 2508800, m->arena + 2408448, m->arena + 2508800);
     k19_x_maxpool2d_place(m->arena + 2007040, m->arena + 2408448);
     k20_dbn2_maxpool2d_grad_at(m->arena + 2508800, m->arena + 2408448, m->arena + 2007040);
@@ -5739,6 +5757,7 @@ static const char *forward_backward_checked(train_model *m, const float *x, cons
     if (!all_finite(x, 50176)) {
         return "the input batch";
     }
+    m->grads_nonfinite = 0;
     k00_conv1_conv2d(x, m->params + 0, m->arena + 0);
     if (!all_finite(m->arena + 0, 802816)) {
         return "conv1 = conv2d [64, 16, 28, 28] at dsl-examples/train_model.nn:24 (forward, kernel k00_conv1_conv2d)";
@@ -5801,7 +5820,7 @@ static const char *forward_backward_checked(train_model *m, const float *x, cons
     if (!all_finite(m->arena + 2609152, 4096)) {
         return "dfc1 = relu_grad [64, 64] at dsl-examples/train_model.nn:28 (backward, kernel k13_dx_matmul_relu_grad)";
     }
-    k14_dfc_weight_matmul(m->arena + 2513536, m->arena + 2508800, m->grads + 105360);
+    k14_dfc_weight_matmul(m->arena + 2513536, m->arena + 2508800, m->grads + 105360, &m->grads_nonfinite);
     if (!all_finite(m->grads + 105360, 640)) {
         return "fc.weight.grad [10, 64] at dsl-examples/train_model.nn:29 (backward, kernel k14_dfc_weight_matmul)";
     }
@@ -5813,7 +5832,7 @@ static const char *forward_backward_checked(train_model *m, const float *x, cons
     if (!all_finite(m->arena + 2508800, 100352)) {
         return "dx = matmul [64, 1568] at dsl-examples/train_model.nn:28 (backward, kernel k16_dx_matmul)";
     }
-    k17_dfc1_weight_matmul(m->arena + 2609152, m->arena + 2408448, m->grads + 4944);
+    k17_dfc1_weight_matmul(m->arena + 2609152, m->arena + 2408448, m->grads + 4944, &m->grads_nonfinite);
     if (!all_finite(m->grads + 4944, 100352)) {
         return "fc1.weight.grad [64, 1568] at dsl-examples/train_model.nn:28 (backward, kernel k17_dfc1_weight_matmul)";
     }
@@ -6036,7 +6055,10 @@ float train_model_evaluate(train_model *m, const float *x, const int32_t *y, flo
 }
 
 int train_model_gradients_finite(const train_model *m) {
-    return all_finite(m->arena + 3011296, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 3011296, 1) && !m->grads_nonfinite
+        && all_finite(m->grads + 0, 4944)
+        && all_finite(m->grads + 105296, 64)
+        && all_finite(m->grads + 106000, 10);
 }
 
 int train_model_find_nonfinite(train_model *m, const float *x, const int32_t *y) {

@@ -37,7 +37,8 @@ float train_model_evaluate(train_model *m, const float *x, const int32_t *y, flo
 const float *train_model_train_output(const train_model *m);
 /* Non-finite values. _train_step checks them itself; a caller of
  * _compute_gradients asks _gradients_finite (1: the loss and every gradient of
- * the last _compute_gradients are finite; one pass over the gradient block)
+ * the last _compute_gradients are finite; the weight gradients were tested as they
+ * were computed, the others take one pass)
  * before _apply_update. _find_nonfinite computes the gradients of the batch
  * again, testing each kernel's results as they are produced, and returns -1
  * with the first tensor holding a NaN or an infinity named in train_model_error(),

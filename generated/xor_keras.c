@@ -18,6 +18,9 @@
 #define NNC_PARALLEL _Pragma("omp parallel")
 #define NNC_THREAD omp_get_thread_num()
 #define NNC_THREADS omp_get_num_threads()
+/* the same, ORing the threads' `bad` (a product that tests what it stores) */
+#define NNC_PARALLEL_FOR_BAD _Pragma("omp parallel for schedule(static) reduction(|:bad)")
+#define NNC_PARALLEL_BAD _Pragma("omp parallel reduction(|:bad)")
 /* a dot product in vector lanes: fixed order for a given build */
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
@@ -27,6 +30,8 @@
 #define NNC_PARALLEL
 #define NNC_THREAD 0
 #define NNC_THREADS 1
+#define NNC_PARALLEL_FOR_BAD
+#define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
 #endif
@@ -3829,6 +3834,7 @@ struct xor_keras {
     float *arena;   /* ARENA_ELEMS */
     float *staging; /* STAGING_ELEMS */
     long step;      /* optimizer steps taken */
+    int grads_nonfinite; /* a weight gradient's product stored a NaN or an infinity in the last forward_backward */
     double lr;      /* current learning rate */
     char error[512];
 };
@@ -4061,8 +4067,9 @@ static NNC_SCALAR void k06_dh_matmul_relu_grad(const float *restrict dz_sigmoid_
 }
 
 /* k07_dz_weight_matmul: matmul dz_weight -> [1, 4]  (dsl-examples/xor_keras.nn:10, backward) */
-static NNC_SCALAR void k07_dz_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static NNC_SCALAR void k07_dz_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [1, 4] = A^T[1, 4] * B[4, 4], 16 multiply-adds: one dot product an element */
     #pragma GCC unroll 512
     for (int i = 0; i < 1; i++) {
@@ -4075,7 +4082,11 @@ static NNC_SCALAR void k07_dz_weight_matmul(const float *restrict A, const float
                 t0 += A[(long)k * 1 + i] * B[(long)k * 4 + j];
             }
             C[at] = t0;
+            bad |= t0 - t0 != 0; /* an infinity or a NaN */
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -4092,8 +4103,9 @@ static void k08_dfc1_bias_bias_grad(const float *restrict dy, float *restrict db
 }
 
 /* k09_dfc1_weight_matmul: matmul dfc1_weight -> [4, 2]  (dsl-examples/xor_keras.nn:9, backward) */
-static NNC_SCALAR void k09_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C)
+static NNC_SCALAR void k09_dfc1_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)
 {
+    int bad = 0; /* whether an element stored is not finite */
     /* [4, 2] = A^T[4, 4] * B[4, 2], 32 multiply-adds: one dot product an element */
     #pragma GCC unroll 512
     for (int i = 0; i < 4; i++) {
@@ -4106,7 +4118,11 @@ static NNC_SCALAR void k09_dfc1_weight_matmul(const float *restrict A, const flo
                 t0 += A[(long)k * 4 + i] * B[(long)k * 2 + j];
             }
             C[at] = t0;
+            bad |= t0 - t0 != 0; /* an infinity or a NaN */
         }
+    }
+    if (bad) {
+        *nonfinite = 1;
     }
 }
 
@@ -4186,6 +4202,7 @@ static void forward_eval(xor_keras *m, const float *x, const float *y) {
 
 /* Training mode: loss and outputs, then every gradient. */
 static void forward_backward(xor_keras *m, const float *x, const float *y) {
+    m->grads_nonfinite = 0;
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 8, m->arena + 0);
     k01_z_matmul_bias_add_sigmoid(m->arena + 0, m->params + 12, m->params + 16, m->arena + 16);
     k02_loss_bce(m->arena + 16, y, m->arena + 32);
@@ -4193,9 +4210,9 @@ static void forward_backward(xor_keras *m, const float *x, const float *y) {
     k04_dp_bce_grad_sigmoid_grad(m->arena + 16, y, m->arena + 48, m->arena + 64);
     k05_dz_bias_bias_grad(m->arena + 64, m->grads + 16);
     k06_dh_matmul_relu_grad(m->arena + 64, m->params + 12, m->arena + 0, m->arena + 48);
-    k07_dz_weight_matmul(m->arena + 64, m->arena + 0, m->grads + 12);
+    k07_dz_weight_matmul(m->arena + 64, m->arena + 0, m->grads + 12, &m->grads_nonfinite);
     k08_dfc1_bias_bias_grad(m->arena + 48, m->grads + 8);
-    k09_dfc1_weight_matmul(m->arena + 48, x, m->grads + 0);
+    k09_dfc1_weight_matmul(m->arena + 48, x, m->grads + 0, &m->grads_nonfinite);
 }
 
 /* The optimizer: one update per parameter. It runs after backward, so a step
@@ -4227,6 +4244,7 @@ static const char *forward_backward_checked(xor_keras *m, const float *x, const 
     if (!all_finite(y, 4)) {
         return "the label batch";
     }
+    m->grads_nonfinite = 0;
     k00_fc1_matmul_bias_add_relu(x, m->params + 0, m->params + 8, m->arena + 0);
     if (!all_finite(m->arena + 0, 16)) {
         return "h = relu [4, 4] at dsl-examples/xor_keras.nn:9 (forward, kernel k00_fc1_matmul_bias_add_relu)";
@@ -4255,7 +4273,7 @@ static const char *forward_backward_checked(xor_keras *m, const float *x, const 
     if (!all_finite(m->arena + 48, 16)) {
         return "dfc1 = relu_grad [4, 4] at dsl-examples/xor_keras.nn:9 (backward, kernel k06_dh_matmul_relu_grad)";
     }
-    k07_dz_weight_matmul(m->arena + 64, m->arena + 0, m->grads + 12);
+    k07_dz_weight_matmul(m->arena + 64, m->arena + 0, m->grads + 12, &m->grads_nonfinite);
     if (!all_finite(m->grads + 12, 4)) {
         return "z.weight.grad [1, 4] at dsl-examples/xor_keras.nn:10 (backward, kernel k07_dz_weight_matmul)";
     }
@@ -4263,7 +4281,7 @@ static const char *forward_backward_checked(xor_keras *m, const float *x, const 
     if (!all_finite(m->grads + 8, 4)) {
         return "fc1.bias.grad [4] at dsl-examples/xor_keras.nn:9 (backward, kernel k08_dfc1_bias_bias_grad)";
     }
-    k09_dfc1_weight_matmul(m->arena + 48, x, m->grads + 0);
+    k09_dfc1_weight_matmul(m->arena + 48, x, m->grads + 0, &m->grads_nonfinite);
     if (!all_finite(m->grads + 0, 8)) {
         return "fc1.weight.grad [4, 2] at dsl-examples/xor_keras.nn:9 (backward, kernel k09_dfc1_weight_matmul)";
     }
@@ -4393,7 +4411,9 @@ float xor_keras_evaluate(xor_keras *m, const float *x, const float *y, float *ou
 }
 
 int xor_keras_gradients_finite(const xor_keras *m) {
-    return all_finite(m->arena + 32, 1) && all_finite(m->grads, PARAM_ELEMS);
+    return all_finite(m->arena + 32, 1) && !m->grads_nonfinite
+        && all_finite(m->grads + 8, 4)
+        && all_finite(m->grads + 16, 1);
 }
 
 int xor_keras_find_nonfinite(xor_keras *m, const float *x, const float *y) {

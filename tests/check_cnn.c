@@ -675,6 +675,32 @@ START_TEST(small_products_scalar)
 }
 END_TEST
 
+/* A weight gradient's product tests each element it stores and reports
+ * through *nonfinite; forward_backward clears the flag, and
+ * _gradients_finite reads it and scans only the other gradients (the
+ * biases, here). */
+START_TEST(weight_gradients_test_what_they_store)
+{
+    char *c = generated_c_with("[784]", "    h = dense(x, 256) |> relu\n",
+                               "batch 64", false);
+    const char *k = strstr(c, "_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)\n{");
+    ck_assert_ptr_nonnull(k);
+    ck_assert_ptr_nonnull(strstr(k, "int bad = 0;"));
+    ck_assert_ptr_nonnull(strstr(k, "NNC_PARALLEL_FOR_BAD"));
+    ck_assert_ptr_nonnull(strstr(k, "bad |= t0 - t0 != 0;"));
+    ck_assert_ptr_nonnull(strstr(k, "if (bad) {\n        *nonfinite = 1;"));
+    ck_assert_ptr_nonnull(strstr(c, "_weight_matmul(m->arena + "));
+    ck_assert_ptr_nonnull(strstr(c, ", &m->grads_nonfinite);"));
+    ck_assert_ptr_nonnull(strstr(c, "m->grads_nonfinite = 0;"));
+    const char *f = strstr(c, "int m_gradients_finite(const m *m) {");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(strstr(f, "&& !m->grads_nonfinite\n        && all_finite(m->grads + 200704, 256)\n        && all_finite(m->grads + 201728, 3);"));
+    /* the bias gradients are not products: they keep no flag */
+    ck_assert_ptr_null(strstr(c, "bias_grad(const float *restrict dy, float *restrict dbias, int"));
+    free(c);
+}
+END_TEST
+
 /* x W^T is computed as W x^T when the batch is the smaller side (and
  * fills a tile): x [batch, in] is laid out, not W, and the tiles are
  * stored column by column; otherwise W is laid out as before. */
@@ -820,6 +846,7 @@ Suite *cnn_suite(void)
     tcase_add_test(t, optimizer_precision);
     tcase_add_test(t, small_products_scalar);
     tcase_add_test(t, dense_product_orientation);
+    tcase_add_test(t, weight_gradients_test_what_they_store);
     suite_add_tcase(s, t);
     t = tcase_create("train_data");
     tcase_add_test(t, train_cifar10);

@@ -5,6 +5,9 @@
  *     leaves every parameter as it was and names "the input batch";
  *   - _gradients_finite and _find_nonfinite agree with that, and with a
  *     finite batch;
+ *   - a finite loss whose weight gradient is an infinity (the products
+ *     of weight gradients test what they store, lower_gemm.c): no step,
+ *     and the gradient named;
  *   - a parameter set to NaN is named by _find_nonfinite, and _save and
  *     _save_training refuse to write it (the file is not created).
  * Prints one line per failed check; exit status 1 if any failed. */
@@ -70,6 +73,34 @@ int main(int argc, char **argv)
           "find_nonfinite names the input batch", m);
 
     x[1] = 0.0f;
+    /* a finite loss whose weight gradient overflows: o.weight's second
+     * column is 0, so the second input (3e38) does not reach the output,
+     * but its gradient, (o - y) * 3e38 summed over the batch, is an
+     * infinity. The product that computes it tests what it stores, and
+     * the step must not be taken. */
+    nf_params(m)[1] = 0.0f; /* o.weight[0][1] */
+    float big_x[NF_BATCH * NF_INPUT_SIZE], big_y[NF_BATCH * NF_LABEL_SIZE];
+    for (int s = 0; s < NF_BATCH; s++) {
+        big_x[s * NF_INPUT_SIZE] = 1.0f;
+        big_x[s * NF_INPUT_SIZE + 1] = 3e38f;
+        big_y[s] = -1000.0f;
+    }
+    memcpy(before, nf_params(m), sizeof before);
+    loss = nf_compute_gradients(m, big_x, big_y);
+    check(isfinite(loss), "the loss is finite", m);
+    check(isinf(nf_grads(m)[1]), "o.weight's gradient overflows", m);
+    check(nf_gradients_finite(m) == 0,
+          "gradients_finite sees an infinite weight gradient", m);
+    long steps = nf_steps(m);
+    loss = nf_train_step(m, big_x, big_y);
+    check(isnan(loss) && nf_steps(m) == steps &&
+              memcmp(before, nf_params(m), sizeof before) == 0,
+          "train_step takes no step on an infinite weight gradient", m);
+    check(has(m, "o.weight"), "the weight gradient is named", m);
+    loss = nf_compute_gradients(m, x, y);
+    check(isfinite(loss) && nf_gradients_finite(m) == 1,
+          "the next finite batch's gradients are finite again", m);
+
     nf_params(m)[NF_PARAM_COUNT - 1] = NAN; /* o.bias */
     check(nf_find_nonfinite(m, x, y) == -1 && has(m, "o.bias (a parameter"),
           "find_nonfinite names the parameter o.bias", m);
