@@ -189,6 +189,24 @@ static bool gradient_checked(const Graph *g, const Kernels *ks, int i)
     return false;
 }
 
+/* The next run of adjacent parameters, from index *i on, whose gradients
+ * no product tested: its first element and length; false when none is
+ * left. */
+static bool next_unchecked_run(const Graph *g, const Kernels *ks, int *i,
+                               long *start, long *n)
+{
+    while (*i < g->nparams && gradient_checked(g, ks, *i))
+        (*i)++;
+    if (*i == g->nparams)
+        return false;
+    *start = g->params[*i].offset;
+    *n = 0;
+    while (*i < g->nparams && !gradient_checked(g, ks, *i) &&
+           g->params[*i].offset == *start + *n)
+        *n += g->params[(*i)++].size;
+    return true;
+}
+
 /* _gradients_finite: the loss, the flag that the products of the weight
  * gradients set as they store them, and one pass over every other
  * gradient, in runs of adjacent parameters. */
@@ -196,31 +214,17 @@ static void emit_gradients_finite(Emitter *e, const Graph *g,
                                   const Kernels *ks, const Plan *train,
                                   const char *p)
 {
-    bool any = false; /* a gradient left to scan */
-    for (int i = 0; i < g->nparams; i++)
-        any = any || !gradient_checked(g, ks, i);
+    int i = 0;
+    long start, n;
+    bool more = next_unchecked_run(g, ks, &i, &start, &n);
     emit_open(e, "int %s_gradients_finite(const %s *m)", p, p);
     emit(e, "return all_finite(m->arena + %ld, 1) && !m->grads_nonfinite%s",
-         train->offset[g->loss], any ? "" : ";");
-    long start = -1, end = -1;
-    for (int i = 0; i <= g->nparams; i++) {
-        bool scan = i < g->nparams && !gradient_checked(g, ks, i);
-        const Param *q = i < g->nparams ? &g->params[i] : NULL;
-        if (scan && start >= 0 && q->offset == end) {
-            end += q->size;
-            continue;
-        }
-        if (start >= 0) {
-            /* the last run ends the expression, unless checked parameters
-             * follow it */
-            bool last = true;
-            for (int j = i; j < g->nparams; j++)
-                last = last && gradient_checked(g, ks, j);
-            emit(e, "    && all_finite(m->grads + %ld, %ld)%s", start,
-                 end - start, last ? ";" : "");
-        }
-        start = scan ? q->offset : -1;
-        end = scan ? q->offset + q->size : -1;
+         train->offset[g->loss], more ? "" : ";");
+    while (more) {
+        long s0 = start, n0 = n;
+        more = next_unchecked_run(g, ks, &i, &start, &n);
+        emit(e, "    && all_finite(m->grads + %ld, %ld)%s", s0, n0,
+             more ? "" : ";");
     }
     emit_close(e, NULL);
 }

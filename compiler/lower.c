@@ -84,8 +84,7 @@ static const char *idx_type(long n)
 
 void lower_parallel_for(Emitter *e, long work)
 {
-    if (work >= PARALLEL_WORK)
-        emit(e, "NNC_PARALLEL_FOR");
+    lower_parallel_for_bad(e, work, false);
 }
 
 bool lower_parallel(Emitter *e, long work, bool bad)
@@ -100,6 +99,13 @@ void lower_parallel_for_bad(Emitter *e, long work, bool bad)
 {
     if (work >= PARALLEL_WORK)
         emit(e, bad ? "NNC_PARALLEL_FOR_BAD" : "NNC_PARALLEL_FOR");
+}
+
+/* A matrix product whose result is a parameter's gradient: as a kernel of
+ * its own it tests what it stores (lower_matmul, kernel_checks_gradient) */
+static bool matmul_stores_gradient(const IrOp *o)
+{
+    return o->op == OP_MATMUL && o->storage == SG_GRAD;
 }
 
 /* Whether kernel k is compiled as scalar code: a matrix product small
@@ -176,7 +182,7 @@ static void kernel_params(const Graph *g, const IrOp *o, char *buf, size_t len,
         snprintf(buf + at, len - at, ", %s *restrict packed", real);
     else if (o->op == OP_DROPOUT_MASK)
         snprintf(buf + at, len - at, ", nnc_rng *rng");
-    if (o->op == OP_MATMUL && o->storage == SG_GRAD) {
+    if (matmul_stores_gradient(o)) {
         at = strlen(buf);
         snprintf(buf + at, len - at, ", int *restrict nonfinite");
     }
@@ -469,15 +475,14 @@ static void store_c(Emitter *e, const void *ctx)
 static void lower_matmul(Emitter *e, const Graph *g, const IrOp *o)
 {
     Gemm m = {.a = "A", .b = "B", .packed = "packed", .epilogue = store_c,
-              .check_finite = o->storage == SG_GRAD};
+              .check_finite = matmul_stores_gradient(o)};
     gemm_from_op(g, o, &m);
     lower_gemm(e, &m);
 }
 
 bool kernel_checks_gradient(const Graph *g, const Kernel *k)
 {
-    const IrOp *o = &g->ops[k->ops[0]];
-    return k->kind == KK_SINGLE && o->op == OP_MATMUL && o->storage == SG_GRAD;
+    return k->kind == KK_SINGLE && matmul_stores_gradient(&g->ops[k->ops[0]]);
 }
 
 /* ---------------------------------------------------------------- */

@@ -153,7 +153,7 @@ long gemm_op_scratch_elems(const Graph *g, const IrOp *o)
     gemm_from_op(g, o, &m);
     Gemm oriented;
     orient(&m, &oriented);
-    if (!m.tb || gemm_is_tiny(&m) || gemm_op_packs_tiles(g, o) ||
+    if (!m.tb || gemm_is_tiny(&m) || packs_tiles(&oriented) ||
         gemm_narrow(&oriented))
         return 0;
     return m.K * (gemm_swaps(&m) ? m.M : m.N);
@@ -283,10 +283,10 @@ static void emit_test_stored(Emitter *e)
 
 /* The epilogue over a finished tile held in `sum`, nc columns wide. A
  * tile of C^T is stored column by column of C, so the stores of the
- * inner loop stay contiguous. `check` (check_finite): each element
- * stored is tested (emit_test_stored). */
+ * inner loop stay contiguous. For a gradient (check_finite) each
+ * element stored is tested (emit_test_stored). */
 static void emit_tile_epilogue(Emitter *e, const Gemm *m, const char *i0,
-                               int mr, const char *nc, bool check)
+                               int mr, const char *nc)
 {
     if (m->swapped) {
         emit_open(e, "for (int c = 0; c < %s; c++)", nc);
@@ -303,7 +303,7 @@ static void emit_tile_epilogue(Emitter *e, const Gemm *m, const char *i0,
     }
     emit(e, "const %s t0 = sum[r][c];", e->real);
     m->epilogue(e, m->ctx);
-    if (check)
+    if (m->check_finite)
         emit_test_stored(e);
     emit_close(e, NULL);
     emit_close(e, NULL);
@@ -430,8 +430,7 @@ static void emit_vec_tile(Emitter *e, const Gemm *m, const Rows *rows, int nv)
         for (int v = 0; v < nv; v++)
             emit(e, "*(nnc_vec *)(sum[%d] + %d * NNC_LANES) = acc[%d][%d];", r,
                  v, r, v);
-    emit_tile_epilogue(e, m, "i0", mr, nv == 1 ? "NNC_LANES" : "2 * NNC_LANES",
-                       m->check_finite);
+    emit_tile_epilogue(e, m, "i0", mr, nv == 1 ? "NNC_LANES" : "2 * NNC_LANES");
     close_bands(e, rows);
     if (chunked)
         emit_close(e, NULL);
@@ -462,7 +461,7 @@ static void emit_scalar_tile(Emitter *e, const Gemm *m, const Rows *rows,
     emit_close(e, NULL);
     emit_close(e, NULL);
     emit_close(e, NULL);
-    emit_tile_epilogue(e, m, "i0", mr, nc, m->check_finite);
+    emit_tile_epilogue(e, m, "i0", mr, nc);
     close_bands(e, rows);
 }
 
@@ -616,7 +615,7 @@ static void emit_narrow_tile(Emitter *e, const Gemm *m, int mr)
     char nc[32];
     snprintf(nc, sizeof nc, "%ld", m->N);
     emit(e, "const long j0 = 0;");
-    emit_tile_epilogue(e, m, "i0", mr, nc, m->check_finite);
+    emit_tile_epilogue(e, m, "i0", mr, nc);
 }
 
 /* A narrow product (gemm_narrow): B copied as bt[k][j], its N columns
