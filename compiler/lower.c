@@ -719,8 +719,18 @@ static void lower_pointwise_loss(Emitter *e, const Graph *g, const IrOp *o)
     case OP_BCE:
         /* PyTorch clamps each log at -100 so p = 0 or 1 stays finite, with
          * std::max, which keeps a NaN (fmax would hide it); the logs in
-         * the element type, as PyTorch takes them, summed in double */
-        emit(e, "const %s lp = %s(pred[i]), lq = %s(1 - pred[i]);", e->real,
+         * the element type, as PyTorch takes them, summed in double.
+         * A label of 0 or 1 weighs one log by 0: with p in [0, 1] that
+         * log is finite, its product a zero that leaves the other term's
+         * bits alone, so only the other log is taken (the logs were most
+         * of xor's loss kernel) */
+        emit(e, "const %s p = pred[i];", e->real);
+        emit_open(e, "if ((t == 0 || t == 1) && p >= 0 && p <= 1)");
+        emit(e, "const %s l = %s(t == 1 ? p : 1 - p);", e->real, lower_libm(e, "log"));
+        emit(e, "total -= l < -100 ? -100.0 : (double)l;");
+        emit(e, "continue;");
+        emit_close(e, NULL);
+        emit(e, "const %s lp = %s(p), lq = %s(1 - p);", e->real,
              lower_libm(e, "log"), lower_libm(e, "log"));
         emit(e, "total -= t * (lp < -100 ? -100.0 : (double)lp) + (1 - t) * "
              "(lq < -100 ? -100.0 : (double)lq);");

@@ -4021,7 +4021,13 @@ static void k04_loss_bce(const float *restrict pred, const float *restrict targe
     double total = 0;
     for (int i = 0; i < 4; i++) {
         const double t = target[i];
-        const float lp = logf(pred[i]), lq = logf(1 - pred[i]);
+        const float p = pred[i];
+        if ((t == 0 || t == 1) && p >= 0 && p <= 1) {
+            const float l = logf(t == 1 ? p : 1 - p);
+            total -= l < -100 ? -100.0 : (double)l;
+            continue;
+        }
+        const float lp = logf(p), lq = logf(1 - p);
         total -= t * (lp < -100 ? -100.0 : (double)lp) + (1 - t) * (lq < -100 ? -100.0 : (double)lq);
     }
     loss[0] = (float)(total / 4);

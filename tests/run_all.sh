@@ -79,6 +79,7 @@ step "fused and unfused train alike" tests/fusecheck.sh
 step "fused and unfused agree exactly (every fusion rule)" tests/exactcheck.sh
 step "1, 2 and 3 threads train to the same bits" tests/threads.sh
 step "Adam's vector step: the bits of its expression" tests/adam_block.sh
+step "bce loss: one log for 0/1 labels, the bits of both" tests/bce_loss.sh
 step "non-finite steps: named, stopped, checkpoint kept" tests/nonfinite.sh
 step "CNN ops agree with PyTorch (f64)" tests/cnn_torch_check.sh
 step "train block: optimizers, schedules, checkpoints, resume" tests/train_features.sh
