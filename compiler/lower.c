@@ -726,7 +726,8 @@ static void lower_pointwise_loss(Emitter *e, const Graph *g, const IrOp *o)
          * of xor's loss kernel) */
         emit(e, "const %s p = pred[i];", e->real);
         emit_open(e, "if ((t == 0 || t == 1) && p >= 0 && p <= 1)");
-        emit(e, "const %s l = %s(t == 1 ? p : 1 - p);", e->real, lower_libm(e, "log"));
+        emit(e, "const %s l = %s(t == 1 ? p : 1 - p);", e->real,
+             lower_libm(e, "log"));
         emit(e, "total -= l < -100 ? -100.0 : (double)l;");
         emit(e, "continue;");
         emit_close(e, NULL);
