@@ -481,6 +481,45 @@ static void emit_sqrt_blocks(Emitter *e, const Graph *g, const Kernels *ks)
     }
 }
 
+/* The loops whose chunks take the same time on any core (the optimizer's
+ * sweep) still ran unevenly on this VM, whose two vCPUs are not equally
+ * fast from one minute to the next: with fixed halves, one thread of
+ * mnist_mlp's Adam worked 16% longer than the other (per-thread times
+ * in the regions, docs/performance.md). Claimed one chunk at a time
+ * from both ends, the faster thread takes more and each thread still
+ * works on the end it wrote the gradients of. */
+static void emit_next_chunk(Emitter *e)
+{
+    emit(e, "/* nnc_next_chunk(taken, n, cursor): the next of the n chunks "
+         "of a loop for this");
+    emit(e, " * thread, or -1. On 2 threads, thread 0 takes chunks from the "
+         "front and thread 1");
+    emit(e, " * from the back, each claimed on the shared count *taken, "
+         "until they meet, so a");
+    emit(e, " * core that runs slower takes fewer; on any other count each "
+         "thread takes its");
+    emit(e, " * fixed share. Which thread runs a chunk never changes what it "
+         "computes. *cursor");
+    emit(e, " * counts this thread's chunks (0 at the start). Unused where "
+         "every sweep is small. */");
+    emit_open(e, "static inline __attribute__((unused)) int nnc_next_chunk("
+              "int *taken, int n, int *cursor)");
+    emit_open(e, "if (NNC_THREADS == 2)");
+    emit(e, "int c;");
+    emit(e, "NNC_CLAIM(c, taken);");
+    emit(e, "if (c >= n)");
+    emit(e, "    return -1;");
+    emit(e, "const int k = (*cursor)++;");
+    emit(e, "return NNC_THREAD == 0 ? k : n - 1 - k;");
+    emit_close(e, NULL);
+    emit(e, "const int c = (int)((long)n * NNC_THREAD / NNC_THREADS) + "
+         "(*cursor)++;");
+    emit(e, "return c < (int)((long)n * (NNC_THREAD + 1) / NNC_THREADS) ? "
+         "c : -1;");
+    emit_close(e, NULL);
+    emit_blank(e);
+}
+
 static void emit_kernels(Emitter *e, const Graph *g, const Kernels *ks)
 {
     emit(e, "/* ---- kernels: one per fused group, in schedule order ---- */");
@@ -1149,6 +1188,8 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
     emit(&e, "/* an OR over n values, on all threads when there are enough */");
     emit(&e, "#define NNC_PARALLEL_OR _Pragma(\"omp parallel for "
          "schedule(static) reduction(|:bad) if (n >= 65536)\")");
+    emit(&e, "/* c = the shared count *p, which goes up by one, as one step */");
+    emit(&e, "#define NNC_CLAIM(c, p) _Pragma(\"omp atomic capture\") c = (*(p))++");
     emit(&e, "#else");
     emit(&e, "#define NNC_PARALLEL_FOR");
     emit(&e, "#define NNC_PARALLEL");
@@ -1158,8 +1199,10 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
     emit(&e, "#define NNC_PARALLEL_BAD");
     emit(&e, "#define NNC_SIMD_SUM");
     emit(&e, "#define NNC_PARALLEL_OR");
+    emit(&e, "#define NNC_CLAIM(c, p) c = (*(p))++");
     emit(&e, "#endif");
     emit_blank(&e);
+    emit_next_chunk(&e);
     emit_runtime(&e, g, &n);
     emit_struct(&e, g, &n, plans);
     emit_kernels(&e, g, ks);

@@ -820,6 +820,10 @@ void lower_sgd(Emitter *e, const IrOp *o, long n)
  * computes in: Adam's is the element type, as PyTorch's; RMSprop's is
  * double. */
 enum { SWEEP_LINE = 200 }; /* characters of one statement of a sweep */
+/* blocks a thread claims at a time on all threads: 4096 elements, a few
+ * microseconds of Adam, and 54 claims on mnist_mlp's 218058 parameters
+ * (0.92-0.98 of the step's time against fixed halves, the same bits) */
+enum { SWEEP_CHUNK = 256 };
 
 typedef struct {
     const char *arrays; /* the block's arrays, declared [SQRT_BLOCK] */
@@ -848,9 +852,22 @@ static void emit_block_sweep(Emitter *e, long n, const char *real,
                              char (*post)[SWEEP_LINE], int npost)
 {
     long blocks = n / SQRT_BLOCK;
-    if (blocks) {
-        lower_parallel_for(e, n * 8);
+    if (blocks && n * 8 >= PARALLEL_WORK) {
+        /* chunks claimed from both ends (nnc_next_chunk, emit_c.c) */
+        long chunks = (blocks + SWEEP_CHUNK - 1) / SWEEP_CHUNK;
+        emit(e, "int taken = 0; /* chunks of %d blocks claimed so far */",
+             SWEEP_CHUNK);
+        emit(e, "NNC_PARALLEL");
+        emit_open(e, "for (int cur = 0, ch; (ch = nnc_next_chunk(&taken, "
+                  "%ld, &cur)) >= 0;)", chunks);
+        emit(e, "const %s b0 = (%s)ch * %d, b1 = b0 + %d < %ld ? b0 + %d : "
+             "%ld;", idx_type(n), idx_type(n), SWEEP_CHUNK, SWEEP_CHUNK,
+             blocks, SWEEP_CHUNK, blocks);
+        emit_open(e, "for (%s b = b0; b < b1; b++)", idx_type(n));
+    } else if (blocks) {
         emit_open(e, "for (%s b = 0; b < %ld; b++)", idx_type(n), blocks);
+    }
+    if (blocks) {
         emit_block_arrays(e, real, blk->arrays, SQRT_BLOCK);
         emit(e, "NNC_IVDEP");
         emit_open(e, "for (int l = 0; l < %d; l++)", SQRT_BLOCK);
@@ -866,6 +883,8 @@ static void emit_block_sweep(Emitter *e, long n, const char *real,
             emit(e, "%s", post[k]);
         emit_close(e, NULL);
         emit_close(e, NULL);
+        if (n * 8 >= PARALLEL_WORK)
+            emit_close(e, NULL);
     }
     if (blocks * SQRT_BLOCK < n) {
         emit_open(e, "for (%s i = %ld; i < %ld; i++)", idx_type(n),

@@ -25,6 +25,8 @@
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
 #define NNC_PARALLEL_OR _Pragma("omp parallel for schedule(static) reduction(|:bad) if (n >= 65536)")
+/* c = the shared count *p, which goes up by one, as one step */
+#define NNC_CLAIM(c, p) _Pragma("omp atomic capture") c = (*(p))++
 #else
 #define NNC_PARALLEL_FOR
 #define NNC_PARALLEL
@@ -34,7 +36,27 @@
 #define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
+#define NNC_CLAIM(c, p) c = (*(p))++
 #endif
+
+/* nnc_next_chunk(taken, n, cursor): the next of the n chunks of a loop for this
+ * thread, or -1. On 2 threads, thread 0 takes chunks from the front and thread 1
+ * from the back, each claimed on the shared count *taken, until they meet, so a
+ * core that runs slower takes fewer; on any other count each thread takes its
+ * fixed share. Which thread runs a chunk never changes what it computes. *cursor
+ * counts this thread's chunks (0 at the start). Unused where every sweep is small. */
+static inline __attribute__((unused)) int nnc_next_chunk(int *taken, int n, int *cursor) {
+    if (NNC_THREADS == 2) {
+        int c;
+        NNC_CLAIM(c, taken);
+        if (c >= n)
+            return -1;
+        const int k = (*cursor)++;
+        return NNC_THREAD == 0 ? k : n - 1 - k;
+    }
+    const int c = (int)((long)n * NNC_THREAD / NNC_THREADS) + (*cursor)++;
+    return c < (int)((long)n * (NNC_THREAD + 1) / NNC_THREADS) ? c : -1;
+}
 
 /* ---- nnc runtime (runtime/ in nnc's source, embedded) ---- */
 #define NNC_RT static __attribute__((unused))
@@ -7827,23 +7849,27 @@ static void k43_params_adam_update(float *restrict w, const float *restrict g, f
     /* parameters conv3.weight .. bn3.bias: contiguous in params, grads and state */
     const float step_size = (float)(lr / bias1), root_bias2 = (float)sqrt(bias2);
     const float inv_root_bias2 = 1 / root_bias2; /* for nnc_adamf_block */
-    NNC_PARALLEL_FOR
-    for (int b = 0; b < 2312; b++) {
-        float sq[16], num[16], quot[16];
-        NNC_IVDEP
-        for (int l = 0; l < 16; l++) {
-            const int i = b * 16 + l;
-            const float d = g[i];
-            m[i] = fmaf(d, 0.1f, m[i] * 0.9f);
-            v[i] = fmaf(0.001f * d, d, v[i] * 0.999f);
-            sq[l] = v[i];
-            num[l] = -step_size * m[i];
-        }
-        nnc_adamf_block(quot, sq, num, root_bias2, inv_root_bias2, 1e-08f);
-        NNC_IVDEP
-        for (int l = 0; l < 16; l++) {
-            const int i = b * 16 + l;
-            w[i] += quot[l];
+    int taken = 0; /* chunks of 256 blocks claimed so far */
+    NNC_PARALLEL
+    for (int cur = 0, ch; (ch = nnc_next_chunk(&taken, 10, &cur)) >= 0;) {
+        const int b0 = (int)ch * 256, b1 = b0 + 256 < 2312 ? b0 + 256 : 2312;
+        for (int b = b0; b < b1; b++) {
+            float sq[16], num[16], quot[16];
+            NNC_IVDEP
+            for (int l = 0; l < 16; l++) {
+                const int i = b * 16 + l;
+                const float d = g[i];
+                m[i] = fmaf(d, 0.1f, m[i] * 0.9f);
+                v[i] = fmaf(0.001f * d, d, v[i] * 0.999f);
+                sq[l] = v[i];
+                num[l] = -step_size * m[i];
+            }
+            nnc_adamf_block(quot, sq, num, root_bias2, inv_root_bias2, 1e-08f);
+            NNC_IVDEP
+            for (int l = 0; l < 16; l++) {
+                const int i = b * 16 + l;
+                w[i] += quot[l];
+            }
         }
     }
 }
@@ -7858,23 +7884,27 @@ static void k44_params_adam_update(float *restrict w, const float *restrict g, f
     /* parameters fc1.weight .. bn4.bias: contiguous in params, grads and state */
     const float step_size = (float)(lr / bias1), root_bias2 = (float)sqrt(bias2);
     const float inv_root_bias2 = 1 / root_bias2; /* for nnc_adamf_block */
-    NNC_PARALLEL_FOR
-    for (int b = 0; b < 2312; b++) {
-        float sq[16], num[16], quot[16];
-        NNC_IVDEP
-        for (int l = 0; l < 16; l++) {
-            const int i = b * 16 + l;
-            const float d = g[i];
-            m[i] = fmaf(d, 0.1f, m[i] * 0.9f);
-            v[i] = fmaf(0.001f * d, d, v[i] * 0.999f);
-            sq[l] = v[i];
-            num[l] = -step_size * m[i];
-        }
-        nnc_adamf_block(quot, sq, num, root_bias2, inv_root_bias2, 1e-08f);
-        NNC_IVDEP
-        for (int l = 0; l < 16; l++) {
-            const int i = b * 16 + l;
-            w[i] += quot[l];
+    int taken = 0; /* chunks of 256 blocks claimed so far */
+    NNC_PARALLEL
+    for (int cur = 0, ch; (ch = nnc_next_chunk(&taken, 10, &cur)) >= 0;) {
+        const int b0 = (int)ch * 256, b1 = b0 + 256 < 2312 ? b0 + 256 : 2312;
+        for (int b = b0; b < b1; b++) {
+            float sq[16], num[16], quot[16];
+            NNC_IVDEP
+            for (int l = 0; l < 16; l++) {
+                const int i = b * 16 + l;
+                const float d = g[i];
+                m[i] = fmaf(d, 0.1f, m[i] * 0.9f);
+                v[i] = fmaf(0.001f * d, d, v[i] * 0.999f);
+                sq[l] = v[i];
+                num[l] = -step_size * m[i];
+            }
+            nnc_adamf_block(quot, sq, num, root_bias2, inv_root_bias2, 1e-08f);
+            NNC_IVDEP
+            for (int l = 0; l < 16; l++) {
+                const int i = b * 16 + l;
+                w[i] += quot[l];
+            }
         }
     }
 }

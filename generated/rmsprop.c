@@ -25,6 +25,8 @@
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
 #define NNC_PARALLEL_OR _Pragma("omp parallel for schedule(static) reduction(|:bad) if (n >= 65536)")
+/* c = the shared count *p, which goes up by one, as one step */
+#define NNC_CLAIM(c, p) _Pragma("omp atomic capture") c = (*(p))++
 #else
 #define NNC_PARALLEL_FOR
 #define NNC_PARALLEL
@@ -34,7 +36,27 @@
 #define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
+#define NNC_CLAIM(c, p) c = (*(p))++
 #endif
+
+/* nnc_next_chunk(taken, n, cursor): the next of the n chunks of a loop for this
+ * thread, or -1. On 2 threads, thread 0 takes chunks from the front and thread 1
+ * from the back, each claimed on the shared count *taken, until they meet, so a
+ * core that runs slower takes fewer; on any other count each thread takes its
+ * fixed share. Which thread runs a chunk never changes what it computes. *cursor
+ * counts this thread's chunks (0 at the start). Unused where every sweep is small. */
+static inline __attribute__((unused)) int nnc_next_chunk(int *taken, int n, int *cursor) {
+    if (NNC_THREADS == 2) {
+        int c;
+        NNC_CLAIM(c, taken);
+        if (c >= n)
+            return -1;
+        const int k = (*cursor)++;
+        return NNC_THREAD == 0 ? k : n - 1 - k;
+    }
+    const int c = (int)((long)n * NNC_THREAD / NNC_THREADS) + (*cursor)++;
+    return c < (int)((long)n * (NNC_THREAD + 1) / NNC_THREADS) ? c : -1;
+}
 
 /* ---- nnc runtime (runtime/ in nnc's source, embedded) ---- */
 #define NNC_RT static __attribute__((unused))
@@ -4790,25 +4812,29 @@ static void k11_params_rmsprop_update(float *restrict w, const float *restrict g
 {
     /* parameters fc1.weight .. logits.bias: contiguous in params, grads and state */
     (void)first_step; /* the buffers start at zero */
-    NNC_PARALLEL_FOR
-    for (int b = 0; b < 6360; b++) {
-        double sq[16], root[16];
-        NNC_IVDEP
-        for (int l = 0; l < 16; l++) {
-            const int i = b * 16 + l;
-            double d = g[i];
-            d += 0.0001 * w[i];
-            v[i] = (float)(0.90000000000000002 * v[i] + 0.099999999999999978 * d * d);
-            v[i + 203540] = (float)(0.90000000000000002 * v[i + 203540] + 0.099999999999999978 * d);
-            sq[l] = (double)v[i] - (double)v[i + 203540] * v[i + 203540];
-        }
-        nnc_sqrt_block(root, sq);
-        NNC_IVDEP
-        for (int l = 0; l < 16; l++) {
-            const int i = b * 16 + l;
-            const double dg = g[i] + 0.0001 * w[i];
-            v[i + 101770] = (float)(0.5 * v[i + 101770] + dg / (root[l] + 1e-08));
-            w[i] -= (float)(lr * v[i + 101770]);
+    int taken = 0; /* chunks of 256 blocks claimed so far */
+    NNC_PARALLEL
+    for (int cur = 0, ch; (ch = nnc_next_chunk(&taken, 25, &cur)) >= 0;) {
+        const int b0 = (int)ch * 256, b1 = b0 + 256 < 6360 ? b0 + 256 : 6360;
+        for (int b = b0; b < b1; b++) {
+            double sq[16], root[16];
+            NNC_IVDEP
+            for (int l = 0; l < 16; l++) {
+                const int i = b * 16 + l;
+                double d = g[i];
+                d += 0.0001 * w[i];
+                v[i] = (float)(0.90000000000000002 * v[i] + 0.099999999999999978 * d * d);
+                v[i + 203540] = (float)(0.90000000000000002 * v[i + 203540] + 0.099999999999999978 * d);
+                sq[l] = (double)v[i] - (double)v[i + 203540] * v[i + 203540];
+            }
+            nnc_sqrt_block(root, sq);
+            NNC_IVDEP
+            for (int l = 0; l < 16; l++) {
+                const int i = b * 16 + l;
+                const double dg = g[i] + 0.0001 * w[i];
+                v[i + 101770] = (float)(0.5 * v[i + 101770] + dg / (root[l] + 1e-08));
+                w[i] -= (float)(lr * v[i + 101770]);
+            }
         }
     }
     for (int i = 101760; i < 101770; i++) {

@@ -25,6 +25,8 @@
 #define NNC_SIMD_SUM _Pragma("omp simd reduction(+:acc)")
 /* an OR over n values, on all threads when there are enough */
 #define NNC_PARALLEL_OR _Pragma("omp parallel for schedule(static) reduction(|:bad) if (n >= 65536)")
+/* c = the shared count *p, which goes up by one, as one step */
+#define NNC_CLAIM(c, p) _Pragma("omp atomic capture") c = (*(p))++
 #else
 #define NNC_PARALLEL_FOR
 #define NNC_PARALLEL
@@ -34,7 +36,27 @@
 #define NNC_PARALLEL_BAD
 #define NNC_SIMD_SUM
 #define NNC_PARALLEL_OR
+#define NNC_CLAIM(c, p) c = (*(p))++
 #endif
+
+/* nnc_next_chunk(taken, n, cursor): the next of the n chunks of a loop for this
+ * thread, or -1. On 2 threads, thread 0 takes chunks from the front and thread 1
+ * from the back, each claimed on the shared count *taken, until they meet, so a
+ * core that runs slower takes fewer; on any other count each thread takes its
+ * fixed share. Which thread runs a chunk never changes what it computes. *cursor
+ * counts this thread's chunks (0 at the start). Unused where every sweep is small. */
+static inline __attribute__((unused)) int nnc_next_chunk(int *taken, int n, int *cursor) {
+    if (NNC_THREADS == 2) {
+        int c;
+        NNC_CLAIM(c, taken);
+        if (c >= n)
+            return -1;
+        const int k = (*cursor)++;
+        return NNC_THREAD == 0 ? k : n - 1 - k;
+    }
+    const int c = (int)((long)n * NNC_THREAD / NNC_THREADS) + (*cursor)++;
+    return c < (int)((long)n * (NNC_THREAD + 1) / NNC_THREADS) ? c : -1;
+}
 
 /* ---- nnc runtime (runtime/ in nnc's source, embedded) ---- */
 #define NNC_RT static __attribute__((unused))

@@ -532,6 +532,36 @@ START_TEST(xent_grad_threads_by_batch)
 }
 END_TEST
 
+/* Adam's sweep over enough parameters goes on the threads in chunks of
+ * 256 blocks that each thread claims (nnc_next_chunk: from both ends on
+ * 2 threads, fixed shares otherwise); a small one stays one loop on one
+ * thread. tests/threads.sh checks the bits on 1, 2 and 3 threads. */
+START_TEST(update_sweep_claims_chunks)
+{
+    const char *body = "    h = dense(x, 64) |> relu\n";
+    /* 784 * 64 + 64 + 64 * 3 + 3 = 50435 parameters: 3152 blocks and 3 over */
+    char *big = generated_c_with("[784]", body, "batch 16 optimizer adam(lr = 0.001)", false);
+    char *small = generated_c_with("[4]", "    h = dense(x, 8) |> relu\n",
+                                   "batch 16 optimizer adam(lr = 0.001)", false);
+    ck_assert_ptr_nonnull(strstr(big, "static inline __attribute__((unused)) int nnc_next_chunk(int *taken, int n, int *cursor) {"));
+    const char *kb = strstr(big, "_adam_update(float *restrict w");
+    const char *ks = strstr(small, "_adam_update(float *restrict w");
+    ck_assert_ptr_nonnull(kb);
+    ck_assert_ptr_nonnull(ks);
+    ck_assert_ptr_nonnull(strstr(kb, "int taken = 0; /* chunks of 256 blocks claimed so far */\n"
+                                     "    NNC_PARALLEL\n"
+                                     "    for (int cur = 0, ch; (ch = nnc_next_chunk(&taken, 13, &cur)) >= 0;) {\n"
+                                     "        const int b0 = (int)ch * 256, b1 = b0 + 256 < 3152 ? b0 + 256 : 3152;\n"
+                                     "        for (int b = b0; b < b1; b++) {"));
+    ck_assert_ptr_nonnull(strstr(kb, "for (int i = 50432; i < 50435; i++)"));
+    ck_assert_ptr_null(strstr(ks, "NNC_PARALLEL"));
+    ck_assert_ptr_null(strstr(ks, "nnc_next_chunk(&taken"));
+    ck_assert_ptr_nonnull(strstr(ks, "for (int b = 0; b < "));
+    free(big);
+    free(small);
+}
+END_TEST
+
 /* mnist_cnn's shapes at batch 16: conv2 (13x13 input, 32 -> 64) takes
  * 8-filter register tiles forward and backward and the transposed-dy
  * weight gradient; conv3 (5x5 input, 3x3 output) the tile turned
@@ -843,6 +873,7 @@ Suite *cnn_suite(void)
     tcase_add_test(t, maxpool_grad_forms);
     tcase_add_test(t, conv_kernels_tiled_by_shape);
     tcase_add_test(t, xent_grad_threads_by_batch);
+    tcase_add_test(t, update_sweep_claims_chunks);
     tcase_add_test(t, optimizer_precision);
     tcase_add_test(t, small_products_scalar);
     tcase_add_test(t, dense_product_orientation);
