@@ -8,6 +8,7 @@
 #   make install PREFIX=/usr/local DESTDIR=
 #   make fuzz       libFuzzer on the front end for FUZZ_SECONDS (60)
 #   make bench      time every example, fused and unfused, against SGEMM and PyTorch
+#   make ab MODEL=m.nn NNC_A=old/nnc  time a change of the generated code against the code before it
 #   make deps       install the Debian packages the project needs
 
 CC      ?= cc
@@ -39,7 +40,7 @@ DEPS_TEST  := python3 python3-numpy python3-torch valgrind
 DEPS_FUZZ  := clang libclang-rt-14-dev
 DEPS_BENCH := libopenblas-dev python3-torch python3-numpy
 
-.PHONY: all demo check test deps deps-build deps-demo deps-test deps-fuzz fuzz generated bench deps-bench \
+.PHONY: all demo check test deps deps-build deps-demo deps-test deps-fuzz fuzz generated bench ab deps-bench \
         asan-check install clean
 
 all: nnc
@@ -121,6 +122,13 @@ fuzz: deps-fuzz
 # tables on stdout and in $(BUILD)/bench.md (docs/performance.md).
 bench: $(NNC)
 	NNC=$(NNC) BUILD=$(BUILD) tests/bench.sh
+
+# Not a test either: MODEL compiled by NNC_A (an nnc from the commit to
+# compare against) and by this nnc, trained alternately in one process
+# (tests/ab.sh; docs/performance.md, "Timing a change").
+MODEL ?= dsl-examples/mnist_mlp.nn
+ab: $(NNC)
+	NNC=$(NNC) BUILD=$(BUILD) tests/ab.sh $(MODEL) $(AB_ARGS)
 
 # ---- examples and generated code -------------------------------------------
 

@@ -69,6 +69,15 @@ unit() {
     return $status
 }
 
+# the A/B timing driver (make ab) still builds and runs: a model against
+# itself must train to the same bits
+ab_driver() {
+    out=$(tests/ab.sh dsl-examples/xor.nn 5 10 2>&1); status=$?
+    printf '%s\n' "$out"
+    if [ $status -eq 0 ] && printf '%s' "$out" | grep -q 'parameters the same bits$'
+    then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; return 1; fi
+}
+
 step "unit tests (Check)" unit
 step "diagnostics (golden files)" tests/golden.sh
 step "runtime embedded, safetensors in Python" tests/runtime_extra.sh
@@ -80,6 +89,7 @@ step "fused and unfused agree exactly (every fusion rule)" tests/exactcheck.sh
 step "1, 2 and 3 threads train to the same bits" tests/threads.sh
 step "Adam's vector step: the bits of its expression" tests/adam_block.sh
 step "bce loss: one log for 0/1 labels, the bits of both" tests/bce_loss.sh
+step "A/B timing driver (make ab)" ab_driver
 step "non-finite steps: named, stopped, checkpoint kept" tests/nonfinite.sh
 step "CNN ops agree with PyTorch (f64)" tests/cnn_torch_check.sh
 step "train block: optimizers, schedules, checkpoints, resume" tests/train_features.sh
