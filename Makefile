@@ -20,6 +20,12 @@ SAN     ?=
 ifeq ($(SAN),1)
   BUILD := build-asan
   SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  # The tests build generated code with these flags after their own -O2:
+  # at -O1, which ASan's documentation names as enough for speed, gcc
+  # compiles instrumented code about twice as fast (6.6 s against 14.3 s
+  # for mnist_cnn), and the compiling is most of the sanitizer run. The
+  # -O2-only warnings stay covered by the plain run.
+  GEN_SANFLAGS := $(SANFLAGS) -O1
 endif
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) -Icompiler -I$(BUILD)
 NNC     := $(BUILD)/nnc
@@ -94,7 +100,7 @@ $(BUILD)/unit_tests: $(TEST_OBJS) $(COMPILER_OBJS)
 # `make test` runs everything with what is installed; `make check` first
 # installs what is missing.
 test: $(NNC) $(BUILD)/unit_tests
-	NNC=$(NNC) BUILD=$(BUILD) SANFLAGS="$(SANFLAGS)" tests/run_all.sh
+	NNC=$(NNC) BUILD=$(BUILD) SANFLAGS="$(GEN_SANFLAGS)" tests/run_all.sh
 
 check: deps-build deps-test deps-demo
 	$(MAKE) test

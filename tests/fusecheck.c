@@ -1,6 +1,7 @@
 /* fusecheck.c — the same model compiled fused (prefix fz) and unfused
  * (prefix uf) must train alike: same initial weights, same batches, and
- * after STEPS training steps the same losses and parameters within
+ * after STEPS training steps (20; FC_STEPS sets fewer for the sanitizer
+ * run, where a step runs the same code as the first) the same losses and parameters within
  * float rounding. Built by tests/fusecheck.sh; fz.h defines FZ_CLASSES
  * when the labels are classes.
  *
@@ -25,7 +26,10 @@
 #endif
 #include "synth_batch.h"
 
-enum { STEPS = 20 };
+#ifndef FC_STEPS
+#define FC_STEPS 20
+#endif
+enum { STEPS = FC_STEPS };
 
 int main(void)
 {

@@ -36,7 +36,9 @@ step() {
     nsteps=$((nsteps + 1))
     echo "$1" > "$logs/$nsteps.name"
     shift
-    ("$@" > "$logs/$nsteps.out" 2>&1; echo $? > "$logs/$nsteps.status") &
+    (t0=$SECONDS; "$@" > "$logs/$nsteps.out" 2>&1; status=$?
+     echo $((SECONDS - t0)) > "$logs/$nsteps.seconds"
+     echo $status > "$logs/$nsteps.status") &
 }
 
 # running: how many started steps have not finished
@@ -51,7 +53,9 @@ running() {
 show_finished() {
     while [ "$nshown" -lt "$nsteps" ] && [ -e "$logs/$((nshown + 1)).status" ]; do
         nshown=$((nshown + 1))
-        echo "== $(cat "$logs/$nshown.name")"
+        # the wall time shows which steps keep CI long (it must stay
+        # under 30 minutes on 2 cores)
+        echo "== $(cat "$logs/$nshown.name") ($(cat "$logs/$nshown.seconds") s)"
         cat "$logs/$nshown.out"
         tally "$(cat "$logs/$nshown.status")" < "$logs/$nshown.out"
     done
@@ -78,32 +82,39 @@ ab_driver() {
     then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; return 1; fi
 }
 
+# plain_step NAME COMMAND...: a step the sanitizer run skips. valgrind
+# cannot run a binary built with ASan; the PyTorch agreement (minutes of
+# training steps) and the exact comparison (about 40 models built three
+# ways, 10 minutes under ASan) check numbers, and their fused and unfused
+# code is the code that fusecheck, gradcheck and threads run under the
+# sanitizers
+plain_step() {
+    if [ -z "$SANFLAGS" ]; then step "$@"; fi
+}
+
+# the longest steps first, so that the two job slots end together
 step "unit tests (Check)" unit
-step "diagnostics (golden files)" tests/golden.sh
-step "runtime embedded, safetensors in Python" tests/runtime_extra.sh
 step "examples end to end" tests/e2e.sh
+plain_step "fused and unfused agree exactly (every fusion rule)" tests/exactcheck.sh
+step "fused and unfused train alike" tests/fusecheck.sh
+plain_step "agreement with PyTorch (seed models)" tests/torch_agree.sh
+step "train block: optimizers, schedules, checkpoints, resume" tests/train_features.sh
+plain_step "nnc under valgrind: no leaks, no invalid accesses" tests/valgrind.sh
+step "1, 2 and 3 threads train to the same bits" tests/threads.sh
 step "gradient checks (f64, central differences)" tests/gradcheck.sh
 step "gradient checks on random models; ties and relu at 0 against PyTorch" tests/gradcheck_random.sh
-step "fused and unfused train alike" tests/fusecheck.sh
-step "fused and unfused agree exactly (every fusion rule)" tests/exactcheck.sh
-step "1, 2 and 3 threads train to the same bits" tests/threads.sh
 step "Adam's vector step: the bits of its expression" tests/adam_block.sh
-step "bce loss: one log for 0/1 labels, the bits of both" tests/bce_loss.sh
-step "A/B timing driver (make ab)" ab_driver
+step "runtime embedded, safetensors in Python" tests/runtime_extra.sh
 step "non-finite steps: named, stopped, checkpoint kept" tests/nonfinite.sh
 step "CNN ops agree with PyTorch (f64)" tests/cnn_torch_check.sh
-step "train block: optimizers, schedules, checkpoints, resume" tests/train_features.sh
+step "bce loss: one log for 0/1 labels, the bits of both" tests/bce_loss.sh
+step "A/B timing driver (make ab)" ab_driver
 step "checkpoints on a full disk" tests/full_disk.sh
+step "diagnostics (golden files)" tests/golden.sh
 step "generated/ is up to date" tests/generated_fresh.sh
-# valgrind cannot run a binary built with ASan, and the PyTorch agreement
-# run (minutes of training steps) adds nothing under the sanitizers that
-# the other steps do not: the sanitizer run skips both
-if [ -z "$SANFLAGS" ]; then
-    step "agreement with PyTorch (seed models)" tests/torch_agree.sh
-    step "nnc under valgrind: no leaks, no invalid accesses" tests/valgrind.sh
-fi
 
 wait
 show_finished
+echo "(all steps: $SECONDS s wall with $JOBS at a time)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

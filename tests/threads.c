@@ -1,10 +1,11 @@
 /* threads.c — a model trains to the same bits on any number of threads:
  * the generated kernels split their work so that no element's sum
  * depends on how many threads share it (docs/generated-code.md). The
- * model (prefix th, from tests/threads.sh) trains STEPS steps on the same
- * batches from the same seed with 1 thread, then with 2 and 3 (3 splits
- * bands, groups and blocks unevenly); every loss, every parameter and
- * the outputs of a prediction must have the bits of the 1-thread run. */
+ * model (prefix th, from tests/threads.sh) trains STEPS steps (8; TH_STEPS
+ * sets fewer for the sanitizer run) on the same batches from the same seed
+ * with 1 thread, then with 2 and 3 (3 splits bands, groups and blocks
+ * unevenly); every loss, every parameter and the outputs of a prediction
+ * must have the bits of the 1-thread run. */
 #include "th.h"
 
 #include <omp.h>
@@ -20,7 +21,10 @@
 #endif
 #include "synth_batch.h"
 
-enum { STEPS = 8 };
+#ifndef TH_STEPS
+#define TH_STEPS 8
+#endif
+enum { STEPS = TH_STEPS };
 
 typedef struct Run {
     float loss[STEPS];
