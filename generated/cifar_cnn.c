@@ -4911,13 +4911,14 @@ static void k08_dlogits_softmax_xent_grad(const float *restrict pred, const int3
         for (int j = 1; j < 10; j++) {
             max = z[j] > max ? z[j] : max;
         }
-        double sum = 0;
+        double ez[10], sum = 0;
         for (int j = 0; j < 10; j++) {
-            sum += exp((double)(z[j] - max));
+            ez[j] = exp((double)z[j] - (double)max);
+            sum += ez[j];
         }
-        const double lse = (double)max + log(sum);
+        const double inv = 1 / sum;
         for (int j = 0; j < 10; j++) {
-            const float p = (float)exp((double)z[j] - lse);
+            const float p = (float)(ez[j] * inv);
             d[j] = scale * (p - (j == target[r]));
         }
     }

@@ -470,11 +470,18 @@ END_TEST
 
 /* The generated C of a program (fused, no main) with train settings
  * `train`, in double when f64, as one string. */
+/* The C that nnc emits for model source src, fused. */
+static char *generated_c_of(char *src, bool f64);
+
 static char *generated_c_with(const char *input, const char *body,
                               const char *train, bool f64)
 {
+    return generated_c_of(model_text(input, body, train), f64);
+}
+
+static char *generated_c_of(char *src, bool f64)
+{
     Compiled c;
-    char *src = model_text(input, body, train);
     if (compile_to(&c, src, "autodiff"))
         ck_abort_msg("unexpected errors for:\n%s\n%s", src, c.messages);
     Kernels *ks = fuse(c.g, true);
@@ -501,8 +508,8 @@ static char *generated_c(const char *input, const char *body)
     return generated_c_with(input, body, "batch 16", false);
 }
 
-/* The softmax cross-entropy gradient from logits takes two exp a value,
- * its loss one: on the threads for a batch whose rows are worth it, not
+/* The softmax cross-entropy gradient from logits and its loss take an
+ * exp a value: on the threads for a batch whose rows are worth it, not
  * for a small one (lower.c, EXP_WORK). */
 START_TEST(xent_grad_threads_by_batch)
 {
@@ -529,6 +536,40 @@ START_TEST(xent_grad_threads_by_batch)
     ck_assert_ptr_nonnull(strstr(ls, "total += lse - (double)z[target[r]];"));
     free(big);
     free(small);
+}
+END_TEST
+
+/* The gradient of the cross-entropy on logits keeps each row's
+ * exp(z_j - max) and scales them by 1 / sum, one exp a class; a row too
+ * wide for the stack takes exp(z_j - lse) again (lower.c,
+ * XENT_ROW_KEPT_MAX). */
+START_TEST(xent_grad_keeps_row_exps)
+{
+    static const char *const fmt =
+        "model m {\n    input x : [4]\n    label y : class(%d)\n"
+        "    z = dense(x, %d)\n    output p = softmax(z)\n"
+        "    loss cross_entropy(z, y)\n}\n"
+        "train m { optimizer sgd(lr = 0.1) batch 8 }\n";
+    char *src[2];
+    const int classes[2] = {256, 257};
+    for (int i = 0; i < 2; i++) {
+        size_t n = (size_t)snprintf(NULL, 0, fmt, classes[i], classes[i]) + 1;
+        src[i] = malloc(n);
+        snprintf(src[i], n, fmt, classes[i], classes[i]);
+    }
+    char *kept = generated_c_of(src[0], false);
+    char *wide = generated_c_of(src[1], false);
+    const char *kk = strstr(kept, "softmax_xent_grad(const float");
+    const char *kw = strstr(wide, "softmax_xent_grad(const float");
+    ck_assert_ptr_nonnull(kk);
+    ck_assert_ptr_nonnull(kw);
+    ck_assert_ptr_nonnull(strstr(kk, "double ez[256], sum = 0;"));
+    ck_assert_ptr_nonnull(strstr(kk, "ez[j] = exp((double)z[j] - (double)max);"));
+    ck_assert_ptr_nonnull(strstr(kk, "const float p = (float)(ez[j] * inv);"));
+    ck_assert_ptr_null(strstr(kw, "double ez["));
+    ck_assert_ptr_nonnull(strstr(kw, "const float p = (float)exp((double)z[j] - lse);"));
+    free(kept);
+    free(wide);
 }
 END_TEST
 
@@ -873,6 +914,7 @@ Suite *cnn_suite(void)
     tcase_add_test(t, maxpool_grad_forms);
     tcase_add_test(t, conv_kernels_tiled_by_shape);
     tcase_add_test(t, xent_grad_threads_by_batch);
+    tcase_add_test(t, xent_grad_keeps_row_exps);
     tcase_add_test(t, update_sweep_claims_chunks);
     tcase_add_test(t, optimizer_precision);
     tcase_add_test(t, small_products_scalar);
