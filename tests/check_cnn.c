@@ -468,17 +468,8 @@ END_TEST
 /* ---------------------------------------------------------------- */
 /* which loop nest each convolution gets                              */
 
-/* The generated C of a program (fused, no main) with train settings
- * `train`, in double when f64, as one string. */
-/* The C that nnc emits for model source src, fused. */
-static char *generated_c_of(char *src, bool f64);
-
-static char *generated_c_with(const char *input, const char *body,
-                              const char *train, bool f64)
-{
-    return generated_c_of(model_text(input, body, train), f64);
-}
-
+/* The C that nnc emits for model source src (freed here), fused, no
+ * main, in double when f64, as one string. */
 static char *generated_c_of(char *src, bool f64)
 {
     Compiled c;
@@ -500,6 +491,13 @@ static char *generated_c_of(char *src, bool f64)
     compiled_free(&c);
     free(src);
     return text;
+}
+
+/* The same for the model of model_text, with train settings `train`. */
+static char *generated_c_with(const char *input, const char *body,
+                              const char *train, bool f64)
+{
+    return generated_c_of(model_text(input, body, train), f64);
 }
 
 /* The same, f32, batch 16, sgd. */

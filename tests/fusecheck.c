@@ -1,9 +1,9 @@
 /* fusecheck.c — the same model compiled fused (prefix fz) and unfused
  * (prefix uf) must train alike: same initial weights, same batches, and
  * after STEPS training steps (20; FC_STEPS sets fewer for the sanitizer
- * run, where a step runs the same code as the first) the same losses and parameters within
- * float rounding. Built by tests/fusecheck.sh; fz.h defines FZ_CLASSES
- * when the labels are classes.
+ * run, where a step runs the same code as the first) the same losses and
+ * parameters within float rounding. Built by tests/fusecheck.sh; fz.h
+ * defines FZ_CLASSES when the labels are classes.
  *
  * Tolerance: every loss within 1e-4 relative, every parameter within
  * 1e-4 * max(1, |w|). Fusion keeps the arithmetic of each op, but one
