@@ -551,43 +551,133 @@ static Dims conv_rows_used(const ConvEpilogue *ep, Dims y)
     return used.h < y.h ? used : y;
 }
 
+/* Whether the pooling of an epilogue's plane is a max-pooling whose
+ * windows tile it from the corner (stride = window, no padding) and
+ * nothing else reads the plane: then act can hold it window element by
+ * window element (emit_window_elements), and the pooling is a few
+ * contiguous vector passes instead of strided reads of each band. */
+static bool pool_by_window_element(const ConvEpilogue *ep)
+{
+    const IrOp *p = ep->pool;
+    return p && !ep->stores && p->op == OP_MAXPOOL2D &&
+           maxpool_windows_disjoint(p) && p->attr.win.ph == 0 &&
+           p->attr.win.pw == 0;
+}
+
+/* The epilogue of every element some window reads, left in act as
+ * KH * KW planes of the pooled size: element (i, j) of window (ph, pw)
+ * at act[(i * KW + j) * windows + ph * PW + pw]. The innermost loop
+ * reads acc with stride KW, which gcc vectorises with shuffles; the
+ * pooling's passes then read act contiguously. On mnist_cnn's conv1
+ * (26 x 26 pooled 2 x 2) the band-by-band pooling was most of its
+ * forward kernel (docs/performance.md). */
+static void emit_window_elements(Emitter *e, const ConvEpilogue *ep,
+                                 const char *acc, int row)
+{
+    const IrOp *p = ep->pool;
+    Dims py = nchw(&p->shape);
+    int KH = p->attr.win.kh, KW = p->attr.win.kw;
+    emit(e, "/* act: element (i, j) of every window in a plane of its own */");
+    emit_open(e, "for (int ph = 0; ph < %d; ph++)", py.h);
+    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
+    emit_open(e, "for (int j = 0; j < %d; j++)", KW);
+    emit_open(e, "for (int pw = 0; pw < %d; pw++)", py.w);
+    emit(e, "const int q = (i * %d + j) * %d + ph * %d + pw;", KW,
+         py.h * py.w, py.w);
+    emit(e, "const %s t0 = %s[(ph * %d + i) * %d + pw * %d + j];", e->real,
+         acc, KH, row, KW);
+    ep->store(e, ep->ctx);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+/* The max-pooling of act as emit_window_elements left it: one pass over
+ * all windows per window element, in scan order, keeping the first
+ * maximum (NaN winning) as emit_band_argmax does, and with `place` its
+ * index in the window. */
+static void emit_pool_window_elements(Emitter *e, const ConvEpilogue *ep)
+{
+    const IrOp *p = ep->pool;
+    Dims py = nchw(&p->shape);
+    int windows = py.h * py.w, elems = p->attr.win.kh * p->attr.win.kw;
+    const char *R = e->real;
+    emit(e, "%s top[%d];", R, windows);
+    if (ep->place)
+        emit(e, "int best[%d];", windows);
+    emit_open(e, "for (int q = 0; q < %d; q++)", windows);
+    emit(e, "top[q] = act[q];");
+    if (ep->place)
+        emit(e, "best[q] = 0;");
+    emit_close(e, NULL);
+    emit_open(e, "for (int t = 1; t < %d; t++)", elems);
+    emit_open(e, "for (int q = 0; q < %d; q++)", windows);
+    emit(e, "const %s v = act[t * %d + q];", R, windows);
+    emit(e, "const int take = (v > top[q]) | (v != v);");
+    if (ep->place)
+        emit(e, "best[q] = take ? t : best[q];");
+    emit(e, "top[q] = take ? v : top[q];");
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit(e, "memcpy(yp, top, sizeof top);");
+    if (!ep->place)
+        return;
+    emit(e, "%s *pp = %s + (long)nf * %d;", R, ep->place, windows);
+    emit(e, "%s at[%d];", R, windows);
+    emit_open(e, "for (int q = 0; q < %d; q++)", windows);
+    emit(e, "at[q] = (%s)best[q];", R);
+    emit_close(e, NULL);
+    emit(e, "memcpy(pp, at, sizeof at);");
+}
+
 /* The fused form's last step for one finished plane in `acc` (rows
  * `row` apart): each element in t0, with its flat index `at`, its place
  * in the plane `q` and the filter `f`, goes to the epilogue; then the
  * pooling of the plane the epilogue left in `act`. Only the part the
- * pooling reads is handed on (conv_rows_used). */
+ * pooling reads is handed on (conv_rows_used, pool_by_window_element). */
 static void emit_conv_epilogue(Emitter *e, const Graph *g,
                                const ConvEpilogue *ep, Dims y,
                                const char *acc, int row)
 {
     long oplane = (long)y.h * y.w;
+    bool by_element = pool_by_window_element(ep);
     Dims used = conv_rows_used(ep, y);
     if (used.h < y.h)
         emit(e, "/* rows %d.. are in no pooling window: not computed */",
              used.h);
-    emit_open(e, "for (int oh = 0; oh < %d; oh++)", used.h);
-    emit_open(e, "for (int ow = 0; ow < %d; ow++)", y.w);
-    if (ep->pool)
-        emit(e, "const int q = oh * %d + ow;", y.w);
-    if (ep->stores)
-        emit(e, "const long at = (long)nf * %ld + oh * %d + ow;", oplane, y.w);
-    emit(e, "const %s t0 = %s[oh * %d + ow];", e->real, acc, row);
-    ep->store(e, ep->ctx);
-    emit_close(e, NULL);
-    emit_close(e, NULL);
+    if (by_element) {
+        emit_window_elements(e, ep, acc, row);
+    } else {
+        emit_open(e, "for (int oh = 0; oh < %d; oh++)", used.h);
+        emit_open(e, "for (int ow = 0; ow < %d; ow++)", y.w);
+        if (ep->pool)
+            emit(e, "const int q = oh * %d + ow;", y.w);
+        if (ep->stores)
+            emit(e, "const long at = (long)nf * %ld + oh * %d + ow;", oplane,
+                 y.w);
+        emit(e, "const %s t0 = %s[oh * %d + ow];", e->real, acc, row);
+        ep->store(e, ep->ctx);
+        emit_close(e, NULL);
+        emit_close(e, NULL);
+    }
     if (!ep->pool)
         return;
     Dims py = nchw(&ep->pool->shape);
     emit_open(e, "%s", "");
     emit(e, "/* %s of this plane, from the copy in act */",
          op_names[ep->pool->op]);
-    emit(e, "const %s *xp = act;", e->real);
     emit(e, "%s *yp = %s + (long)nf * %ld;", e->real, ep->pooled,
          (long)py.h * py.w);
-    if (ep->place)
-        lower_pool_places(e, ep->pool, y, py, ep->place);
-    else
-        lower_pool_plane(e, g, ep->pool);
+    if (by_element) {
+        emit_pool_window_elements(e, ep);
+    } else {
+        emit(e, "const %s *xp = act;", e->real);
+        if (ep->place)
+            lower_pool_places(e, ep->pool, y, py, ep->place);
+        else
+            lower_pool_plane(e, g, ep->pool);
+    }
     emit_close(e, NULL);
 }
 
@@ -1753,9 +1843,11 @@ static void lower_pool_places(Emitter *e, const IrOp *o, Dims x, Dims p,
 /* The [x.h, x.w] plane of maxpool2d_grad_at(dy, place) from the pooled
  * [d.h, d.w] planes at `dyp` and `pp`, into `dst` with rows dst_row
  * apart: dy at each window's place, 0 elsewhere (rows and columns no
- * window covers too). Per band, each column's window gradient and place
- * (minus the column's offset in the window) are spread over the band's
- * width first, so each of its KH rows is one contiguous select. */
+ * window covers too). Each window's KH * KW elements are stored straight
+ * from its gradient and place: spreading them over a band's width into
+ * arrays first, then reading those as vectors, made each vector load
+ * wait for the scalar stores it spans (store forwarding); that spread
+ * was 44% of mnist_cnn's conv1 weight gradient (docs/performance.md). */
 static void emit_grad_at_plane(Emitter *e, const IrOp *o, Dims d, Dims x,
                                const char *dyp, const char *pp,
                                const char *dst, int dst_row)
@@ -1763,27 +1855,24 @@ static void emit_grad_at_plane(Emitter *e, const IrOp *o, Dims d, Dims x,
     int KH = o->attr.win.kh, KW = o->attr.win.kw;
     const char *R = e->real;
     emit_open(e, "for (int oh = 0; oh < %d; oh++)", d.h);
-    emit(e, "%s gw[%d], pw[%d]; /* per column: its window's gradient and "
-         "place, less the column's offset */", R, x.w, x.w);
     emit_open(e, "for (int ow = 0; ow < %d; ow++)", d.w);
+    emit(e, "const %s gv = %s[oh * %d + ow], pv = %s[oh * %d + ow]; /* the "
+         "window's gradient and place */", R, dyp, d.w, pp, d.w);
+    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
     emit_open(e, "for (int j = 0; j < %d; j++)", KW);
-    emit(e, "gw[ow * %d + j] = %s[oh * %d + ow];", KW, dyp, d.w);
-    emit(e, "pw[ow * %d + j] = %s[oh * %d + ow] - j;", KW, pp, d.w);
+    emit(e, "%s[(oh * %d + i) * %d + ow * %d + j] = pv == i * %d + j ? gv : 0;",
+         dst, KH, dst_row, KW, KW);
+    emit_close(e, NULL);
     emit_close(e, NULL);
     emit_close(e, NULL);
     if (d.w * KW < x.w) {
-        emit_open(e, "for (int q = %d; q < %d; q++) /* no window covers "
-                  "these columns */", d.w * KW, x.w);
-        emit(e, "gw[q] = 0;");
-        emit(e, "pw[q] = -1;");
+        emit_open(e, "for (int i = 0; i < %d; i++) /* no window covers the "
+                  "last columns */", KH);
+        emit_open(e, "for (int q = %d; q < %d; q++)", d.w * KW, x.w);
+        emit(e, "%s[(oh * %d + i) * %d + q] = 0;", dst, KH, dst_row);
+        emit_close(e, NULL);
         emit_close(e, NULL);
     }
-    emit_open(e, "for (int i = 0; i < %d; i++)", KH);
-    emit(e, "%s *dr = %s + (oh * %d + i) * %d;", R, dst, KH, dst_row);
-    char stmt[160];
-    snprintf(stmt, sizeof stmt, "dr[p] = pw[p] == i * %d ? gw[p] : 0;", KW);
-    emit_vector_loop(e, x.w, stmt);
-    emit_close(e, NULL);
     emit_close(e, NULL);
     emit_uncovered_rows(e, d, x, KH, dst, dst_row);
 }

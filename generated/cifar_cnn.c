@@ -3987,45 +3987,44 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
             const int f = f0 + k, nf = n * 6 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[900]; /* the plane the pooling reads */
-            for (int oh = 0; oh < 30; oh++) {
-                for (int ow = 0; ow < 30; ow++) {
-                    const int q = oh * 30 + ow;
-                    const float t0 = acc[k][oh * 32 + ow];
-                    const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
-                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                    act[q] = t2;
+            /* act: element (i, j) of every window in a plane of its own */
+            for (int ph = 0; ph < 15; ph++) {
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        for (int pw = 0; pw < 15; pw++) {
+                            const int q = (i * 2 + j) * 225 + ph * 15 + pw;
+                            const float t0 = acc[k][(ph * 2 + i) * 32 + pw * 2 + j];
+                            const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
+                            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                            act[q] = t2;
+                        }
+                    }
                 }
             }
             {
                 /* maxpool2d of this plane, from the copy in act */
-                const float *xp = act;
                 float *yp = x_7 + (long)nf * 225;
-                float *pp = x_maxpool2d_place + (long)nf * 225;
-                for (int oh = 0; oh < 15; oh++) {
-                    const float (*band)[30] = (const float (*)[30])(xp + oh * 60);
-                    float top[15];
-                    int best[15];
-                    for (int ow = 0; ow < 15; ow++) {
-                        top[ow] = band[0][ow * 2];
-                        best[ow] = 0;
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        for (int j = 0; j < 2; j++) {
-                            for (int ow = 0; ow < 15; ow++) {
-                                const float v = band[i][ow * 2 + j];
-                                const int take = (v > top[ow]) | (v != v);
-                                best[ow] = take ? i * 2 + j : best[ow];
-                                top[ow] = take ? v : top[ow];
-                            }
-                        }
-                    }
-                    float at[15];
-                    for (int ow = 0; ow < 15; ow++) {
-                        at[ow] = (float)best[ow];
-                    }
-                    memcpy(pp + oh * 15, at, sizeof at);
-                    memcpy(yp + oh * 15, top, sizeof top);
+                float top[225];
+                int best[225];
+                for (int q = 0; q < 225; q++) {
+                    top[q] = act[q];
+                    best[q] = 0;
                 }
+                for (int t = 1; t < 4; t++) {
+                    for (int q = 0; q < 225; q++) {
+                        const float v = act[t * 225 + q];
+                        const int take = (v > top[q]) | (v != v);
+                        best[q] = take ? t : best[q];
+                        top[q] = take ? v : top[q];
+                    }
+                }
+                memcpy(yp, top, sizeof top);
+                float *pp = x_maxpool2d_place + (long)nf * 225;
+                float at[225];
+                for (int q = 0; q < 225; q++) {
+                    at[q] = (float)best[q];
+                }
+                memcpy(pp, at, sizeof at);
             }
         }
     }
@@ -4438,45 +4437,44 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[169]; /* the plane the pooling reads */
             /* rows 12.. are in no pooling window: not computed */
-            for (int oh = 0; oh < 12; oh++) {
-                for (int ow = 0; ow < 13; ow++) {
-                    const int q = oh * 13 + ow;
-                    const float t0 = acc[k][oh * 15 + ow];
-                    const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
-                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                    act[q] = t2;
+            /* act: element (i, j) of every window in a plane of its own */
+            for (int ph = 0; ph < 6; ph++) {
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        for (int pw = 0; pw < 6; pw++) {
+                            const int q = (i * 2 + j) * 36 + ph * 6 + pw;
+                            const float t0 = acc[k][(ph * 2 + i) * 15 + pw * 2 + j];
+                            const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
+                            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                            act[q] = t2;
+                        }
+                    }
                 }
             }
             {
                 /* maxpool2d of this plane, from the copy in act */
-                const float *xp = act;
                 float *yp = x_13 + (long)nf * 36;
-                float *pp = x_maxpool2d_place + (long)nf * 36;
-                for (int oh = 0; oh < 6; oh++) {
-                    const float (*band)[13] = (const float (*)[13])(xp + oh * 26);
-                    float top[6];
-                    int best[6];
-                    for (int ow = 0; ow < 6; ow++) {
-                        top[ow] = band[0][ow * 2];
-                        best[ow] = 0;
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        for (int j = 0; j < 2; j++) {
-                            for (int ow = 0; ow < 6; ow++) {
-                                const float v = band[i][ow * 2 + j];
-                                const int take = (v > top[ow]) | (v != v);
-                                best[ow] = take ? i * 2 + j : best[ow];
-                                top[ow] = take ? v : top[ow];
-                            }
-                        }
-                    }
-                    float at[6];
-                    for (int ow = 0; ow < 6; ow++) {
-                        at[ow] = (float)best[ow];
-                    }
-                    memcpy(pp + oh * 6, at, sizeof at);
-                    memcpy(yp + oh * 6, top, sizeof top);
+                float top[36];
+                int best[36];
+                for (int q = 0; q < 36; q++) {
+                    top[q] = act[q];
+                    best[q] = 0;
                 }
+                for (int t = 1; t < 4; t++) {
+                    for (int q = 0; q < 36; q++) {
+                        const float v = act[t * 36 + q];
+                        const int take = (v > top[q]) | (v != v);
+                        best[q] = take ? t : best[q];
+                        top[q] = take ? v : top[q];
+                    }
+                }
+                memcpy(yp, top, sizeof top);
+                float *pp = x_maxpool2d_place + (long)nf * 36;
+                float at[36];
+                for (int q = 0; q < 36; q++) {
+                    at[q] = (float)best[q];
+                }
+                memcpy(pp, at, sizeof at);
             }
         }
     }
@@ -5986,27 +5984,17 @@ static void k19_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                 const long pq = ((long)n * 16 + f) * 36; /* the pooled plane */
                 const float *dyf = dy + pq, *pg = place + pq;
                 for (int oh = 0; oh < 6; oh++) {
-                    float gw[13], pw[13]; /* per column: its window's gradient and place, less the column's offset */
                     for (int ow = 0; ow < 6; ow++) {
-                        for (int j = 0; j < 2; j++) {
-                            gw[ow * 2 + j] = dyf[oh * 6 + ow];
-                            pw[ow * 2 + j] = pg[oh * 6 + ow] - j;
+                        const float gv = dyf[oh * 6 + ow], pv = pg[oh * 6 + ow]; /* the window's gradient and place */
+                        for (int i = 0; i < 2; i++) {
+                            for (int j = 0; j < 2; j++) {
+                                (dyz + 32)[(oh * 2 + i) * 15 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                            }
                         }
                     }
-                    for (int q = 12; q < 13; q++) /* no window covers these columns */ {
-                        gw[q] = 0;
-                        pw[q] = -1;
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        float *dr = (dyz + 32) + (oh * 2 + i) * 15;
-                        for (int p = 0; p < 8; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 8; p < 12; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 12; p < 13; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    for (int i = 0; i < 2; i++) /* no window covers the last columns */ {
+                        for (int q = 12; q < 13; q++) {
+                            (dyz + 32)[(oh * 2 + i) * 15 + q] = 0;
                         }
                     }
                 }
@@ -6086,27 +6074,17 @@ static void k19_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                     const long pq = ((long)n * 16 + f0 + k) * 36; /* the pooled plane */
                     const float *dyg = dy + pq, *pg = place + pq;
                     for (int oh = 0; oh < 6; oh++) {
-                        float gw[13], pw[13]; /* per column: its window's gradient and place, less the column's offset */
                         for (int ow = 0; ow < 6; ow++) {
-                            for (int j = 0; j < 2; j++) {
-                                gw[ow * 2 + j] = dyg[oh * 6 + ow];
-                                pw[ow * 2 + j] = pg[oh * 6 + ow] - j;
+                            const float gv = dyg[oh * 6 + ow], pv = pg[oh * 6 + ow]; /* the window's gradient and place */
+                            for (int i = 0; i < 2; i++) {
+                                for (int j = 0; j < 2; j++) {
+                                    dym[(oh * 2 + i) * 13 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                                }
                             }
                         }
-                        for (int q = 12; q < 13; q++) /* no window covers these columns */ {
-                            gw[q] = 0;
-                            pw[q] = -1;
-                        }
-                        for (int i = 0; i < 2; i++) {
-                            float *dr = dym + (oh * 2 + i) * 13;
-                            for (int p = 0; p < 8; p++) {
-                                dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                            }
-                            for (int p = 8; p < 12; p++) {
-                                dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                            }
-                            for (int p = 12; p < 13; p++) {
-                                dr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                        for (int i = 0; i < 2; i++) /* no window covers the last columns */ {
+                            for (int q = 12; q < 13; q++) {
+                                dym[(oh * 2 + i) * 13 + q] = 0;
                             }
                         }
                     }
@@ -6289,26 +6267,12 @@ static void k21_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const floa
                     const long pq = ((long)n * 6 + f0 + k) * 225; /* the pooled plane */
                     const float *dyg = dy + pq, *pg = place + pq;
                     for (int oh = 0; oh < 15; oh++) {
-                        float gw[30], pw[30]; /* per column: its window's gradient and place, less the column's offset */
                         for (int ow = 0; ow < 15; ow++) {
-                            for (int j = 0; j < 2; j++) {
-                                gw[ow * 2 + j] = dyg[oh * 15 + ow];
-                                pw[ow * 2 + j] = pg[oh * 15 + ow] - j;
-                            }
-                        }
-                        for (int i = 0; i < 2; i++) {
-                            float *dr = dym + (oh * 2 + i) * 30;
-                            for (int p = 0; p < 16; p++) {
-                                dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                            }
-                            for (int p = 16; p < 24; p++) {
-                                dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                            }
-                            for (int p = 24; p < 28; p++) {
-                                dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                            }
-                            for (int p = 28; p < 30; p++) {
-                                dr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                            const float gv = dyg[oh * 15 + ow], pv = pg[oh * 15 + ow]; /* the window's gradient and place */
+                            for (int i = 0; i < 2; i++) {
+                                for (int j = 0; j < 2; j++) {
+                                    dym[(oh * 2 + i) * 30 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                                }
                             }
                         }
                     }
@@ -6634,46 +6598,35 @@ static void k23_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
             const int f = f0 + k, nf = n * 6 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[900]; /* the plane the pooling reads */
-            for (int oh = 0; oh < 30; oh++) {
-                for (int ow = 0; ow < 30; ow++) {
-                    const int q = oh * 30 + ow;
-                    const float t0 = acc[k][oh * 32 + ow];
-                    const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
-                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                    act[q] = t2;
+            /* act: element (i, j) of every window in a plane of its own */
+            for (int ph = 0; ph < 15; ph++) {
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        for (int pw = 0; pw < 15; pw++) {
+                            const int q = (i * 2 + j) * 225 + ph * 15 + pw;
+                            const float t0 = acc[k][(ph * 2 + i) * 32 + pw * 2 + j];
+                            const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
+                            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                            act[q] = t2;
+                        }
+                    }
                 }
             }
             {
                 /* maxpool2d of this plane, from the copy in act */
-                const float *xp = act;
                 float *yp = x_7 + (long)nf * 225;
-                for (int oh = 0; oh < 15; oh++) {
-                    float *yr = yp + oh * 15;
-                    const float *xr = xp + oh * 60;
-                    for (int p = 0; p < 8; p++) {
-                        yr[p] = xr[p * 2];
-                    }
-                    for (int p = 8; p < 12; p++) {
-                        yr[p] = xr[p * 2];
-                    }
-                    for (int p = 12; p < 15; p++) {
-                        yr[p] = xr[p * 2];
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        for (int j = 0; j < 2; j++) {
-                            const float *xs = xr + i * 30 + j;
-                            for (int p = 0; p < 8; p++) {
-                                yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
-                            }
-                            for (int p = 8; p < 12; p++) {
-                                yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
-                            }
-                            for (int p = 12; p < 15; p++) {
-                                yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
-                            }
-                        }
+                float top[225];
+                for (int q = 0; q < 225; q++) {
+                    top[q] = act[q];
+                }
+                for (int t = 1; t < 4; t++) {
+                    for (int q = 0; q < 225; q++) {
+                        const float v = act[t * 225 + q];
+                        const int take = (v > top[q]) | (v != v);
+                        top[q] = take ? v : top[q];
                     }
                 }
+                memcpy(yp, top, sizeof top);
             }
         }
     }
@@ -7085,40 +7038,35 @@ static void k24_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[169]; /* the plane the pooling reads */
             /* rows 12.. are in no pooling window: not computed */
-            for (int oh = 0; oh < 12; oh++) {
-                for (int ow = 0; ow < 13; ow++) {
-                    const int q = oh * 13 + ow;
-                    const float t0 = acc[k][oh * 15 + ow];
-                    const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
-                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                    act[q] = t2;
+            /* act: element (i, j) of every window in a plane of its own */
+            for (int ph = 0; ph < 6; ph++) {
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        for (int pw = 0; pw < 6; pw++) {
+                            const int q = (i * 2 + j) * 36 + ph * 6 + pw;
+                            const float t0 = acc[k][(ph * 2 + i) * 15 + pw * 2 + j];
+                            const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
+                            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                            act[q] = t2;
+                        }
+                    }
                 }
             }
             {
                 /* maxpool2d of this plane, from the copy in act */
-                const float *xp = act;
                 float *yp = x_13 + (long)nf * 36;
-                for (int oh = 0; oh < 6; oh++) {
-                    float *yr = yp + oh * 6;
-                    const float *xr = xp + oh * 26;
-                    for (int p = 0; p < 4; p++) {
-                        yr[p] = xr[p * 2];
-                    }
-                    for (int p = 4; p < 6; p++) {
-                        yr[p] = xr[p * 2];
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        for (int j = 0; j < 2; j++) {
-                            const float *xs = xr + i * 13 + j;
-                            for (int p = 0; p < 4; p++) {
-                                yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
-                            }
-                            for (int p = 4; p < 6; p++) {
-                                yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
-                            }
-                        }
+                float top[36];
+                for (int q = 0; q < 36; q++) {
+                    top[q] = act[q];
+                }
+                for (int t = 1; t < 4; t++) {
+                    for (int q = 0; q < 36; q++) {
+                        const float v = act[t * 36 + q];
+                        const int take = (v > top[q]) | (v != v);
+                        top[q] = take ? v : top[q];
                     }
                 }
+                memcpy(yp, top, sizeof top);
             }
         }
     }

@@ -4516,45 +4516,44 @@ static void k00_conv1_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
             const int f = f0 + k, nf = n * 32 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[676]; /* the plane the pooling reads */
-            for (int oh = 0; oh < 26; oh++) {
-                for (int ow = 0; ow < 26; ow++) {
-                    const int q = oh * 26 + ow;
-                    const float t0 = acc[k][oh * 28 + ow];
-                    const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
-                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                    act[q] = t2;
+            /* act: element (i, j) of every window in a plane of its own */
+            for (int ph = 0; ph < 13; ph++) {
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        for (int pw = 0; pw < 13; pw++) {
+                            const int q = (i * 2 + j) * 169 + ph * 13 + pw;
+                            const float t0 = acc[k][(ph * 2 + i) * 28 + pw * 2 + j];
+                            const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
+                            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                            act[q] = t2;
+                        }
+                    }
                 }
             }
             {
                 /* maxpool2d of this plane, from the copy in act */
-                const float *xp = act;
                 float *yp = x_7 + (long)nf * 169;
-                float *pp = x_maxpool2d_place + (long)nf * 169;
-                for (int oh = 0; oh < 13; oh++) {
-                    const float (*band)[26] = (const float (*)[26])(xp + oh * 52);
-                    float top[13];
-                    int best[13];
-                    for (int ow = 0; ow < 13; ow++) {
-                        top[ow] = band[0][ow * 2];
-                        best[ow] = 0;
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        for (int j = 0; j < 2; j++) {
-                            for (int ow = 0; ow < 13; ow++) {
-                                const float v = band[i][ow * 2 + j];
-                                const int take = (v > top[ow]) | (v != v);
-                                best[ow] = take ? i * 2 + j : best[ow];
-                                top[ow] = take ? v : top[ow];
-                            }
-                        }
-                    }
-                    float at[13];
-                    for (int ow = 0; ow < 13; ow++) {
-                        at[ow] = (float)best[ow];
-                    }
-                    memcpy(pp + oh * 13, at, sizeof at);
-                    memcpy(yp + oh * 13, top, sizeof top);
+                float top[169];
+                int best[169];
+                for (int q = 0; q < 169; q++) {
+                    top[q] = act[q];
+                    best[q] = 0;
                 }
+                for (int t = 1; t < 4; t++) {
+                    for (int q = 0; q < 169; q++) {
+                        const float v = act[t * 169 + q];
+                        const int take = (v > top[q]) | (v != v);
+                        best[q] = take ? t : best[q];
+                        top[q] = take ? v : top[q];
+                    }
+                }
+                memcpy(yp, top, sizeof top);
+                float *pp = x_maxpool2d_place + (long)nf * 169;
+                float at[169];
+                for (int q = 0; q < 169; q++) {
+                    at[q] = (float)best[q];
+                }
+                memcpy(pp, at, sizeof at);
             }
         }
     }
@@ -4967,45 +4966,44 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[121]; /* the plane the pooling reads */
             /* rows 10.. are in no pooling window: not computed */
-            for (int oh = 0; oh < 10; oh++) {
-                for (int ow = 0; ow < 11; ow++) {
-                    const int q = oh * 11 + ow;
-                    const float t0 = acc[k][oh * 13 + ow];
-                    const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
-                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                    act[q] = t2;
+            /* act: element (i, j) of every window in a plane of its own */
+            for (int ph = 0; ph < 5; ph++) {
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        for (int pw = 0; pw < 5; pw++) {
+                            const int q = (i * 2 + j) * 25 + ph * 5 + pw;
+                            const float t0 = acc[k][(ph * 2 + i) * 13 + pw * 2 + j];
+                            const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
+                            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                            act[q] = t2;
+                        }
+                    }
                 }
             }
             {
                 /* maxpool2d of this plane, from the copy in act */
-                const float *xp = act;
                 float *yp = x_13 + (long)nf * 25;
-                float *pp = x_maxpool2d_place + (long)nf * 25;
-                for (int oh = 0; oh < 5; oh++) {
-                    const float (*band)[11] = (const float (*)[11])(xp + oh * 22);
-                    float top[5];
-                    int best[5];
-                    for (int ow = 0; ow < 5; ow++) {
-                        top[ow] = band[0][ow * 2];
-                        best[ow] = 0;
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        for (int j = 0; j < 2; j++) {
-                            for (int ow = 0; ow < 5; ow++) {
-                                const float v = band[i][ow * 2 + j];
-                                const int take = (v > top[ow]) | (v != v);
-                                best[ow] = take ? i * 2 + j : best[ow];
-                                top[ow] = take ? v : top[ow];
-                            }
-                        }
-                    }
-                    float at[5];
-                    for (int ow = 0; ow < 5; ow++) {
-                        at[ow] = (float)best[ow];
-                    }
-                    memcpy(pp + oh * 5, at, sizeof at);
-                    memcpy(yp + oh * 5, top, sizeof top);
+                float top[25];
+                int best[25];
+                for (int q = 0; q < 25; q++) {
+                    top[q] = act[q];
+                    best[q] = 0;
                 }
+                for (int t = 1; t < 4; t++) {
+                    for (int q = 0; q < 25; q++) {
+                        const float v = act[t * 25 + q];
+                        const int take = (v > top[q]) | (v != v);
+                        best[q] = take ? t : best[q];
+                        top[q] = take ? v : top[q];
+                    }
+                }
+                memcpy(yp, top, sizeof top);
+                float *pp = x_maxpool2d_place + (long)nf * 25;
+                float at[25];
+                for (int q = 0; q < 25; q++) {
+                    at[q] = (float)best[q];
+                }
+                memcpy(pp, at, sizeof at);
             }
         }
     }
@@ -6432,24 +6430,17 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                 const long pq = ((long)n * 64 + c) * 25; /* the pooled plane */
                 const float *dyg = dy + pq, *pg = place + pq;
                 for (int oh = 0; oh < 5; oh++) {
-                    float gw[11], pw[11]; /* per column: its window's gradient and place, less the column's offset */
                     for (int ow = 0; ow < 5; ow++) {
-                        for (int j = 0; j < 2; j++) {
-                            gw[ow * 2 + j] = dyg[oh * 5 + ow];
-                            pw[ow * 2 + j] = pg[oh * 5 + ow] - j;
+                        const float gv = dyg[oh * 5 + ow], pv = pg[oh * 5 + ow]; /* the window's gradient and place */
+                        for (int i = 0; i < 2; i++) {
+                            for (int j = 0; j < 2; j++) {
+                                dym[(oh * 2 + i) * 11 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                            }
                         }
                     }
-                    for (int q = 10; q < 11; q++) /* no window covers these columns */ {
-                        gw[q] = 0;
-                        pw[q] = -1;
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        float *dr = dym + (oh * 2 + i) * 11;
-                        for (int p = 0; p < 8; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 8; p < 11; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    for (int i = 0; i < 2; i++) /* no window covers the last columns */ {
+                        for (int q = 10; q < 11; q++) {
+                            dym[(oh * 2 + i) * 11 + q] = 0;
                         }
                     }
                 }
@@ -6482,24 +6473,17 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                 const long pq = ((long)n * 64 + f) * 25; /* the pooled plane */
                 const float *dyf = dy + pq, *pg = place + pq;
                 for (int oh = 0; oh < 5; oh++) {
-                    float gw[11], pw[11]; /* per column: its window's gradient and place, less the column's offset */
                     for (int ow = 0; ow < 5; ow++) {
-                        for (int j = 0; j < 2; j++) {
-                            gw[ow * 2 + j] = dyf[oh * 5 + ow];
-                            pw[ow * 2 + j] = pg[oh * 5 + ow] - j;
+                        const float gv = dyf[oh * 5 + ow], pv = pg[oh * 5 + ow]; /* the window's gradient and place */
+                        for (int i = 0; i < 2; i++) {
+                            for (int j = 0; j < 2; j++) {
+                                (dyz[f] + 28)[(oh * 2 + i) * 13 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                            }
                         }
                     }
-                    for (int q = 10; q < 11; q++) /* no window covers these columns */ {
-                        gw[q] = 0;
-                        pw[q] = -1;
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        float *dr = (dyz[f] + 28) + (oh * 2 + i) * 13;
-                        for (int p = 0; p < 8; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 8; p < 11; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                    for (int i = 0; i < 2; i++) /* no window covers the last columns */ {
+                        for (int q = 10; q < 11; q++) {
+                            (dyz[f] + 28)[(oh * 2 + i) * 13 + q] = 0;
                         }
                     }
                 }
@@ -7082,23 +7066,12 @@ static void k19_dconv1_maxpool2d_grad_at_bias_grad_conv2d_grad_weight(const floa
                     const long pq = ((long)n * 32 + f0 + k) * 169; /* the pooled plane */
                     const float *dyg = dy + pq, *pg = place + pq;
                     for (int oh = 0; oh < 13; oh++) {
-                        float gw[26], pw[26]; /* per column: its window's gradient and place, less the column's offset */
                         for (int ow = 0; ow < 13; ow++) {
-                            for (int j = 0; j < 2; j++) {
-                                gw[ow * 2 + j] = dyg[oh * 13 + ow];
-                                pw[ow * 2 + j] = pg[oh * 13 + ow] - j;
-                            }
-                        }
-                        for (int i = 0; i < 2; i++) {
-                            float *dr = dym + (oh * 2 + i) * 26;
-                            for (int p = 0; p < 16; p++) {
-                                dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                            }
-                            for (int p = 16; p < 24; p++) {
-                                dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                            }
-                            for (int p = 24; p < 26; p++) {
-                                dr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                            const float gv = dyg[oh * 13 + ow], pv = pg[oh * 13 + ow]; /* the window's gradient and place */
+                            for (int i = 0; i < 2; i++) {
+                                for (int j = 0; j < 2; j++) {
+                                    dym[(oh * 2 + i) * 26 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                                }
                             }
                         }
                     }
@@ -7723,46 +7696,35 @@ static void k21_conv1_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
             const int f = f0 + k, nf = n * 32 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[676]; /* the plane the pooling reads */
-            for (int oh = 0; oh < 26; oh++) {
-                for (int ow = 0; ow < 26; ow++) {
-                    const int q = oh * 26 + ow;
-                    const float t0 = acc[k][oh * 28 + ow];
-                    const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
-                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                    act[q] = t2;
+            /* act: element (i, j) of every window in a plane of its own */
+            for (int ph = 0; ph < 13; ph++) {
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        for (int pw = 0; pw < 13; pw++) {
+                            const int q = (i * 2 + j) * 169 + ph * 13 + pw;
+                            const float t0 = acc[k][(ph * 2 + i) * 28 + pw * 2 + j];
+                            const float t1 = t0 + conv1_bias[f]; /* conv1 bias_add */
+                            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                            act[q] = t2;
+                        }
+                    }
                 }
             }
             {
                 /* maxpool2d of this plane, from the copy in act */
-                const float *xp = act;
                 float *yp = x_7 + (long)nf * 169;
-                for (int oh = 0; oh < 13; oh++) {
-                    float *yr = yp + oh * 13;
-                    const float *xr = xp + oh * 52;
-                    for (int p = 0; p < 8; p++) {
-                        yr[p] = xr[p * 2];
-                    }
-                    for (int p = 8; p < 12; p++) {
-                        yr[p] = xr[p * 2];
-                    }
-                    for (int p = 12; p < 13; p++) {
-                        yr[p] = xr[p * 2];
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        for (int j = 0; j < 2; j++) {
-                            const float *xs = xr + i * 26 + j;
-                            for (int p = 0; p < 8; p++) {
-                                yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
-                            }
-                            for (int p = 8; p < 12; p++) {
-                                yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
-                            }
-                            for (int p = 12; p < 13; p++) {
-                                yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
-                            }
-                        }
+                float top[169];
+                for (int q = 0; q < 169; q++) {
+                    top[q] = act[q];
+                }
+                for (int t = 1; t < 4; t++) {
+                    for (int q = 0; q < 169; q++) {
+                        const float v = act[t * 169 + q];
+                        const int take = (v > top[q]) | (v != v);
+                        top[q] = take ? v : top[q];
                     }
                 }
+                memcpy(yp, top, sizeof top);
             }
         }
     }
@@ -8174,40 +8136,35 @@ static void k22_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[121]; /* the plane the pooling reads */
             /* rows 10.. are in no pooling window: not computed */
-            for (int oh = 0; oh < 10; oh++) {
-                for (int ow = 0; ow < 11; ow++) {
-                    const int q = oh * 11 + ow;
-                    const float t0 = acc[k][oh * 13 + ow];
-                    const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
-                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                    act[q] = t2;
+            /* act: element (i, j) of every window in a plane of its own */
+            for (int ph = 0; ph < 5; ph++) {
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        for (int pw = 0; pw < 5; pw++) {
+                            const int q = (i * 2 + j) * 25 + ph * 5 + pw;
+                            const float t0 = acc[k][(ph * 2 + i) * 13 + pw * 2 + j];
+                            const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
+                            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                            act[q] = t2;
+                        }
+                    }
                 }
             }
             {
                 /* maxpool2d of this plane, from the copy in act */
-                const float *xp = act;
                 float *yp = x_13 + (long)nf * 25;
-                for (int oh = 0; oh < 5; oh++) {
-                    float *yr = yp + oh * 5;
-                    const float *xr = xp + oh * 22;
-                    for (int p = 0; p < 4; p++) {
-                        yr[p] = xr[p * 2];
-                    }
-                    for (int p = 4; p < 5; p++) {
-                        yr[p] = xr[p * 2];
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        for (int j = 0; j < 2; j++) {
-                            const float *xs = xr + i * 11 + j;
-                            for (int p = 0; p < 4; p++) {
-                                yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
-                            }
-                            for (int p = 4; p < 5; p++) {
-                                yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
-                            }
-                        }
+                float top[25];
+                for (int q = 0; q < 25; q++) {
+                    top[q] = act[q];
+                }
+                for (int t = 1; t < 4; t++) {
+                    for (int q = 0; q < 25; q++) {
+                        const float v = act[t * 25 + q];
+                        const int take = (v > top[q]) | (v != v);
+                        top[q] = take ? v : top[q];
                     }
                 }
+                memcpy(yp, top, sizeof top);
             }
         }
     }

@@ -6795,24 +6795,17 @@ static void k28_dbn2_maxpool2d_grad_at(const float *restrict dy, const float *re
         const float *pp = place + nc * 25;
         float *dxp = dx + nc * 121;
         for (int oh = 0; oh < 5; oh++) {
-            float gw[11], pw[11]; /* per column: its window's gradient and place, less the column's offset */
             for (int ow = 0; ow < 5; ow++) {
-                for (int j = 0; j < 2; j++) {
-                    gw[ow * 2 + j] = dyp[oh * 5 + ow];
-                    pw[ow * 2 + j] = pp[oh * 5 + ow] - j;
+                const float gv = dyp[oh * 5 + ow], pv = pp[oh * 5 + ow]; /* the window's gradient and place */
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        dxp[(oh * 2 + i) * 11 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                    }
                 }
             }
-            for (int q = 10; q < 11; q++) /* no window covers these columns */ {
-                gw[q] = 0;
-                pw[q] = -1;
-            }
-            for (int i = 0; i < 2; i++) {
-                float *dr = dxp + (oh * 2 + i) * 11;
-                for (int p = 0; p < 8; p++) {
-                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                }
-                for (int p = 8; p < 11; p++) {
-                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
+            for (int i = 0; i < 2; i++) /* no window covers the last columns */ {
+                for (int q = 10; q < 11; q++) {
+                    dxp[(oh * 2 + i) * 11 + q] = 0;
                 }
             }
         }
@@ -7471,23 +7464,12 @@ static void k34_dbn1_maxpool2d_grad_at(const float *restrict dy, const float *re
         const float *pp = place + nc * 169;
         float *dxp = dx + nc * 676;
         for (int oh = 0; oh < 13; oh++) {
-            float gw[26], pw[26]; /* per column: its window's gradient and place, less the column's offset */
             for (int ow = 0; ow < 13; ow++) {
-                for (int j = 0; j < 2; j++) {
-                    gw[ow * 2 + j] = dyp[oh * 13 + ow];
-                    pw[ow * 2 + j] = pp[oh * 13 + ow] - j;
-                }
-            }
-            for (int i = 0; i < 2; i++) {
-                float *dr = dxp + (oh * 2 + i) * 26;
-                for (int p = 0; p < 16; p++) {
-                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                }
-                for (int p = 16; p < 24; p++) {
-                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                }
-                for (int p = 24; p < 26; p++) {
-                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                const float gv = dyp[oh * 13 + ow], pv = pp[oh * 13 + ow]; /* the window's gradient and place */
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        dxp[(oh * 2 + i) * 26 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                    }
                 }
             }
         }

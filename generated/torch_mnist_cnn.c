@@ -4930,45 +4930,44 @@ static void k01_conv2_conv2d_bias_add_relu_maxpool2d_maxpool2d_place(const float
             const int f = f0 + k, nf = n * 64 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[576]; /* the plane the pooling reads */
-            for (int oh = 0; oh < 24; oh++) {
-                for (int ow = 0; ow < 24; ow++) {
-                    const int q = oh * 24 + ow;
-                    const float t0 = acc[k][oh * 26 + ow];
-                    const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
-                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                    act[q] = t2;
+            /* act: element (i, j) of every window in a plane of its own */
+            for (int ph = 0; ph < 12; ph++) {
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        for (int pw = 0; pw < 12; pw++) {
+                            const int q = (i * 2 + j) * 144 + ph * 12 + pw;
+                            const float t0 = acc[k][(ph * 2 + i) * 26 + pw * 2 + j];
+                            const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
+                            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                            act[q] = t2;
+                        }
+                    }
                 }
             }
             {
                 /* maxpool2d of this plane, from the copy in act */
-                const float *xp = act;
                 float *yp = x_12 + (long)nf * 144;
-                float *pp = x_maxpool2d_place + (long)nf * 144;
-                for (int oh = 0; oh < 12; oh++) {
-                    const float (*band)[24] = (const float (*)[24])(xp + oh * 48);
-                    float top[12];
-                    int best[12];
-                    for (int ow = 0; ow < 12; ow++) {
-                        top[ow] = band[0][ow * 2];
-                        best[ow] = 0;
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        for (int j = 0; j < 2; j++) {
-                            for (int ow = 0; ow < 12; ow++) {
-                                const float v = band[i][ow * 2 + j];
-                                const int take = (v > top[ow]) | (v != v);
-                                best[ow] = take ? i * 2 + j : best[ow];
-                                top[ow] = take ? v : top[ow];
-                            }
-                        }
-                    }
-                    float at[12];
-                    for (int ow = 0; ow < 12; ow++) {
-                        at[ow] = (float)best[ow];
-                    }
-                    memcpy(pp + oh * 12, at, sizeof at);
-                    memcpy(yp + oh * 12, top, sizeof top);
+                float top[144];
+                int best[144];
+                for (int q = 0; q < 144; q++) {
+                    top[q] = act[q];
+                    best[q] = 0;
                 }
+                for (int t = 1; t < 4; t++) {
+                    for (int q = 0; q < 144; q++) {
+                        const float v = act[t * 144 + q];
+                        const int take = (v > top[q]) | (v != v);
+                        best[q] = take ? t : best[q];
+                        top[q] = take ? v : top[q];
+                    }
+                }
+                memcpy(yp, top, sizeof top);
+                float *pp = x_maxpool2d_place + (long)nf * 144;
+                float at[144];
+                for (int q = 0; q < 144; q++) {
+                    at[q] = (float)best[q];
+                }
+                memcpy(pp, at, sizeof at);
             }
         }
     }
@@ -5782,20 +5781,12 @@ static void k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                 const long pq = ((long)n * 64 + c) * 144; /* the pooled plane */
                 const float *dyg = dy + pq, *pg = place + pq;
                 for (int oh = 0; oh < 12; oh++) {
-                    float gw[24], pw[24]; /* per column: its window's gradient and place, less the column's offset */
                     for (int ow = 0; ow < 12; ow++) {
-                        for (int j = 0; j < 2; j++) {
-                            gw[ow * 2 + j] = dyg[oh * 12 + ow];
-                            pw[ow * 2 + j] = pg[oh * 12 + ow] - j;
-                        }
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        float *dr = dym + (oh * 2 + i) * 24;
-                        for (int p = 0; p < 16; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 16; p < 24; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                        const float gv = dyg[oh * 12 + ow], pv = pg[oh * 12 + ow]; /* the window's gradient and place */
+                        for (int i = 0; i < 2; i++) {
+                            for (int j = 0; j < 2; j++) {
+                                dym[(oh * 2 + i) * 24 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                            }
                         }
                     }
                 }
@@ -5842,20 +5833,12 @@ static void k15_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                 const long pq = ((long)n * 64 + f) * 144; /* the pooled plane */
                 const float *dyf = dy + pq, *pg = place + pq;
                 for (int oh = 0; oh < 12; oh++) {
-                    float gw[24], pw[24]; /* per column: its window's gradient and place, less the column's offset */
                     for (int ow = 0; ow < 12; ow++) {
-                        for (int j = 0; j < 2; j++) {
-                            gw[ow * 2 + j] = dyf[oh * 12 + ow];
-                            pw[ow * 2 + j] = pg[oh * 12 + ow] - j;
-                        }
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        float *dr = (dyz + 54) + (oh * 2 + i) * 26;
-                        for (int p = 0; p < 16; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                        }
-                        for (int p = 16; p < 24; p++) {
-                            dr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                        const float gv = dyf[oh * 12 + ow], pv = pg[oh * 12 + ow]; /* the window's gradient and place */
+                        for (int i = 0; i < 2; i++) {
+                            for (int j = 0; j < 2; j++) {
+                                (dyz + 54)[(oh * 2 + i) * 26 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                            }
                         }
                     }
                 }
@@ -6682,40 +6665,35 @@ static void k18_conv2_conv2d_bias_add_relu_maxpool2d(const float *restrict x, co
             const int f = f0 + k, nf = n * 64 + f;
             (void)f, (void)nf; /* not every epilogue reads both */
             float act[576]; /* the plane the pooling reads */
-            for (int oh = 0; oh < 24; oh++) {
-                for (int ow = 0; ow < 24; ow++) {
-                    const int q = oh * 24 + ow;
-                    const float t0 = acc[k][oh * 26 + ow];
-                    const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
-                    const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
-                    act[q] = t2;
+            /* act: element (i, j) of every window in a plane of its own */
+            for (int ph = 0; ph < 12; ph++) {
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        for (int pw = 0; pw < 12; pw++) {
+                            const int q = (i * 2 + j) * 144 + ph * 12 + pw;
+                            const float t0 = acc[k][(ph * 2 + i) * 26 + pw * 2 + j];
+                            const float t1 = t0 + conv2_bias[f]; /* conv2 bias_add */
+                            const float t2 = t1 > 0.0f ? t1 : 0.0f; /* x relu */
+                            act[q] = t2;
+                        }
+                    }
                 }
             }
             {
                 /* maxpool2d of this plane, from the copy in act */
-                const float *xp = act;
                 float *yp = x_12 + (long)nf * 144;
-                for (int oh = 0; oh < 12; oh++) {
-                    float *yr = yp + oh * 12;
-                    const float *xr = xp + oh * 48;
-                    for (int p = 0; p < 8; p++) {
-                        yr[p] = xr[p * 2];
-                    }
-                    for (int p = 8; p < 12; p++) {
-                        yr[p] = xr[p * 2];
-                    }
-                    for (int i = 0; i < 2; i++) {
-                        for (int j = 0; j < 2; j++) {
-                            const float *xs = xr + i * 24 + j;
-                            for (int p = 0; p < 8; p++) {
-                                yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
-                            }
-                            for (int p = 8; p < 12; p++) {
-                                yr[p] = ((xs[p * 2] > yr[p]) | (xs[p * 2] != xs[p * 2])) ? xs[p * 2] : yr[p];
-                            }
-                        }
+                float top[144];
+                for (int q = 0; q < 144; q++) {
+                    top[q] = act[q];
+                }
+                for (int t = 1; t < 4; t++) {
+                    for (int q = 0; q < 144; q++) {
+                        const float v = act[t * 144 + q];
+                        const int take = (v > top[q]) | (v != v);
+                        top[q] = take ? v : top[q];
                     }
                 }
+                memcpy(yp, top, sizeof top);
             }
         }
     }

@@ -5155,23 +5155,12 @@ static void k20_dbn2_maxpool2d_grad_at(const float *restrict dy, const float *re
         const float *pp = place + nc * 49;
         float *dxp = dx + nc * 196;
         for (int oh = 0; oh < 7; oh++) {
-            float gw[14], pw[14]; /* per column: its window's gradient and place, less the column's offset */
             for (int ow = 0; ow < 7; ow++) {
-                for (int j = 0; j < 2; j++) {
-                    gw[ow * 2 + j] = dyp[oh * 7 + ow];
-                    pw[ow * 2 + j] = pp[oh * 7 + ow] - j;
-                }
-            }
-            for (int i = 0; i < 2; i++) {
-                float *dr = dxp + (oh * 2 + i) * 14;
-                for (int p = 0; p < 8; p++) {
-                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                }
-                for (int p = 8; p < 12; p++) {
-                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                }
-                for (int p = 12; p < 14; p++) {
-                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                const float gv = dyp[oh * 7 + ow], pv = pp[oh * 7 + ow]; /* the window's gradient and place */
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        dxp[(oh * 2 + i) * 14 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                    }
                 }
             }
         }
@@ -5394,23 +5383,12 @@ static void k26_dbn1_maxpool2d_grad_at(const float *restrict dy, const float *re
         const float *pp = place + nc * 196;
         float *dxp = dx + nc * 784;
         for (int oh = 0; oh < 14; oh++) {
-            float gw[28], pw[28]; /* per column: its window's gradient and place, less the column's offset */
             for (int ow = 0; ow < 14; ow++) {
-                for (int j = 0; j < 2; j++) {
-                    gw[ow * 2 + j] = dyp[oh * 14 + ow];
-                    pw[ow * 2 + j] = pp[oh * 14 + ow] - j;
-                }
-            }
-            for (int i = 0; i < 2; i++) {
-                float *dr = dxp + (oh * 2 + i) * 28;
-                for (int p = 0; p < 16; p++) {
-                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                }
-                for (int p = 16; p < 24; p++) {
-                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
-                }
-                for (int p = 24; p < 28; p++) {
-                    dr[p] = pw[p] == i * 2 ? gw[p] : 0;
+                const float gv = dyp[oh * 14 + ow], pv = pp[oh * 14 + ow]; /* the window's gradient and place */
+                for (int i = 0; i < 2; i++) {
+                    for (int j = 0; j < 2; j++) {
+                        dxp[(oh * 2 + i) * 28 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                    }
                 }
             }
         }

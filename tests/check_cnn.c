@@ -637,9 +637,15 @@ START_TEST(conv_kernels_tiled_by_shape)
     ck_assert_ptr_nonnull(strstr(c, "b[1] = *(const nnc_vec *)(src + "));
     ck_assert_ptr_null(strstr(c, "memcpy(&b["));
     ck_assert_ptr_null(strstr(c, "memcpy(&s["));
-    /* the pooling reads its band of the plane in place, not a copy */
-    ck_assert_ptr_nonnull(strstr(c, "const float (*band)[26] = (const float (*)[26])(xp + oh * 52);"));
-    ck_assert_ptr_null(strstr(c, "memcpy(band, xp"));
+    /* the epilogue leaves each window element in a plane of its own
+     * (conv1: 4 planes of 13x13, conv2: of 5x5, row 10 and column 10
+     * left out), so the pooling and its places are contiguous passes */
+    ck_assert_ptr_nonnull(strstr(c, "const float t0 = acc[k][(ph * 2 + i) * 28 + pw * 2 + j];"));
+    ck_assert_ptr_nonnull(strstr(c, "const int q = (i * 2 + j) * 169 + ph * 13 + pw;"));
+    ck_assert_ptr_nonnull(strstr(c, "const int q = (i * 2 + j) * 25 + ph * 5 + pw;"));
+    ck_assert_ptr_nonnull(strstr(c, "const float v = act[t * 169 + q];"));
+    ck_assert_ptr_nonnull(strstr(c, "best[q] = take ? t : best[q];"));
+    ck_assert_ptr_null(strstr(c, "const float (*band)[26]"));
     /* the pooled gradients are spread where the convolutions' gradients
      * read them (rule conv_grad_place), never by a kernel of their own:
      * conv2's transposed dy from its pooled form, conv1's bias summed
@@ -651,6 +657,30 @@ START_TEST(conv_kernels_tiled_by_shape)
     ck_assert_ptr_nonnull(strstr(c, "float dym[121]; /* dy through maxpool2d_grad_at */"));
     ck_assert_ptr_null(strstr(c, "_maxpool2d_grad_at("));
     ck_assert_ptr_null(strstr(c, "nnc_sqrt")); /* sgd: no square roots */
+    free(c);
+}
+END_TEST
+
+/* The window-element layout of a pooled plane (lower_conv.c,
+ * pool_by_window_element) is for max-poolings whose windows tile the
+ * plane; overlapping windows and average pooling read the plane as it
+ * is, and so does a pooling whose input is also kept for another reader. */
+START_TEST(conv_pool_window_elements_only_where_windows_tile)
+{
+    const char *layout = "/* act: element (i, j) of every window in a plane of its own */";
+    char *c = generated_c("[1, 12, 12]",
+                          "    h = conv2d(x, 4) |> relu |> maxpool2d(2)\n");
+    ck_assert_ptr_nonnull(strstr(c, layout));
+    free(c);
+    c = generated_c("[1, 12, 12]",
+                    "    h = conv2d(x, 4) |> relu |> maxpool2d(3, stride = 2)\n");
+    ck_assert_ptr_null(strstr(c, layout));
+    ck_assert_ptr_nonnull(strstr(c, "conv_pool"));
+    free(c);
+    c = generated_c("[1, 12, 12]",
+                    "    h = conv2d(x, 4) |> relu |> avgpool2d(2)\n");
+    ck_assert_ptr_null(strstr(c, layout));
+    ck_assert_ptr_nonnull(strstr(c, "conv_pool"));
     free(c);
 }
 END_TEST
@@ -911,6 +941,7 @@ Suite *cnn_suite(void)
     tcase_add_test(t, conv_pool_backward_ops);
     tcase_add_test(t, maxpool_grad_forms);
     tcase_add_test(t, conv_kernels_tiled_by_shape);
+    tcase_add_test(t, conv_pool_window_elements_only_where_windows_tile);
     tcase_add_test(t, xent_grad_threads_by_batch);
     tcase_add_test(t, xent_grad_keeps_row_exps);
     tcase_add_test(t, update_sweep_claims_chunks);
