@@ -985,6 +985,115 @@ static void lower_conv2d_grad_input_tiled(Emitter *e, const IrOp *o, Dims dy,
     emit_close(e, NULL);
 }
 
+/* Input gradients whose dx planes hold fewer positions than two vectors
+ * (conv3 of mnist_cnn: 5x5 planes from 3x3 ones) spent most of the
+ * wide form's lanes on padding: a dx position of a 5x5 plane is reached
+ * by 81 of the 225 (position, tap) pairs that form sums, and 25 positions
+ * fill 32 lanes. Turned around as the forward's small tiles are: rows
+ * are up to SMALL_MAX positions of dx, columns two vectors of channels,
+ * the weights laid out as wT[f][(i, j)][c] once per call; each pair a
+ * position's tap reaches is a broadcast of dy and two multiply-adds, the
+ * other pairs are not emitted. Sums still run over f, then taps in
+ * order, and a pair left out added exactly 0 in the wide form (the sums
+ * start at +0 and never reach -0), so the bits are the same. */
+enum { SMALL_DX_MAX = 32 };
+
+static bool small_grad_input_fits(const IrOp *o, Dims dy, Dims x)
+{
+    int taps = o->attr.win.kh * o->attr.win.kw;
+    return use_wide_rows(o, x, dy) && (long)x.h * x.w <= SMALL_DX_MAX &&
+           x.c % SMALL_COLS == 0 && (long)dy.c * taps * x.c <= WT_MAX;
+}
+
+/* One tile: dx positions p0 .. p0 + rows - 1 of sample n, channels c0 ..
+ * c0 + 2 * NNC_LANES - 1, from dyT (dy[n, f] planes) and wT. */
+static void emit_small_dx_tile(Emitter *e, const IrOp *o, Dims dy, Dims x,
+                               int p0, int rows)
+{
+    int KH = o->attr.win.kh, KW = o->attr.win.kw;
+    long P = (long)x.h * x.w;
+    const char *R = e->real;
+    emit_open(e, "%s", "");
+    emit(e, "/* dx positions %d .. %d */", p0, p0 + rows - 1);
+    emit(e, "nnc_vec s[%d][2] = {{{0}}};", rows);
+    emit_open(e, "for (int f = 0; f < %d; f++)", dy.c);
+    emit(e, "const %s *dr = dyT[f];", R);
+    emit(e, "const %s *wr = wT[f][0] + c0;", R);
+    for (int i = 0; i < KH; i++)
+        for (int j = 0; j < KW; j++) {
+            int t = i * KW + j, reached = 0;
+            for (int r = 0; r < rows; r++) {
+                int oh = (p0 + r) / x.w - i, ow = (p0 + r) % x.w - j;
+                reached += oh >= 0 && oh < dy.h && ow >= 0 && ow < dy.w;
+            }
+            if (!reached)
+                continue;
+            emit_open(e, "%s", "");
+            emit(e, "nnc_vec b[2];");
+            emit(e, "b[0] = *(const nnc_vec *)(wr + %ld);", (long)t * x.c);
+            emit(e, "b[1] = *(const nnc_vec *)(wr + %ld + NNC_LANES);",
+                 (long)t * x.c);
+            for (int r = 0; r < rows; r++) {
+                int oh = (p0 + r) / x.w - i, ow = (p0 + r) % x.w - j;
+                if (oh < 0 || oh >= dy.h || ow < 0 || ow >= dy.w)
+                    continue;
+                char a[32];
+                snprintf(a, sizeof a, "dr[%d]", oh * dy.w + ow);
+                emit_tile_row(e, r, a, 2);
+            }
+            emit_close(e, NULL);
+        }
+    emit_close(e, NULL);
+    emit_open(e, "for (int r = 0; r < %d; r++)", rows);
+    emit(e, "%s out[2 * NNC_LANES];", R);
+    emit(e, "*(nnc_vec *)out = s[r][0];");
+    emit(e, "*(nnc_vec *)(out + NNC_LANES) = s[r][1];");
+    emit_open(e, "for (int l = 0; l < 2 * NNC_LANES; l++)");
+    emit(e, "dx[((long)n * %d + c0 + l) * %ld + %d + r] = out[l];", x.c, P,
+         p0);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
+static void lower_conv2d_grad_input_small(Emitter *e, const IrOp *o, Dims dy,
+                                          Dims x, const IrOp *act)
+{
+    int taps = o->attr.win.kh * o->attr.win.kw;
+    int P = x.h * x.w, tiles = (P + SMALL_MAX - 1) / SMALL_MAX;
+    long oplane = (long)dy.h * dy.w;
+    const char *R = e->real;
+    char off[64];
+    emit(e, "/* the weights as wT[f][(i, j)][c], so a tile's channels are "
+         "contiguous */");
+    emit(e, "%s wT[%d][%d][%d];", R, dy.c, taps, x.c);
+    emit_open(e, "for (int f = 0; f < %d; f++)", dy.c);
+    emit_open(e, "for (int c = 0; c < %d; c++)", x.c);
+    emit_open(e, "for (int t = 0; t < %d; t++)", taps);
+    emit(e, "wT[f][t][c] = w[((long)f * %d + c) * %d + t];", x.c, taps);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+    lower_vec_type(e);
+    emit(e, "/* %d positions in %d tiles by 2 vectors of channels at a time, "
+         "summed over f, then taps, in registers */", P, tiles);
+    lower_parallel_for(e, 2L * dy.n * dy.c * oplane * x.c * taps);
+    emit_open(e, "for (int n = 0; n < %d; n++)", x.n);
+    emit(e, "%s dyT[%d][%ld]; /* the dy planes of sample n */", R, dy.c,
+         oplane);
+    emit_open(e, "for (int f = 0; f < %d; f++)", dy.c);
+    snprintf(off, sizeof off, "((long)n * %d + f) * %ld", dy.c, oplane);
+    emit_dy_copy(e, act, "dyf", "yf", "dyT[f]", dy.w, off, dy);
+    emit_close(e, NULL);
+    emit_open(e, "for (int c0 = 0; c0 < %d; c0 += 2 * NNC_LANES)", x.c);
+    for (int k = 0; k < tiles; k++) {
+        int p0 = (int)((long)P * k / tiles), p1 = (int)((long)P * (k + 1) / tiles);
+        emit_small_dx_tile(e, o, dy, x, p0, p1 - p0);
+    }
+    emit_close(e, NULL);
+    emit_close(e, NULL);
+}
+
 /* The gathering input gradient with its taps unrolled, B channels at a
  * time: one iteration of the parallel loop sums the dx planes of channels
  * c0 .. c0+B-1 of one sample together, so each dy element loaded serves
@@ -1043,6 +1152,10 @@ static void lower_conv2d_grad_input(Emitter *e, const Graph *g, const IrOp *o,
     long lead = (long)(KH - 1) * x.w + (KW - 1); /* zeros before row 0 */
     bool gather = use_wide_rows(o, x, dy) && lead + plane <= WIDE_MAX;
     const char *R = e->real;
+    if (gather && KH * KW <= MAX_TAPS && small_grad_input_fits(o, dy, x)) {
+        lower_conv2d_grad_input_small(e, o, dy, x, act);
+        return;
+    }
     if (gather && KH * KW <= MAX_TAPS) {
         lower_conv2d_grad_input_wide(e, g, o, act);
         return;

@@ -6338,279 +6338,270 @@ static void k23_dbn3_relu_grad_batchnorm_grad_input_batchnorm_grad_gamma_bias_gr
 /* k24_dx_conv2d_grad_input: conv2d_grad_input dx -> [64, 64, 5, 5]  (dsl-examples/mnist_cnn_bn.nn:15, backward) */
 static void k24_dx_conv2d_grad_input(const float *restrict dy, const float *restrict w, float *restrict dx)
 {
+    /* the weights as wT[f][(i, j)][c], so a tile's channels are contiguous */
+    float wT[64][9][64];
+    for (int f = 0; f < 64; f++) {
+        for (int c = 0; c < 64; c++) {
+            for (int t = 0; t < 9; t++) {
+                wT[f][t][c] = w[((long)f * 64 + c) * 9 + t];
+            }
+        }
+    }
+    /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+    #if defined(__AVX512F__)
+    #define NNC_VEC_BYTES 64
+    #elif defined(__AVX__)
+    #define NNC_VEC_BYTES 32
+    #else
+    #define NNC_VEC_BYTES 16
+    #endif
+    #define NNC_LANES (NNC_VEC_BYTES / 4)
+    typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
+    /* 25 positions in 3 tiles by 2 vectors of channels at a time, summed over f, then taps, in registers */
     NNC_PARALLEL_FOR
     for (int n = 0; n < 64; n++) {
-        /* dy[n, f] at dyz[f][12 + oh * 5 + ow], zeros elsewhere */
-        float dyz[64][37];
-        memset(dyz, 0, sizeof dyz);
+        float dyT[64][9]; /* the dy planes of sample n */
         for (int f = 0; f < 64; f++) {
             const float *dyf = dy + ((long)n * 64 + f) * 9;
             for (int oh = 0; oh < 3; oh++) {
                 for (int ow = 0; ow < 3; ow++) {
-                    (dyz[f] + 12)[oh * 5 + ow] = dyf[oh * 3 + ow];
+                    dyT[f][oh * 3 + ow] = dyf[oh * 3 + ow];
                 }
             }
         }
-        for (int c0 = 0; c0 < 64; c0 += 8) {
-            /* the dx planes of channels c0 + k; tap (i, j) reads dy at p - i * 5 - j */
-            float acc[8][25];
-            /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
-            #if defined(__AVX512F__)
-            #define NNC_VEC_BYTES 64
-            #elif defined(__AVX__)
-            #define NNC_VEC_BYTES 32
-            #else
-            #define NNC_VEC_BYTES 16
-            #endif
-            #define NNC_LANES (NNC_VEC_BYTES / 4)
-            typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
-            for (int p0 = 0; p0 + 1 * NNC_LANES <= 25; p0 += 1 * NNC_LANES) {
-                nnc_vec s[8][1] = {{{0}}};
+        for (int c0 = 0; c0 < 64; c0 += 2 * NNC_LANES) {
+            {
+                /* dx positions 0 .. 7 */
+                nnc_vec s[8][2] = {{{0}}};
                 for (int f = 0; f < 64; f++) {
-                    const float *src = dyz[f] + p0;
-                    const float *wt = w + ((long)f * 64 + c0) * 9;
+                    const float *dr = dyT[f];
+                    const float *wr = wT[f][0] + c0;
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 12 + 0 * NNC_LANES);
-                        { const float a = wt[0]; s[0][0] += a * b[0]; }
-                        { const float a = wt[9]; s[1][0] += a * b[0]; }
-                        { const float a = wt[18]; s[2][0] += a * b[0]; }
-                        { const float a = wt[27]; s[3][0] += a * b[0]; }
-                        { const float a = wt[36]; s[4][0] += a * b[0]; }
-                        { const float a = wt[45]; s[5][0] += a * b[0]; }
-                        { const float a = wt[54]; s[6][0] += a * b[0]; }
-                        { const float a = wt[63]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 0);
+                        b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                        { const float a = dr[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = dr[1]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = dr[2]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = dr[3]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = dr[4]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = dr[5]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 11 + 0 * NNC_LANES);
-                        { const float a = wt[1]; s[0][0] += a * b[0]; }
-                        { const float a = wt[10]; s[1][0] += a * b[0]; }
-                        { const float a = wt[19]; s[2][0] += a * b[0]; }
-                        { const float a = wt[28]; s[3][0] += a * b[0]; }
-                        { const float a = wt[37]; s[4][0] += a * b[0]; }
-                        { const float a = wt[46]; s[5][0] += a * b[0]; }
-                        { const float a = wt[55]; s[6][0] += a * b[0]; }
-                        { const float a = wt[64]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 64);
+                        b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                        { const float a = dr[0]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = dr[1]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = dr[2]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = dr[3]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = dr[4]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 10 + 0 * NNC_LANES);
-                        { const float a = wt[2]; s[0][0] += a * b[0]; }
-                        { const float a = wt[11]; s[1][0] += a * b[0]; }
-                        { const float a = wt[20]; s[2][0] += a * b[0]; }
-                        { const float a = wt[29]; s[3][0] += a * b[0]; }
-                        { const float a = wt[38]; s[4][0] += a * b[0]; }
-                        { const float a = wt[47]; s[5][0] += a * b[0]; }
-                        { const float a = wt[56]; s[6][0] += a * b[0]; }
-                        { const float a = wt[65]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 128);
+                        b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                        { const float a = dr[0]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = dr[1]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = dr[2]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = dr[3]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 7 + 0 * NNC_LANES);
-                        { const float a = wt[3]; s[0][0] += a * b[0]; }
-                        { const float a = wt[12]; s[1][0] += a * b[0]; }
-                        { const float a = wt[21]; s[2][0] += a * b[0]; }
-                        { const float a = wt[30]; s[3][0] += a * b[0]; }
-                        { const float a = wt[39]; s[4][0] += a * b[0]; }
-                        { const float a = wt[48]; s[5][0] += a * b[0]; }
-                        { const float a = wt[57]; s[6][0] += a * b[0]; }
-                        { const float a = wt[66]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 192);
+                        b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                        { const float a = dr[0]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = dr[1]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = dr[2]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 6 + 0 * NNC_LANES);
-                        { const float a = wt[4]; s[0][0] += a * b[0]; }
-                        { const float a = wt[13]; s[1][0] += a * b[0]; }
-                        { const float a = wt[22]; s[2][0] += a * b[0]; }
-                        { const float a = wt[31]; s[3][0] += a * b[0]; }
-                        { const float a = wt[40]; s[4][0] += a * b[0]; }
-                        { const float a = wt[49]; s[5][0] += a * b[0]; }
-                        { const float a = wt[58]; s[6][0] += a * b[0]; }
-                        { const float a = wt[67]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 256);
+                        b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                        { const float a = dr[0]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = dr[1]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 5 + 0 * NNC_LANES);
-                        { const float a = wt[5]; s[0][0] += a * b[0]; }
-                        { const float a = wt[14]; s[1][0] += a * b[0]; }
-                        { const float a = wt[23]; s[2][0] += a * b[0]; }
-                        { const float a = wt[32]; s[3][0] += a * b[0]; }
-                        { const float a = wt[41]; s[4][0] += a * b[0]; }
-                        { const float a = wt[50]; s[5][0] += a * b[0]; }
-                        { const float a = wt[59]; s[6][0] += a * b[0]; }
-                        { const float a = wt[68]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
-                        { const float a = wt[6]; s[0][0] += a * b[0]; }
-                        { const float a = wt[15]; s[1][0] += a * b[0]; }
-                        { const float a = wt[24]; s[2][0] += a * b[0]; }
-                        { const float a = wt[33]; s[3][0] += a * b[0]; }
-                        { const float a = wt[42]; s[4][0] += a * b[0]; }
-                        { const float a = wt[51]; s[5][0] += a * b[0]; }
-                        { const float a = wt[60]; s[6][0] += a * b[0]; }
-                        { const float a = wt[69]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
-                        { const float a = wt[7]; s[0][0] += a * b[0]; }
-                        { const float a = wt[16]; s[1][0] += a * b[0]; }
-                        { const float a = wt[25]; s[2][0] += a * b[0]; }
-                        { const float a = wt[34]; s[3][0] += a * b[0]; }
-                        { const float a = wt[43]; s[4][0] += a * b[0]; }
-                        { const float a = wt[52]; s[5][0] += a * b[0]; }
-                        { const float a = wt[61]; s[6][0] += a * b[0]; }
-                        { const float a = wt[70]; s[7][0] += a * b[0]; }
-                    }
-                    {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
-                        { const float a = wt[8]; s[0][0] += a * b[0]; }
-                        { const float a = wt[17]; s[1][0] += a * b[0]; }
-                        { const float a = wt[26]; s[2][0] += a * b[0]; }
-                        { const float a = wt[35]; s[3][0] += a * b[0]; }
-                        { const float a = wt[44]; s[4][0] += a * b[0]; }
-                        { const float a = wt[53]; s[5][0] += a * b[0]; }
-                        { const float a = wt[62]; s[6][0] += a * b[0]; }
-                        { const float a = wt[71]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 320);
+                        b[1] = *(const nnc_vec *)(wr + 320 + NNC_LANES);
+                        { const float a = dr[0]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
                     }
                 }
-                for (int k = 0; k < 8; k++) {
-                    *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                for (int r = 0; r < 8; r++) {
+                    float out[2 * NNC_LANES];
+                    *(nnc_vec *)out = s[r][0];
+                    *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                    for (int l = 0; l < 2 * NNC_LANES; l++) {
+                        dx[((long)n * 64 + c0 + l) * 25 + 0 + r] = out[l];
+                    }
                 }
             }
-            if (25 % NNC_LANES != 0) {
-                const int p0 = 25 - 1 * NNC_LANES; /* the last positions */
-                nnc_vec s[8][1] = {{{0}}};
+            {
+                /* dx positions 8 .. 15 */
+                nnc_vec s[8][2] = {{{0}}};
                 for (int f = 0; f < 64; f++) {
-                    const float *src = dyz[f] + p0;
-                    const float *wt = w + ((long)f * 64 + c0) * 9;
+                    const float *dr = dyT[f];
+                    const float *wr = wT[f][0] + c0;
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 12 + 0 * NNC_LANES);
-                        { const float a = wt[0]; s[0][0] += a * b[0]; }
-                        { const float a = wt[9]; s[1][0] += a * b[0]; }
-                        { const float a = wt[18]; s[2][0] += a * b[0]; }
-                        { const float a = wt[27]; s[3][0] += a * b[0]; }
-                        { const float a = wt[36]; s[4][0] += a * b[0]; }
-                        { const float a = wt[45]; s[5][0] += a * b[0]; }
-                        { const float a = wt[54]; s[6][0] += a * b[0]; }
-                        { const float a = wt[63]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 0);
+                        b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                        { const float a = dr[6]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = dr[7]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = dr[8]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 11 + 0 * NNC_LANES);
-                        { const float a = wt[1]; s[0][0] += a * b[0]; }
-                        { const float a = wt[10]; s[1][0] += a * b[0]; }
-                        { const float a = wt[19]; s[2][0] += a * b[0]; }
-                        { const float a = wt[28]; s[3][0] += a * b[0]; }
-                        { const float a = wt[37]; s[4][0] += a * b[0]; }
-                        { const float a = wt[46]; s[5][0] += a * b[0]; }
-                        { const float a = wt[55]; s[6][0] += a * b[0]; }
-                        { const float a = wt[64]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 64);
+                        b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                        { const float a = dr[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = dr[6]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = dr[7]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = dr[8]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 10 + 0 * NNC_LANES);
-                        { const float a = wt[2]; s[0][0] += a * b[0]; }
-                        { const float a = wt[11]; s[1][0] += a * b[0]; }
-                        { const float a = wt[20]; s[2][0] += a * b[0]; }
-                        { const float a = wt[29]; s[3][0] += a * b[0]; }
-                        { const float a = wt[38]; s[4][0] += a * b[0]; }
-                        { const float a = wt[47]; s[5][0] += a * b[0]; }
-                        { const float a = wt[56]; s[6][0] += a * b[0]; }
-                        { const float a = wt[65]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 128);
+                        b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                        { const float a = dr[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = dr[5]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = dr[6]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = dr[7]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = dr[8]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 7 + 0 * NNC_LANES);
-                        { const float a = wt[3]; s[0][0] += a * b[0]; }
-                        { const float a = wt[12]; s[1][0] += a * b[0]; }
-                        { const float a = wt[21]; s[2][0] += a * b[0]; }
-                        { const float a = wt[30]; s[3][0] += a * b[0]; }
-                        { const float a = wt[39]; s[4][0] += a * b[0]; }
-                        { const float a = wt[48]; s[5][0] += a * b[0]; }
-                        { const float a = wt[57]; s[6][0] += a * b[0]; }
-                        { const float a = wt[66]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 192);
+                        b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                        { const float a = dr[3]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = dr[4]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = dr[5]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = dr[6]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 6 + 0 * NNC_LANES);
-                        { const float a = wt[4]; s[0][0] += a * b[0]; }
-                        { const float a = wt[13]; s[1][0] += a * b[0]; }
-                        { const float a = wt[22]; s[2][0] += a * b[0]; }
-                        { const float a = wt[31]; s[3][0] += a * b[0]; }
-                        { const float a = wt[40]; s[4][0] += a * b[0]; }
-                        { const float a = wt[49]; s[5][0] += a * b[0]; }
-                        { const float a = wt[58]; s[6][0] += a * b[0]; }
-                        { const float a = wt[67]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 256);
+                        b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                        { const float a = dr[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = dr[3]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = dr[4]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = dr[5]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 5 + 0 * NNC_LANES);
-                        { const float a = wt[5]; s[0][0] += a * b[0]; }
-                        { const float a = wt[14]; s[1][0] += a * b[0]; }
-                        { const float a = wt[23]; s[2][0] += a * b[0]; }
-                        { const float a = wt[32]; s[3][0] += a * b[0]; }
-                        { const float a = wt[41]; s[4][0] += a * b[0]; }
-                        { const float a = wt[50]; s[5][0] += a * b[0]; }
-                        { const float a = wt[59]; s[6][0] += a * b[0]; }
-                        { const float a = wt[68]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 320);
+                        b[1] = *(const nnc_vec *)(wr + 320 + NNC_LANES);
+                        { const float a = dr[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = dr[2]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = dr[3]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = dr[4]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = dr[5]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
-                        { const float a = wt[6]; s[0][0] += a * b[0]; }
-                        { const float a = wt[15]; s[1][0] += a * b[0]; }
-                        { const float a = wt[24]; s[2][0] += a * b[0]; }
-                        { const float a = wt[33]; s[3][0] += a * b[0]; }
-                        { const float a = wt[42]; s[4][0] += a * b[0]; }
-                        { const float a = wt[51]; s[5][0] += a * b[0]; }
-                        { const float a = wt[60]; s[6][0] += a * b[0]; }
-                        { const float a = wt[69]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 384);
+                        b[1] = *(const nnc_vec *)(wr + 384 + NNC_LANES);
+                        { const float a = dr[0]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = dr[1]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = dr[2]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = dr[3]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
-                        { const float a = wt[7]; s[0][0] += a * b[0]; }
-                        { const float a = wt[16]; s[1][0] += a * b[0]; }
-                        { const float a = wt[25]; s[2][0] += a * b[0]; }
-                        { const float a = wt[34]; s[3][0] += a * b[0]; }
-                        { const float a = wt[43]; s[4][0] += a * b[0]; }
-                        { const float a = wt[52]; s[5][0] += a * b[0]; }
-                        { const float a = wt[61]; s[6][0] += a * b[0]; }
-                        { const float a = wt[70]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 448);
+                        b[1] = *(const nnc_vec *)(wr + 448 + NNC_LANES);
+                        { const float a = dr[0]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = dr[1]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = dr[2]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
                     }
                     {
-                        nnc_vec b[1];
-                        b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
-                        { const float a = wt[8]; s[0][0] += a * b[0]; }
-                        { const float a = wt[17]; s[1][0] += a * b[0]; }
-                        { const float a = wt[26]; s[2][0] += a * b[0]; }
-                        { const float a = wt[35]; s[3][0] += a * b[0]; }
-                        { const float a = wt[44]; s[4][0] += a * b[0]; }
-                        { const float a = wt[53]; s[5][0] += a * b[0]; }
-                        { const float a = wt[62]; s[6][0] += a * b[0]; }
-                        { const float a = wt[71]; s[7][0] += a * b[0]; }
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 512);
+                        b[1] = *(const nnc_vec *)(wr + 512 + NNC_LANES);
+                        { const float a = dr[0]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = dr[1]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = dr[2]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
                     }
                 }
-                for (int k = 0; k < 8; k++) {
-                    *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                for (int r = 0; r < 8; r++) {
+                    float out[2 * NNC_LANES];
+                    *(nnc_vec *)out = s[r][0];
+                    *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                    for (int l = 0; l < 2 * NNC_LANES; l++) {
+                        dx[((long)n * 64 + c0 + l) * 25 + 8 + r] = out[l];
+                    }
                 }
             }
-            for (int k = 0; k < 8; k++) {
-                float *dxp = dx + ((long)n * 64 + c0 + k) * 25;
-                for (int p = 0; p < 16; p++) {
-                    dxp[p] = acc[k][p];
+            {
+                /* dx positions 16 .. 24 */
+                nnc_vec s[9][2] = {{{0}}};
+                for (int f = 0; f < 64; f++) {
+                    const float *dr = dyT[f];
+                    const float *wr = wT[f][0] + c0;
+                    {
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 192);
+                        b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                        { const float a = dr[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = dr[8]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 256);
+                        b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                        { const float a = dr[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = dr[7]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = dr[8]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 320);
+                        b[1] = *(const nnc_vec *)(wr + 320 + NNC_LANES);
+                        { const float a = dr[6]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = dr[7]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = dr[8]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 384);
+                        b[1] = *(const nnc_vec *)(wr + 384 + NNC_LANES);
+                        { const float a = dr[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = dr[5]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = dr[6]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        { const float a = dr[7]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = dr[8]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 448);
+                        b[1] = *(const nnc_vec *)(wr + 448 + NNC_LANES);
+                        { const float a = dr[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                        { const float a = dr[4]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = dr[5]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = dr[6]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        { const float a = dr[7]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = dr[8]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                    }
+                    {
+                        nnc_vec b[2];
+                        b[0] = *(const nnc_vec *)(wr + 512);
+                        b[1] = *(const nnc_vec *)(wr + 512 + NNC_LANES);
+                        { const float a = dr[3]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                        { const float a = dr[4]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                        { const float a = dr[5]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        { const float a = dr[6]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        { const float a = dr[7]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                        { const float a = dr[8]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                    }
                 }
-                for (int p = 16; p < 24; p++) {
-                    dxp[p] = acc[k][p];
-                }
-                for (int p = 24; p < 25; p++) {
-                    dxp[p] = acc[k][p];
+                for (int r = 0; r < 9; r++) {
+                    float out[2 * NNC_LANES];
+                    *(nnc_vec *)out = s[r][0];
+                    *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                    for (int l = 0; l < 2 * NNC_LANES; l++) {
+                        dx[((long)n * 64 + c0 + l) * 25 + 16 + r] = out[l];
+                    }
                 }
             }
         }

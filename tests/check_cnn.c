@@ -631,6 +631,14 @@ START_TEST(conv_kernels_tiled_by_shape)
     ck_assert_ptr_nonnull(strstr(c, "float wT[576][64];"));
     ck_assert_ptr_nonnull(strstr(c, "/* 9 positions by 2 vectors of filters"));
     ck_assert_ptr_nonnull(strstr(c, "float lanes[1][2][9][16];"));
+    /* conv3's input gradient, 5x5 planes from 3x3: positions by channels,
+     * only the (position, tap) pairs that reach dy (position 5, (1, 0),
+     * reads dy (1, 0) through tap (0, 0)) */
+    ck_assert_ptr_nonnull(strstr(c, "float wT[64][9][64];"));
+    ck_assert_ptr_nonnull(strstr(c, "/* 25 positions in 3 tiles by 2 vectors of channels"));
+    ck_assert_ptr_nonnull(strstr(c, "/* dx positions 0 .. 7 */"));
+    ck_assert_ptr_nonnull(strstr(c, "{ const float a = dr[3]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }"));
+    ck_assert_ptr_null(strstr(c, "float dyz[64][37];"));
     /* vectors are loaded through nnc_vec pointers: a memcpy of one went
      * through the stack in AVX2 builds (lower_vec_type) */
     ck_assert_ptr_nonnull(strstr(c, "aligned(4), may_alias));"));
