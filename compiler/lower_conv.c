@@ -746,6 +746,16 @@ static void emit_weights_transposed(Emitter *e, int F, long K)
     emit_close(e, NULL);
 }
 
+/* Opens a tap's block of a small tile: its two vectors of wT, at wr +
+ * at, in b[0] and b[1] (the caller closes the block). */
+static void emit_wt_pair(Emitter *e, long at)
+{
+    emit_open(e, "%s", "");
+    emit(e, "nnc_vec b[2];");
+    emit(e, "b[0] = *(const nnc_vec *)(wr + %ld);", at);
+    emit(e, "b[1] = *(const nnc_vec *)(wr + %ld + NNC_LANES);", at);
+}
+
 /* acc[f][position] for every filter of sample n (xn), from wT */
 static void emit_small_plane_tiles(Emitter *e, const IrOp *o, Dims x, Dims y)
 {
@@ -764,11 +774,7 @@ static void emit_small_plane_tiles(Emitter *e, const IrOp *o, Dims x, Dims y)
     for (int i = 0; i < KH; i++)
         for (int j = 0; j < KW; j++) {
             int t = i * KW + j;
-            emit_open(e, "%s", "");
-            emit(e, "nnc_vec b[2];");
-            emit(e, "b[0] = *(const nnc_vec *)(wr + %ld);", (long)t * y.c);
-            emit(e, "b[1] = *(const nnc_vec *)(wr + %ld + NNC_LANES);",
-                 (long)t * y.c);
+            emit_wt_pair(e, (long)t * y.c);
             for (int q = 0; q < P; q++) {
                 char a[48];
                 snprintf(a, sizeof a, "xc[%ld]",
@@ -922,7 +928,8 @@ static Dims dy_live(const IrOp *act, Dims dy)
 
 /* Positions of the input gradient's [x.h, x.w] plane that can be
  * non-zero, from row 0: the rows some live row of dy (dy_live) reaches
- * (conv2 of mnist_cnn: dx rows 0..11, 156 positions of 169). */
+ * (a 13x13 plane from 11x11 pooled 2x2, as conv2 of mnist_cnn: dx rows
+ * 0..11, 156 positions of 169; that plane now takes the small form). */
 static long grad_input_live(const IrOp *o, const IrOp *act, Dims dy, Dims x)
 {
     int rows = dy_live(act, dy).h + o->attr.win.kh - 1;
@@ -985,18 +992,21 @@ static void lower_conv2d_grad_input_tiled(Emitter *e, const IrOp *o, Dims dy,
     emit_close(e, NULL);
 }
 
-/* Input gradients whose dx planes hold fewer positions than two vectors
- * (conv3 of mnist_cnn: 5x5 planes from 3x3 ones) spent most of the
- * wide form's lanes on padding: a dx position of a 5x5 plane is reached
- * by 81 of the 225 (position, tap) pairs that form sums, and 25 positions
- * fill 32 lanes. Turned around as the forward's small tiles are: rows
- * are up to SMALL_MAX positions of dx, columns two vectors of channels,
- * the weights laid out as wT[f][(i, j)][c] once per call; each pair a
- * position's tap reaches is a broadcast of dy and two multiply-adds, the
+/* Small input gradients spend most of the wide form's multiply-adds on
+ * padding: a position of conv3's 5x5 dx planes in mnist_cnn (from 3x3
+ * dy) is reached by 81 of the 225 (position, tap) pairs that form sums,
+ * and 25 positions fill 32 lanes; conv2's 13x13 planes take 900 of
+ * 1404 (dy's rows and columns 10 are in no pooling window). Turned
+ * around as the forward's small tiles are: rows are up to SMALL_MAX
+ * positions of dx, columns two vectors of channels, the weights laid
+ * out as wT[f][(i, j)][c] once per call; each pair that reaches dy's
+ * live part (dy_live) is a broadcast of dy and two multiply-adds, the
  * other pairs are not emitted. Sums still run over f, then taps in
  * order, and a pair left out added exactly 0 in the wide form (the sums
- * start at +0 and never reach -0), so the bits are the same. */
-enum { SMALL_DX_MAX = 32 };
+ * start at +0 and never reach -0), so the bits are the same. Up to
+ * SMALL_DX_MAX positions: beyond, a plane's edges are a small part of
+ * it and the unrolled tiles would be long code. */
+enum { SMALL_DX_MAX = 256 };
 
 static bool small_grad_input_fits(const IrOp *o, Dims dy, Dims x)
 {
@@ -1005,47 +1015,64 @@ static bool small_grad_input_fits(const IrOp *o, Dims dy, Dims x)
            x.c % SMALL_COLS == 0 && (long)dy.c * taps * x.c <= WT_MAX;
 }
 
-/* One tile: dx positions p0 .. p0 + rows - 1 of sample n, channels c0 ..
- * c0 + 2 * NNC_LANES - 1, from dyT (dy[n, f] planes) and wT. */
-static void emit_small_dx_tile(Emitter *e, const IrOp *o, Dims dy, Dims x,
-                               int p0, int rows)
+/* Whether dx position p takes a term through tap t: the dy position it
+ * reads, p shifted back by the tap, is inside dy's live part (dy_live). */
+static bool small_dx_reaches(const IrOp *o, Dims x, Dims live, int p, int t)
 {
-    int KH = o->attr.win.kh, KW = o->attr.win.kw;
-    long P = (long)x.h * x.w;
+    int KW = o->attr.win.kw;
+    int oh = p / x.w - t / KW, ow = p % x.w - t % KW;
+    return oh >= 0 && oh < live.h && ow >= 0 && ow < live.w;
+}
+
+/* The sums of one tile over f: per tap, two vector loads of wT, then a
+ * broadcast of dy and two multiply-adds for each row the tap reaches. */
+static void emit_small_dx_sums(Emitter *e, const IrOp *o, Dims dy, Dims x,
+                               Dims live, int p0, int rows)
+{
+    int taps = o->attr.win.kh * o->attr.win.kw, KW = o->attr.win.kw;
     const char *R = e->real;
-    emit_open(e, "%s", "");
-    emit(e, "/* dx positions %d .. %d */", p0, p0 + rows - 1);
-    emit(e, "nnc_vec s[%d][2] = {{{0}}};", rows);
     emit_open(e, "for (int f = 0; f < %d; f++)", dy.c);
     emit(e, "const %s *dr = dyT[f];", R);
     emit(e, "const %s *wr = wT[f][0] + c0;", R);
-    for (int i = 0; i < KH; i++)
-        for (int j = 0; j < KW; j++) {
-            int t = i * KW + j, reached = 0;
-            for (int r = 0; r < rows; r++) {
-                int oh = (p0 + r) / x.w - i, ow = (p0 + r) % x.w - j;
-                reached += oh >= 0 && oh < dy.h && ow >= 0 && ow < dy.w;
-            }
-            if (!reached)
+    for (int t = 0; t < taps; t++) {
+        int reached = 0;
+        for (int r = 0; r < rows; r++)
+            reached += small_dx_reaches(o, x, live, p0 + r, t);
+        if (!reached)
+            continue;
+        emit_wt_pair(e, (long)t * x.c);
+        for (int r = 0; r < rows; r++) {
+            if (!small_dx_reaches(o, x, live, p0 + r, t))
                 continue;
-            emit_open(e, "%s", "");
-            emit(e, "nnc_vec b[2];");
-            emit(e, "b[0] = *(const nnc_vec *)(wr + %ld);", (long)t * x.c);
-            emit(e, "b[1] = *(const nnc_vec *)(wr + %ld + NNC_LANES);",
-                 (long)t * x.c);
-            for (int r = 0; r < rows; r++) {
-                int oh = (p0 + r) / x.w - i, ow = (p0 + r) % x.w - j;
-                if (oh < 0 || oh >= dy.h || ow < 0 || ow >= dy.w)
-                    continue;
-                char a[32];
-                snprintf(a, sizeof a, "dr[%d]", oh * dy.w + ow);
-                emit_tile_row(e, r, a, 2);
-            }
-            emit_close(e, NULL);
+            int p = p0 + r, oh = p / x.w - t / KW, ow = p % x.w - t % KW;
+            char a[32];
+            snprintf(a, sizeof a, "dr[%d]", oh * dy.w + ow);
+            emit_tile_row(e, r, a, 2);
         }
+        emit_close(e, NULL);
+    }
     emit_close(e, NULL);
+}
+
+/* One tile: dx positions p0 .. p0 + rows - 1 of sample n, channels c0 ..
+ * c0 + 2 * NNC_LANES - 1, from dyT (dy[n, f] planes) and wT. */
+static void emit_small_dx_tile(Emitter *e, const IrOp *o, Dims dy, Dims x,
+                               Dims live, int p0, int rows)
+{
+    int taps = o->attr.win.kh * o->attr.win.kw, pairs = 0;
+    long P = (long)x.h * x.w;
+    for (int r = 0; r < rows; r++)
+        for (int t = 0; t < taps; t++)
+            pairs += small_dx_reaches(o, x, live, p0 + r, t);
+    emit_open(e, "%s", "");
+    emit(e, "/* dx positions %d .. %d */", p0, p0 + rows - 1);
+    emit(e, "nnc_vec s[%d][2] = {{{0}}};", rows);
+    if (pairs)
+        emit_small_dx_sums(e, o, dy, x, live, p0, rows);
+    else
+        emit(e, "/* no tap reaches dy's live part from here: zeros */");
     emit_open(e, "for (int r = 0; r < %d; r++)", rows);
-    emit(e, "%s out[2 * NNC_LANES];", R);
+    emit(e, "%s out[2 * NNC_LANES];", e->real);
     emit(e, "*(nnc_vec *)out = s[r][0];");
     emit(e, "*(nnc_vec *)(out + NNC_LANES) = s[r][1];");
     emit_open(e, "for (int l = 0; l < 2 * NNC_LANES; l++)");
@@ -1088,7 +1115,7 @@ static void lower_conv2d_grad_input_small(Emitter *e, const IrOp *o, Dims dy,
     emit_open(e, "for (int c0 = 0; c0 < %d; c0 += 2 * NNC_LANES)", x.c);
     for (int k = 0; k < tiles; k++) {
         int p0 = (int)((long)P * k / tiles), p1 = (int)((long)P * (k + 1) / tiles);
-        emit_small_dx_tile(e, o, dy, x, p0, p1 - p0);
+        emit_small_dx_tile(e, o, dy, x, dy_live(act, dy), p0, p1 - p0);
     }
     emit_close(e, NULL);
     emit_close(e, NULL);

@@ -6455,11 +6455,29 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
         }
     }
     /* conv2d_grad_input, dy through maxpool2d_grad_at */ {
+        /* the weights as wT[f][(i, j)][c], so a tile's channels are contiguous */
+        float wT[64][9][32];
+        for (int f = 0; f < 64; f++) {
+            for (int c = 0; c < 32; c++) {
+                for (int t = 0; t < 9; t++) {
+                    wT[f][t][c] = w[((long)f * 32 + c) * 9 + t];
+                }
+            }
+        }
+        /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
+        #if defined(__AVX512F__)
+        #define NNC_VEC_BYTES 64
+        #elif defined(__AVX__)
+        #define NNC_VEC_BYTES 32
+        #else
+        #define NNC_VEC_BYTES 16
+        #endif
+        #define NNC_LANES (NNC_VEC_BYTES / 4)
+        typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
+        /* 169 positions in 15 tiles by 2 vectors of channels at a time, summed over f, then taps, in registers */
         NNC_PARALLEL_FOR
         for (int n = 0; n < 64; n++) {
-            /* dy[n, f] at dyz[f][28 + oh * 13 + ow], zeros elsewhere */
-            float dyz[64][197];
-            memset(dyz, 0, sizeof dyz);
+            float dyT[64][121]; /* the dy planes of sample n */
             for (int f = 0; f < 64; f++) {
                 const long pq = ((long)n * 64 + f) * 25; /* the pooled plane */
                 const float *dyf = dy + pq, *pg = place + pq;
@@ -6468,422 +6486,1696 @@ static void k17_dconv2_maxpool2d_grad_at_bias_grad_conv2d_grad_input_conv2d_grad
                         const float gv = dyf[oh * 5 + ow], pv = pg[oh * 5 + ow]; /* the window's gradient and place */
                         for (int i = 0; i < 2; i++) {
                             for (int j = 0; j < 2; j++) {
-                                (dyz[f] + 28)[(oh * 2 + i) * 13 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
+                                dyT[f][(oh * 2 + i) * 11 + ow * 2 + j] = pv == i * 2 + j ? gv : 0;
                             }
                         }
                     }
                     for (int i = 0; i < 2; i++) /* no window covers the last columns */ {
                         for (int q = 10; q < 11; q++) {
-                            (dyz[f] + 28)[(oh * 2 + i) * 13 + q] = 0;
+                            dyT[f][(oh * 2 + i) * 11 + q] = 0;
                         }
                     }
                 }
                 /* the rows no window covers */
-                for (int r = 10; r < 11; r++) {
-                    memset((dyz[f] + 28) + r * 13, 0, 11 * sizeof *(dyz[f] + 28));
-                }
+                memset(dyT[f] + 110, 0, 11 * sizeof *dyT[f]);
             }
-            for (int c0 = 0; c0 < 32; c0 += 8) {
-                /* the dx planes of channels c0 + k; tap (i, j) reads dy at p - i * 13 - j */
-                float acc[8][156];
-                /* nnc_vec: one vector register of float (GNU C vector extension); NNC_LANES elements */
-                #if defined(__AVX512F__)
-                #define NNC_VEC_BYTES 64
-                #elif defined(__AVX__)
-                #define NNC_VEC_BYTES 32
-                #else
-                #define NNC_VEC_BYTES 16
-                #endif
-                #define NNC_LANES (NNC_VEC_BYTES / 4)
-                typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
-                for (int p0 = 0; p0 + 2 * NNC_LANES <= 156; p0 += 2 * NNC_LANES) {
-                    nnc_vec s[8][2] = {{{0}}};
+            for (int c0 = 0; c0 < 32; c0 += 2 * NNC_LANES) {
+                {
+                    /* dx positions 0 .. 10 */
+                    nnc_vec s[11][2] = {{{0}}};
                     for (int f = 0; f < 64; f++) {
-                        const float *src = dyz[f] + p0;
-                        const float *wt = w + ((long)f * 32 + c0) * 9;
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
                         {
                             nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
-                            { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            b[0] = *(const nnc_vec *)(wr + 0);
+                            b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                            { const float a = dr[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[1]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[2]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[3]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[4]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[5]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[6]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[7]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[8]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[9]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
                         }
                         {
                             nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
-                            { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            b[0] = *(const nnc_vec *)(wr + 32);
+                            b[1] = *(const nnc_vec *)(wr + 32 + NNC_LANES);
+                            { const float a = dr[0]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[1]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[2]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[3]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[4]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[5]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[6]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[7]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[8]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[9]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
                             nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
-                            { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                        }
-                        {
-                            nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
-                            { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                        }
-                        {
-                            nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 14 + 1 * NNC_LANES);
-                            { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                        }
-                        {
-                            nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 13 + 1 * NNC_LANES);
-                            { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                        }
-                        {
-                            nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
-                            { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                        }
-                        {
-                            nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
-                            { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
-                        }
-                        {
-                            nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
-                            { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            b[0] = *(const nnc_vec *)(wr + 64);
+                            b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                            { const float a = dr[0]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[1]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[2]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[3]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[4]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[5]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[6]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[7]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[8]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                     }
-                    for (int k = 0; k < 8; k++) {
-                        *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
-                        *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
+                    for (int r = 0; r < 11; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 0 + r] = out[l];
+                        }
                     }
                 }
-                if (156 % (2 * NNC_LANES) != 0 && 156 % (2 * NNC_LANES) <= NNC_LANES) {
-                    const int p0 = 156 - NNC_LANES; /* the last positions, one vector */
-                    nnc_vec s[8][1] = {{{0}}};
+                {
+                    /* dx positions 11 .. 21 */
+                    nnc_vec s[11][2] = {{{0}}};
                     for (int f = 0; f < 64; f++) {
-                        const float *src = dyz[f] + p0;
-                        const float *wt = w + ((long)f * 32 + c0) * 9;
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
                         {
-                            nnc_vec b[1];
-                            b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
-                            { const float a = wt[0]; s[0][0] += a * b[0]; }
-                            { const float a = wt[9]; s[1][0] += a * b[0]; }
-                            { const float a = wt[18]; s[2][0] += a * b[0]; }
-                            { const float a = wt[27]; s[3][0] += a * b[0]; }
-                            { const float a = wt[36]; s[4][0] += a * b[0]; }
-                            { const float a = wt[45]; s[5][0] += a * b[0]; }
-                            { const float a = wt[54]; s[6][0] += a * b[0]; }
-                            { const float a = wt[63]; s[7][0] += a * b[0]; }
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 0);
+                            b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                            { const float a = dr[11]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[12]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[13]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[14]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[15]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[16]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[17]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[18]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[19]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
-                            nnc_vec b[1];
-                            b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
-                            { const float a = wt[1]; s[0][0] += a * b[0]; }
-                            { const float a = wt[10]; s[1][0] += a * b[0]; }
-                            { const float a = wt[19]; s[2][0] += a * b[0]; }
-                            { const float a = wt[28]; s[3][0] += a * b[0]; }
-                            { const float a = wt[37]; s[4][0] += a * b[0]; }
-                            { const float a = wt[46]; s[5][0] += a * b[0]; }
-                            { const float a = wt[55]; s[6][0] += a * b[0]; }
-                            { const float a = wt[64]; s[7][0] += a * b[0]; }
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 32);
+                            b[1] = *(const nnc_vec *)(wr + 32 + NNC_LANES);
+                            { const float a = dr[11]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[12]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[13]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[14]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[15]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[16]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[17]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[18]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
-                            nnc_vec b[1];
-                            b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
-                            { const float a = wt[2]; s[0][0] += a * b[0]; }
-                            { const float a = wt[11]; s[1][0] += a * b[0]; }
-                            { const float a = wt[20]; s[2][0] += a * b[0]; }
-                            { const float a = wt[29]; s[3][0] += a * b[0]; }
-                            { const float a = wt[38]; s[4][0] += a * b[0]; }
-                            { const float a = wt[47]; s[5][0] += a * b[0]; }
-                            { const float a = wt[56]; s[6][0] += a * b[0]; }
-                            { const float a = wt[65]; s[7][0] += a * b[0]; }
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 64);
+                            b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                            { const float a = dr[9]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[11]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[12]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[13]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[14]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[15]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[16]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[17]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
-                            nnc_vec b[1];
-                            b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
-                            { const float a = wt[3]; s[0][0] += a * b[0]; }
-                            { const float a = wt[12]; s[1][0] += a * b[0]; }
-                            { const float a = wt[21]; s[2][0] += a * b[0]; }
-                            { const float a = wt[30]; s[3][0] += a * b[0]; }
-                            { const float a = wt[39]; s[4][0] += a * b[0]; }
-                            { const float a = wt[48]; s[5][0] += a * b[0]; }
-                            { const float a = wt[57]; s[6][0] += a * b[0]; }
-                            { const float a = wt[66]; s[7][0] += a * b[0]; }
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 96);
+                            b[1] = *(const nnc_vec *)(wr + 96 + NNC_LANES);
+                            { const float a = dr[0]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[1]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[2]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[3]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[4]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[5]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[6]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[7]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[8]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
-                            nnc_vec b[1];
-                            b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
-                            { const float a = wt[4]; s[0][0] += a * b[0]; }
-                            { const float a = wt[13]; s[1][0] += a * b[0]; }
-                            { const float a = wt[22]; s[2][0] += a * b[0]; }
-                            { const float a = wt[31]; s[3][0] += a * b[0]; }
-                            { const float a = wt[40]; s[4][0] += a * b[0]; }
-                            { const float a = wt[49]; s[5][0] += a * b[0]; }
-                            { const float a = wt[58]; s[6][0] += a * b[0]; }
-                            { const float a = wt[67]; s[7][0] += a * b[0]; }
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 128);
+                            b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                            { const float a = dr[0]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[1]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[2]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[3]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[4]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[5]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[6]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[7]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
-                            nnc_vec b[1];
-                            b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
-                            { const float a = wt[5]; s[0][0] += a * b[0]; }
-                            { const float a = wt[14]; s[1][0] += a * b[0]; }
-                            { const float a = wt[23]; s[2][0] += a * b[0]; }
-                            { const float a = wt[32]; s[3][0] += a * b[0]; }
-                            { const float a = wt[41]; s[4][0] += a * b[0]; }
-                            { const float a = wt[50]; s[5][0] += a * b[0]; }
-                            { const float a = wt[59]; s[6][0] += a * b[0]; }
-                            { const float a = wt[68]; s[7][0] += a * b[0]; }
-                        }
-                        {
-                            nnc_vec b[1];
-                            b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
-                            { const float a = wt[6]; s[0][0] += a * b[0]; }
-                            { const float a = wt[15]; s[1][0] += a * b[0]; }
-                            { const float a = wt[24]; s[2][0] += a * b[0]; }
-                            { const float a = wt[33]; s[3][0] += a * b[0]; }
-                            { const float a = wt[42]; s[4][0] += a * b[0]; }
-                            { const float a = wt[51]; s[5][0] += a * b[0]; }
-                            { const float a = wt[60]; s[6][0] += a * b[0]; }
-                            { const float a = wt[69]; s[7][0] += a * b[0]; }
-                        }
-                        {
-                            nnc_vec b[1];
-                            b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
-                            { const float a = wt[7]; s[0][0] += a * b[0]; }
-                            { const float a = wt[16]; s[1][0] += a * b[0]; }
-                            { const float a = wt[25]; s[2][0] += a * b[0]; }
-                            { const float a = wt[34]; s[3][0] += a * b[0]; }
-                            { const float a = wt[43]; s[4][0] += a * b[0]; }
-                            { const float a = wt[52]; s[5][0] += a * b[0]; }
-                            { const float a = wt[61]; s[6][0] += a * b[0]; }
-                            { const float a = wt[70]; s[7][0] += a * b[0]; }
-                        }
-                        {
-                            nnc_vec b[1];
-                            b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
-                            { const float a = wt[8]; s[0][0] += a * b[0]; }
-                            { const float a = wt[17]; s[1][0] += a * b[0]; }
-                            { const float a = wt[26]; s[2][0] += a * b[0]; }
-                            { const float a = wt[35]; s[3][0] += a * b[0]; }
-                            { const float a = wt[44]; s[4][0] += a * b[0]; }
-                            { const float a = wt[53]; s[5][0] += a * b[0]; }
-                            { const float a = wt[62]; s[6][0] += a * b[0]; }
-                            { const float a = wt[71]; s[7][0] += a * b[0]; }
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 160);
+                            b[1] = *(const nnc_vec *)(wr + 160 + NNC_LANES);
+                            { const float a = dr[0]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[1]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[2]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[3]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[4]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[5]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[6]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                     }
-                    for (int k = 0; k < 8; k++) {
-                        *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
+                    for (int r = 0; r < 11; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 11 + r] = out[l];
+                        }
                     }
                 }
-                else if (156 % (2 * NNC_LANES) != 0) {
-                    const int p0 = 156 - 2 * NNC_LANES; /* the last positions */
-                    nnc_vec s[8][2] = {{{0}}};
+                {
+                    /* dx positions 22 .. 32 */
+                    nnc_vec s[11][2] = {{{0}}};
                     for (int f = 0; f < 64; f++) {
-                        const float *src = dyz[f] + p0;
-                        const float *wt = w + ((long)f * 32 + c0) * 9;
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
                         {
                             nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 28 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 28 + 1 * NNC_LANES);
-                            { const float a = wt[0]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[36]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[45]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[54]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            b[0] = *(const nnc_vec *)(wr + 0);
+                            b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                            { const float a = dr[20]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[22]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[23]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[24]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[25]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[26]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[27]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[28]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
                             nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 27 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 27 + 1 * NNC_LANES);
-                            { const float a = wt[1]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[10]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[46]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[55]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            b[0] = *(const nnc_vec *)(wr + 32);
+                            b[1] = *(const nnc_vec *)(wr + 32 + NNC_LANES);
+                            { const float a = dr[19]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[20]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[22]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[23]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[24]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[25]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[26]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[27]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
                             nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 26 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 26 + 1 * NNC_LANES);
-                            { const float a = wt[2]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[11]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[56]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[65]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            b[0] = *(const nnc_vec *)(wr + 64);
+                            b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                            { const float a = dr[18]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[19]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[22]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[23]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[24]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[25]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[26]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
                             nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 15 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 15 + 1 * NNC_LANES);
-                            { const float a = wt[3]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[12]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[21]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[57]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[66]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            b[0] = *(const nnc_vec *)(wr + 96);
+                            b[1] = *(const nnc_vec *)(wr + 96 + NNC_LANES);
+                            { const float a = dr[9]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[11]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[12]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[13]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[14]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[15]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[16]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[17]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
                             nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 14 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 14 + 1 * NNC_LANES);
-                            { const float a = wt[4]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[13]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[22]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[67]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            b[0] = *(const nnc_vec *)(wr + 128);
+                            b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                            { const float a = dr[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[9]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[11]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[12]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[13]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[14]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[15]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[16]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
                             nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 13 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 13 + 1 * NNC_LANES);
-                            { const float a = wt[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[14]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[23]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[32]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            b[0] = *(const nnc_vec *)(wr + 160);
+                            b[1] = *(const nnc_vec *)(wr + 160 + NNC_LANES);
+                            { const float a = dr[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[8]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[9]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[11]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[12]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[13]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[14]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[15]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
                             nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 2 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 2 + 1 * NNC_LANES);
-                            { const float a = wt[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[15]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[24]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[33]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            b[0] = *(const nnc_vec *)(wr + 192);
+                            b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                            { const float a = dr[0]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[1]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[2]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[3]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[4]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[5]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[6]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
                             nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 1 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 1 + 1 * NNC_LANES);
-                            { const float a = wt[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[25]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[34]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[43]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            b[0] = *(const nnc_vec *)(wr + 224);
+                            b[1] = *(const nnc_vec *)(wr + 224 + NNC_LANES);
+                            { const float a = dr[0]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[1]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[2]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[3]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[4]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[5]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                         {
                             nnc_vec b[2];
-                            b[0] = *(const nnc_vec *)(src + 0 + 0 * NNC_LANES);
-                            b[1] = *(const nnc_vec *)(src + 0 + 1 * NNC_LANES);
-                            { const float a = wt[8]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
-                            { const float a = wt[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
-                            { const float a = wt[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
-                            { const float a = wt[35]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
-                            { const float a = wt[44]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
-                            { const float a = wt[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
-                            { const float a = wt[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
-                            { const float a = wt[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            b[0] = *(const nnc_vec *)(wr + 256);
+                            b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                            { const float a = dr[0]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[1]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[2]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[3]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[4]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
                         }
                     }
-                    for (int k = 0; k < 8; k++) {
-                        *(nnc_vec *)(acc[k] + p0 + 0 * NNC_LANES) = s[k][0];
-                        *(nnc_vec *)(acc[k] + p0 + 1 * NNC_LANES) = s[k][1];
+                    for (int r = 0; r < 11; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 22 + r] = out[l];
+                        }
                     }
                 }
-                for (int k = 0; k < 8; k++) {
-                    float *dxp = dx + ((long)n * 32 + c0 + k) * 169;
-                    for (int p = 0; p < 144; p++) {
-                        dxp[p] = acc[k][p];
+                {
+                    /* dx positions 33 .. 44 */
+                    nnc_vec s[12][2] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 0);
+                            b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                            { const float a = dr[29]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[30]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[31]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[33]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[34]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[35]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[36]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[37]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[38]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 32);
+                            b[1] = *(const nnc_vec *)(wr + 32 + NNC_LANES);
+                            { const float a = dr[28]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[29]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[30]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[33]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[34]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[35]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[36]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[37]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 64);
+                            b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                            { const float a = dr[27]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[28]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[29]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[31]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[33]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[34]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[35]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[36]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 96);
+                            b[1] = *(const nnc_vec *)(wr + 96 + NNC_LANES);
+                            { const float a = dr[18]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[19]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[20]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[22]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[23]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[24]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[25]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[26]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[27]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 128);
+                            b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                            { const float a = dr[17]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[18]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[20]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[22]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[23]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[24]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[25]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[26]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 160);
+                            b[1] = *(const nnc_vec *)(wr + 160 + NNC_LANES);
+                            { const float a = dr[16]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[19]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[20]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[22]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[23]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[24]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[25]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 192);
+                            b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                            { const float a = dr[7]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[8]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[9]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[11]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[12]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[13]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[14]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[15]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[16]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 224);
+                            b[1] = *(const nnc_vec *)(wr + 224 + NNC_LANES);
+                            { const float a = dr[6]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[7]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[8]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[9]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[11]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[12]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[13]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[14]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[15]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 256);
+                            b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                            { const float a = dr[5]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[6]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[7]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[8]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[9]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[11]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[12]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[13]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[14]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
                     }
-                    for (int p = 144; p < 152; p++) {
-                        dxp[p] = acc[k][p];
+                    for (int r = 0; r < 12; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 33 + r] = out[l];
+                        }
                     }
-                    for (int p = 152; p < 156; p++) {
-                        dxp[p] = acc[k][p];
+                }
+                {
+                    /* dx positions 45 .. 55 */
+                    nnc_vec s[11][2] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 0);
+                            b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                            { const float a = dr[39]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[40]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[41]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[42]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[44]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[45]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[46]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[47]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 32);
+                            b[1] = *(const nnc_vec *)(wr + 32 + NNC_LANES);
+                            { const float a = dr[38]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[39]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[40]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[41]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[42]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[44]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[45]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[46]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 64);
+                            b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                            { const float a = dr[37]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[38]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[39]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[40]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[42]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[44]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[45]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 96);
+                            b[1] = *(const nnc_vec *)(wr + 96 + NNC_LANES);
+                            { const float a = dr[28]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[29]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[30]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[31]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[33]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[34]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[35]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[36]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 128);
+                            b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                            { const float a = dr[27]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[28]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[29]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[30]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[31]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[33]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[34]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[35]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 160);
+                            b[1] = *(const nnc_vec *)(wr + 160 + NNC_LANES);
+                            { const float a = dr[26]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[27]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[28]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[30]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[31]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[33]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[34]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 192);
+                            b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                            { const float a = dr[17]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[18]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[19]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[20]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[22]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[23]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[24]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[25]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 224);
+                            b[1] = *(const nnc_vec *)(wr + 224 + NNC_LANES);
+                            { const float a = dr[16]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[17]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[18]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[19]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[20]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[22]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[23]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[24]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 256);
+                            b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                            { const float a = dr[15]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[16]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[17]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[18]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[19]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[20]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[22]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[23]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
                     }
-                    memset(dxp + 156, 0, 13 * sizeof *dxp); /* rows only dy's unpooled rows reach */
+                    for (int r = 0; r < 11; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 45 + r] = out[l];
+                        }
+                    }
+                }
+                {
+                    /* dx positions 56 .. 66 */
+                    nnc_vec s[11][2] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 0);
+                            b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                            { const float a = dr[48]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[49]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[50]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[51]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[52]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[53]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[55]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[56]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 32);
+                            b[1] = *(const nnc_vec *)(wr + 32 + NNC_LANES);
+                            { const float a = dr[47]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[48]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[49]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[50]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[51]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[52]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[53]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[55]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 64);
+                            b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                            { const float a = dr[46]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[47]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[48]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[49]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[50]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[52]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[53]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 96);
+                            b[1] = *(const nnc_vec *)(wr + 96 + NNC_LANES);
+                            { const float a = dr[37]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[38]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[39]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[40]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[41]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[42]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[44]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[45]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 128);
+                            b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                            { const float a = dr[36]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[37]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[38]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[39]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[40]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[41]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[42]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[44]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 160);
+                            b[1] = *(const nnc_vec *)(wr + 160 + NNC_LANES);
+                            { const float a = dr[35]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[36]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[37]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[38]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[40]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[41]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[42]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 192);
+                            b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                            { const float a = dr[26]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[27]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[28]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[29]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[30]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[31]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[33]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[34]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 224);
+                            b[1] = *(const nnc_vec *)(wr + 224 + NNC_LANES);
+                            { const float a = dr[25]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[26]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[27]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[28]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[29]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[30]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[31]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[33]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 256);
+                            b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                            { const float a = dr[24]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[25]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[26]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[27]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[28]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[29]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[30]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[31]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                        }
+                    }
+                    for (int r = 0; r < 11; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 56 + r] = out[l];
+                        }
+                    }
+                }
+                {
+                    /* dx positions 67 .. 77 */
+                    nnc_vec s[11][2] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 0);
+                            b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                            { const float a = dr[57]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[58]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[59]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[60]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[61]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[62]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[63]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[64]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 32);
+                            b[1] = *(const nnc_vec *)(wr + 32 + NNC_LANES);
+                            { const float a = dr[56]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[57]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[58]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[59]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[60]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[61]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[62]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[63]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[64]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 64);
+                            b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                            { const float a = dr[55]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[56]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[57]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[58]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[59]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[60]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[62]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[63]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[64]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 96);
+                            b[1] = *(const nnc_vec *)(wr + 96 + NNC_LANES);
+                            { const float a = dr[46]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[47]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[48]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[49]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[50]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[51]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[52]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[53]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 128);
+                            b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                            { const float a = dr[45]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[46]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[47]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[48]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[49]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[50]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[51]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[52]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[53]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 160);
+                            b[1] = *(const nnc_vec *)(wr + 160 + NNC_LANES);
+                            { const float a = dr[44]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[45]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[46]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[47]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[48]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[50]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[51]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[52]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[53]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 192);
+                            b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                            { const float a = dr[35]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[36]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[37]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[38]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[39]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[40]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[41]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[42]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 224);
+                            b[1] = *(const nnc_vec *)(wr + 224 + NNC_LANES);
+                            { const float a = dr[34]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[35]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[36]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[37]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[38]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[39]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[40]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[41]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[42]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 256);
+                            b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                            { const float a = dr[33]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[34]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[35]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[36]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[37]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[38]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[39]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[40]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[41]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[42]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                        }
+                    }
+                    for (int r = 0; r < 11; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 67 + r] = out[l];
+                        }
+                    }
+                }
+                {
+                    /* dx positions 78 .. 89 */
+                    nnc_vec s[12][2] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 0);
+                            b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                            { const float a = dr[66]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[67]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[68]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[69]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[70]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[71]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[72]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[73]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[74]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[75]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 32);
+                            b[1] = *(const nnc_vec *)(wr + 32 + NNC_LANES);
+                            { const float a = dr[66]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[67]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[68]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[69]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[70]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[71]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[72]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[73]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[74]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[75]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 64);
+                            b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                            { const float a = dr[66]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[67]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[68]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[69]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[70]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[72]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[73]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[74]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[75]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 96);
+                            b[1] = *(const nnc_vec *)(wr + 96 + NNC_LANES);
+                            { const float a = dr[55]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[56]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[57]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[58]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[59]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[60]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[61]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[62]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[63]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[64]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 128);
+                            b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                            { const float a = dr[55]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[56]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[57]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[58]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[59]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[61]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[62]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[63]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[64]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 160);
+                            b[1] = *(const nnc_vec *)(wr + 160 + NNC_LANES);
+                            { const float a = dr[55]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[56]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[57]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[58]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[60]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[61]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[62]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[63]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[64]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 192);
+                            b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                            { const float a = dr[44]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[45]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[46]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[47]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[48]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[49]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[50]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[51]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[52]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[53]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 224);
+                            b[1] = *(const nnc_vec *)(wr + 224 + NNC_LANES);
+                            { const float a = dr[44]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[45]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[46]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[47]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[48]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[49]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[50]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[51]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[52]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[53]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 256);
+                            b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                            { const float a = dr[44]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[45]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[46]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[47]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[48]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[49]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[50]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[51]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[52]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[53]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                    }
+                    for (int r = 0; r < 12; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 78 + r] = out[l];
+                        }
+                    }
+                }
+                {
+                    /* dx positions 90 .. 100 */
+                    nnc_vec s[11][2] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 0);
+                            b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                            { const float a = dr[77]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[78]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[79]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[80]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[81]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[82]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[83]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[84]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[85]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[86]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 32);
+                            b[1] = *(const nnc_vec *)(wr + 32 + NNC_LANES);
+                            { const float a = dr[77]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[78]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[79]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[80]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[81]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[82]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[83]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[84]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[85]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 64);
+                            b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                            { const float a = dr[77]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[78]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[79]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[80]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[81]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[82]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[83]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[84]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 96);
+                            b[1] = *(const nnc_vec *)(wr + 96 + NNC_LANES);
+                            { const float a = dr[66]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[67]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[68]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[69]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[70]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[71]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[72]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[73]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[74]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[75]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 128);
+                            b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                            { const float a = dr[66]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[67]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[68]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[69]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[70]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[71]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[72]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[73]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[74]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 160);
+                            b[1] = *(const nnc_vec *)(wr + 160 + NNC_LANES);
+                            { const float a = dr[66]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[67]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[68]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[69]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[71]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[72]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[73]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 192);
+                            b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                            { const float a = dr[55]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[56]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[57]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[58]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[59]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[60]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[61]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[62]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[63]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[64]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 224);
+                            b[1] = *(const nnc_vec *)(wr + 224 + NNC_LANES);
+                            { const float a = dr[55]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[56]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[57]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[58]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[59]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[60]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[61]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[62]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[63]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 256);
+                            b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                            { const float a = dr[55]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[56]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[57]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[58]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[59]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[60]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[61]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[62]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                    }
+                    for (int r = 0; r < 11; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 90 + r] = out[l];
+                        }
+                    }
+                }
+                {
+                    /* dx positions 101 .. 111 */
+                    nnc_vec s[11][2] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 0);
+                            b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                            { const float a = dr[88]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[89]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[90]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[91]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[92]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[93]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[94]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[95]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 32);
+                            b[1] = *(const nnc_vec *)(wr + 32 + NNC_LANES);
+                            { const float a = dr[86]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[88]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[89]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[90]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[91]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[92]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[93]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[94]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 64);
+                            b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                            { const float a = dr[85]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[86]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[88]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[89]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[90]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[91]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[92]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[93]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 96);
+                            b[1] = *(const nnc_vec *)(wr + 96 + NNC_LANES);
+                            { const float a = dr[77]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[78]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[79]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[80]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[81]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[82]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[83]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[84]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 128);
+                            b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                            { const float a = dr[75]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[77]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[78]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[79]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[80]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[81]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[82]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[83]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 160);
+                            b[1] = *(const nnc_vec *)(wr + 160 + NNC_LANES);
+                            { const float a = dr[74]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[75]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[77]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[78]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[79]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[80]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[81]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[82]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 192);
+                            b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                            { const float a = dr[66]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[67]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[68]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[69]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[70]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[71]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[72]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[73]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 224);
+                            b[1] = *(const nnc_vec *)(wr + 224 + NNC_LANES);
+                            { const float a = dr[64]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[66]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[67]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[68]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[69]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[70]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[71]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[72]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 256);
+                            b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                            { const float a = dr[63]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[64]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[66]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[67]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[68]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[69]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[70]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[71]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                    }
+                    for (int r = 0; r < 11; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 101 + r] = out[l];
+                        }
+                    }
+                }
+                {
+                    /* dx positions 112 .. 122 */
+                    nnc_vec s[11][2] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 0);
+                            b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                            { const float a = dr[96]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[97]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[99]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[100]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[101]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[102]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[103]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[104]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 32);
+                            b[1] = *(const nnc_vec *)(wr + 32 + NNC_LANES);
+                            { const float a = dr[95]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[96]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[97]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[99]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[100]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[101]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[102]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[103]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 64);
+                            b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                            { const float a = dr[94]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[95]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[96]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[97]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[99]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[100]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[101]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[102]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 96);
+                            b[1] = *(const nnc_vec *)(wr + 96 + NNC_LANES);
+                            { const float a = dr[85]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[86]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[88]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[89]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[90]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[91]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[92]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[93]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 128);
+                            b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                            { const float a = dr[84]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[85]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[86]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[88]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[89]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[90]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[91]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[92]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 160);
+                            b[1] = *(const nnc_vec *)(wr + 160 + NNC_LANES);
+                            { const float a = dr[83]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[84]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[85]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[86]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[88]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[89]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[90]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[91]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 192);
+                            b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                            { const float a = dr[74]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[75]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[77]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[78]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[79]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[80]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[81]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[82]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 224);
+                            b[1] = *(const nnc_vec *)(wr + 224 + NNC_LANES);
+                            { const float a = dr[73]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[74]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[75]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[77]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[78]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[79]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[80]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[81]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 256);
+                            b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                            { const float a = dr[72]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[73]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[74]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[75]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[77]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[78]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[79]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[80]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                    }
+                    for (int r = 0; r < 11; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 112 + r] = out[l];
+                        }
+                    }
+                }
+                {
+                    /* dx positions 123 .. 134 */
+                    nnc_vec s[12][2] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 0);
+                            b[1] = *(const nnc_vec *)(wr + 0 + NNC_LANES);
+                            { const float a = dr[105]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[106]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[107]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[108]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 32);
+                            b[1] = *(const nnc_vec *)(wr + 32 + NNC_LANES);
+                            { const float a = dr[104]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[105]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[106]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[107]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[108]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 64);
+                            b[1] = *(const nnc_vec *)(wr + 64 + NNC_LANES);
+                            { const float a = dr[103]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[104]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[105]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[106]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[107]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[108]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 96);
+                            b[1] = *(const nnc_vec *)(wr + 96 + NNC_LANES);
+                            { const float a = dr[94]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[95]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[96]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[97]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[99]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[100]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[101]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[102]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[103]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 128);
+                            b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                            { const float a = dr[93]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[94]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[95]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[96]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[97]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[99]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[100]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[101]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[102]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 160);
+                            b[1] = *(const nnc_vec *)(wr + 160 + NNC_LANES);
+                            { const float a = dr[92]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[93]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[94]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[95]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[96]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[97]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[99]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[100]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[101]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 192);
+                            b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                            { const float a = dr[83]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[84]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[85]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[86]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[88]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[89]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[90]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[91]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[92]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 224);
+                            b[1] = *(const nnc_vec *)(wr + 224 + NNC_LANES);
+                            { const float a = dr[82]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[83]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[84]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[85]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[86]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[88]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[89]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[90]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[91]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 256);
+                            b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                            { const float a = dr[81]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[82]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[83]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[84]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[85]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[86]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[88]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[89]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                            { const float a = dr[90]; s[11][0] += a * b[0]; s[11][1] += a * b[1]; }
+                        }
+                    }
+                    for (int r = 0; r < 12; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 123 + r] = out[l];
+                        }
+                    }
+                }
+                {
+                    /* dx positions 135 .. 145 */
+                    nnc_vec s[11][2] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 96);
+                            b[1] = *(const nnc_vec *)(wr + 96 + NNC_LANES);
+                            { const float a = dr[104]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[105]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[106]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[107]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[108]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 128);
+                            b[1] = *(const nnc_vec *)(wr + 128 + NNC_LANES);
+                            { const float a = dr[103]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[104]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[105]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[106]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[107]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[108]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 160);
+                            b[1] = *(const nnc_vec *)(wr + 160 + NNC_LANES);
+                            { const float a = dr[102]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[103]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[104]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[105]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[106]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[107]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[108]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 192);
+                            b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                            { const float a = dr[93]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[94]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[95]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[96]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[97]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[99]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                            { const float a = dr[100]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[101]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 224);
+                            b[1] = *(const nnc_vec *)(wr + 224 + NNC_LANES);
+                            { const float a = dr[92]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[93]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[94]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[95]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[96]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[97]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[99]; s[9][0] += a * b[0]; s[9][1] += a * b[1]; }
+                            { const float a = dr[100]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 256);
+                            b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                            { const float a = dr[91]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[92]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[93]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[94]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[95]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[96]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[97]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[99]; s[10][0] += a * b[0]; s[10][1] += a * b[1]; }
+                        }
+                    }
+                    for (int r = 0; r < 11; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 135 + r] = out[l];
+                        }
+                    }
+                }
+                {
+                    /* dx positions 146 .. 156 */
+                    nnc_vec s[11][2] = {{{0}}};
+                    for (int f = 0; f < 64; f++) {
+                        const float *dr = dyT[f];
+                        const float *wr = wT[f][0] + c0;
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 192);
+                            b[1] = *(const nnc_vec *)(wr + 192 + NNC_LANES);
+                            { const float a = dr[102]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[103]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[104]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[105]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[106]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[107]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[108]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 224);
+                            b[1] = *(const nnc_vec *)(wr + 224 + NNC_LANES);
+                            { const float a = dr[101]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[102]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[103]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[104]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[105]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[106]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[107]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[108]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                        }
+                        {
+                            nnc_vec b[2];
+                            b[0] = *(const nnc_vec *)(wr + 256);
+                            b[1] = *(const nnc_vec *)(wr + 256 + NNC_LANES);
+                            { const float a = dr[100]; s[0][0] += a * b[0]; s[0][1] += a * b[1]; }
+                            { const float a = dr[101]; s[1][0] += a * b[0]; s[1][1] += a * b[1]; }
+                            { const float a = dr[102]; s[2][0] += a * b[0]; s[2][1] += a * b[1]; }
+                            { const float a = dr[103]; s[3][0] += a * b[0]; s[3][1] += a * b[1]; }
+                            { const float a = dr[104]; s[4][0] += a * b[0]; s[4][1] += a * b[1]; }
+                            { const float a = dr[105]; s[5][0] += a * b[0]; s[5][1] += a * b[1]; }
+                            { const float a = dr[106]; s[6][0] += a * b[0]; s[6][1] += a * b[1]; }
+                            { const float a = dr[107]; s[7][0] += a * b[0]; s[7][1] += a * b[1]; }
+                            { const float a = dr[108]; s[8][0] += a * b[0]; s[8][1] += a * b[1]; }
+                        }
+                    }
+                    for (int r = 0; r < 11; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 146 + r] = out[l];
+                        }
+                    }
+                }
+                {
+                    /* dx positions 157 .. 168 */
+                    nnc_vec s[12][2] = {{{0}}};
+                    /* no tap reaches dy's live part from here: zeros */
+                    for (int r = 0; r < 12; r++) {
+                        float out[2 * NNC_LANES];
+                        *(nnc_vec *)out = s[r][0];
+                        *(nnc_vec *)(out + NNC_LANES) = s[r][1];
+                        for (int l = 0; l < 2 * NNC_LANES; l++) {
+                            dx[((long)n * 32 + c0 + l) * 169 + 157 + r] = out[l];
+                        }
+                    }
                 }
             }
         }
