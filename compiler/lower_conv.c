@@ -571,11 +571,12 @@ static bool pool_by_window_element(const ConvEpilogue *ep)
  * pooling's passes then read act contiguously. On mnist_cnn's conv1
  * (26 x 26 pooled 2 x 2) the band-by-band pooling was most of its
  * forward kernel (docs/performance.md). */
-static void emit_window_elements(Emitter *e, const ConvEpilogue *ep,
+static void emit_window_elements(Emitter *e, const ConvEpilogue *ep, Dims y,
                                  const char *acc, int row)
 {
     const IrOp *p = ep->pool;
     Dims py = nchw(&p->shape);
+    long oplane = (long)y.h * y.w;
     int KH = p->attr.win.kh, KW = p->attr.win.kw;
     emit(e, "/* act: element (i, j) of every window in a plane of its own */");
     emit_open(e, "for (int ph = 0; ph < %d; ph++)", py.h);
@@ -584,6 +585,9 @@ static void emit_window_elements(Emitter *e, const ConvEpilogue *ep,
     emit_open(e, "for (int pw = 0; pw < %d; pw++)", py.w);
     emit(e, "const int q = (i * %d + j) * %d + ph * %d + pw;", KW,
          py.h * py.w, py.w);
+    if (ep->indexed)
+        emit(e, "const long at = (long)nf * %ld + (ph * %d + i) * %d + pw * "
+             "%d + j;", oplane, KH, y.w, KW);
     emit(e, "const %s t0 = %s[(ph * %d + i) * %d + pw * %d + j];", e->real,
          acc, KH, row, KW);
     ep->store(e, ep->ctx);
@@ -647,13 +651,13 @@ static void emit_conv_epilogue(Emitter *e, const Graph *g,
         emit(e, "/* rows %d.. are in no pooling window: not computed */",
              used.h);
     if (by_element) {
-        emit_window_elements(e, ep, acc, row);
+        emit_window_elements(e, ep, y, acc, row);
     } else {
         emit_open(e, "for (int oh = 0; oh < %d; oh++)", used.h);
         emit_open(e, "for (int ow = 0; ow < %d; ow++)", y.w);
         if (ep->pool)
             emit(e, "const int q = oh * %d + ow;", y.w);
-        if (ep->stores)
+        if (ep->stores || ep->indexed)
             emit(e, "const long at = (long)nf * %ld + oh * %d + ow;", oplane,
                  y.w);
         emit(e, "const %s t0 = %s[oh * %d + ow];", e->real, acc, row);

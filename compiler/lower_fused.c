@@ -383,6 +383,23 @@ static void conv_epilogue(Emitter *e, const void *ctx)
         emit(e, "act[q] = t%d;", chain_end - 1);
 }
 
+/* Whether a member of kernel k's chain reads a tensor from outside the
+ * kernel element by element (operand: `name[at]`), as a residual add
+ * before a pooling does; a bias is read by filter. */
+static bool chain_reads_tensor(const Graph *g, const Kernel *k)
+{
+    for (int m = 1; m < k->nops; m++) {
+        const IrOp *o = &g->ops[k->ops[m]];
+        if (is_pool_member(o->op))
+            continue;
+        for (int j = 0; j < o->nin; j++)
+            if (member_index(k, o->in[j]) < 0 &&
+                !(o->op == OP_BIAS_ADD && j == 1))
+                return true;
+    }
+    return false;
+}
+
 static void lower_conv_epilogue(Emitter *e, const Graph *g, const Kernel *k,
                                 const Args *a)
 {
@@ -400,6 +417,7 @@ static void lower_conv_epilogue(Emitter *e, const Graph *g, const Kernel *k,
     for (int m = 0; m < k->nops; m++)
         ep.stores = ep.stores ||
                     (k->stored[m] && !is_pool_member(g->ops[k->ops[m]].op));
+    ep.indexed = chain_reads_tensor(g, k);
     lower_conv2d_fused(e, g, &g->ops[k->ops[0]], &ep);
 }
 

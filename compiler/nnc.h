@@ -664,6 +664,7 @@ typedef struct ConvEpilogue {
     const char *pooled; /* the pooling's result buffer */
     const char *place;  /* MAXPOOL2D_PLACE's result buffer, or NULL */
     bool stores;        /* the epilogue stores elements (uses `at`) */
+    bool indexed;       /* it reads another tensor's elements at `at` */
 } ConvEpilogue;
 typedef struct BnEpilogue {
     void (*store)(Emitter *e, const void *ctx); /* element in `value`, `at`, `c` */
