@@ -1028,6 +1028,16 @@ static bool small_dx_reaches(const IrOp *o, Dims x, Dims live, int p, int t)
     return oh >= 0 && oh < live.h && ow >= 0 && ow < live.w;
 }
 
+/* How many of a tile's rows (positions p0 ..) tap t reaches. */
+static int small_dx_tap_rows(const IrOp *o, Dims x, Dims live, int p0,
+                             int rows, int t)
+{
+    int n = 0;
+    for (int r = 0; r < rows; r++)
+        n += small_dx_reaches(o, x, live, p0 + r, t);
+    return n;
+}
+
 /* The sums of one tile over f: per tap, two vector loads of wT, then a
  * broadcast of dy and two multiply-adds for each row the tap reaches. */
 static void emit_small_dx_sums(Emitter *e, const IrOp *o, Dims dy, Dims x,
@@ -1039,10 +1049,7 @@ static void emit_small_dx_sums(Emitter *e, const IrOp *o, Dims dy, Dims x,
     emit(e, "const %s *dr = dyT[f];", R);
     emit(e, "const %s *wr = wT[f][0] + c0;", R);
     for (int t = 0; t < taps; t++) {
-        int reached = 0;
-        for (int r = 0; r < rows; r++)
-            reached += small_dx_reaches(o, x, live, p0 + r, t);
-        if (!reached)
+        if (!small_dx_tap_rows(o, x, live, p0, rows, t))
             continue;
         emit_wt_pair(e, (long)t * x.c);
         for (int r = 0; r < rows; r++) {
@@ -1065,9 +1072,8 @@ static void emit_small_dx_tile(Emitter *e, const IrOp *o, Dims dy, Dims x,
 {
     int taps = o->attr.win.kh * o->attr.win.kw, pairs = 0;
     long P = (long)x.h * x.w;
-    for (int r = 0; r < rows; r++)
-        for (int t = 0; t < taps; t++)
-            pairs += small_dx_reaches(o, x, live, p0 + r, t);
+    for (int t = 0; t < taps; t++)
+        pairs += small_dx_tap_rows(o, x, live, p0, rows, t);
     emit_open(e, "%s", "");
     emit(e, "/* dx positions %d .. %d */", p0, p0 + rows - 1);
     emit(e, "nnc_vec s[%d][2] = {{{0}}};", rows);
@@ -1117,9 +1123,11 @@ static void lower_conv2d_grad_input_small(Emitter *e, const IrOp *o, Dims dy,
     emit_dy_copy(e, act, "dyf", "yf", "dyT[f]", dy.w, off, dy);
     emit_close(e, NULL);
     emit_open(e, "for (int c0 = 0; c0 < %d; c0 += 2 * NNC_LANES)", x.c);
+    Dims live = dy_live(act, dy);
     for (int k = 0; k < tiles; k++) {
-        int p0 = (int)((long)P * k / tiles), p1 = (int)((long)P * (k + 1) / tiles);
-        emit_small_dx_tile(e, o, dy, x, dy_live(act, dy), p0, p1 - p0);
+        int p0 = (int)((long)P * k / tiles);
+        int p1 = (int)((long)P * (k + 1) / tiles);
+        emit_small_dx_tile(e, o, dy, x, live, p0, p1 - p0);
     }
     emit_close(e, NULL);
     emit_close(e, NULL);
