@@ -8,8 +8,11 @@
 #  3. the project's speed targets, each marked met or missed.
 #
 # The machine is shared and noisy: a number from one run means little next
-# to a number from another. So contenders run alternately (A B A B ...),
-# ROUNDS times each, and only medians of one run are compared, as ratios.
+# to a number from another, and its speed drifts by half from one minute
+# to the next. So contenders run alternately (A B A B ...), ROUNDS times
+# each; every ratio is taken within a round, between runs seconds apart
+# (nnc against the SGEMM run right after it, say), and the median of the
+# rounds' ratios is reported.
 #
 # Environment: NNC (build/nnc), BUILD (build), BENCH_ROUNDS (5),
 # BENCH_TARGET_MS (1000: length of one timed run), BENCH_THREADS (2),
@@ -53,6 +56,15 @@ seconds_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.4f\n", (b - 
 # (parenthesised: a bare > in awk's printf would redirect to a file)
 calc() { awk "BEGIN { printf \"%.6g\n\", ($1) }"; }
 calc_int() { awk "BEGIN { printf \"%d\n\", ($1) }"; }
+# ratio A B FILE: append A / B to FILE, when both were measured
+ratio() { [ -n "$1" ] && [ -n "$2" ] && calc "$1 / $2" >> "$3"; true; }
+# rounds NAME: the median of the rounds' ratios in $out/NAME.rounds
+rounds() { median < "$out/$1.rounds" 2> /dev/null; }
+# span NAME FORMATTER: "lo-hi" of those ratios, each through FORMATTER
+span() {
+    [ -s "$out/$1.rounds" ] || return 1
+    echo "$($2 "$(sort -g "$out/$1.rounds" | head -1)")-$($2 "$(sort -g "$out/$1.rounds" | tail -1)")"
+}
 # median: of the numbers on stdin, one per line
 median() {
     sort -g | awk '{ v[NR] = $1 }
@@ -225,7 +237,7 @@ build_example() {
 # ---- set-up ----------------------------------------------------------------
 
 mkdir -p "$out" || exit 1
-rm -f "$out"/*.ms "$out"/*.steps "$out"/notes "$out"/errors "$out"/*.tsv "$out"/sgemm.*
+rm -f "$out"/*.ms "$out"/*.steps "$out"/*.rounds "$out"/notes "$out"/errors "$out"/*.tsv "$out"/sgemm.*
 [ -x "$NNC" ] || { echo "bench.sh: no compiler at $NNC (make nnc)" >&2; exit 1; }
 
 have_sgemm=1
@@ -262,17 +274,18 @@ for nn in dsl-examples/*.nn; do
     say "== $n: $ROUNDS rounds of $steps steps, fused and unfused alternately"
     r=1
     while [ "$r" -le "$ROUNDS" ]; do
-        nnc_ms "$out/$n.fused" "$steps" "$batch" "$THREADS" >> "$out/$n.fused.ms"
-        nnc_ms "$out/$n.unfused" "$steps" "$batch" "$THREADS" >> "$out/$n.unfused.ms"
+        f=$(nnc_ms "$out/$n.fused" "$steps" "$batch" "$THREADS") && echo "$f" >> "$out/$n.fused.ms"
+        u=$(nnc_ms "$out/$n.unfused" "$steps" "$batch" "$THREADS") && echo "$u" >> "$out/$n.unfused.ms"
+        ratio "$u" "$f" "$out/$n.speedup.rounds"
         r=$((r + 1))
     done
-    f=$(median < "$out/$n.fused.ms") && u=$(median < "$out/$n.unfused.ms") || {
+    f=$(median < "$out/$n.fused.ms") && u=$(median < "$out/$n.unfused.ms") &&
+        median < "$out/$n.speedup.rounds" > "$out/$n.speedup" || {
         err "$n: no timing"; continue; }
     built="$built $n"
     fa=$(statval arena_bytes "$out/$n.fused.stats")
     ua=$(statval arena_bytes "$out/$n.unfused.stats")
-    calc "$u / $f" > "$out/$n.speedup"
-    row "$T1" "$n" "$(fmt "$f")" "$(fmt "$u")" "$(fmt "$(calc "$u / $f")")x" \
+    row "$T1" "$n" "$(fmt "$f")" "$(fmt "$u")" "$(fmt "$(cat "$out/$n.speedup")")x" \
         "$(fmt "$(calc "$batch * 1000 / $f")")" "$fa" "$ua" "$(fmt "$(calc "$fa / $ua")")" \
         "$(statval kernels "$out/$n.fused.stats")/$(statval kernels "$out/$n.unfused.stats")" \
         "$steps" "$(fmt "$(calc "$(cat "$out/$n.nnc_s") * 1000")")" \
@@ -293,22 +306,34 @@ while [ "$r" -le "$ROUNDS" ]; do
     say "== references, round $r of $ROUNDS:$refs"
     for m in $refs; do
         batch=$(statval batch "$out/$m.fused.stats")
+        flops=$(statval flops_per_step "$out/$m.fused.stats")
         steps=$(cat "$out/$m.steps")
         targs="--target-ms $TARGET_MS"
         if [ "$m" = xor ]; then steps=$XOR_STEPS; targs="--steps $XOR_STEPS"; fi
-        nnc_ms "$out/$m.fused" "$steps" "$batch" "$THREADS" >> "$out/$m.ref.ms"
-        # $targs is split into its two words on purpose
-        [ "$have_torch" = 1 ] && torch_ms "$m" "$THREADS" $targs >> "$out/$m.torch.ms"
-        nnc_ms "$out/$m.fused" "$steps" "$batch" 1 >> "$out/$m.t1.ms"
-        # 1 thread each: a comparison that another tenant busy on one of
-        # the two cores distorts far less than the 2-thread one
-        [ "$have_torch" = 1 ] && torch_ms "$m" 1 $targs >> "$out/$m.torch1.ms"
+        # each ratio between neighbours: nnc, the SGEMM right after it,
+        # nnc on 1 thread, the SGEMM on 1 thread (the machine's own
+        # scaling: on a shared VM the second core is not always a whole
+        # core), then PyTorch the same way
+        t2=$(nnc_ms "$out/$m.fused" "$steps" "$batch" "$THREADS") && echo "$t2" >> "$out/$m.ref.ms"
+        s2=
+        [ "$have_sgemm" = 1 ] && s2=$(sgemm_gflops) && echo "$s2" >> "$out/sgemm.gflops"
+        [ -n "$t2" ] && ratio "$(calc "$flops / ($t2 / 1000) / 1e9")" "$s2" "$out/$m.share.rounds"
+        t1=$(nnc_ms "$out/$m.fused" "$steps" "$batch" 1) && echo "$t1" >> "$out/$m.t1.ms"
+        ratio "$t1" "$t2" "$out/$m.scale.rounds"
+        [ "$have_sgemm" = 1 ] && s1=$(sgemm_gflops 1) && ratio "$s2" "$s1" "$out/sgemm.scale.rounds"
+        if [ "$have_torch" = 1 ]; then
+            # $targs is split into its two words on purpose
+            tt=$(torch_ms "$m" "$THREADS" $targs) && echo "$tt" >> "$out/$m.torch.ms"
+            ratio "$tt" "$t2" "$out/$m.vs_torch.rounds"
+            # 1 thread each: a comparison that another tenant busy on one
+            # of the two cores distorts far less than the 2-thread one
+            tt1=$(torch_ms "$m" 1 $targs) && echo "$tt1" >> "$out/$m.torch1.ms"
+            ratio "$tt1" "$t1" "$out/$m.vs_torch1.rounds"
+        fi
     done
-    [ "$have_sgemm" = 1 ] && sgemm_gflops >> "$out/sgemm.gflops"
-    # the machine's own scaling, for the 2-thread target: on a shared VM
-    # the second core is not always a whole core
-    [ "$have_sgemm" = 1 ] && sgemm_gflops 1 >> "$out/sgemm.t1_gflops"
-    [ "$have_sgemm" = 1 ] && products_gflops >> "$out/sgemm.mlp_products"
+    if [ "$have_sgemm" = 1 ] && s2=$(sgemm_gflops) && p=$(products_gflops); then
+        ratio "$p" "$s2" "$out/sgemm.products.rounds"
+    fi
     r=$((r + 1))
 done
 sgemm=$( [ "$have_sgemm" = 1 ] && median < "$out/sgemm.gflops") || sgemm=
@@ -325,11 +350,10 @@ for m in $refs; do
     tt=$( [ "$have_torch" = 1 ] && median < "$out/$m.torch.ms") || tt=
     tt1=$( [ "$have_torch" = 1 ] && median < "$out/$m.torch1.ms") || tt1=
     gf=$(calc "$flops / ($ms / 1000) / 1e9")
-    echo "$gf" > "$out/$m.gflops"
-    ratio=-; [ -n "$tt" ] && ratio="$(fmt "$(calc "$tt / $ms")")x" && calc "$tt / $ms" > "$out/$m.vs_torch"
-    share=-; [ -n "$sgemm" ] && share="$(pct "$gf / $sgemm")"
-    scale=-; [ -n "$t1" ] && scale="$(fmt "$(calc "$t1 / $ms")")x" && calc "$t1 / $ms" > "$out/$m.scale"
-    ratio1=-; [ -n "$tt1" ] && [ -n "$t1" ] && ratio1="$(fmt "$(calc "$tt1 / $t1")")x"
+    ratio=-; x=$(rounds "$m.vs_torch") && ratio="$(fmt "$x")x"
+    share=-; x=$(rounds "$m.share") && share=$(pct "$x")
+    scale=-; x=$(rounds "$m.scale") && scale="$(fmt "$x")x"
+    ratio1=-; x=$(rounds "$m.vs_torch1") && ratio1="$(fmt "$x")x"
     row "$T2" "$m" "$batch" "$(fmt "$ms")" "$(fmt "$tt")" "$ratio" "$(fmt "$gf")" \
         "$share" "$(fmt "$t1")" "$scale" "$(fmt "$tt1")" "$ratio1"
 done
@@ -352,34 +376,37 @@ arena_ratio() {
     calc "$(statval arena_bytes "$out/$1.fused.stats") / $(statval arena_bytes "$out/$1.unfused.stats")"
 }
 
-x=$(val mnist_cnn.speedup)
-target "mnist_cnn: fused >= 1.5x faster than unfused" "${x:+$(fmt "$x")x}" "${x:+$x >= 1.5}"
+# measured NAME FORMATTER: the median of NAME's rounds and their range
+measured() {
+    x=$(rounds "$1") || return 0
+    echo "$($2 "$x") (rounds $(span "$1" "$2"))"
+}
+times_x() { echo "$(fmt "$1")x"; }
+# cond NAME TEST: TEST (an awk comparison, the ratio as x) on NAME's median
+cond() { x=$(rounds "$1") && echo "$x $2"; }
+
+target "mnist_cnn: fused >= 1.5x faster than unfused" \
+    "$(measured mnist_cnn.speedup times_x)" "$(cond mnist_cnn.speedup ">= 1.5")"
 x=$(arena_ratio mnist_cnn)
 target "mnist_cnn: fused arena >= 30% smaller" \
     "${x:+$(calc_int "100 - 100 * $x")% smaller}" "${x:+$x <= 0.7}"
-x=$(val mnist_cnn.vs_torch)
-target "mnist_cnn: >= 3x faster than PyTorch" "${x:+$(fmt "$x")x}" "${x:+$x >= 3}"
-x=$(val mnist_cnn.gflops)
-[ -n "$sgemm" ] || x=
-target "mnist_cnn: >= 50% of SGEMM GFLOP/s" "${x:+$(pct "$x / $sgemm")}" \
-    "${x:+$x >= 0.5 * $sgemm}"
-x=$(val mnist_mlp.gflops)
-[ -n "$sgemm" ] || x=
-blas=$( [ -n "$sgemm" ] && median < "$out/sgemm.mlp_products") || blas=
+target "mnist_cnn: >= 3x faster than PyTorch" \
+    "$(measured mnist_cnn.vs_torch times_x)" "$(cond mnist_cnn.vs_torch ">= 3")"
+target "mnist_cnn: >= 50% of SGEMM GFLOP/s" \
+    "$(measured mnist_cnn.share pct)" "$(cond mnist_cnn.share ">= 0.5")"
+blas=$(rounds sgemm.products) || blas=
 target "mnist_mlp: >= 60% of SGEMM GFLOP/s" \
-    "${x:+$(pct "$x / $sgemm")${blas:+ (OpenBLAS on its products alone: $(pct "$blas / $sgemm"))}}" \
-    "${x:+$x >= 0.6 * $sgemm}"
-x=$(val xor.vs_torch)
+    "$(measured mnist_mlp.share pct)${blas:+; OpenBLAS on its products alone: $(pct "$blas")}" \
+    "$(cond mnist_mlp.share ">= 0.6")"
 xn=$(median < "$out/xor.ref.ms" 2> /dev/null) || xn=
 xt=$(median < "$out/xor.torch.ms" 2> /dev/null) || xt=
 target "xor: $XOR_STEPS steps >= 1000x faster than PyTorch" \
-    "${x:+$(fmt "$x")x ($(fmt "$(calc "$xn * $XOR_STEPS")") ms vs $(fmt "$(calc "$xt * $XOR_STEPS")") ms)}" \
-    "${x:+$x >= 1000}"
-x=$(val mnist_cnn.scale)
-s1=$( [ -n "$sgemm" ] && median < "$out/sgemm.t1_gflops") || s1=
+    "$(measured xor.vs_torch times_x)${xt:+; $(fmt "$(calc "$xn * $XOR_STEPS")") ms vs $(fmt "$(calc "$xt * $XOR_STEPS")") ms}" \
+    "$(cond xor.vs_torch ">= 1000")"
+sx=$(rounds sgemm.scale) || sx=
 target "mnist_cnn: 2 threads >= 1.8x faster than 1" \
-    "${x:+$(fmt "$x")x${s1:+ (SGEMM $THREADS threads vs 1: $(fmt "$(calc "$sgemm / $s1")")x)}}" \
-    "${x:+$x >= 1.8}"
+    "$(measured mnist_cnn.scale times_x)${sx:+; SGEMM $THREADS threads vs 1: $(fmt "$sx")x}" \
+    "$(cond mnist_cnn.scale ">= 1.8")"
 x=$(for n in $built; do val "$n.nnc_s"; done | sort -g | tail -1)
 target "nnc --main < 0.2 s on every example (slowest)" "${x:+$(fmt "$x") s}" "${x:+$x < 0.2}"
 x=$(for n in $built; do val "$n.fused.gcc_s"; val "$n.unfused.gcc_s"; done | sort -g | tail -1)
@@ -402,20 +429,24 @@ header() {
          "load average at start $load_start, at end $load_end;" \
          "other processes kept $other cores of $(nproc) busy on average during the run"
     echo "command: make bench (NNC=$NNC BUILD=$BUILD tests/bench.sh), $ROUNDS alternating" \
-         "rounds, medians, ~$TARGET_MS ms per timed run, $THREADS threads unless noted;" \
+         "rounds, medians (of times, and of each round's ratios), ~$TARGET_MS ms per timed run," \
+         "$THREADS threads unless noted;" \
          "$(gcc --version | head -1)${torch_version:+, PyTorch $torch_version}"
     if [ -n "$sgemm" ]; then
         echo "SGEMM ceiling: OpenBLAS cblas_sgemm ${SGEMM_N}x${SGEMM_N}, $THREADS threads," \
-             "core $corename: $(fmt "$sgemm") GFLOP/s (median of $ROUNDS)"
+             "core $corename: $(fmt "$sgemm") GFLOP/s (median of $(wc -l < "$out/sgemm.gflops") runs," \
+             "$(fmt "$(sort -g "$out/sgemm.gflops" | head -1)")-$(fmt "$(sort -g "$out/sgemm.gflops" | tail -1)"))"
     fi
 }
 report_text() {
     header
     echo
-    echo "fused against --no-fuse (ms per training step; speedup = unfused/fused)"
+    echo "fused against --no-fuse (ms per training step; speedup = unfused/fused, run by run)"
     text_table "$T1"
     echo
-    echo "references (same rounds; GFLOP/s = nnc --stats flops_per_step / time per step)"
+    echo "references (GFLOP/s = nnc --stats flops_per_step / time per step; ratios are medians of"
+    echo "each round's: \"of SGEMM\" against the SGEMM run right after nnc's, 2T speedup against"
+    echo "the 1-thread run after that, PyTorch/nnc against PyTorch's runs that follow)"
     text_table "$T2"
     echo
     echo "targets"
@@ -430,14 +461,17 @@ report_md() {
     echo
     echo "## Fused against --no-fuse"
     echo
-    echo "ms per training step, median of $ROUNDS alternating runs; speedup = unfused / fused."
+    echo "ms per training step, median of $ROUNDS alternating runs; speedup = unfused / fused,"
+    echo "the median of each round's ratio."
     echo
     md_table "$T1"
     echo
     echo "## References"
     echo
     echo "Measured in the same rounds. nnc GFLOP/s = flops_per_step (nnc --stats) / time per step;"
-    echo "\"of SGEMM\" relates it to the OpenBLAS figure above; 1T = OMP_NUM_THREADS=1."
+    echo "1T = OMP_NUM_THREADS=1. Each ratio is the median of the rounds' ratios, each between"
+    echo "runs seconds apart: \"of SGEMM\" against the SGEMM run right after nnc's, the 2T speedup"
+    echo "against nnc's 1-thread run after that, PyTorch/nnc against PyTorch's runs that follow."
     echo
     md_table "$T2"
     echo
