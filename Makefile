@@ -133,7 +133,7 @@ bench: $(NNC)
 # (tests/ab.sh; docs/performance.md, "Timing a change").
 MODEL ?= dsl-examples/mnist_mlp.nn
 ab: $(NNC)
-	NNC=$(NNC) BUILD=$(BUILD) tests/ab.sh $(MODEL) $(AB_ARGS)
+	NNC=$(NNC) BUILD=$(BUILD) NNC_A_FLAGS="$(NNC_A_FLAGS)" tests/ab.sh $(MODEL) $(AB_ARGS)
 
 # ---- examples and generated code -------------------------------------------
 

@@ -14,8 +14,8 @@
 # (nnc against the SGEMM run right after it, say), and the median of the
 # rounds' ratios is reported.
 #
-# Environment: NNC (build/nnc), BUILD (build), BENCH_ROUNDS (5),
-# BENCH_TARGET_MS (1000: length of one timed run), BENCH_THREADS (2),
+# Environment: NNC (build/nnc), BUILD (build), BENCH_ROUNDS (9),
+# BENCH_TARGET_MS (500: length of one timed run), BENCH_THREADS (2),
 # BENCH_PYTHON (/usr/bin/python3).
 # Output: aligned tables on stdout (progress on stderr), the same tables
 # in Markdown in $BUILD/bench.md. Exits non-zero only on a real error (a
@@ -24,8 +24,8 @@ set -u
 
 NNC=${NNC:-build/nnc}
 BUILD=${BUILD:-build}
-ROUNDS=${BENCH_ROUNDS:-5}
-TARGET_MS=${BENCH_TARGET_MS:-1000}
+ROUNDS=${BENCH_ROUNDS:-9}
+TARGET_MS=${BENCH_TARGET_MS:-500}
 THREADS=${BENCH_THREADS:-2}
 PY=${BENCH_PYTHON:-/usr/bin/python3} # Debian's has python3-torch; PATH's may not
 GEN_CFLAGS="-std=c11 -O2 -march=native -fopenmp -Wall -Wextra -Werror"
