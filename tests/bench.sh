@@ -56,8 +56,8 @@ seconds_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.4f\n", (b - 
 # (parenthesised: a bare > in awk's printf would redirect to a file)
 calc() { awk "BEGIN { printf \"%.6g\n\", ($1) }"; }
 calc_int() { awk "BEGIN { printf \"%d\n\", ($1) }"; }
-# ratio A B FILE: append A / B to FILE, when both were measured
-ratio() { [ -n "$1" ] && [ -n "$2" ] && calc "$1 / $2" >> "$3"; true; }
+# add_ratio A B FILE: append A / B to FILE, when both were measured
+add_ratio() { [ -n "$1" ] && [ -n "$2" ] && calc "$1 / $2" >> "$3"; true; }
 # rounds NAME: the median of the rounds' ratios in $out/NAME.rounds
 rounds() { median < "$out/$1.rounds" 2> /dev/null; }
 # span NAME FORMATTER: "lo-hi" of those ratios, each through FORMATTER
@@ -276,7 +276,7 @@ for nn in dsl-examples/*.nn; do
     while [ "$r" -le "$ROUNDS" ]; do
         f=$(nnc_ms "$out/$n.fused" "$steps" "$batch" "$THREADS") && echo "$f" >> "$out/$n.fused.ms"
         u=$(nnc_ms "$out/$n.unfused" "$steps" "$batch" "$THREADS") && echo "$u" >> "$out/$n.unfused.ms"
-        ratio "$u" "$f" "$out/$n.speedup.rounds"
+        add_ratio "$u" "$f" "$out/$n.speedup.rounds"
         r=$((r + 1))
     done
     f=$(median < "$out/$n.fused.ms") && u=$(median < "$out/$n.unfused.ms") &&
@@ -317,22 +317,22 @@ while [ "$r" -le "$ROUNDS" ]; do
         t2=$(nnc_ms "$out/$m.fused" "$steps" "$batch" "$THREADS") && echo "$t2" >> "$out/$m.ref.ms"
         s2=
         [ "$have_sgemm" = 1 ] && s2=$(sgemm_gflops) && echo "$s2" >> "$out/sgemm.gflops"
-        [ -n "$t2" ] && ratio "$(calc "$flops / ($t2 / 1000) / 1e9")" "$s2" "$out/$m.share.rounds"
+        [ -n "$t2" ] && add_ratio "$(calc "$flops / ($t2 / 1000) / 1e9")" "$s2" "$out/$m.share.rounds"
         t1=$(nnc_ms "$out/$m.fused" "$steps" "$batch" 1) && echo "$t1" >> "$out/$m.t1.ms"
-        ratio "$t1" "$t2" "$out/$m.scale.rounds"
-        [ "$have_sgemm" = 1 ] && s1=$(sgemm_gflops 1) && ratio "$s2" "$s1" "$out/sgemm.scale.rounds"
+        add_ratio "$t1" "$t2" "$out/$m.scale.rounds"
+        [ "$have_sgemm" = 1 ] && s1=$(sgemm_gflops 1) && add_ratio "$s2" "$s1" "$out/sgemm.scale.rounds"
         if [ "$have_torch" = 1 ]; then
             # $targs is split into its two words on purpose
             tt=$(torch_ms "$m" "$THREADS" $targs) && echo "$tt" >> "$out/$m.torch.ms"
-            ratio "$tt" "$t2" "$out/$m.vs_torch.rounds"
+            add_ratio "$tt" "$t2" "$out/$m.vs_torch.rounds"
             # 1 thread each: a comparison that another tenant busy on one
             # of the two cores distorts far less than the 2-thread one
             tt1=$(torch_ms "$m" 1 $targs) && echo "$tt1" >> "$out/$m.torch1.ms"
-            ratio "$tt1" "$t1" "$out/$m.vs_torch1.rounds"
+            add_ratio "$tt1" "$t1" "$out/$m.vs_torch1.rounds"
         fi
     done
     if [ "$have_sgemm" = 1 ] && s2=$(sgemm_gflops) && p=$(products_gflops); then
-        ratio "$p" "$s2" "$out/sgemm.products.rounds"
+        add_ratio "$p" "$s2" "$out/sgemm.products.rounds"
     fi
     r=$((r + 1))
 done
