@@ -75,7 +75,8 @@ unit() {
 
 # the A/B timing driver (make ab) still builds and runs: a model against
 # itself must train to the same bits, and so must its unfused code
-# against the fused (NNC_A_FLAGS=--no-fuse; fusion keeps the bits)
+# against the fused (NNC_A_FLAGS=--no-fuse; xor's fused kernels keep the
+# unfused arithmetic)
 ab_driver() {
     local ok=0 bad=0 flags out status
     for flags in "" --no-fuse; do
