@@ -216,6 +216,14 @@ static void kernel_comment(Emitter *e, const Graph *g, const Kernel *k)
 /* ---------------------------------------------------------------- */
 /* elementwise members                                               */
 
+/* Whether operand j of member `o` is an argument read element by element
+ * (at `idx`): not a local of an earlier member, nor a bias (read by
+ * column or filter). */
+static bool operand_reads_element(const Kernel *k, const IrOp *o, int j)
+{
+    return member_index(k, o->in[j]) < 0 && !(o->op == OP_BIAS_ADD && j == 1);
+}
+
 /* The expression operand j of member `o` reads: a local of an earlier
  * member, or element `idx` of an argument (bias: element `col`). */
 static void operand(const Kernel *k, const Args *a, const IrOp *o, int j,
@@ -225,10 +233,9 @@ static void operand(const Kernel *k, const Args *a, const IrOp *o, int j,
     int m = member_index(k, v);
     if (m >= 0)
         snprintf(buf, len, "t%d", m);
-    else if (o->op == OP_BIAS_ADD && j == 1)
-        snprintf(buf, len, "%s[%s]", arg_name(a, v), col);
     else
-        snprintf(buf, len, "%s[%s]", arg_name(a, v), idx);
+        snprintf(buf, len, "%s[%s]", arg_name(a, v),
+                 operand_reads_element(k, o, j) ? idx : col);
 }
 
 static void pointwise_loss_grad_expr(Emitter *e, const IrOp *o, const char *p,
@@ -384,8 +391,8 @@ static void conv_epilogue(Emitter *e, const void *ctx)
 }
 
 /* Whether a member of kernel k's chain reads a tensor from outside the
- * kernel element by element (operand: `name[at]`), as a residual add
- * before a pooling does; a bias is read by filter. */
+ * kernel element by element (`name[at]`), as a residual add before a
+ * pooling does. */
 static bool chain_reads_tensor(const Graph *g, const Kernel *k)
 {
     for (int m = 1; m < k->nops; m++) {
@@ -393,8 +400,7 @@ static bool chain_reads_tensor(const Graph *g, const Kernel *k)
         if (is_pool_member(o->op))
             continue;
         for (int j = 0; j < o->nin; j++)
-            if (member_index(k, o->in[j]) < 0 &&
-                !(o->op == OP_BIAS_ADD && j == 1))
+            if (operand_reads_element(k, o, j))
                 return true;
     }
     return false;
