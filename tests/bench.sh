@@ -331,8 +331,9 @@ while [ "$r" -le "$ROUNDS" ]; do
             add_ratio "$tt1" "$t1" "$out/$m.vs_torch1.rounds"
         fi
     done
-    if [ "$have_sgemm" = 1 ] && s2=$(sgemm_gflops) && p=$(products_gflops); then
-        add_ratio "$p" "$s2" "$out/sgemm.products.rounds"
+    # OpenBLAS on mnist_mlp's products, against an SGEMM run just before
+    if [ "$have_sgemm" = 1 ] && sp=$(sgemm_gflops) && p=$(products_gflops); then
+        add_ratio "$p" "$sp" "$out/sgemm.products.rounds"
     fi
     r=$((r + 1))
 done
@@ -382,7 +383,8 @@ measured() {
     echo "$($2 "$x") (rounds $(span "$1" "$2"))"
 }
 times_x() { echo "$(fmt "$1")x"; }
-# cond NAME TEST: TEST (an awk comparison, the ratio as x) on NAME's median
+# cond NAME OP: NAME's median compared by OP (">= 1.5", say), as the awk
+# expression target() evaluates; empty when NAME was not measured
 cond() { x=$(rounds "$1") && echo "$x $2"; }
 
 target "mnist_cnn: fused >= 1.5x faster than unfused" \
