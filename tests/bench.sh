@@ -417,6 +417,11 @@ target "gcc -O2 of nnc's output < 20 s (slowest)" "${x:+$(fmt "$x") s}" "${x:+$x
 # ---- output ---------------------------------------------------------------------
 
 cpu=$(lscpu 2> /dev/null | sed -n 's/^Model name: *//p' | head -1)
+# A VM's model name can stay "Intel Xeon Processor" while the host under it
+# changes; family and model numbers tell such runs apart.
+cpu_model=$(awk -F': *' '/^cpu family/ { f = $2 } /^model\t/ { m = $2 }
+                         END { if (f != "") printf "family %s, model %s", f, m }' /proc/cpuinfo 2> /dev/null)
+cpu="${cpu:-unknown CPU}${cpu_model:+ ($cpu_model)}"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 our_cpu_s > "$out/ours"
 other=$(other_load "$(cat "$out/ours")")
@@ -427,7 +432,7 @@ other=$(other_load "$(cat "$out/ours")")
          "figures (and the ratios built on them) measure that contention as much" \
          "as the code; the 1-thread columns are the steadier comparison"
 header() {
-    echo "machine: ${cpu:-unknown CPU}, $(nproc) cores, $date_start," \
+    echo "machine: $cpu, $(nproc) cores, $date_start," \
          "load average at start $load_start, at end $load_end;" \
          "other processes kept $other cores of $(nproc) busy on average during the run"
     echo "command: make bench (NNC=$NNC BUILD=$BUILD tests/bench.sh), $ROUNDS alternating" \
