@@ -29,7 +29,7 @@ endif
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) -Icompiler -I$(BUILD)
 NNC     := $(BUILD)/nnc
 
-COMPILER_SRCS := arena diag ast ir shape train autodiff optim fuse plan lower lower_gemm lower_fused lower_conv emit_c emit_main emit_finite dot
+COMPILER_SRCS := arena diag ast ir shape train autodiff optim fuse plan lower lower_gemm lower_fused lower_conv emit_c emit_main emit_finite emit_profile dot
 COMPILER_OBJS := $(COMPILER_SRCS:%=$(BUILD)/%.o) $(BUILD)/parser.o $(BUILD)/lexer.o \
                  $(BUILD)/runtime_blob.o
 RUNTIME_CORE  := runtime/nnc_rt.h runtime/rt_rng.c runtime/rt_safetensors.c

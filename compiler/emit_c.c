@@ -139,6 +139,8 @@ static void emit_header(Emitter *e, const Graph *g, const Names *n)
     emit_blank(e);
     emit(e, "#include <stddef.h>");
     emit(e, "#include <stdint.h>");
+    if (e->o->profile)
+        emit(e, "#include <stdio.h> /* FILE, for %s_profile_print */", p);
     emit_blank(e);
     emit(e, "#define %s_BATCH %d        /* samples per training step */",
          n->upper, g->batch);
@@ -220,6 +222,8 @@ static void emit_header(Emitter *e, const Graph *g, const Names *n)
     emit(e, " * (shapes must match) and leaves the other parameters as they "
          "are. */");
     emit(e, "int %s_load_matching(%s *m, const char *path);", p, p);
+    if (e->o->profile)
+        emit_profile_decls(e, p);
     if (e->o->main) {
         emit_blank(e);
         emit(e, "/* The trainer generated from the train block. */");
@@ -582,9 +586,10 @@ static void emit_kernels(Emitter *e, const Graph *g, const Kernels *ks)
  * order, restricted to kernels whose first op is in `phase` (-1: all).
  * `checked`: each call is followed by tests of the kernel's results, and
  * the running-statistics updates are left out, so a checked re-run of a
- * step changes nothing but the arena and the gradients. */
+ * step changes nothing but the arena and the gradients. `timed`: each
+ * call is followed by --profile's clock reading (emit_profile.c). */
 static void emit_calls(Emitter *e, const Graph *g, const Kernels *ks,
-                       const Plan *p, int phase, bool checked)
+                       const Plan *p, int phase, bool checked, bool timed)
 {
     for (int t = 0; t < ks->nsched[p->kind]; t++) {
         const Kernel *k = &ks->k[ks->sched[p->kind][t]];
@@ -594,6 +599,8 @@ static void emit_calls(Emitter *e, const Graph *g, const Kernels *ks,
         if (checked && o->op == OP_BN_RUNNING_UPDATE)
             continue;
         lower_call(e, g, k, p);
+        if (timed)
+            emit_profile_after_call(e, k);
         if (checked)
             emit_kernel_checks(e, g, k, p);
     }
@@ -604,10 +611,12 @@ static bool program_reads_label(const Graph *g, const Plan *p)
     return g->label >= 0 && p->runs[g->label];
 }
 
-/* The training program's forward and backward calls. */
+/* The training program's forward and backward calls; under --profile
+ * the unchecked ones are timed. */
 static void emit_train_body(Emitter *e, const Graph *g, const Kernels *ks,
                             const Plan *train, bool checked)
 {
+    const bool timed = e->o->profile && !checked;
     if (!program_reads_label(g, train))
         emit(e, "(void)y;");
     emit(e, "m->grads_nonfinite = 0;");
@@ -618,20 +627,26 @@ static void emit_train_body(Emitter *e, const Graph *g, const Kernels *ks,
         emit(e, "nnc_rng_seed(&m->rng, m->dropout_seed ^ (uint64_t)m->step * "
              "0x9E3779B97F4A7C15u);");
     }
-    emit_calls(e, g, ks, train, PH_FORWARD, checked);
-    emit_calls(e, g, ks, train, PH_BACKWARD, checked);
+    if (timed)
+        emit_profile_start(e);
+    emit_calls(e, g, ks, train, PH_FORWARD, checked, timed);
+    emit_calls(e, g, ks, train, PH_BACKWARD, checked, timed);
+    if (timed)
+        emit_profile_step(e);
 }
 
 static void emit_programs(Emitter *e, const Graph *g, const Kernels *ks,
                           Plan *const plans[PROG__COUNT], const Names *n)
 {
     const char *R = e->real, *L = n->label_t, *p = n->p;
+    if (e->o->profile)
+        emit_profile_state(e, g, ks);
     emit(e, "/* ---- programs: straight-line kernel calls ---- */");
     emit_blank(e);
     emit_finite_helper(e, g->param_elems <= TINY_PARAMS);
     emit(e, "/* Evaluation mode: outputs only. */");
     emit_open(e, "static void forward_predict(%s *m, const %s *x)", p, R);
-    emit_calls(e, g, ks, plans[PROG_PREDICT], -1, false);
+    emit_calls(e, g, ks, plans[PROG_PREDICT], -1, false, false);
     emit_close(e, NULL);
     emit_blank(e);
     emit(e, "/* Evaluation mode: outputs and loss. */");
@@ -639,7 +654,7 @@ static void emit_programs(Emitter *e, const Graph *g, const Kernels *ks,
               R, L);
     if (!program_reads_label(g, plans[PROG_EVAL]))
         emit(e, "(void)y;");
-    emit_calls(e, g, ks, plans[PROG_EVAL], -1, false);
+    emit_calls(e, g, ks, plans[PROG_EVAL], -1, false, false);
     emit_close(e, NULL);
     emit_blank(e);
     emit(e, "/* Training mode: loss and outputs, then every gradient. */");
@@ -653,7 +668,11 @@ static void emit_programs(Emitter *e, const Graph *g, const Kernels *ks,
     emit(e, " * whose loss or gradients are not finite can skip it. */");
     emit_open(e, "static void update(%s *m)", p);
     emit(e, "m->step++;");
-    emit_calls(e, g, ks, plans[PROG_TRAIN], PH_UPDATE, false);
+    if (e->o->profile)
+        emit_profile_start(e);
+    emit_calls(e, g, ks, plans[PROG_TRAIN], PH_UPDATE, false, e->o->profile);
+    if (e->o->profile)
+        emit(e, "(void)nnc_t;");
     emit_close(e, NULL);
     emit_blank(e);
     emit(e, "/* Checked mode: forward_backward again, testing what each kernel "
@@ -1166,6 +1185,8 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
     emit(&e, "#include <stdio.h>");
     emit(&e, "#include <stdlib.h>");
     emit(&e, "#include <string.h>");
+    if (o->profile)
+        emit(&e, "#include <time.h> /* clock_gettime, for --profile */");
     emit_blank(&e);
     emit(&e, "/* Loops with enough work run on all threads; without OpenMP the "
          "pragma");
@@ -1212,6 +1233,8 @@ int emit_c(FILE *c, FILE *h, const Graph *g, const Kernels *ks,
     emit_api_compute(&e, g, &n, plans);
     emit_finite_api(&e, g, ks, plans[PROG_TRAIN], n.p, n.label_t);
     emit_api_checkpoint(&e, g, &n, t);
+    if (o->profile)
+        emit_profile_api(&e, n.p);
     if (o->main)
         emit_main(&e, g, t, o->prefix, n.upper, n.label_t);
     return ferror(c) || ferror(h) ? -1 : 0;

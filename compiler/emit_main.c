@@ -22,6 +22,9 @@ void emit_trainer_macros(Emitter *e, const Graph *g, const char *prefix,
     emit(e, "#define NNC_T_OUTPUT %s_OUTPUT_SIZE", upper);
     emit(e, "#define NNC_T_LABEL_SIZE %s_LABEL_SIZE", upper);
     emit(e, "#define NNC_T_CLASSES %d", g->nclasses);
+    if (e->o->profile)
+        emit(e, "#define NNC_T_PROFILE 1 /* nnc --profile: print where the "
+             "time went */");
 }
 
 static void emit_float_array(Emitter *e, const char *name, const double *v,

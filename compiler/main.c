@@ -22,7 +22,7 @@ typedef struct Options {
     const char *prefix;   /* --prefix NAME for the generated names */
     const char *emit;     /* c, ir, ast */
     const char *dump_after;
-    bool main, fused, f64, stats, check_only;
+    bool main, fused, f64, stats, check_only, profile;
 } Options;
 
 static bool is_c_identifier(const char *s)
@@ -42,6 +42,9 @@ static void usage(FILE *out)
           "  -o FILE.c           write FILE.c and FILE.h (default: MODEL.c)\n"
           "  --main              also emit a trainer main() for the train block\n"
           "  --no-fuse           one kernel per IR op, every intermediate kept\n"
+          "  --profile           time every kernel call of training; the\n"
+          "                      trainer prints a table of where a step's\n"
+          "                      time went (<prefix>_profile_print)\n"
           "  --dtype f32|f64     element type of the generated code (f32)\n"
           "  --model NAME        the model to compile when the file has several\n"
           "  --prefix NAME       name the generated type and functions NAME_*\n"
@@ -92,6 +95,8 @@ static int parse_options(int argc, char **argv, Options *o)
             o->main = true;
         } else if (!strcmp(a, "--no-fuse")) {
             o->fused = false;
+        } else if (!strcmp(a, "--profile")) {
+            o->profile = true;
         } else if (!strcmp(a, "--stats")) {
             o->stats = true;
         } else if (!strcmp(a, "--check")) {
@@ -286,7 +291,8 @@ static int write_outputs(Arena *a, const Options *o, const Model *m,
         return 2;
     }
     EmitOptions eo = {.prefix = o->prefix ? o->prefix : m->name, .source = o->input, .header = h_name,
-                      .f64 = o->f64, .main = o->main, .fused = o->fused};
+                      .f64 = o->f64, .main = o->main, .fused = o->fused,
+                      .profile = o->profile};
     int bad = emit_c(c, h, g, ks, plans, t, &eo);
     bad |= fclose(c) != 0;
     bad |= fclose(h) != 0;

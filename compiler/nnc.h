@@ -613,6 +613,7 @@ typedef struct EmitOptions {
     bool f64;               /* double instead of float */
     bool main;              /* also a trainer main() */
     bool fused;
+    bool profile;           /* time every kernel call of training */
 } EmitOptions;
 
 /* The writer every emitting function goes through: it owns indentation,
@@ -643,6 +644,15 @@ void emit_input_checks(Emitter *e, const Graph *g);
 void emit_finite_decls(Emitter *e, const char *p, const char *L);
 void emit_finite_api(Emitter *e, const Graph *g, const Kernels *ks,
                      const Plan *train, const char *p, const char *L);
+
+/* emit_profile.c: nnc --profile, each kernel call of training timed and
+ * <prefix>_profile_print's table of where the time went. */
+void emit_profile_decls(Emitter *e, const char *p);
+void emit_profile_state(Emitter *e, const Graph *g, const Kernels *ks);
+void emit_profile_start(Emitter *e);
+void emit_profile_after_call(Emitter *e, const Kernel *k);
+void emit_profile_step(Emitter *e);
+void emit_profile_api(Emitter *e, const char *p);
 void emit_save_guard(Emitter *e);
 
 /* lower_conv.c: kernels of convolution, pooling, batch norm and dropout

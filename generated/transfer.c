@@ -2472,6 +2472,8 @@ NNC_RT void nnc_progress_end(nnc_progress *p)
  *   NNC_T_REAL       float or double
  *   NNC_T_LABEL      int32_t (class labels) or NNC_T_REAL (targets)
  *   NNC_T_BATCH, NNC_T_INPUT, NNC_T_OUTPUT, NNC_T_LABEL_SIZE, NNC_T_CLASSES
+ *   NNC_T_PROFILE    (nnc --profile only) the model times its kernels, and
+ *                    training and --bench end with its table, on stderr
  * and passes an nnc_train_config built from the train block. Keeping the
  * loop here, as ordinary C, keeps the generated file short and the loop
  * readable on its own.
@@ -3213,12 +3215,19 @@ NNC_RT int nnc__bench(NNC_T_MODEL *m, long steps, uint64_t seed)
                      : (NNC_T_LABEL)(nnc_rng_uniform(&rng) < 0.5);
     for (int i = 0; i < 3; i++) /* warm-up: caches, page faults, threads */
         NNC_T_FN(train_step)(m, b.x, b.y);
+#ifdef NNC_T_PROFILE
+    NNC_T_FN(profile_reset)(); /* the timed steps only */
+#endif
     double t0 = nnc_now();
     for (long i = 0; i < steps; i++)
         NNC_T_FN(train_step)(m, b.x, b.y);
     double ms = (nnc_now() - t0) * 1000.0 / (double)steps;
     printf("bench: steps=%ld ms_per_step=%.4f samples_per_s=%.0f\n", steps, ms,
            NNC_T_BATCH * 1000.0 / ms);
+#ifdef NNC_T_PROFILE
+    fflush(stdout);
+    NNC_T_FN(profile_print)(stderr);
+#endif
     nnc__buffers_free(&b);
     return 0;
 }
@@ -3820,6 +3829,10 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
         status = nnc__bench(r.m, a.bench, a.seed);
     } else {
         status = nnc__train_and_report(&r);
+#ifdef NNC_T_PROFILE
+        fflush(stdout);
+        NNC_T_FN(profile_print)(stderr);
+#endif
     }
     /* a failed fflush (a full disk) leaves nothing for fclose to fail on:
      * the stream's error flag remembers it */

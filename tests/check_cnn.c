@@ -469,8 +469,10 @@ END_TEST
 /* which loop nest each convolution gets                              */
 
 /* The C that nnc emits for model source src (freed here), fused, no
- * main, in double when f64, as one string. */
-static char *generated_c_of(char *src, bool f64)
+ * main, in double when f64, with --profile's timers when profile, as one
+ * string; the header too when `header` is not NULL (the caller frees it). */
+static char *generated_c_and_h(char *src, bool f64, bool profile,
+                               char **header)
 {
     Compiled c;
     if (compile_to(&c, src, "autodiff"))
@@ -483,14 +485,23 @@ static char *generated_c_of(char *src, bool f64)
     size_t len = 0, hlen = 0;
     FILE *f = open_memstream(&text, &len), *h = open_memstream(&htext, &hlen);
     EmitOptions eo = {.prefix = "m", .source = "t.nn", .header = "m.h",
-                      .fused = true, .f64 = f64};
+                      .fused = true, .f64 = f64, .profile = profile};
     ck_assert_int_eq(emit_c(f, h, c.g, ks, plans, &c.train, &eo), 0);
     fclose(f);
     fclose(h);
-    free(htext);
+    if (header)
+        *header = htext;
+    else
+        free(htext);
     compiled_free(&c);
     free(src);
     return text;
+}
+
+/* The C file alone, without --profile. */
+static char *generated_c_of(char *src, bool f64)
+{
+    return generated_c_and_h(src, f64, false, NULL);
 }
 
 /* The same for the model of model_text, with train settings `train`. */
@@ -811,6 +822,66 @@ START_TEST(weight_gradients_test_what_they_store)
 }
 END_TEST
 
+/* Lines from `from` up to the line "}" that closes its function: how
+ * many call a kernel (kNN_...), and how many read --profile's clock
+ * after one. */
+static void count_timed_calls(const char *from, int *calls, int *timed)
+{
+    *calls = *timed = 0;
+    const char *end = strstr(from, "\n}\n");
+    ck_assert_ptr_nonnull(end);
+    for (const char *l = strchr(from, '\n'); l && l < end; l = strchr(l + 1, '\n')) {
+        if (l[1] == ' ' && l[5] == 'k' && l[6] >= '0' && l[6] <= '9' &&
+            strchr(l + 1, '(') < strchr(l + 1, '\n'))
+            (*calls)++;
+        *timed += !strncmp(l + 1, "    nnc_t = nnc_prof_add(", 25);
+    }
+}
+
+/* --profile: every kernel call of forward_backward and update is timed,
+ * neither the checked re-run's nor prediction's; the header declares the
+ * report; without the option, no trace of it. */
+START_TEST(profile_times_the_training_calls)
+{
+    const char *body = "    h = dense(x, 8) |> relu\n";
+    char *plain = generated_c_with("[4]", body, "batch 16", false);
+    ck_assert_ptr_null(strstr(plain, "nnc_prof"));
+    ck_assert_ptr_null(strstr(plain, "<time.h>"));
+    free(plain);
+    char *h = NULL;
+    char *c = generated_c_and_h(model_text("[4]", body, "batch 16"), false,
+                                true, &h);
+    ck_assert_ptr_nonnull(strstr(h, "#include <stdio.h>"));
+    ck_assert_ptr_nonnull(strstr(h, "void m_profile_reset(void);"));
+    ck_assert_ptr_nonnull(strstr(h, "void m_profile_print(FILE *out);"));
+    ck_assert_ptr_nonnull(strstr(c, "void m_profile_print(FILE *out) {"));
+    int calls, timed;
+    const char *fb = strstr(c, "static void forward_backward(");
+    ck_assert_ptr_nonnull(fb);
+    count_timed_calls(fb, &calls, &timed);
+    ck_assert_int_gt(calls, 3);
+    ck_assert_int_eq(timed, calls);
+    ck_assert_ptr_nonnull(strstr(fb, "nnc_prof_steps++;\n}"));
+    const char *up = strstr(c, "static void update(");
+    ck_assert_ptr_nonnull(up);
+    count_timed_calls(up, &calls, &timed);
+    ck_assert_int_eq(calls, 1);
+    ck_assert_int_eq(timed, 1);
+    const char *names[] = {"static const char *forward_backward_checked(",
+                           "static void forward_predict(",
+                           "static void forward_eval("};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        const char *f = strstr(c, names[i]);
+        ck_assert_ptr_nonnull(f);
+        count_timed_calls(f, &calls, &timed);
+        ck_assert_int_gt(calls, 0);
+        ck_assert_int_eq(timed, 0);
+    }
+    free(c);
+    free(h);
+}
+END_TEST
+
 /* x W^T is computed as W x^T when the batch is the smaller side (and
  * fills a tile): x [batch, in] is laid out, not W, and the tiles are
  * stored column by column; otherwise W is laid out as before. */
@@ -960,6 +1031,7 @@ Suite *cnn_suite(void)
     tcase_add_test(t, small_products_scalar);
     tcase_add_test(t, dense_product_orientation);
     tcase_add_test(t, weight_gradients_test_what_they_store);
+    tcase_add_test(t, profile_times_the_training_calls);
     suite_add_tcase(s, t);
     t = tcase_create("train_data");
     tcase_add_test(t, train_cifar10);

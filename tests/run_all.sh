@@ -116,6 +116,7 @@ step "non-finite steps: named, stopped, checkpoint kept" tests/nonfinite.sh
 step "CNN ops agree with PyTorch (f64)" tests/cnn_torch_check.sh
 step "bce loss: one log for 0/1 labels, the bits of both" tests/bce_loss.sh
 step "A/B timing driver (make ab)" ab_driver
+step "--profile: every kernel of a step timed, nothing else changed" tests/profile.sh
 step "checkpoints on a full disk" tests/full_disk.sh
 step "diagnostics (golden files)" tests/golden.sh
 step "generated/ is up to date" tests/generated_fresh.sh
