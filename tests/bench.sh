@@ -5,7 +5,9 @@
 #     kernels, and how long nnc and gcc take to compile it;
 #  2. references measured in the same run: OpenBLAS SGEMM (the machine's
 #     ceiling), PyTorch on the same models, 1 thread against 2;
-#  3. the project's speed targets, each marked met or missed.
+#  3. the project's speed targets, each marked met or missed;
+#  4. where the step's time goes in the targets' models: `nnc --profile`'s
+#     table of each kernel on THREADS threads and on 1.
 #
 # The machine is shared and noisy: a number from one run means little next
 # to a number from another, and its speed drifts by half from one minute
@@ -237,7 +239,7 @@ build_example() {
 # ---- set-up ----------------------------------------------------------------
 
 mkdir -p "$out" || exit 1
-rm -f "$out"/*.ms "$out"/*.steps "$out"/*.rounds "$out"/notes "$out"/errors "$out"/*.tsv "$out"/sgemm.*
+rm -f "$out"/*.ms "$out"/*.steps "$out"/*.rounds "$out"/notes "$out"/errors "$out"/*.tsv "$out"/*.prof[12] "$out"/sgemm.*
 [ -x "$NNC" ] || { echo "bench.sh: no compiler at $NNC (make nnc)" >&2; exit 1; }
 
 have_sgemm=1
@@ -414,6 +416,43 @@ target "nnc --main < 0.2 s on every example (slowest)" "${x:+$(fmt "$x") s}" "${
 x=$(for n in $built; do val "$n.fused.gcc_s"; val "$n.unfused.gcc_s"; done | sort -g | tail -1)
 target "gcc -O2 of nnc's output < 20 s (slowest)" "${x:+$(fmt "$x") s}" "${x:+$x < 20}"
 
+# ---- 4. where the time goes: nnc --profile, THREADS threads and 1 -----------------
+
+# profile_rows BIN STEPS THREADS: "kernel<TAB>line<TAB>us/step" of each row
+# of BIN's --profile table after --bench STEPS
+profile_rows() {
+    OMP_NUM_THREADS=$3 "$1" --bench "$2" 2>&1 > /dev/null |
+        awk '/^k[0-9]+_/ { printf "%s\t%s\t%s\n", $1, $2, $4 }'
+}
+
+PROFILE_MODELS="mnist_mlp mnist_cnn"
+profiled=""
+for m in $PROFILE_MODELS; do
+    case " $built " in *" $m "*) ;; *) continue ;; esac
+    say "== $m: nnc --profile, $THREADS threads and 1"
+    if ! "$NNC" --main --profile "dsl-examples/$m.nn" -o "$out/$m.profile.c" ||
+       ! gcc $GEN_CFLAGS -o "$out/$m.profile" "$out/$m.profile.c" -lz -lm; then
+        err "$m: the --profile build failed"; continue
+    fi
+    steps=$(cat "$out/$m.steps")
+    profile_rows "$out/$m.profile" "$steps" "$THREADS" > "$out/$m.prof2"
+    profile_rows "$out/$m.profile" "$steps" 1 > "$out/$m.prof1"
+    [ -s "$out/$m.prof2" ] && [ -s "$out/$m.prof1" ] || { err "$m: no profile table"; continue; }
+    T4=$out/$m.profile.tsv
+    row "$T4" kernel line "us/step" share "1T us/step" "2T speedup"
+    # one run each: a kernel's share and how it scales, not a ratio to trust
+    # to the percent (the bench's medians are above)
+    awk -F'\t' 'NR == FNR { one[$1] = $3; next }
+        { all += $3; all1 += one[$1]; k[++n] = $1; l[n] = $2; us[n] = $3 }
+        END { k[++n] = "all kernels"; l[n] = ""; us[n] = all; one[k[n]] = all1
+              for (i = 1; i <= n; i++) {
+                  x = us[i] > 0 ? sprintf("%.2fx", one[k[i]] / us[i]) : "-"
+                  printf "%s\t%s\t%.1f\t%.1f%%\t%.1f\t%s\n", k[i], l[i], us[i],
+                         100 * us[i] / all, one[k[i]], x } }' \
+        "$out/$m.prof1" "$out/$m.prof2" >> "$T4"
+    profiled="$profiled $m"
+done
+
 # ---- output ---------------------------------------------------------------------
 
 cpu=$(lscpu 2> /dev/null | sed -n 's/^Model name: *//p' | head -1)
@@ -458,6 +497,11 @@ report_text() {
     echo
     echo "targets"
     text_table "$T3"
+    for m in $profiled; do
+        echo
+        echo "$m: where a step's time goes (nnc --profile, --bench $(cat "$out/$m.steps"), one run on $THREADS threads and one on 1)"
+        text_table "$out/$m.profile.tsv"
+    done
     [ -f "$out/notes" ] && { echo; sed 's/^/note: /' "$out/notes"; }
     [ -f "$out/errors" ] && { echo; sed 's/^/error: /' "$out/errors"; }
 }
@@ -485,6 +529,17 @@ report_md() {
     echo "## Targets"
     echo
     md_table "$T3"
+    for m in $profiled; do
+        echo
+        echo "## Where $m's step goes"
+        echo
+        echo "\`nnc --profile\`, \`--bench $(cat "$out/$m.steps")\`: one run on $THREADS threads and one on 1, after"
+        echo "the rounds above; each kernel call timed by its caller (its threads' start and"
+        echo "barrier included). One run each, so a kernel's share and how it scales, not a"
+        echo "figure to compare with the medians above to the percent."
+        echo
+        md_table "$out/$m.profile.tsv"
+    done
     [ -f "$out/notes" ] && { echo; sed 's/^/- note: /' "$out/notes"; }
     true
 }
