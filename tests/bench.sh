@@ -439,7 +439,7 @@ for m in $PROFILE_MODELS; do
     profile_rows "$out/$m.profile" "$steps" 1 > "$out/$m.prof1"
     [ -s "$out/$m.prof2" ] && [ -s "$out/$m.prof1" ] || { err "$m: no profile table"; continue; }
     T4=$out/$m.profile.tsv
-    row "$T4" kernel line "us/step" share "1T us/step" "2T speedup"
+    row "$T4" kernel line "us/step" share "1T us/step" "${THREADS}T speedup"
     # one run each: a kernel's share and how it scales, not a ratio to trust
     # to the percent (the bench's medians are above)
     awk -F'\t' 'NR == FNR { one[$1] = $3; next }
