@@ -3830,8 +3830,10 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
     } else {
         status = nnc__train_and_report(&r);
 #ifdef NNC_T_PROFILE
-        fflush(stdout);
-        NNC_T_FN(profile_print)(stderr);
+        if (!a.eval_only) { /* --eval trains no step */
+            fflush(stdout);
+            NNC_T_FN(profile_print)(stderr);
+        }
 #endif
     }
     /* a failed fflush (a full disk) leaves nothing for fclose to fail on:

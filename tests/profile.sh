@@ -82,6 +82,10 @@ if build xor_p dsl-examples/xor.nn --profile && build xor dsl-examples/xor.nn; t
         then ok; else fail "xor trains differently with --profile"; fi
         if grep -q profile "$out/xor.err"; then fail "xor without --profile prints a profile"
         else ok; fi
+        # --eval trains no step: no table
+        if "$out/xor_p" --eval --load "$out/xor_p.st" > /dev/null 2> "$out/xor_eval.err" &&
+           ! grep -q profile "$out/xor_eval.err"; then ok
+        else fail "xor --eval with --profile: $(tail -2 "$out/xor_eval.err")"; fi
     else fail "xor trainers failed: $(tail -2 "$out/xor_p.err") $(tail -2 "$out/xor.err")"; fi
 fi
 
