@@ -632,7 +632,7 @@ static void emit_train_body(Emitter *e, const Graph *g, const Kernels *ks,
     emit_calls(e, g, ks, train, PH_FORWARD, checked, timed);
     emit_calls(e, g, ks, train, PH_BACKWARD, checked, timed);
     if (timed)
-        emit_profile_step(e);
+        emit_profile_end(e, true);
 }
 
 static void emit_programs(Emitter *e, const Graph *g, const Kernels *ks,
@@ -672,7 +672,7 @@ static void emit_programs(Emitter *e, const Graph *g, const Kernels *ks,
         emit_profile_start(e);
     emit_calls(e, g, ks, plans[PROG_TRAIN], PH_UPDATE, false, e->o->profile);
     if (e->o->profile)
-        emit(e, "(void)nnc_t;");
+        emit_profile_end(e, false);
     emit_close(e, NULL);
     emit_blank(e);
     emit(e, "/* Checked mode: forward_backward again, testing what each kernel "

@@ -110,11 +110,14 @@ void emit_profile_after_call(Emitter *e, const Kernel *k)
     emit(e, "nnc_t = nnc_prof_add(%d, nnc_t);", k->index);
 }
 
-/* forward_backward's last line: the step count the table divides by */
-void emit_profile_step(Emitter *e)
+/* A timed program's last lines; `step`: forward_backward's, which counts
+ * the steps the table divides by. The cast keeps a program without
+ * calls (an update with every parameter frozen) free of a warning. */
+void emit_profile_end(Emitter *e, bool step)
 {
     emit(e, "(void)nnc_t;");
-    emit(e, "nnc_prof_steps++;");
+    if (step)
+        emit(e, "nnc_prof_steps++;");
 }
 
 void emit_profile_api(Emitter *e, const char *p)

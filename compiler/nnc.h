@@ -651,7 +651,7 @@ void emit_profile_decls(Emitter *e, const char *p);
 void emit_profile_state(Emitter *e, const Graph *g, const Kernels *ks);
 void emit_profile_start(Emitter *e);
 void emit_profile_after_call(Emitter *e, const Kernel *k);
-void emit_profile_step(Emitter *e);
+void emit_profile_end(Emitter *e, bool step);
 void emit_profile_api(Emitter *e, const char *p);
 void emit_save_guard(Emitter *e);
 

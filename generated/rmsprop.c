@@ -3197,6 +3197,15 @@ NNC_RT void nnc__clip(const nnc_train_config *cfg, NNC_T_REAL *g)
 /* ---------------------------------------------------------------- */
 /* the three jobs: bench, evaluate, train                             */
 
+#ifdef NNC_T_PROFILE
+/* nnc --profile's table, on stderr after what stdout has printed */
+NNC_RT void nnc__profile_report(void)
+{
+    fflush(stdout);
+    NNC_T_FN(profile_print)(stderr);
+}
+#endif
+
 NNC_RT int nnc__bench(NNC_T_MODEL *m, long steps, uint64_t seed)
 {
     nnc_buffers b;
@@ -3225,8 +3234,7 @@ NNC_RT int nnc__bench(NNC_T_MODEL *m, long steps, uint64_t seed)
     printf("bench: steps=%ld ms_per_step=%.4f samples_per_s=%.0f\n", steps, ms,
            NNC_T_BATCH * 1000.0 / ms);
 #ifdef NNC_T_PROFILE
-    fflush(stdout);
-    NNC_T_FN(profile_print)(stderr);
+    nnc__profile_report();
 #endif
     nnc__buffers_free(&b);
     return 0;
@@ -3830,10 +3838,8 @@ NNC_RT int nnc_trainer_main(const nnc_train_config *cfg, int argc, char **argv)
     } else {
         status = nnc__train_and_report(&r);
 #ifdef NNC_T_PROFILE
-        if (!a.eval_only) { /* --eval trains no step */
-            fflush(stdout);
-            NNC_T_FN(profile_print)(stderr);
-        }
+        if (!a.eval_only) /* --eval trains no step */
+            nnc__profile_report();
 #endif
     }
     /* a failed fflush (a full disk) leaves nothing for fclose to fail on:
