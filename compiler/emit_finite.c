@@ -179,12 +179,11 @@ static void emit_save_refusal(Emitter *e, const char *p)
 }
 
 /* Whether parameter i's gradient is stored by a product that tests it
- * as it stores it (kernel_checks_gradient). */
+ * as it stores it (kernel_checks_value). */
 static bool gradient_checked(const Graph *g, const Kernels *ks, int i)
 {
     for (int k = 0; k < ks->n; k++)
-        if (ks->k[k].ops[0] == g->params[i].grad &&
-            kernel_checks_gradient(g, &ks->k[k]))
+        if (kernel_checks_value(g, &ks->k[k], g->params[i].grad))
             return true;
     return false;
 }

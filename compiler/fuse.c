@@ -40,6 +40,12 @@
  *                     activation's gradient they read): one loop over
  *                     channels, both sums in one pass
  *   ewise_chain       elementwise ops, each feeding the next -> one loop
+ *   grad_tail         the weight and bias gradients that end the backward
+ *                     pass, which read only finished values and write
+ *                     only gradients: one parallel region in which the
+ *                     last thread computes the small ones while the others
+ *                     start the largest product, whose groups of bands the
+ *                     threads then claim (tried first at a gradient)
  * With fusion off (--no-fuse) every op is a kernel of its own and every
  * intermediate is stored: the baseline the fused code is measured by. */
 #include "nnc.h"
@@ -441,6 +447,94 @@ static int rule_bn_grad(const Fuser *f, int first, int *ops)
     return n;
 }
 
+/* ------- the gradients that end the backward pass ------- */
+
+/* Side members may cost up to 1/TAIL_SIDE_SHARE of the largest product:
+ * the thread that computes them first still takes part in the product. */
+enum { TAIL_SIDE_SHARE = 4 };
+
+static bool is_tail_gradient(const Graph *g, const IrOp *o)
+{
+    return o->storage == SG_GRAD &&
+           ((o->op == OP_MATMUL && gemm_op_scratch_elems(g, o) == 0) ||
+            o->op == OP_BIAS_GRAD);
+}
+
+/* Multiply-adds of a product, additions of a bias gradient. */
+static long tail_work(const Graph *g, const IrOp *o)
+{
+    if (o->op == OP_BIAS_GRAD)
+        return shape_elems(&g->ops[o->in[0]].shape);
+    Gemm m;
+    gemm_from_op(g, o, &m);
+    return m.M * m.N * m.K;
+}
+
+/* The member whose product the threads share: the largest that hands
+ * out its bands, or -1. */
+static int tail_lead(const Graph *g, const int *ops, int n)
+{
+    int lead = -1;
+    for (int m = 0; m < n; m++) {
+        const IrOp *o = &g->ops[ops[m]];
+        if (o->op == OP_MATMUL && gemm_op_claims(g, o) &&
+            (lead < 0 || tail_work(g, o) > tail_work(g, &g->ops[ops[lead]])))
+            lead = m;
+    }
+    return lead;
+}
+
+int kernel_tail_lead(const Graph *g, const Kernel *k)
+{
+    return tail_lead(g, k->ops, k->nops);
+}
+
+/* Whether value v exists where a kernel starting at ops[0] runs: made
+ * before that op, or by a kernel formed already (which runs before it),
+ * or given (parameters, inputs, labels). */
+static bool exists_before(const Fuser *f, const int *ops, int v)
+{
+    const Graph *g = f->g;
+    while (g->ops[v].storage == SG_VIEW)
+        v = g->ops[v].in[0];
+    return v < ops[0] || f->assigned[v] >= 0 ||
+           (op_class[g->ops[v].op] == OC_SOURCE && g->ops[v].op != OP_FILL);
+}
+
+/* Every computing op of the backward pass from `first` on that no
+ * earlier kernel took, when all of them are products or bias gradients
+ * that store a parameter's gradient (so none reads another: gradients
+ * are read by the update alone) and what they read exists by `first`;
+ * the largest product must hand out its bands (gemm_op_claims) and
+ * outweigh the rest. On mnist_mlp the second layer's weight gradient
+ * (16 us on 1 thread or 2) and the first layer's bias gradient then run
+ * beside dW1: the step 0.977-0.980 of before on 2 threads, the same
+ * bits. */
+static int rule_grad_tail(const Fuser *f, int first, int *ops)
+{
+    const Graph *g = f->g;
+    int n = 0;
+    long total = 0;
+    for (int i = first; i < g->nops; i++) {
+        const IrOp *o = &g->ops[i];
+        if (!f->runs[i] || !computes(o) || o->phase != PH_BACKWARD ||
+            f->assigned[i] >= 0)
+            continue;
+        if (!is_tail_gradient(g, o))
+            return 1;
+        for (int j = 0; j < o->nin; j++)
+            if (!exists_before(f, ops, o->in[j]))
+                return 1;
+        ops[n++] = i;
+        total += tail_work(g, o);
+    }
+    int lead = tail_lead(g, ops, n);
+    if (n < 2 || lead < 0)
+        return 1;
+    long largest = tail_work(g, &g->ops[ops[lead]]);
+    return (total - largest) * TAIL_SIDE_SHARE > largest ? 1 : n;
+}
+
 static KernelKind form_kernel(const Fuser *f, int first, int *ops, int *n,
                               const char **rule)
 {
@@ -452,6 +546,11 @@ static KernelKind form_kernel(const Fuser *f, int first, int *ops, int *n,
         *n = rule_update_sweep(f, first, ops);
         *rule = "update_sweep";
         return KK_UPDATE;
+    }
+    if (o->phase == PH_BACKWARD && is_tail_gradient(f->g, o) &&
+        (*n = rule_grad_tail(f, first, ops)) > 1) {
+        *rule = "grad_tail";
+        return KK_GRAD_TAIL;
     }
     if (o->op == OP_SOFTMAX && (*n = rule_softmax_xent(f, first, ops)) > 1) {
         *rule = "softmax_xent";

@@ -88,9 +88,11 @@ void lower_parallel_for(Emitter *e, long work)
     lower_parallel_for_bad(e, work, false);
 }
 
+/* Inside a kernel's own parallel region (Emitter.serial) a loop is one
+ * thread's: a pragma there would open a nested region. */
 bool lower_parallel(Emitter *e, long work, bool bad)
 {
-    if (work < PARALLEL_WORK)
+    if (work < PARALLEL_WORK || e->serial)
         return false;
     emit(e, bad ? "NNC_PARALLEL_BAD" : "NNC_PARALLEL");
     return true;
@@ -98,13 +100,13 @@ bool lower_parallel(Emitter *e, long work, bool bad)
 
 void lower_parallel_for_bad(Emitter *e, long work, bool bad)
 {
-    if (work >= PARALLEL_WORK)
+    if (work >= PARALLEL_WORK && !e->serial)
         emit(e, bad ? "NNC_PARALLEL_FOR_BAD" : "NNC_PARALLEL_FOR");
 }
 
 /* A matrix product whose result is a parameter's gradient: as a kernel of
  * its own it tests what it stores (lower_matmul, kernel_checks_gradient) */
-static bool matmul_stores_gradient(const IrOp *o)
+bool matmul_stores_gradient(const IrOp *o)
 {
     return o->op == OP_MATMUL && o->storage == SG_GRAD;
 }
@@ -483,7 +485,19 @@ static void lower_matmul(Emitter *e, const Graph *g, const IrOp *o)
 
 bool kernel_checks_gradient(const Graph *g, const Kernel *k)
 {
+    if (k->kind == KK_GRAD_TAIL)
+        return true; /* its largest member is such a product (fuse.c) */
     return k->kind == KK_SINGLE && matmul_stores_gradient(&g->ops[k->ops[0]]);
+}
+
+bool kernel_checks_value(const Graph *g, const Kernel *k, int v)
+{
+    if (k->kind != KK_SINGLE && k->kind != KK_GRAD_TAIL)
+        return false;
+    for (int m = 0; m < k->nops; m++)
+        if (k->ops[m] == v)
+            return matmul_stores_gradient(&g->ops[v]);
+    return false;
 }
 
 /* ---------------------------------------------------------------- */

@@ -69,7 +69,8 @@ static bool is_reserved(const char *name, bool conv)
         "root_bias2", "w", "g", "m", "v", "yp", "dyp", "dxp", "nc", "oh", "ow",
         "first", "best", "top", "take", "NNC_PARALLEL_FOR", "NNC_SIMD_SUM",
         "k0", "part", "band0", "band1", "bt", "kn", "kb", "bsrc", "l",
-        "share0", "share1", "NV"};
+        "share0", "share1", "NV", "bad", "taken", "cur", "group", "dy",
+        "dbias", "nonfinite"};
     /* and those of the convolution and batch-norm loop nests */
     static const char *const conv_locals[] = {"n", "f", "q", "p", "p0", "s", "t", "fc", "xn", "wf", "xc", "wv", "xs",
         "xp", "xr", "yr", "act", "base", "dyz", "dyw", "dyf", "yf", "dyg",
@@ -139,7 +140,9 @@ static void add_arg(const Graph *g, const Kernel *k, Args *a, int v,
     if (a->n == MAX_ARGS)
         return;
     const char *name = role ? role : value_cname(g, v);
-    bool taken = !role && is_reserved(name, has_roles(k));
+    /* a tail's bias gradients use the loop nests' n and c */
+    bool taken = !role && is_reserved(name, has_roles(k) ||
+                                                k->kind == KK_GRAD_TAIL);
     for (int i = 0; i < a->n; i++)
         taken = taken || !strcmp(a->name[i], name);
     if (taken)
@@ -191,6 +194,8 @@ static void signature(Emitter *e, const Graph *g, const Kernel *k,
     if (k->scratch > 0 && at < len)
         at += (size_t)snprintf(buf + at, len - at, ", %s *restrict packed",
                                e->real);
+    if (k->kind == KK_GRAD_TAIL && at < len)
+        snprintf(buf + at, len - at, ", int *restrict nonfinite");
     if (k->kind != KK_UPDATE || at >= len)
         return;
     if (g->ops[k->ops[0]].op == OP_SGD_UPDATE)
@@ -628,6 +633,68 @@ static void lower_pool_relu_grad(Emitter *e, const Graph *g, const Kernel *k,
 }
 
 /* ---------------------------------------------------------------- */
+/* the gradients that end the backward pass                          */
+
+static void store_tail_member(Emitter *e, const void *ctx)
+{
+    emit(e, "%s[at] = t0;", (const char *)ctx);
+}
+
+/* Member o of a tail, in its own block: a product (testing what it
+ * stores, into the kernel's `bad`) or a bias gradient, whose loop nest
+ * reads dy and writes dbias. */
+static void lower_tail_member(Emitter *e, const Graph *g, const Args *a,
+                              int v)
+{
+    const IrOp *o = &g->ops[v];
+    emit_open(e, "%s", "");
+    if (o->op == OP_MATMUL) {
+        Gemm m = {.a = arg_name(a, o->in[0]), .b = arg_name(a, o->in[1]),
+                  .epilogue = store_tail_member, .ctx = arg_name(a, v),
+                  .check_finite = matmul_stores_gradient(o)};
+        gemm_from_op(g, o, &m);
+        lower_gemm_product(e, &m);
+    } else {
+        emit(e, "const %s *restrict dy = %s;", e->real, arg_name(a, o->in[0]));
+        emit(e, "%s *restrict dbias = %s;", e->real, arg_name(a, v));
+        lower_bias_grad(e, g, o, NULL);
+    }
+    emit_close(e, NULL);
+}
+
+/* One parallel region: the last thread computes the small members one
+ * after another, then joins the others in the lead product, whose
+ * groups of bands each thread claims as it comes free. Each element is
+ * still computed by one thread in one order, so the bits are those of
+ * the members as kernels of their own, on any number of threads. */
+static void lower_grad_tail(Emitter *e, const Graph *g, const Kernel *k,
+                            const Args *a)
+{
+    const int lead = kernel_tail_lead(g, k);
+    const char *lead_name = arg_name(a, k->ops[lead]);
+    emit(e, "int bad = 0; /* whether an element stored is not finite */");
+    emit(e, "int taken = 0; /* groups of %s's bands claimed so far */",
+         lead_name);
+    emit(e, "/* the last thread computes the other gradients first; the "
+         "others start on %s */", lead_name);
+    emit(e, "NNC_PARALLEL_BAD");
+    emit_open(e, "%s", "");
+    Emitter in = *e;
+    in.serial = true;
+    emit_open(&in, "if (NNC_THREAD == NNC_THREADS - 1)");
+    for (int m = 0; m < k->nops; m++)
+        if (m != lead)
+            lower_tail_member(&in, g, a, k->ops[m]);
+    emit_close(&in, NULL);
+    in.claim = "taken";
+    lower_tail_member(&in, g, a, k->ops[lead]);
+    emit_close(e, NULL);
+    emit_open(e, "if (bad)");
+    emit(e, "*nonfinite = 1;");
+    emit_close(e, NULL);
+}
+
+/* ---------------------------------------------------------------- */
 /* the optimizer over a run of parameters                            */
 
 long update_elems(const Graph *g, const Kernel *k)
@@ -688,6 +755,7 @@ void lower_fused_kernel(Emitter *e, const Graph *g, const Kernel *k)
     case KK_CONV_GRAD: lower_conv_grad_kernel(e, g, k); break;
     case KK_BN: lower_bn_kernel(e, g, k, &a); break;
     case KK_BN_GRAD: lower_bn_grad_kernel(e, g, k); break;
+    case KK_GRAD_TAIL: lower_grad_tail(e, g, k, &a); break;
     default: lower_softmax_xent_grad(e, g, k, &a); break;
     }
     emit_close(e, NULL);
@@ -734,7 +802,9 @@ void lower_fused_call(Emitter *e, const Graph *g, const Kernel *k,
                                i ? ", " : "", one);
     }
     if (k->scratch > 0 && at < sizeof args)
-        snprintf(args + at, sizeof args - at, ", m->arena + %ld",
-                 p->scratch[k->index]);
+        at += (size_t)snprintf(args + at, sizeof args - at, ", m->arena + %ld",
+                               p->scratch[k->index]);
+    if (k->kind == KK_GRAD_TAIL && at < sizeof args)
+        snprintf(args + at, sizeof args - at, ", &m->grads_nonfinite");
     emit(e, "%s(%s);", k->name, args);
 }

@@ -37,7 +37,7 @@
 enum { MR = 8, NVEC = 2, MAX_VEC_BYTES = 64, PACK_K = 16, PACK_J = 64,
        TINY_MACS = 512, SWAP_MIN_ROWS = 32, GROUPS = 4, GROUP_MAX = 16,
        CHUNK_MAX = 128, TILE_PACK_BANDS = 8, NARROW_N = MAX_VEC_BYTES / 4,
-       NARROW_K_MAX = 512 };
+       NARROW_K_MAX = 512, CLAIMED_GROUPS = 16 };
 
 static long gemm_n(const Graph *g, const IrOp *o)
 {
@@ -557,25 +557,46 @@ static long k_chunk(long K)
     return (K + chunks - 1) / chunks;
 }
 
+/* Bands per group when the threads claim the groups (Emitter.claim):
+ * CLAIMED_GROUPS of them, small enough that a thread that starts late
+ * (fuse.c, rule_grad_tail) still gets its share: on mnist_mlp's dW1 8
+ * groups gained nothing on 2 threads where 16 gained 2%. On one thread
+ * the 16 groups measured the same as 8 groups chosen at run time. */
+static long claimed_bands(long bands)
+{
+    return bands >= 2 * CLAIMED_GROUPS ? bands / CLAIMED_GROUPS : 1;
+}
+
 /* The bands in groups of g, a group a thread's, each of the group's
  * column tiles done for all its bands in turn, B's tile (or its chunk of
  * k) read from L1 after the first band. On mnist_mlp, 2 threads: the
  * first layer's weight gradient ([256, 784], K = 64) 0.101 -> 0.092 ms,
  * its forward product (K = 784, chunks of 112) 0.115 -> 0.110 ms, the
- * step 0.388-0.394 -> 0.373-0.380 ms. */
+ * step 0.388-0.394 -> 0.373-0.380 ms. Under Emitter.claim the groups go
+ * to the threads of the caller's region as each asks (nnc_next_chunk);
+ * each group is still one thread's, so the bits do not change. */
 static void emit_groups(Emitter *e, const Gemm *m, const GemmTiling *t,
                         long g, long work, int max_lanes)
 {
+    if (e->claim)
+        g = claimed_bands(t->bands);
     const Rows rows = {.mr = MR, .group = true, .bands = g,
                        .chunk = k_chunk(m->K)};
+    const long groups = (t->bands + g - 1) / g;
+    const char *claimed = e->claim ? "; each thread claims the next group" : "";
     if (rows.chunk < m->K)
         emit(e, "/* bands in groups of %ld, which share each tile of B, "
-             "%ld values of k at a time */", g, rows.chunk);
+             "%ld values of k at a time%s */", g, rows.chunk, claimed);
     else
-        emit(e, "/* bands in groups of %ld, which share each tile of B */", g);
-    lower_parallel_for_bad(e, work, m->check_finite);
-    emit_open(e, "for (int group = 0; group < %ld; group++)",
-              (t->bands + g - 1) / g);
+        emit(e, "/* bands in groups of %ld, which share each tile of B%s */",
+             g, claimed);
+    if (e->claim) {
+        emit_open(e, "for (int cur = 0, group; (group = nnc_next_chunk(&%s, "
+                  "%ld, &cur)) >= 0;)", e->claim, groups);
+    } else {
+        lower_parallel_for_bad(e, work, m->check_finite);
+        emit_open(e, "for (int group = 0; group < %ld; group++)", groups);
+    }
     emit(e, "const int band0 = group * %ld;", g);
     if (t->bands % g)
         emit(e, "const int band1 = band0 + %ld < %ld ? band0 + %ld : %ld;", g,
@@ -740,7 +761,7 @@ static void emit_product(Emitter *e, const Gemm *product)
         const long work = t.bands * MR * m->N * m->K;
         /* a scalar tile spans all of N: B is in L1 for every band */
         const long g = t.vec ? group_bands(t.bands) : 1;
-        if (g > 1)
+        if (g > 1 || e->claim)
             emit_groups(e, m, &t, g, work, max_lanes);
         else {
             const Rows rows = {.mr = MR};
@@ -763,6 +784,24 @@ static void emit_product(Emitter *e, const Gemm *product)
         emit_band(e, m, &t, &rows, max_lanes);
         emit_close(e, NULL);
     }
+}
+
+void lower_gemm_product(Emitter *e, const Gemm *product)
+{
+    emit_product(e, product);
+}
+
+bool gemm_op_claims(const Graph *g, const IrOp *o)
+{
+    Gemm product = {0}, m;
+    gemm_from_op(g, o, &product);
+    if (gemm_is_tiny(&product))
+        return false;
+    orient(&product, &m);
+    GemmTiling t;
+    gemm_tiling(&m, MAX_VEC_BYTES / 4, &t); /* vectors of float, the widest */
+    return !m.tb && !gemm_narrow(&m) && t.vec && t.rest_rows == 0 &&
+           t.bands >= 2;
 }
 
 /* The product, and for a gradient (check_finite) `bad` around it: set

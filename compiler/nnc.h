@@ -547,6 +547,9 @@ typedef enum KernelKind {
     KK_BN,              /* batch statistics, normalisation, elementwise chain */
     KK_BN_GRAD,         /* batch norm's gradients, dy maybe through a mask */
     KK_UPDATE,          /* the optimizer over a contiguous run of params */
+    KK_GRAD_TAIL,       /* the gradients that end the backward pass: the
+                         * small ones on one thread beside the largest
+                         * product, whose groups of bands the threads claim */
 } KernelKind;
 
 typedef struct Kernel {
@@ -577,6 +580,9 @@ typedef struct Kernels {
  * element i of its result, so the plan may put the result over an input
  * whose last reader it is. */
 bool kernel_in_place_ok(const Graph *g, const Kernel *k);
+/* fuse.c: the member of a KK_GRAD_TAIL kernel whose product the threads
+ * share (the others run on one thread beside it). */
+int kernel_tail_lead(const Graph *g, const Kernel *k);
 /* fuse.c: each program's kernel schedule, for --emit=ir. */
 void fuse_print(FILE *out, const Graph *g, const Kernels *ks);
 /* dot.c: the training program as Graphviz, kernels as clusters. */
@@ -623,6 +629,10 @@ typedef struct Emitter {
     int indent;
     const EmitOptions *o;
     const char *real;   /* "float" or "double" */
+    /* Set while a kernel writes code for its own parallel region: */
+    bool serial;        /* no OpenMP pragmas (lower_parallel* emit none) */
+    const char *claim;  /* a product's groups of bands go to the threads as
+                         * they ask, counted in this variable */
 } Emitter;
 
 void emit(Emitter *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -789,6 +799,12 @@ void lower_transpose_helper(Emitter *e, const Graph *g, const Kernels *ks);
  * see kernel_is_scalar in lower.c */
 enum { TINY_PARAMS = 256 };
 void lower_gemm(Emitter *e, const Gemm *m);
+/* the product alone, for a kernel that declares `bad` and reports it */
+void lower_gemm_product(Emitter *e, const Gemm *m);
+/* whether matmul o goes in groups of whole bands of vector tiles, none
+ * left over and nothing packed beforehand, so that a kernel calling it
+ * inside its own parallel region can hand the groups out (Emitter.claim) */
+bool gemm_op_claims(const Graph *g, const IrOp *o);
 /* typedef nnc_vec, the vector register type of e's real type, with
  * NNC_LANES its length: chosen when the C is compiled */
 void lower_vec_type(Emitter *e);
@@ -806,6 +822,11 @@ void gemm_tiling(const Gemm *m, int max_lanes, GemmTiling *t);
 /* whether kernel k is a product that stores a parameter's gradient and
  * tests it for non-finite values as it stores it (lower.c) */
 bool kernel_checks_gradient(const Graph *g, const Kernel *k);
+/* whether kernel k stores value v, a parameter's gradient, from a product
+ * that tests it as it stores it (a KK_SINGLE or KK_GRAD_TAIL member) */
+bool kernel_checks_value(const Graph *g, const Kernel *k, int v);
+/* whether op o is a product whose result is a parameter's gradient */
+bool matmul_stores_gradient(const IrOp *o);
 /* scratch elements kernel k needs while it runs (a packed B), or 0 */
 long gemm_scratch_elems(const Graph *g, const Kernel *k);
 /* lower_fused.c: kernels made by fusion rules */

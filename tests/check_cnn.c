@@ -797,9 +797,11 @@ START_TEST(small_products_scalar)
 END_TEST
 
 /* A weight gradient's product tests each element it stores and reports
- * through *nonfinite; forward_backward clears the flag, and
- * _gradients_finite reads it and scans only the other gradients (the
- * biases, here). */
+ * through *nonfinite, as a kernel of its own (the output layer's) and
+ * inside the kernel that ends the backward pass (the first layer's,
+ * beside its bias gradient: rule grad_tail); forward_backward clears
+ * the flag, and _gradients_finite reads it and scans only the other
+ * gradients (the biases, here). */
 START_TEST(weight_gradients_test_what_they_store)
 {
     char *c = generated_c_with("[784]", "    h = dense(x, 256) |> relu\n",
@@ -807,10 +809,17 @@ START_TEST(weight_gradients_test_what_they_store)
     const char *k = strstr(c, "_weight_matmul(const float *restrict A, const float *restrict B, float *restrict C, int *restrict nonfinite)\n{");
     ck_assert_ptr_nonnull(k);
     ck_assert_ptr_nonnull(strstr(k, "int bad = 0;"));
-    ck_assert_ptr_nonnull(strstr(k, "NNC_PARALLEL_FOR_BAD"));
     ck_assert_ptr_nonnull(strstr(k, "bad |= t0 - t0 != 0;"));
     ck_assert_ptr_nonnull(strstr(k, "if (bad) {\n        *nonfinite = 1;"));
     ck_assert_ptr_nonnull(strstr(c, "_weight_matmul(m->arena + "));
+    const char *tail = strstr(c, "_dfc1_bias_bias_grad_matmul(const float *restrict dfc1_relu_grad, const float *restrict x, float *restrict dfc1_bias, float *restrict dfc1_weight, int *restrict nonfinite)\n{");
+    ck_assert_ptr_nonnull(tail);
+    ck_assert_ptr_nonnull(strstr(tail, "int bad = 0;"));
+    ck_assert_ptr_nonnull(strstr(tail, "NNC_PARALLEL_BAD"));
+    ck_assert_ptr_nonnull(strstr(tail, "dfc1_weight[at] = t0;\n"));
+    ck_assert_ptr_nonnull(strstr(tail, "bad |= t0 - t0 != 0;"));
+    ck_assert_ptr_nonnull(strstr(tail, "if (bad) {\n        *nonfinite = 1;"));
+    ck_assert_ptr_nonnull(strstr(c, "_dfc1_bias_bias_grad_matmul(m->arena + "));
     ck_assert_ptr_nonnull(strstr(c, ", &m->grads_nonfinite);"));
     ck_assert_ptr_nonnull(strstr(c, "m->grads_nonfinite = 0;"));
     const char *f = strstr(c, "int m_gradients_finite(const m *m) {");
@@ -818,6 +827,81 @@ START_TEST(weight_gradients_test_what_they_store)
     ck_assert_ptr_nonnull(strstr(f, "&& !m->grads_nonfinite\n        && all_finite(m->grads + 200704, 256)\n        && all_finite(m->grads + 201728, 3);"));
     /* the bias gradients are not products: they keep no flag */
     ck_assert_ptr_null(strstr(c, "bias_grad(const float *restrict dy, float *restrict dbias, int"));
+    free(c);
+}
+END_TEST
+
+/* The kernels of the training program of model_text(input, body), fused
+ * or not: how many of kind KK_GRAD_TAIL, and the ops of the last one. */
+static int grad_tails(const char *input, const char *body, bool fused,
+                      OpKind *ops, int *nops)
+{
+    Compiled c;
+    char *src = model_text(input, body, "batch 64");
+    if (compile_to(&c, src, "autodiff"))
+        ck_abort_msg("unexpected errors for:\n%s\n%s", src, c.messages);
+    Kernels *ks = fuse(c.g, fused);
+    int tails = 0;
+    *nops = 0;
+    for (int t = 0; t < ks->nsched[PROG_TRAIN]; t++) {
+        const Kernel *k = &ks->k[ks->sched[PROG_TRAIN][t]];
+        if (k->kind != KK_GRAD_TAIL)
+            continue;
+        tails++;
+        *nops = k->nops;
+        for (int m = 0; m < k->nops && m < 8; m++)
+            ops[m] = c.g->ops[k->ops[m]].op;
+    }
+    compiled_free(&c);
+    free(src);
+    return tails;
+}
+
+/* Rule grad_tail: the gradients left when the last input gradient is
+ * done (mnist_mlp's: the second layer's weights, the first layer's bias
+ * and weights) form one kernel, one parallel region in which the last
+ * thread computes the small ones, with no pragma of their own, while the
+ * others start on the largest, whose groups of bands every thread
+ * claims. Not with fusion off; not for a product that would have
+ * another as large beside it (two layers of 256 by 256). */
+START_TEST(grad_tail_beside_the_largest_product)
+{
+    const char *mlp = "    h = dense(x, 256) |> relu |> dense(64) |> relu\n";
+    OpKind ops[8];
+    int n;
+    ck_assert_int_eq(grad_tails("[784]", mlp, true, ops, &n), 1);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(ops[0], OP_MATMUL);
+    ck_assert_int_eq(ops[1], OP_BIAS_GRAD);
+    ck_assert_int_eq(ops[2], OP_MATMUL);
+    ck_assert_int_eq(grad_tails("[784]", mlp, false, ops, &n), 0);
+    /* two products of the same size: the first stays a kernel of its
+     * own, the second takes the bias gradient beside it */
+    ck_assert_int_eq(grad_tails("[256]", "    h = dense(x, 256) |> relu |> dense(256) |> relu\n", true, ops, &n), 1);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(ops[0], OP_BIAS_GRAD);
+    ck_assert_int_eq(ops[1], OP_MATMUL);
+    /* products small enough for dot products hand out no bands */
+    ck_assert_int_eq(grad_tails("[2]", "    h = dense(x, 4) |> relu\n", true, ops, &n), 0);
+
+    char *c = generated_c_with("[784]", mlp, "batch 64", false);
+    const char *k = strstr(c, "fused by rule grad_tail");
+    ck_assert_ptr_nonnull(k);
+    const char *region = strstr(k, "    NNC_PARALLEL_BAD\n    {\n        if (NNC_THREAD == NNC_THREADS - 1) {\n");
+    ck_assert_ptr_nonnull(region);
+    const char *end = strstr(region, "\n}\n");
+    ck_assert_ptr_nonnull(end);
+    /* inside the region no loop opens a region of its own */
+    const char *pragma = strstr(region + 20, "NNC_PARALLEL");
+    ck_assert(pragma == NULL || pragma > end);
+    const char *claim = strstr(region, "for (int cur = 0, group; (group = nnc_next_chunk(&taken, 16, &cur)) >= 0;) {");
+    ck_assert_ptr_nonnull(claim);
+    ck_assert(claim < end);
+    /* the side members come first, inside the last thread's block; the
+     * claimed product writes the first layer's weight gradient */
+    ck_assert(strstr(region, "dfc2_weight[at] = t0;") < claim);
+    ck_assert(strstr(region, "dbias[c] = acc;") < claim);
+    ck_assert_ptr_nonnull(strstr(claim, "dfc1_weight[at] = t0;"));
     free(c);
 }
 END_TEST
@@ -1031,6 +1115,7 @@ Suite *cnn_suite(void)
     tcase_add_test(t, small_products_scalar);
     tcase_add_test(t, dense_product_orientation);
     tcase_add_test(t, weight_gradients_test_what_they_store);
+    tcase_add_test(t, grad_tail_beside_the_largest_product);
     tcase_add_test(t, profile_times_the_training_calls);
     suite_add_tcase(s, t);
     t = tcase_create("train_data");

@@ -87,6 +87,7 @@ def gen(seed):
         if kind != "none":
             layers.append({"op": kind})
 
+    wide = False
     if r.random() < 0.6:
         # convolutional stack
         c, hh, ww = r.randint(1, 3), r.randint(4, 9), r.randint(4, 9)
@@ -158,13 +159,22 @@ def gen(seed):
             layers.append({"op": "flatten"})
             features = shape[0] * shape[1] * shape[2]
     else:
-        # dense stack
+        # dense stack; on a fifth of the seeds 32 inputs and a first layer
+        # of 16 units, whose weight gradient is then one that rule
+        # grad_tail hands out in bands (whole bands of 8 rows, 16 columns
+        # or more). That choice has a stream of its own, and the values it
+        # replaces are still drawn, so every other draw stays the seed's.
+        wide = random.Random(seed * 7919 + 1).random() < 0.2
         features = r.randint(1, 8)
+        if wide:
+            features = 32
         lines.append("    input  x : [%d]" % features)
         lines.append("    h = x")
     maybe_ewise()
-    for _ in range(r.randint(0 if layers else 1, 2)):
+    for i in range(r.randint(0 if layers else 1, 2)):
         units = r.randint(1, 8)
+        if wide and i == 0:
+            units = 16
         bias = r.random() < 0.8
         n = name("fc")
         text = "    h = dense(h, %d%s, name = \"%s\")" % (units, "" if bias else ", bias = false", n)

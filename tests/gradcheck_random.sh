@@ -22,10 +22,11 @@ set -u
 NNC=${NNC:-build/nnc}
 PY=${PYTHON:-/usr/bin/python3}
 out=${BUILD:-build}/gradcheck_random
-# 1 to 6, and five seeds that bring what those lack (maxpool_relu_grad,
-# conv_grad_place, class labels from logits, logits of hundreds, ...): the
+# 1 to 6, and six seeds that bring what those lack (maxpool_relu_grad,
+# conv_grad_place, class labels from logits, logits of hundreds,
+# grad_tail with a product beside the one it hands out: 112, ...): the
 # checks at the end
-DEFAULT_SEEDS="1 2 3 4 5 6 11 52 57 125 175"
+DEFAULT_SEEDS="1 2 3 4 5 6 11 52 57 112 125 175"
 seeds=${GRADCHECK_SEEDS:-$DEFAULT_SEEDS}
 case "$seeds" in
 *-*) seeds=$(seq "${seeds%-*}" "${seeds#*-}") ;;
