@@ -446,8 +446,10 @@ static void emit_adam_block(Emitter *e)
 static void emit_sqrt_blocks(Emitter *e, const Graph *g, const Kernels *ks)
 {
     bool f32 = strcmp(e->real, "float") == 0, want_f = false, want_d = false;
+    bool tail = false; /* a grad_tail kernel's bias gradients take NNC_IVDEP */
     for (int i = 0; i < ks->n; i++) {
         const IrOp *o = &g->ops[ks->k[i].ops[0]];
+        tail = tail || ks->k[i].kind == KK_GRAD_TAIL;
         if ((o->op != OP_ADAM_UPDATE && o->op != OP_RMSPROP_UPDATE) ||
             update_elems(g, &ks->k[i]) < SQRT_BLOCK)
             continue;
@@ -460,10 +462,14 @@ static void emit_sqrt_blocks(Emitter *e, const Graph *g, const Kernels *ks)
         emit(e, "#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)");
         emit(e, "#include <immintrin.h>");
         emit(e, "#endif");
+    }
+    if (want_f || want_d || tail) {
         /* inside an OpenMP region gcc no longer sees the kernel's
-         * restrict, and tested the four arrays for overlap every block */
-        emit(e, "/* NNC_IVDEP: the update's arrays do not overlap; gcc need "
-             "not test it at run time */");
+         * restrict: it tested the update's four arrays for overlap every
+         * block, and left a bias gradient's loop over channels scalar */
+        emit(e, "/* NNC_IVDEP: the loop's arrays do not overlap (an update's, "
+             "a bias gradient's in a");
+        emit(e, " * kernel's own region); gcc need not test it at run time */");
         /* clang vectorised the loops at 256 bits (its preference on
          * this Xeon), and the block's 512-bit loads of what they stored
          * waited for the two halves to reach the cache (store

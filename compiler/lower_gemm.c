@@ -557,14 +557,37 @@ static long k_chunk(long K)
     return (K + chunks - 1) / chunks;
 }
 
-/* Bands per group when the threads claim the groups (Emitter.claim):
+/* Bands per group when several threads claim the groups (Emitter.claim):
  * CLAIMED_GROUPS of them, small enough that a thread that starts late
- * (fuse.c, rule_grad_tail) still gets its share: on mnist_mlp's dW1 8
- * groups gained nothing on 2 threads where 16 gained 2%. On one thread
- * the 16 groups measured the same as 8 groups chosen at run time. */
-static long claimed_bands(long bands)
+ * (fuse.c, rule_grad_tail) still gets its share (on mnist_mlp's dW1, 8
+ * groups gained nothing on 2 threads where 16 gained 2%), and at most
+ * `most`, the bands `part` holds. */
+static long claimed_bands(long bands, long most)
 {
-    return bands >= 2 * CLAIMED_GROUPS ? bands / CLAIMED_GROUPS : 1;
+    long g = bands >= 2 * CLAIMED_GROUPS ? bands / CLAIMED_GROUPS
+             : bands >= 4               ? 2 /* B's tile read by two bands */
+                                        : 1;
+    return g < most ? g : most;
+}
+
+/* The loop over claimed groups: `per` bands a group, chosen at run time.
+ * One thread keeps emit_groups' larger groups, which read each tile of B
+ * fewer times: mnist_mlp's 1-thread step took 0.99 of the time with
+ * groups of 2 bands (2 threads: 1.00). */
+static void open_claimed_groups(Emitter *e, long bands, long one_thread)
+{
+    const long several = claimed_bands(bands, one_thread);
+    if (several == one_thread)
+        emit(e, "const int per = %ld; /* bands a group */", several);
+    else
+        emit(e, "const int per = NNC_THREADS > 1 ? %ld : %ld; /* bands a "
+             "group: a thread that starts late still gets its share */",
+             several, one_thread);
+    emit_open(e, "for (int cur = 0, group; (group = nnc_next_chunk(&%s, "
+              "(%ld + per - 1) / per, &cur)) >= 0;)", e->claim, bands);
+    emit(e, "const int band0 = group * per;");
+    emit(e, "const int band1 = band0 + per < %ld ? band0 + per : %ld;", bands,
+         bands);
 }
 
 /* The bands in groups of g, a group a thread's, each of the group's
@@ -578,25 +601,27 @@ static long claimed_bands(long bands)
 static void emit_groups(Emitter *e, const Gemm *m, const GemmTiling *t,
                         long g, long work, int max_lanes)
 {
-    if (e->claim)
-        g = claimed_bands(t->bands);
     const Rows rows = {.mr = MR, .group = true, .bands = g,
                        .chunk = k_chunk(m->K)};
     const long groups = (t->bands + g - 1) / g;
+    char of[48] = "groups (of per bands, below)";
+    if (!e->claim)
+        snprintf(of, sizeof of, "groups of %ld", g);
     const char *claimed = e->claim ? "; each thread claims the next group" : "";
     if (rows.chunk < m->K)
-        emit(e, "/* bands in groups of %ld, which share each tile of B, "
-             "%ld values of k at a time%s */", g, rows.chunk, claimed);
+        emit(e, "/* bands in %s, which share each tile of B, %ld values of "
+             "k at a time%s */", of, rows.chunk, claimed);
     else
-        emit(e, "/* bands in groups of %ld, which share each tile of B%s */",
-             g, claimed);
+        emit(e, "/* bands in %s, which share each tile of B%s */", of,
+             claimed);
     if (e->claim) {
-        emit_open(e, "for (int cur = 0, group; (group = nnc_next_chunk(&%s, "
-                  "%ld, &cur)) >= 0;)", e->claim, groups);
-    } else {
-        lower_parallel_for_bad(e, work, m->check_finite);
-        emit_open(e, "for (int group = 0; group < %ld; group++)", groups);
+        open_claimed_groups(e, t->bands, g);
+        emit_band(e, m, t, &rows, max_lanes);
+        emit_close(e, NULL);
+        return;
     }
+    lower_parallel_for_bad(e, work, m->check_finite);
+    emit_open(e, "for (int group = 0; group < %ld; group++)", groups);
     emit(e, "const int band0 = group * %ld;", g);
     if (t->bands % g)
         emit(e, "const int band1 = band0 + %ld < %ld ? band0 + %ld : %ld;", g,

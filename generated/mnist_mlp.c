@@ -3913,7 +3913,8 @@ enum { NTENSORS = 6 };
 #if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
 #include <immintrin.h>
 #endif
-/* NNC_IVDEP: the update's arrays do not overlap; gcc need not test it at run time */
+/* NNC_IVDEP: the loop's arrays do not overlap (an update's, a bias gradient's in a
+ * kernel's own region); gcc need not test it at run time */
 #if defined(__GNUC__) && !defined(__clang__)
 #define NNC_IVDEP _Pragma("GCC ivdep")
 #elif defined(__clang__)
@@ -5054,6 +5055,7 @@ static void k12_dfc2_weight_matmul_bias_grad_matmul(const float *restrict dfc2_r
             {
                 const float *restrict dy = dfc1_relu_grad;
                 float *restrict dbias = dfc1_bias;
+                NNC_IVDEP
                 for (int c = 0; c < 256; c++) {
                     float acc = 0;
                     for (int n = 0; n < 64; n++) {
@@ -5075,10 +5077,11 @@ static void k12_dfc2_weight_matmul_bias_grad_matmul(const float *restrict dfc2_r
             #endif
             #define NNC_LANES (NNC_VEC_BYTES / 4)
             typedef float nnc_vec __attribute__((vector_size(NNC_VEC_BYTES), aligned(4), may_alias));
-            /* bands in groups of 2, which share each tile of B; each thread claims the next group */
-            for (int cur = 0, group; (group = nnc_next_chunk(&taken, 16, &cur)) >= 0;) {
-                const int band0 = group * 2;
-                const int band1 = band0 + 2;
+            /* bands in groups (of per bands, below), which share each tile of B; each thread claims the next group */
+            const int per = NNC_THREADS > 1 ? 2 : 8; /* bands a group: a thread that starts late still gets its share */
+            for (int cur = 0, group; (group = nnc_next_chunk(&taken, (32 + per - 1) / per, &cur)) >= 0;) {
+                const int band0 = group * per;
+                const int band1 = band0 + per < 32 ? band0 + per : 32;
                 long j0 = 0;
                 for (; j0 + 2 * NNC_LANES <= 784; j0 += 2 * NNC_LANES) {
                     for (int band = band0; band < band1; band++) {
