@@ -442,11 +442,13 @@ static void emit_adam_block(Emitter *e)
 /* Which square-root blocks the updates call (an unused static function
  * is a warning, an error under -Werror, for clang, inline or not): Adam
  * computes in the element type, RMSprop in double (lower.c), and only
- * an update of at least SQRT_BLOCK elements has a whole block. */
+ * an update of at least SQRT_BLOCK elements has a whole block. With
+ * them the loop pragmas their sweeps and a grad_tail's bias gradients
+ * use. */
 static void emit_sqrt_blocks(Emitter *e, const Graph *g, const Kernels *ks)
 {
     bool f32 = strcmp(e->real, "float") == 0, want_f = false, want_d = false;
-    bool tail = false; /* a grad_tail kernel's bias gradients take NNC_IVDEP */
+    bool tail = false; /* a grad_tail's bias gradients take NNC_GCC_IVDEP */
     for (int i = 0; i < ks->n; i++) {
         const IrOp *o = &g->ops[ks->k[i].ops[0]];
         tail = tail || ks->k[i].kind == KK_GRAD_TAIL;
@@ -458,18 +460,28 @@ static void emit_sqrt_blocks(Emitter *e, const Graph *g, const Kernels *ks)
         else
             want_d = true;
     }
+    if (tail) {
+        /* inside a grad_tail's region gcc no longer sees that a bias
+         * gradient's arrays are restrict, and left its loop over channels
+         * scalar; clang, told to vectorise it (NNC_IVDEP), could not, a
+         * warning under -Werror */
+        emit(e, "/* NNC_GCC_IVDEP: the loop's arrays do not overlap, for gcc, "
+             "which no longer sees");
+        emit(e, " * restrict inside a kernel's own parallel region */");
+        emit(e, "#if defined(__GNUC__) && !defined(__clang__)");
+        emit(e, "#define NNC_GCC_IVDEP _Pragma(\"GCC ivdep\")");
+        emit(e, "#else");
+        emit(e, "#define NNC_GCC_IVDEP");
+        emit(e, "#endif");
+    }
     if (want_f || want_d) {
         emit(e, "#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)");
         emit(e, "#include <immintrin.h>");
         emit(e, "#endif");
-    }
-    if (want_f || want_d || tail) {
         /* inside an OpenMP region gcc no longer sees the kernel's
-         * restrict: it tested the update's four arrays for overlap every
-         * block, and left a bias gradient's loop over channels scalar */
-        emit(e, "/* NNC_IVDEP: the loop's arrays do not overlap (an update's, "
-             "a bias gradient's in a");
-        emit(e, " * kernel's own region); gcc need not test it at run time */");
+         * restrict, and tested the four arrays for overlap every block */
+        emit(e, "/* NNC_IVDEP: the update's arrays do not overlap; gcc need "
+             "not test it at run time */");
         /* clang vectorised the loops at 256 bits (its preference on
          * this Xeon), and the block's 512-bit loads of what they stored
          * waited for the two halves to reach the cache (store

@@ -450,7 +450,7 @@ void lower_bias_grad(Emitter *e, const Graph *g, const IrOp *o,
      * and dbias are restrict, and left the loop scalar: mnist_mlp's 256
      * channels took 20 us instead of 1.3 */
     if (e->serial)
-        emit(e, "NNC_IVDEP");
+        emit(e, "NNC_GCC_IVDEP");
     emit_open(e, "for (int c = 0; c < %d; c++)", dy->shape.dim[1]);
     lower_bias_channel_sum(e, &dy->shape, act);
     emit_close(e, NULL);

@@ -3915,8 +3915,7 @@ enum { NTENSORS = 8 };
 #if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
 #include <immintrin.h>
 #endif
-/* NNC_IVDEP: the loop's arrays do not overlap (an update's, a bias gradient's in a
- * kernel's own region); gcc need not test it at run time */
+/* NNC_IVDEP: the update's arrays do not overlap; gcc need not test it at run time */
 #if defined(__GNUC__) && !defined(__clang__)
 #define NNC_IVDEP _Pragma("GCC ivdep")
 #elif defined(__clang__)

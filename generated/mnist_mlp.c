@@ -3910,11 +3910,17 @@ enum { NTENSORS = 6 };
 #define NNC_SCALAR
 #endif
 
+/* NNC_GCC_IVDEP: the loop's arrays do not overlap, for gcc, which no longer sees
+ * restrict inside a kernel's own parallel region */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NNC_GCC_IVDEP _Pragma("GCC ivdep")
+#else
+#define NNC_GCC_IVDEP
+#endif
 #if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
 #include <immintrin.h>
 #endif
-/* NNC_IVDEP: the loop's arrays do not overlap (an update's, a bias gradient's in a
- * kernel's own region); gcc need not test it at run time */
+/* NNC_IVDEP: the update's arrays do not overlap; gcc need not test it at run time */
 #if defined(__GNUC__) && !defined(__clang__)
 #define NNC_IVDEP _Pragma("GCC ivdep")
 #elif defined(__clang__)
@@ -5055,7 +5061,7 @@ static void k12_dfc2_weight_matmul_bias_grad_matmul(const float *restrict dfc2_r
             {
                 const float *restrict dy = dfc1_relu_grad;
                 float *restrict dbias = dfc1_bias;
-                NNC_IVDEP
+                NNC_GCC_IVDEP
                 for (int c = 0; c < 256; c++) {
                     float acc = 0;
                     for (int n = 0; n < 64; n++) {
