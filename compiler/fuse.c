@@ -512,7 +512,7 @@ static bool exists_before(const Fuser *f, const int *ops, int v)
  * the rest must weigh between 1/32 and 1/4 of it. On mnist_mlp the
  * second layer's weight gradient (16 us on 1 thread or 2) and the first
  * layer's bias gradient then run beside dW1: the step 0.97-0.99 of the
- * three kernels' on 2 threads, 1.006-1.009 on 1, the same bits. */
+ * three kernels' on 2 threads, 1.00 on 1, the same bits. */
 static int rule_grad_tail(const Fuser *f, int first, int *ops)
 {
     const Graph *g = f->g;
