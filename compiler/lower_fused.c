@@ -194,7 +194,7 @@ static void signature(Emitter *e, const Graph *g, const Kernel *k,
     if (k->scratch > 0 && at < len)
         at += (size_t)snprintf(buf + at, len - at, ", %s *restrict packed",
                                e->real);
-    if (k->kind == KK_GRAD_TAIL && at < len)
+    if (kernel_checks_gradient(g, k) && at < len)
         snprintf(buf + at, len - at, ", int *restrict nonfinite");
     if (k->kind != KK_UPDATE || at >= len)
         return;
@@ -804,7 +804,7 @@ void lower_fused_call(Emitter *e, const Graph *g, const Kernel *k,
     if (k->scratch > 0 && at < sizeof args)
         at += (size_t)snprintf(args + at, sizeof args - at, ", m->arena + %ld",
                                p->scratch[k->index]);
-    if (k->kind == KK_GRAD_TAIL && at < sizeof args)
+    if (kernel_checks_gradient(g, k) && at < sizeof args)
         snprintf(args + at, sizeof args - at, ", &m->grads_nonfinite");
     emit(e, "%s(%s);", k->name, args);
 }

@@ -744,7 +744,7 @@ static void emit_shares(Emitter *e, const Gemm *m, const GemmTiling *t,
     emit_close(e, NULL);
 }
 
-static void emit_product(Emitter *e, const Gemm *product)
+void lower_gemm_product(Emitter *e, const Gemm *product)
 {
     if (gemm_is_tiny(product)) {
         emit_dot_products(e, product);
@@ -812,11 +812,6 @@ static void emit_product(Emitter *e, const Gemm *product)
     }
 }
 
-void lower_gemm_product(Emitter *e, const Gemm *product)
-{
-    emit_product(e, product);
-}
-
 bool gemm_op_claims(const Graph *g, const IrOp *o)
 {
     Gemm product = {0}, m;
@@ -836,7 +831,7 @@ void lower_gemm(Emitter *e, const Gemm *product)
 {
     if (product->check_finite)
         emit(e, "int bad = 0; /* whether an element stored is not finite */");
-    emit_product(e, product);
+    lower_gemm_product(e, product);
     if (product->check_finite) {
         emit_open(e, "if (bad)");
         emit(e, "*nonfinite = 1;");

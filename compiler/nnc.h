@@ -819,8 +819,9 @@ typedef struct GemmTiling {
     bool vec, mid, tail;
 } GemmTiling;
 void gemm_tiling(const Gemm *m, int max_lanes, GemmTiling *t);
-/* whether kernel k is a product that stores a parameter's gradient and
- * tests it for non-finite values as it stores it (lower.c) */
+/* whether kernel k is, or holds, a product that stores a parameter's
+ * gradient and tests it for non-finite values as it stores it, and so
+ * takes `nonfinite` (lower.c) */
 bool kernel_checks_gradient(const Graph *g, const Kernel *k);
 /* whether kernel k stores value v, a parameter's gradient, from a product
  * that tests it as it stores it (a KK_SINGLE or KK_GRAD_TAIL member) */
